@@ -1,0 +1,1 @@
+//! The revision DAG (Alembic's `RevisionMap`): no I/O, no SQL.

@@ -1,0 +1,1 @@
+//! Revision files: the pest grammar, our typed AST, and the module-level metadata.
