@@ -261,6 +261,23 @@ impl IniParser {
         self.sections.iter().map(|(n, _)| n.as_str())
     }
 
+    /// `options(section)`: the section's option names, then the defaults' not already there.
+    pub fn options(&self, section: &str) -> Result<Vec<String>, ConfigError> {
+        let i = self
+            .section_index(section)
+            .ok_or_else(|| ConfigError::NoSection(section.to_string()))?;
+        let own = &self.sections[i].1;
+        let mut names: Vec<String> = own.0.iter().map(|(k, _)| k.clone()).collect();
+        names.extend(
+            self.defaults
+                .0
+                .iter()
+                .filter(|(k, _)| !own.contains(k))
+                .map(|(k, _)| k.clone()),
+        );
+        Ok(names)
+    }
+
     /// `has_section`: DEFAULT is not acknowledged.
     pub fn has_section(&self, section: &str) -> bool {
         self.section_index(section).is_some()

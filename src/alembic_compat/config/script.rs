@@ -2,8 +2,9 @@
 //! [`Config`], resolved in the same order so the first error is the one Alembic reports:
 //! script_location, truncate_slug_length, prepend_sys_path, recursive_version_locations,
 //! the script directory itself, file_template, sourceless, output_encoding,
-//! version_locations, timezone, post-write hooks; plus revision_environment (read by the
-//! revision/upgrade commands with `asbool`).
+//! version_locations, timezone, post-write hooks. `revision_environment` is not part of it:
+//! Alembic reads it only in the commands that need it, so its error must surface there
+//! ([`Config::revision_environment`]).
 //!
 //! Owns option semantics (defaults, separators, legacy splitting, deprecation warnings).
 //! Does not own reading the version files.
@@ -43,8 +44,6 @@ pub struct ScriptSettings {
     pub sourceless: bool,
     /// `output_encoding`, default `utf-8`.
     pub output_encoding: String,
-    /// `revision_environment` through `asbool` (absent: false).
-    pub revision_environment: bool,
     /// `prepend_sys_path` split like version_locations (legacy split also on `:`).
     pub prepend_sys_path: Option<Vec<String>>,
     /// Post-write hooks: each hook's options, with `_hook_name` first.
@@ -246,6 +245,23 @@ fn hooks(cfg: &Config) -> Result<Vec<Vec<(String, String)>>, ConfigError> {
     Ok(out)
 }
 
+impl Config {
+    /// `util.asbool(config.get_alembic_option("revision_environment"))`, as the revision,
+    /// merge and check commands read it: strings go through asbool (error on other words),
+    /// TOML values through Python truthiness; absent is false.
+    pub fn revision_environment(&self) -> Result<bool, ConfigError> {
+        Ok(match self.get_alembic_option("revision_environment")? {
+            None => false,
+            Some(AlembicValue::Str(s)) => super::asbool(&s)?,
+            Some(AlembicValue::Bool(b)) => b,
+            Some(AlembicValue::Int(n)) => n != 0,
+            Some(AlembicValue::List(l)) => !l.is_empty(),
+            Some(AlembicValue::Dict(d)) => !d.is_empty(),
+            Some(AlembicValue::DictList(d)) => !d.is_empty(),
+        })
+    }
+}
+
 impl ScriptSettings {
     /// `ScriptDirectory.from_config(config)` minus the existence check (see
     /// [`Self::check_script_dir`], which Alembic performs right after).
@@ -306,16 +322,6 @@ impl ScriptSettings {
         )?;
         let timezone = cfg.get_alembic_str("timezone")?;
         let hooks = hooks(cfg)?;
-        // command.revision: util.asbool(config.get_alembic_option("revision_environment")).
-        let revision_environment = match cfg.get_alembic_option("revision_environment")? {
-            None => false,
-            Some(AlembicValue::Str(s)) => super::asbool(&s)?,
-            Some(AlembicValue::Bool(b)) => b,
-            Some(AlembicValue::Int(n)) => n != 0,
-            Some(AlembicValue::List(l)) => !l.is_empty(),
-            Some(AlembicValue::Dict(d)) => !d.is_empty(),
-            Some(AlembicValue::DictList(d)) => !d.is_empty(),
-        };
 
         Ok(Self {
             script_location,
@@ -327,7 +333,6 @@ impl ScriptSettings {
             recursive_version_locations,
             sourceless,
             output_encoding,
-            revision_environment,
             prepend_sys_path,
             hooks,
             warnings,
@@ -412,7 +417,7 @@ mod tests {
         assert_eq!(s.output_encoding, "utf-8");
         assert_eq!(s.version_locations, None);
         assert_eq!(s.timezone, None);
-        assert!(!s.sourceless && !s.recursive_version_locations && !s.revision_environment);
+        assert!(!s.sourceless && !s.recursive_version_locations);
         assert!(s.hooks.is_empty() && s.warnings.is_empty());
         assert_eq!(
             s.version_dirs(Path::new("/w")).unwrap(),
@@ -500,12 +505,19 @@ mod tests {
 
     #[test]
     fn booleans_and_revision_environment() {
-        let s = settings("[alembic]\nscript_location=m\nsourceless=true\nrecursive_version_locations=yes\nrevision_environment = Yes\n").unwrap();
+        let (_d, cfg) = load("[alembic]\nscript_location=m\nsourceless=true\nrecursive_version_locations=yes\nrevision_environment = Yes\n", None);
+        let s = ScriptSettings::from_config(&cfg).unwrap();
         assert!(s.sourceless);
         assert!(!s.recursive_version_locations);
-        assert!(s.revision_environment);
+        assert_eq!(cfg.revision_environment(), Ok(true));
+        let (_d, cfg) = load(
+            "[alembic]\nscript_location=m\nrevision_environment = maybe\n",
+            None,
+        );
+        // not a from_config error: only the commands that read it fail
+        assert!(ScriptSettings::from_config(&cfg).is_ok());
         assert_eq!(
-            settings("[alembic]\nscript_location=m\nrevision_environment = maybe\n").unwrap_err(),
+            cfg.revision_environment().unwrap_err().to_string(),
             "String is not true/false: 'maybe'"
         );
     }
@@ -524,7 +536,8 @@ mod tests {
             Some(vec![format!("{here}/v1"), "v2".into()])
         );
         assert_eq!(s.truncate_slug_length, 12);
-        assert!(s.sourceless && s.revision_environment);
+        assert!(s.sourceless);
+        assert_eq!(cfg.revision_environment(), Ok(true));
         assert_eq!(
             s.hooks,
             vec![vec![
