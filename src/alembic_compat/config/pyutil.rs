@@ -11,14 +11,64 @@ pub(crate) fn is_py_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
-/// `str.strip()` with no argument.
-pub(crate) fn py_strip(s: &str) -> &str {
-    s.trim_matches(is_py_space)
+/// ASCII part of `str.isspace()`: `\t\n\v\f\r`, U+001C..U+001F and space.
+fn is_ascii_py_space(b: u8) -> bool {
+    matches!(b, b'\t'..=b'\r' | 0x1c..=0x1f | b' ')
+}
+
+// The strip functions below walk bytes with an ASCII fast path instead of using
+// `trim_matches(is_py_space)`: the generic pattern code is slow in unoptimised builds and these
+// run on every line of every ini file.
+
+/// `str.lstrip()` with no argument.
+pub(crate) fn py_lstrip(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] < 0x80 {
+            if !is_ascii_py_space(b[i]) {
+                break;
+            }
+            i += 1;
+        } else {
+            match s[i..].chars().next() {
+                Some(c) if is_py_space(c) => i += c.len_utf8(),
+                _ => break,
+            }
+        }
+    }
+    &s[i..]
 }
 
 /// `str.rstrip()` with no argument.
 pub(crate) fn py_rstrip(s: &str) -> &str {
-    s.trim_end_matches(is_py_space)
+    let b = s.as_bytes();
+    let mut end = b.len();
+    while end > 0 {
+        if b[end - 1] < 0x80 {
+            if !is_ascii_py_space(b[end - 1]) {
+                break;
+            }
+            end -= 1;
+        } else {
+            match s[..end].chars().next_back() {
+                Some(c) if is_py_space(c) => end -= c.len_utf8(),
+                _ => break,
+            }
+        }
+    }
+    &s[..end]
+}
+
+/// `str.strip()` with no argument.
+pub(crate) fn py_strip(s: &str) -> &str {
+    py_rstrip(py_lstrip(s))
+}
+
+/// Number of leading whitespace *characters* (configparser compares indents in chars).
+pub(crate) fn py_indent(s: &str) -> usize {
+    let rest = py_lstrip(s);
+    s[..s.len() - rest.len()].chars().count()
 }
 
 /// Whether `repr()` prints the char as-is (`str.isprintable`). CPython consults the Unicode
@@ -230,6 +280,10 @@ mod tests {
         assert_eq!(py_strip("\u{1c} a \u{a0}\t"), "a");
         assert_eq!(py_rstrip(" a \n\n"), " a");
         assert_eq!(py_strip("\u{feff}a"), "\u{feff}a");
+        assert_eq!(py_strip("\u{3000}\u{2028}x y\u{85}\u{1f}"), "x y");
+        assert_eq!(py_strip(" \t "), "");
+        assert_eq!(py_indent("\u{a0} \tx "), 3);
+        assert_eq!(py_indent("x"), 0);
     }
 
     #[test]
