@@ -7,6 +7,17 @@
 //! Owns: turning config files, `-c/-n/-x` and `--url` into typed values and into errors whose
 //! text is what Python prints. Does not own: reading revision files, logging configuration
 //! (`[loggers]` etc. are parsed but not interpreted), env.py, or opening databases.
+//!
+//! Known differences from Python (everything else is checked by the `differential` tests):
+//! - a non-UTF-8 ini file is an error up front ([`ConfigError::NotUtf8`]); Python decodes with
+//!   the locale encoding while reading and raises UnicodeDecodeError with other wording;
+//! - pyproject.toml syntax errors carry the `toml` crate's message, not tomllib's;
+//! - `package:path` locations are found as directories under `prepend_sys_path` entries only
+//!   (we cannot import Python packages or search site-packages);
+//! - non-string TOML values where Alembic needs a string or list (e.g. `version_locations =
+//!   "a b"`, which Python iterates character by character) are a [`ConfigError::TomlType`];
+//! - `repr()` of unassigned Unicode code points prints them raw (Python escapes them);
+//!   `int()` accepts ASCII digits only and values within `i64`.
 
 pub mod alembic;
 mod error;
