@@ -14,7 +14,10 @@ fn main() {
                 let meta = meshview::alembic_compat::script::ScriptMeta::from_module(&p, &src, &m);
                 println!("{p}: ok {} stmts {:?}", m.body.len(), meta);
                 if std::env::var("DUMP").is_ok() {
-                    println!("{}", meshview::alembic_compat::script::dump::dump_module(&m));
+                    println!(
+                        "{}",
+                        meshview::alembic_compat::script::dump::dump_module(&m)
+                    );
                 }
             }
             Err(e) => println!("{}", e.render()),

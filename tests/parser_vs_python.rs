@@ -18,7 +18,9 @@ fn python() -> PathBuf {
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
@@ -39,7 +41,11 @@ enum Py {
 
 fn python_dumps(files: &[PathBuf]) -> HashMap<String, Py> {
     let py = python();
-    assert!(py.exists(), "{} is missing: run scripts/setup-venv (scripts/test does)", py.display());
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/setup-venv (scripts/test does)",
+        py.display()
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pyast-dump");
     let mut child = Command::new(&py)
         .arg(&script)
@@ -81,7 +87,11 @@ fn parser_reads_files_as_cpython_does() {
             collect(&d, &mut files);
         }
     }
-    assert!(files.len() > 20, "expected a corpus of Python files, found {}", files.len());
+    assert!(
+        files.len() > 20,
+        "expected a corpus of Python files, found {}",
+        files.len()
+    );
     let py = python_dumps(&files);
 
     let files2 = files.clone();
@@ -94,7 +104,9 @@ fn parser_reads_files_as_cpython_does() {
                     let path = p.display().to_string();
                     let bytes = std::fs::read(p).unwrap_or_default();
                     let src = String::from_utf8_lossy(&bytes);
-                    parse_module(&path, &src).map(|m| dump_module(&m)).map_err(|e| (e.line, e.to_string()))
+                    parse_module(&path, &src)
+                        .map(|m| dump_module(&m))
+                        .map_err(|e| (e.line, e.to_string()))
                 })
                 .collect()
         })
@@ -109,7 +121,11 @@ fn parser_reads_files_as_cpython_does() {
         match (py.get(&key), ours) {
             (Some(Py::Dump(a)), Ok(b)) if *a == b => {}
             (Some(Py::Dump(a)), Ok(b)) => {
-                let i = a.bytes().zip(b.bytes()).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+                let i = a
+                    .bytes()
+                    .zip(b.bytes())
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(a.len().min(b.len()));
                 let lo = i.saturating_sub(150);
                 failures.push(format!(
                     "{key}: AST differs at byte {i}\n  python: ...{}\n  ours:   ...{}",
@@ -117,18 +133,37 @@ fn parser_reads_files_as_cpython_does() {
                     b.get(lo..(i + 150).min(b.len())).unwrap_or("")
                 ));
             }
-            (Some(Py::Dump(_)), Err((_, e))) => failures.push(format!("{key}: python parses it, we fail: {e}")),
-            (Some(Py::Error(e)), Ok(_)) => failures.push(format!("{key}: python rejects it ({e}), we accept it")),
+            (Some(Py::Dump(_)), Err((_, e))) => {
+                failures.push(format!("{key}: python parses it, we fail: {e}"))
+            }
+            (Some(Py::Error(e)), Ok(_)) => {
+                failures.push(format!("{key}: python rejects it ({e}), we accept it"))
+            }
             (Some(Py::Error(e)), Err((line, ours))) => {
-                let py_line: Option<usize> = e.strip_prefix(&format!("{key}:")).and_then(|r| r.split(':').next()).and_then(|l| l.parse().ok());
+                let py_line: Option<usize> = e
+                    .strip_prefix(&format!("{key}:"))
+                    .and_then(|r| r.split(':').next())
+                    .and_then(|l| l.parse().ok());
                 if py_line != Some(line) {
-                    failures.push(format!("{key}: error on another line\n  python: {e}\n  ours:   {ours}"));
+                    failures.push(format!(
+                        "{key}: error on another line\n  python: {e}\n  ours:   {ours}"
+                    ));
                 }
             }
             (Some(Py::Unsupported), _) => unsupported += 1,
             (None, _) => failures.push(format!("{key}: no answer from pyast-dump")),
         }
     }
-    eprintln!("parser_vs_python: {} files, {} outside the supported subset", files.len(), unsupported);
-    assert!(failures.is_empty(), "{} of {} files differ:\n{}", failures.len(), files.len(), failures.join("\n"));
+    eprintln!(
+        "parser_vs_python: {} files, {} outside the supported subset",
+        files.len(),
+        unsupported
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} files differ:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
 }

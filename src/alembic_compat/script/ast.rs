@@ -16,7 +16,10 @@ impl Span {
     pub fn new(start: usize, end: usize) -> Self {
         // Revision files over 4 GiB are not a thing; saturate rather than wrap.
         let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
-        Span { start: clamp(start), end: clamp(end) }
+        Span {
+            start: clamp(start),
+            end: clamp(end),
+        }
     }
 }
 
@@ -29,9 +32,10 @@ impl Module {
     /// The module docstring: the value of a first statement that is a plain string literal.
     pub fn docstring(&self) -> Option<&str> {
         match self.body.first().map(|s| &s.kind) {
-            Some(StmtKind::Expr(Expr { kind: ExprKind::Constant(Constant::Str(s)), .. })) => {
-                Some(s)
-            }
+            Some(StmtKind::Expr(Expr {
+                kind: ExprKind::Constant(Constant::Str(s)),
+                ..
+            })) => Some(s),
             _ => None,
         }
     }
@@ -47,26 +51,68 @@ pub struct Stmt {
 pub enum StmtKind {
     Expr(Expr),
     /// `a = b = value`: every target, left to right.
-    Assign { targets: Vec<Expr>, value: Expr },
-    AnnAssign { target: Expr, annotation: Expr, value: Option<Expr> },
-    AugAssign { target: Expr, op: BinOp, value: Expr },
+    Assign {
+        targets: Vec<Expr>,
+        value: Expr,
+    },
+    AnnAssign {
+        target: Expr,
+        annotation: Expr,
+        value: Option<Expr>,
+    },
+    AugAssign {
+        target: Expr,
+        op: BinOp,
+        value: Expr,
+    },
     Pass,
     Break,
     Continue,
     Return(Option<Expr>),
-    Raise { exc: Option<Expr>, cause: Option<Expr> },
+    Raise {
+        exc: Option<Expr>,
+        cause: Option<Expr>,
+    },
     Global(Vec<Ident>),
     Nonlocal(Vec<Ident>),
     Del(Vec<Expr>),
-    Assert { test: Expr, msg: Option<Expr> },
+    Assert {
+        test: Expr,
+        msg: Option<Expr>,
+    },
     Import(Vec<Alias>),
     /// `from ..a.b import x as y`; `names` empty means `import *`.
-    ImportFrom { level: u32, module: Option<String>, names: Vec<Alias> },
-    If { test: Expr, body: Vec<Stmt>, orelse: Vec<Stmt> },
-    For { target: Expr, iter: Expr, body: Vec<Stmt>, orelse: Vec<Stmt> },
-    While { test: Expr, body: Vec<Stmt>, orelse: Vec<Stmt> },
-    With { items: Vec<WithItem>, body: Vec<Stmt> },
-    Try { body: Vec<Stmt>, handlers: Vec<ExceptHandler>, orelse: Vec<Stmt>, finalbody: Vec<Stmt> },
+    ImportFrom {
+        level: u32,
+        module: Option<String>,
+        names: Vec<Alias>,
+    },
+    If {
+        test: Expr,
+        body: Vec<Stmt>,
+        orelse: Vec<Stmt>,
+    },
+    For {
+        target: Expr,
+        iter: Expr,
+        body: Vec<Stmt>,
+        orelse: Vec<Stmt>,
+    },
+    While {
+        test: Expr,
+        body: Vec<Stmt>,
+        orelse: Vec<Stmt>,
+    },
+    With {
+        items: Vec<WithItem>,
+        body: Vec<Stmt>,
+    },
+    Try {
+        body: Vec<Stmt>,
+        handlers: Vec<ExceptHandler>,
+        orelse: Vec<Stmt>,
+        finalbody: Vec<Stmt>,
+    },
     FunctionDef(Arc<FunctionDef>),
     ClassDef(Arc<ClassDef>),
 }
@@ -147,29 +193,79 @@ pub enum ExprKind {
     Constant(Constant),
     /// An f-string (after implicit concatenation with its neighbours).
     JoinedStr(Vec<FStringPart>),
-    Attribute { value: Box<Expr>, attr: String },
-    Subscript { value: Box<Expr>, index: Box<Expr> },
-    Slice { lower: Option<Box<Expr>>, upper: Option<Box<Expr>>, step: Option<Box<Expr>> },
-    Call { func: Box<Expr>, args: Vec<Arg> },
-    BinOp { left: Box<Expr>, op: BinOp, right: Box<Expr> },
-    UnaryOp { op: UnaryOp, operand: Box<Expr> },
-    BoolOp { op: BoolOp, values: Vec<Expr> },
-    Compare { left: Box<Expr>, ops: Vec<(CmpOp, Expr)> },
-    IfExp { test: Box<Expr>, body: Box<Expr>, orelse: Box<Expr> },
-    Lambda { params: Arc<Params>, body: Arc<Expr> },
-    NamedExpr { target: String, value: Box<Expr> },
+    Attribute {
+        value: Box<Expr>,
+        attr: String,
+    },
+    Subscript {
+        value: Box<Expr>,
+        index: Box<Expr>,
+    },
+    Slice {
+        lower: Option<Box<Expr>>,
+        upper: Option<Box<Expr>>,
+        step: Option<Box<Expr>>,
+    },
+    Call {
+        func: Box<Expr>,
+        args: Vec<Arg>,
+    },
+    BinOp {
+        left: Box<Expr>,
+        op: BinOp,
+        right: Box<Expr>,
+    },
+    UnaryOp {
+        op: UnaryOp,
+        operand: Box<Expr>,
+    },
+    BoolOp {
+        op: BoolOp,
+        values: Vec<Expr>,
+    },
+    Compare {
+        left: Box<Expr>,
+        ops: Vec<(CmpOp, Expr)>,
+    },
+    IfExp {
+        test: Box<Expr>,
+        body: Box<Expr>,
+        orelse: Box<Expr>,
+    },
+    Lambda {
+        params: Arc<Params>,
+        body: Arc<Expr>,
+    },
+    NamedExpr {
+        target: String,
+        value: Box<Expr>,
+    },
     List(Vec<Expr>),
     Tuple(Vec<Expr>),
     Set(Vec<Expr>),
     /// `None` key: a `**mapping` spread.
     Dict(Vec<(Option<Expr>, Expr)>),
-    ListComp { elt: Box<Expr>, generators: Vec<Comprehension> },
-    SetComp { elt: Box<Expr>, generators: Vec<Comprehension> },
-    DictComp { key: Box<Expr>, value: Box<Expr>, generators: Vec<Comprehension> },
-    GeneratorExp { elt: Box<Expr>, generators: Vec<Comprehension> },
+    ListComp {
+        elt: Box<Expr>,
+        generators: Vec<Comprehension>,
+    },
+    SetComp {
+        elt: Box<Expr>,
+        generators: Vec<Comprehension>,
+    },
+    DictComp {
+        key: Box<Expr>,
+        value: Box<Expr>,
+        generators: Vec<Comprehension>,
+    },
+    GeneratorExp {
+        elt: Box<Expr>,
+        generators: Vec<Comprehension>,
+    },
     Starred(Box<Expr>),
     Await(Box<Expr>),
     Yield(Option<Box<Expr>>),
+    YieldFrom(Box<Expr>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -196,7 +292,12 @@ pub enum IntLit {
 #[derive(Clone, Debug, PartialEq)]
 pub enum FStringPart {
     Literal(String),
-    Field { expr: Box<Expr>, conversion: Option<char>, spec: Vec<FStringPart>, debug_text: Option<String> },
+    Field {
+        expr: Box<Expr>,
+        conversion: Option<char>,
+        spec: Vec<FStringPart>,
+        debug_text: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -209,7 +310,10 @@ pub struct Comprehension {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Arg {
     Positional(Expr),
-    Keyword { name: String, value: Expr },
+    Keyword {
+        name: String,
+        value: Expr,
+    },
     /// `*iterable`
     Star(Expr),
     /// `**mapping`
@@ -252,11 +356,18 @@ impl BinOp {
     ];
 
     pub fn from_text(text: &str) -> Option<(BinOp, u8, bool)> {
-        BinOp::TABLE.iter().find(|(t, ..)| *t == text).map(|&(_, op, p, r)| (op, p, r))
+        BinOp::TABLE
+            .iter()
+            .find(|(t, ..)| *t == text)
+            .map(|&(_, op, p, r)| (op, p, r))
     }
 
     pub fn symbol(self) -> &'static str {
-        BinOp::TABLE.iter().find(|(_, op, ..)| *op == self).map(|(t, ..)| *t).unwrap_or("?")
+        BinOp::TABLE
+            .iter()
+            .find(|(_, op, ..)| *op == self)
+            .map(|(t, ..)| *t)
+            .unwrap_or("?")
     }
 }
 

@@ -14,25 +14,40 @@ use super::SyntaxError;
 /// Alembic's `_only_source_rev_file` (`(?!\.\#|__init__)(.*\.py)$`): any `*.py` whose name
 /// does not start with `.#` (editor lock files) or `__init__`.
 fn is_revision_file_name(name: &str) -> bool {
-    name.ends_with(".py") && !name.starts_with(".#") && !name.starts_with("__init__") && !name.contains('\n')
+    name.ends_with(".py")
+        && !name.starts_with(".#")
+        && !name.starts_with("__init__")
+        && !name.contains('\n')
 }
 
 /// Alembic's `_legacy_rev` (`([a-f0-9]+)\.py$`): the revision id of a file named after it.
 fn legacy_revision(name: &str) -> Option<&str> {
     let stem = name.strip_suffix(".py")?;
-    let ok = !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let ok = !stem.is_empty()
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     ok.then_some(stem)
 }
 
-/// One loaded revision file.
+/// One loaded revision file: where it is and what Alembic reads from its module. The body
+/// is parsed again on demand ([`Script::parse`]) by the commands that run it.
 #[derive(Debug, Clone)]
 pub struct Script {
     /// The resolved (real) path, as Alembic stores and prints it.
     pub path: PathBuf,
     pub revision: String,
     pub meta: ScriptMeta,
-    pub source: String,
-    pub module: Module,
+}
+
+impl Script {
+    /// Reads and parses the file's whole module.
+    pub fn parse(&self) -> Result<(String, Module), LoadError> {
+        let shown = self.path.display().to_string();
+        let source = read_source(&self.path)?;
+        let module = parse_module(&shown, &source).map_err(LoadError::Syntax)?;
+        Ok((source, module))
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -68,14 +83,23 @@ pub struct Loaded {
 
 /// Lists the revision files of `locations` in Alembic's order, without reading them.
 pub fn list_revision_files(locations: &[PathBuf], recursive: bool) -> (Vec<PathBuf>, Vec<String>) {
+    let (files, warnings) = list_with_stamps(locations, recursive);
+    (files.into_iter().map(|(p, _)| p).collect(), warnings)
+}
+
+type Listed = (PathBuf, Option<FileStamp>);
+
+fn list_with_stamps(locations: &[PathBuf], recursive: bool) -> (Vec<Listed>, Vec<String>) {
     let mut files = Vec::new();
     let mut warnings = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for loc in locations.iter().filter(|l| l.exists()) {
         let mut found = Vec::new();
-        walk(loc, recursive, &mut found);
-        for path in found {
-            let real = std::fs::canonicalize(&path).unwrap_or(path);
+        // Resolve the directory once; `walk` resolves only entries that are links themselves,
+        // which keeps this to one system call per file on large histories.
+        let loc = std::fs::canonicalize(loc).unwrap_or_else(|_| loc.clone());
+        walk(&loc, recursive, &mut found);
+        for (real, stamp) in found {
             if !seen.insert(real.clone()) {
                 warnings.push(format!(
                     "File {} loaded twice! ignoring. Please ensure version_locations is unique.",
@@ -88,7 +112,7 @@ pub fn list_revision_files(locations: &[PathBuf], recursive: bool) -> (Vec<PathB
                 .and_then(|n| n.to_str())
                 .is_some_and(is_revision_file_name);
             if name_ok {
-                files.push(real);
+                files.push((real, stamp));
             }
         }
     }
@@ -97,41 +121,101 @@ pub fn list_revision_files(locations: &[PathBuf], recursive: bool) -> (Vec<PathB
 
 /// `os.walk(top_down=True)` order: a directory's files (sorted), then each sorted
 /// sub-directory in turn; `__pycache__` directories contribute nothing.
-fn walk(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+fn walk(dir: &Path, recursive: bool, out: &mut Vec<Listed>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut files = Vec::new();
     let mut dirs = Vec::new();
     for entry in entries.flatten() {
-        let path = entry.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+        let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        // os.walk follows the same is_dir() test (symlinks to directories count as directories).
-        if path.is_dir() {
-            dirs.push(name);
+        let Ok(ft) = entry.file_type() else { continue };
+        let path = dir.join(&name);
+        // os.walk's is_dir() follows links, and Alembic resolves every file path.
+        // The stamp comes from the directory entry (a stat relative to the open directory),
+        // far cheaper than a stat by full path on large histories.
+        let (is_dir, real, md) = if ft.is_symlink() {
+            (
+                path.is_dir(),
+                std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone()),
+                std::fs::metadata(&path).ok(),
+            )
         } else {
-            files.push(name);
+            (
+                ft.is_dir(),
+                path,
+                if ft.is_dir() {
+                    None
+                } else {
+                    entry.metadata().ok()
+                },
+            )
+        };
+        if is_dir {
+            dirs.push((name, real));
+        } else {
+            files.push((name, (real, md.as_ref().and_then(FileStamp::from_metadata))));
         }
     }
-    let is_cache = dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("__pycache__"));
+    let is_cache = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with("__pycache__"));
     if !is_cache {
-        files.sort();
-        out.extend(files.into_iter().map(|f| dir.join(f)));
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        out.extend(files.into_iter().map(|(_, listed)| listed));
     }
     if recursive {
         dirs.sort();
-        for d in dirs {
-            walk(&dir.join(d), recursive, out);
+        for (_, d) in dirs {
+            walk(&d, recursive, out);
         }
     }
 }
 
 /// Loads every revision file of `locations`. All broken files are reported, not just the
 /// first, in load order.
+///
+/// Parsing every file is the slow part, so what each file yields is kept in a
+/// [`MetaCache`] (the role Python's `__pycache__` plays for Alembic): a file whose size and
+/// modification time are unchanged is not parsed again.
 pub fn load_scripts(locations: &[PathBuf], recursive: bool) -> Result<Loaded, Vec<LoadError>> {
-    let (files, warnings) = list_revision_files(locations, recursive);
-    let results = load_parallel(&files);
-    let mut scripts = Vec::with_capacity(results.len());
+    let (listed, warnings) = list_with_stamps(locations, recursive);
+    let (files, stamps): (Vec<PathBuf>, Vec<Option<FileStamp>>) = listed.into_iter().unzip();
+    let cache = MetaCache::open(locations);
+    let mut results: Vec<Option<Result<Script, LoadError>>> = Vec::with_capacity(files.len());
+    let mut to_parse = Vec::new();
+    for (i, (f, &stamp)) in files.iter().zip(&stamps).enumerate() {
+        match (stamp, cache.as_ref().and_then(|c| c.get(f, stamp))) {
+            (Some(_), Some(script)) => results.push(Some(Ok(script))),
+            _ => {
+                results.push(None);
+                to_parse.push(i);
+            }
+        }
+    }
+    if !to_parse.is_empty() {
+        let paths: Vec<PathBuf> = to_parse.iter().map(|&i| files[i].clone()).collect();
+        for (i, r) in to_parse.iter().zip(load_parallel(&paths)) {
+            results[*i] = Some(r);
+        }
+        if let Some(mut cache) = cache {
+            cache.store(
+                files
+                    .iter()
+                    .zip(&stamps)
+                    .zip(&results)
+                    .filter_map(|((f, st), r)| match (st, r) {
+                        (Some(st), Some(Ok(s))) => Some((f.clone(), *st, s.clone())),
+                        _ => None,
+                    }),
+            );
+        }
+    }
+    let results = results.into_iter().flatten();
+    let mut scripts = Vec::with_capacity(files.len());
     let mut errors = Vec::new();
     for r in results {
         match r {
@@ -147,7 +231,10 @@ pub fn load_scripts(locations: &[PathBuf], recursive: bool) -> Result<Loaded, Ve
 }
 
 fn load_parallel(files: &[PathBuf]) -> Vec<Result<Script, LoadError>> {
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
     // Small directories are faster on one thread than the cost of spawning more.
     let workers = if files.len() < 64 { 1 } else { workers };
     let chunk = files.len().div_ceil(workers).max(1);
@@ -157,15 +244,23 @@ fn load_parallel(files: &[PathBuf]) -> Vec<Result<Script, LoadError>> {
             .map(|part| {
                 std::thread::Builder::new()
                     .stack_size(PARSER_STACK_SIZE)
-                    .spawn_scoped(scope, move || part.iter().map(|p| load_one(p)).collect::<Vec<_>>())
+                    .spawn_scoped(scope, move || {
+                        part.iter().map(|p| load_one(p)).collect::<Vec<_>>()
+                    })
             })
             .collect();
         let mut out = Vec::with_capacity(files.len());
         for (h, part) in handles.into_iter().zip(files.chunks(chunk)) {
-            match h.map_err(|e| e.to_string()).and_then(|h| h.join().map_err(|_| "parser thread panicked".to_string())) {
+            match h
+                .map_err(|e| e.to_string())
+                .and_then(|h| h.join().map_err(|_| "parser thread panicked".to_string()))
+            {
                 Ok(results) => out.extend(results),
                 Err(message) => out.extend(part.iter().map(|p| {
-                    Err(LoadError::Io { path: p.display().to_string(), message: message.clone() })
+                    Err(LoadError::Io {
+                        path: p.display().to_string(),
+                        message: message.clone(),
+                    })
                 })),
             }
         }
@@ -173,16 +268,31 @@ fn load_parallel(files: &[PathBuf]) -> Vec<Result<Script, LoadError>> {
     })
 }
 
+fn read_source(path: &Path) -> Result<String, LoadError> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| LoadError::Io {
+        path: shown.clone(),
+        message: e.to_string(),
+    })?;
+    String::from_utf8(bytes).map_err(|e| LoadError::Io {
+        path: shown,
+        message: format!(
+            "(unicode error) 'utf-8' codec can't decode byte at offset {}",
+            e.utf8_error().valid_up_to()
+        ),
+    })
+}
+
 fn load_one(path: &Path) -> Result<Script, LoadError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| LoadError::Io { path: shown.clone(), message: e.to_string() })?;
-    let source = String::from_utf8(bytes).map_err(|e| LoadError::Io {
-        path: shown.clone(),
-        message: format!("(unicode error) 'utf-8' codec can't decode byte at offset {}", e.utf8_error().valid_up_to()),
-    })?;
+    let source = read_source(path)?;
     let module = parse_module(&shown, &source).map_err(LoadError::Syntax)?;
     let meta = ScriptMeta::from_module(&shown, &source, &module).map_err(LoadError::Syntax)?;
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_string();
     let revision = match &meta.revision {
         Some(r) => r.clone(),
         None => match legacy_revision(&file_name) {
@@ -193,7 +303,131 @@ fn load_one(path: &Path) -> Result<Script, LoadError> {
     if meta.down_revision.is_none() {
         return Err(LoadError::NoDownRevision(shown));
     }
-    Ok(Script { path: path.to_path_buf(), revision, meta, source, module })
+    Ok(Script {
+        path: path.to_path_buf(),
+        revision,
+        meta,
+    })
+}
+
+/// Identifies one version of a file's content cheaply, as Python's bytecode cache does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct FileStamp {
+    size: u64,
+    mtime_ns: i128,
+}
+
+impl FileStamp {
+    fn from_metadata(md: &std::fs::Metadata) -> Option<FileStamp> {
+        let mtime = md.modified().ok()?;
+        let mtime_ns = match mtime.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => d.as_nanos() as i128,
+            Err(e) => -(e.duration().as_nanos() as i128),
+        };
+        Some(FileStamp {
+            size: md.len(),
+            mtime_ns,
+        })
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedScript {
+    stamp: FileStamp,
+    revision: String,
+    meta: ScriptMeta,
+}
+
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct CacheFile {
+    /// Bumped whenever parsing or metadata rules change, so old entries are never trusted.
+    format: String,
+    scripts: std::collections::HashMap<PathBuf, CachedScript>,
+}
+
+/// What parsing each revision file yielded, kept between runs in the user's cache directory
+/// (`$RALEMBIC_CACHE_DIR`, else `$XDG_CACHE_HOME/ralembic`, else `~/.cache/ralembic`; set
+/// `RALEMBIC_CACHE_DIR=off` to disable), one file per set of version locations. Only files
+/// that parsed cleanly are kept, so errors are always reported afresh.
+pub struct MetaCache {
+    path: PathBuf,
+    data: CacheFile,
+}
+
+const CACHE_FORMAT: &str = concat!("ralembic-meta-1-", env!("CARGO_PKG_VERSION"));
+
+impl MetaCache {
+    fn dir() -> Option<PathBuf> {
+        match std::env::var_os("RALEMBIC_CACHE_DIR") {
+            Some(v) if v == "off" => None,
+            Some(v) => Some(PathBuf::from(v)),
+            None => std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .map(|d| d.join("ralembic")),
+        }
+    }
+
+    fn open(locations: &[PathBuf]) -> Option<MetaCache> {
+        use std::hash::{Hash, Hasher};
+        let dir = Self::dir()?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for l in locations {
+            std::fs::canonicalize(l)
+                .unwrap_or_else(|_| l.clone())
+                .hash(&mut h);
+        }
+        let path = dir.join(format!("{:016x}.json", h.finish()));
+        let data = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<CacheFile>(&b).ok())
+            .filter(|c| c.format == CACHE_FORMAT)
+            .unwrap_or_default();
+        Some(MetaCache { path, data })
+    }
+
+    fn get(&self, path: &Path, stamp: Option<FileStamp>) -> Option<Script> {
+        let c = self.data.scripts.get(path)?;
+        (Some(c.stamp) == stamp).then(|| Script {
+            path: path.to_path_buf(),
+            revision: c.revision.clone(),
+            meta: c.meta.clone(),
+        })
+    }
+
+    /// Replaces the cache with `entries`; failures only cost the next run a re-parse.
+    fn store(&mut self, entries: impl Iterator<Item = (PathBuf, FileStamp, Script)>) {
+        self.data.format = CACHE_FORMAT.to_string();
+        self.data.scripts = entries
+            .map(|(p, stamp, s)| {
+                (
+                    p,
+                    CachedScript {
+                        stamp,
+                        revision: s.revision,
+                        meta: s.meta,
+                    },
+                )
+            })
+            .collect();
+        let Some(dir) = self.path.parent() else {
+            return;
+        };
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
+        let written = std::fs::create_dir_all(dir)
+            .and_then(|_| serde_json::to_vec(&self.data).map_err(std::io::Error::other))
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|_| std::fs::rename(&tmp, &self.path));
+        if let Err(e) = written {
+            tracing::debug!(
+                "could not write the metadata cache {}: {e}",
+                self.path.display()
+            );
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -202,10 +436,23 @@ mod tests {
 
     #[test]
     fn file_name_rule_is_alembics() {
-        for ok in ["a.py", "1_x.py", ".hidden.py", "__init_x.py".trim_start_matches('_'), "x.y.py"] {
+        for ok in [
+            "a.py",
+            "1_x.py",
+            ".hidden.py",
+            "__init_x.py".trim_start_matches('_'),
+            "x.y.py",
+        ] {
             assert!(is_revision_file_name(ok), "{ok}");
         }
-        for bad in ["__init__.py", "__init__x.py", ".#lock.py", "a.pyc", "a.txt", "apy"] {
+        for bad in [
+            "__init__.py",
+            "__init__x.py",
+            ".#lock.py",
+            "a.pyc",
+            "a.txt",
+            "apy",
+        ] {
             assert!(!is_revision_file_name(bad), "{bad}");
         }
     }

@@ -63,7 +63,11 @@ fn stmt(o: &mut String, s: &Stmt) {
             expr(o, value);
             o.push(')');
         }
-        StmtKind::AnnAssign { target, annotation, value } => {
+        StmtKind::AnnAssign {
+            target,
+            annotation,
+            value,
+        } => {
             o.push_str("(annassign ");
             expr(o, target);
             o.push(' ');
@@ -95,7 +99,11 @@ fn stmt(o: &mut String, s: &Stmt) {
             o.push(')');
         }
         StmtKind::Global(names) | StmtKind::Nonlocal(names) => {
-            o.push_str(if matches!(s.kind, StmtKind::Global(_)) { "(global" } else { "(nonlocal" });
+            o.push_str(if matches!(s.kind, StmtKind::Global(_)) {
+                "(global"
+            } else {
+                "(nonlocal"
+            });
             for n in names {
                 let _ = write!(o, " {}", n.name);
             }
@@ -118,7 +126,11 @@ fn stmt(o: &mut String, s: &Stmt) {
             aliases(o, names);
             o.push(')');
         }
-        StmtKind::ImportFrom { level, module, names } => {
+        StmtKind::ImportFrom {
+            level,
+            module,
+            names,
+        } => {
             let _ = write!(o, "(from {level} {}", module.as_deref().unwrap_or("-"));
             if names.is_empty() {
                 o.push_str(" *");
@@ -135,7 +147,12 @@ fn stmt(o: &mut String, s: &Stmt) {
             stmts(o, orelse);
             o.push(')');
         }
-        StmtKind::For { target, iter, body, orelse } => {
+        StmtKind::For {
+            target,
+            iter,
+            body,
+            orelse,
+        } => {
             o.push_str("(for ");
             expr(o, target);
             o.push(' ');
@@ -171,7 +188,12 @@ fn stmt(o: &mut String, s: &Stmt) {
             stmts(o, body);
             o.push(')');
         }
-        StmtKind::Try { body, handlers, orelse, finalbody } => {
+        StmtKind::Try {
+            body,
+            handlers,
+            orelse,
+            finalbody,
+        } => {
             o.push_str("(try ");
             stmts(o, body);
             o.push_str(" (");
@@ -331,10 +353,21 @@ fn fparts(o: &mut String, parts: &[FStringPart]) {
         o.push(' ');
         match p {
             FStringPart::Literal(s) => hex(o, s.as_bytes()),
-            FStringPart::Field { expr: e, conversion, spec, .. } => {
+            FStringPart::Field {
+                expr: e,
+                conversion,
+                spec,
+                ..
+            } => {
                 o.push_str("(field ");
                 expr(o, e);
-                let _ = write!(o, " {} ", conversion.map(|c| c.to_string()).unwrap_or_else(|| "-".into()));
+                let _ = write!(
+                    o,
+                    " {} ",
+                    conversion
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "-".into())
+                );
                 if spec.is_empty() {
                     o.push('-');
                 } else {
@@ -492,7 +525,9 @@ fn expr(o: &mut String, e: &Expr) {
             }
             o.push(')');
         }
-        ExprKind::ListComp { elt, generators } | ExprKind::SetComp { elt, generators } | ExprKind::GeneratorExp { elt, generators } => {
+        ExprKind::ListComp { elt, generators }
+        | ExprKind::SetComp { elt, generators }
+        | ExprKind::GeneratorExp { elt, generators } => {
             let tag = match &e.kind {
                 ExprKind::ListComp { .. } => "listcomp",
                 ExprKind::SetComp { .. } => "setcomp",
@@ -504,7 +539,11 @@ fn expr(o: &mut String, e: &Expr) {
             comps(o, generators);
             o.push(')');
         }
-        ExprKind::DictComp { key, value, generators } => {
+        ExprKind::DictComp {
+            key,
+            value,
+            generators,
+        } => {
             o.push_str("(dictcomp ");
             expr(o, key);
             o.push(' ');
@@ -520,6 +559,11 @@ fn expr(o: &mut String, e: &Expr) {
         }
         ExprKind::Await(v) => {
             o.push_str("(await ");
+            expr(o, v);
+            o.push(')');
+        }
+        ExprKind::YieldFrom(v) => {
+            o.push_str("(yieldfrom ");
             expr(o, v);
             o.push(')');
         }

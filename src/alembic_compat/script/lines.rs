@@ -62,7 +62,7 @@ pub fn logical_view(src: &str) -> String {
                 i += 1;
             }
             b'\'' | b'"' => {
-                i = skip_string(bytes, i);
+                i = skip_string(bytes, i).0;
             }
             _ => i += 1,
         }
@@ -72,9 +72,10 @@ pub fn logical_view(src: &str) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// Returns the offset just past the string literal whose opening quote is at `start`
-/// (or the end of the line / file when it is unterminated: the grammar reports that).
-fn skip_string(bytes: &[u8], start: usize) -> usize {
+/// Returns the offset just past the string literal whose opening quote is at `start`, and
+/// whether it was terminated (if not, the offset is the end of its line, or of the file for a
+/// triple-quoted one).
+pub fn skip_string(bytes: &[u8], start: usize) -> (usize, bool) {
     let quote = bytes[start];
     let triple = bytes.get(start + 1) == Some(&quote) && bytes.get(start + 2) == Some(&quote);
     let mut i = start + if triple { 3 } else { 1 };
@@ -86,16 +87,16 @@ fn skip_string(bytes: &[u8], start: usize) -> usize {
         }
         if triple {
             if b == quote && bytes.get(i + 1) == Some(&quote) && bytes.get(i + 2) == Some(&quote) {
-                return i + 3;
+                return (i + 3, true);
             }
         } else if b == quote {
-            return i + 1;
-        } else if b == b'\n' {
-            return i;
+            return (i + 1, true);
+        } else if b == b'\n' || (b == b'\r' && bytes.get(i + 1) == Some(&b'\n')) {
+            return (i, false);
         }
         i += 1;
     }
-    bytes.len()
+    (bytes.len(), false)
 }
 
 /// Byte offset -> 1-based line and column (in characters, as Python reports them).
@@ -106,7 +107,12 @@ pub struct LineIndex {
 impl LineIndex {
     pub fn new(src: &str) -> Self {
         let mut starts = vec![0];
-        starts.extend(src.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i + 1));
+        starts.extend(
+            src.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
         LineIndex { starts }
     }
 
@@ -143,7 +149,7 @@ mod tests {
         assert_eq!(v.len(), src.len());
         assert_eq!(
             v,
-            "x = (1,              2)\ny = 'a#b('      + \"\"\"(\n\"\"\" \n"
+            "x = (1,             2)\ny = 'a#b('     + \"\"\"(\n\"\"\" \n"
         );
     }
 

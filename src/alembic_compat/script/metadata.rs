@@ -8,7 +8,7 @@ use super::ast::{Constant, Expr, ExprKind, Module, StmtKind};
 use super::SyntaxError;
 
 /// `down_revision` as written: Alembic prints merges with parents in their written order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DownRevision {
     None,
     One(String),
@@ -26,7 +26,7 @@ impl DownRevision {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ScriptMeta {
     /// `None` when the module assigns no `revision` (Alembic then falls back to the file name).
     pub revision: Option<String>,
@@ -62,11 +62,17 @@ impl ScriptMeta {
         for stmt in &module.body {
             let (targets, value): (Vec<&Expr>, &Expr) = match &stmt.kind {
                 StmtKind::Assign { targets, value } => (targets.iter().collect(), value),
-                StmtKind::AnnAssign { target, value: Some(value), .. } => (vec![target], value),
+                StmtKind::AnnAssign {
+                    target,
+                    value: Some(value),
+                    ..
+                } => (vec![target], value),
                 _ => continue,
             };
             for target in targets {
-                let ExprKind::Name(name) = &target.kind else { continue };
+                let ExprKind::Name(name) = &target.kind else {
+                    continue;
+                };
                 let err = |what: &str| {
                     SyntaxError::at(
                         path,
@@ -85,7 +91,9 @@ impl ScriptMeta {
                             Some(Lit::None) => DownRevision::None,
                             Some(Lit::Str(s)) => DownRevision::One(s),
                             Some(Lit::Seq(v)) => DownRevision::Many(v),
-                            None => return Err(err("None, a string, or a tuple or list of strings")),
+                            None => {
+                                return Err(err("None, a string, or a tuple or list of strings"))
+                            }
                         })
                     }
                     "branch_labels" | "depends_on" => {
@@ -94,7 +102,9 @@ impl ScriptMeta {
                             Some(Lit::None) => Vec::new(),
                             Some(Lit::Str(s)) => vec![s],
                             Some(Lit::Seq(v)) => v,
-                            None => return Err(err("None, a string, or a tuple or list of strings")),
+                            None => {
+                                return Err(err("None, a string, or a tuple or list of strings"))
+                            }
                         };
                         if name == "branch_labels" {
                             meta.branch_labels = v;
@@ -136,5 +146,6 @@ fn literal(e: &Expr) -> Option<Lit> {
 
 /// Python's `str.strip()` with no argument: strips Unicode whitespace.
 fn python_strip(s: &str) -> String {
-    s.trim_matches(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)).to_string()
+    s.trim_matches(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c))
+        .to_string()
 }

@@ -7,7 +7,7 @@ use pest::Parser as _;
 use pest_derive::Parser;
 
 use super::ast::*;
-use super::lines::logical_view;
+use super::lines::{logical_view, skip_string};
 use super::SyntaxError;
 
 #[derive(Parser)]
@@ -48,59 +48,107 @@ pub fn parse_expression(path: &str, src: &str) -> Result<Expr, SyntaxError> {
     conv.sub_expression(src, 0)
 }
 
+/// Bracket and string structure, checked before the grammar runs so that these common
+/// mistakes get CPython's own messages at CPython's positions (and so that nesting, which
+/// drives the parser's recursion, is bounded).
 fn check_nesting(path: &str, src: &str, view: &str) -> Result<(), SyntaxError> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    // The view keeps strings, so count brackets outside them with a light rescan.
+    let mut open: Vec<(u8, usize)> = Vec::new();
     let bytes = view.as_bytes();
     let mut i = 0;
+    let mut line_start = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if in_string {
-            in_string = false;
-        }
         match b {
             b'\'' | b'"' => {
-                i = skip_quoted(bytes, i);
+                let (end, closed) = skip_string(bytes, i);
+                let triple = bytes.get(i + 1) == Some(&b) && bytes.get(i + 2) == Some(&b);
+                if !closed {
+                    // Python points at the start of the literal, prefix included.
+                    let mut start = i;
+                    while start > line_start && bytes[start - 1].is_ascii_alphabetic() {
+                        start -= 1;
+                    }
+                    let index = super::lines::LineIndex::new(src);
+                    let at_line = index
+                        .line_col(src, end.min(src.len()).saturating_sub(usize::from(!triple)))
+                        .0;
+                    let what = if triple {
+                        "unterminated triple-quoted string literal"
+                    } else {
+                        "unterminated string literal"
+                    };
+                    return Err(SyntaxError::at(
+                        path,
+                        src,
+                        start,
+                        &format!("{what} (detected at line {at_line})"),
+                    ));
+                }
+                i = end;
                 continue;
             }
             b'(' | b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_BRACKET_DEPTH {
+                open.push((b, i));
+                if open.len() > MAX_BRACKET_DEPTH {
                     return Err(SyntaxError::at(path, src, i, "too many nested parentheses"));
                 }
             }
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b')' | b']' | b'}' => {
+                let want = match b {
+                    b')' => b'(',
+                    b']' => b'[',
+                    _ => b'{',
+                };
+                match open.pop() {
+                    None => {
+                        return Err(SyntaxError::at(
+                            path,
+                            src,
+                            i,
+                            &format!("unmatched '{}'", b as char),
+                        ))
+                    }
+                    Some((o, _)) if o != want => {
+                        return Err(SyntaxError::at(
+                            path,
+                            src,
+                            i,
+                            &format!(
+                                "closing parenthesis '{}' does not match opening parenthesis '{}'",
+                                b as char, o as char
+                            ),
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
             b'\n' => {
+                line_start = i + 1;
                 let rest = &view[i + 1..];
                 let indent = rest.len() - rest.trim_start_matches([' ', '\t']).len();
                 // One level per indented column at most: a cheap, safe upper bound check.
                 if indent > MAX_INDENT_LEVELS * 8 {
-                    return Err(SyntaxError::at(path, src, i + 1, "too many levels of indentation"));
+                    return Err(SyntaxError::at(
+                        path,
+                        src,
+                        i + 1,
+                        "too many levels of indentation",
+                    ));
                 }
             }
             _ => {}
         }
         i += 1;
     }
-    Ok(())
-}
-
-fn skip_quoted(bytes: &[u8], start: usize) -> usize {
-    let q = bytes[start];
-    let triple = bytes.get(start + 1) == Some(&q) && bytes.get(start + 2) == Some(&q);
-    let mut i = start + if triple { 3 } else { 1 };
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b if b == q && (!triple || (bytes.get(i + 1) == Some(&q) && bytes.get(i + 2) == Some(&q))) => {
-                return i + if triple { 3 } else { 1 };
-            }
-            b'\n' if !triple => return i,
-            _ => i += 1,
-        }
+    if let Some((o, at)) = open.first() {
+        return Err(SyntaxError::at(
+            path,
+            src,
+            *at,
+            &format!("'{}' was never closed", *o as char),
+        ));
     }
-    bytes.len()
+    Ok(())
 }
 
 /// Human names for the rules that show up in "expected ..." messages.
@@ -144,6 +192,9 @@ fn pest_error(path: &str, src: &str, e: pest::error::Error<Rule>) -> SyntaxError
         InputLocation::Span((s, _)) => s,
     };
     let message = match &e.variant {
+        ErrorVariant::ParsingError { .. } if at_line_indent(src, offset) => {
+            "unexpected indent".to_string()
+        }
         ErrorVariant::ParsingError { positives, .. } => {
             let mut names: Vec<&str> = positives.iter().filter_map(|r| rule_name(*r)).collect();
             names.sort_unstable();
@@ -158,6 +209,33 @@ fn pest_error(path: &str, src: &str, e: pest::error::Error<Rule>) -> SyntaxError
         ErrorVariant::CustomError { message } => message.clone(),
     };
     SyntaxError::at(path, src, offset, &message)
+}
+
+/// True when the error is at the first token of a line indented deeper than the previous
+/// statement line, which does not open a block: CPython's "unexpected indent".
+fn at_line_indent(src: &str, offset: usize) -> bool {
+    let offset = offset.min(src.len());
+    let line_start = src[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line = &src[line_start..];
+    let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+    if offset > line_start + indent || indent == 0 {
+        return false;
+    }
+    let previous = src[..line_start]
+        .lines()
+        .rev()
+        .map(|l| l.trim_end())
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    match previous {
+        None => true,
+        Some(prev) => {
+            let prev_indent = prev.len() - prev.trim_start_matches([' ', '\t']).len();
+            indent > prev_indent
+                && !prev.ends_with(':')
+                && !prev.ends_with('\\')
+                && !prev.ends_with(['(', '[', '{', ','])
+        }
+    }
 }
 
 fn describe_at(src: &str, offset: usize) -> String {
@@ -207,7 +285,12 @@ impl<'a> Conv<'a> {
     }
 
     fn err<T>(&self, pair: &Pair<'_, Rule>, msg: &str) -> R<T> {
-        Err(SyntaxError::at(self.path, self.src, self.base + pair.as_span().start(), msg))
+        Err(SyntaxError::at(
+            self.path,
+            self.src,
+            self.base + pair.as_span().start(),
+            msg,
+        ))
     }
 
     /// The grammar promised a child here; if it is missing, report a positioned error rather
@@ -286,7 +369,14 @@ impl<'a> Conv<'a> {
                         None => std::mem::take(&mut orelse),
                     };
                     let s = Span::new(test.span.start as usize, span.end as usize);
-                    folded = Some(Stmt { kind: StmtKind::If { test, body, orelse: else_part }, span: s });
+                    folded = Some(Stmt {
+                        kind: StmtKind::If {
+                            test,
+                            body,
+                            orelse: else_part,
+                        },
+                        span: s,
+                    });
                 }
                 return match folded {
                     Some(mut s) => {
@@ -307,7 +397,12 @@ impl<'a> Conv<'a> {
                     Some(e) => self.else_body(e)?,
                     None => Vec::new(),
                 };
-                StmtKind::For { target, iter, body, orelse }
+                StmtKind::For {
+                    target,
+                    iter,
+                    body,
+                    orelse,
+                }
             }
             Rule::while_stmt => {
                 let mut it = parts.into_iter();
@@ -348,13 +443,21 @@ impl<'a> Conv<'a> {
                         Rule::except_clause => handlers.push(self.except_clause(clause)?),
                         Rule::else_clause => orelse = self.else_body(clause)?,
                         Rule::finally_clause => {
-                            let b = clause.clone().into_inner().find(|p| p.as_rule() == Rule::block);
+                            let b = clause
+                                .clone()
+                                .into_inner()
+                                .find(|p| p.as_rule() == Rule::block);
                             finalbody = self.block(self.need(&clause, b)?)?;
                         }
                         _ => {}
                     }
                 }
-                StmtKind::Try { body, handlers, orelse, finalbody }
+                StmtKind::Try {
+                    body,
+                    handlers,
+                    orelse,
+                    finalbody,
+                }
             }
             Rule::funcdef => {
                 let mut it = parts.into_iter();
@@ -371,7 +474,14 @@ impl<'a> Conv<'a> {
                     }
                 }
                 let body = self.block(self.need(&pair, it.next())?)?;
-                StmtKind::FunctionDef(std::sync::Arc::new(FunctionDef { name, params, returns, decorators, body, span }))
+                StmtKind::FunctionDef(std::sync::Arc::new(FunctionDef {
+                    name,
+                    params,
+                    returns,
+                    decorators,
+                    body,
+                    span,
+                }))
             }
             Rule::classdef => {
                 let mut it = parts.into_iter();
@@ -386,7 +496,13 @@ impl<'a> Conv<'a> {
                     }
                 }
                 let body = self.block(self.need(&pair, it.next())?)?;
-                StmtKind::ClassDef(std::sync::Arc::new(ClassDef { name, bases, decorators, body, span }))
+                StmtKind::ClassDef(std::sync::Arc::new(ClassDef {
+                    name,
+                    bases,
+                    decorators,
+                    body,
+                    span,
+                }))
             }
             Rule::decorated => {
                 let mut decorators = Vec::new();
@@ -417,7 +533,10 @@ impl<'a> Conv<'a> {
     }
 
     fn else_body(&self, clause: Pair<'_, Rule>) -> R<Vec<Stmt>> {
-        let b = clause.clone().into_inner().find(|p| p.as_rule() == Rule::block);
+        let b = clause
+            .clone()
+            .into_inner()
+            .find(|p| p.as_rule() == Rule::block);
         self.block(self.need(&clause, b)?)
     }
 
@@ -441,7 +560,12 @@ impl<'a> Conv<'a> {
                 _ => {}
             }
         }
-        Ok(ExceptHandler { typ, name, body, span })
+        Ok(ExceptHandler {
+            typ,
+            name,
+            body,
+            span,
+        })
     }
 
     fn parameters(&self, pair: Pair<'_, Rule>) -> R<Params> {
@@ -468,7 +592,12 @@ impl<'a> Conv<'a> {
                     _ => {}
                 }
             }
-            let param = Param { name, annotation, default, span };
+            let param = Param {
+                name,
+                annotation,
+                default,
+                span,
+            };
             match rule {
                 Rule::param_slash => {
                     params.posonly = std::mem::take(&mut params.args);
@@ -509,7 +638,10 @@ impl<'a> Conv<'a> {
             Rule::global_stmt | Rule::nonlocal_stmt => {
                 let names = parts
                     .iter()
-                    .map(|p| Ident { name: p.as_str().to_string(), span: self.span(p) })
+                    .map(|p| Ident {
+                        name: p.as_str().to_string(),
+                        span: self.span(p),
+                    })
                     .collect();
                 if rule == Rule::global_stmt {
                     StmtKind::Global(names)
@@ -519,7 +651,9 @@ impl<'a> Conv<'a> {
             }
             Rule::del_stmt => {
                 let t = self.need(&inner, parts.into_iter().next())?;
-                let targets = t.into_inner().filter(|p| p.as_rule() != Rule::trailing_comma);
+                let targets = t
+                    .into_inner()
+                    .filter(|p| p.as_rule() != Rule::trailing_comma);
                 StmtKind::Del(targets.map(|p| self.expr(p)).collect::<R<_>>()?)
             }
             Rule::assert_stmt => {
@@ -535,7 +669,11 @@ impl<'a> Conv<'a> {
                     let mut it = d.into_inner().filter(|p| !is_kw(p));
                     let dotted = it.next().map(|p| dotted(p.as_str())).unwrap_or_default();
                     let asname = it.next().map(|p| p.as_str().to_string());
-                    names.push(Alias { name: dotted, asname, span: aspan });
+                    names.push(Alias {
+                        name: dotted,
+                        asname,
+                        span: aspan,
+                    });
                 }
                 StmtKind::Import(names)
             }
@@ -557,15 +695,29 @@ impl<'a> Conv<'a> {
                         for a in list.into_inner() {
                             let aspan = self.span(&a);
                             let mut ai = a.into_inner().filter(|p| !is_kw(p));
-                            let name = ai.next().map(|p| p.as_str().to_string()).unwrap_or_default();
+                            let name = ai
+                                .next()
+                                .map(|p| p.as_str().to_string())
+                                .unwrap_or_default();
                             let asname = ai.next().map(|p| p.as_str().to_string());
-                            names.push(Alias { name, asname, span: aspan });
+                            names.push(Alias {
+                                name,
+                                asname,
+                                span: aspan,
+                            });
                         }
                     }
                 }
-                StmtKind::ImportFrom { level, module, names }
+                StmtKind::ImportFrom {
+                    level,
+                    module,
+                    names,
+                }
             }
             Rule::expr_stmt => self.expr_stmt(inner)?,
+            Rule::yield_stmt => StmtKind::Expr(
+                self.yield_expr(self.need(&inner, inner.clone().into_inner().next())?)?,
+            ),
             _ => return self.err(&inner, "internal parser error: simple statement"),
         };
         Ok(Stmt { kind, span })
@@ -582,7 +734,11 @@ impl<'a> Conv<'a> {
                 let mut a = rest[0].clone().into_inner();
                 let annotation = self.expr(self.need(&rest[0], a.next())?)?;
                 let value = a.next().map(|p| self.testlist(p)).transpose()?;
-                Ok(StmtKind::AnnAssign { target: first_expr, annotation, value })
+                Ok(StmtKind::AnnAssign {
+                    target: first_expr,
+                    annotation,
+                    value,
+                })
             }
             Some(Rule::augassign) => {
                 let mut a = rest[0].clone().into_inner();
@@ -592,7 +748,11 @@ impl<'a> Conv<'a> {
                     return self.err(&op_pair, "unknown augmented assignment operator");
                 };
                 let value = self.testlist(self.need(&rest[0], a.next())?)?;
-                Ok(StmtKind::AugAssign { target: first_expr, op, value })
+                Ok(StmtKind::AugAssign {
+                    target: first_expr,
+                    op,
+                    value,
+                })
             }
             Some(_) => {
                 let mut exprs = vec![first_expr];
@@ -601,9 +761,17 @@ impl<'a> Conv<'a> {
                     exprs.push(self.testlist(v)?);
                 }
                 let value = exprs.pop().ok_or_else(|| {
-                    SyntaxError::at(self.path, self.src, self.base, "internal parser error: assignment")
+                    SyntaxError::at(
+                        self.path,
+                        self.src,
+                        self.base,
+                        "internal parser error: assignment",
+                    )
                 })?;
-                Ok(StmtKind::Assign { targets: exprs, value })
+                Ok(StmtKind::Assign {
+                    targets: exprs,
+                    value,
+                })
             }
         }
     }
@@ -612,6 +780,9 @@ impl<'a> Conv<'a> {
 
     /// `testlist_star` / `target_list`: a tuple when there is a comma, else the one element.
     fn testlist(&self, pair: Pair<'_, Rule>) -> R<Expr> {
+        if pair.as_rule() == Rule::yield_like {
+            return self.yield_expr(pair);
+        }
         let span = self.span(&pair);
         let mut items = Vec::new();
         let mut comma = false;
@@ -625,7 +796,10 @@ impl<'a> Conv<'a> {
         if items.len() == 1 && !comma {
             Ok(items.remove(0))
         } else {
-            Ok(Expr { kind: ExprKind::Tuple(items), span })
+            Ok(Expr {
+                kind: ExprKind::Tuple(items),
+                span,
+            })
         }
     }
 
@@ -639,6 +813,7 @@ impl<'a> Conv<'a> {
         let mk = |kind| Ok(Expr { kind, span });
         match rule {
             Rule::testlist_star | Rule::target_list => self.testlist(pair),
+            Rule::yield_like => self.yield_expr(pair),
             Rule::test => self.expr(self.need(&pair, pair.clone().into_inner().next())?),
             Rule::ternary => {
                 let mut it = pair.clone().into_inner().filter(|p| !is_kw(p));
@@ -648,24 +823,39 @@ impl<'a> Conv<'a> {
                     Some(t) => {
                         let test = self.expr(t)?;
                         let orelse = self.expr(self.need(&pair, it.next())?)?;
-                        mk(ExprKind::IfExp { test: Box::new(test), body: Box::new(body), orelse: Box::new(orelse) })
+                        mk(ExprKind::IfExp {
+                            test: Box::new(test),
+                            body: Box::new(body),
+                            orelse: Box::new(orelse),
+                        })
                     }
                 }
             }
             Rule::or_test | Rule::and_test => {
-                let mut values: Vec<Expr> =
-                    pair.clone().into_inner().filter(|p| !is_kw(p)).map(|p| self.expr(p)).collect::<R<_>>()?;
+                let mut values: Vec<Expr> = pair
+                    .clone()
+                    .into_inner()
+                    .filter(|p| !is_kw(p))
+                    .map(|p| self.expr(p))
+                    .collect::<R<_>>()?;
                 if values.len() == 1 {
                     return Ok(values.remove(0));
                 }
-                let op = if rule == Rule::or_test { BoolOp::Or } else { BoolOp::And };
+                let op = if rule == Rule::or_test {
+                    BoolOp::Or
+                } else {
+                    BoolOp::And
+                };
                 mk(ExprKind::BoolOp { op, values })
             }
             Rule::not_test => self.expr(self.need(&pair, pair.clone().into_inner().next())?),
             Rule::not_op => {
                 let operand = pair.clone().into_inner().find(|p| !is_kw(p));
                 let operand = self.expr(self.need(&pair, operand)?)?;
-                mk(ExprKind::UnaryOp { op: UnaryOp::Not, operand: Box::new(operand) })
+                mk(ExprKind::UnaryOp {
+                    op: UnaryOp::Not,
+                    operand: Box::new(operand),
+                })
             }
             Rule::comparison => {
                 let mut it = pair.clone().into_inner();
@@ -679,7 +869,10 @@ impl<'a> Conv<'a> {
                 if ops.is_empty() {
                     return Ok(left);
                 }
-                mk(ExprKind::Compare { left: Box::new(left), ops })
+                mk(ExprKind::Compare {
+                    left: Box::new(left),
+                    ops,
+                })
             }
             Rule::bitor_expr => self.fold_arith(pair),
             Rule::unary_seq => self.fold_arith_seq(vec![pair]),
@@ -696,7 +889,12 @@ impl<'a> Conv<'a> {
             Rule::slice => {
                 let mut parts = Vec::with_capacity(3);
                 for part in pair.clone().into_inner() {
-                    parts.push(part.into_inner().next().map(|t| self.expr(t).map(Box::new)).transpose()?);
+                    parts.push(
+                        part.into_inner()
+                            .next()
+                            .map(|t| self.expr(t).map(Box::new))
+                            .transpose()?,
+                    );
                 }
                 let mut parts = parts.into_iter();
                 mk(ExprKind::Slice {
@@ -713,7 +911,10 @@ impl<'a> Conv<'a> {
                 let mut it = pair.clone().into_inner();
                 let target = self.need(&pair, it.next())?.as_str().to_string();
                 let value = self.expr(self.need(&pair, it.next())?)?;
-                mk(ExprKind::NamedExpr { target, value: Box::new(value) })
+                mk(ExprKind::NamedExpr {
+                    target,
+                    value: Box::new(value),
+                })
             }
             Rule::lambdef | Rule::lambdef_nocond => {
                 let mut params = Params::default();
@@ -729,10 +930,26 @@ impl<'a> Conv<'a> {
                     Some(b) => b,
                     None => return self.err(&pair, "lambda without a body"),
                 };
-                mk(ExprKind::Lambda { params: std::sync::Arc::new(params), body: std::sync::Arc::new(body) })
+                mk(ExprKind::Lambda {
+                    params: std::sync::Arc::new(params),
+                    body: std::sync::Arc::new(body),
+                })
             }
             _ => self.atom(pair),
         }
+    }
+
+    fn yield_expr(&self, pair: Pair<'_, Rule>) -> R<Expr> {
+        let span = self.span(&pair);
+        let kind = match pair.into_inner().find(|p| !is_kw(p)) {
+            None => ExprKind::Yield(None),
+            Some(p) if p.as_rule() == Rule::yield_from => {
+                let e = p.clone().into_inner().find(|c| !is_kw(c));
+                ExprKind::YieldFrom(Box::new(self.expr(self.need(&p, e)?)?))
+            }
+            Some(p) => ExprKind::Yield(Some(Box::new(self.testlist(p)?))),
+        };
+        Ok(Expr { kind, span })
     }
 
     fn fold_arith(&self, pair: Pair<'_, Rule>) -> R<Expr> {
@@ -781,11 +998,23 @@ impl<'a> Conv<'a> {
                 if *prec < min_prec {
                     break;
                 }
-                let Some(Tok::Op(op, prec, right)) = toks.next() else { break };
+                let Some(Tok::Op(op, prec, right)) = toks.next() else {
+                    break;
+                };
                 let next_min = if right { prec } else { prec + 1 };
                 let rhs = climb(toks, next_min)?;
-                let span = Span { start: lhs.span.start, end: rhs.span.end };
-                lhs = Expr { kind: ExprKind::BinOp { left: Box::new(lhs), op, right: Box::new(rhs) }, span };
+                let span = Span {
+                    start: lhs.span.start,
+                    end: rhs.span.end,
+                };
+                lhs = Expr {
+                    kind: ExprKind::BinOp {
+                        left: Box::new(lhs),
+                        op,
+                        right: Box::new(rhs),
+                    },
+                    span,
+                };
             }
             Some(lhs)
         }
@@ -807,22 +1036,45 @@ impl<'a> Conv<'a> {
                     if *prec <= UNARY_PRECEDENCE {
                         break;
                     }
-                    let Some(Tok::Op(op, prec, right)) = toks.next() else { break };
+                    let Some(Tok::Op(op, prec, right)) = toks.next() else {
+                        break;
+                    };
                     let next_min = if right { prec } else { prec + 1 };
                     let rhs = climb(toks, next_min)?;
-                    let span = Span { start: e.span.start, end: rhs.span.end };
-                    e = Expr { kind: ExprKind::BinOp { left: Box::new(e), op, right: Box::new(rhs) }, span };
+                    let span = Span {
+                        start: e.span.start,
+                        end: rhs.span.end,
+                    };
+                    e = Expr {
+                        kind: ExprKind::BinOp {
+                            left: Box::new(e),
+                            op,
+                            right: Box::new(rhs),
+                        },
+                        span,
+                    };
                 }
                 for (op, at) in prefixes.into_iter().rev() {
                     let span = Span::new(at, e.span.end as usize);
-                    e = Expr { kind: ExprKind::UnaryOp { op, operand: Box::new(e) }, span };
+                    e = Expr {
+                        kind: ExprKind::UnaryOp {
+                            op,
+                            operand: Box::new(e),
+                        },
+                        span,
+                    };
                 }
             }
             Some(e)
         }
         match climb(&mut toks, 0) {
             Some(e) => Ok(e),
-            None => Err(SyntaxError::at(self.path, self.src, self.base, "internal parser error: expression")),
+            None => Err(SyntaxError::at(
+                self.path,
+                self.src,
+                self.base,
+                "internal parser error: expression",
+            )),
         }
     }
 
@@ -838,12 +1090,18 @@ impl<'a> Conv<'a> {
                         Some(list) => self.arglist(list)?,
                         None => Vec::new(),
                     };
-                    ExprKind::Call { func: Box::new(e), args }
+                    ExprKind::Call {
+                        func: Box::new(e),
+                        args,
+                    }
                 }
                 Rule::attribute => {
                     let name = trailer.clone().into_inner().next();
                     let attr = self.need(&trailer, name)?.as_str().to_string();
-                    ExprKind::Attribute { value: Box::new(e), attr }
+                    ExprKind::Attribute {
+                        value: Box::new(e),
+                        attr,
+                    }
                 }
                 Rule::subscript => {
                     let tspan = self.span(&trailer);
@@ -859,9 +1117,15 @@ impl<'a> Conv<'a> {
                     let index = if items.len() == 1 && !comma {
                         items.remove(0)
                     } else {
-                        Expr { kind: ExprKind::Tuple(items), span: tspan }
+                        Expr {
+                            kind: ExprKind::Tuple(items),
+                            span: tspan,
+                        }
                     };
-                    ExprKind::Subscript { value: Box::new(e), index: Box::new(index) }
+                    ExprKind::Subscript {
+                        value: Box::new(e),
+                        index: Box::new(index),
+                    }
                 }
                 _ => return self.err(&trailer, "internal parser error: trailer"),
             };
@@ -878,7 +1142,10 @@ impl<'a> Conv<'a> {
             let arg = match rule {
                 Rule::kwarg => {
                     let name = self.need(&a, it.next())?.as_str().to_string();
-                    Arg::Keyword { name, value: self.expr(self.need(&a, it.next())?)? }
+                    Arg::Keyword {
+                        name,
+                        value: self.expr(self.need(&a, it.next())?)?,
+                    }
                 }
                 Rule::star_arg => Arg::Star(self.expr(self.need(&a, it.next())?)?),
                 Rule::double_star_arg => Arg::DoubleStar(self.expr(self.need(&a, it.next())?)?),
@@ -888,7 +1155,10 @@ impl<'a> Conv<'a> {
                         Some(comp) => {
                             let generators = self.comp_for(comp)?;
                             Arg::Positional(Expr {
-                                kind: ExprKind::GeneratorExp { elt: Box::new(e), generators },
+                                kind: ExprKind::GeneratorExp {
+                                    elt: Box::new(e),
+                                    generators,
+                                },
                                 span: self.span(&a),
                             })
                         }
@@ -946,17 +1216,18 @@ impl<'a> Conv<'a> {
             Rule::strings => self.strings(pair),
             Rule::paren => match pair.clone().into_inner().next() {
                 None => mk(ExprKind::Tuple(Vec::new())),
-                Some(inner) if inner.as_rule() == Rule::yield_like => {
-                    let v = inner.into_inner().find(|p| !is_kw(p)).map(|p| self.testlist(p)).transpose()?;
-                    mk(ExprKind::Yield(v.map(Box::new)))
-                }
+                Some(inner) if inner.as_rule() == Rule::yield_like => self.yield_expr(inner),
                 Some(inner) => {
                     let (mut items, comma, comp) = self.seq_body(inner)?;
                     match comp {
-                        Some(generators) if items.len() == 1 => {
-                            mk(ExprKind::GeneratorExp { elt: Box::new(items.remove(0)), generators })
-                        }
-                        Some(_) => self.err(&pair, "invalid syntax: generator expression must be parenthesized"),
+                        Some(generators) if items.len() == 1 => mk(ExprKind::GeneratorExp {
+                            elt: Box::new(items.remove(0)),
+                            generators,
+                        }),
+                        Some(_) => self.err(
+                            &pair,
+                            "invalid syntax: generator expression must be parenthesized",
+                        ),
                         None if items.len() == 1 && !comma => {
                             // Parentheses group; the span stays the inner expression's, as in Python.
                             Ok(items.remove(0))
@@ -970,9 +1241,10 @@ impl<'a> Conv<'a> {
                 Some(inner) => {
                     let (mut items, _, comp) = self.seq_body(inner)?;
                     match comp {
-                        Some(generators) if items.len() == 1 => {
-                            mk(ExprKind::ListComp { elt: Box::new(items.remove(0)), generators })
-                        }
+                        Some(generators) if items.len() == 1 => mk(ExprKind::ListComp {
+                            elt: Box::new(items.remove(0)),
+                            generators,
+                        }),
                         Some(_) => self.err(&pair, "invalid syntax in list comprehension"),
                         None => mk(ExprKind::List(items)),
                     }
@@ -1014,9 +1286,10 @@ impl<'a> Conv<'a> {
                 Some(inner) => {
                     let (mut items, _, comp) = self.seq_body(inner)?;
                     match comp {
-                        Some(generators) if items.len() == 1 => {
-                            mk(ExprKind::SetComp { elt: Box::new(items.remove(0)), generators })
-                        }
+                        Some(generators) if items.len() == 1 => mk(ExprKind::SetComp {
+                            elt: Box::new(items.remove(0)),
+                            generators,
+                        }),
                         Some(_) => self.err(&pair, "invalid syntax in set comprehension"),
                         None => mk(ExprKind::Set(items)),
                     }
@@ -1047,7 +1320,11 @@ impl<'a> Conv<'a> {
                 Constant::Float(v)
             }
         } else {
-            if text.len() > 1 && text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit()) && text.bytes().any(|b| b != b'0') {
+            if text.len() > 1
+                && text.starts_with('0')
+                && text.bytes().all(|b| b.is_ascii_digit())
+                && text.bytes().any(|b| b != b'0')
+            {
                 return self.err(&lit, "leading zeros in decimal integer literals are not permitted; use an 0o prefix for octal integers");
             }
             match int_value(&text) {
@@ -1055,7 +1332,10 @@ impl<'a> Conv<'a> {
                 None => Constant::Int(IntLit::Big(big_decimal(&text))),
             }
         };
-        Ok(Expr { kind: ExprKind::Constant(constant), span })
+        Ok(Expr {
+            kind: ExprKind::Constant(constant),
+            span,
+        })
     }
 
     // ------------------------------------------------------------ strings
@@ -1108,10 +1388,16 @@ impl<'a> Conv<'a> {
             }
         }
         if let Some(b) = bytes {
-            return Ok(Expr { kind: ExprKind::Constant(Constant::Bytes(b)), span });
+            return Ok(Expr {
+                kind: ExprKind::Constant(Constant::Bytes(b)),
+                span,
+            });
         }
         if any_f {
-            return Ok(Expr { kind: ExprKind::JoinedStr(text_parts), span });
+            return Ok(Expr {
+                kind: ExprKind::JoinedStr(text_parts),
+                span,
+            });
         }
         let s = text_parts
             .into_iter()
@@ -1120,7 +1406,10 @@ impl<'a> Conv<'a> {
                 FStringPart::Field { .. } => String::new(),
             })
             .collect();
-        Ok(Expr { kind: ExprKind::Constant(Constant::Str(s)), span })
+        Ok(Expr {
+            kind: ExprKind::Constant(Constant::Str(s)),
+            span,
+        })
     }
 
     fn decode_bytes(&self, body: &Pair<'_, Rule>, raw: bool) -> R<Vec<u8>> {
@@ -1197,7 +1486,9 @@ impl<'a> Conv<'a> {
                             _ => break,
                         }
                     }
-                    let value = u32::from_str_radix(&hex, 16).ok().filter(|_| hex.len() == n);
+                    let value = u32::from_str_radix(&hex, 16)
+                        .ok()
+                        .filter(|_| hex.len() == n);
                     match value.and_then(char::from_u32) {
                         Some(ch) => out.push(ch),
                         None => {
@@ -1237,38 +1528,66 @@ impl<'a> Conv<'a> {
         while i < bytes.len() {
             match bytes[i] {
                 b'{' if bytes.get(i + 1) == Some(&b'{') => {
-                    literal.push_str(&self.decode_str(&body[lit_start..i], offset + lit_start, raw)?);
+                    literal.push_str(&self.decode_str(
+                        &body[lit_start..i],
+                        offset + lit_start,
+                        raw,
+                    )?);
                     literal.push('{');
                     i += 2;
                     lit_start = i;
                 }
                 b'}' if bytes.get(i + 1) == Some(&b'}') => {
-                    literal.push_str(&self.decode_str(&body[lit_start..i], offset + lit_start, raw)?);
+                    literal.push_str(&self.decode_str(
+                        &body[lit_start..i],
+                        offset + lit_start,
+                        raw,
+                    )?);
                     literal.push('}');
                     i += 2;
                     lit_start = i;
                 }
                 b'{' => {
-                    literal.push_str(&self.decode_str(&body[lit_start..i], offset + lit_start, raw)?);
+                    literal.push_str(&self.decode_str(
+                        &body[lit_start..i],
+                        offset + lit_start,
+                        raw,
+                    )?);
                     push_literal(out, std::mem::take(&mut literal));
                     let end = self.fstring_field(body, offset, i, raw, out)?;
                     i = end;
                     lit_start = i;
                 }
                 b'}' => {
-                    return Err(SyntaxError::at(self.path, self.src, offset + i, "f-string: single '}' is not allowed"));
+                    return Err(SyntaxError::at(
+                        self.path,
+                        self.src,
+                        offset + i,
+                        "f-string: single '}' is not allowed",
+                    ));
                 }
                 b'\\' if !raw => i += 2,
                 _ => i += 1,
             }
         }
-        literal.push_str(&self.decode_str(&body[lit_start.min(body.len())..], offset + lit_start, raw)?);
+        literal.push_str(&self.decode_str(
+            &body[lit_start.min(body.len())..],
+            offset + lit_start,
+            raw,
+        )?);
         push_literal(out, literal);
         Ok(())
     }
 
     /// Parses the field opening at `open` (a `{`); returns the offset after its `}`.
-    fn fstring_field(&self, body: &str, offset: usize, open: usize, raw: bool, out: &mut Vec<FStringPart>) -> R<usize> {
+    fn fstring_field(
+        &self,
+        body: &str,
+        offset: usize,
+        open: usize,
+        raw: bool,
+        out: &mut Vec<FStringPart>,
+    ) -> R<usize> {
         let bytes = body.as_bytes();
         let mut depth = 0usize;
         let mut i = open + 1;
@@ -1279,7 +1598,7 @@ impl<'a> Conv<'a> {
         while i < bytes.len() {
             match bytes[i] {
                 b'\'' | b'"' => {
-                    i = skip_quoted(bytes, i);
+                    i = skip_string(bytes, i).0;
                     continue;
                 }
                 b'(' | b'[' | b'{' => depth += 1,
@@ -1305,7 +1624,12 @@ impl<'a> Conv<'a> {
             i += 1;
         }
         let Some(expr_end) = expr_end else {
-            return Err(SyntaxError::at(self.path, self.src, offset + open, "f-string: expecting '}'"));
+            return Err(SyntaxError::at(
+                self.path,
+                self.src,
+                offset + open,
+                "f-string: expecting '}'",
+            ));
         };
         let mut expr_text = &body[open + 1..expr_end];
         let mut debug_text = None;
@@ -1341,20 +1665,34 @@ impl<'a> Conv<'a> {
                 j += 1;
             }
             if j >= bytes.len() {
-                return Err(SyntaxError::at(self.path, self.src, offset + open, "f-string: expecting '}'"));
+                return Err(SyntaxError::at(
+                    self.path,
+                    self.src,
+                    offset + open,
+                    "f-string: expecting '}'",
+                ));
             }
             self.fstring(&body[ss..j], offset + ss, raw, &mut spec)?;
             end = j;
         }
         if bytes.get(end) != Some(&b'}') {
-            return Err(SyntaxError::at(self.path, self.src, offset + open, "f-string: expecting '}'"));
+            return Err(SyntaxError::at(
+                self.path,
+                self.src,
+                offset + open,
+                "f-string: expecting '}'",
+            ));
         }
         if let Some(d) = &debug_text {
             push_literal(out, d.clone());
         }
         out.push(FStringPart::Field {
             expr: Box::new(expr),
-            conversion: conversion.or(if debug_text.is_some() && spec_start.is_none() { Some('r') } else { None }),
+            conversion: conversion.or(if debug_text.is_some() && spec_start.is_none() {
+                Some('r')
+            } else {
+                None
+            }),
             spec,
             debug_text,
         });
@@ -1364,19 +1702,38 @@ impl<'a> Conv<'a> {
     /// Parses `text` (found at `offset` in the file) as one expression.
     fn sub_expression(&self, text: &str, offset: usize) -> R<Expr> {
         if text.trim().is_empty() {
-            return Err(SyntaxError::at(self.path, self.src, offset, "f-string: empty expression not allowed"));
+            return Err(SyntaxError::at(
+                self.path,
+                self.src,
+                offset,
+                "f-string: empty expression not allowed",
+            ));
         }
         // Newlines inside a field of a triple-quoted f-string are insignificant, as in brackets.
         let flat = text.replace('\n', " ");
         let pairs: Pairs<'_, Rule> = PyParser::parse(Rule::expr_only, &flat).map_err(|e| {
             let shifted = pest_error(self.path, &flat, e);
-            SyntaxError::at(self.path, self.src, offset + shifted.offset, &shifted.message)
+            SyntaxError::at(
+                self.path,
+                self.src,
+                offset + shifted.offset,
+                &shifted.message,
+            )
         })?;
-        let sub = Conv { path: self.path, src: self.src, base: offset };
+        let sub = Conv {
+            path: self.path,
+            src: self.src,
+            base: offset,
+        };
         let top = pairs.flatten().find(|p| p.as_rule() == Rule::testlist_star);
         match top {
             Some(p) => sub.testlist(p),
-            None => Err(SyntaxError::at(self.path, self.src, offset, "invalid syntax: expected an expression")),
+            None => Err(SyntaxError::at(
+                self.path,
+                self.src,
+                offset,
+                "invalid syntax: expected an expression",
+            )),
         }
     }
 }
@@ -1404,10 +1761,38 @@ fn is_kw(p: &Pair<'_, Rule>) -> bool {
     use Rule::*;
     matches!(
         p.as_rule(),
-        kw_and | kw_as | kw_assert | kw_async | kw_await | kw_break | kw_class | kw_continue
-            | kw_def | kw_del | kw_elif | kw_else | kw_except | kw_finally | kw_for | kw_from
-            | kw_global | kw_if | kw_import | kw_in | kw_is | kw_lambda | kw_nonlocal | kw_not
-            | kw_or | kw_pass | kw_raise | kw_return | kw_try | kw_while | kw_with | kw_yield
+        kw_and
+            | kw_as
+            | kw_assert
+            | kw_async
+            | kw_await
+            | kw_break
+            | kw_class
+            | kw_continue
+            | kw_def
+            | kw_del
+            | kw_elif
+            | kw_else
+            | kw_except
+            | kw_finally
+            | kw_for
+            | kw_from
+            | kw_global
+            | kw_if
+            | kw_import
+            | kw_in
+            | kw_is
+            | kw_lambda
+            | kw_nonlocal
+            | kw_not
+            | kw_or
+            | kw_pass
+            | kw_raise
+            | kw_return
+            | kw_try
+            | kw_while
+            | kw_with
+            | kw_yield
     )
 }
 
@@ -1469,5 +1854,8 @@ fn big_decimal(text: &str) -> String {
             carry /= 10;
         }
     }
-    dec.iter().rev().map(|d| char::from_digit(*d, 10).unwrap_or('0')).collect()
+    dec.iter()
+        .rev()
+        .map(|d| char::from_digit(*d, 10).unwrap_or('0'))
+        .collect()
 }
