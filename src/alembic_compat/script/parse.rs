@@ -17,8 +17,9 @@ struct PyParser;
 /// Python refuses deeper bracket nesting ("too many nested parentheses"); keeping the same
 /// limit also bounds the parser's recursion.
 const MAX_BRACKET_DEPTH: usize = 200;
-/// Python's limit on indentation levels ("too many levels of indentation").
-const MAX_INDENT_LEVELS: usize = 100;
+/// Bound on a statement's indentation in columns. CPython limits levels (100), not columns;
+/// real files with deep continuation lines reach a few hundred columns.
+const MAX_INDENT_COLUMNS: usize = 4000;
 
 /// Stack size for threads that parse: the grammar recurses about fifteen rules per bracket
 /// level, so the deepest accepted file needs more than a default test thread's 2 MiB.
@@ -126,8 +127,9 @@ fn check_nesting(path: &str, src: &str, view: &str) -> Result<(), SyntaxError> {
                 line_start = i + 1;
                 let rest = &view[i + 1..];
                 let indent = rest.len() - rest.trim_start_matches([' ', '\t']).len();
-                // One level per indented column at most: a cheap, safe upper bound check.
-                if indent > MAX_INDENT_LEVELS * 8 {
+                // Columns bound levels (each level adds at least one): a cheap check that keeps
+                // the block recursion far inside the parser's stack.
+                if indent > MAX_INDENT_COLUMNS {
                     return Err(SyntaxError::at(
                         path,
                         src,
@@ -1114,7 +1116,9 @@ impl<'a> Conv<'a> {
                             items.push(self.expr(p)?);
                         }
                     }
-                    let index = if items.len() == 1 && !comma {
+                    let starred =
+                        matches!(items.first().map(|e| &e.kind), Some(ExprKind::Starred(_)));
+                    let index = if items.len() == 1 && !comma && !starred {
                         items.remove(0)
                     } else {
                         Expr {
@@ -1307,7 +1311,11 @@ impl<'a> Conv<'a> {
         let text: String = lit.as_str().chars().filter(|c| *c != '_').collect();
         let constant = if lit.as_rule() == Rule::float_lit || imag {
             let v: f64 = if lit.as_rule() == Rule::int_lit {
-                int_value(&text).map(|i| i as f64).unwrap_or(f64::INFINITY)
+                // Python reads `123j` as the float 123.0 (exactly rounded, however long).
+                match int_value(&text) {
+                    Some(i) => i as f64,
+                    None => text.parse().unwrap_or(f64::INFINITY),
+                }
             } else {
                 match text.parse() {
                     Ok(v) => v,
@@ -1422,7 +1430,7 @@ impl<'a> Conv<'a> {
                 "bytes can only contain ASCII literal characters",
             ));
         }
-        let decoded = self.decode_str(text, self.base + body.as_span().start(), raw)?;
+        let decoded = self.decode_escapes(text, self.base + body.as_span().start(), raw, true)?;
         // \x escapes produced chars U+0080..U+00FF standing for single bytes; \u does not apply.
         Ok(decoded.chars().map(|c| c as u32 as u8).collect())
     }
@@ -1430,6 +1438,11 @@ impl<'a> Conv<'a> {
     /// Decodes a (non-f) string body: newlines normalised as Python's source reader does,
     /// escapes resolved unless `raw`.
     fn decode_str(&self, text: &str, offset: usize, raw: bool) -> R<String> {
+        self.decode_escapes(text, offset, raw, false)
+    }
+
+    /// `\\u`, `\\U` and `\\N{...}` are escapes in str literals only; in bytes they stay as written.
+    fn decode_escapes(&self, text: &str, offset: usize, raw: bool, bytes: bool) -> R<String> {
         let text = normalize_newlines(text);
         if raw {
             return Ok(text.into_owned());
@@ -1470,6 +1483,10 @@ impl<'a> Conv<'a> {
                     }
                     out.push(char::from_u32(v).unwrap_or('\u{fffd}'));
                 }
+                'u' | 'U' | 'N' if bytes => {
+                    out.push('\\');
+                    out.push(e);
+                }
                 'x' | 'u' | 'U' => {
                     let n = match e {
                         'x' => 2,
@@ -1502,12 +1519,29 @@ impl<'a> Conv<'a> {
                     }
                 }
                 'N' => {
-                    return Err(SyntaxError::at(
-                        self.path,
-                        self.src,
-                        offset + i,
-                        "\\N{...} escapes are not supported by ralembic",
-                    ))
+                    let mut name = String::new();
+                    let mut closed = false;
+                    if chars.peek().map(|(_, c)| *c) == Some('{') {
+                        chars.next();
+                        for (_, c) in chars.by_ref() {
+                            if c == '}' {
+                                closed = true;
+                                break;
+                            }
+                            name.push(c);
+                        }
+                    }
+                    match unicode_names2::character(&name).filter(|_| closed) {
+                        Some(ch) => out.push(ch),
+                        None => {
+                            return Err(SyntaxError::at(
+                                self.path,
+                                self.src,
+                                offset + i,
+                                "(unicode error) 'unicodeescape' codec can't decode bytes: malformed \\N character escape",
+                            ))
+                        }
+                    }
                 }
                 other => {
                     // Python keeps unknown escapes as written (with a DeprecationWarning).
