@@ -35,23 +35,46 @@ struct Case {
 }
 
 const fn c(argv: &'static str) -> Case {
-    Case { argv, env: &[], check: Check::Full, db: false }
+    Case {
+        argv,
+        env: &[],
+        check: Check::Full,
+        db: false,
+    }
 }
 const fn db(argv: &'static str) -> Case {
-    Case { argv, env: &[], check: Check::Full, db: true }
+    Case {
+        argv,
+        env: &[],
+        check: Check::Full,
+        db: true,
+    }
 }
 const fn exit_only(argv: &'static str) -> Case {
-    Case { argv, env: &[], check: Check::ExitOnly, db: false }
+    Case {
+        argv,
+        env: &[],
+        check: Check::ExitOnly,
+        db: false,
+    }
 }
 
 /// Cases every fixture runs (valid histories and broken ones alike).
 fn standard_cases(fx: &Fixture) -> Vec<Case> {
     if fx.broken {
-        let mut v: Vec<Case> =
-            ["heads", "heads -v", "branches", "history", "history -v", "history -r base:heads", "show head", "show heads"]
-                .into_iter()
-                .map(c)
-                .collect();
+        let mut v: Vec<Case> = [
+            "heads",
+            "heads -v",
+            "branches",
+            "history",
+            "history -v",
+            "history -r base:heads",
+            "show head",
+            "show heads",
+        ]
+        .into_iter()
+        .map(c)
+        .collect();
         v.extend(["current", "history -i"].into_iter().map(db));
         let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
         v.extend(fx.revs.iter().map(|r| c(leak(format!("show {r}")))));
@@ -88,9 +111,18 @@ fn standard_cases(fx: &Fixture) -> Vec<Case> {
     .map(c)
     .collect();
     v.extend(
-        ["current", "current -v", "current --check-heads", "history -i", "history -r current:", "history -r current:heads", "history -r :current", "history -v -i"]
-            .into_iter()
-            .map(db),
+        [
+            "current",
+            "current -v",
+            "current --check-heads",
+            "history -i",
+            "history -r current:",
+            "history -r current:heads",
+            "history -r :current",
+            "history -v -i",
+        ]
+        .into_iter()
+        .map(db),
     );
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     for (i, r) in fx.revs.iter().enumerate() {
@@ -116,8 +148,15 @@ fn standard_cases(fx: &Fixture) -> Vec<Case> {
 
 fn run_fixture(fx: &Fixture) {
     let src = repo_root().join("tests/fixtures").join(fx.name);
-    assert!(src.join("alembic.ini").exists(), "fixture {} has no alembic.ini", src.display());
-    let tmp = tempfile::Builder::new().prefix(&format!("ralembic-{}-", fx.name)).tempdir().unwrap();
+    assert!(
+        src.join("alembic.ini").exists(),
+        "fixture {} has no alembic.ini",
+        src.display()
+    );
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("ralembic-{}-", fx.name))
+        .tempdir()
+        .unwrap();
     let proj = tmp.path().join(fx.name);
     copy_dir(&src, &proj);
     if let Some(revs) = fx.stamp {
@@ -131,7 +170,11 @@ fn run_fixture(fx: &Fixture) {
         .map(|case| BatchJob {
             cwd: proj.clone(),
             argv: argv(case.argv),
-            env: case.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: case
+                .env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         })
         .collect();
     // Candidate first: database-free cases on 2 threads, then the database cases one by one,
@@ -149,21 +192,37 @@ fn run_fixture(fx: &Fixture) {
     let mut report = Report::default();
     for (i, case) in cases.iter().enumerate() {
         let envs: Vec<String> = case.env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
-        let label = format!("fixture={} argv=`{}alembic {}` (cwd {})", fx.name, envs.concat(), case.argv, proj.display());
+        let label = format!(
+            "fixture={} argv=`{}alembic {}` (cwd {})",
+            fx.name,
+            envs.concat(),
+            case.argv,
+            proj.display()
+        );
         report.record_multi(&label, &py[i], rs[i].as_ref().unwrap(), case.check);
     }
     report.finish(&format!("differential_readonly[{}]", fx.name));
 }
 
 fn clone_job(j: &BatchJob) -> BatchJob {
-    BatchJob { cwd: j.cwd.clone(), argv: j.argv.clone(), env: j.env.clone() }
+    BatchJob {
+        cwd: j.cwd.clone(),
+        argv: j.argv.clone(),
+        env: j.env.clone(),
+    }
 }
 
 // ---------------------------------------------------------------- fixtures
 
 const LINEAR: Fixture = Fixture {
     name: "linear",
-    revs: &["e33cded675f3", "c5aa27d4f0c8", "3983f98c5b1b", "f4894da35515", "ca515065d73b"],
+    revs: &[
+        "e33cded675f3",
+        "c5aa27d4f0c8",
+        "3983f98c5b1b",
+        "f4894da35515",
+        "ca515065d73b",
+    ],
     stamp: Some(&["3983f98c5b1b"]),
     extra: &[
         // prefix shared by two revisions (c5aa..., ca51...) -> ambiguous
@@ -173,10 +232,30 @@ const LINEAR: Fixture = Fixture {
         c("-c other.ini heads"),
         c("--config other.ini history -v"),
         db("-c other.ini current"),
-        Case { argv: "heads", env: &[("ALEMBIC_CONFIG", "other.ini")], check: Check::Full, db: false },
-        Case { argv: "current", env: &[("ALEMBIC_CONFIG", "other.ini")], check: Check::Full, db: true },
-        Case { argv: "-c alembic.ini heads", env: &[("ALEMBIC_CONFIG", "other.ini")], check: Check::Full, db: false },
-        Case { argv: "heads", env: &[("ALEMBIC_CONFIG", "missing.ini")], check: Check::Full, db: false },
+        Case {
+            argv: "heads",
+            env: &[("ALEMBIC_CONFIG", "other.ini")],
+            check: Check::Full,
+            db: false,
+        },
+        Case {
+            argv: "current",
+            env: &[("ALEMBIC_CONFIG", "other.ini")],
+            check: Check::Full,
+            db: true,
+        },
+        Case {
+            argv: "-c alembic.ini heads",
+            env: &[("ALEMBIC_CONFIG", "other.ini")],
+            check: Check::Full,
+            db: false,
+        },
+        Case {
+            argv: "heads",
+            env: &[("ALEMBIC_CONFIG", "missing.ini")],
+            check: Check::Full,
+            db: false,
+        },
         db("-c other.ini -n othersection current"),
         c("-c other.ini -n othersection heads"),
         db("-n othersection current"),
@@ -209,31 +288,62 @@ const LINEAR: Fixture = Fixture {
 const MULTIHEAD: Fixture = Fixture {
     name: "multihead",
     revs: &[
-        "24505fbea6ab", "980f364bd416", "60ce7a077503", "f2a3eac2a9d9", "fe2a5197da0c", "be5f821fbcd9",
-        "ad408337c39c", "4d9620e731c2", "2d82597c57f9",
+        "24505fbea6ab",
+        "980f364bd416",
+        "60ce7a077503",
+        "f2a3eac2a9d9",
+        "fe2a5197da0c",
+        "be5f821fbcd9",
+        "ad408337c39c",
+        "4d9620e731c2",
+        "2d82597c57f9",
     ],
     stamp: Some(&["60ce7a077503", "f2a3eac2a9d9", "4d9620e731c2"]),
-    extra: &[c("show heads-1"), c("history -r 980f364bd416:be5f821fbcd9"), c("history -r be5f821fbcd9:980f364bd416")],
+    extra: &[
+        c("show heads-1"),
+        c("history -r 980f364bd416:be5f821fbcd9"),
+        c("history -r be5f821fbcd9:980f364bd416"),
+    ],
     broken: false,
 };
 
 const MERGES: Fixture = Fixture {
     name: "merges",
     revs: &[
-        "60ee92bdedd8", "8159637a853d", "b575df951a9e", "8a86d752a50c", "feb21429b1e8", "9cadd8f1cb33",
-        "c0dba7f40062", "1a6b1b6215dd", "56373b1b6a88", "9f605e3de060", "f28b2954f6f1", "c0ea71805685",
+        "60ee92bdedd8",
+        "8159637a853d",
+        "b575df951a9e",
+        "8a86d752a50c",
+        "feb21429b1e8",
+        "9cadd8f1cb33",
+        "c0dba7f40062",
+        "1a6b1b6215dd",
+        "56373b1b6a88",
+        "9f605e3de060",
+        "f28b2954f6f1",
+        "c0ea71805685",
         "d58aaea4d3ca",
     ],
     stamp: Some(&["1a6b1b6215dd"]),
-    extra: &[c("history -r 8159637a853d:56373b1b6a88"), c("history -r 56373b1b6a88:d58aaea4d3ca")],
+    extra: &[
+        c("history -r 8159637a853d:56373b1b6a88"),
+        c("history -r 56373b1b6a88:d58aaea4d3ca"),
+    ],
     broken: false,
 };
 
 const LABELS: Fixture = Fixture {
     name: "labels",
     revs: &[
-        "f67932c56a5f", "5b0e4544ce84", "d040914f30b2", "233239e24309", "66bc80a8b515", "a4f012fa0bf1",
-        "b86cd768e2e2", "a1b5a3907d61", "16d6622a2e9a",
+        "f67932c56a5f",
+        "5b0e4544ce84",
+        "d040914f30b2",
+        "233239e24309",
+        "66bc80a8b515",
+        "a4f012fa0bf1",
+        "b86cd768e2e2",
+        "a1b5a3907d61",
+        "16d6622a2e9a",
     ],
     stamp: Some(&["d040914f30b2", "b86cd768e2e2"]), // alpha@head, gamma@-1
     extra: &[
@@ -264,9 +374,20 @@ const LABELS: Fixture = Fixture {
 const DEPENDS: Fixture = Fixture {
     name: "depends",
     revs: &[
-        "0780628fde78", "4b24e713be27", "6592ec6c48f0", "75c05ba72e19", "ca12daf66ac2", "85dc3a98a5cf",
-        "6b43347ac53f", "99c957151296", "99d3fe117f6f", "90ebf7cba924", "7149d893c2a9", "1ded28b009b7",
-        "546ab8f40333", "aa8110d61c5f",
+        "0780628fde78",
+        "4b24e713be27",
+        "6592ec6c48f0",
+        "75c05ba72e19",
+        "ca12daf66ac2",
+        "85dc3a98a5cf",
+        "6b43347ac53f",
+        "99c957151296",
+        "99d3fe117f6f",
+        "90ebf7cba924",
+        "7149d893c2a9",
+        "1ded28b009b7",
+        "546ab8f40333",
+        "aa8110d61c5f",
     ],
     stamp: Some(&["75c05ba72e19", "6b43347ac53f"]),
     extra: &[
@@ -283,7 +404,14 @@ const DEPENDS: Fixture = Fixture {
 
 const PREFIXES: Fixture = Fixture {
     name: "prefixes",
-    revs: &["ae1027a6acf0", "ae1027a6a0b1", "ae10f0000002", "abc", "abcdef", "b0d1e5a7f9c3"],
+    revs: &[
+        "ae1027a6acf0",
+        "ae1027a6a0b1",
+        "ae10f0000002",
+        "abc",
+        "abcdef",
+        "b0d1e5a7f9c3",
+    ],
     stamp: Some(&["abc"]),
     extra: &[
         c("show a"),
@@ -314,7 +442,13 @@ const EMPTY: Fixture = Fixture {
 
 const RECURSIVE: Fixture = Fixture {
     name: "recursive",
-    revs: &["e7645c494071", "f37d5d0de1c7", "c27d4df3a8b1", "5b2d33640e0c", "128e7efb51b5"],
+    revs: &[
+        "e7645c494071",
+        "f37d5d0de1c7",
+        "c27d4df3a8b1",
+        "5b2d33640e0c",
+        "128e7efb51b5",
+    ],
     stamp: Some(&["c27d4df3a8b1"]),
     extra: &[],
     broken: false,
@@ -322,26 +456,58 @@ const RECURSIVE: Fixture = Fixture {
 
 const MULTILOC: Fixture = Fixture {
     name: "multiloc",
-    revs: &["400cf4411603", "15a01736345e", "94c9eae2d415", "ffce9fc4f5a4"],
+    revs: &[
+        "400cf4411603",
+        "15a01736345e",
+        "94c9eae2d415",
+        "ffce9fc4f5a4",
+    ],
     stamp: Some(&["main@head"]),
-    extra: &[c("show main@head"), c("show extra@head"), c("history -r extra@base:extra@head")],
+    extra: &[
+        c("show main@head"),
+        c("show extra@head"),
+        c("history -r extra@base:extra@head"),
+    ],
     broken: false,
 };
 
-const ERR_EXTRA: &[Case] = &[exit_only("--raiseerr history"), exit_only("--raiseerr heads")];
+const ERR_EXTRA: &[Case] = &[
+    exit_only("--raiseerr history"),
+    exit_only("--raiseerr heads"),
+];
 
 const fn err_fixture(name: &'static str, revs: &'static [&'static str]) -> Fixture {
-    Fixture { name, revs, stamp: None, extra: ERR_EXTRA, broken: true }
+    Fixture {
+        name,
+        revs,
+        stamp: None,
+        extra: ERR_EXTRA,
+        broken: true,
+    }
 }
 
-const ERR_CYCLE: Fixture =
-    err_fixture("err_cycle", &["c0c0c0000001", "c0c0c0000002", "c0c0c0000003", "c0c0c0000004"]);
+const ERR_CYCLE: Fixture = err_fixture(
+    "err_cycle",
+    &[
+        "c0c0c0000001",
+        "c0c0c0000002",
+        "c0c0c0000003",
+        "c0c0c0000004",
+    ],
+);
 const ERR_SELFLOOP: Fixture = err_fixture("err_selfloop", &["5e1f00000001", "5e1f00000002"]);
-const ERR_DEPCYCLE: Fixture = err_fixture("err_depcycle", &["dc0000000001", "dc0000000002", "dc0000000003"]);
-const ERR_MISSING_PARENT: Fixture =
-    err_fixture("err_missing_parent", &["4a0000000001", "4a0000000002", "4a0000000003"]);
-const ERR_DUPLICATE_ID: Fixture = err_fixture("err_duplicate_id", &["d0000000aaaa", "d0000000bbbb"]);
-const ERR_DUPLICATE_LABEL: Fixture = err_fixture("err_duplicate_label", &["1a0000000001", "1a0000000002"]);
+const ERR_DEPCYCLE: Fixture = err_fixture(
+    "err_depcycle",
+    &["dc0000000001", "dc0000000002", "dc0000000003"],
+);
+const ERR_MISSING_PARENT: Fixture = err_fixture(
+    "err_missing_parent",
+    &["4a0000000001", "4a0000000002", "4a0000000003"],
+);
+const ERR_DUPLICATE_ID: Fixture =
+    err_fixture("err_duplicate_id", &["d0000000aaaa", "d0000000bbbb"]);
+const ERR_DUPLICATE_LABEL: Fixture =
+    err_fixture("err_duplicate_label", &["1a0000000001", "1a0000000002"]);
 const ERR_SYNTAX: Fixture = err_fixture("err_syntax", &["5a0000000001", "5a0000000002"]);
 const ERR_NONLITERAL: Fixture = err_fixture("err_nonliteral", &["0e0000000001", "0e0000000002"]);
 
@@ -418,8 +584,22 @@ fn err_nonliteral() {
 #[test]
 fn every_fixture_is_listed() {
     let listed = [
-        &LINEAR, &MULTIHEAD, &MERGES, &LABELS, &DEPENDS, &PREFIXES, &EMPTY, &RECURSIVE, &MULTILOC, &ERR_CYCLE,
-        &ERR_SELFLOOP, &ERR_DEPCYCLE, &ERR_MISSING_PARENT, &ERR_DUPLICATE_ID, &ERR_DUPLICATE_LABEL, &ERR_SYNTAX,
+        &LINEAR,
+        &MULTIHEAD,
+        &MERGES,
+        &LABELS,
+        &DEPENDS,
+        &PREFIXES,
+        &EMPTY,
+        &RECURSIVE,
+        &MULTILOC,
+        &ERR_CYCLE,
+        &ERR_SELFLOOP,
+        &ERR_DEPCYCLE,
+        &ERR_MISSING_PARENT,
+        &ERR_DUPLICATE_ID,
+        &ERR_DUPLICATE_LABEL,
+        &ERR_SYNTAX,
         &ERR_NONLITERAL,
     ]
     .map(|f| f.name);
@@ -428,7 +608,10 @@ fn every_fixture_is_listed() {
         if name.starts_with('_') || name.starts_with('.') {
             continue;
         }
-        assert!(listed.contains(&name.as_str()), "tests/fixtures/{name} is not listed in differential_readonly.rs");
+        assert!(
+            listed.contains(&name.as_str()),
+            "tests/fixtures/{name} is not listed in differential_readonly.rs"
+        );
     }
 }
 
@@ -479,23 +662,39 @@ fn help_exits_zero_and_mentions_every_flag() {
         let rs = run_tool(&ralembic_bin(), tmp.path(), &args, &CaseEnv::default());
         let label = format!("`ralembic {}`", args.join(" "));
         if py.code != Some(0) {
-            report.fail(format!("oracle `alembic {}` did not exit 0:\n{}", args.join(" "), show(&py)));
+            report.fail(format!(
+                "oracle `alembic {}` did not exit 0:\n{}",
+                args.join(" "),
+                show(&py)
+            ));
             continue;
         }
         if rs.code != Some(0) {
-            report.fail(format!("{label} exited {:?}, want 0\n{}", rs.code, show(&rs)));
+            report.fail(format!(
+                "{label} exited {:?}, want 0\n{}",
+                rs.code,
+                show(&rs)
+            ));
             continue;
         }
         let rs_text = String::from_utf8_lossy(&rs.stdout);
-        let missing: Vec<String> =
-            help_flags(&String::from_utf8_lossy(&py.stdout)).into_iter().filter(|f| !rs_text.contains(f.as_str())).collect();
+        let missing: Vec<String> = help_flags(&String::from_utf8_lossy(&py.stdout))
+            .into_iter()
+            .filter(|f| !rs_text.contains(f.as_str()))
+            .collect();
         if !missing.is_empty() {
-            report.fail(format!("{label} does not mention {missing:?}\n{}", show(&rs)));
+            report.fail(format!(
+                "{label} does not mention {missing:?}\n{}",
+                show(&rs)
+            ));
         } else {
             report.passed += 1;
         }
         checked += 1;
     }
-    assert!(checked > 5, "expected to check many verbs, checked {checked}");
+    assert!(
+        checked > 5,
+        "expected to check many verbs, checked {checked}"
+    );
     report.finish("help_exits_zero_and_mentions_every_flag");
 }

@@ -81,7 +81,19 @@ fn parser_reads_files_as_cpython_does() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     collect(&root.join("tests/fixtures"), &mut files);
-    collect(&root.join(".cache/histories"), &mut files);
+    // The versions directories of the real histories (scripts/fetch-histories lists them).
+    let manifest = root.join(".cache/histories/manifest.tsv");
+    let manifest = std::fs::read_to_string(&manifest).unwrap_or_else(|_| {
+        panic!(
+            "{} is missing: run scripts/fetch-histories (scripts/test does)",
+            manifest.display()
+        )
+    });
+    for line in manifest.lines().skip(1) {
+        for dir in line.split('\t').nth(3).unwrap_or_default().split(';') {
+            collect(Path::new(dir), &mut files);
+        }
+    }
     if let Some(extra) = std::env::var_os("PARSER_CORPUS") {
         for d in std::env::split_paths(&extra) {
             collect(&d, &mut files);

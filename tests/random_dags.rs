@@ -40,7 +40,9 @@ impl Rng {
         &v[self.below(v.len())]
     }
     fn hex(&mut self, len: usize) -> String {
-        (0..len).map(|_| char::from_digit((self.next() % 16) as u32, 16).unwrap()).collect()
+        (0..len)
+            .map(|_| char::from_digit((self.next() % 16) as u32, 16).unwrap())
+            .collect()
     }
 }
 
@@ -71,7 +73,10 @@ fn generate(rng: &mut Rng, size: usize) -> History {
                 let keep = 1 + rng.below(base.len().min(8));
                 format!("{}{}", &base[..keep], rng.hex(12 - keep))
             } else if rng.chance(5) {
-                { let n = 3 + rng.below(4); rng.hex(n) }
+                {
+                    let n = 3 + rng.below(4);
+                    rng.hex(n)
+                }
             } else {
                 rng.hex(12)
             };
@@ -83,7 +88,11 @@ fn generate(rng: &mut Rng, size: usize) -> History {
             vec![]
         } else if heads.len() >= 2 && rng.chance(18) {
             let mut hs = heads.clone();
-            let want = if hs.len() >= 3 && rng.chance(25) { 3 } else { 2 };
+            let want = if hs.len() >= 3 && rng.chance(25) {
+                3
+            } else {
+                2
+            };
             let mut chosen = Vec::new();
             for _ in 0..want {
                 let i = rng.below(hs.len());
@@ -117,11 +126,21 @@ fn generate(rng: &mut Rng, size: usize) -> History {
                 }
             }
         }
-        let subdir = if recursive && rng.chance(50) { rng.pick(&["a", "b/c", "2025"]).to_string() } else { String::new() };
+        let subdir = if recursive && rng.chance(50) {
+            rng.pick(&["a", "b/c", "2025"]).to_string()
+        } else {
+            String::new()
+        };
         // maintain heads
         heads.retain(|&h| !down.contains(&revs[h].id));
         heads.push(k);
-        revs.push(Rev { id, down, labels, deps, subdir });
+        revs.push(Rev {
+            id,
+            down,
+            labels,
+            deps,
+            subdir,
+        });
     }
     History { revs, recursive }
 }
@@ -152,7 +171,16 @@ fn lit(rng: &mut Rng, quote: &str, v: &[String], allow_scalar: bool) -> String {
 fn render(rng: &mut Rng, r: &Rev, idx: usize) -> Vec<u8> {
     let quote = *rng.pick(&["\"", "'", "\"\"\"", "'''"]);
     let typed = rng.chance(40);
-    let msg = rng.pick(&["add table", "drop column", "merge heads", "tweak index", "", "unicode café ✓"]).to_string();
+    let msg = rng
+        .pick(&[
+            "add table",
+            "drop column",
+            "merge heads",
+            "tweak index",
+            "",
+            "unicode café ✓",
+        ])
+        .to_string();
     let mut lines: Vec<String> = Vec::new();
     if rng.chance(20) {
         lines.push("# generated revision file".into());
@@ -176,7 +204,12 @@ fn render(rng: &mut Rng, r: &Rev, idx: usize) -> Vec<u8> {
             "    with an indented line.".into(),
             "'''".into(),
         ]),
-        _ => lines.extend([format!("\"\"\"Revision {idx}: {msg}"), String::new(), format!("Revision ID: {}", r.id), "\"\"\"".into()]),
+        _ => lines.extend([
+            format!("\"\"\"Revision {idx}: {msg}"),
+            String::new(),
+            format!("Revision ID: {}", r.id),
+            "\"\"\"".into(),
+        ]),
     }
     lines.push("from alembic import op".into());
     lines.push("import sqlalchemy as sa".into());
@@ -189,9 +222,15 @@ fn render(rng: &mut Rng, r: &Rev, idx: usize) -> Vec<u8> {
     let deps = lit(rng, quote, &r.deps, true);
     if typed {
         lines.push(format!("revision: str = {quote}{}{quote}", r.id));
-        lines.push(format!("down_revision: Union[str, Sequence[str], None] = {down}"));
-        lines.push(format!("branch_labels: Union[str, Sequence[str], None] = {labels}"));
-        lines.push(format!("depends_on: Union[str, Sequence[str], None] = {deps}"));
+        lines.push(format!(
+            "down_revision: Union[str, Sequence[str], None] = {down}"
+        ));
+        lines.push(format!(
+            "branch_labels: Union[str, Sequence[str], None] = {labels}"
+        ));
+        lines.push(format!(
+            "depends_on: Union[str, Sequence[str], None] = {deps}"
+        ));
     } else {
         lines.push(format!("revision = {quote}{}{quote}", r.id));
         lines.push(format!("down_revision = {down}"));
@@ -203,8 +242,19 @@ fn render(rng: &mut Rng, r: &Rev, idx: usize) -> Vec<u8> {
         }
     }
     let ind = if rng.chance(10) { "\t" } else { "    " };
-    lines.extend(["".into(), "".into(), "def upgrade():".into(), format!("{ind}pass"), "".into()]);
-    lines.extend(["".into(), "def downgrade():".into(), format!("{ind}pass"), "".into()]);
+    lines.extend([
+        "".into(),
+        "".into(),
+        "def upgrade():".into(),
+        format!("{ind}pass"),
+        "".into(),
+    ]);
+    lines.extend([
+        "".into(),
+        "def downgrade():".into(),
+        format!("{ind}pass"),
+        "".into(),
+    ]);
     let eol = if rng.chance(8) { "\r\n" } else { "\n" };
     let mut bytes = Vec::new();
     if rng.chance(5) {
@@ -228,15 +278,26 @@ fn write_project(rng: &mut Rng, h: &History, dir: &Path) {
     for (i, r) in h.revs.iter().enumerate() {
         let vdir = dir.join("alembic/versions").join(&r.subdir);
         std::fs::create_dir_all(&vdir).unwrap();
-        let name = if rng.chance(70) { format!("{}_rev_{i}.py", r.id) } else { format!("m{i:03}.py") };
+        let name = if rng.chance(70) {
+            format!("{}_rev_{i}.py", r.id)
+        } else {
+            format!("m{i:03}.py")
+        };
         let bytes = render(rng, r, i);
         std::fs::write(vdir.join(name), bytes).unwrap();
     }
 }
 
 fn commands(rng: &mut Rng, h: &History) -> Vec<Vec<String>> {
-    let mut cmds: Vec<String> =
-        ["heads", "heads --resolve-dependencies", "branches", "history", "history -v"].map(String::from).to_vec();
+    let mut cmds: Vec<String> = [
+        "heads",
+        "heads --resolve-dependencies",
+        "branches",
+        "history",
+        "history -v",
+    ]
+    .map(String::from)
+    .to_vec();
     let ids: Vec<&String> = h.revs.iter().map(|r| &r.id).collect();
     let a = ids[rng.below(ids.len())];
     let b = ids[rng.below(ids.len())];
@@ -260,31 +321,52 @@ fn commands(rng: &mut Rng, h: &History) -> Vec<Vec<String>> {
 
 #[test]
 fn random_histories_agree() {
-    let seed = std::env::var("DAG_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEED);
-    let count = std::env::var("DAG_COUNT").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_COUNT);
+    let seed = std::env::var("DAG_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_SEED);
+    let count = std::env::var("DAG_COUNT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_COUNT);
     let keep_root = std::env::var_os("DAG_KEEP_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/dag-failures"));
     eprintln!("random_dags: DAG_SEED={seed} DAG_COUNT={count}");
 
-    let tmp = tempfile::Builder::new().prefix("ralembic-dags-").tempdir().unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("ralembic-dags-")
+        .tempdir()
+        .unwrap();
     let mut rng = Rng(seed);
     let mut jobs: Vec<BatchJob> = Vec::new();
     let mut owner: Vec<usize> = Vec::new();
     let mut histories = Vec::new();
     for i in 0..count {
         // sizes 1-40, small ones more often
-        let size = if rng.chance(50) { 1 + rng.below(10) } else { 1 + rng.below(40) };
+        let size = if rng.chance(50) {
+            1 + rng.below(10)
+        } else {
+            1 + rng.below(40)
+        };
         let h = generate(&mut rng, size);
         let dir = tmp.path().join(format!("h{i:04}"));
         write_project(&mut rng, &h, &dir);
         for argv in commands(&mut rng, &h) {
-            jobs.push(BatchJob { cwd: dir.clone(), argv, env: BTreeMap::new() });
+            jobs.push(BatchJob {
+                cwd: dir.clone(),
+                argv,
+                env: BTreeMap::new(),
+            });
             owner.push(i);
         }
         histories.push((dir, h.revs.len()));
     }
-    eprintln!("random_dags: {} histories, {} command lines per side", count, jobs.len());
+    eprintln!(
+        "random_dags: {} histories, {} command lines per side",
+        count,
+        jobs.len()
+    );
 
     let (py, rs) = std::thread::scope(|s| {
         let py = s.spawn(|| run_oracle_seeds(&jobs, 2, tmp.path()));
@@ -321,7 +403,10 @@ fn random_histories_agree() {
     let mut summary = String::new();
     let _ = write!(summary, "oracle exit statuses: {exit_codes:?}");
     eprintln!("random_dags: {summary}");
-    assert!(ok * 10 >= jobs.len() * 6, "fewer than 60% of oracle runs succeeded ({summary}): generator is broken");
+    assert!(
+        ok * 10 >= jobs.len() * 6,
+        "fewer than 60% of oracle runs succeeded ({summary}): generator is broken"
+    );
 
     if !failed_histories.is_empty() {
         std::fs::create_dir_all(&keep_root).unwrap();

@@ -29,7 +29,11 @@ pub fn alembic_bin() -> PathBuf {
 
 pub fn venv_python() -> PathBuf {
     let p = repo_root().join(".venv/bin/python");
-    assert!(p.exists(), "{} missing: run scripts/setup-venv (or scripts/test)", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run scripts/setup-venv (or scripts/test)",
+        p.display()
+    );
     p
 }
 
@@ -71,7 +75,11 @@ pub fn run_tool(bin: &Path, cwd: &Path, argv: &[String], env: &CaseEnv) -> Outco
         cmd.env(k, v);
     }
     match cmd.output() {
-        Ok(o) => Outcome { code: o.status.code(), stdout: o.stdout, stderr: o.stderr },
+        Ok(o) => Outcome {
+            code: o.status.code(),
+            stdout: o.stdout,
+            stderr: o.stderr,
+        },
         Err(e) => Outcome {
             code: None,
             stdout: Vec::new(),
@@ -123,7 +131,11 @@ pub fn canonical(out: &[u8]) -> Vec<u8> {
             block.sort();
             let n = block.len();
             for (k, b) in block.into_iter().enumerate() {
-                res.push(if k + 1 < n || last_nl { format!("{b}\n") } else { b });
+                res.push(if k + 1 < n || last_nl {
+                    format!("{b}\n")
+                } else {
+                    b
+                });
             }
         } else {
             res.push(l.to_owned());
@@ -171,8 +183,13 @@ pub fn compare_multi(py: &[Outcome], rs: &Outcome, check: Check) -> Result<Verdi
     let reference = &py[0];
     let mut problems = Vec::new();
     let codes_stable = py.iter().all(|o| o.code == reference.code);
-    if codes_stable && reference.code != rs.code || !codes_stable && !py.iter().any(|o| o.code == rs.code) {
-        problems.push(format!("exit status differs: alembic {:?}, ralembic {:?}", reference.code, rs.code));
+    if codes_stable && reference.code != rs.code
+        || !codes_stable && !py.iter().any(|o| o.code == rs.code)
+    {
+        problems.push(format!(
+            "exit status differs: alembic {:?}, ralembic {:?}",
+            reference.code, rs.code
+        ));
     }
     let mut verdict = Verdict::Exact;
     if check == Check::Full {
@@ -181,11 +198,17 @@ pub fn compare_multi(py: &[Outcome], rs: &Outcome, check: Check) -> Result<Verdi
         let rs_canon = canonical(&rs.stdout);
         if stable {
             if rs_canon != ref_canon {
-                problems.push(format!("stdout differs:\n{}", unified_diff(&reference.stdout, &rs.stdout)));
+                problems.push(format!(
+                    "stdout differs:\n{}",
+                    unified_diff(&reference.stdout, &rs.stdout)
+                ));
             }
         } else {
             verdict = Verdict::Unordered;
-            if py.iter().all(|o| unordered(&o.stdout) != unordered(&rs.stdout)) {
+            if py
+                .iter()
+                .all(|o| unordered(&o.stdout) != unordered(&rs.stdout))
+            {
                 problems.push(format!(
                     "stdout differs (Alembic's own order varies with PYTHONHASHSEED here, so lines were compared \
                      ignoring order):\n{}",
@@ -193,7 +216,11 @@ pub fn compare_multi(py: &[Outcome], rs: &Outcome, check: Check) -> Result<Verdi
                 ));
             }
         }
-        if reference.code != Some(0) && !reference.stderr.is_empty() && rs.code != Some(0) && rs.stderr.is_empty() {
+        if reference.code != Some(0)
+            && !reference.stderr.is_empty()
+            && rs.code != Some(0)
+            && rs.stderr.is_empty()
+        {
             problems.push("alembic wrote to stderr on failure, ralembic wrote nothing".into());
         }
     }
@@ -216,11 +243,16 @@ pub fn unified_diff(a: &[u8], b: &[u8]) -> String {
     let _ = write!(
         out,
         "{}",
-        diff.unified_diff().context_radius(3).header("alembic (expected)", "ralembic (actual)")
+        diff.unified_diff()
+            .context_radius(3)
+            .header("alembic (expected)", "ralembic (actual)")
     );
     // make invisible differences visible (CR, trailing spaces, missing final newline)
     if at.replace("\r\n", "\n") == bt.replace("\r\n", "\n") || at.trim_end() == bt.trim_end() {
-        let _ = write!(out, "\n  (whitespace-only difference)\n  alembic:  {at:?}\n  ralembic: {bt:?}");
+        let _ = write!(
+            out,
+            "\n  (whitespace-only difference)\n  alembic:  {at:?}\n  ralembic: {bt:?}"
+        );
     }
     out
 }
@@ -295,7 +327,14 @@ pub fn run_both(cwd: &Path, argv: &[String], env: &CaseEnv, parallel: bool) -> (
 pub fn oracle_setup(cwd: &Path, args: &[&str]) {
     let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let o = run_tool(&alembic_bin(), cwd, &argv, &CaseEnv::default());
-    assert_eq!(o.code, Some(0), "setup `alembic {}` failed in {}:\n{}", args.join(" "), cwd.display(), show(&o));
+    assert_eq!(
+        o.code,
+        Some(0),
+        "setup `alembic {}` failed in {}:\n{}",
+        args.join(" "),
+        cwd.display(),
+        show(&o)
+    );
 }
 
 /// Collects mismatches so one run reports all of them.
@@ -342,7 +381,10 @@ impl Report {
                 text.truncate(200_000);
                 text.push_str("\n... (report truncated)");
             }
-            panic!("{what}: {n} mismatch(es), {} case(s) agreed\n{text}\n{what}: {n} mismatch(es)", self.passed);
+            panic!(
+                "{what}: {n} mismatch(es), {} case(s) agreed\n{text}\n{what}: {n} mismatch(es)",
+                self.passed
+            );
         }
         eprintln!(
             "{what}: all {} case(s) agreed ({} of them order-insensitively: Alembic's order varied with PYTHONHASHSEED)",
@@ -388,14 +430,22 @@ pub fn run_oracle_batch(jobs: &[BatchJob], chunks: usize, workdir: &Path) -> Vec
 pub fn run_oracle_seeds(jobs: &[BatchJob], chunks: usize, workdir: &Path) -> Vec<Vec<Outcome>> {
     let mut per_job: Vec<Vec<Outcome>> = jobs.iter().map(|_| Vec::new()).collect();
     for seed in ORACLE_HASH_SEEDS {
-        for (i, o) in run_oracle_batch_seeded(jobs, chunks, workdir, seed).into_iter().enumerate() {
+        for (i, o) in run_oracle_batch_seeded(jobs, chunks, workdir, seed)
+            .into_iter()
+            .enumerate()
+        {
             per_job[i].push(o);
         }
     }
     per_job
 }
 
-pub fn run_oracle_batch_seeded(jobs: &[BatchJob], chunks: usize, workdir: &Path, seed: &str) -> Vec<Outcome> {
+pub fn run_oracle_batch_seeded(
+    jobs: &[BatchJob],
+    chunks: usize,
+    workdir: &Path,
+    seed: &str,
+) -> Vec<Outcome> {
     let script = repo_root().join("scripts/alembic-batch.py");
     assert!(script.exists(), "{} missing", script.display());
     let python = venv_python();
@@ -457,7 +507,10 @@ pub fn run_oracle_batch_seeded(jobs: &[BatchJob], chunks: usize, workdir: &Path,
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("oracle batch thread panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("oracle batch thread panicked"))
+            .collect()
     });
     results.into_iter().flatten().collect()
 }
@@ -466,7 +519,8 @@ pub fn run_oracle_batch_seeded(jobs: &[BatchJob], chunks: usize, workdir: &Path,
 pub fn run_candidate_many(jobs: &[BatchJob], threads: usize) -> Vec<Outcome> {
     let bin = ralembic_bin();
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<Outcome>>> = jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let slots: Vec<std::sync::Mutex<Option<Outcome>>> =
+        jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| loop {
@@ -475,16 +529,24 @@ pub fn run_candidate_many(jobs: &[BatchJob], threads: usize) -> Vec<Outcome> {
                     break;
                 }
                 let j = &jobs[i];
-                let env = CaseEnv { set: j.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect() };
+                let env = CaseEnv {
+                    set: j.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                };
                 *slots[i].lock().unwrap() = Some(run_tool(&bin, &j.cwd, &j.argv, &env));
             });
         }
     });
-    slots.into_iter().map(|m| m.into_inner().unwrap().unwrap()).collect()
+    slots
+        .into_iter()
+        .map(|m| m.into_inner().unwrap().unwrap())
+        .collect()
 }
 
 pub fn jobs_env() -> usize {
-    std::env::var("MESHVIEW_TEST_JOBS").ok().and_then(|v| v.parse().ok()).unwrap_or(2)
+    std::env::var("MESHVIEW_TEST_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
 }
 
 pub fn os(s: &str) -> OsString {

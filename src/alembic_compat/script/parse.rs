@@ -1506,7 +1506,13 @@ impl<'a> Conv<'a> {
                     let value = u32::from_str_radix(&hex, 16)
                         .ok()
                         .filter(|_| hex.len() == n);
-                    match value.and_then(char::from_u32) {
+                    // A Rust string cannot hold a lone surrogate (Python's can): it becomes
+                    // U+FFFD, a documented difference.
+                    let surrogate = value.is_some_and(|v| (0xD800..=0xDFFF).contains(&v));
+                    match value
+                        .and_then(char::from_u32)
+                        .or(surrogate.then_some('\u{fffd}'))
+                    {
                         Some(ch) => out.push(ch),
                         None => {
                             return Err(SyntaxError::at(
