@@ -439,7 +439,9 @@ pub fn run(prog: &str, args: Vec<OsString>, env: &Environment, out: &mut dyn Wri
         }
     };
     if cli.version {
-        let _ = writeln!(out, "{prog} {ALEMBIC_VERSION}");
+        // Byte-compatible with `alembic --version` (stdout is compared verbatim by users'
+        // scripts), whatever our binary is called.
+        let _ = writeln!(out, "alembic {ALEMBIC_VERSION}");
         return exit::OK;
     }
     let Some(verb) = cli.verb else {
@@ -585,7 +587,7 @@ mod tests {
 
     #[test]
     fn version_help_and_unimplemented() {
-        assert_eq!(run_args(&["--version"]), (0, "ralembic 1.20.1\n".into(), String::new()));
+        assert_eq!(run_args(&["--version"]), (0, "alembic 1.20.1\n".into(), String::new()));
         let (code, out, _) = run_args(&["heads", "--help"]);
         assert_eq!(code, 0);
         assert!(out.contains("--resolve-dependencies") && out.contains("--verbose"), "{out}");
