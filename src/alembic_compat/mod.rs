@@ -4,3 +4,4 @@
 pub mod config;
 pub mod revision;
 pub mod script;
+pub mod command;

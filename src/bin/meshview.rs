@@ -1,1 +1,49 @@
-fn main() {}
+//! `meshview`: the MeshView applications; `meshview alembic <verb> ...` is the same command
+//! line as `ralembic`.
+use std::ffi::OsString;
+use std::io::Write;
+
+use clap::{Parser, Subcommand};
+use meshview::alembic_compat::command::cli;
+
+#[derive(Parser, Debug)]
+#[command(name = "meshview", about = "MeshView: Meshtastic network viewer")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Alembic-compatible migration commands (same as `ralembic`)
+    #[command(disable_help_flag = true)]
+    Alembic {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Collect packets into the database (not implemented yet)
+    Writer {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Serve the web UI (not implemented yet)
+    Web {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+fn main() {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let prog = cli::prog_name(argv.first(), "meshview");
+    let code = match Args::parse_from(&argv).command {
+        Command::Alembic { args } => cli::run_process(&format!("{prog} alembic"), args),
+        Command::Writer { .. } | Command::Web { .. } => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "FAILED: not implemented yet");
+            let _ = out.flush();
+            cli::exit::COMMAND
+        }
+    };
+    std::process::exit(code);
+}

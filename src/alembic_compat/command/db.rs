@@ -1,0 +1,255 @@
+//! What the read-only commands need from "running env.py": the version table's name and
+//! schema (literal keyword arguments of `context.configure(...)` in env.py) and the rows of
+//! that table (`MigrationContext.get_current_heads`), read with rusqlite.
+//!
+//! We do not execute env.py. Known differences from Python: a `version_table` that is not a
+//! string literal is ignored (default `alembic_version`); an env.py our parser cannot read
+//! falls back to the defaults; anything env.py prints or logs is not reproduced.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::Failure;
+use crate::alembic_compat::config::{parse_sqlite_url, SqliteDatabase, UrlError};
+use crate::alembic_compat::script::ast::{Arg, Constant, Expr, ExprKind, Stmt, StmtKind};
+use crate::alembic_compat::script::parse_module;
+
+/// `version_table` / `version_table_schema` as `context.configure` would receive them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionTable {
+    pub table: String,
+    pub schema: Option<String>,
+}
+
+impl Default for VersionTable {
+    fn default() -> Self {
+        VersionTable { table: "alembic_version".into(), schema: None }
+    }
+}
+
+#[derive(Default)]
+struct ConfigureCall {
+    online: bool,
+    table: Option<String>,
+    /// `Some(None)`: `version_table_schema=None` written explicitly.
+    schema: Option<Option<String>>,
+}
+
+fn is_context_configure(func: &Expr) -> bool {
+    matches!(&func.kind, ExprKind::Attribute { value, attr }
+        if attr == "configure" && matches!(&value.kind, ExprKind::Name(n) if n == "context"))
+}
+
+fn visit_expr(e: &Expr, calls: &mut Vec<ConfigureCall>) {
+    if let ExprKind::Call { func, args } = &e.kind {
+        if is_context_configure(func) {
+            let mut call = ConfigureCall::default();
+            for a in args {
+                if let Arg::Keyword { name, value } = a {
+                    match (name.as_str(), &value.kind) {
+                        ("connection", _) => call.online = true,
+                        ("version_table", ExprKind::Constant(Constant::Str(s))) => call.table = Some(s.clone()),
+                        ("version_table_schema", ExprKind::Constant(Constant::Str(s))) => {
+                            call.schema = Some(Some(s.clone()))
+                        }
+                        ("version_table_schema", ExprKind::Constant(Constant::None)) => call.schema = Some(None),
+                        _ => {}
+                    }
+                }
+            }
+            calls.push(call);
+        }
+    }
+}
+
+fn visit_stmts(body: &[Stmt], calls: &mut Vec<ConfigureCall>) {
+    for s in body {
+        match &s.kind {
+            StmtKind::Expr(e) => visit_expr(e, calls),
+            StmtKind::Assign { value, .. } => visit_expr(value, calls),
+            StmtKind::If { body, orelse, .. }
+            | StmtKind::For { body, orelse, .. }
+            | StmtKind::While { body, orelse, .. } => {
+                visit_stmts(body, calls);
+                visit_stmts(orelse, calls);
+            }
+            StmtKind::With { body, .. } => visit_stmts(body, calls),
+            StmtKind::Try { body, handlers, orelse, finalbody } => {
+                visit_stmts(body, calls);
+                for h in handlers {
+                    visit_stmts(&h.body, calls);
+                }
+                visit_stmts(orelse, calls);
+                visit_stmts(finalbody, calls);
+            }
+            StmtKind::FunctionDef(f) => visit_stmts(&f.body, calls),
+            StmtKind::ClassDef(c) => visit_stmts(&c.body, calls),
+            _ => {}
+        }
+    }
+}
+
+/// Reads the version table settings from env.py source. Several `context.configure` calls:
+/// the online one (passing `connection=`) wins, else the first.
+pub fn version_table_from_env(path: &str, source: &str) -> VersionTable {
+    let module = match parse_module(path, source) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!("cannot read {path} ({e}); using the default version table");
+            return VersionTable::default();
+        }
+    };
+    let mut calls = Vec::new();
+    visit_stmts(&module.body, &mut calls);
+    let pick = calls.iter().find(|c| c.online).or_else(|| calls.first());
+    let mut vt = VersionTable::default();
+    if let Some(c) = pick {
+        if let Some(t) = &c.table {
+            vt.table = t.clone();
+        }
+        if let Some(s) = &c.schema {
+            vt.schema = s.clone();
+        }
+    }
+    vt
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn sql_failure(e: &rusqlite::Error) -> Failure {
+    let (class, text) = match e {
+        rusqlite::Error::SqliteFailure(code, msg) => {
+            let text = msg.clone().unwrap_or_else(|| code.to_string());
+            let class = if code.code == rusqlite::ErrorCode::NotADatabase {
+                "DatabaseError"
+            } else {
+                "OperationalError"
+            };
+            (class, text)
+        }
+        other => ("OperationalError", other.to_string()),
+    };
+    Failure::python(&format!("sqlalchemy.exc.{class}"), &format!("(sqlite3.{class}) {text}"))
+}
+
+fn url_failure(e: &UrlError) -> Failure {
+    let class = match e {
+        UrlError::Unparseable(_) | UrlError::InvalidSqlite(_) => "sqlalchemy.exc.ArgumentError",
+        UrlError::InvalidPort(_) | UrlError::InvalidQueryValue { .. } => "ValueError",
+        UrlError::UnsupportedDialect(_) | UrlError::UnsupportedDriver(_) => "sqlalchemy.exc.NoSuchModuleError",
+    };
+    Failure::python(class, &e.to_string())
+}
+
+/// Opens the database the way pysqlite does (creating an empty file if it does not exist, as
+/// `sqlite3.connect` does) and returns `get_current_heads()`: the `version_num` rows of the
+/// version table, or nothing if the table does not exist. Never writes.
+pub fn current_heads(url: &str, cwd: &Path, vt: &VersionTable) -> Result<Vec<String>, Failure> {
+    let parsed = parse_sqlite_url(url, cwd).map_err(|e| url_failure(&e))?;
+    let rw = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match &parsed.database {
+        SqliteDatabase::Memory => Connection::open_in_memory(),
+        SqliteDatabase::File(p) => Connection::open_with_flags(p, rw),
+        SqliteDatabase::Uri(u) => Connection::open_with_flags(u, rw | OpenFlags::SQLITE_OPEN_URI),
+    }
+    .map_err(|e| sql_failure(&e))?;
+    read_heads(&conn, vt).map_err(|e| sql_failure(&e))
+}
+
+fn has_table(conn: &Connection, vt: &VersionTable) -> rusqlite::Result<bool> {
+    let schemas: Vec<String> = match &vt.schema {
+        Some(s) => {
+            let mut stmt = conn.prepare("PRAGMA database_list")?;
+            let names: Vec<String> =
+                stmt.query_map([], |r| r.get::<_, String>(1))?.collect::<Result<_, _>>()?;
+            if !names.iter().any(|n| n == s) {
+                return Ok(false);
+            }
+            vec![s.clone()]
+        }
+        None => vec!["main".into(), "temp".into()],
+    };
+    for schema in schemas {
+        let sql = format!("PRAGMA {}.table_info({})", quote_ident(&schema), quote_ident(&vt.table));
+        let mut stmt = conn.prepare(&sql)?;
+        if stmt.query([])?.next()?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn read_heads(conn: &Connection, vt: &VersionTable) -> rusqlite::Result<Vec<String>> {
+    if !has_table(conn, vt)? {
+        return Ok(Vec::new());
+    }
+    let from = match &vt.schema {
+        Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&vt.table)),
+        None => quote_ident(&vt.table),
+    };
+    let sql = format!("SELECT {}.version_num FROM {from}", quote_ident(&vt.table));
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], |r| r.get::<_, Option<String>>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        if let Some(v) = r? {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configure_kwargs_prefer_online() {
+        let src = r#"
+from alembic import context
+def run_migrations_offline():
+    context.configure(url=u, version_table="offline_v")
+def run_migrations_online():
+    with engine.connect() as connection:
+        context.configure(connection=connection, version_table="my_version", version_table_schema=None)
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
+"#;
+        assert_eq!(
+            version_table_from_env("env.py", src),
+            VersionTable { table: "my_version".into(), schema: None }
+        );
+        let src2 = "context.configure(url=x, version_table='t', version_table_schema='s')\n";
+        assert_eq!(
+            version_table_from_env("env.py", src2),
+            VersionTable { table: "t".into(), schema: Some("s".into()) }
+        );
+        assert_eq!(version_table_from_env("env.py", "x = (\n"), VersionTable::default());
+    }
+
+    #[test]
+    fn reads_rows_without_creating_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let url = format!("sqlite:///{}", db.display());
+        // missing file: created empty, no table
+        assert_eq!(current_heads(&url, dir.path(), &VersionTable::default()).unwrap(), Vec::<String>::new());
+        assert!(db.exists());
+        {
+            let c = Connection::open(&db).unwrap();
+            c.execute_batch("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL); INSERT INTO alembic_version VALUES ('abc'), ('def');").unwrap();
+        }
+        assert_eq!(current_heads(&url, dir.path(), &VersionTable::default()).unwrap(), vec!["abc", "def"]);
+        let other = VersionTable { table: "other".into(), schema: None };
+        assert!(current_heads(&url, dir.path(), &other).unwrap().is_empty());
+        let schema = VersionTable { table: "alembic_version".into(), schema: Some("nope".into()) };
+        assert!(current_heads(&url, dir.path(), &schema).unwrap().is_empty());
+        let main = VersionTable { table: "alembic_version".into(), schema: Some("main".into()) };
+        assert_eq!(current_heads(&url, dir.path(), &main).unwrap(), vec!["abc", "def"]);
+    }
+}
