@@ -23,9 +23,13 @@
 #   badrows  last_update values the data loop cannot convert: both must fail alike
 #            and leave the same database behind
 #
+#   offline  `--sql` output of every single step, up and down
+#
 # The one intended difference: MeshView's c88468b7ab0b downgrade fails on SQLite once
 # add_time_us_cols has been downgraded ("no such index: idx_traceroute_import_time_us");
-# ours completes.  That step is checked as exactly this difference.
+# ours drops those indexes with IF EXISTS and completes.  That step is checked as exactly
+# this difference (online: MeshView fails, ours reaches base; offline: same SQL apart from
+# IF EXISTS).
 #
 # Exit status: 0 when everything matches, 1 on any difference, 2 on usage/setup errors.
 set -euo pipefail
@@ -284,7 +288,7 @@ both() {
     wait "$ours_pid" || ours_rc=$?
     if [ "$real_rc" != "$ours_rc" ] && [ -z "${ALLOW_STATUS_DIFF:-}" ]; then
         fail "alembic $*: exit status MeshView=$real_rc ours=$ours_rc"
-        tail -3 "$REAL_LOG" "$OURS_LOG"
+        tail -n 3 "$REAL_LOG" "$OURS_LOG"
     fi
     BOTH_RC=$ours_rc
     REAL_RC=$real_rc
@@ -305,7 +309,7 @@ expect_initial_downgrade_divergence() {
     if [ "$REAL_RC" = 0 ] || ! grep -q "no such index: idx_traceroute_import_time_us" "$REAL_LOG" \
         || [ "$(current "$REAL")" != c88468b7ab0b ]; then
         fail "$label: MeshView was expected to fail (no such index) and stay at c88468b7ab0b"
-        tail -3 "$REAL_LOG"
+        tail -n 3 "$REAL_LOG"
         ok=0
     fi
     local tables rows
@@ -313,7 +317,7 @@ expect_initial_downgrade_divergence() {
     rows=$(helper snapshot "$(db_of "$OURS")" | grep -c "^row" || true)
     if [ "$BOTH_RC" != 0 ] || [ "$tables" != 1 ] || [ "$rows" != 0 ]; then
         fail "$label: ours should reach base, leaving only an empty alembic_version"
-        tail -3 "$OURS_LOG"
+        tail -n 3 "$OURS_LOG"
         ok=0
     fi
     [ $ok = 0 ] || echo "ok   $label (MeshView fails at c88468b7ab0b -> base as known; ours reaches base)"
@@ -412,6 +416,44 @@ for value in "'garbage'" "''" "1700000000" "x'00'"; do
         fi
     fi
     compare "state after upgrade with last_update=$value"
+done
+
+# ---------------------------------------------------------------- offline
+echo "== offline: --sql output of every single step, both directions"
+# stdout is the generated SQL; it must be identical, and so must success or failure
+# (several steps cannot run offline at all: inspector guards, batch reflection, data loop).
+offline() {
+    local args=("$@")
+    CHECKS=$((CHECKS + 1))
+    local real_rc=0 ours_rc=0
+    (cd "$REAL" && "$PYTHON" -m alembic -c alembic.ini "${args[@]}" --sql) \
+        >"$WORK/real.sql" 2>"$WORK/real.sql.err" || real_rc=$?
+    (cd "$OURS" && "$PYTHON" -m alembic -c alembic.ini "${args[@]}" --sql) \
+        >"$WORK/ours.sql" 2>"$WORK/ours.sql.err" || ours_rc=$?
+    local note=""
+    if [ "${args[*]}" = "downgrade c88468b7ab0b:base" ]; then
+        # Intended: our initial downgrade drops its indexes with IF EXISTS (see top).
+        grep -q "^DROP INDEX IF EXISTS idx_traceroute_import_time_us;" "$WORK/ours.sql" \
+            || fail "offline ${args[*]}: expected DROP INDEX IF EXISTS in our SQL"
+        sed -i 's/^DROP INDEX IF EXISTS /DROP INDEX /' "$WORK/ours.sql"
+        note=", ours with IF EXISTS as intended"
+    fi
+    if [ "$real_rc" != "$ours_rc" ]; then
+        fail "offline ${args[*]}: exit status MeshView=$real_rc ours=$ours_rc"
+        tail -n 2 "$WORK/real.sql.err" "$WORK/ours.sql.err"
+    elif ! diff -u "$WORK/real.sql" "$WORK/ours.sql"; then
+        fail "offline ${args[*]}: SQL differs"
+    else
+        local how=ok
+        [ "$ours_rc" = 0 ] || how="fails in both: $(tail -n 1 "$WORK/ours.sql.err" | cut -c1-90)"
+        echo "ok   offline ${args[*]} ($how$note)"
+    fi
+}
+prev=base
+for rev in "${REVS[@]}"; do
+    offline upgrade "$prev:$rev"
+    offline downgrade "$rev:$prev"
+    prev=$rev
 done
 
 echo

@@ -138,13 +138,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop the four tables, dependants first.
 
-    An index is dropped only when it is there: when the next revision is downgraded first,
-    it has already removed the *_us indexes.
+    The indexes are dropped with IF EXISTS: when add_time_us_cols has been downgraded
+    before this, the *_us indexes are already gone (MeshView's own downgrade stops there
+    with "no such index").  IF EXISTS rather than an inspector check keeps this usable in
+    offline (--sql) mode.
     """
-    inspector = sa.inspect(op.get_bind())
     for table, _create, indexes in reversed(TABLES):
-        present = {ix["name"] for ix in inspector.get_indexes(table)}
         for index_name, _columns in reversed(indexes):
-            if index_name in present:
-                op.drop_index(index_name, table_name=table)
+            op.drop_index(index_name, table_name=table, if_exists=True)
         op.drop_table(table)
