@@ -13,7 +13,10 @@
 # sqlite_master, PRAGMA table_info / index_list / index_xinfo / foreign_key_list of every
 # table, alembic_version rows and all table data.  Seed rows (nodes with several last_update
 # spellings, packets, receptions, traceroutes) make the batch table copies and the
-# b7c3c2e3a1f0 data loop do real work.
+# b7c3c2e3a1f0 data loop do real work.  CREATE INDEX statements are compared sorted by
+# name: Alembic's batch mode re-creates indexes in Python set order, so their order in
+# sqlite_master differs from run to run even between two runs of MeshView's own files.
+# A full run takes a few minutes (about 70 checks, each Alembic call is a new process).
 #
 # Scenarios:
 #   graph    revision ids, down_revision, branch_labels, depends_on, heads
@@ -22,7 +25,6 @@
 #            downgrade -1 / upgrade +1 round trip, then downgrade -1 down to base
 #   badrows  last_update values the data loop cannot convert: both must fail alike
 #            and leave the same database behind
-#
 #   offline  `--sql` output of every single step, up and down
 #
 # The one intended difference: MeshView's c88468b7ab0b downgrade fails on SQLite once
