@@ -8,9 +8,9 @@ use meshview::alembic_compat::script::{parse::PARSER_STACK_SIZE, parse_module, S
 use proptest::prelude::*;
 
 fn corpus() -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python_syntax");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/_python_syntax");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("tests/fixtures/python_syntax")
+        .expect("tests/fixtures/_python_syntax")
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "py"))
@@ -124,7 +124,7 @@ fn mutated_revision_files_never_panic() {
     let corpus = corpus();
     assert!(
         corpus.len() >= 5,
-        "tests/fixtures/python_syntax holds the seed corpus"
+        "tests/fixtures/_python_syntax holds the seed corpus"
     );
     // The parser needs a deep stack for the nesting it accepts, like the loader gives it.
     let handle = std::thread::Builder::new()

@@ -354,7 +354,7 @@ pub struct MetaCache {
     data: CacheFile,
 }
 
-const CACHE_FORMAT: &str = concat!("ralembic-meta-1-", env!("CARGO_PKG_VERSION"));
+const CACHE_FORMAT: &str = concat!("ralembic-meta-2-", env!("CARGO_PKG_VERSION"));
 
 impl MetaCache {
     fn dir() -> Option<PathBuf> {

@@ -4,7 +4,9 @@
 //! assignment of each name wins, and a value we cannot know without running code is an error
 //! at its position (where Python would have run it).
 
-use super::ast::{Constant, Expr, ExprKind, Module, StmtKind};
+use std::collections::HashMap;
+
+use super::ast::{BinOp, Constant, Expr, ExprKind, FStringPart, Module, StmtKind};
 use super::SyntaxError;
 
 /// `down_revision` as written: Alembic prints merges with parents in their written order.
@@ -59,6 +61,9 @@ impl ScriptMeta {
             depends_on: Vec::new(),
             longdoc: module.docstring().map(python_strip).unwrap_or_default(),
         };
+        // Module-level names bound to values we can compute without running code, so that
+        // `revision = PREFIX + "02"` reads as Python would compute it.
+        let mut env: HashMap<String, Lit> = HashMap::new();
         for stmt in &module.body {
             let (targets, value): (Vec<&Expr>, &Expr) = match &stmt.kind {
                 StmtKind::Assign { targets, value } => (targets.iter().collect(), value),
@@ -69,9 +74,14 @@ impl ScriptMeta {
                 } => (vec![target], value),
                 _ => continue,
             };
+            let computed = literal(value, &env);
             for target in targets {
                 let ExprKind::Name(name) = &target.kind else {
                     continue;
+                };
+                match &computed {
+                    Some(v) => env.insert(name.clone(), v.clone()),
+                    None => env.remove(name),
                 };
                 let err = |what: &str| {
                     SyntaxError::at(
@@ -82,12 +92,12 @@ impl ScriptMeta {
                     )
                 };
                 match name.as_str() {
-                    "revision" => match literal(value) {
-                        Some(Lit::Str(s)) => meta.revision = Some(s),
+                    "revision" => match &computed {
+                        Some(Lit::Str(s)) => meta.revision = Some(s.clone()),
                         _ => return Err(err("a string literal")),
                     },
                     "down_revision" => {
-                        meta.down_revision = Some(match literal(value) {
+                        meta.down_revision = Some(match computed.clone() {
                             Some(Lit::None) => DownRevision::None,
                             Some(Lit::Str(s)) => DownRevision::One(s),
                             Some(Lit::Seq(v)) => DownRevision::Many(v),
@@ -98,7 +108,7 @@ impl ScriptMeta {
                     }
                     "branch_labels" | "depends_on" => {
                         // Alembic's util.to_tuple: None -> (), str -> (str,), sequence -> tuple.
-                        let v = match literal(value) {
+                        let v = match computed.clone() {
                             Some(Lit::None) => Vec::new(),
                             Some(Lit::Str(s)) => vec![s],
                             Some(Lit::Seq(v)) => v,
@@ -120,21 +130,53 @@ impl ScriptMeta {
     }
 }
 
+#[derive(Clone)]
 enum Lit {
     None,
     Str(String),
     Seq(Vec<String>),
 }
 
-fn literal(e: &Expr) -> Option<Lit> {
+/// The value of `e` when it is built only from string literals, None, earlier module-level
+/// names holding such values, `+` on strings, f-strings of those, and tuples/lists of strings.
+fn literal(e: &Expr, env: &HashMap<String, Lit>) -> Option<Lit> {
     match &e.kind {
         ExprKind::Constant(Constant::None) => Some(Lit::None),
         ExprKind::Constant(Constant::Str(s)) => Some(Lit::Str(s.clone())),
-        ExprKind::Tuple(items) | ExprKind::List(items) | ExprKind::Set(items) => {
+        ExprKind::Name(n) => env.get(n).cloned(),
+        ExprKind::BinOp {
+            left,
+            op: BinOp::Add,
+            right,
+        } => match (literal(left, env)?, literal(right, env)?) {
+            (Lit::Str(a), Lit::Str(b)) => Some(Lit::Str(a + &b)),
+            (Lit::Seq(a), Lit::Seq(b)) => Some(Lit::Seq(a.into_iter().chain(b).collect())),
+            _ => None,
+        },
+        ExprKind::JoinedStr(parts) => {
+            let mut out = String::new();
+            for p in parts {
+                match p {
+                    FStringPart::Literal(s) => out.push_str(s),
+                    FStringPart::Field {
+                        expr,
+                        conversion: None,
+                        spec,
+                        ..
+                    } if spec.is_empty() => match literal(expr, env)? {
+                        Lit::Str(s) => out.push_str(&s),
+                        _ => return None,
+                    },
+                    _ => return None,
+                }
+            }
+            Some(Lit::Str(out))
+        }
+        ExprKind::Tuple(items) | ExprKind::List(items) => {
             let mut v = Vec::with_capacity(items.len());
             for item in items {
-                match &item.kind {
-                    ExprKind::Constant(Constant::Str(s)) => v.push(s.clone()),
+                match literal(item, env)? {
+                    Lit::Str(s) => v.push(s),
                     _ => return None,
                 }
             }
