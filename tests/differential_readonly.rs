@@ -499,3 +499,17 @@ fn help_exits_zero_and_mentions_every_flag() {
     assert!(checked > 5, "expected to check many verbs, checked {checked}");
     report.finish("help_exits_zero_and_mentions_every_flag");
 }
+
+/// The normalisation of set-ordered output (common::canonical) does what it says.
+#[test]
+fn canonicalization_of_set_ordered_output() {
+    let a = b"Rev: x (branchpoint)\nBranches into: c, a, b\nBranch names: zeta, alpha\n\nx\n   -> c\n   -> a (head)\nd, b -> e (zz, aa) (head), msg\n";
+    let b = b"Rev: x (branchpoint)\nBranches into: a, b, c\nBranch names: alpha, zeta\n\nx\n   -> a (head)\n   -> c\nd, b -> e (aa, zz) (head), msg\n";
+    assert_eq!(String::from_utf8(canonical(a)).unwrap(), String::from_utf8(canonical(b)).unwrap());
+    // the order of a merge's parents comes from the file, not a set: it stays significant
+    assert_ne!(canonical(b"d, b -> e, msg\n"), canonical(b"b, d -> e, msg\n"));
+    let m1 = b"FAILED: Branch name 'dup' in revision 1a2 already used by revision 1a1\n";
+    let m2 = b"FAILED: Branch name 'dup' in revision 1a1 already used by revision 1a2\n";
+    assert_eq!(canonical(m1), canonical(m2));
+    assert_eq!(canonical(b"no newline at end"), b"no newline at end".to_vec());
+}
