@@ -150,7 +150,13 @@ fn run_fixture(fx: &Fixture) {
     for (i, case) in cases.iter().enumerate() {
         let envs: Vec<String> = case.env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
         let label = format!("fixture={} argv=`{}alembic {}` (cwd {})", fx.name, envs.concat(), case.argv, proj.display());
-        report.record_multi(&label, &py[i], rs[i].as_ref().unwrap(), case.check);
+        // `current` prints the database's revisions in the order of a Python set
+        let check = if case.check == Check::Full && argv(case.argv).iter().any(|a| a == "current") {
+            Check::Unordered
+        } else {
+            case.check
+        };
+        report.record_multi(&label, &py[i], rs[i].as_ref().unwrap(), check);
     }
     report.finish(&format!("differential_readonly[{}]", fx.name));
 }
