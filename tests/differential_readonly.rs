@@ -199,7 +199,13 @@ fn run_fixture(fx: &Fixture) {
             case.argv,
             proj.display()
         );
-        report.record_multi(&label, &py[i], rs[i].as_ref().unwrap(), case.check);
+        // `current` prints the database's revisions in the order of a Python set
+        let check = if case.check == Check::Full && argv(case.argv).iter().any(|a| a == "current") {
+            Check::Unordered
+        } else {
+            case.check
+        };
+        report.record_multi(&label, &py[i], rs[i].as_ref().unwrap(), check);
     }
     report.finish(&format!("differential_readonly[{}]", fx.name));
 }
@@ -697,4 +703,27 @@ fn help_exits_zero_and_mentions_every_flag() {
         "expected to check many verbs, checked {checked}"
     );
     report.finish("help_exits_zero_and_mentions_every_flag");
+}
+
+/// The normalisation of set-ordered output (common::canonical) does what it says.
+#[test]
+fn canonicalization_of_set_ordered_output() {
+    let a = b"Rev: x (branchpoint)\nBranches into: c, a, b\nBranch names: zeta, alpha\n\nx\n   -> c\n   -> a (head)\nd, b -> e (zz, aa) (head), msg\n";
+    let b = b"Rev: x (branchpoint)\nBranches into: a, b, c\nBranch names: alpha, zeta\n\nx\n   -> a (head)\n   -> c\nd, b -> e (aa, zz) (head), msg\n";
+    assert_eq!(
+        String::from_utf8(canonical(a)).unwrap(),
+        String::from_utf8(canonical(b)).unwrap()
+    );
+    // the order of a merge's parents comes from the file, not a set: it stays significant
+    assert_ne!(
+        canonical(b"d, b -> e, msg\n"),
+        canonical(b"b, d -> e, msg\n")
+    );
+    let m1 = b"FAILED: Branch name 'dup' in revision 1a2 already used by revision 1a1\n";
+    let m2 = b"FAILED: Branch name 'dup' in revision 1a1 already used by revision 1a2\n";
+    assert_eq!(canonical(m1), canonical(m2));
+    assert_eq!(
+        canonical(b"no newline at end"),
+        b"no newline at end".to_vec()
+    );
 }
