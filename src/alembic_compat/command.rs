@@ -21,6 +21,7 @@
 
 pub mod cli;
 pub mod db;
+pub mod fastload;
 pub mod format;
 
 use std::cell::OnceCell;
@@ -33,7 +34,7 @@ use crate::alembic_compat::revision::{
     py_repr_str, RevArg, RevIds, Resolved, Revision, RevisionError, RevisionMap, RevisionWarning, ScriptError,
     ScriptRevisions,
 };
-use crate::alembic_compat::script::directory::{load_scripts, LoadError};
+use crate::alembic_compat::script::directory::LoadError;
 use crate::alembic_compat::script::{DownRevision, Script};
 use format::ScriptView;
 
@@ -222,7 +223,11 @@ impl ScriptDirectory {
 
     fn build(&self, ctx: &mut Ctx) -> Result<Revisions, BuildFailure> {
         let dirs = self.settings.version_dirs(&self.cwd).map_err(BuildFailure::Config)?;
-        let loaded = load_scripts(&dirs, self.settings.recursive_version_locations).map_err(BuildFailure::Load)?;
+        let t0 = std::time::Instant::now();
+        let mut cache = fastload::MetaCache::open(&dirs);
+        let loaded = fastload::load_scripts_cached(&dirs, self.settings.recursive_version_locations, &mut cache);
+        let loaded = loaded.map_err(BuildFailure::Load)?;
+        let t1 = std::time::Instant::now();
         for w in &loaded.warnings {
             ctx.warn("alembic/script/base.py:142", w);
         }
@@ -241,6 +246,12 @@ impl ScriptDirectory {
         }
         let map = map.map_err(BuildFailure::Map)?;
         let _ = map.take_warnings();
+        tracing::debug!(
+            "loaded {} revision files in {:?}, built the map in {:?}",
+            loaded.scripts.len(),
+            t1 - t0,
+            t1.elapsed()
+        );
         Ok(Revisions { scripts: loaded.scripts, map })
     }
 
