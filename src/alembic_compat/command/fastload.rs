@@ -18,7 +18,8 @@
 //!   grammar change invalidates it.
 //!
 //! Everything not in the cache goes through the full parser, so results are always the full
-//! parser's. `RALEMBIC_NO_CACHE=1` disables reading and writing the cache.
+//! parser's. `RALEMBIC_NO_CACHE=1` disables reading and writing the cache; histories of fewer
+//! than [`CACHE_MIN_FILES`] files (parsed in milliseconds) never use it.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
@@ -65,6 +66,35 @@ fn parser_tag() -> String {
         h.update(&[0]);
     }
     h.hex()
+}
+
+/// An Fx-style hasher for path keys (our own data, no untrusted collision concerns beyond
+/// slowing down our own cache).
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+
+/// A path as hash key: its bytes (hashing a `Path` walks its components, which is slow).
+fn key(p: &Path) -> &[u8] {
+    p.as_os_str().as_encoded_bytes()
 }
 
 // ------------------------------------------------------------------------------ listing
@@ -130,13 +160,13 @@ pub fn list_revision_files(locations: &[PathBuf], recursive: bool) -> (Vec<PathB
 fn list_with_identity(locations: &[PathBuf], recursive: bool) -> (Vec<(PathBuf, Option<Identity>)>, Vec<String>) {
     let mut files = Vec::new();
     let mut warnings = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen: HashSet<Vec<u8>, FxBuild> = HashSet::default();
     for loc in locations.iter().filter(|l| l.exists()) {
         let real_loc = std::fs::canonicalize(loc).unwrap_or_else(|_| loc.clone());
         let mut found = Vec::new();
         walk(loc, &real_loc, recursive, &mut found);
         for (real, id) in found {
-            if !seen.insert(real.clone()) {
+            if !seen.insert(key(&real).to_vec()) {
                 warnings.push(format!(
                     "File {} loaded twice! ignoring. Please ensure version_locations is unique.",
                     real.display()
@@ -325,7 +355,7 @@ fn decode_line(line: &str) -> Option<(PathBuf, Entry)> {
 /// Metadata of revision files the full parser has read, by resolved path.
 pub struct MetaCache {
     file: Option<PathBuf>,
-    entries: HashMap<PathBuf, Entry>,
+    entries: HashMap<Vec<u8>, (PathBuf, Entry), FxBuild>,
     dirty: bool,
 }
 
@@ -348,28 +378,33 @@ impl MetaCache {
             }
             _ => None,
         };
-        let entries = file
+        MetaCache { file, entries: HashMap::default(), dirty: false }
+    }
+
+    /// Reads the cache file (once the listing shows the history is big enough to need it).
+    fn load(&mut self) {
+        self.entries = self
+            .file
             .as_ref()
             .and_then(|f| std::fs::read_to_string(f).ok())
-            .map(|t| t.lines().filter_map(decode_line).collect())
+            .map(|t| t.lines().filter_map(decode_line).map(|(p, e)| (key(&p).to_vec(), (p, e))).collect())
             .unwrap_or_default();
-        MetaCache { file, entries, dirty: false }
     }
 
     /// A cache that remembers nothing (tests).
     pub fn disabled() -> Self {
-        MetaCache { file: None, entries: HashMap::new(), dirty: false }
+        MetaCache { file: None, entries: HashMap::default(), dirty: false }
     }
 
     fn get(&self, path: &Path, id: &Identity) -> Option<&ScriptMeta> {
-        self.entries.get(path).filter(|e| e.id == *id).map(|e| &e.meta)
+        self.entries.get(key(path)).filter(|(_, e)| e.id == *id).map(|(_, e)| &e.meta)
     }
 
     /// Keeps only `live` paths and writes the cache if anything changed (atomically: temp file
     /// then rename). Failures are ignored: the cache is an optimisation.
-    pub fn save(&mut self, live: &HashSet<&Path>) {
+    fn save(&mut self, live: &HashSet<&[u8], FxBuild>) {
         let before = self.entries.len();
-        self.entries.retain(|p, _| live.contains(p.as_path()));
+        self.entries.retain(|k, _| live.contains(k.as_slice()));
         if !self.dirty && self.entries.len() == before {
             return;
         }
@@ -377,7 +412,7 @@ impl MetaCache {
         let Some(dir) = file.parent() else { return };
         let _ = std::fs::create_dir_all(dir);
         let mut text = String::new();
-        for (p, e) in &self.entries {
+        for (p, e) in self.entries.values() {
             if let Some(line) = encode(p, e) {
                 text.push_str(&line);
             }
@@ -392,6 +427,9 @@ impl MetaCache {
 }
 
 // ------------------------------------------------------------------------------ loading
+
+/// Below this many revision files the cache is neither read nor written.
+pub const CACHE_MIN_FILES: usize = 100;
 
 /// `_legacy_rev`: the id of a file named after its revision.
 fn legacy_revision(name: &str) -> Option<&str> {
@@ -454,6 +492,11 @@ pub fn load_scripts_cached(
     let t0 = std::time::Instant::now();
     let (files, warnings) = list_with_identity(locations, recursive);
     tracing::debug!("listed {} files in {:?}", files.len(), t0.elapsed());
+    // Small histories parse in milliseconds: leave no cache files behind for them.
+    let use_cache = files.len() >= CACHE_MIN_FILES;
+    if use_cache {
+        cache.load();
+    }
     let shared: &MetaCache = cache;
     // Only files that need parsing are worth threads; a cached file costs a lookup.
     let sample = files.len().min(32);
@@ -495,7 +538,7 @@ pub fn load_scripts_cached(
             }
             Outcome::Parsed(Ok(s), id) => {
                 if let Some(id) = id.filter(|id| !is_racy(id)) {
-                    cache.entries.insert(s.path.clone(), Entry { id, meta: s.meta.clone() });
+                    cache.entries.insert(key(&s.path).to_vec(), (s.path.clone(), Entry { id, meta: s.meta.clone() }));
                     cache.dirty = true;
                 }
                 scripts.push(s);
@@ -504,8 +547,8 @@ pub fn load_scripts_cached(
         }
     }
     // Every entry was used and none added: nothing to write (the common, fast case).
-    if cache.dirty || hits != cache.entries.len() {
-        let live: HashSet<&Path> = files.iter().map(|(p, _)| p.as_path()).collect();
+    if use_cache && (cache.dirty || hits != cache.entries.len()) {
+        let live: HashSet<&[u8], FxBuild> = files.iter().map(|(p, _)| key(p)).collect();
         cache.save(&live);
     }
     if errors.is_empty() {
@@ -565,7 +608,7 @@ mod tests {
             let line = encode(&s.path, &e).unwrap();
             let (p, back) = decode_line(line.trim_end_matches('\n')).unwrap();
             assert_eq!((p, back.id, back.meta), (s.path.clone(), e.id, s.meta.clone()));
-            cache.entries.insert(s.path.clone(), e);
+            cache.entries.insert(key(&s.path).to_vec(), (s.path.clone(), e));
         }
         let second = load_scripts_cached(&[v.clone()], false, &mut cache).unwrap();
         assert_eq!(facts(&second), facts(&plain));
