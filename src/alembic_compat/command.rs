@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 
 use crate::alembic_compat::config::{obfuscate_url_pw, Config, ConfigError, ScriptSettings};
 use crate::alembic_compat::revision::{
-    py_repr_str, RevArg, RevIds, Resolved, Revision, RevisionError, RevisionMap, RevisionWarning, ScriptError,
-    ScriptRevisions,
+    py_repr_str, Resolved, RevArg, RevIds, Revision, RevisionError, RevisionMap, RevisionWarning,
+    ScriptError, ScriptRevisions,
 };
 use crate::alembic_compat::script::directory::LoadError;
 use crate::alembic_compat::script::{DownRevision, Script};
@@ -53,7 +53,11 @@ pub enum Failure {
 impl Failure {
     /// A Python exception `class: detail` (class as the traceback names it).
     pub fn python(class: &str, detail: &str) -> Failure {
-        let line = if detail.is_empty() { class.to_string() } else { format!("{class}: {detail}") };
+        let line = if detail.is_empty() {
+            class.to_string()
+        } else {
+            format!("{class}: {detail}")
+        };
         Failure::Python { lines: vec![line] }
     }
 }
@@ -67,10 +71,14 @@ pub fn config_failure(e: &ConfigError) -> Failure {
         | ConfigError::Command(_) => return Failure::Command(e.to_string()),
         ConfigError::MissingSectionHeader { .. } => "configparser.MissingSectionHeaderError",
         ConfigError::Parsing { .. } => "configparser.ParsingError",
-        ConfigError::DuplicateSection { .. } | ConfigError::SectionExists(_) => "configparser.DuplicateSectionError",
+        ConfigError::DuplicateSection { .. } | ConfigError::SectionExists(_) => {
+            "configparser.DuplicateSectionError"
+        }
         ConfigError::DuplicateOption { .. } => "configparser.DuplicateOptionError",
         ConfigError::NoSection(_) => "configparser.NoSectionError",
-        ConfigError::InterpolationMissingOption { .. } => "configparser.InterpolationMissingOptionError",
+        ConfigError::InterpolationMissingOption { .. } => {
+            "configparser.InterpolationMissingOptionError"
+        }
         ConfigError::InterpolationSyntax { .. } => "configparser.InterpolationSyntaxError",
         ConfigError::InterpolationDepth { .. } => "configparser.InterpolationDepthError",
         ConfigError::NotUtf8 { .. } => "UnicodeDecodeError",
@@ -90,7 +98,10 @@ fn revision_error_failure(e: &RevisionError, caught: bool) -> Failure {
     }
     match e {
         RevisionError::Python { exception, detail } => Failure::python(exception, detail),
-        other => Failure::python(&format!("alembic.script.revision.{}", other.python_class()), &other.to_string()),
+        other => Failure::python(
+            &format!("alembic.script.revision.{}", other.python_class()),
+            &other.to_string(),
+        ),
     }
 }
 
@@ -117,7 +128,10 @@ fn load_error_failure(errors: &[LoadError]) -> Failure {
                             .file_stem()
                             .map(|s| s.to_string_lossy().into_owned())
                             .unwrap_or_default();
-                        format!("AttributeError: module {} has no attribute 'down_revision'", py_repr_str(&module))
+                        format!(
+                            "AttributeError: module {} has no attribute 'down_revision'",
+                            py_repr_str(&module)
+                        )
                     }
                     other => other.to_string(),
                 })
@@ -142,7 +156,14 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(out: &'a mut dyn Write, err: &'a mut dyn Write, quiet: bool) -> Self {
-        Ctx { out, err, quiet, url_override: None, broken: false, warned: HashSet::new() }
+        Ctx {
+            out,
+            err,
+            quiet,
+            url_override: None,
+            broken: false,
+            warned: HashSet::new(),
+        }
     }
 
     /// `Config.print_stdout(text)`: the text and a newline.
@@ -150,7 +171,12 @@ impl<'a> Ctx<'a> {
         if self.quiet || self.broken {
             return;
         }
-        if self.out.write_all(text.as_bytes()).and_then(|_| self.out.write_all(b"\n")).is_err() {
+        if self
+            .out
+            .write_all(text.as_bytes())
+            .and_then(|_| self.out.write_all(b"\n"))
+            .is_err()
+        {
             self.broken = true;
         }
     }
@@ -196,7 +222,12 @@ fn rev_ids(d: &DownRevision) -> RevIds {
 fn revision_of(s: &Script) -> Revision {
     Revision {
         revision: s.revision.clone(),
-        down_revision: s.meta.down_revision.as_ref().map(rev_ids).unwrap_or_default(),
+        down_revision: s
+            .meta
+            .down_revision
+            .as_ref()
+            .map(rev_ids)
+            .unwrap_or_default(),
         branch_labels: s.meta.branch_labels.clone(),
         dependencies: RevIds::Many(s.meta.depends_on.clone()),
         index: 0,
@@ -212,8 +243,15 @@ impl ScriptDirectory {
             tracing::debug!("DeprecationWarning: {w}");
         }
         let cwd = config.cwd.clone();
-        settings.check_script_dir(&cwd).map_err(|e| config_failure(&e))?;
-        Ok(ScriptDirectory { config, settings, cwd, revisions: OnceCell::new() })
+        settings
+            .check_script_dir(&cwd)
+            .map_err(|e| config_failure(&e))?;
+        Ok(ScriptDirectory {
+            config,
+            settings,
+            cwd,
+            revisions: OnceCell::new(),
+        })
     }
 
     /// The script directory, absolute.
@@ -222,10 +260,17 @@ impl ScriptDirectory {
     }
 
     fn build(&self, ctx: &mut Ctx) -> Result<Revisions, BuildFailure> {
-        let dirs = self.settings.version_dirs(&self.cwd).map_err(BuildFailure::Config)?;
+        let dirs = self
+            .settings
+            .version_dirs(&self.cwd)
+            .map_err(BuildFailure::Config)?;
         let t0 = std::time::Instant::now();
         let mut cache = fastload::MetaCache::open(&dirs);
-        let loaded = fastload::load_scripts_cached(&dirs, self.settings.recursive_version_locations, &mut cache);
+        let loaded = fastload::load_scripts_cached(
+            &dirs,
+            self.settings.recursive_version_locations,
+            &mut cache,
+        );
         let loaded = loaded.map_err(BuildFailure::Load)?;
         let t1 = std::time::Instant::now();
         for w in &loaded.warnings {
@@ -235,12 +280,23 @@ impl ScriptDirectory {
         let (map, warnings) = RevisionMap::build(revisions);
         for w in warnings {
             let (origin, text) = match &w {
-                RevisionWarning::Duplicate { .. } => ("alembic/script/revision.py:208", w.to_string()),
-                RevisionWarning::MissingReference { referenced_from, .. } => (
+                RevisionWarning::Duplicate { .. } => {
+                    ("alembic/script/revision.py:208", w.to_string())
+                }
+                RevisionWarning::MissingReference {
+                    referenced_from, ..
+                } => (
                     "alembic/script/revision.py:236",
-                    w.message_with_doc(loaded.scripts.get(*referenced_from).map_or("", |s| s.meta.doc())),
+                    w.message_with_doc(
+                        loaded
+                            .scripts
+                            .get(*referenced_from)
+                            .map_or("", |s| s.meta.doc()),
+                    ),
                 ),
-                RevisionWarning::AmbiguousDowngrade => ("alembic/script/revision.py", w.to_string()),
+                RevisionWarning::AmbiguousDowngrade => {
+                    ("alembic/script/revision.py", w.to_string())
+                }
             };
             ctx.warn(origin, &text);
         }
@@ -252,7 +308,10 @@ impl ScriptDirectory {
             t1 - t0,
             t1.elapsed()
         );
-        Ok(Revisions { scripts: loaded.scripts, map })
+        Ok(Revisions {
+            scripts: loaded.scripts,
+            map,
+        })
     }
 
     /// The revisions, loading them on first call. `caught`: whether Alembic reaches the map
@@ -326,12 +385,14 @@ impl Revisions {
             .iter()
             .map(|r| match r {
                 Resolved::Rev(i) => Ok(*i),
-                Resolved::Base => {
-                    Err(Failure::python("AttributeError", &format!("'str' object has no attribute '{attr}'")))
-                }
-                Resolved::Absent => {
-                    Err(Failure::python("AttributeError", &format!("'NoneType' object has no attribute '{attr}'")))
-                }
+                Resolved::Base => Err(Failure::python(
+                    "AttributeError",
+                    &format!("'str' object has no attribute '{attr}'"),
+                )),
+                Resolved::Absent => Err(Failure::python(
+                    "AttributeError",
+                    &format!("'NoneType' object has no attribute '{attr}'"),
+                )),
             })
             .collect()
     }
@@ -344,20 +405,33 @@ fn ids_arg(ids: &[String]) -> RevArg {
 // ------------------------------------------------------------------------------- commands
 
 /// `alembic heads [-v] [--resolve-dependencies]`.
-pub fn heads(sd: &ScriptDirectory, ctx: &mut Ctx, verbose: bool, resolve_dependencies: bool) -> Result<(), Failure> {
+pub fn heads(
+    sd: &ScriptDirectory,
+    ctx: &mut Ctx,
+    verbose: bool,
+    resolve_dependencies: bool,
+) -> Result<(), Failure> {
     let revs = if resolve_dependencies {
         let r = sd.revisions(ctx, true)?;
-        (r, ScriptRevisions::new(&r.map).get_revisions(&RevArg::from("heads")))
+        (
+            r,
+            ScriptRevisions::new(&r.map).get_revisions(&RevArg::from("heads")),
+        )
     } else {
         // `script.get_heads()` reaches the map outside `_catch_revision_errors`.
         let r = sd.revisions(ctx, false)?;
         let heads = ScriptRevisions::new(&r.map).get_heads(false);
-        (r, ScriptRevisions::new(&r.map).get_revisions(&ids_arg(&heads)))
+        (
+            r,
+            ScriptRevisions::new(&r.map).get_revisions(&ids_arg(&heads)),
+        )
     };
     let (r, resolved) = revs;
     let idx = r.scripts_of(&resolved.map_err(script_error_failure)?, "cmd_format")?;
     for i in idx {
-        let line = r.view(i, false).cmd_format(verbose, true, false, false, false);
+        let line = r
+            .view(i, false)
+            .cmd_format(verbose, true, false, false, false);
         ctx.print(&line);
     }
     Ok(())
@@ -374,7 +448,9 @@ pub fn branches(sd: &ScriptDirectory, ctx: &mut Ctx, verbose: bool) -> Result<()
         if !node.is_branch_point() {
             continue;
         }
-        let head = r.view(i, false).cmd_format(verbose, true, false, false, true);
+        let head = r
+            .view(i, false)
+            .cmd_format(verbose, true, false, false, true);
         let pad = " ".repeat(node.id().chars().count());
         let children: Vec<String> = node
             .nextrev()
@@ -382,7 +458,11 @@ pub fn branches(sd: &ScriptDirectory, ctx: &mut Ctx, verbose: bool) -> Result<()
             .map(|&c| {
                 // script.get_revision(rev): the id resolves to the last script loaded with it
                 let c = r.map.lookup(r.map.id(c)).unwrap_or(c);
-                format!("{pad} -> {}", r.view(c, false).cmd_format(false, true, verbose, false, true))
+                format!(
+                    "{pad} -> {}",
+                    r.view(c, false)
+                        .cmd_format(false, true, verbose, false, true)
+                )
             })
             .collect();
         ctx.print(&format!("{head}\n{}\n", children.join("\n")));
@@ -398,12 +478,17 @@ fn py_strip(s: &str) -> &str {
 /// `rev_range.strip().split(":")` unpacked into two names.
 fn split_range(rev_range: &str) -> Result<(String, String), Failure> {
     if !rev_range.contains(':') {
-        return Err(Failure::Command("History range requires [start]:[end], [start]:, or :[end]".into()));
+        return Err(Failure::Command(
+            "History range requires [start]:[end], [start]:, or :[end]".into(),
+        ));
     }
     let parts: Vec<&str> = py_strip(rev_range).split(':').collect();
     match parts.as_slice() {
         [a, b] => Ok((a.to_string(), b.to_string())),
-        _ => Err(Failure::python("ValueError", "too many values to unpack (expected 2)")),
+        _ => Err(Failure::python(
+            "ValueError",
+            "too many values to unpack (expected 2)",
+        )),
     }
 }
 
@@ -422,7 +507,11 @@ pub fn history(
         }
         None => (None, None),
     };
-    let environment = sd.config.revision_environment().map_err(|e| config_failure(&e))? || indicate_current;
+    let environment = sd
+        .config
+        .revision_environment()
+        .map_err(|e| config_failure(&e))?
+        || indicate_current;
     let is_current = |x: &Option<String>| x.as_deref() == Some("current");
     let name_or = |x: &Option<String>, default: &str| match x.as_deref() {
         Some(s) if !s.is_empty() => RevArg::from(s),
@@ -430,7 +519,13 @@ pub fn history(
     };
     let (base_arg, head_arg, currents) = if is_current(&base) || is_current(&head) || environment {
         let rev = sd.current_heads(ctx)?;
-        let rev_or = |default: &str| if rev.is_empty() { RevArg::from(default) } else { ids_arg(&rev) };
+        let rev_or = |default: &str| {
+            if rev.is_empty() {
+                RevArg::from(default)
+            } else {
+                ids_arg(&rev)
+            }
+        };
         if is_current(&head) {
             (name_or(&base, "base"), rev_or("heads"), rev.clone())
         } else if is_current(&base) {
@@ -442,11 +537,15 @@ pub fn history(
         (name_or(&base, "base"), name_or(&head, "heads"), Vec::new())
     };
     let r = sd.revisions(ctx, true)?;
-    let walked = ScriptRevisions::new(&r.map).walk_revisions(&base_arg, &head_arg).map_err(script_error_failure)?;
+    let walked = ScriptRevisions::new(&r.map)
+        .walk_revisions(&base_arg, &head_arg)
+        .map_err(script_error_failure)?;
     let currents: HashSet<&str> = currents.iter().map(String::as_str).collect();
     for i in walked {
         let current = indicate_current && currents.contains(r.map.id(i));
-        let line = r.view(i, current).cmd_format(verbose, true, true, true, true);
+        let line = r
+            .view(i, current)
+            .cmd_format(verbose, true, true, true, true);
         ctx.print(&line);
     }
     Ok(())
@@ -454,9 +553,15 @@ pub fn history(
 
 /// `alembic show REV` (`current` reads the database).
 pub fn show(sd: &ScriptDirectory, ctx: &mut Ctx, rev: &str) -> Result<(), Failure> {
-    let arg = if rev == "current" { ids_arg(&sd.current_heads(ctx)?) } else { RevArg::from(rev) };
+    let arg = if rev == "current" {
+        ids_arg(&sd.current_heads(ctx)?)
+    } else {
+        RevArg::from(rev)
+    };
     let r = sd.revisions(ctx, true)?;
-    let resolved = ScriptRevisions::new(&r.map).get_revisions(&arg).map_err(script_error_failure)?;
+    let resolved = ScriptRevisions::new(&r.map)
+        .get_revisions(&arg)
+        .map_err(script_error_failure)?;
     for i in r.scripts_of(&resolved, "log_entry")? {
         let entry = r.view(i, false).log_entry();
         ctx.print(&entry);
@@ -465,26 +570,41 @@ pub fn show(sd: &ScriptDirectory, ctx: &mut Ctx, rev: &str) -> Result<(), Failur
 }
 
 /// `alembic current [-v] [--check-heads]`.
-pub fn current(sd: &ScriptDirectory, ctx: &mut Ctx, verbose: bool, check_heads: bool) -> Result<(), Failure> {
+pub fn current(
+    sd: &ScriptDirectory,
+    ctx: &mut Ctx,
+    verbose: bool,
+    check_heads: bool,
+) -> Result<(), Failure> {
     let rev = sd.current_heads(ctx)?;
     if verbose {
         let url = sd.url(ctx)?;
-        let shown = obfuscate_url_pw(&url).map_err(|e| Failure::python("sqlalchemy.exc.ArgumentError", &e.to_string()))?;
+        let shown = obfuscate_url_pw(&url)
+            .map_err(|e| Failure::python("sqlalchemy.exc.ArgumentError", &e.to_string()))?;
         ctx.print(&format!("Current revision(s) for {shown}:"));
     }
     if check_heads {
         // `script.get_heads()` is outside `_catch_revision_errors`.
         let r = sd.revisions(ctx, false)?;
-        let heads: HashSet<String> = ScriptRevisions::new(&r.map).get_heads(false).into_iter().collect();
+        let heads: HashSet<String> = ScriptRevisions::new(&r.map)
+            .get_heads(false)
+            .into_iter()
+            .collect();
         let db: HashSet<String> = rev.iter().cloned().collect();
         if heads != db {
-            return Err(Failure::Command("Database is not on all head revisions".into()));
+            return Err(Failure::Command(
+                "Database is not on all head revisions".into(),
+            ));
         }
     }
     let r = sd.revisions(ctx, true)?;
-    let all = ScriptRevisions::new(&r.map).get_all_current(&ids_arg(&rev)).map_err(script_error_failure)?;
+    let all = ScriptRevisions::new(&r.map)
+        .get_all_current(&ids_arg(&rev))
+        .map_err(script_error_failure)?;
     for i in all {
-        let line = r.view(i, false).cmd_format(verbose, false, false, false, true);
+        let line = r
+            .view(i, false)
+            .cmd_format(verbose, false, false, false, true);
         ctx.print(&line);
     }
     Ok(())

@@ -37,7 +37,12 @@ pub struct Cli {
     pub config: Vec<String>,
     /// Name of section in .ini file to use for Alembic config (only applies to configparser
     /// config, not toml)
-    #[arg(short = 'n', long = "name", default_value = "alembic", value_name = "NAME")]
+    #[arg(
+        short = 'n',
+        long = "name",
+        default_value = "alembic",
+        value_name = "NAME"
+    )]
     pub name: String,
     /// Additional arguments consumed by custom env.py scripts, e.g. -x setting1=somesetting
     /// -x setting2=somesetting
@@ -328,7 +333,10 @@ fn context_str(err: &clap::Error, kind: ContextKind) -> Option<String> {
 fn argparse_error(prog: &str, args: &[OsString], err: &clap::Error) -> String {
     let verb = typed_verb(args);
     let verb_usage = |v: &str| {
-        let u = VERB_USAGE.iter().find(|(n, _)| *n == v).map_or("[-h]", |(_, u)| *u);
+        let u = VERB_USAGE
+            .iter()
+            .find(|(n, _)| *n == v)
+            .map_or("[-h]", |(_, u)| *u);
         (format!("usage: {prog} {v} {u}\n"), format!("{prog} {v}"))
     };
     let top = || (top_usage(prog), prog.to_string());
@@ -339,19 +347,32 @@ fn argparse_error(prog: &str, args: &[OsString], err: &clap::Error) -> String {
             let choices: Vec<String> = VERB_USAGE.iter().map(|(v, _)| format!("'{v}'")).collect();
             (
                 top(),
-                format!("argument {}: invalid choice: '{bad}' (choose from {})", verbs_braced(), choices.join(", ")),
+                format!(
+                    "argument {}: invalid choice: '{bad}' (choose from {})",
+                    verbs_braced(),
+                    choices.join(", ")
+                ),
             )
         }
         ErrorKind::UnknownArgument => (top(), format!("unrecognized arguments: {invalid_arg}")),
         ErrorKind::MissingRequiredArgument => {
             let names: Vec<String> = invalid_arg
                 .split_whitespace()
-                .map(|n| n.trim_matches(|c| c == '<' || c == '>' || c == '.').to_lowercase())
+                .map(|n| {
+                    n.trim_matches(|c| c == '<' || c == '>' || c == '.')
+                        .to_lowercase()
+                })
                 .collect();
             let parser = verb.map_or_else(top, verb_usage);
-            (parser, format!("the following arguments are required: {}", names.join(", ")))
+            (
+                parser,
+                format!("the following arguments are required: {}", names.join(", ")),
+            )
         }
-        ErrorKind::InvalidValue | ErrorKind::NoEquals | ErrorKind::WrongNumberOfValues | ErrorKind::TooFewValues => {
+        ErrorKind::InvalidValue
+        | ErrorKind::NoEquals
+        | ErrorKind::WrongNumberOfValues
+        | ErrorKind::TooFewValues => {
             let long = invalid_arg
                 .split_whitespace()
                 .next()
@@ -371,7 +392,12 @@ fn argparse_error(prog: &str, args: &[OsString], err: &clap::Error) -> String {
         }
         _ => {
             let text = err.kind().as_str().map(str::to_string).unwrap_or_else(|| {
-                err.to_string().lines().next().unwrap_or("").trim_start_matches("error: ").to_string()
+                err.to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ")
+                    .to_string()
             });
             (verb.map_or_else(top, verb_usage), text)
         }
@@ -412,7 +438,10 @@ pub mod exit {
 }
 
 fn report_python(err: &mut dyn Write, lines: &[String]) {
-    let _ = writeln!(err, "Traceback (most recent call last):\n  (ralembic has no Python stack to show)");
+    let _ = writeln!(
+        err,
+        "Traceback (most recent call last):\n  (ralembic has no Python stack to show)"
+    );
     for l in lines {
         let _ = writeln!(err, "{l}");
     }
@@ -420,14 +449,24 @@ fn report_python(err: &mut dyn Write, lines: &[String]) {
 
 /// Runs the Alembic command line. `prog` is what usage messages call the program; `args`
 /// excludes the program name. Returns the exit code.
-pub fn run(prog: &str, args: Vec<OsString>, env: &Environment, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let matches = command().try_get_matches_from(std::iter::once(OsString::from(prog)).chain(args.iter().cloned()));
+pub fn run(
+    prog: &str,
+    args: Vec<OsString>,
+    env: &Environment,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let matches = command()
+        .try_get_matches_from(std::iter::once(OsString::from(prog)).chain(args.iter().cloned()));
     let cli = match matches.and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(c) => c,
         Err(e) => {
             return match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                    let text = e.render().to_string().replace("Usage: alembic", &format!("Usage: {prog}"));
+                    let text = e
+                        .render()
+                        .to_string()
+                        .replace("Usage: alembic", &format!("Usage: {prog}"));
                     let _ = out.write_all(text.as_bytes());
                     exit::OK
                 }
@@ -445,7 +484,7 @@ pub fn run(prog: &str, args: Vec<OsString>, env: &Environment, out: &mut dyn Wri
         return exit::OK;
     }
     let Some(verb) = cli.verb else {
-        let _ = write!(err, "{}{prog}: error: too few arguments\n", top_usage(prog));
+        let _ = writeln!(err, "{}{prog}: error: too few arguments", top_usage(prog));
         return exit::USAGE;
     };
     // CommandLine.main: file selection happens outside run_cmd, so its CommandError is a
@@ -488,20 +527,35 @@ pub fn run(prog: &str, args: Vec<OsString>, env: &Environment, out: &mut dyn Wri
 fn dispatch(config: Config, verb: &Verb, ctx: &mut Ctx) -> Result<(), Failure> {
     let implemented = matches!(
         verb,
-        Verb::Heads { .. } | Verb::Branches { .. } | Verb::History { .. } | Verb::Show { .. } | Verb::Current { .. }
+        Verb::Heads { .. }
+            | Verb::Branches { .. }
+            | Verb::History { .. }
+            | Verb::Show { .. }
+            | Verb::Current { .. }
     );
     if !implemented {
-        return Err(Failure::Command(format!("'{}' is not implemented in ralembic yet", verb.name())));
+        return Err(Failure::Command(format!(
+            "'{}' is not implemented in ralembic yet",
+            verb.name()
+        )));
     }
     let sd = ScriptDirectory::from_config(config)?;
     match verb {
-        Verb::Heads { verbose, resolve_dependencies } => super::heads(&sd, ctx, *verbose, *resolve_dependencies),
+        Verb::Heads {
+            verbose,
+            resolve_dependencies,
+        } => super::heads(&sd, ctx, *verbose, *resolve_dependencies),
         Verb::Branches { verbose } => super::branches(&sd, ctx, *verbose),
-        Verb::History { rev_range, verbose, indicate_current } => {
-            super::history(&sd, ctx, rev_range.as_deref(), *verbose, *indicate_current)
-        }
+        Verb::History {
+            rev_range,
+            verbose,
+            indicate_current,
+        } => super::history(&sd, ctx, rev_range.as_deref(), *verbose, *indicate_current),
         Verb::Show { rev } => super::show(&sd, ctx, rev),
-        Verb::Current { check_heads, verbose } => super::current(&sd, ctx, *verbose, *check_heads),
+        Verb::Current {
+            check_heads,
+            verbose,
+        } => super::current(&sd, ctx, *verbose, *check_heads),
         _ => Ok(()),
     }
 }
@@ -534,7 +588,11 @@ pub fn run_process(prog: &str, args: Vec<OsString>) -> i32 {
 /// `basename(argv[0])`, as argparse names the program.
 pub fn prog_name(argv0: Option<&OsString>, default: &str) -> String {
     argv0
-        .and_then(|a| std::path::Path::new(a).file_name().map(|n| n.to_string_lossy().into_owned()))
+        .and_then(|a| {
+            std::path::Path::new(a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| default.to_string())
 }
@@ -544,11 +602,24 @@ mod tests {
     use super::*;
 
     fn run_args(args: &[&str]) -> (i32, String, String) {
-        let env = Environment { cwd: std::env::temp_dir(), alembic_config: None };
+        let env = Environment {
+            cwd: std::env::temp_dir(),
+            alembic_config: None,
+        };
         let mut out = Vec::new();
         let mut err = Vec::new();
-        let code = run("ralembic", args.iter().map(OsString::from).collect(), &env, &mut out, &mut err);
-        (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
+        let code = run(
+            "ralembic",
+            args.iter().map(OsString::from).collect(),
+            &env,
+            &mut out,
+            &mut err,
+        );
+        (
+            code,
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned(),
+        )
     }
 
     #[test]
@@ -556,16 +627,28 @@ mod tests {
         let (code, out, err) = run_args(&[]);
         assert_eq!((code, out.as_str()), (2, ""));
         assert!(err.starts_with("usage: ralembic [-h]"), "{err}");
-        assert!(err.ends_with("ralembic: error: too few arguments\n"), "{err}");
+        assert!(
+            err.ends_with("ralembic: error: too few arguments\n"),
+            "{err}"
+        );
 
         let (code, _, err) = run_args(&["frobnicate"]);
         assert_eq!(code, 2);
-        assert!(err.contains("ralembic: error: argument {branches,check,"), "{err}");
-        assert!(err.contains("invalid choice: 'frobnicate' (choose from 'branches', 'check',"), "{err}");
+        assert!(
+            err.contains("ralembic: error: argument {branches,check,"),
+            "{err}"
+        );
+        assert!(
+            err.contains("invalid choice: 'frobnicate' (choose from 'branches', 'check',"),
+            "{err}"
+        );
 
         let (code, _, err) = run_args(&["heads", "--bogus"]);
         assert_eq!(code, 2);
-        assert!(err.ends_with("ralembic: error: unrecognized arguments: --bogus\n"), "{err}");
+        assert!(
+            err.ends_with("ralembic: error: unrecognized arguments: --bogus\n"),
+            "{err}"
+        );
 
         let (code, _, err) = run_args(&["show"]);
         assert_eq!(code, 2);
@@ -582,22 +665,43 @@ mod tests {
         );
         let (code, _, err) = run_args(&["-c"]);
         assert_eq!(code, 2);
-        assert!(err.ends_with("ralembic: error: argument -c/--config: expected one argument\n"), "{err}");
+        assert!(
+            err.ends_with("ralembic: error: argument -c/--config: expected one argument\n"),
+            "{err}"
+        );
     }
 
     #[test]
     fn version_help_and_unimplemented() {
-        assert_eq!(run_args(&["--version"]), (0, "alembic 1.20.1\n".into(), String::new()));
+        assert_eq!(
+            run_args(&["--version"]),
+            (0, "alembic 1.20.1\n".into(), String::new())
+        );
         let (code, out, _) = run_args(&["heads", "--help"]);
         assert_eq!(code, 0);
-        assert!(out.contains("--resolve-dependencies") && out.contains("--verbose"), "{out}");
+        assert!(
+            out.contains("--resolve-dependencies") && out.contains("--verbose"),
+            "{out}"
+        );
         let (code, out, _) = run_args(&["--help"]);
         assert_eq!(code, 0);
-        for v in ["upgrade", "downgrade", "stamp", "list_templates", "ensure_version"] {
+        for v in [
+            "upgrade",
+            "downgrade",
+            "stamp",
+            "list_templates",
+            "ensure_version",
+        ] {
             assert!(out.contains(v), "{v} missing from\n{out}");
         }
         let (code, out, _) = run_args(&["upgrade", "head"]);
-        assert_eq!((code, out.as_str()), (255, "FAILED: 'upgrade' is not implemented in ralembic yet\n"));
+        assert_eq!(
+            (code, out.as_str()),
+            (
+                255,
+                "FAILED: 'upgrade' is not implemented in ralembic yet\n"
+            )
+        );
         // abbreviated long options and repeated flags, as argparse allows
         let (code, _, err) = run_args(&["heads", "--verb", "-v", "--res"]);
         assert_ne!(code, 2, "{err}");
@@ -607,6 +711,9 @@ mod tests {
     fn two_ini_files_is_a_traceback() {
         let (code, out, err) = run_args(&["-c", "a.ini", "-c", "b.ini", "heads"]);
         assert_eq!((code, out.as_str()), (1, ""));
-        assert!(err.ends_with("alembic.util.exc.CommandError: only one ini file may be indicated\n"), "{err}");
+        assert!(
+            err.ends_with("alembic.util.exc.CommandError: only one ini file may be indicated\n"),
+            "{err}"
+        );
     }
 }

@@ -24,7 +24,10 @@ pub struct VersionTable {
 
 impl Default for VersionTable {
     fn default() -> Self {
-        VersionTable { table: "alembic_version".into(), schema: None }
+        VersionTable {
+            table: "alembic_version".into(),
+            schema: None,
+        }
     }
 }
 
@@ -49,11 +52,15 @@ fn visit_expr(e: &Expr, calls: &mut Vec<ConfigureCall>) {
                 if let Arg::Keyword { name, value } = a {
                     match (name.as_str(), &value.kind) {
                         ("connection", _) => call.online = true,
-                        ("version_table", ExprKind::Constant(Constant::Str(s))) => call.table = Some(s.clone()),
+                        ("version_table", ExprKind::Constant(Constant::Str(s))) => {
+                            call.table = Some(s.clone())
+                        }
                         ("version_table_schema", ExprKind::Constant(Constant::Str(s))) => {
                             call.schema = Some(Some(s.clone()))
                         }
-                        ("version_table_schema", ExprKind::Constant(Constant::None)) => call.schema = Some(None),
+                        ("version_table_schema", ExprKind::Constant(Constant::None)) => {
+                            call.schema = Some(None)
+                        }
                         _ => {}
                     }
                 }
@@ -75,7 +82,12 @@ fn visit_stmts(body: &[Stmt], calls: &mut Vec<ConfigureCall>) {
                 visit_stmts(orelse, calls);
             }
             StmtKind::With { body, .. } => visit_stmts(body, calls),
-            StmtKind::Try { body, handlers, orelse, finalbody } => {
+            StmtKind::Try {
+                body,
+                handlers,
+                orelse,
+                finalbody,
+            } => {
                 visit_stmts(body, calls);
                 for h in handlers {
                     visit_stmts(&h.body, calls);
@@ -132,14 +144,19 @@ fn sql_failure(e: &rusqlite::Error) -> Failure {
         }
         other => ("OperationalError", other.to_string()),
     };
-    Failure::python(&format!("sqlalchemy.exc.{class}"), &format!("(sqlite3.{class}) {text}"))
+    Failure::python(
+        &format!("sqlalchemy.exc.{class}"),
+        &format!("(sqlite3.{class}) {text}"),
+    )
 }
 
 fn url_failure(e: &UrlError) -> Failure {
     let class = match e {
         UrlError::Unparseable(_) | UrlError::InvalidSqlite(_) => "sqlalchemy.exc.ArgumentError",
         UrlError::InvalidPort(_) | UrlError::InvalidQueryValue { .. } => "ValueError",
-        UrlError::UnsupportedDialect(_) | UrlError::UnsupportedDriver(_) => "sqlalchemy.exc.NoSuchModuleError",
+        UrlError::UnsupportedDialect(_) | UrlError::UnsupportedDriver(_) => {
+            "sqlalchemy.exc.NoSuchModuleError"
+        }
     };
     Failure::python(class, &e.to_string())
 }
@@ -149,7 +166,9 @@ fn url_failure(e: &UrlError) -> Failure {
 /// version table, or nothing if the table does not exist. Never writes.
 pub fn current_heads(url: &str, cwd: &Path, vt: &VersionTable) -> Result<Vec<String>, Failure> {
     let parsed = parse_sqlite_url(url, cwd).map_err(|e| url_failure(&e))?;
-    let rw = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let rw = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = match &parsed.database {
         SqliteDatabase::Memory => Connection::open_in_memory(),
         SqliteDatabase::File(p) => Connection::open_with_flags(p, rw),
@@ -163,8 +182,9 @@ fn has_table(conn: &Connection, vt: &VersionTable) -> rusqlite::Result<bool> {
     let schemas: Vec<String> = match &vt.schema {
         Some(s) => {
             let mut stmt = conn.prepare("PRAGMA database_list")?;
-            let names: Vec<String> =
-                stmt.query_map([], |r| r.get::<_, String>(1))?.collect::<Result<_, _>>()?;
+            let names: Vec<String> = stmt
+                .query_map([], |r| r.get::<_, String>(1))?
+                .collect::<Result<_, _>>()?;
             if !names.iter().any(|n| n == s) {
                 return Ok(false);
             }
@@ -173,7 +193,11 @@ fn has_table(conn: &Connection, vt: &VersionTable) -> rusqlite::Result<bool> {
         None => vec!["main".into(), "temp".into()],
     };
     for schema in schemas {
-        let sql = format!("PRAGMA {}.table_info({})", quote_ident(&schema), quote_ident(&vt.table));
+        let sql = format!(
+            "PRAGMA {}.table_info({})",
+            quote_ident(&schema),
+            quote_ident(&vt.table)
+        );
         let mut stmt = conn.prepare(&sql)?;
         if stmt.query([])?.next()?.is_some() {
             return Ok(true);
@@ -222,14 +246,23 @@ else:
 "#;
         assert_eq!(
             version_table_from_env("env.py", src),
-            VersionTable { table: "my_version".into(), schema: None }
+            VersionTable {
+                table: "my_version".into(),
+                schema: None
+            }
         );
         let src2 = "context.configure(url=x, version_table='t', version_table_schema='s')\n";
         assert_eq!(
             version_table_from_env("env.py", src2),
-            VersionTable { table: "t".into(), schema: Some("s".into()) }
+            VersionTable {
+                table: "t".into(),
+                schema: Some("s".into())
+            }
         );
-        assert_eq!(version_table_from_env("env.py", "x = (\n"), VersionTable::default());
+        assert_eq!(
+            version_table_from_env("env.py", "x = (\n"),
+            VersionTable::default()
+        );
     }
 
     #[test]
@@ -238,18 +271,36 @@ else:
         let db = dir.path().join("t.db");
         let url = format!("sqlite:///{}", db.display());
         // missing file: created empty, no table
-        assert_eq!(current_heads(&url, dir.path(), &VersionTable::default()).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            current_heads(&url, dir.path(), &VersionTable::default()).unwrap(),
+            Vec::<String>::new()
+        );
         assert!(db.exists());
         {
             let c = Connection::open(&db).unwrap();
             c.execute_batch("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL); INSERT INTO alembic_version VALUES ('abc'), ('def');").unwrap();
         }
-        assert_eq!(current_heads(&url, dir.path(), &VersionTable::default()).unwrap(), vec!["abc", "def"]);
-        let other = VersionTable { table: "other".into(), schema: None };
+        assert_eq!(
+            current_heads(&url, dir.path(), &VersionTable::default()).unwrap(),
+            vec!["abc", "def"]
+        );
+        let other = VersionTable {
+            table: "other".into(),
+            schema: None,
+        };
         assert!(current_heads(&url, dir.path(), &other).unwrap().is_empty());
-        let schema = VersionTable { table: "alembic_version".into(), schema: Some("nope".into()) };
+        let schema = VersionTable {
+            table: "alembic_version".into(),
+            schema: Some("nope".into()),
+        };
         assert!(current_heads(&url, dir.path(), &schema).unwrap().is_empty());
-        let main = VersionTable { table: "alembic_version".into(), schema: Some("main".into()) };
-        assert_eq!(current_heads(&url, dir.path(), &main).unwrap(), vec!["abc", "def"]);
+        let main = VersionTable {
+            table: "alembic_version".into(),
+            schema: Some("main".into()),
+        };
+        assert_eq!(
+            current_heads(&url, dir.path(), &main).unwrap(),
+            vec!["abc", "def"]
+        );
     }
 }

@@ -43,7 +43,9 @@ impl Fnv {
     fn update(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-            self.1 = (self.1 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(5);
+            self.1 = (self.1 ^ u64::from(b))
+                .wrapping_mul(0x0000_0100_0000_01b3)
+                .rotate_left(5);
         }
     }
     fn hex(self) -> String {
@@ -79,7 +81,8 @@ impl std::hash::Hasher for FxHasher {
         for c in &mut chunks {
             let mut w = [0u8; 8];
             w.copy_from_slice(c);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
         for &b in chunks.remainder() {
             self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
@@ -101,17 +104,24 @@ fn key(p: &Path) -> &[u8] {
 
 /// `_only_source_rev_file`, as `script::directory` applies it.
 fn is_revision_file_name(name: &str) -> bool {
-    name.ends_with(".py") && !name.starts_with(".#") && !name.starts_with("__init__") && !name.contains('\n')
+    name.ends_with(".py")
+        && !name.starts_with(".#")
+        && !name.starts_with("__init__")
+        && !name.contains('\n')
 }
 
 /// `os.walk(top_down=True)` order with resolved paths: a directory's files (sorted), then each
 /// sorted sub-directory; `__pycache__` directories contribute no files.
 fn walk(dir: &Path, real_dir: &Path, recursive: bool, out: &mut Vec<(PathBuf, Option<Identity>)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut files: Vec<(String, bool, Option<Identity>)> = Vec::new();
     let mut dirs = Vec::new();
     for entry in entries.flatten() {
-        let Ok(name) = entry.file_name().into_string() else { continue };
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
         let Ok(ft) = entry.file_type() else { continue };
         let (is_dir, is_link) = if ft.is_symlink() {
             (entry.path().is_dir(), true)
@@ -123,11 +133,18 @@ fn walk(dir: &Path, real_dir: &Path, recursive: bool, out: &mut Vec<(PathBuf, Op
         } else {
             // DirEntry::metadata is a stat relative to the open directory: much cheaper than
             // a stat of the full path. Symlinks are stat'ed through their target later.
-            let id = if is_link { None } else { entry.metadata().ok().map(|m| identity_of(&m)) };
+            let id = if is_link {
+                None
+            } else {
+                entry.metadata().ok().map(|m| identity_of(&m))
+            };
             files.push((name, is_link, id));
         }
     }
-    let is_cache = dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("__pycache__"));
+    let is_cache = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with("__pycache__"));
     if !is_cache {
         files.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, is_link, id) in files {
@@ -157,7 +174,10 @@ pub fn list_revision_files(locations: &[PathBuf], recursive: bool) -> (Vec<PathB
     (files.into_iter().map(|(p, _)| p).collect(), warnings)
 }
 
-fn list_with_identity(locations: &[PathBuf], recursive: bool) -> (Vec<(PathBuf, Option<Identity>)>, Vec<String>) {
+fn list_with_identity(
+    locations: &[PathBuf],
+    recursive: bool,
+) -> (Vec<(PathBuf, Option<Identity>)>, Vec<String>) {
     let mut files = Vec::new();
     let mut warnings = Vec::new();
     let mut seen: HashSet<Vec<u8>, FxBuild> = HashSet::default();
@@ -173,7 +193,11 @@ fn list_with_identity(locations: &[PathBuf], recursive: bool) -> (Vec<(PathBuf, 
                 ));
                 continue;
             }
-            if real.file_name().and_then(|n| n.to_str()).is_some_and(is_revision_file_name) {
+            if real
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_revision_file_name)
+            {
                 files.push((real, id));
             }
         }
@@ -212,7 +236,13 @@ fn identity_of(m: &std::fs::Metadata) -> Identity {
 /// Without inode numbers the identity is too weak: nothing matches, nothing is served.
 #[cfg(not(unix))]
 fn identity_of(_m: &std::fs::Metadata) -> Identity {
-    Identity { dev: 0, ino: 0, size: u64::MAX, mtime_ns: i128::MIN, ctime_ns: i128::MIN }
+    Identity {
+        dev: 0,
+        ino: 0,
+        size: u64::MAX,
+        mtime_ns: i128::MIN,
+        ctime_ns: i128::MIN,
+    }
 }
 
 /// Changed too recently to trust the timestamps (the file could change again within the
@@ -289,7 +319,10 @@ fn encode(path: &Path, e: &Entry) -> Option<String> {
     let mut out = String::new();
     esc(p, &mut out);
     let id = &e.id;
-    out.push_str(&format!("\t{}\t{}\t{}\t{}\t{}\t", id.dev, id.ino, id.size, id.mtime_ns, id.ctime_ns));
+    out.push_str(&format!(
+        "\t{}\t{}\t{}\t{}\t{}\t",
+        id.dev, id.ino, id.size, id.mtime_ns, id.ctime_ns
+    ));
     match &e.meta.revision {
         None => out.push('-'),
         Some(r) => {
@@ -366,7 +399,11 @@ impl MetaCache {
         let base = std::env::var_os("XDG_CACHE_HOME")
             .filter(|d| !d.is_empty())
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".cache")));
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|h| !h.is_empty())
+                    .map(|h| PathBuf::from(h).join(".cache"))
+            });
         let file = match base {
             Some(b) if !disabled => {
                 let mut h = Fnv::new();
@@ -374,11 +411,19 @@ impl MetaCache {
                     h.update(l.as_os_str().as_encoded_bytes());
                     h.update(&[0]);
                 }
-                Some(b.join("ralembic").join(format!("meta-{}-{}.tsv", &parser_tag()[..16], h.hex())))
+                Some(b.join("ralembic").join(format!(
+                    "meta-{}-{}.tsv",
+                    &parser_tag()[..16],
+                    h.hex()
+                )))
             }
             _ => None,
         };
-        MetaCache { file, entries: HashMap::default(), dirty: false }
+        MetaCache {
+            file,
+            entries: HashMap::default(),
+            dirty: false,
+        }
     }
 
     /// Reads the cache file (once the listing shows the history is big enough to need it).
@@ -387,17 +432,29 @@ impl MetaCache {
             .file
             .as_ref()
             .and_then(|f| std::fs::read_to_string(f).ok())
-            .map(|t| t.lines().filter_map(decode_line).map(|(p, e)| (key(&p).to_vec(), (p, e))).collect())
+            .map(|t| {
+                t.lines()
+                    .filter_map(decode_line)
+                    .map(|(p, e)| (key(&p).to_vec(), (p, e)))
+                    .collect()
+            })
             .unwrap_or_default();
     }
 
     /// A cache that remembers nothing (tests).
     pub fn disabled() -> Self {
-        MetaCache { file: None, entries: HashMap::default(), dirty: false }
+        MetaCache {
+            file: None,
+            entries: HashMap::default(),
+            dirty: false,
+        }
     }
 
     fn get(&self, path: &Path, id: &Identity) -> Option<&ScriptMeta> {
-        self.entries.get(key(path)).filter(|(_, e)| e.id == *id).map(|(_, e)| &e.meta)
+        self.entries
+            .get(key(path))
+            .filter(|(_, e)| e.id == *id)
+            .map(|(_, e)| &e.meta)
     }
 
     /// Keeps only `live` paths and writes the cache if anything changed (atomically: temp file
@@ -418,7 +475,9 @@ impl MetaCache {
             }
         }
         let tmp = dir.join(format!(".tmp-{}", std::process::id()));
-        let ok = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(text.as_bytes())).is_ok();
+        let ok = std::fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .is_ok();
         if ok && std::fs::rename(&tmp, file).is_ok() {
             return;
         }
@@ -434,12 +493,24 @@ pub const CACHE_MIN_FILES: usize = 100;
 /// `_legacy_rev`: the id of a file named after its revision.
 fn legacy_revision(name: &str) -> Option<&str> {
     let stem = name.strip_suffix(".py")?;
-    let ok = !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let ok = !stem.is_empty()
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     ok.then_some(stem)
 }
 
-fn finish(path: &Path, meta: ScriptMeta, source: String, module: Module) -> Result<Script, LoadError> {
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+fn finish(
+    path: &Path,
+    meta: ScriptMeta,
+    source: String,
+    module: Module,
+) -> Result<Script, LoadError> {
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_string();
     let revision = match &meta.revision {
         Some(r) => r.clone(),
         None => match legacy_revision(&file_name) {
@@ -450,16 +521,28 @@ fn finish(path: &Path, meta: ScriptMeta, source: String, module: Module) -> Resu
     if meta.down_revision.is_none() {
         return Err(LoadError::NoDownRevision(path.display().to_string()));
     }
-    Ok(Script { path: path.to_path_buf(), revision, meta, source, module })
+    Ok(Script {
+        path: path.to_path_buf(),
+        revision,
+        meta,
+        source,
+        module,
+    })
 }
 
 /// The full loader's work for one file (`script::directory::load_one`).
 fn parse_file(path: &Path) -> Result<Script, LoadError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| LoadError::Io { path: shown.clone(), message: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|e| LoadError::Io {
+        path: shown.clone(),
+        message: e.to_string(),
+    })?;
     let source = String::from_utf8(bytes).map_err(|e| LoadError::Io {
         path: shown.clone(),
-        message: format!("(unicode error) 'utf-8' codec can't decode byte at offset {}", e.utf8_error().valid_up_to()),
+        message: format!(
+            "(unicode error) 'utf-8' codec can't decode byte at offset {}",
+            e.utf8_error().valid_up_to()
+        ),
     })?;
     let module = parse_module(&shown, &source).map_err(LoadError::Syntax)?;
     let meta = ScriptMeta::from_module(&shown, &source, &module).map_err(LoadError::Syntax)?;
@@ -474,7 +557,12 @@ enum Outcome {
 
 fn load_one(path: &Path, id: Option<Identity>, cache: &MetaCache) -> Outcome {
     if let Some(meta) = id.as_ref().and_then(|id| cache.get(path, id)) {
-        if let Ok(s) = finish(path, meta.clone(), String::new(), Module { body: Vec::new() }) {
+        if let Ok(s) = finish(
+            path,
+            meta.clone(),
+            String::new(),
+            Module { body: Vec::new() },
+        ) {
             return Outcome::Cached(s);
         }
     }
@@ -500,10 +588,20 @@ pub fn load_scripts_cached(
     let shared: &MetaCache = cache;
     // Only files that need parsing are worth threads; a cached file costs a lookup.
     let sample = files.len().min(32);
-    let cached_share =
-        files.iter().take(32).filter(|(p, id)| id.as_ref().is_some_and(|id| shared.get(p, id).is_some())).count();
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
-    let workers = if files.len() < 64 || cached_share == sample { 1 } else { workers };
+    let cached_share = files
+        .iter()
+        .take(32)
+        .filter(|(p, id)| id.as_ref().is_some_and(|id| shared.get(p, id).is_some()))
+        .count();
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    let workers = if files.len() < 64 || cached_share == sample {
+        1
+    } else {
+        workers
+    };
     let chunk = files.len().div_ceil(workers).max(1);
     let outcomes: Vec<Outcome> = std::thread::scope(|s| {
         let handles: Vec<_> = files
@@ -512,7 +610,11 @@ pub fn load_scripts_cached(
                 // the parser may recurse deeply: give it the stack it asks for
                 std::thread::Builder::new()
                     .stack_size(PARSER_STACK_SIZE)
-                    .spawn_scoped(s, move || part.iter().map(|(p, id)| load_one(p, *id, shared)).collect::<Vec<_>>())
+                    .spawn_scoped(s, move || {
+                        part.iter()
+                            .map(|(p, id)| load_one(p, *id, shared))
+                            .collect::<Vec<_>>()
+                    })
             })
             .collect();
         let mut out = Vec::with_capacity(files.len());
@@ -538,7 +640,16 @@ pub fn load_scripts_cached(
             }
             Outcome::Parsed(Ok(s), id) => {
                 if let Some(id) = id.filter(|id| !is_racy(id)) {
-                    cache.entries.insert(key(&s.path).to_vec(), (s.path.clone(), Entry { id, meta: s.meta.clone() }));
+                    cache.entries.insert(
+                        key(&s.path).to_vec(),
+                        (
+                            s.path.clone(),
+                            Entry {
+                                id,
+                                meta: s.meta.clone(),
+                            },
+                        ),
+                    );
                     cache.dirty = true;
                 }
                 scripts.push(s);
@@ -563,7 +674,10 @@ mod tests {
     use super::*;
 
     fn facts(l: &Loaded) -> Vec<(PathBuf, String, ScriptMeta)> {
-        l.scripts.iter().map(|s| (s.path.clone(), s.revision.clone(), s.meta.clone())).collect()
+        l.scripts
+            .iter()
+            .map(|s| (s.path.clone(), s.revision.clone(), s.meta.clone()))
+            .collect()
     }
 
     #[test]
@@ -573,7 +687,16 @@ mod tests {
         for d in ["", "sub", "sub/__pycache__", "a"] {
             std::fs::create_dir_all(v.join(d)).unwrap();
         }
-        for f in ["b.py", "a.py", "__init__.py", ".#x.py", "x.txt", "sub/c.py", "sub/__pycache__/d.py", "a/e.py"] {
+        for f in [
+            "b.py",
+            "a.py",
+            "__init__.py",
+            ".#x.py",
+            "x.txt",
+            "sub/c.py",
+            "sub/__pycache__/d.py",
+            "a/e.py",
+        ] {
             std::fs::write(v.join(f), "").unwrap();
         }
         #[cfg(unix)]
@@ -593,7 +716,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let v = dir.path().join("versions");
         std::fs::create_dir(&v).unwrap();
-        std::fs::write(v.join("a1_x.py"), "\"\"\"first\tdoc\n\nmore \\\\ text\"\"\"\nrevision = 'a1'\ndown_revision = None\n").unwrap();
+        std::fs::write(
+            v.join("a1_x.py"),
+            "\"\"\"first\tdoc\n\nmore \\\\ text\"\"\"\nrevision = 'a1'\ndown_revision = None\n",
+        )
+        .unwrap();
         std::fs::write(v.join("b2_y.py"), "\"\"\"second\"\"\"\nrevision = 'b2'\ndown_revision = ('a1', '')\nbranch_labels = ('l',)\ndepends_on = []\n").unwrap();
         std::fs::write(v.join("c3.py"), "down_revision = 'b2'\n").unwrap();
         let plain = crate::alembic_compat::script::load_scripts(&[v.clone()], false).unwrap();
@@ -604,17 +731,32 @@ mod tests {
         assert!(cache.entries.is_empty());
         // encode/decode every entry losslessly
         for s in &plain.scripts {
-            let e = Entry { id: identity(&s.path).unwrap(), meta: s.meta.clone() };
+            let e = Entry {
+                id: identity(&s.path).unwrap(),
+                meta: s.meta.clone(),
+            };
             let line = encode(&s.path, &e).unwrap();
             let (p, back) = decode_line(line.trim_end_matches('\n')).unwrap();
-            assert_eq!((p, back.id, back.meta), (s.path.clone(), e.id, s.meta.clone()));
-            cache.entries.insert(key(&s.path).to_vec(), (s.path.clone(), e));
+            assert_eq!(
+                (p, back.id, back.meta),
+                (s.path.clone(), e.id, s.meta.clone())
+            );
+            cache
+                .entries
+                .insert(key(&s.path).to_vec(), (s.path.clone(), e));
         }
         let second = load_scripts_cached(&[v.clone()], false, &mut cache).unwrap();
         assert_eq!(facts(&second), facts(&plain));
-        assert!(second.scripts.iter().all(|s| s.source.is_empty()), "served from the cache");
+        assert!(
+            second.scripts.iter().all(|s| s.source.is_empty()),
+            "served from the cache"
+        );
         // an edited file is parsed again, and a broken one is never served from the cache
-        std::fs::write(v.join("b2_y.py"), "revision = 'b2'\ndown_revision = 'a1'\ndef upgrade(:\n    pass\n").unwrap();
+        std::fs::write(
+            v.join("b2_y.py"),
+            "revision = 'b2'\ndown_revision = 'a1'\ndef upgrade(:\n    pass\n",
+        )
+        .unwrap();
         let err = load_scripts_cached(&[v], false, &mut cache).unwrap_err();
         assert!(matches!(err.as_slice(), [LoadError::Syntax(_)]));
     }

@@ -65,7 +65,15 @@ pub fn py_splitlines(s: &str) -> Vec<&str> {
     while let Some((i, c)) = iter.next() {
         let is_break = matches!(
             c,
-            '\n' | '\r' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}'
+            '\n' | '\r'
+                | '\x0b'
+                | '\x0c'
+                | '\x1c'
+                | '\x1d'
+                | '\x1e'
+                | '\u{85}'
+                | '\u{2028}'
+                | '\u{2029}'
         );
         if !is_break {
             continue;
@@ -107,8 +115,16 @@ impl ScriptView<'_> {
             "Rev: {}{}{}{}{}\n",
             self.revision,
             if self.is_head { " (head)" } else { "" },
-            if self.is_branch_point { " (branchpoint)" } else { "" },
-            if self.is_merge_point { " (mergepoint)" } else { "" },
+            if self.is_branch_point {
+                " (branchpoint)"
+            } else {
+                ""
+            },
+            if self.is_merge_point {
+                " (mergepoint)"
+            } else {
+                ""
+            },
             if self.current { " (current)" } else { "" },
         );
         if self.is_merge_point {
@@ -117,13 +133,22 @@ impl ScriptView<'_> {
             e.push_str(&format!("Parent: {}\n", self.format_down_revision()));
         }
         if rev_ids_truthy(self.dependencies) {
-            e.push_str(&format!("Also depends on: {}\n", format_as_comma(self.dependencies)));
+            e.push_str(&format!(
+                "Also depends on: {}\n",
+                format_as_comma(self.dependencies)
+            ));
         }
         if self.is_branch_point {
-            e.push_str(&format!("Branches into: {}\n", format_as_comma(&self.nextrev)));
+            e.push_str(&format!(
+                "Branches into: {}\n",
+                format_as_comma(&self.nextrev)
+            ));
         }
         if !self.branch_labels.is_empty() {
-            e.push_str(&format!("Branch names: {}\n", format_as_comma(&self.branch_labels)));
+            e.push_str(&format!(
+                "Branch names: {}\n",
+                format_as_comma(&self.branch_labels)
+            ));
         }
         e.push_str(&format!("Path: {}\n", self.path));
         let body: Vec<String> = py_splitlines(self.longdoc)
@@ -141,8 +166,16 @@ impl ScriptView<'_> {
             self.format_down_revision(),
             self.revision,
             if self.is_head { " (head)" } else { "" },
-            if self.is_branch_point { " (branchpoint)" } else { "" },
-            if self.is_merge_point { " (mergepoint)" } else { "" },
+            if self.is_branch_point {
+                " (branchpoint)"
+            } else {
+                ""
+            },
+            if self.is_merge_point {
+                " (mergepoint)"
+            } else {
+                ""
+            },
             self.doc()
         )
     }
@@ -213,7 +246,13 @@ impl ScriptView<'_> {
         if verbose {
             self.log_entry()
         } else {
-            self.head_only(include_branches, include_doc, include_parents, tree_indicators, true)
+            self.head_only(
+                include_branches,
+                include_doc,
+                include_parents,
+                tree_indicators,
+                true,
+            )
         }
     }
 }
@@ -245,8 +284,14 @@ mod tests {
             v.log_entry(),
             "Rev: ca515065d73b (head)\nParent: f4894da35515\nPath: /tmp/fx/linear/alembic/versions/ca515065d73b_telemetry.py\n\n\n"
         );
-        assert_eq!(v.cmd_format(false, true, true, true, true), "f4894da35515 -> ca515065d73b (head), ");
-        assert_eq!(v.cmd_format(false, true, false, false, false), "ca515065d73b (head)");
+        assert_eq!(
+            v.cmd_format(false, true, true, true, true),
+            "f4894da35515 -> ca515065d73b (head), "
+        );
+        assert_eq!(
+            v.cmd_format(false, true, false, false, false),
+            "ca515065d73b (head)"
+        );
     }
 
     #[test]
@@ -258,7 +303,10 @@ mod tests {
             longdoc,
             ..Default::default()
         };
-        assert_eq!(v.cmd_format(false, true, true, true, true), "<base> -> e33cded675f3, create nodes table");
+        assert_eq!(
+            v.cmd_format(false, true, true, true, true),
+            "<base> -> e33cded675f3, create nodes table"
+        );
         assert_eq!(
             v.log_entry(),
             "Rev: e33cded675f3\nParent: <base>\nPath: /p/e33cded675f3_create_nodes.py\n\n    create nodes table\n    \n    Revision ID: e33cded675f3\n    Revises: \n    Create Date: 2024-01-01 00:00:00\n"
@@ -292,11 +340,20 @@ mod tests {
             "aaa, bbb (ddd) -> mmm (lbl) (current) (branchpoint) (mergepoint), merge"
         );
         // branches' child line: include_branches, no doc, tree indicators on
-        assert_eq!(v.cmd_format(false, true, false, false, true), "mmm (lbl) (current) (branchpoint) (mergepoint)");
+        assert_eq!(
+            v.cmd_format(false, true, false, false, true),
+            "mmm (lbl) (current) (branchpoint) (mergepoint)"
+        );
         // heads: tree_indicators=False still shows head indicators (head_indicators=True)
-        assert_eq!(v.cmd_format(false, true, false, false, false), "mmm (lbl) (current)");
+        assert_eq!(
+            v.cmd_format(false, true, false, false, false),
+            "mmm (lbl) (current)"
+        );
         // without include_branches the label is hidden
-        assert_eq!(v.cmd_format(false, false, false, false, false), "mmm (current)");
+        assert_eq!(
+            v.cmd_format(false, false, false, false, false),
+            "mmm (current)"
+        );
     }
 
     #[test]
@@ -326,16 +383,27 @@ mod tests {
     #[test]
     fn empty_string_down_revision_is_base() {
         let down = s(&[""]);
-        let v = ScriptView { revision: "r", down_revision: &down, ..Default::default() };
+        let v = ScriptView {
+            revision: "r",
+            down_revision: &down,
+            ..Default::default()
+        };
         assert_eq!(v.format_down_revision(), "<base>");
         let two = s(&["", ""]);
-        let v = ScriptView { revision: "r", down_revision: &two, ..Default::default() };
+        let v = ScriptView {
+            revision: "r",
+            down_revision: &two,
+            ..Default::default()
+        };
         assert_eq!(v.format_down_revision(), ", ");
     }
 
     #[test]
     fn splitlines_like_python() {
-        assert_eq!(py_splitlines("a\r\nb\rc\n\nd\n"), vec!["a", "b", "c", "", "d"]);
+        assert_eq!(
+            py_splitlines("a\r\nb\rc\n\nd\n"),
+            vec!["a", "b", "c", "", "d"]
+        );
         assert_eq!(py_splitlines(""), Vec::<&str>::new());
         assert_eq!(py_splitlines("x\u{2028}y\x0cz"), vec!["x", "y", "z"]);
     }
