@@ -18,7 +18,7 @@ use crate::alembic_compat::config::{Config, ConfigOptions};
 /// The Alembic version whose behaviour we reproduce (`--version` prints it).
 pub const ALEMBIC_VERSION: &str = "1.20.1";
 
-/// Global options, as `alembic --help` lists them.
+/// Alembic-compatible migrations: a drop-in for Python Alembic 1.20.1's `alembic` command.
 #[derive(Parser, Debug)]
 #[command(
     name = "alembic",
