@@ -33,8 +33,8 @@ use crate::alembic_compat::revision::{
     py_repr_str, Resolved, RevArg, RevIds, Revision, RevisionError, RevisionMap, RevisionWarning,
     ScriptError, ScriptRevisions,
 };
-use crate::alembic_compat::script::directory::{load_scripts, LoadError};
-use crate::alembic_compat::script::{DownRevision, Script};
+use crate::alembic_compat::script::directory::LoadError;
+use crate::alembic_compat::script::{load_scripts, DownRevision, Script};
 use format::ScriptView;
 
 /// How a command failed, as the Alembic CLI would report it.
@@ -263,8 +263,10 @@ impl ScriptDirectory {
             .settings
             .version_dirs(&self.cwd)
             .map_err(BuildFailure::Config)?;
+        let t0 = std::time::Instant::now();
         let loaded = load_scripts(&dirs, self.settings.recursive_version_locations)
             .map_err(BuildFailure::Load)?;
+        let t1 = std::time::Instant::now();
         for w in &loaded.warnings {
             ctx.warn("alembic/script/base.py:142", w);
         }
@@ -294,6 +296,12 @@ impl ScriptDirectory {
         }
         let map = map.map_err(BuildFailure::Map)?;
         let _ = map.take_warnings();
+        tracing::debug!(
+            "loaded {} revision files in {:?}, built the map in {:?}",
+            loaded.scripts.len(),
+            t1 - t0,
+            t1.elapsed()
+        );
         Ok(Revisions {
             scripts: loaded.scripts,
             map,

@@ -18,7 +18,7 @@ use crate::alembic_compat::config::{Config, ConfigOptions};
 /// The Alembic version whose behaviour we reproduce (`--version` prints it).
 pub const ALEMBIC_VERSION: &str = "1.20.1";
 
-/// Global options, as `alembic --help` lists them.
+/// Alembic-compatible migrations: a drop-in for Python Alembic 1.20.1's `alembic` command.
 #[derive(Parser, Debug)]
 #[command(
     name = "alembic",
@@ -484,7 +484,7 @@ pub fn run(
         return exit::OK;
     }
     let Some(verb) = cli.verb else {
-        let _ = write!(err, "{}{prog}: error: too few arguments\n", top_usage(prog));
+        let _ = writeln!(err, "{}{prog}: error: too few arguments", top_usage(prog));
         return exit::USAGE;
     };
     // CommandLine.main: file selection happens outside run_cmd, so its CommandError is a
