@@ -111,6 +111,7 @@ pub enum Check {
 ///   * the items of a parenthesised list `(x, y)` are sorted;
 ///   * the two revisions of "Branch name 'x' in revision A already used by revision B";
 ///   * a run of consecutive `   -> child` lines (the `branches` listing) is sorted.
+///
 /// Anything else that varies is detected by running the oracle under several fixed hash
 /// seeds (see `ORACLE_HASH_SEEDS`): if its canonical outputs still differ between seeds the
 /// case is compared order-insensitively (sorted lines, sorted comma-separated items).
