@@ -116,7 +116,25 @@ fn list_with_stamps(locations: &[PathBuf], recursive: bool) -> (Vec<Listed>, Vec
             }
         }
     }
+    stamp_all(&mut files);
     (files, warnings)
+}
+
+/// Stats the files on a few threads: on large histories one `stat` per file is most of a
+/// warm run's time, and it parallelises well.
+fn stamp_all(files: &mut [Listed]) {
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4);
+    let workers = if files.len() < 256 { 1 } else { workers };
+    let chunk = files.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        for part in files.chunks_mut(chunk) {
+            scope.spawn(move || {
+                for (path, stamp) in part {
+                    *stamp = std::fs::metadata(&*path).ok().as_ref().and_then(FileStamp::from_metadata);
+                }
+            });
+        }
+    });
 }
 
 /// `os.walk(top_down=True)` order: a directory's files (sorted), then each sorted
@@ -136,27 +154,16 @@ fn walk(dir: &Path, recursive: bool, out: &mut Vec<Listed>) {
         // os.walk's is_dir() follows links, and Alembic resolves every file path.
         // The stamp comes from the directory entry (a stat relative to the open directory),
         // far cheaper than a stat by full path on large histories.
-        let (is_dir, real, md) = if ft.is_symlink() {
-            (
-                path.is_dir(),
-                std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone()),
-                std::fs::metadata(&path).ok(),
-            )
+        let (is_dir, real) = if ft.is_symlink() {
+            (path.is_dir(), std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone()))
         } else {
-            (
-                ft.is_dir(),
-                path,
-                if ft.is_dir() {
-                    None
-                } else {
-                    entry.metadata().ok()
-                },
-            )
+            (ft.is_dir(), path)
         };
         if is_dir {
             dirs.push((name, real));
         } else {
-            files.push((name, (real, md.as_ref().and_then(FileStamp::from_metadata))));
+            // Stamped later, only if the name is a revision file's (see `stamp_all`).
+            files.push((name, (real, None)));
         }
     }
     let is_cache = dir
@@ -188,7 +195,7 @@ pub fn load_scripts(locations: &[PathBuf], recursive: bool) -> Result<Loaded, Ve
     let mut results: Vec<Option<Result<Script, LoadError>>> = Vec::with_capacity(files.len());
     let mut to_parse = Vec::new();
     for (i, (f, &stamp)) in files.iter().zip(&stamps).enumerate() {
-        match (stamp, cache.as_ref().and_then(|c| c.get(f, stamp))) {
+        match (stamp, cache.as_ref().and_then(|c| c.get(i, f, stamp))) {
             (Some(_), Some(script)) => results.push(Some(Ok(script))),
             _ => {
                 results.push(None);
@@ -342,7 +349,8 @@ struct CachedScript {
 struct CacheFile {
     /// Bumped whenever parsing or metadata rules change, so old entries are never trusted.
     format: String,
-    scripts: std::collections::HashMap<PathBuf, CachedScript>,
+    /// In load order: the next run looks each file up by position first, no hashing.
+    scripts: Vec<(PathBuf, CachedScript)>,
 }
 
 /// What parsing each revision file yielded, kept between runs in the user's cache directory
@@ -352,9 +360,10 @@ struct CacheFile {
 pub struct MetaCache {
     path: PathBuf,
     data: CacheFile,
+    index: std::cell::OnceCell<std::collections::HashMap<PathBuf, usize>>,
 }
 
-const CACHE_FORMAT: &str = concat!("ralembic-meta-2-", env!("CARGO_PKG_VERSION"));
+const CACHE_FORMAT: &str = concat!("ralembic-meta-3-", env!("CARGO_PKG_VERSION"));
 
 impl MetaCache {
     fn dir() -> Option<PathBuf> {
@@ -383,11 +392,20 @@ impl MetaCache {
             .and_then(|b| serde_json::from_slice::<CacheFile>(&b).ok())
             .filter(|c| c.format == CACHE_FORMAT)
             .unwrap_or_default();
-        Some(MetaCache { path, data })
+        Some(MetaCache { path, data, index: std::cell::OnceCell::new() })
     }
 
-    fn get(&self, path: &Path, stamp: Option<FileStamp>) -> Option<Script> {
-        let c = self.data.scripts.get(path)?;
+    fn get(&self, position: usize, path: &Path, stamp: Option<FileStamp>) -> Option<Script> {
+        let c = match self.data.scripts.get(position) {
+            Some((p, c)) if p == path => c,
+            // Files were added or removed since: fall back to an index, built once.
+            _ => {
+                let index = self.index.get_or_init(|| {
+                    self.data.scripts.iter().enumerate().map(|(i, (p, _))| (p.clone(), i)).collect()
+                });
+                &self.data.scripts.get(*index.get(path)?)?.1
+            }
+        };
         (Some(c.stamp) == stamp).then(|| Script {
             path: path.to_path_buf(),
             revision: c.revision.clone(),
