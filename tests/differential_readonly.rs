@@ -518,4 +518,6 @@ fn canonicalization_of_set_ordered_output() {
     let m2 = b"FAILED: Branch name 'dup' in revision 1a1 already used by revision 1a2\n";
     assert_eq!(canonical(m1), canonical(m2));
     assert_eq!(canonical(b"no newline at end"), b"no newline at end".to_vec());
+    // labels inside a `branches` arrow line are set-ordered too
+    assert_eq!(canonical(b"a (l1, l2)\n   -> b (l2, l1)\n   -> c\n"), canonical(b"a (l2, l1)\n   -> c\n   -> b (l1, l2)\n"));
 }
