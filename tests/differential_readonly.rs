@@ -726,4 +726,9 @@ fn canonicalization_of_set_ordered_output() {
         canonical(b"no newline at end"),
         b"no newline at end".to_vec()
     );
+    // labels inside a `branches` arrow line are set-ordered too
+    assert_eq!(
+        canonical(b"a (l1, l2)\n   -> b (l2, l1)\n   -> c\n"),
+        canonical(b"a (l2, l1)\n   -> c\n   -> b (l1, l2)\n")
+    );
 }

@@ -135,7 +135,7 @@ pub fn canonical(out: &[u8]) -> Vec<u8> {
         } else if is_arrow(l) {
             let mut block: Vec<String> = Vec::new();
             while i < lines.len() && is_arrow(lines[i]) {
-                block.push(lines[i].trim_end_matches('\n').to_owned());
+                block.push(canonical_line(lines[i].trim_end_matches('\n')));
                 i += 1;
             }
             let last_nl = lines[i - 1].ends_with('\n');

@@ -123,14 +123,20 @@ fn list_with_stamps(locations: &[PathBuf], recursive: bool) -> (Vec<Listed>, Vec
 /// Stats the files on a few threads: on large histories one `stat` per file is most of a
 /// warm run's time, and it parallelises well.
 fn stamp_all(files: &mut [Listed]) {
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4);
     let workers = if files.len() < 256 { 1 } else { workers };
     let chunk = files.len().div_ceil(workers).max(1);
     std::thread::scope(|scope| {
         for part in files.chunks_mut(chunk) {
             scope.spawn(move || {
                 for (path, stamp) in part {
-                    *stamp = std::fs::metadata(&*path).ok().as_ref().and_then(FileStamp::from_metadata);
+                    *stamp = std::fs::metadata(&*path)
+                        .ok()
+                        .as_ref()
+                        .and_then(FileStamp::from_metadata);
                 }
             });
         }
@@ -155,7 +161,10 @@ fn walk(dir: &Path, recursive: bool, out: &mut Vec<Listed>) {
         // The stamp comes from the directory entry (a stat relative to the open directory),
         // far cheaper than a stat by full path on large histories.
         let (is_dir, real) = if ft.is_symlink() {
-            (path.is_dir(), std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone()))
+            (
+                path.is_dir(),
+                std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone()),
+            )
         } else {
             (ft.is_dir(), path)
         };
@@ -392,7 +401,11 @@ impl MetaCache {
             .and_then(|b| serde_json::from_slice::<CacheFile>(&b).ok())
             .filter(|c| c.format == CACHE_FORMAT)
             .unwrap_or_default();
-        Some(MetaCache { path, data, index: std::cell::OnceCell::new() })
+        Some(MetaCache {
+            path,
+            data,
+            index: std::cell::OnceCell::new(),
+        })
     }
 
     fn get(&self, position: usize, path: &Path, stamp: Option<FileStamp>) -> Option<Script> {
@@ -401,7 +414,12 @@ impl MetaCache {
             // Files were added or removed since: fall back to an index, built once.
             _ => {
                 let index = self.index.get_or_init(|| {
-                    self.data.scripts.iter().enumerate().map(|(i, (p, _))| (p.clone(), i)).collect()
+                    self.data
+                        .scripts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (p, _))| (p.clone(), i))
+                        .collect()
                 });
                 &self.data.scripts.get(*index.get(path)?)?.1
             }
