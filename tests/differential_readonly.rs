@@ -97,7 +97,11 @@ fn standard_cases(fx: &Fixture) -> Vec<Case> {
         "history -r heads:base",
         "history -r base:base",
         "history -r -1:",
-        "history -r -2:heads",
+        "history -r -2:heads", // argparse takes "-2:heads" for an option: exit 2
+        "history -r-1:",
+        "history --rev-range=-2:heads",
+        "history -r-1:base",
+        "history --rev-range=head-1:",
         "history -r nonexistent:",
         "history -r a:b:c",
         "history -r :",
@@ -120,6 +124,8 @@ fn standard_cases(fx: &Fixture) -> Vec<Case> {
             "history -r current:heads",
             "history -r :current",
             "history -v -i",
+            "history -r-1:current",
+            "history --rev-range=current-1:",
         ]
         .into_iter()
         .map(db),

@@ -311,7 +311,7 @@ fn commands(rng: &mut Rng, h: &History) -> Vec<Vec<String>> {
         4 => format!("{a}:heads"),
         _ => "-2:".to_string(),
     };
-    cmds.push(format!("history -r {range}"));
+    cmds.push(format!("history --rev-range={range}"));
     if let Some(r) = h.revs.iter().find(|r| !r.labels.is_empty()) {
         cmds.push(format!("show {}@head", r.labels[0]));
         cmds.push(format!("history -r {}@base:", r.labels[0]));
