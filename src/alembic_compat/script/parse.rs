@@ -989,13 +989,16 @@ impl<'a> Conv<'a> {
                 _ => toks.push(Tok::Operand(self.expr(p)?)),
             }
         }
-        let mut toks = toks.into_iter().peekable();
+        type Toks = std::iter::Peekable<std::vec::IntoIter<Tok>>;
+        let mut toks: Toks = toks.into_iter().peekable();
 
-        fn climb(
-            toks: &mut std::iter::Peekable<std::vec::IntoIter<Tok>>,
-            min_prec: u8,
-        ) -> Option<Expr> {
-            let mut lhs = operand(toks)?;
+        fn climb(toks: &mut Toks, min_prec: u8) -> Option<Expr> {
+            let lhs = operand(toks)?;
+            extend(toks, lhs, min_prec)
+        }
+        /// Folds every following operator that binds at least as tight as `min_prec` into
+        /// `lhs`; shared by plain operands and by the operand under a prefix operator.
+        fn extend(toks: &mut Toks, mut lhs: Expr, min_prec: u8) -> Option<Expr> {
             while let Some(Tok::Op(_, prec, _)) = toks.peek() {
                 if *prec < min_prec {
                     break;
@@ -1020,7 +1023,7 @@ impl<'a> Conv<'a> {
             }
             Some(lhs)
         }
-        fn operand(toks: &mut std::iter::Peekable<std::vec::IntoIter<Tok>>) -> Option<Expr> {
+        fn operand(toks: &mut Toks) -> Option<Expr> {
             // Prefix operators apply to everything that binds tighter than them (`**`), so
             // collect them and wrap once the operand is known, without recursion per prefix.
             let mut prefixes = Vec::new();
@@ -1034,28 +1037,7 @@ impl<'a> Conv<'a> {
                 _ => return None,
             };
             if !prefixes.is_empty() {
-                while let Some(Tok::Op(_, prec, _)) = toks.peek() {
-                    if *prec <= UNARY_PRECEDENCE {
-                        break;
-                    }
-                    let Some(Tok::Op(op, prec, right)) = toks.next() else {
-                        break;
-                    };
-                    let next_min = if right { prec } else { prec + 1 };
-                    let rhs = climb(toks, next_min)?;
-                    let span = Span {
-                        start: e.span.start,
-                        end: rhs.span.end,
-                    };
-                    e = Expr {
-                        kind: ExprKind::BinOp {
-                            left: Box::new(e),
-                            op,
-                            right: Box::new(rhs),
-                        },
-                        span,
-                    };
-                }
+                e = extend(toks, e, UNARY_PRECEDENCE + 1)?;
                 for (op, at) in prefixes.into_iter().rev() {
                     let span = Span::new(at, e.span.end as usize);
                     e = Expr {
@@ -1357,12 +1339,10 @@ impl<'a> Conv<'a> {
         for s in pair.clone().into_inner() {
             let mut prefix = "";
             let mut body = None;
-            let mut triple = false;
             for p in s.clone().into_inner() {
                 match p.as_rule() {
                     Rule::string_prefix => prefix = p.as_str(),
                     Rule::string_tdq | Rule::string_tsq | Rule::string_dq | Rule::string_sq => {
-                        triple = matches!(p.as_rule(), Rule::string_tdq | Rule::string_tsq);
                         body = p.into_inner().next();
                     }
                     _ => {}
@@ -1373,7 +1353,6 @@ impl<'a> Conv<'a> {
             let raw = lower.contains('r');
             let is_bytes = lower.contains('b');
             let is_f = lower.contains('f');
-            let _ = triple;
             if is_bytes {
                 if any_str || any_f {
                     return self.err(&s, "cannot mix bytes and nonbytes literals");
