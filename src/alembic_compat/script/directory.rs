@@ -81,14 +81,9 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-/// Lists the revision files of `locations` in Alembic's order, without reading them.
-pub fn list_revision_files(locations: &[PathBuf], recursive: bool) -> (Vec<PathBuf>, Vec<String>) {
-    let (files, warnings) = list_with_stamps(locations, recursive);
-    (files.into_iter().map(|(p, _)| p).collect(), warnings)
-}
-
 type Listed = (PathBuf, Option<FileStamp>);
 
+/// Lists the revision files of `locations` in Alembic's order, stamped, without reading them.
 fn list_with_stamps(locations: &[PathBuf], recursive: bool) -> (Vec<Listed>, Vec<String>) {
     let mut files = Vec::new();
     let mut warnings = Vec::new();
