@@ -1117,11 +1117,23 @@ impl RevisionMap {
     /// `_iterate_related_revisions`: depth-first (LIFO) from each target, each node once, in
     /// Alembic's yield order. With `check`, a target reached from another target is an error.
     fn iterate_related(&self, edges: Edges<'_>, targets: &[usize], check: bool) -> Res<Vec<usize>> {
+        self.iterate_related_first(edges, targets, targets.len(), check)
+    }
+
+    /// Walks from the first `walk` targets only, while overlaps are still checked against all
+    /// of them (see `ancestor_nodes_of_resolved`).
+    fn iterate_related_first(
+        &self,
+        edges: Edges<'_>,
+        targets: &[usize],
+        walk: usize,
+        check: bool,
+    ) -> Res<Vec<usize>> {
         let n = self.nodes.len();
         let mut seen = vec![false; n];
         let mut out = Vec::new();
         let mut todo: Vec<usize> = Vec::new();
-        for &target in targets {
+        for &target in targets.iter().take(walk) {
             self.node_ref(target)?;
             todo.push(target);
             let mut per_target: HashSet<usize> = HashSet::new();
@@ -1200,6 +1212,28 @@ impl RevisionMap {
             Edges::VersionedDown
         };
         self.iterate_related(edges, targets, check)
+    }
+
+    /// `_get_ancestor_nodes` on a tuple that may hold non-revisions. Python checks each target
+    /// with `is_revision` only when the walk reaches it, so an overlap among the targets before
+    /// the first non-revision is reported instead of the assertion.
+    fn ancestor_nodes_of_resolved(
+        &self,
+        targets: &[Resolved],
+        check: bool,
+        include_dependencies: bool,
+    ) -> Res<Vec<usize>> {
+        let revs: Vec<usize> = targets.iter().filter_map(|r| r.rev()).collect();
+        let Some(first_other) = targets.iter().position(|r| r.rev().is_none()) else {
+            return self.get_ancestor_nodes(&revs, check, include_dependencies);
+        };
+        let edges = if include_dependencies {
+            Edges::NormalizedDown
+        } else {
+            Edges::VersionedDown
+        };
+        self.iterate_related_first(edges, &revs, first_other, check)?;
+        Err(RevisionError::assertion("isinstance(rev, Revision)"))
     }
 
     fn targets_of(resolved: &[Resolved]) -> Res<Vec<usize>> {
@@ -2032,11 +2066,11 @@ impl RevisionMap {
                 }
             }
         }
-        let current_nodes = Self::targets_of(&current)?;
         let mut current_set: HashSet<usize> = self
-            .get_ancestor_nodes(&current_nodes, true, true)?
+            .ancestor_nodes_of_resolved(&current, true, true)?
             .into_iter()
             .collect();
+        let current_nodes = Self::targets_of(&current)?;
         current_set.extend(current_nodes.iter().copied());
         let mut needs: Vec<usize> = required
             .into_iter()
