@@ -1,7 +1,13 @@
 //! Everything Alembic-compatible, laid out like Alembic itself so its users find their way:
-//! `config` (alembic.ini) -> `script` (revision files) -> `revision` (the DAG) -> `command`.
-//! No MeshView knowledge lives here.
+//! `config` (alembic.ini) -> `script` (revision files) -> `revision` (the DAG) -> `eval`
+//! (revision bodies) -> `ops` (what they ask for) -> `ddl` / `batch` (SQL text) -> `runtime`
+//! (transactions, version table) -> `command`. No MeshView knowledge lives here.
+pub mod batch;
 pub mod command;
 pub mod config;
+pub mod ddl;
+pub mod eval;
+pub mod ops;
 pub mod revision;
+pub mod runtime;
 pub mod script;

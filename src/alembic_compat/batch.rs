@@ -1,0 +1,1 @@
+//! SQLite move-and-copy for `op.batch_alter_table` (Alembic's `operations/batch.py`).

@@ -1,0 +1,1 @@
+//! SQLite DDL as SQLAlchemy 2.1 renders it.

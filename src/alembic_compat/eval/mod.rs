@@ -1,0 +1,1 @@
+//! A restricted Python interpreter for revision bodies.

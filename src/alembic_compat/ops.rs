@@ -1,0 +1,360 @@
+//! The operation model: what a revision body asks for, as data. `eval` builds these from the
+//! `op.*` / `sa.*` calls it interprets; `ddl` renders them for a dialect; `runtime` runs the
+//! SQL. Mirrors Alembic's `operations/ops.py` and the SQLAlchemy schema objects it carries.
+//!
+//! Values are kept close to what the Python call received (a type is its class name plus its
+//! literal arguments), so the renderer, not the evaluator, owns dialect knowledge.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where an operation was written: `path:line:col` in error messages.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SourcePos {
+    pub path: Arc<PathBuf>,
+    /// 1-based.
+    pub line: u32,
+    /// 1-based, in characters.
+    pub col: u32,
+}
+
+impl fmt::Display for SourcePos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.path.display(), self.line, self.col)
+    }
+}
+
+/// A Python literal as passed to a type, column or operation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Literal {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    List(Vec<Literal>),
+    /// A type passed as an argument (`sa.ARRAY(sa.Integer)`, `sa.Enum(..., name=...)` keeps
+    /// strings; this is for nested types).
+    Type(Box<TypeSpec>),
+}
+
+/// A SQLAlchemy type as written: `sa.String(50)` is `{dialect: None, name: "String",
+/// args: [Int(50)]}`; `sqlite.JSON()` has `dialect: Some("sqlite")`. A bare class
+/// (`sa.Integer`) is the same as calling it with no arguments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypeSpec {
+    /// `None` for `sqlalchemy` / `sqlalchemy.types`; `Some("sqlite" | "postgresql" | ...)` for
+    /// `sqlalchemy.dialects.<name>`.
+    pub dialect: Option<String>,
+    /// The class name as SQLAlchemy spells it (`String`, `VARCHAR`, `DateTime`, `JSON`...).
+    pub name: String,
+    pub args: Vec<Literal>,
+    pub kwargs: Vec<(String, Literal)>,
+}
+
+/// A constraint or index name: `op.f("x")` marks a name as final (no naming convention).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Name {
+    Plain(String),
+    Final(String),
+}
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Name::Plain(s) | Name::Final(s) => s,
+        }
+    }
+}
+
+/// SQL expressions that appear inside DDL (server defaults, check constraints, index
+/// expressions, `sqlite_where`) and in `op.execute` / `bulk_insert`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SqlExpr {
+    /// `sa.text("...")`: verbatim.
+    Text(String),
+    /// A Python value (rendered as a literal in DDL, bound elsewhere).
+    Literal(Literal),
+    /// `sa.column("x")` or a column name given as a string where an expression is expected.
+    Column(String),
+    /// `sa.func.name(args...)`.
+    Func {
+        name: String,
+        args: Vec<SqlExpr>,
+    },
+    /// `left <op> right` with SQL operator text (`=`, `>`, `AND`, `IS`...).
+    Binary {
+        left: Box<SqlExpr>,
+        op: String,
+        right: Box<SqlExpr>,
+    },
+    /// `NOT x`, `-x`.
+    Unary {
+        op: String,
+        operand: Box<SqlExpr>,
+    },
+    /// `sa.null()`, `sa.true()`, `sa.false()`.
+    Null,
+    True,
+    False,
+}
+
+/// `server_default=`: a plain string renders quoted; `sa.text` verbatim; functions as
+/// SQLAlchemy renders them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServerDefault {
+    Str(String),
+    Expr(SqlExpr),
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum Autoincrement {
+    #[default]
+    Auto,
+    True,
+    False,
+    IgnoreFk,
+}
+
+/// `sa.ForeignKey("table.col", ...)` inside a Column.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ForeignKey {
+    /// `"table.column"` or `"schema.table.column"` as written.
+    pub target: String,
+    pub name: Option<Name>,
+    pub ondelete: Option<String>,
+    pub onupdate: Option<String>,
+    pub deferrable: Option<bool>,
+    pub initially: Option<String>,
+    pub match_: Option<String>,
+    pub use_alter: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Column {
+    pub name: String,
+    /// `None`: no type given (SQLAlchemy's NullType; for a ForeignKey column, the referenced
+    /// column's type).
+    pub type_: Option<TypeSpec>,
+    /// `None`: not given (nullable unless part of the primary key).
+    pub nullable: Option<bool>,
+    pub primary_key: bool,
+    pub autoincrement: Autoincrement,
+    pub unique: Option<bool>,
+    pub index: Option<bool>,
+    pub server_default: Option<ServerDefault>,
+    pub comment: Option<String>,
+    pub foreign_keys: Vec<ForeignKey>,
+    /// Constraints given positionally to `sa.Column` (e.g. `sa.CheckConstraint`).
+    pub constraints: Vec<Constraint>,
+    /// `sqlite_on_conflict_*`, `info=`, ... kept for the renderer to honour or ignore.
+    pub kwargs: Vec<(String, Literal)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Constraint {
+    PrimaryKey {
+        name: Option<Name>,
+        columns: Vec<String>,
+        kwargs: Vec<(String, Literal)>,
+    },
+    Unique {
+        name: Option<Name>,
+        columns: Vec<String>,
+        kwargs: Vec<(String, Literal)>,
+    },
+    ForeignKey {
+        name: Option<Name>,
+        columns: Vec<String>,
+        /// `"table.col"` (or `"schema.table.col"`) per local column, as written.
+        refcolumns: Vec<String>,
+        ondelete: Option<String>,
+        onupdate: Option<String>,
+        deferrable: Option<bool>,
+        initially: Option<String>,
+        match_: Option<String>,
+        use_alter: bool,
+    },
+    Check {
+        name: Option<Name>,
+        sqltext: SqlExpr,
+    },
+}
+
+/// One key of an index: a column name or an expression (`sa.text("x DESC")`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum IndexKey {
+    Column(String),
+    Expr(SqlExpr),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Index {
+    pub name: Option<Name>,
+    pub table: String,
+    pub schema: Option<String>,
+    pub keys: Vec<IndexKey>,
+    pub unique: bool,
+    pub if_not_exists: bool,
+    pub sqlite_where: Option<SqlExpr>,
+    pub kwargs: Vec<(String, Literal)>,
+}
+
+/// `sa.table("t", sa.column("a", sa.Integer), ...)`, as `bulk_insert` and data idioms use it.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct TableClause {
+    pub name: String,
+    pub schema: Option<String>,
+    pub columns: Vec<(String, Option<TypeSpec>)>,
+}
+
+/// `op.alter_column(...)`. `Option<Option<_>>` fields: outer `None` = not given,
+/// `Some(None)` = given as `None`/`False` (e.g. drop the server default).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct AlterColumn {
+    pub table: String,
+    pub schema: Option<String>,
+    pub column: String,
+    pub nullable: Option<bool>,
+    pub comment: Option<Option<String>>,
+    pub server_default: Option<Option<ServerDefault>>,
+    pub new_column_name: Option<String>,
+    pub type_: Option<TypeSpec>,
+    pub existing_type: Option<TypeSpec>,
+    pub existing_server_default: Option<Option<ServerDefault>>,
+    pub existing_nullable: Option<bool>,
+    pub existing_comment: Option<String>,
+    pub autoincrement: Option<bool>,
+    pub kwargs: Vec<(String, Literal)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Recreate {
+    Auto,
+    Always,
+    Never,
+}
+
+/// `with op.batch_alter_table(...) as batch_op:`; `ops` are what the block asked for, run
+/// when the block exits. Table names inside `ops` are the batch's table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    pub table: String,
+    pub schema: Option<String>,
+    pub recreate: Recreate,
+    pub partial_reordering: Vec<Vec<String>>,
+    pub copy_from: Option<CreateTable>,
+    pub table_args: Vec<Constraint>,
+    pub table_kwargs: Vec<(String, Literal)>,
+    pub reflect_args: Vec<Column>,
+    pub naming_convention: Vec<(String, String)>,
+    pub ops: Vec<(Op, SourcePos)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct CreateTable {
+    pub name: String,
+    pub schema: Option<String>,
+    pub columns: Vec<Column>,
+    pub constraints: Vec<Constraint>,
+    pub if_not_exists: bool,
+    pub comment: Option<String>,
+    pub prefixes: Vec<String>,
+    pub kwargs: Vec<(String, Literal)>,
+}
+
+/// A value for `op.execute` or `conn.execute` that is not DDL we build ourselves.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Statement {
+    /// A plain string or `sa.text(...)`, with bound parameters if any (`:name` style).
+    Text {
+        sql: String,
+        params: Vec<(String, Literal)>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    CreateTable(CreateTable),
+    DropTable {
+        name: String,
+        schema: Option<String>,
+        if_exists: bool,
+    },
+    RenameTable {
+        old: String,
+        new: String,
+        schema: Option<String>,
+    },
+    AddColumn {
+        table: String,
+        schema: Option<String>,
+        column: Column,
+        if_not_exists: bool,
+        /// Batch mode only.
+        insert_before: Option<String>,
+        insert_after: Option<String>,
+    },
+    DropColumn {
+        table: String,
+        schema: Option<String>,
+        column: String,
+        if_exists: bool,
+    },
+    AlterColumn(AlterColumn),
+    CreateIndex(Index),
+    DropIndex {
+        name: Name,
+        table: Option<String>,
+        schema: Option<String>,
+        if_exists: bool,
+    },
+    CreateUniqueConstraint {
+        name: Option<Name>,
+        table: String,
+        schema: Option<String>,
+        columns: Vec<String>,
+    },
+    CreateForeignKey {
+        name: Option<Name>,
+        source_table: String,
+        referent_table: String,
+        local_cols: Vec<String>,
+        remote_cols: Vec<String>,
+        ondelete: Option<String>,
+        onupdate: Option<String>,
+        deferrable: Option<bool>,
+        initially: Option<String>,
+        match_: Option<String>,
+        source_schema: Option<String>,
+        referent_schema: Option<String>,
+    },
+    CreateCheckConstraint {
+        name: Option<Name>,
+        table: String,
+        schema: Option<String>,
+        condition: SqlExpr,
+    },
+    CreatePrimaryKey {
+        name: Option<Name>,
+        table: String,
+        schema: Option<String>,
+        columns: Vec<String>,
+    },
+    DropConstraint {
+        name: Name,
+        table: String,
+        schema: Option<String>,
+        /// `type_=`: "foreignkey", "primary", "unique", "check" or None.
+        type_: Option<String>,
+    },
+    Execute(Statement),
+    BulkInsert {
+        table: TableClause,
+        rows: Vec<Vec<(String, Literal)>>,
+        multiinsert: bool,
+    },
+    Batch(Batch),
+}

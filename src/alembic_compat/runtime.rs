@@ -1,0 +1,1 @@
+//! MigrationContext: connection, transactions, write lock, `alembic_version` rows, offline `--sql` output.
