@@ -1,1 +1,111 @@
-//! A restricted Python interpreter for revision bodies.
+//! A restricted Python interpreter for revision bodies: it runs `upgrade()` / `downgrade()` as
+//! Python would, for the part of Python that revision files use, and hands every `op.*` call
+//! to a [`Host`] as an [`Op`](crate::alembic_compat::ops::Op). Names outside the model fail
+//! at their `path:line:col` instead of being guessed.
+//!
+//! Layout: `value` (Python values), `interp` (statements and expressions), `builtins`
+//! (builtin functions, str/list/dict methods, datetime/json/...), `native` (alembic `op`,
+//! SQLAlchemy `sa`, connections, inspectors), `sql` (data statements rendered as SQLAlchemy's
+//! SQLite compiler does), `check` (the static preflight).
+
+pub mod builtins;
+pub mod check;
+pub mod interp;
+pub mod native;
+pub mod sql;
+pub mod value;
+
+use std::fmt;
+
+use crate::alembic_compat::ops::{Literal, Op, SourcePos};
+
+pub use interp::run_revision_function;
+
+/// What the interpreter needs from the migration run. `runtime` implements it on top of a
+/// MigrationContext; tests implement it on a bare SQLite connection.
+pub trait Host {
+    fn is_offline(&self) -> bool;
+    /// Renders and executes (or, offline, prints) one operation.
+    fn apply(&mut self, op: &Op, pos: &SourcePos) -> Result<(), HostError>;
+    /// Runs a data statement with bound parameters and returns its rows (online only).
+    fn query(&mut self, sql: &str, params: &[Literal]) -> Result<QueryOutput, HostError>;
+    /// `-x key=value` arguments, in order.
+    fn x_arguments(&self) -> Vec<String>;
+    /// `print()` output: stdout, as Python would.
+    fn print(&mut self, text: &str);
+    /// A `logging` record at `level` (Python's numeric levels).
+    fn log(&mut self, level: u32, logger: &str, message: &str);
+}
+
+/// Rows from a data statement, values as SQLite returned them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueryOutput {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Literal>>,
+    /// Rows changed by an INSERT/UPDATE/DELETE (`cursor.rowcount`), -1 for a SELECT.
+    pub rowcount: i64,
+}
+
+/// A failure in the host, raised into Python as the exception `class` (e.g.
+/// `sqlalchemy.exc.OperationalError`), so a body's `try/except` can catch it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostError {
+    pub class: String,
+    pub message: String,
+}
+
+/// Why a body did not finish.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EvalError {
+    /// A Python exception that nothing caught (`class`: qualified for non-builtins).
+    Exception {
+        class: String,
+        message: String,
+        pos: SourcePos,
+    },
+    /// A construct outside what ralembic runs natively.
+    Unsupported {
+        what: String,
+        why: String,
+        pos: SourcePos,
+    },
+}
+
+impl EvalError {
+    pub fn pos(&self) -> &SourcePos {
+        match self {
+            EvalError::Exception { pos, .. } | EvalError::Unsupported { pos, .. } => pos,
+        }
+    }
+
+    /// The Python exception class a traceback would end with.
+    pub fn python_class(&self) -> &str {
+        match self {
+            EvalError::Exception { class, .. } => class,
+            EvalError::Unsupported { .. } => "NotImplementedError",
+        }
+    }
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EvalError::Exception {
+                class,
+                message,
+                pos,
+            } => {
+                if message.is_empty() {
+                    write!(f, "{pos}: {class}")
+                } else {
+                    write!(f, "{pos}: {class}: {message}")
+                }
+            }
+            EvalError::Unsupported { what, why, pos } => {
+                write!(f, "{pos}: {what} is not supported by ralembic: {why}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for EvalError {}

@@ -1,0 +1,2231 @@
+//! Builtin functions, operators on plain values, and the methods of str/list/dict/set.
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::rc::Rc;
+
+use super::interp::{exc, type_error, unsupported, Interp, PyExc, Unwind, R};
+use super::native::{self, Native};
+use super::value::{as_number, py_eq, Dict, Num, Value};
+use crate::alembic_compat::script::ast::BinOp;
+
+const BUILTIN_FUNCTIONS: &[&str] = &[
+    "len",
+    "range",
+    "enumerate",
+    "zip",
+    "sorted",
+    "reversed",
+    "min",
+    "max",
+    "sum",
+    "any",
+    "all",
+    "isinstance",
+    "int",
+    "float",
+    "str",
+    "bool",
+    "list",
+    "dict",
+    "set",
+    "frozenset",
+    "tuple",
+    "print",
+    "getattr",
+    "hasattr",
+    "repr",
+    "abs",
+    "round",
+    "map",
+    "filter",
+    "iter",
+    "next",
+    "type",
+    "callable",
+    "hex",
+    "ord",
+    "chr",
+    "divmod",
+    "bytes",
+];
+
+/// Exception classes and their parent, for `except` matching.
+const EXCEPTIONS: &[(&str, &str)] = &[
+    ("BaseException", ""),
+    ("Exception", "BaseException"),
+    ("ArithmeticError", "Exception"),
+    ("ZeroDivisionError", "ArithmeticError"),
+    ("OverflowError", "ArithmeticError"),
+    ("AssertionError", "Exception"),
+    ("AttributeError", "Exception"),
+    ("LookupError", "Exception"),
+    ("IndexError", "LookupError"),
+    ("KeyError", "LookupError"),
+    ("NameError", "Exception"),
+    ("NotImplementedError", "RuntimeError"),
+    ("RecursionError", "RuntimeError"),
+    ("RuntimeError", "Exception"),
+    ("StopIteration", "Exception"),
+    ("TypeError", "Exception"),
+    ("ValueError", "Exception"),
+    ("UnicodeError", "ValueError"),
+    ("OSError", "Exception"),
+    ("SyntaxError", "Exception"),
+    ("sqlalchemy.exc.SQLAlchemyError", "Exception"),
+    ("sqlalchemy.exc.DBAPIError", "sqlalchemy.exc.StatementError"),
+    (
+        "sqlalchemy.exc.StatementError",
+        "sqlalchemy.exc.SQLAlchemyError",
+    ),
+    ("sqlalchemy.exc.DatabaseError", "sqlalchemy.exc.DBAPIError"),
+    (
+        "sqlalchemy.exc.OperationalError",
+        "sqlalchemy.exc.DatabaseError",
+    ),
+    (
+        "sqlalchemy.exc.IntegrityError",
+        "sqlalchemy.exc.DatabaseError",
+    ),
+    (
+        "sqlalchemy.exc.ProgrammingError",
+        "sqlalchemy.exc.DatabaseError",
+    ),
+    (
+        "sqlalchemy.exc.NoSuchTableError",
+        "sqlalchemy.exc.InvalidRequestError",
+    ),
+    (
+        "sqlalchemy.exc.InvalidRequestError",
+        "sqlalchemy.exc.SQLAlchemyError",
+    ),
+    (
+        "sqlalchemy.exc.CompileError",
+        "sqlalchemy.exc.SQLAlchemyError",
+    ),
+    (
+        "sqlalchemy.exc.ArgumentError",
+        "sqlalchemy.exc.SQLAlchemyError",
+    ),
+    ("alembic.util.exc.CommandError", "Exception"),
+];
+
+pub fn is_exception_class(name: &str) -> bool {
+    EXCEPTIONS.iter().any(|(n, _)| *n == name)
+}
+
+pub fn builtin(name: &str) -> Option<Value> {
+    if let Some(f) = BUILTIN_FUNCTIONS.iter().find(|n| **n == name) {
+        return Some(Value::native(Native::Builtin(f)));
+    }
+    match name {
+        "None" => Some(Value::None),
+        "True" => Some(Value::Bool(true)),
+        "False" => Some(Value::Bool(false)),
+        _ if is_exception_class(name) && !name.contains('.') => {
+            Some(Value::native(Native::ExcClass(name.to_string())))
+        }
+        _ => None,
+    }
+}
+
+fn is_subclass(mut class: &str, of: &str) -> bool {
+    loop {
+        if class == of {
+            return true;
+        }
+        match EXCEPTIONS.iter().find(|(n, _)| *n == class) {
+            Some((_, parent)) if !parent.is_empty() => class = parent,
+            _ => return false,
+        }
+    }
+}
+
+pub fn exception_matches(raised: &str, handler: &Value) -> R<bool> {
+    match handler {
+        Value::Native(n) => match &**n {
+            Native::ExcClass(c) => Ok(is_subclass(raised, c)),
+            _ => Err(type_error(
+                "catching classes that do not inherit from BaseException is not allowed",
+            )),
+        },
+        Value::Tuple(items) => {
+            for h in items.iter() {
+                if exception_matches(raised, h)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        _ => Err(type_error(
+            "catching classes that do not inherit from BaseException is not allowed",
+        )),
+    }
+}
+
+pub fn raise_value(v: &Value) -> Unwind {
+    match v {
+        Value::Native(n) => match &**n {
+            Native::ExcClass(c) => exc(c, ""),
+            Native::Exception(e) => Unwind::Exc(Box::new(PyExc {
+                pos: None,
+                ..e.clone()
+            })),
+            _ => type_error("exceptions must derive from BaseException"),
+        },
+        _ => type_error("exceptions must derive from BaseException"),
+    }
+}
+
+// ----- conversions -------------------------------------------------------------------------
+
+pub fn repr(v: &Value) -> String {
+    match v {
+        Value::None => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => float_repr(*f),
+        Value::Str(s) => str_repr(s),
+        Value::Bytes(b) => {
+            let mut out = String::from("b'");
+            for &c in b.iter() {
+                match c {
+                    b'\\' => out.push_str("\\\\"),
+                    b'\'' => out.push_str("\\'"),
+                    b'\n' => out.push_str("\\n"),
+                    b'\r' => out.push_str("\\r"),
+                    b'\t' => out.push_str("\\t"),
+                    0x20..=0x7e => out.push(c as char),
+                    _ => out.push_str(&format!("\\x{c:02x}")),
+                }
+            }
+            out.push('\'');
+            out
+        }
+        Value::List(l) => format!("[{}]", join_repr(&l.borrow())),
+        Value::Tuple(t) if t.len() == 1 => format!("({},)", repr(&t[0])),
+        Value::Tuple(t) => format!("({})", join_repr(t)),
+        Value::Dict(d) => format!(
+            "{{{}}}",
+            d.borrow()
+                .items
+                .iter()
+                .map(|(k, v)| format!("{}: {}", repr(k), repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Set(s) if s.borrow().is_empty() => "set()".into(),
+        Value::Set(s) => format!("{{{}}}", join_repr(&s.borrow())),
+        Value::Function(f) => format!("<function {}>", f.name),
+        Value::Native(n) => n.repr(),
+    }
+}
+
+fn join_repr(items: &[Value]) -> String {
+    items.iter().map(repr).collect::<Vec<_>>().join(", ")
+}
+
+pub fn str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::new();
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+pub fn ascii(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        let u = c as u32;
+        if u < 0x80 {
+            out.push(c);
+        } else if u < 0x100 {
+            out.push_str(&format!("\\x{u:02x}"));
+        } else if u < 0x10000 {
+            out.push_str(&format!("\\u{u:04x}"));
+        } else {
+            out.push_str(&format!("\\U{u:08x}"));
+        }
+    }
+    out
+}
+
+/// Python's `repr(float)`: shortest round-trip digits, with Python's exponent rules.
+pub fn float_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let s = format!("{f:e}");
+    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-5..16).contains(&exp) {
+        let plain = format!("{f}");
+        if plain.contains('.') {
+            plain
+        } else {
+            format!("{plain}.0")
+        }
+    } else {
+        let mantissa = mantissa.to_string();
+        format!(
+            "{mantissa}e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
+    }
+}
+
+pub fn str_of(v: &Value) -> String {
+    match v {
+        Value::Str(s) => s.to_string(),
+        Value::Native(n) => n.str(),
+        _ => repr(v),
+    }
+}
+
+// ----- formatting ------------------------------------------------------------------------
+
+/// `format(v, spec)` for the format-spec mini-language subset revision files use:
+/// `[[fill]align][sign][0][width][,][.precision][type]`.
+pub fn format_value(v: &Value, spec: &str) -> R<String> {
+    if spec.is_empty() {
+        return Ok(str_of(v));
+    }
+    if let Value::Native(n) = v {
+        if let Some(s) = n.format(spec) {
+            return Ok(s);
+        }
+    }
+    let chars: Vec<char> = spec.chars().collect();
+    let mut i = 0;
+    let mut fill = ' ';
+    let mut align = None;
+    if chars.len() >= 2 && matches!(chars[1], '<' | '>' | '^' | '=') {
+        fill = chars[0];
+        align = Some(chars[1]);
+        i = 2;
+    } else if !chars.is_empty() && matches!(chars[0], '<' | '>' | '^' | '=') {
+        align = Some(chars[0]);
+        i = 1;
+    }
+    let mut sign = '-';
+    if i < chars.len() && matches!(chars[i], '+' | '-' | ' ') {
+        sign = chars[i];
+        i += 1;
+    }
+    if i < chars.len() && chars[i] == '0' {
+        fill = '0';
+        align.get_or_insert('=');
+        i += 1;
+    }
+    let mut width = 0usize;
+    while i < chars.len() && chars[i].is_ascii_digit() {
+        width = width * 10 + chars[i].to_digit(10).unwrap_or(0) as usize;
+        i += 1;
+    }
+    let mut grouping = false;
+    if i < chars.len() && (chars[i] == ',' || chars[i] == '_') {
+        grouping = true;
+        i += 1;
+    }
+    let mut precision = None;
+    if i < chars.len() && chars[i] == '.' {
+        i += 1;
+        let mut p = 0usize;
+        while i < chars.len() && chars[i].is_ascii_digit() {
+            p = p * 10 + chars[i].to_digit(10).unwrap_or(0) as usize;
+            i += 1;
+        }
+        precision = Some(p);
+    }
+    let ty = chars.get(i).copied();
+    if i + usize::from(ty.is_some()) != chars.len() {
+        return Err(exc("ValueError", "Invalid format specifier"));
+    }
+    let (body, negative) = match (v, ty) {
+        (Value::Str(s), None | Some('s')) => {
+            let s: String = match precision {
+                Some(p) => s.chars().take(p).collect(),
+                None => s.to_string(),
+            };
+            (s, false)
+        }
+        (_, Some('d')) | (Value::Int(_) | Value::Bool(_), None) => {
+            let Some(Num::Int(n)) = as_number(v) else {
+                return Err(exc(
+                    "ValueError",
+                    format!(
+                        "Unknown format code 'd' for object of type '{}'",
+                        v.type_name()
+                    ),
+                ));
+            };
+            let digits = n.unsigned_abs().to_string();
+            (if grouping { group(&digits) } else { digits }, n < 0)
+        }
+        (_, Some('x' | 'X' | 'o' | 'b')) => {
+            let Some(Num::Int(n)) = as_number(v) else {
+                return Err(exc("ValueError", "Unknown format code for non-integer"));
+            };
+            let a = n.unsigned_abs();
+            let s = match ty {
+                Some('x') => format!("{a:x}"),
+                Some('X') => format!("{a:X}"),
+                Some('o') => format!("{a:o}"),
+                _ => format!("{a:b}"),
+            };
+            (s, n < 0)
+        }
+        (_, Some('f' | 'F' | 'e' | 'E' | '%' | 'g' | 'G')) | (Value::Float(_), None) => {
+            let Some(n) = as_number(v) else {
+                return Err(exc(
+                    "ValueError",
+                    format!("Unknown format code for object of type '{}'", v.type_name()),
+                ));
+            };
+            let f = n.as_f64();
+            let p = precision.unwrap_or(6);
+            let a = f.abs();
+            let s = match ty {
+                Some('f' | 'F') => format!("{a:.p$}"),
+                Some('e') => python_exp(&format!("{a:.p$e}")),
+                Some('E') => python_exp(&format!("{a:.p$e}")).to_uppercase(),
+                Some('%') => format!("{:.p$}%", a * 100.0),
+                None if precision.is_none() => float_repr(a),
+                _ => {
+                    return Err(unsupported(
+                        format!("the format spec '{spec}'"),
+                        "use f, e, d, x or %",
+                    ))
+                }
+            };
+            let s = if grouping {
+                match s.split_once('.') {
+                    Some((int, frac)) => format!("{}.{frac}", group(int)),
+                    None => group(&s),
+                }
+            } else {
+                s
+            };
+            (s, f.is_sign_negative() && f != 0.0)
+        }
+        _ => {
+            return Err(exc(
+                "ValueError",
+                format!(
+                    "Unknown format code '{}' for object of type '{}'",
+                    ty.unwrap_or('s'),
+                    v.type_name()
+                ),
+            ))
+        }
+    };
+    let sign_text = match (negative, sign) {
+        (true, _) => "-",
+        (false, '+') => "+",
+        (false, ' ') => " ",
+        _ => "",
+    };
+    let len = body.chars().count() + sign_text.len();
+    if len >= width {
+        return Ok(format!("{sign_text}{body}"));
+    }
+    let pad: String = std::iter::repeat(fill).take(width - len).collect();
+    let default_align = if matches!(v, Value::Str(_)) { '<' } else { '>' };
+    Ok(match align.unwrap_or(default_align) {
+        '<' => format!("{sign_text}{body}{pad}"),
+        '^' => {
+            let left = (width - len) / 2;
+            let l: String = std::iter::repeat(fill).take(left).collect();
+            let r: String = std::iter::repeat(fill).take(width - len - left).collect();
+            format!("{l}{sign_text}{body}{r}")
+        }
+        '=' => format!("{sign_text}{pad}{body}"),
+        _ => format!("{pad}{sign_text}{body}"),
+    })
+}
+
+fn python_exp(rust: &str) -> String {
+    match rust.split_once('e') {
+        Some((m, e)) => {
+            let n: i32 = e.parse().unwrap_or(0);
+            format!("{m}e{}{:02}", if n < 0 { '-' } else { '+' }, n.abs())
+        }
+        None => rust.to_string(),
+    }
+}
+
+fn group(digits: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `"..." % args`.
+pub fn percent_format(fmt: &str, args: &Value) -> R<String> {
+    let items: Vec<Value> = match args {
+        Value::Tuple(t) => t.to_vec(),
+        other => vec![other.clone()],
+    };
+    let mapping = matches!(args, Value::Dict(_));
+    let mut next = items.into_iter();
+    let mut out = String::new();
+    let mut chars = fmt.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut key = None;
+        if chars.peek() == Some(&'(') {
+            chars.next();
+            let mut k = String::new();
+            for c in chars.by_ref() {
+                if c == ')' {
+                    break;
+                }
+                k.push(c);
+            }
+            key = Some(k);
+        }
+        let mut spec = String::new();
+        let conv = loop {
+            match chars.next() {
+                Some(c) if "-+ #0123456789.".contains(c) => spec.push(c),
+                Some(c) => break c,
+                None => return Err(exc("ValueError", "incomplete format")),
+            }
+        };
+        if conv == '%' {
+            out.push('%');
+            continue;
+        }
+        let v = match (&key, args) {
+            (Some(k), Value::Dict(d)) => d
+                .borrow()
+                .get(&Value::str(k.as_str()))
+                .cloned()
+                .ok_or_else(|| exc("KeyError", str_repr(k)))?,
+            (Some(_), _) => return Err(type_error("format requires a mapping")),
+            (None, _) if mapping => args.clone(),
+            (None, _) => next
+                .next()
+                .ok_or_else(|| type_error("not enough arguments for format string"))?,
+        };
+        let left = spec.starts_with('-');
+        let spec = spec.trim_start_matches('-');
+        let text = match conv {
+            's' => str_of(&v),
+            'r' => repr(&v),
+            'd' | 'i' => match as_number(&v) {
+                Some(Num::Int(i)) => i.to_string(),
+                Some(Num::Float(f)) => (f.trunc() as i64).to_string(),
+                None => {
+                    return Err(type_error(format!(
+                        "%d format: a real number is required, not {}",
+                        v.type_name()
+                    )))
+                }
+            },
+            'f' | 'e' | 'g' | 'x' | 'X' => format_value(
+                &v,
+                &format!(
+                    "{}{conv}",
+                    spec.trim_start_matches(|c: char| c.is_ascii_digit())
+                ),
+            )?,
+            other => {
+                return Err(exc(
+                    "ValueError",
+                    format!("unsupported format character '{other}'"),
+                ))
+            }
+        };
+        let width: usize = spec
+            .split('.')
+            .next()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(0);
+        let n = text.chars().count();
+        if n < width {
+            let pad = " ".repeat(width - n);
+            if left {
+                out.push_str(&text);
+                out.push_str(&pad);
+            } else {
+                out.push_str(&pad);
+                out.push_str(&text);
+            }
+        } else {
+            out.push_str(&text);
+        }
+    }
+    if !mapping && next.next().is_some() {
+        return Err(type_error(
+            "not all arguments converted during string formatting",
+        ));
+    }
+    Ok(out)
+}
+
+/// `str.format(*args, **kwargs)`.
+fn str_format(fmt: &str, args: &[Value], kwargs: &[(String, Value)]) -> R<String> {
+    let mut out = String::new();
+    let mut auto = 0usize;
+    let mut chars = fmt.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                out.push('}');
+            }
+            '{' => {
+                let mut field = String::new();
+                for c in chars.by_ref() {
+                    if c == '}' {
+                        break;
+                    }
+                    field.push(c);
+                }
+                let (name, spec) = field.split_once(':').unwrap_or((&field, ""));
+                let (name, conv) = match name.split_once('!') {
+                    Some((n, c)) => (n, c.chars().next()),
+                    None => (name, None),
+                };
+                let v = if name.is_empty() {
+                    auto += 1;
+                    args.get(auto - 1).cloned()
+                } else if let Ok(i) = name.parse::<usize>() {
+                    args.get(i).cloned()
+                } else {
+                    kwargs
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                };
+                let v = v.ok_or_else(|| {
+                    if name.is_empty() || name.parse::<usize>().is_ok() {
+                        exc(
+                            "IndexError",
+                            "Replacement index out of range for positional args tuple",
+                        )
+                    } else {
+                        exc("KeyError", str_repr(name))
+                    }
+                })?;
+                let v = match conv {
+                    Some('r') => Value::str(repr(&v)),
+                    Some('s') => Value::str(str_of(&v)),
+                    _ => v,
+                };
+                out.push_str(&format_value(&v, spec)?);
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+// ----- containers ------------------------------------------------------------------------
+
+pub fn check_hashable(v: &Value) -> R<()> {
+    match v {
+        Value::List(_) | Value::Dict(_) | Value::Set(_) => {
+            Err(type_error(format!("unhashable type: '{}'", v.type_name())))
+        }
+        Value::Tuple(t) => t.iter().try_for_each(check_hashable),
+        _ => Ok(()),
+    }
+}
+
+pub fn set_add(set: &mut Vec<Value>, v: Value) -> R<()> {
+    check_hashable(&v)?;
+    if !set.iter().any(|x| py_eq(x, &v)) {
+        set.push(v);
+    }
+    Ok(())
+}
+
+pub fn iterate(v: &Value) -> R<Vec<Value>> {
+    Ok(match v {
+        Value::List(l) => l.borrow().clone(),
+        Value::Tuple(t) => t.to_vec(),
+        Value::Set(s) => s.borrow().clone(),
+        Value::Dict(d) => d.borrow().items.iter().map(|(k, _)| k.clone()).collect(),
+        Value::Str(s) => s.chars().map(|c| Value::str(c.to_string())).collect(),
+        Value::Bytes(b) => b.iter().map(|&c| Value::Int(i64::from(c))).collect(),
+        Value::Native(n) => n.iterate()?,
+        other => {
+            return Err(type_error(format!(
+                "'{}' object is not iterable",
+                other.type_name()
+            )))
+        }
+    })
+}
+
+pub fn mapping_items(v: &Value) -> R<Vec<(Value, Value)>> {
+    match v {
+        Value::Dict(d) => Ok(d.borrow().items.clone()),
+        Value::Native(n) => n
+            .mapping_items()
+            .ok_or_else(|| type_error(format!("'{}' object is not a mapping", v.type_name()))),
+        other => Err(type_error(format!(
+            "'{}' object is not a mapping",
+            other.type_name()
+        ))),
+    }
+}
+
+pub fn contains(container: &Value, item: &Value) -> R<bool> {
+    Ok(match container {
+        Value::Str(s) => match item {
+            Value::Str(i) => s.contains(&**i),
+            other => {
+                return Err(type_error(format!(
+                    "'in <string>' requires string as left operand, not {}",
+                    other.type_name()
+                )))
+            }
+        },
+        Value::Dict(d) => d.borrow().get(item).is_some(),
+        Value::Native(n) => match n.mapping_items() {
+            Some(items) => items.iter().any(|(k, _)| py_eq(k, item)),
+            None => iterate(container)?.iter().any(|x| py_eq(x, item)),
+        },
+        _ => iterate(container)?.iter().any(|x| py_eq(x, item)),
+    })
+}
+
+fn index_of(len: usize, k: &Value) -> R<usize> {
+    let Some(Num::Int(i)) = as_number(k) else {
+        return Err(type_error(format!(
+            "indices must be integers, not {}",
+            k.type_name()
+        )));
+    };
+    let n = i64::try_from(len).unwrap_or(i64::MAX);
+    let j = if i < 0 { i + n } else { i };
+    if j < 0 || j >= n {
+        return Err(exc("IndexError", "index out of range"));
+    }
+    Ok(usize::try_from(j).unwrap_or(0))
+}
+
+pub fn get_item(v: &Value, k: &Value) -> R<Value> {
+    match v {
+        Value::List(l) => {
+            let l = l.borrow();
+            Ok(l[index_of(l.len(), k).map_err(|_| list_index_error(k, "list"))?].clone())
+        }
+        Value::Tuple(t) => {
+            Ok(t[index_of(t.len(), k).map_err(|_| list_index_error(k, "tuple"))?].clone())
+        }
+        Value::Str(s) => {
+            let chars: Vec<char> = s.chars().collect();
+            let i = index_of(chars.len(), k)
+                .map_err(|_| exc("IndexError", "string index out of range"))?;
+            Ok(Value::str(chars[i].to_string()))
+        }
+        Value::Bytes(b) => {
+            let i = index_of(b.len(), k)?;
+            Ok(Value::Int(i64::from(b[i])))
+        }
+        Value::Dict(d) => d
+            .borrow()
+            .get(k)
+            .cloned()
+            .ok_or_else(|| exc("KeyError", repr(k))),
+        Value::Native(n) => n.get_item(k),
+        other => Err(type_error(format!(
+            "'{}' object is not subscriptable",
+            other.type_name()
+        ))),
+    }
+}
+
+fn list_index_error(k: &Value, what: &str) -> Unwind {
+    if as_number(k).is_some() {
+        exc("IndexError", format!("{what} index out of range"))
+    } else {
+        type_error(format!(
+            "{what} indices must be integers or slices, not {}",
+            k.type_name()
+        ))
+    }
+}
+
+pub fn set_item(obj: &Value, k: Value, v: Value) -> R<()> {
+    match obj {
+        Value::List(l) => {
+            let mut l = l.borrow_mut();
+            let i = index_of(l.len(), &k)
+                .map_err(|_| exc("IndexError", "list assignment index out of range"))?;
+            l[i] = v;
+            Ok(())
+        }
+        Value::Dict(d) => {
+            check_hashable(&k)?;
+            d.borrow_mut().insert(k, v);
+            Ok(())
+        }
+        other => Err(type_error(format!(
+            "'{}' object does not support item assignment",
+            other.type_name()
+        ))),
+    }
+}
+
+pub fn del_item(obj: &Value, k: &Value) -> R<()> {
+    match obj {
+        Value::List(l) => {
+            let mut l = l.borrow_mut();
+            let i = index_of(l.len(), k)?;
+            l.remove(i);
+            Ok(())
+        }
+        Value::Dict(d) => d
+            .borrow_mut()
+            .remove(k)
+            .map(|_| ())
+            .ok_or_else(|| exc("KeyError", repr(k))),
+        other => Err(type_error(format!(
+            "'{}' object does not support item deletion",
+            other.type_name()
+        ))),
+    }
+}
+
+pub fn slice(
+    v: &Value,
+    lower: Option<Value>,
+    upper: Option<Value>,
+    step: Option<Value>,
+) -> R<Value> {
+    let int = |x: &Option<Value>| -> R<Option<i64>> {
+        match x {
+            None | Some(Value::None) => Ok(None),
+            Some(v) => match as_number(v) {
+                Some(Num::Int(i)) => Ok(Some(i)),
+                _ => Err(type_error(
+                    "slice indices must be integers or None or have an __index__ method",
+                )),
+            },
+        }
+    };
+    let (lo, hi, st) = (int(&lower)?, int(&upper)?, int(&step)?.unwrap_or(1));
+    if st == 0 {
+        return Err(exc("ValueError", "slice step cannot be zero"));
+    }
+    let pick = |n: usize| -> Vec<usize> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let clamp = |x: i64, lo_bound: i64, hi_bound: i64| x.max(lo_bound).min(hi_bound);
+        let norm = |x: i64| if x < 0 { x + n } else { x };
+        let mut out = Vec::new();
+        if st > 0 {
+            let mut i = clamp(lo.map(norm).unwrap_or(0), 0, n);
+            let end = clamp(hi.map(norm).unwrap_or(n), 0, n);
+            while i < end {
+                out.push(usize::try_from(i).unwrap_or(0));
+                i += st;
+            }
+        } else {
+            let mut i = clamp(lo.map(norm).unwrap_or(n - 1), -1, n - 1);
+            let end = clamp(hi.map(norm).unwrap_or(-1), -1, n - 1);
+            while i > end {
+                out.push(usize::try_from(i).unwrap_or(0));
+                i += st;
+            }
+        }
+        out
+    };
+    Ok(match v {
+        Value::List(l) => {
+            let l = l.borrow();
+            Value::list(pick(l.len()).into_iter().map(|i| l[i].clone()).collect())
+        }
+        Value::Tuple(t) => Value::tuple(pick(t.len()).into_iter().map(|i| t[i].clone()).collect()),
+        Value::Str(s) => {
+            let chars: Vec<char> = s.chars().collect();
+            Value::str(
+                pick(chars.len())
+                    .into_iter()
+                    .map(|i| chars[i])
+                    .collect::<String>(),
+            )
+        }
+        Value::Bytes(b) => Value::Bytes(pick(b.len()).into_iter().map(|i| b[i]).collect()),
+        other => {
+            return Err(type_error(format!(
+                "'{}' object is not subscriptable",
+                other.type_name()
+            )))
+        }
+    })
+}
+
+/// Ordering for `<`, `sorted`, `min`, `max`; `None` when Python raises TypeError.
+pub fn py_cmp(a: &Value, b: &Value) -> Option<Ordering> {
+    if let (Some(x), Some(y)) = (as_number(a), as_number(b)) {
+        return match (x, y) {
+            (Num::Int(x), Num::Int(y)) => Some(x.cmp(&y)),
+            _ => x.as_f64().partial_cmp(&y.as_f64()),
+        };
+    }
+    match (a, b) {
+        (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
+        (Value::Bytes(x), Value::Bytes(y)) => Some(x.cmp(y)),
+        (Value::List(x), Value::List(y)) => seq_cmp(&x.borrow(), &y.borrow()),
+        (Value::Tuple(x), Value::Tuple(y)) => seq_cmp(x, y),
+        (Value::Native(x), Value::Native(y)) => x.native_cmp(y),
+        _ => None,
+    }
+}
+
+fn seq_cmp(a: &[Value], b: &[Value]) -> Option<Ordering> {
+    for (x, y) in a.iter().zip(b) {
+        if !py_eq(x, y) {
+            return py_cmp(x, y);
+        }
+    }
+    Some(a.len().cmp(&b.len()))
+}
+
+// ----- arithmetic --------------------------------------------------------------------------
+
+fn overflow() -> Unwind {
+    unsupported(
+        "integer arithmetic beyond 64 bits",
+        "integers are 64-bit here",
+    )
+}
+
+pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Value> {
+    if let (Some(x), Some(y)) = (as_number(l), as_number(r)) {
+        return num_binop(op, x, y);
+    }
+    match (op, l, r) {
+        (BinOp::Add, Value::Str(a), Value::Str(b)) => Ok(Value::str(format!("{a}{b}"))),
+        (BinOp::Add, Value::Bytes(a), Value::Bytes(b)) => {
+            Ok(Value::Bytes([&a[..], &b[..]].concat().into()))
+        }
+        (BinOp::Add, Value::List(a), Value::List(b)) => {
+            let mut v = a.borrow().clone();
+            v.extend(b.borrow().iter().cloned());
+            Ok(Value::list(v))
+        }
+        (BinOp::Add, Value::Tuple(a), Value::Tuple(b)) => {
+            Ok(Value::tuple(a.iter().chain(b.iter()).cloned().collect()))
+        }
+        (
+            BinOp::Mult,
+            Value::Str(_) | Value::List(_) | Value::Tuple(_),
+            Value::Int(_) | Value::Bool(_),
+        ) => repeat(l, r),
+        (
+            BinOp::Mult,
+            Value::Int(_) | Value::Bool(_),
+            Value::Str(_) | Value::List(_) | Value::Tuple(_),
+        ) => repeat(r, l),
+        (BinOp::Mod, Value::Str(f), args) => Ok(Value::str(percent_format(f, args)?)),
+        (BinOp::BitOr, Value::Dict(a), Value::Dict(b)) => {
+            let mut d = a.borrow().clone();
+            for (k, v) in b.borrow().items.iter() {
+                d.insert(k.clone(), v.clone());
+            }
+            Ok(Value::Dict(Rc::new(RefCell::new(d))))
+        }
+        (
+            BinOp::BitOr | BinOp::BitAnd | BinOp::Sub | BinOp::BitXor,
+            Value::Set(a),
+            Value::Set(b),
+        ) => {
+            let (a, b) = (a.borrow(), b.borrow());
+            let in_b = |x: &Value| b.iter().any(|y| py_eq(x, y));
+            let in_a = |x: &Value| a.iter().any(|y| py_eq(x, y));
+            let out: Vec<Value> = match op {
+                BinOp::BitOr => a
+                    .iter()
+                    .cloned()
+                    .chain(b.iter().filter(|x| !in_a(x)).cloned())
+                    .collect(),
+                BinOp::BitAnd => a.iter().filter(|x| in_b(x)).cloned().collect(),
+                BinOp::Sub => a.iter().filter(|x| !in_b(x)).cloned().collect(),
+                _ => a
+                    .iter()
+                    .filter(|x| !in_b(x))
+                    .chain(b.iter().filter(|x| !in_a(x)))
+                    .cloned()
+                    .collect(),
+            };
+            Ok(Value::Set(Rc::new(RefCell::new(out))))
+        }
+        _ => Err(type_error(format!(
+            "unsupported operand type(s) for {}: '{}' and '{}'",
+            op.symbol(),
+            l.type_name(),
+            r.type_name()
+        ))),
+    }
+}
+
+fn repeat(seq: &Value, n: &Value) -> R<Value> {
+    let n = match as_number(n) {
+        Some(Num::Int(n)) => usize::try_from(n.max(0)).unwrap_or(0),
+        _ => 0,
+    };
+    Ok(match seq {
+        Value::Str(s) => Value::str(s.repeat(n)),
+        Value::List(l) => {
+            let l = l.borrow();
+            Value::list((0..n).flat_map(|_| l.iter().cloned()).collect())
+        }
+        Value::Tuple(t) => Value::tuple((0..n).flat_map(|_| t.iter().cloned()).collect()),
+        _ => return Err(type_error("can't multiply sequence")),
+    })
+}
+
+fn num_binop(op: BinOp, x: Num, y: Num) -> R<Value> {
+    let zero = || exc("ZeroDivisionError", "division by zero");
+    if let (Num::Int(a), Num::Int(b)) = (x, y) {
+        return Ok(Value::Int(match op {
+            BinOp::Add => a.checked_add(b).ok_or_else(overflow)?,
+            BinOp::Sub => a.checked_sub(b).ok_or_else(overflow)?,
+            BinOp::Mult => a.checked_mul(b).ok_or_else(overflow)?,
+            BinOp::Div => {
+                if b == 0 {
+                    return Err(zero());
+                }
+                return Ok(Value::Float(a as f64 / b as f64));
+            }
+            BinOp::FloorDiv => {
+                if b == 0 {
+                    return Err(exc(
+                        "ZeroDivisionError",
+                        "integer division or modulo by zero",
+                    ));
+                }
+                a.div_euclid(b) - i64::from(b < 0 && a.rem_euclid(b) != 0)
+            }
+            BinOp::Mod => {
+                if b == 0 {
+                    return Err(exc("ZeroDivisionError", "integer modulo by zero"));
+                }
+                let m = a % b;
+                if m != 0 && ((m < 0) != (b < 0)) {
+                    m + b
+                } else {
+                    m
+                }
+            }
+            BinOp::Pow => {
+                if b < 0 {
+                    return Ok(Value::Float((a as f64).powf(b as f64)));
+                }
+                a.checked_pow(u32::try_from(b).map_err(|_| overflow())?)
+                    .ok_or_else(overflow)?
+            }
+            BinOp::LShift => a
+                .checked_shl(u32::try_from(b).map_err(|_| overflow())?)
+                .ok_or_else(overflow)?,
+            BinOp::RShift => a >> b.clamp(0, 63),
+            BinOp::BitOr => a | b,
+            BinOp::BitAnd => a & b,
+            BinOp::BitXor => a ^ b,
+            BinOp::MatMult => return Err(type_error("unsupported operand type(s) for @")),
+        }));
+    }
+    let (a, b) = (x.as_f64(), y.as_f64());
+    Ok(Value::Float(match op {
+        BinOp::Add => a + b,
+        BinOp::Sub => a - b,
+        BinOp::Mult => a * b,
+        BinOp::Div => {
+            if b == 0.0 {
+                return Err(exc("ZeroDivisionError", "float division by zero"));
+            }
+            a / b
+        }
+        BinOp::FloorDiv => {
+            if b == 0.0 {
+                return Err(exc("ZeroDivisionError", "float floor division by zero"));
+            }
+            (a / b).floor()
+        }
+        BinOp::Mod => {
+            if b == 0.0 {
+                return Err(exc("ZeroDivisionError", "float modulo"));
+            }
+            let m = a % b;
+            if m != 0.0 && ((m < 0.0) != (b < 0.0)) {
+                m + b
+            } else {
+                m
+            }
+        }
+        BinOp::Pow => a.powf(b),
+        _ => {
+            return Err(type_error(format!(
+                "unsupported operand type(s) for {}: 'float'",
+                op.symbol()
+            )))
+        }
+    }))
+}
+
+// ----- attributes and methods ----------------------------------------------------------------
+
+const STR_METHODS: &[&str] = &[
+    "join",
+    "split",
+    "rsplit",
+    "strip",
+    "lstrip",
+    "rstrip",
+    "lower",
+    "upper",
+    "replace",
+    "startswith",
+    "endswith",
+    "format",
+    "splitlines",
+    "title",
+    "capitalize",
+    "find",
+    "count",
+    "isdigit",
+    "isalpha",
+    "isalnum",
+    "isspace",
+    "isupper",
+    "islower",
+    "encode",
+    "zfill",
+    "partition",
+    "rpartition",
+    "index",
+    "removeprefix",
+    "removesuffix",
+    "ljust",
+    "rjust",
+    "center",
+];
+const LIST_METHODS: &[&str] = &[
+    "append", "extend", "insert", "pop", "index", "remove", "sort", "reverse", "count", "copy",
+    "clear",
+];
+const DICT_METHODS: &[&str] = &[
+    "get",
+    "keys",
+    "values",
+    "items",
+    "setdefault",
+    "pop",
+    "update",
+    "copy",
+    "clear",
+];
+const SET_METHODS: &[&str] = &[
+    "add",
+    "discard",
+    "remove",
+    "union",
+    "intersection",
+    "difference",
+    "issubset",
+    "issuperset",
+    "update",
+    "copy",
+    "pop",
+];
+
+pub fn get_attr(interp: &mut Interp<'_>, v: &Value, attr: &str) -> R<Value> {
+    let methods: &[&str] = match v {
+        Value::Str(_) => STR_METHODS,
+        Value::List(_) => LIST_METHODS,
+        Value::Dict(_) => DICT_METHODS,
+        Value::Set(_) => SET_METHODS,
+        Value::Tuple(_) => &["index", "count"],
+        Value::Bytes(_) => &["decode", "hex"],
+        Value::Native(n) => {
+            if let Native::Builtin(t @ ("str" | "list" | "dict" | "set")) = &**n {
+                let table: &[&'static str] = match *t {
+                    "str" => STR_METHODS,
+                    "list" => LIST_METHODS,
+                    "dict" => DICT_METHODS,
+                    _ => SET_METHODS,
+                };
+                if let Some(m) = table.iter().find(|m| **m == attr) {
+                    return Ok(Value::native(Native::Unbound { name: m }));
+                }
+            }
+            return native::get_attr(interp, n, v, attr);
+        }
+        Value::Function(f) if attr == "__name__" => return Ok(Value::str(f.name.as_str())),
+        _ => &[],
+    };
+    match methods.iter().find(|m| **m == attr) {
+        Some(m) => Ok(Value::native(Native::Method {
+            name: m,
+            this: v.clone(),
+        })),
+        None => Err(exc(
+            "AttributeError",
+            format!("'{}' object has no attribute '{attr}'", v.type_name()),
+        )),
+    }
+}
+
+fn arg_count(name: &str, args: &[Value], min: usize, max: usize) -> R<()> {
+    if args.len() < min || args.len() > max {
+        return Err(type_error(if min == max {
+            format!(
+                "{name}() takes exactly {min} argument(s) ({} given)",
+                args.len()
+            )
+        } else {
+            format!(
+                "{name}() expected at most {max} argument(s), got {}",
+                args.len()
+            )
+        }));
+    }
+    Ok(())
+}
+
+fn str_arg<'a>(v: &'a Value, what: &str) -> R<&'a str> {
+    v.as_str()
+        .ok_or_else(|| type_error(format!("{what} must be str, not {}", v.type_name())))
+}
+
+fn int_arg(v: &Value) -> R<i64> {
+    match as_number(v) {
+        Some(Num::Int(i)) => Ok(i),
+        _ => Err(type_error(format!(
+            "'{}' object cannot be interpreted as an integer",
+            v.type_name()
+        ))),
+    }
+}
+
+fn kw<'a>(kwargs: &'a [(String, Value)], name: &str) -> Option<&'a Value> {
+    kwargs.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+pub fn call_method(
+    interp: &mut Interp<'_>,
+    name: &str,
+    this: &Value,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    match this {
+        Value::Str(s) => str_method(s, name, &args, &kwargs),
+        Value::List(l) => list_method(interp, l, name, args, &kwargs),
+        Value::Dict(d) => dict_method(d, name, args),
+        Value::Set(s) => set_method(s, name, args),
+        Value::Tuple(t) => match name {
+            "count" => Ok(Value::Int(
+                t.iter()
+                    .filter(|x| args.first().is_some_and(|a| py_eq(x, a)))
+                    .count() as i64,
+            )),
+            _ => {
+                let a = args.first().cloned().unwrap_or(Value::None);
+                t.iter()
+                    .position(|x| py_eq(x, &a))
+                    .map(|i| Value::Int(i as i64))
+                    .ok_or_else(|| exc("ValueError", "tuple.index(x): x not in tuple"))
+            }
+        },
+        Value::Bytes(b) => match name {
+            "hex" => Ok(Value::str(
+                b.iter().map(|c| format!("{c:02x}")).collect::<String>(),
+            )),
+            _ => String::from_utf8(b.to_vec())
+                .map(Value::str)
+                .map_err(|e| exc("UnicodeDecodeError", e.to_string())),
+        },
+        _ => Err(exc(
+            "AttributeError",
+            format!("'{}' object has no attribute '{name}'", this.type_name()),
+        )),
+    }
+}
+
+fn str_method(s: &str, name: &str, args: &[Value], kwargs: &[(String, Value)]) -> R<Value> {
+    let chars_arg = |i: usize| -> R<Option<String>> {
+        match args.get(i) {
+            None | Some(Value::None) => Ok(None),
+            Some(v) => Ok(Some(str_arg(v, "argument")?.to_string())),
+        }
+    };
+    Ok(match name {
+        "join" => {
+            arg_count("join", args, 1, 1)?;
+            let mut parts = Vec::new();
+            for (i, v) in iterate(&args[0])?.into_iter().enumerate() {
+                match v {
+                    Value::Str(p) => parts.push(p.to_string()),
+                    other => {
+                        return Err(type_error(format!(
+                            "sequence item {i}: expected str instance, {} found",
+                            other.type_name()
+                        )))
+                    }
+                }
+            }
+            Value::str(parts.join(s))
+        }
+        "split" | "rsplit" => {
+            let sep = chars_arg(0)?.or(match kw(kwargs, "sep") {
+                Some(Value::Str(x)) => Some(x.to_string()),
+                _ => None,
+            });
+            let maxsplit = match args.get(1).or(kw(kwargs, "maxsplit")) {
+                Some(v) => int_arg(v)?,
+                None => -1,
+            };
+            let parts: Vec<String> = match (&sep, maxsplit) {
+                (None, m) if m < 0 => s.split_whitespace().map(str::to_string).collect(),
+                (None, m) => {
+                    let n = usize::try_from(m).unwrap_or(0) + 1;
+                    if name == "split" {
+                        s.trim_start()
+                            .splitn(n, char::is_whitespace)
+                            .map(str::to_string)
+                            .collect()
+                    } else {
+                        let mut v: Vec<String> = s
+                            .trim_end()
+                            .rsplitn(n, char::is_whitespace)
+                            .map(str::to_string)
+                            .collect();
+                        v.reverse();
+                        v
+                    }
+                }
+                (Some(sep), _) if sep.is_empty() => {
+                    return Err(exc("ValueError", "empty separator"))
+                }
+                (Some(sep), m) if m < 0 => s.split(sep.as_str()).map(str::to_string).collect(),
+                (Some(sep), m) => {
+                    let n = usize::try_from(m).unwrap_or(0) + 1;
+                    if name == "split" {
+                        s.splitn(n, sep.as_str()).map(str::to_string).collect()
+                    } else {
+                        let mut v: Vec<String> =
+                            s.rsplitn(n, sep.as_str()).map(str::to_string).collect();
+                        v.reverse();
+                        v
+                    }
+                }
+            };
+            Value::list(parts.into_iter().map(Value::str).collect())
+        }
+        "strip" | "lstrip" | "rstrip" => {
+            let set = chars_arg(0)?;
+            let pred = |c: char| match &set {
+                Some(set) => set.contains(c),
+                None => c.is_whitespace(),
+            };
+            Value::str(match name {
+                "strip" => s.trim_matches(pred),
+                "lstrip" => s.trim_start_matches(pred),
+                _ => s.trim_end_matches(pred),
+            })
+        }
+        "lower" => Value::str(s.to_lowercase()),
+        "upper" => Value::str(s.to_uppercase()),
+        "title" => {
+            let mut out = String::new();
+            let mut prev_alpha = false;
+            for c in s.chars() {
+                if prev_alpha {
+                    out.extend(c.to_lowercase());
+                } else {
+                    out.extend(c.to_uppercase());
+                }
+                prev_alpha = c.is_alphabetic();
+            }
+            Value::str(out)
+        }
+        "capitalize" => {
+            let mut cs = s.chars();
+            Value::str(match cs.next() {
+                Some(c) => c
+                    .to_uppercase()
+                    .chain(cs.as_str().to_lowercase().chars())
+                    .collect(),
+                None => String::new(),
+            })
+        }
+        "replace" => {
+            arg_count("replace", args, 2, 3)?;
+            let old = str_arg(&args[0], "replace() argument 1")?;
+            let new = str_arg(&args[1], "replace() argument 2")?;
+            match args.get(2) {
+                Some(n) => {
+                    let n = int_arg(n)?;
+                    if n < 0 {
+                        Value::str(s.replace(old, new))
+                    } else {
+                        Value::str(s.replacen(old, new, usize::try_from(n).unwrap_or(0)))
+                    }
+                }
+                None => Value::str(s.replace(old, new)),
+            }
+        }
+        "startswith" | "endswith" => {
+            arg_count(name, args, 1, 1)?;
+            let candidates = match &args[0] {
+                Value::Tuple(t) => t.to_vec(),
+                v => vec![v.clone()],
+            };
+            let mut hit = false;
+            for c in &candidates {
+                let c = str_arg(c, name)?;
+                hit |= if name == "startswith" {
+                    s.starts_with(c)
+                } else {
+                    s.ends_with(c)
+                };
+            }
+            Value::Bool(hit)
+        }
+        "format" => Value::str(str_format(s, args, kwargs)?),
+        "splitlines" => Value::list(s.lines().map(Value::str).collect()),
+        "find" | "index" => {
+            let sub = str_arg(args.first().unwrap_or(&Value::None), "must be str")?;
+            match s.find(sub) {
+                Some(b) => Value::Int(s[..b].chars().count() as i64),
+                None if name == "find" => Value::Int(-1),
+                None => return Err(exc("ValueError", "substring not found")),
+            }
+        }
+        "count" => {
+            let sub = str_arg(args.first().unwrap_or(&Value::None), "must be str")?;
+            Value::Int(if sub.is_empty() {
+                s.chars().count() as i64 + 1
+            } else {
+                s.matches(sub).count() as i64
+            })
+        }
+        "isdigit" => Value::Bool(!s.is_empty() && s.chars().all(|c| c.is_ascii_digit())),
+        "isalpha" => Value::Bool(!s.is_empty() && s.chars().all(char::is_alphabetic)),
+        "isalnum" => Value::Bool(!s.is_empty() && s.chars().all(char::is_alphanumeric)),
+        "isspace" => Value::Bool(!s.is_empty() && s.chars().all(char::is_whitespace)),
+        "isupper" => {
+            Value::Bool(s.chars().any(char::is_uppercase) && !s.chars().any(char::is_lowercase))
+        }
+        "islower" => {
+            Value::Bool(s.chars().any(char::is_lowercase) && !s.chars().any(char::is_uppercase))
+        }
+        "encode" => Value::Bytes(s.as_bytes().into()),
+        "zfill" => {
+            let w = usize::try_from(int_arg(args.first().unwrap_or(&Value::Int(0)))?).unwrap_or(0);
+            let n = s.chars().count();
+            if n >= w {
+                Value::str(s)
+            } else {
+                let (sign, rest) = match s.strip_prefix(['-', '+']) {
+                    Some(r) => (&s[..1], r),
+                    None => ("", s),
+                };
+                Value::str(format!("{sign}{}{rest}", "0".repeat(w - n)))
+            }
+        }
+        "ljust" | "rjust" | "center" => {
+            let w = usize::try_from(int_arg(args.first().unwrap_or(&Value::Int(0)))?).unwrap_or(0);
+            let fill = match args.get(1) {
+                Some(Value::Str(f)) => f.chars().next().unwrap_or(' '),
+                _ => ' ',
+            };
+            let spec = format!(
+                "{fill}{}{w}",
+                match name {
+                    "ljust" => '<',
+                    "rjust" => '>',
+                    _ => '^',
+                }
+            );
+            Value::str(format_value(&Value::str(s), &spec)?)
+        }
+        "partition" | "rpartition" => {
+            let sep = str_arg(args.first().unwrap_or(&Value::None), "must be str")?;
+            let found = if name == "partition" {
+                s.split_once(sep)
+            } else {
+                s.rsplit_once(sep)
+            };
+            match found {
+                Some((a, b)) => Value::tuple(vec![Value::str(a), Value::str(sep), Value::str(b)]),
+                None if name == "partition" => {
+                    Value::tuple(vec![Value::str(s), Value::str(""), Value::str("")])
+                }
+                None => Value::tuple(vec![Value::str(""), Value::str(""), Value::str(s)]),
+            }
+        }
+        "removeprefix" => {
+            let p = str_arg(args.first().unwrap_or(&Value::None), "must be str")?;
+            Value::str(s.strip_prefix(p).unwrap_or(s))
+        }
+        "removesuffix" => {
+            let p = str_arg(args.first().unwrap_or(&Value::None), "must be str")?;
+            Value::str(s.strip_suffix(p).unwrap_or(s))
+        }
+        _ => {
+            return Err(exc(
+                "AttributeError",
+                format!("'str' object has no attribute '{name}'"),
+            ))
+        }
+    })
+}
+
+fn list_method(
+    interp: &mut Interp<'_>,
+    l: &Rc<RefCell<Vec<Value>>>,
+    name: &str,
+    args: Vec<Value>,
+    kwargs: &[(String, Value)],
+) -> R<Value> {
+    match name {
+        "append" => {
+            arg_count("append", &args, 1, 1)?;
+            l.borrow_mut().extend(args);
+        }
+        "extend" => {
+            arg_count("extend", &args, 1, 1)?;
+            let items = iterate(&args[0])?;
+            l.borrow_mut().extend(items);
+        }
+        "insert" => {
+            arg_count("insert", &args, 2, 2)?;
+            let n = l.borrow().len() as i64;
+            let i = int_arg(&args[0])?;
+            let i = if i < 0 { (i + n).max(0) } else { i.min(n) };
+            l.borrow_mut()
+                .insert(usize::try_from(i).unwrap_or(0), args[1].clone());
+        }
+        "pop" => {
+            let mut l = l.borrow_mut();
+            if l.is_empty() {
+                return Err(exc("IndexError", "pop from empty list"));
+            }
+            let i = match args.first() {
+                Some(k) => index_of(l.len(), k)?,
+                None => l.len() - 1,
+            };
+            return Ok(l.remove(i));
+        }
+        "index" | "remove" | "count" => {
+            arg_count(name, &args, 1, 1)?;
+            let pos = l.borrow().iter().position(|x| py_eq(x, &args[0]));
+            match name {
+                "count" => {
+                    return Ok(Value::Int(
+                        l.borrow().iter().filter(|x| py_eq(x, &args[0])).count() as i64,
+                    ))
+                }
+                "index" => {
+                    return pos.map(|i| Value::Int(i as i64)).ok_or_else(|| {
+                        exc("ValueError", format!("{} is not in list", repr(&args[0])))
+                    })
+                }
+                _ => match pos {
+                    Some(i) => {
+                        l.borrow_mut().remove(i);
+                    }
+                    None => return Err(exc("ValueError", "list.remove(x): x not in list")),
+                },
+            }
+        }
+        "sort" => {
+            let items = l.borrow().clone();
+            let sorted = sort_values(
+                interp,
+                items,
+                kw(kwargs, "key").cloned(),
+                kw(kwargs, "reverse").is_some_and(Value::truthy),
+            )?;
+            *l.borrow_mut() = sorted;
+        }
+        "reverse" => l.borrow_mut().reverse(),
+        "copy" => return Ok(Value::list(l.borrow().clone())),
+        "clear" => l.borrow_mut().clear(),
+        _ => {
+            return Err(exc(
+                "AttributeError",
+                format!("'list' object has no attribute '{name}'"),
+            ))
+        }
+    }
+    Ok(Value::None)
+}
+
+fn dict_method(d: &Rc<RefCell<Dict>>, name: &str, args: Vec<Value>) -> R<Value> {
+    let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::None);
+    Ok(match name {
+        "get" => {
+            arg_count("get", &args, 1, 2)?;
+            d.borrow().get(&args[0]).cloned().unwrap_or(arg(1))
+        }
+        "keys" => Value::list(d.borrow().items.iter().map(|(k, _)| k.clone()).collect()),
+        "values" => Value::list(d.borrow().items.iter().map(|(_, v)| v.clone()).collect()),
+        "items" => Value::list(
+            d.borrow()
+                .items
+                .iter()
+                .map(|(k, v)| Value::tuple(vec![k.clone(), v.clone()]))
+                .collect(),
+        ),
+        "setdefault" => {
+            arg_count("setdefault", &args, 1, 2)?;
+            let existing = d.borrow().get(&args[0]).cloned();
+            match existing {
+                Some(v) => v,
+                None => {
+                    check_hashable(&args[0])?;
+                    d.borrow_mut().insert(args[0].clone(), arg(1));
+                    arg(1)
+                }
+            }
+        }
+        "pop" => {
+            arg_count("pop", &args, 1, 2)?;
+            match d.borrow_mut().remove(&args[0]) {
+                Some(v) => v,
+                None if args.len() == 2 => arg(1),
+                None => return Err(exc("KeyError", repr(&args[0]))),
+            }
+        }
+        "update" => {
+            for a in &args {
+                for (k, v) in mapping_items(a)? {
+                    d.borrow_mut().insert(k, v);
+                }
+            }
+            Value::None
+        }
+        "copy" => Value::Dict(Rc::new(RefCell::new(d.borrow().clone()))),
+        "clear" => {
+            d.borrow_mut().items.clear();
+            Value::None
+        }
+        _ => {
+            return Err(exc(
+                "AttributeError",
+                format!("'dict' object has no attribute '{name}'"),
+            ))
+        }
+    })
+}
+
+fn set_method(s: &Rc<RefCell<Vec<Value>>>, name: &str, args: Vec<Value>) -> R<Value> {
+    let others = || -> R<Vec<Vec<Value>>> { args.iter().map(iterate).collect() };
+    Ok(match name {
+        "add" => {
+            arg_count("add", &args, 1, 1)?;
+            set_add(&mut s.borrow_mut(), args[0].clone())?;
+            Value::None
+        }
+        "update" => {
+            for o in others()? {
+                for v in o {
+                    set_add(&mut s.borrow_mut(), v)?;
+                }
+            }
+            Value::None
+        }
+        "discard" | "remove" => {
+            arg_count(name, &args, 1, 1)?;
+            let mut set = s.borrow_mut();
+            match set.iter().position(|x| py_eq(x, &args[0])) {
+                Some(i) => {
+                    set.remove(i);
+                }
+                None if name == "remove" => return Err(exc("KeyError", repr(&args[0]))),
+                None => {}
+            }
+            Value::None
+        }
+        "pop" => {
+            let mut set = s.borrow_mut();
+            if set.is_empty() {
+                return Err(exc("KeyError", "'pop from an empty set'"));
+            }
+            set.remove(0)
+        }
+        "copy" => Value::Set(Rc::new(RefCell::new(s.borrow().clone()))),
+        "union" | "intersection" | "difference" => {
+            let mut acc = Value::Set(Rc::new(RefCell::new(s.borrow().clone())));
+            let op = match name {
+                "union" => BinOp::BitOr,
+                "intersection" => BinOp::BitAnd,
+                _ => BinOp::Sub,
+            };
+            for o in others()? {
+                acc = binop(op, &acc, &Value::Set(Rc::new(RefCell::new(o))))?;
+            }
+            acc
+        }
+        "issubset" | "issuperset" => {
+            let o = others()?.into_iter().next().unwrap_or_default();
+            let set = s.borrow();
+            Value::Bool(if name == "issubset" {
+                set.iter().all(|x| o.iter().any(|y| py_eq(x, y)))
+            } else {
+                o.iter().all(|x| set.iter().any(|y| py_eq(x, y)))
+            })
+        }
+        _ => {
+            return Err(exc(
+                "AttributeError",
+                format!("'set' object has no attribute '{name}'"),
+            ))
+        }
+    })
+}
+
+pub fn sort_values(
+    interp: &mut Interp<'_>,
+    items: Vec<Value>,
+    key: Option<Value>,
+    reverse: bool,
+) -> R<Vec<Value>> {
+    let mut keyed: Vec<(Value, Value)> = Vec::with_capacity(items.len());
+    for v in items {
+        let k = match &key {
+            Some(Value::None) | None => v.clone(),
+            Some(f) => interp.call(f, vec![v.clone()], Vec::new())?,
+        };
+        keyed.push((k, v));
+    }
+    let mut failed = None;
+    // A stable merge sort, like Python's; `reverse` keeps equal items in their order.
+    keyed.sort_by(|(a, _), (b, _)| {
+        let o = match py_cmp(a, b) {
+            Some(o) => o,
+            None => {
+                failed.get_or_insert_with(|| {
+                    type_error(format!(
+                        "'<' not supported between instances of '{}' and '{}'",
+                        b.type_name(),
+                        a.type_name()
+                    ))
+                });
+                Ordering::Equal
+            }
+        };
+        if reverse {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok(keyed.into_iter().map(|(_, v)| v).collect())
+}
+
+// ----- builtin functions -----------------------------------------------------------------
+
+pub fn call_builtin(
+    interp: &mut Interp<'_>,
+    name: &str,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    let one = |args: &[Value]| -> R<Value> {
+        arg_count(name, args, 1, 1)?;
+        Ok(args[0].clone())
+    };
+    Ok(match name {
+        "len" => {
+            let v = one(&args)?;
+            Value::Int(match &v {
+                Value::Str(s) => s.chars().count(),
+                Value::Bytes(b) => b.len(),
+                Value::List(l) => l.borrow().len(),
+                Value::Tuple(t) => t.len(),
+                Value::Dict(d) => d.borrow().items.len(),
+                Value::Set(s) => s.borrow().len(),
+                Value::Native(n) => n.len().ok_or_else(|| {
+                    type_error(format!("object of type '{}' has no len()", v.type_name()))
+                })?,
+                other => {
+                    return Err(type_error(format!(
+                        "object of type '{}' has no len()",
+                        other.type_name()
+                    )))
+                }
+            } as i64)
+        }
+        "range" => {
+            arg_count("range", &args, 1, 3)?;
+            let ints: Vec<i64> = args.iter().map(int_arg).collect::<R<_>>()?;
+            let (start, stop, step) = match ints.as_slice() {
+                [stop] => (0, *stop, 1),
+                [a, b] => (*a, *b, 1),
+                [a, b, c] => (*a, *b, *c),
+                _ => (0, 0, 1),
+            };
+            if step == 0 {
+                return Err(exc("ValueError", "range() arg 3 must not be zero"));
+            }
+            let mut out = Vec::new();
+            let mut i = start;
+            while (step > 0 && i < stop) || (step < 0 && i > stop) {
+                out.push(Value::Int(i));
+                if out.len() > 10_000_000 {
+                    return Err(unsupported("a range over 10 million items", "memory"));
+                }
+                i += step;
+            }
+            Value::list(out)
+        }
+        "enumerate" => {
+            arg_count("enumerate", &args, 1, 2)?;
+            let start = match args.get(1).or(kw(&kwargs, "start")) {
+                Some(s) => int_arg(s)?,
+                None => 0,
+            };
+            Value::list(
+                iterate(&args[0])?
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| Value::tuple(vec![Value::Int(start + i as i64), v]))
+                    .collect(),
+            )
+        }
+        "zip" => {
+            let lists: Vec<Vec<Value>> = args.iter().map(iterate).collect::<R<_>>()?;
+            let n = lists.iter().map(Vec::len).min().unwrap_or(0);
+            Value::list(
+                (0..n)
+                    .map(|i| Value::tuple(lists.iter().map(|l| l[i].clone()).collect()))
+                    .collect(),
+            )
+        }
+        "sorted" => {
+            let items = iterate(&one(&args)?)?;
+            Value::list(sort_values(
+                interp,
+                items,
+                kw(&kwargs, "key").cloned(),
+                kw(&kwargs, "reverse").is_some_and(Value::truthy),
+            )?)
+        }
+        "reversed" => {
+            let mut items = iterate(&one(&args)?)?;
+            items.reverse();
+            Value::list(items)
+        }
+        "min" | "max" => {
+            let items = if args.len() == 1 {
+                iterate(&args[0])?
+            } else {
+                args.clone()
+            };
+            if items.is_empty() {
+                return match kw(&kwargs, "default") {
+                    Some(d) => Ok(d.clone()),
+                    None => Err(exc(
+                        "ValueError",
+                        format!("{name}() iterable argument is empty"),
+                    )),
+                };
+            }
+            let key = kw(&kwargs, "key").cloned().filter(|k| !matches!(k, Value::None));
+            // Python keeps the first of equal extremes.
+            let mut best: Option<(Value, Value)> = None;
+            for v in items {
+                let k = match &key {
+                    Some(f) => interp.call(f, vec![v.clone()], Vec::new())?,
+                    None => v.clone(),
+                };
+                let better = match &best {
+                    None => true,
+                    Some((bk, _)) => {
+                        let o = py_cmp(&k, bk).ok_or_else(|| {
+                            type_error(format!(
+                                "'{}' not supported between instances of '{}' and '{}'",
+                                if name == "min" { "<" } else { ">" },
+                                k.type_name(),
+                                bk.type_name()
+                            ))
+                        })?;
+                        if name == "min" {
+                            o.is_lt()
+                        } else {
+                            o.is_gt()
+                        }
+                    }
+                };
+                if better {
+                    best = Some((k, v));
+                }
+            }
+            best.map(|(_, v)| v).unwrap_or(Value::None)
+        }
+        "sum" => {
+            let mut acc = args.get(1).cloned().unwrap_or(Value::Int(0));
+            for v in iterate(args.first().unwrap_or(&Value::None))? {
+                acc = binop(BinOp::Add, &acc, &v)?;
+            }
+            acc
+        }
+        "any" => Value::Bool(iterate(&one(&args)?)?.iter().any(Value::truthy)),
+        "all" => Value::Bool(iterate(&one(&args)?)?.iter().all(Value::truthy)),
+        "isinstance" => {
+            arg_count("isinstance", &args, 2, 2)?;
+            Value::Bool(isinstance(&args[0], &args[1])?)
+        }
+        "int" => match args.first() {
+            None => Value::Int(0),
+            Some(v) => match (v, args.get(1)) {
+                (Value::Str(s), base) => {
+                    let base = match base {
+                        Some(b) => u32::try_from(int_arg(b)?).unwrap_or(10),
+                        None => 10,
+                    };
+                    let t = s.trim().replace('_', "");
+                    i64::from_str_radix(&t, base).map(Value::Int).map_err(|_| {
+                        exc(
+                            "ValueError",
+                            format!("invalid literal for int() with base {base}: {}", repr(v)),
+                        )
+                    })?
+                }
+                (Value::Float(f), _) => {
+                    if !f.is_finite() {
+                        return Err(exc("ValueError", "cannot convert float to integer"));
+                    }
+                    Value::Int(f.trunc() as i64)
+                }
+                (Value::Bool(b), _) => Value::Int(i64::from(*b)),
+                (Value::Int(i), _) => Value::Int(*i),
+                (other, _) => {
+                    return Err(type_error(format!(
+                        "int() argument must be a string, a bytes-like object or a real number, not '{}'",
+                        other.type_name()
+                    )))
+                }
+            },
+        },
+        "float" => match args.first() {
+            None => Value::Float(0.0),
+            Some(Value::Str(s)) => {
+                let t = s.trim().to_lowercase();
+                let f = match t.as_str() {
+                    "inf" | "+inf" | "infinity" => f64::INFINITY,
+                    "-inf" | "-infinity" => f64::NEG_INFINITY,
+                    "nan" => f64::NAN,
+                    _ => t.parse::<f64>().map_err(|_| {
+                        exc(
+                            "ValueError",
+                            format!("could not convert string to float: {}", str_repr(s)),
+                        )
+                    })?,
+                };
+                Value::Float(f)
+            }
+            Some(v) => match as_number(v) {
+                Some(n) => Value::Float(n.as_f64()),
+                None => {
+                    return Err(type_error(format!(
+                        "float() argument must be a string or a real number, not '{}'",
+                        v.type_name()
+                    )))
+                }
+            },
+        },
+        "str" => match args.first() {
+            None => Value::str(""),
+            Some(v) => Value::str(str_of(v)),
+        },
+        "repr" => Value::str(repr(&one(&args)?)),
+        "bool" => Value::Bool(args.first().is_some_and(Value::truthy)),
+        "list" => Value::list(match args.first() {
+            Some(v) => iterate(v)?,
+            None => Vec::new(),
+        }),
+        "tuple" => Value::tuple(match args.first() {
+            Some(v) => iterate(v)?,
+            None => Vec::new(),
+        }),
+        "set" | "frozenset" => {
+            let mut out = Vec::new();
+            if let Some(v) = args.first() {
+                for x in iterate(v)? {
+                    set_add(&mut out, x)?;
+                }
+            }
+            Value::Set(Rc::new(RefCell::new(out)))
+        }
+        "dict" => {
+            let mut d = Dict::default();
+            if let Some(v) = args.first() {
+                match v {
+                    Value::Dict(_) | Value::Native(_) => {
+                        for (k, v) in mapping_items(v)? {
+                            d.insert(k, v);
+                        }
+                    }
+                    _ => {
+                        for pair in iterate(v)? {
+                            let kv = iterate(&pair)?;
+                            if kv.len() != 2 {
+                                return Err(exc(
+                                    "ValueError",
+                                    "dictionary update sequence element has wrong length",
+                                ));
+                            }
+                            check_hashable(&kv[0])?;
+                            d.insert(kv[0].clone(), kv[1].clone());
+                        }
+                    }
+                }
+            }
+            for (k, v) in kwargs {
+                d.insert(Value::str(k), v);
+            }
+            Value::Dict(Rc::new(RefCell::new(d)))
+        }
+        "print" => {
+            let sep = match kw(&kwargs, "sep") {
+                Some(Value::Str(s)) => s.to_string(),
+                _ => " ".into(),
+            };
+            let end = match kw(&kwargs, "end") {
+                Some(Value::Str(s)) => s.to_string(),
+                _ => "\n".into(),
+            };
+            let text = args.iter().map(str_of).collect::<Vec<_>>().join(&sep);
+            interp.host.print(&format!("{text}{end}"));
+            Value::None
+        }
+        "getattr" | "hasattr" => {
+            arg_count(name, &args, 2, 3)?;
+            let attr = str_arg(&args[1], "attribute name")?.to_string();
+            match get_attr(interp, &args[0], &attr) {
+                Ok(v) if name == "getattr" => v,
+                Ok(_) => Value::Bool(true),
+                Err(Unwind::Exc(e)) if e.class == "AttributeError" => {
+                    if name == "hasattr" {
+                        Value::Bool(false)
+                    } else if let Some(d) = args.get(2) {
+                        d.clone()
+                    } else {
+                        return Err(Unwind::Exc(e));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        "abs" => match one(&args)? {
+            Value::Int(i) => Value::Int(i.checked_abs().ok_or_else(overflow)?),
+            Value::Bool(b) => Value::Int(i64::from(b)),
+            Value::Float(f) => Value::Float(f.abs()),
+            other => {
+                return Err(type_error(format!(
+                    "bad operand type for abs(): '{}'",
+                    other.type_name()
+                )))
+            }
+        },
+        "round" => {
+            let x = as_number(args.first().unwrap_or(&Value::None))
+                .ok_or_else(|| type_error("round() needs a number"))?;
+            match args.get(1) {
+                None | Some(Value::None) => match x {
+                    Num::Int(i) => Value::Int(i),
+                    Num::Float(f) => Value::Int(round_half_even(f) as i64),
+                },
+                Some(nd) => {
+                    let nd = int_arg(nd)?;
+                    match x {
+                        Num::Int(i) => Value::Int(i),
+                        // Decimal rounding of the exact binary value, as CPython does.
+                        Num::Float(f) if nd >= 0 => {
+                            let p = usize::try_from(nd).unwrap_or(0);
+                            Value::Float(format!("{f:.p$}").parse().unwrap_or(f))
+                        }
+                        Num::Float(f) => {
+                            let m = 10f64.powi(i32::try_from(-nd).unwrap_or(0));
+                            Value::Float(round_half_even(f / m) * m)
+                        }
+                    }
+                }
+            }
+        }
+        "map" => {
+            arg_count("map", &args, 2, 2)?;
+            let mut out = Vec::new();
+            for v in iterate(&args[1])? {
+                out.push(interp.call(&args[0], vec![v], Vec::new())?);
+            }
+            Value::list(out)
+        }
+        "filter" => {
+            arg_count("filter", &args, 2, 2)?;
+            let mut out = Vec::new();
+            for v in iterate(&args[1])? {
+                let keep = match &args[0] {
+                    Value::None => v.truthy(),
+                    f => interp.call(f, vec![v.clone()], Vec::new())?.truthy(),
+                };
+                if keep {
+                    out.push(v);
+                }
+            }
+            Value::list(out)
+        }
+        "iter" => Value::list(iterate(&one(&args)?)?),
+        "next" => {
+            let v = args.first().cloned().unwrap_or(Value::None);
+            match &v {
+                Value::List(l) => {
+                    let mut l = l.borrow_mut();
+                    if l.is_empty() {
+                        return match args.get(1) {
+                            Some(d) => Ok(d.clone()),
+                            None => Err(exc("StopIteration", "")),
+                        };
+                    }
+                    l.remove(0)
+                }
+                _ => return Err(type_error(format!("'{}' object is not an iterator", v.type_name()))),
+            }
+        }
+        "type" => Value::native(Native::TypeOf(one(&args)?.type_name())),
+        "callable" => Value::Bool(matches!(
+            one(&args)?,
+            Value::Function(_) | Value::Native(_)
+        )),
+        "hex" => {
+            let i = int_arg(&one(&args)?)?;
+            Value::str(if i < 0 {
+                format!("-0x{:x}", i.unsigned_abs())
+            } else {
+                format!("0x{i:x}")
+            })
+        }
+        "ord" => {
+            let v = one(&args)?;
+            let s = str_arg(&v, "ord() argument")?;
+            let mut cs = s.chars();
+            match (cs.next(), cs.next()) {
+                (Some(c), None) => Value::Int(i64::from(c as u32)),
+                _ => return Err(type_error("ord() expected a character")),
+            }
+        }
+        "chr" => {
+            let i = int_arg(&one(&args)?)?;
+            let c = u32::try_from(i)
+                .ok()
+                .and_then(char::from_u32)
+                .ok_or_else(|| exc("ValueError", "chr() arg not in range(0x110000)"))?;
+            Value::str(c.to_string())
+        }
+        "divmod" => {
+            arg_count("divmod", &args, 2, 2)?;
+            Value::tuple(vec![
+                binop(BinOp::FloorDiv, &args[0], &args[1])?,
+                binop(BinOp::Mod, &args[0], &args[1])?,
+            ])
+        }
+        "bytes" => match args.first() {
+            None => Value::Bytes(Vec::new().into()),
+            Some(Value::Str(s)) => Value::Bytes(s.as_bytes().into()),
+            Some(v) => {
+                let mut out = Vec::new();
+                for x in iterate(v)? {
+                    out.push(u8::try_from(int_arg(&x)?).map_err(|_| {
+                        exc("ValueError", "bytes must be in range(0, 256)")
+                    })?);
+                }
+                Value::Bytes(out.into())
+            }
+        },
+        other => return Err(unsupported(format!("the builtin `{other}`"), "not modelled")),
+    })
+}
+
+fn round_half_even(f: f64) -> f64 {
+    let r = f.round();
+    if (f - f.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
+        r - f.signum()
+    } else {
+        r
+    }
+}
+
+fn isinstance(v: &Value, class: &Value) -> R<bool> {
+    if let Value::Tuple(classes) = class {
+        for c in classes.iter() {
+            if isinstance(v, c)? {
+                return Ok(true);
+            }
+        }
+        return Ok(false);
+    }
+    let Value::Native(n) = class else {
+        return Err(type_error(
+            "isinstance() arg 2 must be a type, a tuple of types, or a union",
+        ));
+    };
+    Ok(match &**n {
+        Native::Builtin(t) => match *t {
+            "int" => matches!(v, Value::Int(_) | Value::Bool(_)),
+            "float" => matches!(v, Value::Float(_)),
+            "str" => matches!(v, Value::Str(_)),
+            "bool" => matches!(v, Value::Bool(_)),
+            "list" => matches!(v, Value::List(_)),
+            "tuple" => matches!(v, Value::Tuple(_)),
+            "dict" => matches!(v, Value::Dict(_)),
+            "set" | "frozenset" => matches!(v, Value::Set(_)),
+            "bytes" => matches!(v, Value::Bytes(_)),
+            _ => false,
+        },
+        Native::ExcClass(c) => {
+            matches!(v, Value::Native(e) if matches!(&**e, Native::Exception(x) if is_subclass(&x.class, c)))
+        }
+        other => native::isinstance_native(v, other),
+    })
+}

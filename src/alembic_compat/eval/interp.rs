@@ -1,0 +1,1123 @@
+//! Statements and expressions.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::builtins;
+use super::native::{self, Native};
+use super::value::{as_number, py_eq, Dict, Function, FunctionBody, Num, Value};
+use super::{EvalError, Host};
+use crate::alembic_compat::ops::SourcePos;
+use crate::alembic_compat::script::ast::{
+    Arg, BinOp, BoolOp, CmpOp, Comprehension, Constant, Expr, ExprKind, FStringPart, IntLit,
+    Module, Params, Span, Stmt, StmtKind, UnaryOp,
+};
+use crate::alembic_compat::script::lines::LineIndex;
+
+/// Python's default recursion limit is 1000 frames; ours counts interpreter calls.
+const MAX_CALL_DEPTH: usize = 200;
+
+/// A raised Python exception travelling up the interpreter.
+#[derive(Clone, Debug)]
+pub struct PyExc {
+    pub class: String,
+    pub message: String,
+    pub pos: Option<SourcePos>,
+}
+
+#[derive(Debug)]
+pub enum Unwind {
+    Exc(Box<PyExc>),
+    /// Outside the model: never caught by the body's `try`.
+    Unsupported {
+        what: String,
+        why: String,
+        pos: Option<SourcePos>,
+    },
+}
+
+pub type R<T> = Result<T, Unwind>;
+
+/// Positional and keyword arguments of a call, evaluated.
+type CallArgs = (Vec<Value>, Vec<(String, Value)>);
+
+pub fn exc(class: &str, message: impl Into<String>) -> Unwind {
+    Unwind::Exc(Box::new(PyExc {
+        class: class.to_string(),
+        message: message.into(),
+        pos: None,
+    }))
+}
+
+pub fn unsupported(what: impl Into<String>, why: impl Into<String>) -> Unwind {
+    Unwind::Unsupported {
+        what: what.into(),
+        why: why.into(),
+        pos: None,
+    }
+}
+
+pub fn type_error(message: impl Into<String>) -> Unwind {
+    exc("TypeError", message)
+}
+
+enum Flow {
+    Normal,
+    Break,
+    Continue,
+    Return(Value),
+}
+
+/// One namespace: the module's globals or a function call's locals. Enclosing function
+/// scopes are reached through `parent`, which is how closures see their outer variables.
+#[derive(Debug, Default)]
+pub struct Scope {
+    vars: RefCell<HashMap<String, Value>>,
+    parent: Option<Rc<Scope>>,
+    globals_declared: RefCell<HashSet<String>>,
+}
+
+impl Scope {
+    fn child(parent: &Rc<Scope>) -> Rc<Scope> {
+        Rc::new(Scope {
+            parent: Some(parent.clone()),
+            ..Scope::default()
+        })
+    }
+
+    fn module(self: &Rc<Self>) -> Rc<Scope> {
+        let mut s = self.clone();
+        while let Some(p) = s.parent.clone() {
+            s = p;
+        }
+        s
+    }
+
+    fn lookup(&self, name: &str) -> Option<Value> {
+        if let Some(v) = self.vars.borrow().get(name) {
+            return Some(v.clone());
+        }
+        self.parent.as_ref().and_then(|p| p.lookup(name))
+    }
+
+    pub fn set(self: &Rc<Self>, name: &str, value: Value) {
+        if self.globals_declared.borrow().contains(name) {
+            self.module()
+                .vars
+                .borrow_mut()
+                .insert(name.to_string(), value);
+        } else {
+            self.vars.borrow_mut().insert(name.to_string(), value);
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<Value> {
+        self.lookup(name)
+    }
+}
+
+/// Runs the module's top level, then calls `function` (`"upgrade"` / `"downgrade"`) with no
+/// arguments, as Alembic does. `src` is the file's text (for line/column of errors).
+pub fn run_revision_function(
+    path: &std::path::Path,
+    src: &str,
+    module: &Module,
+    function: &str,
+    host: &mut dyn Host,
+) -> Result<(), EvalError> {
+    let mut interp = Interp::new(path, src, host);
+    let globals = Rc::new(Scope::default());
+    let module_name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    globals.set("__name__", Value::str(module_name));
+    globals.set("__file__", Value::str(path.display().to_string().as_str()));
+    let outcome =
+        interp
+            .exec_block(&module.body, &globals)
+            .and_then(|_| match globals.get(function) {
+                Some(f) => interp.call(&f, Vec::new(), Vec::new()).map(|_| ()),
+                None => Err(exc(
+                    "AttributeError",
+                    format!("module has no attribute '{function}'"),
+                )),
+            });
+    outcome.map_err(|u| interp.to_error(u, Span::new(0, 0)))
+}
+
+pub struct Interp<'h> {
+    pub host: &'h mut dyn Host,
+    pub path: Arc<PathBuf>,
+    src: Rc<str>,
+    lines: LineIndex,
+    depth: usize,
+    /// The innermost position reached, for errors raised by natives.
+    pub here: Span,
+}
+
+impl<'h> Interp<'h> {
+    pub fn new(path: &std::path::Path, src: &str, host: &'h mut dyn Host) -> Self {
+        Interp {
+            host,
+            path: Arc::new(path.to_path_buf()),
+            src: src.into(),
+            lines: LineIndex::new(src),
+            depth: 0,
+            here: Span::new(0, 0),
+        }
+    }
+
+    pub fn pos(&self, span: Span) -> SourcePos {
+        let (line, col) = self.lines.line_col(&self.src, span.start as usize);
+        SourcePos {
+            path: self.path.clone(),
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            col: u32::try_from(col).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn locate(&self, mut u: Unwind, span: Span) -> Unwind {
+        match &mut u {
+            Unwind::Exc(e) if e.pos.is_none() => e.pos = Some(self.pos(span)),
+            Unwind::Unsupported { pos, .. } if pos.is_none() => *pos = Some(self.pos(span)),
+            _ => {}
+        }
+        u
+    }
+
+    fn to_error(&self, u: Unwind, fallback: Span) -> EvalError {
+        match u {
+            Unwind::Exc(e) => EvalError::Exception {
+                class: e.class,
+                message: e.message,
+                pos: e.pos.unwrap_or_else(|| self.pos(fallback)),
+            },
+            Unwind::Unsupported { what, why, pos } => EvalError::Unsupported {
+                what,
+                why,
+                pos: pos.unwrap_or_else(|| self.pos(fallback)),
+            },
+        }
+    }
+
+    // ----- statements --------------------------------------------------------------------
+
+    fn exec_block(&mut self, body: &[Stmt], scope: &Rc<Scope>) -> R<Flow> {
+        for stmt in body {
+            match self
+                .exec(stmt, scope)
+                .map_err(|u| self.locate(u, stmt.span))?
+            {
+                Flow::Normal => {}
+                other => return Ok(other),
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn exec(&mut self, stmt: &Stmt, scope: &Rc<Scope>) -> R<Flow> {
+        self.here = stmt.span;
+        match &stmt.kind {
+            StmtKind::Expr(e) => {
+                self.eval(e, scope)?;
+            }
+            StmtKind::Assign { targets, value } => {
+                let v = self.eval(value, scope)?;
+                for t in targets {
+                    self.assign(t, v.clone(), scope)?;
+                }
+            }
+            StmtKind::AnnAssign { target, value, .. } => {
+                if let Some(value) = value {
+                    let v = self.eval(value, scope)?;
+                    self.assign(target, v, scope)?;
+                }
+            }
+            StmtKind::AugAssign { target, op, value } => {
+                let current = self.eval(target, scope)?;
+                let rhs = self.eval(value, scope)?;
+                let new = match (&current, op) {
+                    // `l += x` extends the list in place, as Python does.
+                    (Value::List(l), BinOp::Add) => {
+                        let items = self.iterate(&rhs)?;
+                        l.borrow_mut().extend(items);
+                        current.clone()
+                    }
+                    _ => self.binop(*op, &current, &rhs)?,
+                };
+                self.assign(target, new, scope)?;
+            }
+            StmtKind::Pass => {}
+            StmtKind::Break => return Ok(Flow::Break),
+            StmtKind::Continue => return Ok(Flow::Continue),
+            StmtKind::Return(v) => {
+                let v = match v {
+                    Some(e) => self.eval(e, scope)?,
+                    None => Value::None,
+                };
+                return Ok(Flow::Return(v));
+            }
+            StmtKind::Raise { exc: e, .. } => {
+                let Some(e) = e else {
+                    return Err(exc("RuntimeError", "No active exception to reraise"));
+                };
+                let v = self.eval(e, scope)?;
+                return Err(builtins::raise_value(&v));
+            }
+            StmtKind::Global(names) => {
+                for n in names {
+                    scope.globals_declared.borrow_mut().insert(n.name.clone());
+                }
+            }
+            StmtKind::Nonlocal(_) => {
+                return Err(unsupported(
+                    "`nonlocal`",
+                    "closures here see outer variables but do not rebind them",
+                ))
+            }
+            StmtKind::Del(targets) => {
+                for t in targets {
+                    self.delete(t, scope)?;
+                }
+            }
+            StmtKind::Assert { test, msg } => {
+                if !self.eval(test, scope)?.truthy() {
+                    let m = match msg {
+                        Some(m) => builtins::str_of(&self.eval(m, scope)?),
+                        None => String::new(),
+                    };
+                    return Err(exc("AssertionError", m));
+                }
+            }
+            StmtKind::Import(aliases) => {
+                for a in aliases {
+                    let module =
+                        native::import_module(&a.name).map_err(|u| self.locate(u, a.span))?;
+                    match &a.asname {
+                        Some(asname) => scope.set(asname, module),
+                        None => {
+                            // `import a.b` binds `a`.
+                            let top = a.name.split('.').next().unwrap_or(&a.name);
+                            let v =
+                                native::import_module(top).map_err(|u| self.locate(u, a.span))?;
+                            scope.set(top, v);
+                        }
+                    }
+                }
+            }
+            StmtKind::ImportFrom {
+                level,
+                module,
+                names,
+            } => {
+                if *level > 0 {
+                    return Err(unsupported(
+                        "a relative import",
+                        "revision files are loaded on their own, not as part of a package",
+                    ));
+                }
+                let module_name = module.clone().unwrap_or_default();
+                if names.is_empty() {
+                    return Err(unsupported(
+                        format!("`from {module_name} import *`"),
+                        "name the imported objects",
+                    ));
+                }
+                let m = native::import_module(&module_name)?;
+                for a in names {
+                    let v = native::import_from(&m, &module_name, &a.name)
+                        .map_err(|u| self.locate(u, a.span))?;
+                    scope.set(a.asname.as_deref().unwrap_or(&a.name), v);
+                }
+            }
+            StmtKind::If { test, body, orelse } => {
+                return if self.eval(test, scope)?.truthy() {
+                    self.exec_block(body, scope)
+                } else {
+                    self.exec_block(orelse, scope)
+                };
+            }
+            StmtKind::For {
+                target,
+                iter,
+                body,
+                orelse,
+            } => {
+                let it = self.eval(iter, scope)?;
+                let items = self.iterate(&it)?;
+                for item in items {
+                    self.assign(target, item, scope)?;
+                    match self.exec_block(body, scope)? {
+                        Flow::Break => return Ok(Flow::Normal),
+                        Flow::Return(v) => return Ok(Flow::Return(v)),
+                        Flow::Normal | Flow::Continue => {}
+                    }
+                }
+                return self.exec_block(orelse, scope);
+            }
+            StmtKind::While { test, body, orelse } => {
+                while self.eval(test, scope)?.truthy() {
+                    match self.exec_block(body, scope)? {
+                        Flow::Break => return Ok(Flow::Normal),
+                        Flow::Return(v) => return Ok(Flow::Return(v)),
+                        Flow::Normal | Flow::Continue => {}
+                    }
+                }
+                return self.exec_block(orelse, scope);
+            }
+            StmtKind::With { items, body } => return self.exec_with(items, 0, body, scope),
+            StmtKind::Try {
+                body,
+                handlers,
+                orelse,
+                finalbody,
+            } => {
+                let outcome = match self.exec_block(body, scope) {
+                    Ok(Flow::Normal) => self.exec_block(orelse, scope),
+                    Ok(flow) => Ok(flow),
+                    Err(Unwind::Exc(e)) => self.handle(e, handlers, scope),
+                    Err(other) => Err(other),
+                };
+                if !finalbody.is_empty() {
+                    match self.exec_block(finalbody, scope)? {
+                        Flow::Normal => {}
+                        flow => return Ok(flow),
+                    }
+                }
+                return outcome;
+            }
+            StmtKind::FunctionDef(def) => {
+                if !def.decorators.is_empty() {
+                    return Err(unsupported(
+                        "a decorator",
+                        "decorated functions are not run",
+                    ));
+                }
+                let f = self.make_function(&def.name, &def.params, scope, |_| {
+                    FunctionBody::Block(Arc::new(def.body.clone()))
+                })?;
+                scope.set(&def.name, f);
+            }
+            StmtKind::ClassDef(_) => {
+                return Err(unsupported(
+                    "a class definition",
+                    "revision bodies run without user-defined classes; use functions and dicts",
+                ))
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn handle(
+        &mut self,
+        e: Box<PyExc>,
+        handlers: &[crate::alembic_compat::script::ast::ExceptHandler],
+        scope: &Rc<Scope>,
+    ) -> R<Flow> {
+        for h in handlers {
+            let matches = match &h.typ {
+                None => true,
+                Some(t) => {
+                    let t = self.eval(t, scope)?;
+                    builtins::exception_matches(&e.class, &t)?
+                }
+            };
+            if matches {
+                if let Some(name) = &h.name {
+                    scope.set(name, Value::native(Native::Exception((*e).clone())));
+                }
+                return self.exec_block(&h.body, scope);
+            }
+        }
+        Err(Unwind::Exc(e))
+    }
+
+    fn exec_with(
+        &mut self,
+        items: &[crate::alembic_compat::script::ast::WithItem],
+        i: usize,
+        body: &[Stmt],
+        scope: &Rc<Scope>,
+    ) -> R<Flow> {
+        let Some(item) = items.get(i) else {
+            return self.exec_block(body, scope);
+        };
+        let manager = self.eval(&item.context, scope)?;
+        let entered = native::enter(self, &manager)?;
+        if let Some(t) = &item.target {
+            self.assign(t, entered, scope)?;
+        }
+        let outcome = self.exec_with(items, i + 1, body, scope);
+        let ok = outcome.is_ok();
+        let span = self.here;
+        native::exit(self, &manager, ok).map_err(|u| self.locate(u, span))?;
+        outcome
+    }
+
+    fn make_function(
+        &mut self,
+        name: &str,
+        params: &Params,
+        scope: &Rc<Scope>,
+        body: impl FnOnce(&mut Self) -> FunctionBody,
+    ) -> R<Value> {
+        let all: Vec<_> = params.posonly.iter().chain(&params.args).collect();
+        let mut defaults = Vec::with_capacity(all.len());
+        for p in &all {
+            defaults.push(match &p.default {
+                Some(d) => Some(self.eval(d, scope)?),
+                None => None,
+            });
+        }
+        let mut kw_defaults = Vec::with_capacity(params.kwonly.len());
+        for p in &params.kwonly {
+            kw_defaults.push(match &p.default {
+                Some(d) => Some(self.eval(d, scope)?),
+                None => None,
+            });
+        }
+        Ok(Value::Function(Rc::new(Function {
+            name: name.to_string(),
+            params: Arc::new(params.clone()),
+            defaults,
+            kw_defaults,
+            body: body(self),
+            scope: scope.clone(),
+        })))
+    }
+
+    fn assign(&mut self, target: &Expr, value: Value, scope: &Rc<Scope>) -> R<()> {
+        match &target.kind {
+            ExprKind::Name(n) => {
+                scope.set(n, value);
+                Ok(())
+            }
+            ExprKind::Tuple(elts) | ExprKind::List(elts) => {
+                let items = self.iterate(&value)?;
+                let star = elts
+                    .iter()
+                    .position(|e| matches!(e.kind, ExprKind::Starred(_)));
+                match star {
+                    None => {
+                        if items.len() != elts.len() {
+                            return Err(exc(
+                                "ValueError",
+                                if items.len() > elts.len() {
+                                    format!("too many values to unpack (expected {})", elts.len())
+                                } else {
+                                    format!(
+                                        "not enough values to unpack (expected {}, got {})",
+                                        elts.len(),
+                                        items.len()
+                                    )
+                                },
+                            ));
+                        }
+                        for (e, v) in elts.iter().zip(items) {
+                            self.assign(e, v, scope)?;
+                        }
+                    }
+                    Some(s) => {
+                        let after = elts.len() - s - 1;
+                        if items.len() < elts.len() - 1 {
+                            return Err(exc(
+                                "ValueError",
+                                format!(
+                                    "not enough values to unpack (expected at least {}, got {})",
+                                    elts.len() - 1,
+                                    items.len()
+                                ),
+                            ));
+                        }
+                        let mut items = items;
+                        let tail = items.split_off(items.len() - after);
+                        let middle = items.split_off(s);
+                        for (e, v) in elts[..s].iter().zip(items) {
+                            self.assign(e, v, scope)?;
+                        }
+                        if let ExprKind::Starred(inner) = &elts[s].kind {
+                            self.assign(inner, Value::list(middle), scope)?;
+                        }
+                        for (e, v) in elts[s + 1..].iter().zip(tail) {
+                            self.assign(e, v, scope)?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            ExprKind::Subscript { value: obj, index } => {
+                let obj = self.eval(obj, scope)?;
+                let key = self.eval(index, scope)?;
+                builtins::set_item(&obj, key, value)
+            }
+            ExprKind::Attribute { .. } => Err(unsupported(
+                "attribute assignment",
+                "objects in revision bodies are read-only here",
+            )),
+            _ => Err(exc("SyntaxError", "cannot assign to expression")),
+        }
+    }
+
+    fn delete(&mut self, target: &Expr, scope: &Rc<Scope>) -> R<()> {
+        match &target.kind {
+            ExprKind::Name(n) => {
+                if scope.vars.borrow_mut().remove(n).is_none() {
+                    return Err(exc("NameError", format!("name '{n}' is not defined")));
+                }
+                Ok(())
+            }
+            ExprKind::Subscript { value, index } => {
+                let obj = self.eval(value, scope)?;
+                let key = self.eval(index, scope)?;
+                builtins::del_item(&obj, &key)
+            }
+            ExprKind::Tuple(elts) | ExprKind::List(elts) => {
+                for e in elts {
+                    self.delete(e, scope)?;
+                }
+                Ok(())
+            }
+            _ => Err(exc("SyntaxError", "cannot delete expression")),
+        }
+    }
+
+    // ----- expressions -------------------------------------------------------------------
+
+    pub fn eval(&mut self, e: &Expr, scope: &Rc<Scope>) -> R<Value> {
+        self.eval_inner(e, scope)
+            .map_err(|u| self.locate(u, e.span))
+    }
+
+    fn eval_inner(&mut self, e: &Expr, scope: &Rc<Scope>) -> R<Value> {
+        Ok(match &e.kind {
+            ExprKind::Name(n) => match scope.get(n) {
+                Some(v) => v,
+                None => builtins::builtin(n)
+                    .ok_or_else(|| exc("NameError", format!("name '{n}' is not defined")))?,
+            },
+            ExprKind::Constant(c) => match c {
+                Constant::None => Value::None,
+                Constant::Bool(b) => Value::Bool(*b),
+                Constant::Int(IntLit::Small(i)) => Value::Int(*i),
+                Constant::Int(IntLit::Big(_)) => {
+                    return Err(unsupported(
+                        "an integer literal beyond 64 bits",
+                        "integers are 64-bit here",
+                    ))
+                }
+                Constant::Float(f) => Value::Float(*f),
+                Constant::Imag(_) => {
+                    return Err(unsupported("a complex number", "no revision needs one"))
+                }
+                Constant::Str(s) => Value::str(s.as_str()),
+                Constant::Bytes(b) => Value::Bytes(b.as_slice().into()),
+                Constant::Ellipsis => Value::None,
+            },
+            ExprKind::JoinedStr(parts) => Value::str(self.fstring(parts, scope)?),
+            ExprKind::Attribute { value, attr } => {
+                let v = self.eval(value, scope)?;
+                self.here = e.span;
+                builtins::get_attr(self, &v, attr)?
+            }
+            ExprKind::Subscript { value, index } => {
+                let v = self.eval(value, scope)?;
+                if let ExprKind::Slice { lower, upper, step } = &index.kind {
+                    let mut b = |x: &Option<Box<Expr>>| -> R<Option<Value>> {
+                        match x {
+                            Some(x) => Ok(Some(self.eval(x, scope)?)),
+                            None => Ok(None),
+                        }
+                    };
+                    let (l, u, s) = (b(lower)?, b(upper)?, b(step)?);
+                    builtins::slice(&v, l, u, s)?
+                } else {
+                    let k = self.eval(index, scope)?;
+                    builtins::get_item(&v, &k)?
+                }
+            }
+            ExprKind::Slice { .. } => return Err(exc("SyntaxError", "slice outside subscript")),
+            ExprKind::Call { func, args } => {
+                let f = self.eval(func, scope)?;
+                let (pos, kw) = self.eval_args(args, scope)?;
+                self.here = e.span;
+                self.call(&f, pos, kw)?
+            }
+            ExprKind::BinOp { left, op, right } => {
+                let l = self.eval(left, scope)?;
+                let r = self.eval(right, scope)?;
+                self.binop(*op, &l, &r)?
+            }
+            ExprKind::UnaryOp { op, operand } => {
+                let v = self.eval(operand, scope)?;
+                match op {
+                    UnaryOp::Not => match &v {
+                        Value::Native(n) if n.is_sql() => native::sql_not(&v)?,
+                        _ => Value::Bool(!v.truthy()),
+                    },
+                    UnaryOp::Neg => match v {
+                        Value::Bool(b) => Value::Int(-i64::from(b)),
+                        Value::Int(i) => Value::Int(
+                            i.checked_neg()
+                                .ok_or_else(|| unsupported("integer overflow", "64-bit"))?,
+                        ),
+                        Value::Float(f) => Value::Float(-f),
+                        Value::Native(_) => native::sql_unary("-", &v)?,
+                        other => {
+                            return Err(type_error(format!(
+                                "bad operand type for unary -: '{}'",
+                                other.type_name()
+                            )))
+                        }
+                    },
+                    UnaryOp::Pos => match v {
+                        Value::Bool(b) => Value::Int(i64::from(b)),
+                        Value::Int(_) | Value::Float(_) => v,
+                        other => {
+                            return Err(type_error(format!(
+                                "bad operand type for unary +: '{}'",
+                                other.type_name()
+                            )))
+                        }
+                    },
+                    UnaryOp::Invert => match v {
+                        Value::Bool(b) => Value::Int(!i64::from(b)),
+                        Value::Int(i) => Value::Int(!i),
+                        Value::Native(_) => native::sql_not(&v)?,
+                        other => {
+                            return Err(type_error(format!(
+                                "bad operand type for unary ~: '{}'",
+                                other.type_name()
+                            )))
+                        }
+                    },
+                }
+            }
+            ExprKind::BoolOp { op, values } => {
+                let mut last = Value::None;
+                for (i, v) in values.iter().enumerate() {
+                    last = self.eval(v, scope)?;
+                    let t = last.truthy();
+                    let stop = match op {
+                        BoolOp::And => !t,
+                        BoolOp::Or => t,
+                    };
+                    if stop || i + 1 == values.len() {
+                        break;
+                    }
+                }
+                last
+            }
+            ExprKind::Compare { left, ops } => {
+                let mut l = self.eval(left, scope)?;
+                let mut result = Value::Bool(true);
+                for (op, right) in ops {
+                    let r = self.eval(right, scope)?;
+                    result = self.compare(*op, &l, &r)?;
+                    if !result.truthy() {
+                        return Ok(result);
+                    }
+                    l = r;
+                }
+                result
+            }
+            ExprKind::IfExp { test, body, orelse } => {
+                if self.eval(test, scope)?.truthy() {
+                    self.eval(body, scope)?
+                } else {
+                    self.eval(orelse, scope)?
+                }
+            }
+            ExprKind::Lambda { params, body } => {
+                let body = body.clone();
+                self.make_function("<lambda>", params, scope, |_| FunctionBody::Lambda(body))?
+            }
+            ExprKind::NamedExpr { target, value } => {
+                let v = self.eval(value, scope)?;
+                scope.set(target, v.clone());
+                v
+            }
+            ExprKind::List(elts) => Value::list(self.eval_elts(elts, scope)?),
+            ExprKind::Tuple(elts) => Value::tuple(self.eval_elts(elts, scope)?),
+            ExprKind::Set(elts) => {
+                let mut out: Vec<Value> = Vec::new();
+                for v in self.eval_elts(elts, scope)? {
+                    builtins::set_add(&mut out, v)?;
+                }
+                Value::Set(Rc::new(RefCell::new(out)))
+            }
+            ExprKind::Dict(items) => {
+                let mut d = Dict::default();
+                for (k, v) in items {
+                    match k {
+                        Some(k) => {
+                            let k = self.eval(k, scope)?;
+                            builtins::check_hashable(&k)?;
+                            let v = self.eval(v, scope)?;
+                            d.insert(k, v);
+                        }
+                        None => {
+                            let m = self.eval(v, scope)?;
+                            for (k, v) in builtins::mapping_items(&m)? {
+                                d.insert(k, v);
+                            }
+                        }
+                    }
+                }
+                Value::Dict(Rc::new(RefCell::new(d)))
+            }
+            ExprKind::ListComp { elt, generators } | ExprKind::GeneratorExp { elt, generators } => {
+                let mut out = Vec::new();
+                let inner = Scope::child(scope);
+                self.comprehension(generators, 0, &inner, &mut |me, s| {
+                    out.push(me.eval(elt, s)?);
+                    Ok(())
+                })?;
+                Value::list(out)
+            }
+            ExprKind::SetComp { elt, generators } => {
+                let mut out = Vec::new();
+                let inner = Scope::child(scope);
+                self.comprehension(generators, 0, &inner, &mut |me, s| {
+                    let v = me.eval(elt, s)?;
+                    builtins::set_add(&mut out, v)
+                })?;
+                Value::Set(Rc::new(RefCell::new(out)))
+            }
+            ExprKind::DictComp {
+                key,
+                value,
+                generators,
+            } => {
+                let mut d = Dict::default();
+                let inner = Scope::child(scope);
+                self.comprehension(generators, 0, &inner, &mut |me, s| {
+                    let k = me.eval(key, s)?;
+                    builtins::check_hashable(&k)?;
+                    let v = me.eval(value, s)?;
+                    d.insert(k, v);
+                    Ok(())
+                })?;
+                Value::Dict(Rc::new(RefCell::new(d)))
+            }
+            ExprKind::Starred(_) => {
+                return Err(exc("SyntaxError", "can't use starred expression here"))
+            }
+            ExprKind::Await(_) | ExprKind::Yield(_) | ExprKind::YieldFrom(_) => {
+                return Err(unsupported(
+                    "`await`/`yield`",
+                    "revision bodies run as plain functions",
+                ))
+            }
+        })
+    }
+
+    fn comprehension(
+        &mut self,
+        gens: &[Comprehension],
+        i: usize,
+        scope: &Rc<Scope>,
+        emit: &mut dyn FnMut(&mut Self, &Rc<Scope>) -> R<()>,
+    ) -> R<()> {
+        let Some(g) = gens.get(i) else {
+            return emit(self, scope);
+        };
+        let it = self.eval(&g.iter, scope)?;
+        'items: for item in self.iterate(&it)? {
+            self.assign(&g.target, item, scope)?;
+            for cond in &g.ifs {
+                if !self.eval(cond, scope)?.truthy() {
+                    continue 'items;
+                }
+            }
+            self.comprehension(gens, i + 1, scope, emit)?;
+        }
+        Ok(())
+    }
+
+    fn eval_elts(&mut self, elts: &[Expr], scope: &Rc<Scope>) -> R<Vec<Value>> {
+        let mut out = Vec::with_capacity(elts.len());
+        for e in elts {
+            if let ExprKind::Starred(inner) = &e.kind {
+                let v = self.eval(inner, scope)?;
+                out.extend(self.iterate(&v)?);
+            } else {
+                out.push(self.eval(e, scope)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn eval_args(&mut self, args: &[Arg], scope: &Rc<Scope>) -> R<CallArgs> {
+        let mut pos = Vec::new();
+        let mut kw: Vec<(String, Value)> = Vec::new();
+        for a in args {
+            match a {
+                Arg::Positional(e) => pos.push(self.eval(e, scope)?),
+                Arg::Star(e) => {
+                    let v = self.eval(e, scope)?;
+                    pos.extend(self.iterate(&v)?);
+                }
+                Arg::Keyword { name, value } => {
+                    let v = self.eval(value, scope)?;
+                    kw.push((name.clone(), v));
+                }
+                Arg::DoubleStar(e) => {
+                    let m = self.eval(e, scope)?;
+                    for (k, v) in builtins::mapping_items(&m)? {
+                        let Some(k) = k.as_str() else {
+                            return Err(type_error("keywords must be strings"));
+                        };
+                        kw.push((k.to_string(), v));
+                    }
+                }
+            }
+        }
+        Ok((pos, kw))
+    }
+
+    fn fstring(&mut self, parts: &[FStringPart], scope: &Rc<Scope>) -> R<String> {
+        let mut out = String::new();
+        for p in parts {
+            match p {
+                FStringPart::Literal(s) => out.push_str(s),
+                FStringPart::Field {
+                    expr,
+                    conversion,
+                    spec,
+                    debug_text,
+                } => {
+                    let v = self.eval(expr, scope)?;
+                    let spec = self.fstring(spec, scope)?;
+                    // `f"{x=}"` defaults to repr, like Python.
+                    let conv = conversion.or(if debug_text.is_some() && spec.is_empty() {
+                        Some('r')
+                    } else {
+                        None
+                    });
+                    let v = match conv {
+                        Some('r') => Value::str(builtins::repr(&v)),
+                        Some('s') => Value::str(builtins::str_of(&v)),
+                        Some('a') => Value::str(builtins::ascii(&builtins::repr(&v))),
+                        _ => v,
+                    };
+                    out.push_str(&builtins::format_value(&v, &spec)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    // ----- calls ---------------------------------------------------------------------------
+
+    pub fn call(&mut self, f: &Value, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Value> {
+        match f {
+            Value::Function(func) => self.call_function(func, args, kwargs),
+            Value::Native(n) => native::call(self, n, args, kwargs),
+            other => Err(type_error(format!(
+                "'{}' object is not callable",
+                other.type_name()
+            ))),
+        }
+    }
+
+    fn call_function(
+        &mut self,
+        func: &Rc<Function>,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    ) -> R<Value> {
+        if self.depth >= MAX_CALL_DEPTH {
+            return Err(exc("RecursionError", "maximum recursion depth exceeded"));
+        }
+        let scope = Scope::child(&func.scope);
+        bind_params(func, args, kwargs, &scope)?;
+        self.depth += 1;
+        let result = match &func.body {
+            FunctionBody::Lambda(body) => self.eval(body, &scope),
+            FunctionBody::Block(body) => match self.exec_block(body, &scope) {
+                Ok(Flow::Return(v)) => Ok(v),
+                Ok(_) => Ok(Value::None),
+                Err(e) => Err(e),
+            },
+        };
+        self.depth -= 1;
+        result
+    }
+
+    pub fn iterate(&mut self, v: &Value) -> R<Vec<Value>> {
+        builtins::iterate(v)
+    }
+
+    // ----- operators -----------------------------------------------------------------------
+
+    pub fn binop(&mut self, op: BinOp, l: &Value, r: &Value) -> R<Value> {
+        if matches!(l, Value::Native(_)) || matches!(r, Value::Native(_)) {
+            if let Some(v) = native::binop(op, l, r)? {
+                return Ok(v);
+            }
+        }
+        builtins::binop(op, l, r)
+    }
+
+    fn compare(&mut self, op: CmpOp, l: &Value, r: &Value) -> R<Value> {
+        let sql_side = |v: &Value| matches!(v, Value::Native(n) if n.is_sql());
+        if (sql_side(l) || sql_side(r)) && !matches!(op, CmpOp::In | CmpOp::NotIn) {
+            return native::sql_compare(op, l, r);
+        }
+        Ok(Value::Bool(match op {
+            CmpOp::Eq => py_eq(l, r),
+            CmpOp::NotEq => !py_eq(l, r),
+            CmpOp::Is => is_same(l, r),
+            CmpOp::IsNot => !is_same(l, r),
+            CmpOp::In => builtins::contains(r, l)?,
+            CmpOp::NotIn => !builtins::contains(r, l)?,
+            CmpOp::Lt | CmpOp::LtE | CmpOp::Gt | CmpOp::GtE => {
+                let ord = builtins::py_cmp(l, r).ok_or_else(|| {
+                    type_error(format!(
+                        "'{}' not supported between instances of '{}' and '{}'",
+                        cmp_symbol(op),
+                        l.type_name(),
+                        r.type_name()
+                    ))
+                })?;
+                match op {
+                    CmpOp::Lt => ord.is_lt(),
+                    CmpOp::LtE => ord.is_le(),
+                    CmpOp::Gt => ord.is_gt(),
+                    _ => ord.is_ge(),
+                }
+            }
+        }))
+    }
+}
+
+fn cmp_symbol(op: CmpOp) -> &'static str {
+    match op {
+        CmpOp::Lt => "<",
+        CmpOp::LtE => "<=",
+        CmpOp::Gt => ">",
+        CmpOp::GtE => ">=",
+        CmpOp::Eq => "==",
+        CmpOp::NotEq => "!=",
+        _ => "in",
+    }
+}
+
+/// `is`: identity for containers and objects, value identity for the singletons and small
+/// immutable values (where CPython's caching makes `is` agree with `==` in practice).
+fn is_same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::None, Value::None) => true,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Str(x), Value::Str(y)) => Rc::ptr_eq(x, y) || x == y,
+        (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),
+        (Value::Dict(x), Value::Dict(y)) => Rc::ptr_eq(x, y),
+        (Value::Set(x), Value::Set(y)) => Rc::ptr_eq(x, y),
+        (Value::Tuple(x), Value::Tuple(y)) => Rc::ptr_eq(x, y),
+        (Value::Function(x), Value::Function(y)) => Rc::ptr_eq(x, y),
+        (Value::Native(x), Value::Native(y)) => Rc::ptr_eq(x, y) || x.native_eq(y),
+        _ => false,
+    }
+}
+
+fn bind_params(
+    func: &Function,
+    args: Vec<Value>,
+    mut kwargs: Vec<(String, Value)>,
+    scope: &Rc<Scope>,
+) -> R<()> {
+    let p = &func.params;
+    let positional: Vec<_> = p.posonly.iter().chain(&p.args).collect();
+    let mut args = args.into_iter();
+    let mut bound: Vec<Option<Value>> = vec![None; positional.len()];
+    for slot in bound.iter_mut() {
+        match args.next() {
+            Some(v) => *slot = Some(v),
+            None => break,
+        }
+    }
+    let extra: Vec<Value> = args.collect();
+    if !extra.is_empty() && p.vararg.is_none() {
+        return Err(type_error(format!(
+            "{}() takes {} positional argument{} but {} were given",
+            func.name,
+            positional.len(),
+            if positional.len() == 1 { "" } else { "s" },
+            positional.len() + extra.len()
+        )));
+    }
+    for (i, param) in positional.iter().enumerate() {
+        if let Some(k) = kwargs.iter().position(|(n, _)| *n == param.name) {
+            if i < p.posonly.len() {
+                continue;
+            }
+            if bound[i].is_some() {
+                return Err(type_error(format!(
+                    "{}() got multiple values for argument '{}'",
+                    func.name, param.name
+                )));
+            }
+            bound[i] = Some(kwargs.remove(k).1);
+        }
+    }
+    for (i, param) in positional.iter().enumerate() {
+        let v = match bound[i].take().or_else(|| func.defaults[i].clone()) {
+            Some(v) => v,
+            None => {
+                return Err(type_error(format!(
+                    "{}() missing 1 required positional argument: '{}'",
+                    func.name, param.name
+                )))
+            }
+        };
+        scope.set(&param.name, v);
+    }
+    if let Some(va) = &p.vararg {
+        scope.set(&va.name, Value::tuple(extra));
+    }
+    for (i, param) in p.kwonly.iter().enumerate() {
+        let v = match kwargs.iter().position(|(n, _)| *n == param.name) {
+            Some(k) => kwargs.remove(k).1,
+            None => match &func.kw_defaults[i] {
+                Some(v) => v.clone(),
+                None => {
+                    return Err(type_error(format!(
+                        "{}() missing 1 required keyword-only argument: '{}'",
+                        func.name, param.name
+                    )))
+                }
+            },
+        };
+        scope.set(&param.name, v);
+    }
+    match &p.kwarg {
+        Some(kw) => scope.set(
+            &kw.name,
+            Value::dict(
+                kwargs
+                    .into_iter()
+                    .map(|(k, v)| (Value::str(k), v))
+                    .collect(),
+            ),
+        ),
+        None => {
+            if let Some((k, _)) = kwargs.first() {
+                return Err(type_error(format!(
+                    "{}() got an unexpected keyword argument '{k}'",
+                    func.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Number coercion shared with builtins.
+pub fn num(v: &Value) -> Option<Num> {
+    as_number(v)
+}

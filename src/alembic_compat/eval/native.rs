@@ -1,0 +1,4555 @@
+//! Objects that are not plain Python values: modules, Alembic's `op` and migration context,
+//! SQLAlchemy's schema objects, SQL expressions and statements, connections, inspectors and
+//! results, and the standard-library pieces revision files use (datetime, json, uuid,
+//! logging, os.environ).
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::rc::Rc;
+
+use super::builtins::{self, repr, str_of};
+use super::interp::{exc, type_error, unsupported, Interp, PyExc, R};
+use super::sql::{self, Rendered, SqlNode, Statement, TableRef};
+use super::value::{as_number, py_eq, DateTimeValue, Num, Temporal, Value};
+use crate::alembic_compat::ops::{
+    self, AlterColumn, Autoincrement, Batch, Column, Constraint, CreateTable, ForeignKey, Index,
+    IndexKey, Literal, Name, Op, Recreate, ServerDefault, TableClause, TypeSpec,
+};
+use crate::alembic_compat::script::ast::{BinOp, CmpOp};
+
+#[derive(Debug)]
+pub enum Native {
+    Builtin(&'static str),
+    Method {
+        name: &'static str,
+        this: Value,
+    },
+    /// `str.lower` and the like: the method, called with its object first.
+    Unbound {
+        name: &'static str,
+    },
+    ExcClass(String),
+    Exception(PyExc),
+    TypeOf(String),
+    Module(&'static str),
+    /// `typing` names and other annotations-only objects: inert.
+    Opaque(String),
+    /// A module-level function or class, named `module.attr`.
+    Func(String),
+    /// A method of a native object.
+    Bound {
+        name: String,
+        this: Rc<Native>,
+    },
+    TypeClass {
+        dialect: Option<String>,
+        name: String,
+    },
+    Type(TypeSpec),
+    Column(Box<Column>),
+    ForeignKey(ForeignKey),
+    Constraint(Constraint),
+    Index(Index),
+    FinalName(String),
+    Sql(SqlNode),
+    FuncNamespace,
+    FuncName(String),
+    Table(TableRef),
+    TableColumns(TableRef),
+    Stmt(Statement),
+    Batch(Rc<RefCell<Batch>>),
+    Connection,
+    Dialect,
+    MigrationContext,
+    Inspector,
+    Result(Rc<RefCell<ResultData>>),
+    Row(Rc<RowData>),
+    Mapping(Rc<RowData>),
+    Temporal(Temporal),
+    Logger(String),
+    Environ,
+    Uuid(String),
+}
+
+#[derive(Debug, Default)]
+pub struct ResultData {
+    pub columns: Rc<Vec<String>>,
+    pub rows: Vec<Vec<Value>>,
+    pub rowcount: i64,
+    /// Rows already handed out by fetchone/first.
+    pub cursor: usize,
+}
+
+#[derive(Debug)]
+pub struct RowData {
+    pub columns: Rc<Vec<String>>,
+    pub values: Vec<Value>,
+}
+
+const SA_TYPES: &[&str] = &[
+    "Integer",
+    "BigInteger",
+    "SmallInteger",
+    "String",
+    "Unicode",
+    "Text",
+    "UnicodeText",
+    "Boolean",
+    "DateTime",
+    "Date",
+    "Time",
+    "Float",
+    "Double",
+    "Numeric",
+    "LargeBinary",
+    "JSON",
+    "Enum",
+    "Uuid",
+    "UUID",
+    "Interval",
+    "PickleType",
+    "ARRAY",
+    "VARCHAR",
+    "CHAR",
+    "NCHAR",
+    "NVARCHAR",
+    "INTEGER",
+    "INT",
+    "BIGINT",
+    "SMALLINT",
+    "TEXT",
+    "CLOB",
+    "BLOB",
+    "BOOLEAN",
+    "DATETIME",
+    "DATE",
+    "TIME",
+    "TIMESTAMP",
+    "FLOAT",
+    "REAL",
+    "DOUBLE",
+    "DOUBLE_PRECISION",
+    "NUMERIC",
+    "DECIMAL",
+    "BINARY",
+    "VARBINARY",
+    "TupleType",
+    "NullType",
+    "Sequence",
+];
+
+const SA_FUNCS: &[&str] = &[
+    "Column",
+    "ForeignKey",
+    "PrimaryKeyConstraint",
+    "UniqueConstraint",
+    "ForeignKeyConstraint",
+    "CheckConstraint",
+    "Index",
+    "text",
+    "table",
+    "column",
+    "select",
+    "insert",
+    "update",
+    "delete",
+    "and_",
+    "or_",
+    "not_",
+    "literal",
+    "literal_column",
+    "null",
+    "true",
+    "false",
+    "case",
+    "inspect",
+    "cast",
+    "bindparam",
+    "MetaData",
+    "Table",
+    "Computed",
+    "Identity",
+    "desc",
+    "asc",
+    "exists",
+    "func",
+    "exc",
+    "types",
+    "schema",
+    "sql",
+    "dialects",
+    "engine",
+];
+
+const OP_FUNCS: &[&str] = &[
+    "create_table",
+    "drop_table",
+    "rename_table",
+    "add_column",
+    "drop_column",
+    "alter_column",
+    "create_index",
+    "drop_index",
+    "create_unique_constraint",
+    "create_foreign_key",
+    "create_check_constraint",
+    "create_primary_key",
+    "drop_constraint",
+    "execute",
+    "bulk_insert",
+    "inline_literal",
+    "f",
+    "batch_alter_table",
+    "get_bind",
+    "get_context",
+    "create_table_comment",
+    "drop_table_comment",
+    "run_async",
+    "invoke",
+    "implementation_for",
+    "register_operation",
+    "create_exclude_constraint",
+    "drop_column_comment",
+];
+
+/// Batch-op methods (`batch_op.add_column(...)` etc.).
+const BATCH_METHODS: &[&str] = &[
+    "add_column",
+    "drop_column",
+    "alter_column",
+    "create_index",
+    "drop_index",
+    "create_unique_constraint",
+    "create_foreign_key",
+    "create_check_constraint",
+    "create_primary_key",
+    "drop_constraint",
+    "execute",
+    "f",
+    "get_bind",
+    "get_context",
+    "create_table_comment",
+    "drop_table_comment",
+    "create_exclude_constraint",
+];
+
+/// `import <name>`.
+pub fn import_module(name: &str) -> R<Value> {
+    let known: &'static str = match name {
+        "alembic" => "alembic",
+        "alembic.op" => "alembic.op",
+        "alembic.context" => "alembic.context",
+        "sqlalchemy"
+        | "sqlalchemy.types"
+        | "sqlalchemy.sql"
+        | "sqlalchemy.schema"
+        | "sqlalchemy.sql.expression"
+        | "sqlalchemy.sql.sqltypes"
+        | "sqlalchemy.sql.schema"
+        | "sqlalchemy.sql.functions" => "sqlalchemy",
+        "sqlalchemy.exc" => "sqlalchemy.exc",
+        "sqlalchemy.dialects" => "sqlalchemy.dialects",
+        "sqlalchemy.dialects.sqlite" => "sqlalchemy.dialects.sqlite",
+        "sqlalchemy.dialects.postgresql" => "sqlalchemy.dialects.postgresql",
+        "sqlalchemy.dialects.mysql" => "sqlalchemy.dialects.mysql",
+        "sqlalchemy.dialects.mssql" => "sqlalchemy.dialects.mssql",
+        "sqlalchemy.dialects.oracle" => "sqlalchemy.dialects.oracle",
+        "sqlalchemy.engine" | "sqlalchemy.engine.reflection" => "sqlalchemy.engine",
+        "typing" | "typing_extensions" | "collections.abc" | "__future__" => "typing",
+        "datetime" => "datetime",
+        "json" => "json",
+        "uuid" => "uuid",
+        "logging" => "logging",
+        "os" => "os",
+        "enum" => "enum",
+        _ => {
+            return Err(unsupported(
+                format!("`import {name}`"),
+                "ralembic runs revision bodies without the application's or third-party \
+                 modules; use a SQL override file for this revision",
+            ))
+        }
+    };
+    Ok(Value::native(Native::Module(known)))
+}
+
+/// `from <module> import <name>`.
+pub fn import_from(module: &Value, module_name: &str, name: &str) -> R<Value> {
+    let Value::Native(m) = module else {
+        return Err(exc("ImportError", format!("cannot import name '{name}'")));
+    };
+    // `from sqlalchemy.dialects import sqlite` names a submodule.
+    if let Ok(sub) = import_module(&format!("{module_name}.{name}")) {
+        if !matches!(&**m, Native::Module("typing")) {
+            return Ok(sub);
+        }
+    }
+    module_attr(m, name).map_err(|_| {
+        exc(
+            "ImportError",
+            format!("cannot import name '{name}' from '{module_name}'"),
+        )
+    })
+}
+
+fn module_attr(m: &Native, attr: &str) -> R<Value> {
+    let Native::Module(module) = m else {
+        return Err(exc("AttributeError", attr.to_string()));
+    };
+    let func = |prefix: &str| Value::native(Native::Func(format!("{prefix}.{attr}")));
+    let missing = || {
+        exc(
+            "AttributeError",
+            format!("module '{module}' has no attribute '{attr}'"),
+        )
+    };
+    Ok(match *module {
+        "alembic" => match attr {
+            "op" => Value::native(Native::Module("alembic.op")),
+            "context" => Value::native(Native::Module("alembic.context")),
+            _ => return Err(missing()),
+        },
+        "alembic.op" if OP_FUNCS.contains(&attr) => func("op"),
+        "alembic.context" => match attr {
+            "get_x_argument" | "is_offline_mode" | "get_context" | "get_bind" | "configure"
+            | "run_migrations" | "begin_transaction" => func("context"),
+            "config" => {
+                return Err(unsupported(
+                    "`context.config`",
+                    "alembic.ini is read by ralembic itself; use -x arguments",
+                ))
+            }
+            _ => return Err(missing()),
+        },
+        "sqlalchemy" => {
+            if SA_TYPES.contains(&attr) {
+                Value::native(Native::TypeClass {
+                    dialect: None,
+                    name: attr.to_string(),
+                })
+            } else if attr == "func" {
+                Value::native(Native::FuncNamespace)
+            } else if attr == "exc" {
+                Value::native(Native::Module("sqlalchemy.exc"))
+            } else if attr == "dialects" {
+                Value::native(Native::Module("sqlalchemy.dialects"))
+            } else if matches!(attr, "types" | "schema" | "sql") {
+                Value::native(Native::Module("sqlalchemy"))
+            } else if attr == "engine" {
+                Value::native(Native::Module("sqlalchemy.engine"))
+            } else if SA_FUNCS.contains(&attr) {
+                func("sa")
+            } else {
+                return Err(missing());
+            }
+        }
+        "sqlalchemy.exc" => {
+            let qualified = format!("sqlalchemy.exc.{attr}");
+            if builtins::is_exception_class(&qualified) {
+                Value::native(Native::ExcClass(qualified))
+            } else {
+                return Err(missing());
+            }
+        }
+        "sqlalchemy.engine" => match attr {
+            "Inspector" | "reflection" => Value::native(Native::Opaque(attr.to_string())),
+            "Connection" | "Engine" => Value::native(Native::Opaque(attr.to_string())),
+            _ => return Err(missing()),
+        },
+        "sqlalchemy.dialects" => match attr {
+            "sqlite" | "postgresql" | "mysql" | "mssql" | "oracle" => {
+                import_module(&format!("sqlalchemy.dialects.{attr}"))?
+            }
+            _ => return Err(missing()),
+        },
+        d if d.starts_with("sqlalchemy.dialects.") => {
+            if attr.chars().next().is_some_and(char::is_uppercase) && attr != "Insert" {
+                Value::native(Native::TypeClass {
+                    dialect: Some(d.trim_start_matches("sqlalchemy.dialects.").to_string()),
+                    name: attr.to_string(),
+                })
+            } else if attr == "insert" {
+                func("sa")
+            } else {
+                return Err(missing());
+            }
+        }
+        "typing" => Value::native(Native::Opaque(attr.to_string())),
+        "datetime" => match attr {
+            "datetime" | "date" | "time" | "timedelta" | "timezone" => func("datetime"),
+            "UTC" => Value::native(Native::Temporal(Temporal::Zone(0))),
+            _ => return Err(missing()),
+        },
+        "json" => match attr {
+            "dumps" | "loads" => func("json"),
+            _ => return Err(missing()),
+        },
+        "uuid" => match attr {
+            "uuid4" | "UUID" => func("uuid"),
+            _ => return Err(missing()),
+        },
+        "logging" => match attr {
+            "getLogger" => func("logging"),
+            "DEBUG" => Value::Int(10),
+            "INFO" => Value::Int(20),
+            "WARNING" | "WARN" => Value::Int(30),
+            "ERROR" => Value::Int(40),
+            "CRITICAL" => Value::Int(50),
+            "info" | "warning" | "debug" | "error" | "critical" => func("logging"),
+            _ => return Err(missing()),
+        },
+        "os" => match attr {
+            "environ" => Value::native(Native::Environ),
+            "getenv" => func("os"),
+            _ => return Err(missing()),
+        },
+        "enum" => return Err(unsupported("the `enum` module", "use sa.Enum with strings")),
+        _ => return Err(missing()),
+    })
+}
+
+// ----- identifiers ---------------------------------------------------------------------------
+
+/// SQLAlchemy's identifier quoting: quote names that are reserved words, have upper-case
+/// letters, or are not plain identifiers.
+pub fn quote_identifier(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain && !is_reserved(name) {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+fn is_reserved(name: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "add",
+        "after",
+        "all",
+        "alter",
+        "analyze",
+        "and",
+        "as",
+        "asc",
+        "attach",
+        "autoincrement",
+        "before",
+        "begin",
+        "between",
+        "by",
+        "cascade",
+        "case",
+        "cast",
+        "check",
+        "collate",
+        "column",
+        "commit",
+        "conflict",
+        "constraint",
+        "create",
+        "cross",
+        "current_date",
+        "current_time",
+        "current_timestamp",
+        "database",
+        "default",
+        "deferrable",
+        "deferred",
+        "delete",
+        "desc",
+        "detach",
+        "distinct",
+        "drop",
+        "each",
+        "else",
+        "end",
+        "escape",
+        "except",
+        "exclusive",
+        "exists",
+        "explain",
+        "false",
+        "fail",
+        "for",
+        "foreign",
+        "from",
+        "full",
+        "glob",
+        "group",
+        "having",
+        "if",
+        "ignore",
+        "immediate",
+        "in",
+        "index",
+        "indexed",
+        "initially",
+        "inner",
+        "insert",
+        "instead",
+        "intersect",
+        "into",
+        "is",
+        "isnull",
+        "join",
+        "key",
+        "left",
+        "like",
+        "limit",
+        "match",
+        "natural",
+        "not",
+        "notnull",
+        "null",
+        "of",
+        "offset",
+        "on",
+        "or",
+        "order",
+        "outer",
+        "plan",
+        "pragma",
+        "primary",
+        "query",
+        "raise",
+        "references",
+        "reindex",
+        "rename",
+        "replace",
+        "restrict",
+        "right",
+        "rollback",
+        "row",
+        "select",
+        "set",
+        "table",
+        "temp",
+        "temporary",
+        "then",
+        "to",
+        "transaction",
+        "trigger",
+        "true",
+        "union",
+        "unique",
+        "update",
+        "using",
+        "vacuum",
+        "values",
+        "view",
+        "virtual",
+        "when",
+        "where",
+    ];
+    WORDS.contains(&name)
+}
+
+// ----- argument binding ------------------------------------------------------------------------
+
+/// Binds a call's arguments to a Python signature: `names` in positional order; a name
+/// starting with `*` takes the remaining positionals; a trailing `**` accepts any other
+/// keyword (dialect kwargs such as `sqlite_where`).
+struct Bound {
+    values: Vec<Option<Value>>,
+    rest: Vec<Value>,
+    extra: Vec<(String, Value)>,
+}
+
+fn bind(func: &str, names: &[&str], args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Bound> {
+    let star = names.iter().position(|n| n.starts_with('*') && *n != "**");
+    let open_kw = names.contains(&"**");
+    let mut values: Vec<Option<Value>> = vec![None; names.len()];
+    let mut rest = Vec::new();
+    for (i, a) in args.into_iter().enumerate() {
+        match star {
+            Some(s) if i >= s => rest.push(a),
+            _ => {
+                if i >= names.len() || names[i] == "**" {
+                    return Err(type_error(format!(
+                        "{func}() takes {} positional arguments but more were given",
+                        star.unwrap_or(names.len())
+                    )));
+                }
+                values[i] = Some(a);
+            }
+        }
+    }
+    let mut extra = Vec::new();
+    for (k, v) in kwargs {
+        match names.iter().position(|n| *n == k) {
+            Some(i) => {
+                if values[i].is_some() {
+                    return Err(type_error(format!(
+                        "{func}() got multiple values for argument '{k}'"
+                    )));
+                }
+                values[i] = Some(v);
+            }
+            None if open_kw => extra.push((k, v)),
+            None => {
+                return Err(type_error(format!(
+                    "{func}() got an unexpected keyword argument '{k}'"
+                )))
+            }
+        }
+    }
+    Ok(Bound {
+        values,
+        rest,
+        extra,
+    })
+}
+
+impl Bound {
+    fn get(&self, i: usize) -> Option<&Value> {
+        self.values.get(i).and_then(Option::as_ref)
+    }
+    fn req(&self, i: usize, func: &str, name: &str) -> R<&Value> {
+        self.get(i).ok_or_else(|| {
+            type_error(format!(
+                "{func}() missing 1 required positional argument: '{name}'"
+            ))
+        })
+    }
+    fn flag(&self, i: usize) -> bool {
+        self.get(i).is_some_and(Value::truthy)
+    }
+    fn opt_str(&self, i: usize) -> R<Option<String>> {
+        match self.get(i) {
+            None | Some(Value::None) => Ok(None),
+            Some(v) => Ok(Some(to_str(v)?)),
+        }
+    }
+    fn extra_literals(&self) -> R<Vec<(String, Literal)>> {
+        self.extra
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), to_literal(v)?)))
+            .collect()
+    }
+}
+
+fn to_str(v: &Value) -> R<String> {
+    match v {
+        Value::Str(s) => Ok(s.to_string()),
+        Value::Native(n) => match &**n {
+            Native::FinalName(s) => Ok(s.clone()),
+            _ => Err(type_error(format!(
+                "expected a string, got {}",
+                v.type_name()
+            ))),
+        },
+        _ => Err(type_error(format!(
+            "expected a string, got {}",
+            v.type_name()
+        ))),
+    }
+}
+
+fn to_name(v: Option<&Value>) -> R<Option<Name>> {
+    Ok(match v {
+        None | Some(Value::None) => None,
+        Some(Value::Native(n)) if matches!(&**n, Native::FinalName(_)) => match &**n {
+            Native::FinalName(s) => Some(Name::Final(s.clone())),
+            _ => None,
+        },
+        Some(v) => Some(Name::Plain(to_str(v)?)),
+    })
+}
+
+fn to_str_list(v: &Value) -> R<Vec<String>> {
+    match v {
+        Value::Str(s) => Ok(vec![s.to_string()]),
+        _ => builtins::iterate(v)?
+            .iter()
+            .map(|x| match x {
+                Value::Native(n) => match &**n {
+                    Native::Sql(SqlNode::Column { name, .. }) => Ok(name.clone()),
+                    Native::Column(c) => Ok(c.name.clone()),
+                    _ => to_str(x),
+                },
+                _ => to_str(x),
+            })
+            .collect(),
+    }
+}
+
+pub fn to_literal(v: &Value) -> R<Literal> {
+    Ok(match v {
+        Value::None => Literal::None,
+        Value::Bool(b) => Literal::Bool(*b),
+        Value::Int(i) => Literal::Int(*i),
+        Value::Float(f) => Literal::Float(*f),
+        Value::Str(s) => Literal::Str(s.to_string()),
+        Value::Bytes(b) => Literal::Bytes(b.to_vec()),
+        Value::List(_) | Value::Tuple(_) | Value::Set(_) => Literal::List(
+            builtins::iterate(v)?
+                .iter()
+                .map(to_literal)
+                .collect::<R<_>>()?,
+        ),
+        Value::Dict(_) => Literal::Str(json_dumps(v)?),
+        Value::Native(n) => match &**n {
+            Native::Type(t) => Literal::Type(Box::new(t.clone())),
+            Native::TypeClass { dialect, name } => Literal::Type(Box::new(TypeSpec {
+                dialect: dialect.clone(),
+                name: name.clone(),
+                args: Vec::new(),
+                kwargs: Vec::new(),
+            })),
+            Native::FinalName(s) => Literal::Str(s.clone()),
+            Native::Temporal(t) => Literal::Str(temporal_sql(t)),
+            Native::Uuid(u) => Literal::Str(u.clone()),
+            _ => {
+                return Err(unsupported(
+                    format!("a {} value here", v.type_name()),
+                    "only plain values are accepted",
+                ))
+            }
+        },
+        Value::Function(_) => {
+            return Err(unsupported(
+                "a function value here",
+                "only plain values are accepted",
+            ))
+        }
+    })
+}
+
+fn to_type(v: &Value) -> R<TypeSpec> {
+    match v {
+        Value::Native(n) => match &**n {
+            Native::Type(t) => Ok(t.clone()),
+            Native::TypeClass { dialect, name } => Ok(TypeSpec {
+                dialect: dialect.clone(),
+                name: name.clone(),
+                args: Vec::new(),
+                kwargs: Vec::new(),
+            }),
+            _ => Err(type_error(format!(
+                "expected a type, got {}",
+                v.type_name()
+            ))),
+        },
+        _ => Err(type_error(format!(
+            "expected a type, got {}",
+            v.type_name()
+        ))),
+    }
+}
+
+fn is_type(v: &Value) -> bool {
+    matches!(v, Value::Native(n) if matches!(&**n, Native::Type(_) | Native::TypeClass { .. }))
+}
+
+fn to_server_default(v: &Value) -> R<Option<ServerDefault>> {
+    Ok(match v {
+        Value::None | Value::Bool(false) => None,
+        Value::Str(s) => Some(ServerDefault::Str(s.to_string())),
+        Value::Native(n) => match &**n {
+            Native::Sql(node) => Some(ServerDefault::Expr(node.to_ddl())),
+            Native::Stmt(Statement::Text { sql, .. }) => {
+                Some(ServerDefault::Expr(ops::SqlExpr::Text(sql.clone())))
+            }
+            Native::FuncName(name) => Some(ServerDefault::Expr(ops::SqlExpr::Func {
+                name: name.clone(),
+                args: Vec::new(),
+            })),
+            _ => {
+                return Err(exc(
+                    "sqlalchemy.exc.ArgumentError",
+                    format!(
+                        "Argument 'arg' is expected to be one of type '<class 'str'>' or \
+                         '<class 'sqlalchemy.sql.elements.ClauseElement'>' or \
+                         '<class 'sqlalchemy.sql.elements.TextClause'>', got '{}'",
+                        v.type_name()
+                    ),
+                ))
+            }
+        },
+        other => {
+            return Err(exc(
+                "sqlalchemy.exc.ArgumentError",
+                format!(
+                    "Argument 'arg' is expected to be one of type '<class 'str'>' or \
+                     '<class 'sqlalchemy.sql.elements.ClauseElement'>' or \
+                     '<class 'sqlalchemy.sql.elements.TextClause'>', got '{}'",
+                    other.type_name()
+                ),
+            ))
+        }
+    })
+}
+
+/// A value used inside a SQL expression: SQL nodes stay, Python values become binds.
+pub fn to_sql(v: &Value, type_: Option<&TypeSpec>) -> R<SqlNode> {
+    Ok(match v {
+        Value::None => SqlNode::Null,
+        Value::Native(n) => match &**n {
+            Native::Sql(node) => node.clone(),
+            Native::Column(c) => SqlNode::Column {
+                table: None,
+                name: c.name.clone(),
+                type_: c.type_.clone(),
+            },
+            Native::FuncName(name) => SqlNode::Func {
+                name: name.clone(),
+                args: Vec::new(),
+            },
+            Native::Stmt(Statement::Text { sql, params }) => SqlNode::Text {
+                sql: sql.clone(),
+                params: params.clone(),
+            },
+            _ => SqlNode::Bind {
+                value: to_literal(v)?,
+                type_: type_.cloned(),
+            },
+        },
+        _ => SqlNode::Bind {
+            value: to_literal(v)?,
+            type_: type_.cloned(),
+        },
+    })
+}
+
+fn sql_value(node: SqlNode) -> Value {
+    Value::native(Native::Sql(node))
+}
+
+// ----- Native basics ---------------------------------------------------------------------------
+
+impl Native {
+    pub fn type_name(&self) -> String {
+        match self {
+            Native::Builtin(_) | Native::Func(_) => "builtin_function_or_method".into(),
+            Native::Method { .. } | Native::Bound { .. } | Native::Unbound { .. } => {
+                "method".into()
+            }
+            Native::ExcClass(_) | Native::TypeClass { .. } | Native::TypeOf(_) => "type".into(),
+            Native::Exception(e) => e.class.rsplit('.').next().unwrap_or(&e.class).to_string(),
+            Native::Module(_) => "module".into(),
+            Native::Opaque(_) => "typing".into(),
+            Native::Type(t) => t.name.clone(),
+            Native::Column(_) => "Column".into(),
+            Native::ForeignKey(_) => "ForeignKey".into(),
+            Native::Constraint(_) => "Constraint".into(),
+            Native::Index(_) => "Index".into(),
+            Native::FinalName(_) => "conv".into(),
+            Native::Sql(_) => "ColumnElement".into(),
+            Native::FuncNamespace | Native::FuncName(_) => "_FunctionGenerator".into(),
+            Native::Table(_) => "TableClause".into(),
+            Native::TableColumns(_) => "ReadOnlyColumnCollection".into(),
+            Native::Stmt(_) => "Executable".into(),
+            Native::Batch(_) => "BatchOperations".into(),
+            Native::Connection => "Connection".into(),
+            Native::Dialect => "SQLiteDialect".into(),
+            Native::MigrationContext => "MigrationContext".into(),
+            Native::Inspector => "Inspector".into(),
+            Native::Result(_) => "CursorResult".into(),
+            Native::Row(_) => "Row".into(),
+            Native::Mapping(_) => "RowMapping".into(),
+            Native::Temporal(t) => match t {
+                Temporal::DateTime(_) => "datetime",
+                Temporal::Date(_) => "date",
+                Temporal::Time(_) => "time",
+                Temporal::Delta(_) => "timedelta",
+                Temporal::Zone(_) => "timezone",
+            }
+            .into(),
+            Native::Logger(_) => "Logger".into(),
+            Native::Environ => "_Environ".into(),
+            Native::Uuid(_) => "UUID".into(),
+        }
+    }
+
+    pub fn truthy(&self) -> bool {
+        match self {
+            Native::Result(r) => {
+                let _ = r;
+                true
+            }
+            Native::Row(r) | Native::Mapping(r) => !r.values.is_empty(),
+            Native::Temporal(Temporal::Delta(d)) => *d != 0,
+            _ => true,
+        }
+    }
+
+    pub fn is_sql(&self) -> bool {
+        matches!(
+            self,
+            Native::Sql(_) | Native::Column(_) | Native::FuncName(_)
+        )
+    }
+
+    pub fn repr(&self) -> String {
+        match self {
+            Native::FinalName(s) => builtins::str_repr(s),
+            Native::Uuid(u) => format!("UUID('{u}')"),
+            Native::Row(r) => format!(
+                "({})",
+                r.values.iter().map(repr).collect::<Vec<_>>().join(", ")
+                    + if r.values.len() == 1 { "," } else { "" }
+            ),
+            Native::Exception(e) => format!(
+                "{}({})",
+                e.class.rsplit('.').next().unwrap_or(&e.class),
+                builtins::str_repr(&e.message)
+            ),
+            Native::Temporal(t) => temporal_repr(t),
+            other => format!("<{}>", other.type_name()),
+        }
+    }
+
+    pub fn str(&self) -> String {
+        match self {
+            Native::FinalName(s) | Native::Uuid(s) => s.clone(),
+            Native::Exception(e) => e.message.clone(),
+            Native::Type(t) => type_str(t),
+            Native::TypeClass { name, .. } => format!("<class '{name}'>"),
+            Native::Temporal(t) => temporal_str(t),
+            Native::Sql(n) => {
+                let r = sql::render(
+                    &Statement::Text {
+                        sql: String::new(),
+                        params: Vec::new(),
+                    },
+                    true,
+                );
+                let _ = r;
+                match n.to_ddl() {
+                    ops::SqlExpr::Text(t) => t,
+                    ops::SqlExpr::Column(c) => c,
+                    _ => self.repr(),
+                }
+            }
+            Native::Stmt(s) => sql::render(s, false).sql,
+            other => other.repr(),
+        }
+    }
+
+    pub fn format(&self, spec: &str) -> Option<String> {
+        match self {
+            Native::Temporal(Temporal::DateTime(d)) => Some(strftime(d, spec)),
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> Option<usize> {
+        match self {
+            Native::Row(r) | Native::Mapping(r) => Some(r.values.len()),
+            Native::Environ => Some(std::env::vars().count()),
+            _ => None,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+
+    pub fn native_eq(&self, other: &Native) -> bool {
+        match (self, other) {
+            (Native::Temporal(a), Native::Temporal(b)) => {
+                temporal_cmp(a, b) == Some(Ordering::Equal)
+            }
+            (Native::FinalName(a), Native::FinalName(b)) => a == b,
+            (Native::Uuid(a), Native::Uuid(b)) => a == b,
+            (Native::Row(a), Native::Row(b)) => {
+                a.values.len() == b.values.len()
+                    && a.values.iter().zip(&b.values).all(|(x, y)| py_eq(x, y))
+            }
+            (Native::ExcClass(a), Native::ExcClass(b)) => a == b,
+            (Native::Builtin(a), Native::Builtin(b)) => a == b,
+            (Native::Module(a), Native::Module(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    pub fn native_cmp(&self, other: &Native) -> Option<Ordering> {
+        match (self, other) {
+            (Native::Temporal(a), Native::Temporal(b)) => temporal_cmp(a, b),
+            _ => None,
+        }
+    }
+
+    pub fn iterate(&self) -> R<Vec<Value>> {
+        match self {
+            Native::Result(r) => {
+                let mut r = r.borrow_mut();
+                let start = r.cursor;
+                r.cursor = r.rows.len();
+                let cols = r.columns.clone();
+                Ok(r.rows[start..]
+                    .iter()
+                    .map(|v| row_value(&cols, v.clone()))
+                    .collect())
+            }
+            Native::Row(r) => Ok(r.values.clone()),
+            Native::Mapping(r) => Ok(r.columns.iter().map(|c| Value::str(c.as_str())).collect()),
+            Native::TableColumns(t) => Ok(t
+                .columns
+                .iter()
+                .map(|(n, ty)| {
+                    sql_value(SqlNode::Column {
+                        table: Some(t.name.clone()),
+                        name: n.clone(),
+                        type_: ty.clone(),
+                    })
+                })
+                .collect()),
+            Native::Environ => Ok(std::env::vars().map(|(k, _)| Value::str(k)).collect()),
+            _ => Err(type_error(format!(
+                "'{}' object is not iterable",
+                self.type_name()
+            ))),
+        }
+    }
+
+    pub fn mapping_items(&self) -> Option<Vec<(Value, Value)>> {
+        match self {
+            Native::Mapping(r) => Some(
+                r.columns
+                    .iter()
+                    .zip(&r.values)
+                    .map(|(c, v)| (Value::str(c.as_str()), v.clone()))
+                    .collect(),
+            ),
+            Native::Environ => Some(
+                std::env::vars()
+                    .map(|(k, v)| (Value::str(k), Value::str(v)))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    pub fn get_item(&self, k: &Value) -> R<Value> {
+        match self {
+            Native::Row(r) => match k {
+                Value::Str(_) => Err(type_error(
+                    "tuple indices must be integers or slices, not str",
+                )),
+                _ => builtins::get_item(&Value::tuple(r.values.clone()), k),
+            },
+            Native::Mapping(r) => {
+                let key = to_str(k)?;
+                r.columns
+                    .iter()
+                    .position(|c| *c == key)
+                    .map(|i| r.values[i].clone())
+                    .ok_or_else(|| exc("KeyError", repr(k)))
+            }
+            Native::TableColumns(t) => {
+                let key = to_str(k)?;
+                table_column(t, &key)
+            }
+            Native::Environ => {
+                let key = to_str(k)?;
+                std::env::var(&key)
+                    .map(Value::str)
+                    .map_err(|_| exc("KeyError", repr(k)))
+            }
+            // `Union[str, None]`, `Sequence[str]`: annotations only.
+            Native::Opaque(_) => Ok(Value::native(Native::Opaque("typing".into()))),
+            _ => Err(type_error(format!(
+                "'{}' object is not subscriptable",
+                self.type_name()
+            ))),
+        }
+    }
+}
+
+fn row_value(columns: &Rc<Vec<String>>, values: Vec<Value>) -> Value {
+    Value::native(Native::Row(Rc::new(RowData {
+        columns: columns.clone(),
+        values,
+    })))
+}
+
+fn table_column(t: &TableRef, name: &str) -> R<Value> {
+    match t.columns.iter().find(|(n, _)| n == name) {
+        Some((n, ty)) => Ok(sql_value(SqlNode::Column {
+            table: Some(t.name.clone()),
+            name: n.clone(),
+            type_: ty.clone(),
+        })),
+        None => Err(exc("AttributeError", name.to_string())),
+    }
+}
+
+pub fn isinstance_native(v: &Value, class: &Native) -> bool {
+    match class {
+        Native::Func(f) => match f.as_str() {
+            "datetime.datetime" => {
+                matches!(v, Value::Native(n) if matches!(&**n, Native::Temporal(Temporal::DateTime(_))))
+            }
+            "datetime.date" => {
+                matches!(v, Value::Native(n) if matches!(&**n, Native::Temporal(Temporal::DateTime(_) | Temporal::Date(_))))
+            }
+            "datetime.timedelta" => {
+                matches!(v, Value::Native(n) if matches!(&**n, Native::Temporal(Temporal::Delta(_))))
+            }
+            "uuid.UUID" => matches!(v, Value::Native(n) if matches!(&**n, Native::Uuid(_))),
+            _ => false,
+        },
+        Native::TypeClass { name, .. } => {
+            matches!(v, Value::Native(n) if matches!(&**n, Native::Type(t) if t.name == *name))
+        }
+        _ => false,
+    }
+}
+
+// ----- attribute access ------------------------------------------------------------------------
+
+fn bound(this: &Rc<Native>, name: &str) -> Value {
+    Value::native(Native::Bound {
+        name: name.to_string(),
+        this: this.clone(),
+    })
+}
+
+pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str) -> R<Value> {
+    let no_attr = || {
+        exc(
+            "AttributeError",
+            format!("'{}' object has no attribute '{attr}'", n.type_name()),
+        )
+    };
+    match &**n {
+        Native::Module(_) => module_attr(n, attr),
+        Native::Opaque(_) => Ok(Value::native(Native::Opaque(attr.to_string()))),
+        Native::FuncNamespace => Ok(Value::native(Native::FuncName(attr.to_string()))),
+        Native::Table(t) => match attr {
+            "c" | "columns" => Ok(Value::native(Native::TableColumns(t.clone()))),
+            "name" => Ok(Value::str(t.name.as_str())),
+            "insert" | "update" | "delete" | "select" => Ok(bound(n, attr)),
+            _ => Err(no_attr()),
+        },
+        Native::TableColumns(t) => table_column(t, attr),
+        Native::Sql(node) => match attr {
+            "in_" | "not_in" | "notin_" | "is_" | "is_not" | "isnot" | "like" | "ilike"
+            | "desc" | "asc" | "label" | "startswith" | "endswith" | "contains" | "between"
+            | "is_distinct_from" | "cast" | "bindparams" | "columns" => Ok(bound(n, attr)),
+            "name" => match node {
+                SqlNode::Column { name, .. } => Ok(Value::str(name.as_str())),
+                _ => Err(no_attr()),
+            },
+            "text" => match node {
+                SqlNode::Text { sql, .. } => Ok(Value::str(sql.as_str())),
+                _ => Err(no_attr()),
+            },
+            _ => Err(no_attr()),
+        },
+        Native::Stmt(_) => match attr {
+            "where" | "filter" | "values" | "order_by" | "limit" | "offset" | "select_from"
+            | "distinct" | "bindparams" | "returning" | "columns" | "filter_by" => {
+                Ok(bound(n, attr))
+            }
+            "text" => match &**n {
+                Native::Stmt(Statement::Text { sql, .. }) => Ok(Value::str(sql.as_str())),
+                _ => Err(no_attr()),
+            },
+            _ => Err(no_attr()),
+        },
+        Native::Batch(_) if BATCH_METHODS.contains(&attr) => Ok(bound(n, attr)),
+        Native::Batch(b) if attr == "impl" || attr == "table_name" => {
+            Ok(Value::str(b.borrow().table.as_str()))
+        }
+        Native::Connection => match attr {
+            "dialect" => Ok(Value::native(Native::Dialect)),
+            "execute" | "exec_driver_sql" | "scalar" | "scalars" | "begin" | "begin_nested"
+            | "commit" | "in_transaction" => Ok(bound(n, attr)),
+            "engine" => Ok(Value::native(Native::Connection)),
+            _ => Err(no_attr()),
+        },
+        Native::Dialect => match attr {
+            "name" => Ok(Value::str("sqlite")),
+            "driver" => Ok(Value::str("pysqlite")),
+            "server_version_info" => {
+                let v = rusqlite::version_number();
+                Ok(Value::tuple(vec![
+                    Value::Int(i64::from(v / 1_000_000)),
+                    Value::Int(i64::from((v / 1000) % 1000)),
+                    Value::Int(i64::from(v % 1000)),
+                ]))
+            }
+            _ => Err(no_attr()),
+        },
+        Native::MigrationContext => match attr {
+            "dialect" => Ok(Value::native(Native::Dialect)),
+            "bind" | "connection" => Ok(if interp.host.is_offline() {
+                Value::None
+            } else {
+                Value::native(Native::Connection)
+            }),
+            "as_sql" => Ok(Value::Bool(interp.host.is_offline())),
+            "get_x_argument"
+            | "is_offline_mode"
+            | "execute"
+            | "get_current_revision"
+            | "autocommit_block" => Ok(bound(n, attr)),
+            _ => Err(no_attr()),
+        },
+        Native::Inspector => Ok(bound(n, attr)),
+        Native::Result(r) => match attr {
+            "rowcount" => Ok(Value::Int(r.borrow().rowcount)),
+            "fetchall" | "fetchone" | "first" | "scalar" | "scalars" | "all" | "mappings"
+            | "one" | "one_or_none" | "scalar_one" | "scalar_one_or_none" | "keys"
+            | "fetchmany" | "tuples" | "unique" | "close" => Ok(bound(n, attr)),
+            _ => Err(no_attr()),
+        },
+        Native::Row(r) => match attr {
+            "_mapping" => Ok(Value::native(Native::Mapping(r.clone()))),
+            "_asdict" | "_tuple" => Ok(bound(n, attr)),
+            "_fields" => Ok(Value::tuple(
+                r.columns.iter().map(|c| Value::str(c.as_str())).collect(),
+            )),
+            _ => match r.columns.iter().position(|c| c == attr) {
+                Some(i) => Ok(r.values[i].clone()),
+                None => Err(no_attr()),
+            },
+        },
+        Native::Mapping(_) => match attr {
+            "get" | "keys" | "values" | "items" => Ok(bound(n, attr)),
+            _ => Err(no_attr()),
+        },
+        Native::Temporal(t) => temporal_attr(n, t, attr).ok_or_else(no_attr),
+        Native::Func(f) if f == "datetime.datetime" || f == "datetime.date" => match attr {
+            "now" | "utcnow" | "fromisoformat" | "fromtimestamp" | "utcfromtimestamp"
+            | "strptime" | "today" | "combine" => {
+                Ok(Value::native(Native::Func(format!("{f}.{attr}"))))
+            }
+            "min" | "max" => Err(unsupported(format!("`datetime.{attr}`"), "not modelled")),
+            _ => Err(no_attr()),
+        },
+        Native::Func(f) if f == "datetime.timezone" && attr == "utc" => {
+            Ok(Value::native(Native::Temporal(Temporal::Zone(0))))
+        }
+        Native::Logger(_) => match attr {
+            "info" | "warning" | "warn" | "debug" | "error" | "critical" | "exception"
+            | "setLevel" => Ok(bound(n, attr)),
+            _ => Err(no_attr()),
+        },
+        Native::Environ => match attr {
+            "get" | "keys" | "items" | "values" => Ok(bound(n, attr)),
+            _ => Err(no_attr()),
+        },
+        Native::Uuid(u) => match attr {
+            "hex" => Ok(Value::str(u.replace('-', ""))),
+            _ => Err(no_attr()),
+        },
+        Native::Exception(e) => match attr {
+            "args" => Ok(Value::tuple(vec![Value::str(e.message.as_str())])),
+            "orig" | "statement" => Ok(Value::str(e.message.as_str())),
+            _ => Err(no_attr()),
+        },
+        Native::Column(c) => match attr {
+            "name" => Ok(Value::str(c.name.as_str())),
+            "type" => Ok(match &c.type_ {
+                Some(t) => Value::native(Native::Type(t.clone())),
+                None => Value::None,
+            }),
+            "nullable" => Ok(Value::Bool(c.nullable.unwrap_or(!c.primary_key))),
+            _ => Err(no_attr()),
+        },
+        Native::Type(t) => match attr {
+            "length" => Ok(match t.args.first() {
+                Some(Literal::Int(i)) => Value::Int(*i),
+                _ => Value::None,
+            }),
+            "python_type" => Err(unsupported("`python_type`", "not modelled")),
+            _ => Err(no_attr()),
+        },
+        _ => Err(no_attr()),
+    }
+}
+
+// ----- calls -----------------------------------------------------------------------------------
+
+pub fn call(
+    interp: &mut Interp<'_>,
+    n: &Rc<Native>,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    match &**n {
+        Native::Builtin(name) => builtins::call_builtin(interp, name, args, kwargs),
+        Native::Method { name, this } => builtins::call_method(interp, name, this, args, kwargs),
+        Native::Unbound { name } => {
+            let mut args = args;
+            if args.is_empty() {
+                return Err(type_error(format!(
+                    "unbound method {name}() needs an argument"
+                )));
+            }
+            let this = args.remove(0);
+            builtins::call_method(interp, name, &this, args, kwargs)
+        }
+        Native::ExcClass(class) => Ok(Value::native(Native::Exception(PyExc {
+            class: class.clone(),
+            message: args.first().map(str_of).unwrap_or_default(),
+            pos: None,
+        }))),
+        Native::TypeClass { dialect, name } => make_type(dialect, name, args, kwargs),
+        Native::Opaque(_) => Ok(Value::None),
+        Native::FuncName(name) => {
+            let mut items = Vec::new();
+            for a in &args {
+                items.push(to_sql(a, None)?);
+            }
+            Ok(sql_value(SqlNode::Func {
+                name: name.clone(),
+                args: items,
+            }))
+        }
+        Native::Func(f) => call_function(interp, f, args, kwargs),
+        Native::Bound { name, this } => call_bound(interp, this, name, args, kwargs),
+        _ => Err(type_error(format!(
+            "'{}' object is not callable",
+            n.type_name()
+        ))),
+    }
+}
+
+fn make_type(
+    dialect: &Option<String>,
+    name: &str,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    let mut lit_args = Vec::new();
+    for a in &args {
+        lit_args.push(to_literal(a)?);
+    }
+    let mut lit_kwargs = Vec::new();
+    for (k, v) in &kwargs {
+        lit_kwargs.push((k.clone(), to_literal(v)?));
+    }
+    Ok(Value::native(Native::Type(TypeSpec {
+        dialect: dialect.clone(),
+        name: name.to_string(),
+        args: lit_args,
+        kwargs: lit_kwargs,
+    })))
+}
+
+fn type_str(t: &TypeSpec) -> String {
+    let base = match t.name.as_str() {
+        "Integer" => "INTEGER",
+        "BigInteger" => "BIGINT",
+        "SmallInteger" => "SMALLINT",
+        "String" | "Unicode" => "VARCHAR",
+        "Text" | "UnicodeText" => "TEXT",
+        "Boolean" => "BOOLEAN",
+        "DateTime" => "DATETIME",
+        "Date" => "DATE",
+        "Time" => "TIME",
+        "Float" => "FLOAT",
+        "Numeric" => "NUMERIC",
+        "LargeBinary" => "BLOB",
+        other => other,
+    };
+    match t.args.first() {
+        Some(Literal::Int(n)) => format!("{base}({n})"),
+        _ => base.to_string(),
+    }
+}
+
+fn call_function(
+    interp: &mut Interp<'_>,
+    f: &str,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    if let Some(name) = f.strip_prefix("op.") {
+        return op_call(interp, None, name, args, kwargs);
+    }
+    if let Some(name) = f.strip_prefix("sa.") {
+        return sa_call(interp, name, args, kwargs);
+    }
+    if let Some(name) = f.strip_prefix("context.") {
+        return context_call(interp, name, args, kwargs);
+    }
+    if f.starts_with("datetime.") {
+        return datetime_call(f, args, kwargs);
+    }
+    match f {
+        "json.dumps" => {
+            let v = args.first().cloned().unwrap_or(Value::None);
+            Ok(Value::str(json_dumps(&v)?))
+        }
+        "json.loads" => {
+            let s = to_str(args.first().unwrap_or(&Value::None))?;
+            let parsed: serde_json::Value = serde_json::from_str(&s)
+                .map_err(|e| exc("json.decoder.JSONDecodeError", e.to_string()))?;
+            Ok(from_json(&parsed))
+        }
+        "uuid.uuid4" => Ok(Value::native(Native::Uuid(uuid4()))),
+        "uuid.UUID" => {
+            let s = to_str(args.first().unwrap_or(&Value::None))?;
+            let hex: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+            if hex.len() != 32 {
+                return Err(exc("ValueError", "badly formed hexadecimal UUID string"));
+            }
+            let h = hex.to_lowercase();
+            Ok(Value::native(Native::Uuid(format!(
+                "{}-{}-{}-{}-{}",
+                &h[..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..]
+            ))))
+        }
+        "logging.getLogger" => Ok(Value::native(Native::Logger(
+            args.first().map(str_of).unwrap_or_else(|| "root".into()),
+        ))),
+        "logging.info" | "logging.warning" | "logging.debug" | "logging.error"
+        | "logging.critical" => {
+            let level = log_level(f.trim_start_matches("logging."));
+            let msg = log_message(&args)?;
+            interp.host.log(level, "root", &msg);
+            Ok(Value::None)
+        }
+        "os.getenv" => {
+            let k = to_str(args.first().unwrap_or(&Value::None))?;
+            Ok(std::env::var(&k)
+                .map(Value::str)
+                .unwrap_or_else(|_| args.get(1).cloned().unwrap_or(Value::None)))
+        }
+        _ => Err(unsupported(format!("`{f}`"), "not modelled")),
+    }
+}
+
+fn log_level(name: &str) -> u32 {
+    match name {
+        "debug" => 10,
+        "info" => 20,
+        "warning" | "warn" => 30,
+        "error" | "exception" => 40,
+        _ => 50,
+    }
+}
+
+fn log_message(args: &[Value]) -> R<String> {
+    let fmt = args.first().map(str_of).unwrap_or_default();
+    if args.len() > 1 {
+        builtins::percent_format(&fmt, &Value::tuple(args[1..].to_vec()))
+    } else {
+        Ok(fmt)
+    }
+}
+
+fn uuid4() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut bytes = [0u8; 16];
+    for chunk in bytes.chunks_mut(8) {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+pub fn json_dumps(v: &Value) -> R<String> {
+    Ok(match v {
+        Value::None => "null".into(),
+        Value::Bool(b) => if *b { "true" } else { "false" }.into(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => {
+            if f.is_nan() {
+                "NaN".into()
+            } else if f.is_infinite() {
+                if *f > 0.0 { "Infinity" } else { "-Infinity" }.into()
+            } else {
+                builtins::float_repr(*f)
+            }
+        }
+        Value::Str(s) => json_str(s),
+        Value::List(_) | Value::Tuple(_) => format!(
+            "[{}]",
+            builtins::iterate(v)?
+                .iter()
+                .map(json_dumps)
+                .collect::<R<Vec<_>>>()?
+                .join(", ")
+        ),
+        Value::Dict(d) => {
+            let mut parts = Vec::new();
+            for (k, val) in d.borrow().items.iter() {
+                let key = match k {
+                    Value::Str(s) => json_str(s),
+                    Value::Int(_) | Value::Float(_) | Value::Bool(_) | Value::None => {
+                        json_str(&json_dumps(k)?)
+                    }
+                    _ => {
+                        return Err(type_error(format!(
+                            "keys must be str, int, float, bool or None, not {}",
+                            k.type_name()
+                        )))
+                    }
+                };
+                parts.push(format!("{key}: {}", json_dumps(val)?));
+            }
+            format!("{{{}}}", parts.join(", "))
+        }
+        other => {
+            return Err(type_error(format!(
+                "Object of type {} is not JSON serializable",
+                other.type_name()
+            )))
+        }
+    })
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn from_json(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::None,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s) => Value::str(s.as_str()),
+        serde_json::Value::Array(a) => Value::list(a.iter().map(from_json).collect()),
+        serde_json::Value::Object(o) => Value::dict(
+            o.iter()
+                .map(|(k, v)| (Value::str(k.as_str()), from_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+fn context_call(
+    interp: &mut Interp<'_>,
+    name: &str,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    match name {
+        "get_x_argument" => x_argument(interp, args, kwargs),
+        "is_offline_mode" => Ok(Value::Bool(interp.host.is_offline())),
+        "get_context" => Ok(Value::native(Native::MigrationContext)),
+        "get_bind" => Ok(if interp.host.is_offline() {
+            Value::None
+        } else {
+            Value::native(Native::Connection)
+        }),
+        _ => Err(unsupported(
+            format!("`context.{name}()` in a revision body"),
+            "it belongs in env.py",
+        )),
+    }
+}
+
+fn x_argument(interp: &mut Interp<'_>, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Value> {
+    let b = bind("get_x_argument", &["as_dictionary"], args, kwargs)?;
+    let xs = interp.host.x_arguments();
+    if b.flag(0) {
+        let mut items = Vec::new();
+        for x in xs {
+            let (k, v) = match x.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (x.clone(), String::new()),
+            };
+            items.push((Value::str(k), Value::str(v)));
+        }
+        Ok(Value::dict(items))
+    } else {
+        Ok(Value::list(xs.into_iter().map(Value::str).collect()))
+    }
+}
+
+// ----- sqlalchemy ----------------------------------------------------------------------------
+
+fn sa_call(
+    interp: &mut Interp<'_>,
+    name: &str,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    match name {
+        "Column" => Ok(Value::native(Native::Column(Box::new(make_column(
+            args, kwargs,
+        )?)))),
+        "ForeignKey" => {
+            let b = bind(
+                "ForeignKey",
+                &[
+                    "column",
+                    "_constraint",
+                    "use_alter",
+                    "name",
+                    "onupdate",
+                    "ondelete",
+                    "deferrable",
+                    "initially",
+                    "link_to_name",
+                    "match",
+                    "info",
+                    "comment",
+                    "**",
+                ],
+                args,
+                kwargs,
+            )?;
+            Ok(Value::native(Native::ForeignKey(ForeignKey {
+                target: column_spec(b.req(0, "ForeignKey", "column")?)?,
+                name: to_name(b.get(3))?,
+                onupdate: b.opt_str(4)?,
+                ondelete: b.opt_str(5)?,
+                deferrable: b
+                    .get(6)
+                    .filter(|v| !matches!(v, Value::None))
+                    .map(Value::truthy),
+                initially: b.opt_str(7)?,
+                match_: b.opt_str(9)?,
+                use_alter: b.flag(2),
+            })))
+        }
+        "PrimaryKeyConstraint" | "UniqueConstraint" => {
+            let b = bind(
+                name,
+                &["*columns", "name", "deferrable", "initially", "info", "**"],
+                args,
+                kwargs,
+            )?;
+            let columns = b
+                .rest
+                .iter()
+                .map(|c| to_str_list(c).map(|mut v| v.remove(0)))
+                .collect::<R<Vec<_>>>()?;
+            let cname = to_name(b.get(1))?;
+            let kw = b.extra_literals()?;
+            Ok(Value::native(Native::Constraint(
+                if name == "UniqueConstraint" {
+                    Constraint::Unique {
+                        name: cname,
+                        columns,
+                        kwargs: kw,
+                    }
+                } else {
+                    Constraint::PrimaryKey {
+                        name: cname,
+                        columns,
+                        kwargs: kw,
+                    }
+                },
+            )))
+        }
+        "ForeignKeyConstraint" => {
+            let b = bind(
+                name,
+                &[
+                    "columns",
+                    "refcolumns",
+                    "name",
+                    "onupdate",
+                    "ondelete",
+                    "deferrable",
+                    "initially",
+                    "use_alter",
+                    "link_to_name",
+                    "match",
+                    "table",
+                    "info",
+                    "comment",
+                    "**",
+                ],
+                args,
+                kwargs,
+            )?;
+            let refs = builtins::iterate(b.req(1, name, "refcolumns")?)?
+                .iter()
+                .map(column_spec)
+                .collect::<R<Vec<_>>>()?;
+            Ok(Value::native(Native::Constraint(Constraint::ForeignKey {
+                name: to_name(b.get(2))?,
+                columns: to_str_list(b.req(0, name, "columns")?)?,
+                refcolumns: refs,
+                onupdate: b.opt_str(3)?,
+                ondelete: b.opt_str(4)?,
+                deferrable: b
+                    .get(5)
+                    .filter(|v| !matches!(v, Value::None))
+                    .map(Value::truthy),
+                initially: b.opt_str(6)?,
+                match_: b.opt_str(9)?,
+                use_alter: b.flag(7),
+            })))
+        }
+        "CheckConstraint" => {
+            let b = bind(
+                name,
+                &[
+                    "sqltext",
+                    "name",
+                    "deferrable",
+                    "initially",
+                    "table",
+                    "info",
+                    "_create_rule",
+                    "_autoattach",
+                    "_type_bound",
+                    "**",
+                ],
+                args,
+                kwargs,
+            )?;
+            Ok(Value::native(Native::Constraint(Constraint::Check {
+                name: to_name(b.get(1))?,
+                sqltext: ddl_expr(b.req(0, name, "sqltext")?)?,
+            })))
+        }
+        "Index" => {
+            let b = bind(
+                name,
+                &["name", "*expressions", "unique", "quote", "info", "**"],
+                args,
+                kwargs,
+            )?;
+            let mut keys = Vec::new();
+            for e in &b.rest {
+                keys.push(index_key(e)?);
+            }
+            let sqlite_where = match b.extra.iter().find(|(k, _)| k == "sqlite_where") {
+                Some((_, v)) => Some(ddl_expr(v)?),
+                None => None,
+            };
+            Ok(Value::native(Native::Index(Index {
+                name: to_name(b.get(0))?,
+                table: String::new(),
+                schema: None,
+                keys,
+                unique: b.flag(2),
+                if_not_exists: false,
+                sqlite_where,
+                kwargs: b
+                    .extra_literals()?
+                    .into_iter()
+                    .filter(|(k, _)| k != "sqlite_where")
+                    .collect(),
+            })))
+        }
+        "text" => {
+            let sql = to_str(args.first().unwrap_or(&Value::None))?;
+            Ok(Value::native(Native::Stmt(Statement::Text {
+                sql,
+                params: Vec::new(),
+            })))
+        }
+        "literal_column" => Ok(sql_value(SqlNode::Inline(to_str(
+            args.first().unwrap_or(&Value::None),
+        )?))),
+        "table" => {
+            let b = bind("table", &["name", "*columns", "schema"], args, kwargs)?;
+            let tname = to_str(b.req(0, "table", "name")?)?;
+            let mut columns = Vec::new();
+            for c in &b.rest {
+                match c {
+                    Value::Native(n) => match &**n {
+                        Native::Sql(SqlNode::Column { name, type_, .. }) => {
+                            columns.push((name.clone(), type_.clone()))
+                        }
+                        Native::Column(col) => columns.push((col.name.clone(), col.type_.clone())),
+                        _ => return Err(type_error("table() takes column() objects")),
+                    },
+                    _ => return Err(type_error("table() takes column() objects")),
+                }
+            }
+            Ok(Value::native(Native::Table(TableRef {
+                name: tname,
+                schema: b.opt_str(2)?,
+                columns,
+            })))
+        }
+        "column" => {
+            let b = bind(
+                "column",
+                &["text", "type_", "is_literal", "_selectable"],
+                args,
+                kwargs,
+            )?;
+            let cname = to_str(b.req(0, "column", "text")?)?;
+            let type_ = match b.get(1) {
+                Some(Value::None) | None => None,
+                Some(t) => Some(to_type(t)?),
+            };
+            Ok(sql_value(SqlNode::Column {
+                table: None,
+                name: cname,
+                type_,
+            }))
+        }
+        "select" => {
+            let mut columns = Vec::new();
+            let mut from: Vec<TableRef> = Vec::new();
+            let items = if args.len() == 1 && matches!(args[0], Value::List(_)) {
+                builtins::iterate(&args[0])?
+            } else {
+                args
+            };
+            for a in &items {
+                match a {
+                    Value::Native(n) if matches!(&**n, Native::Table(_)) => {
+                        if let Native::Table(t) = &**n {
+                            for (c, ty) in &t.columns {
+                                columns.push(SqlNode::Column {
+                                    table: Some(t.name.clone()),
+                                    name: c.clone(),
+                                    type_: ty.clone(),
+                                });
+                            }
+                            add_from(&mut from, t.clone());
+                        }
+                    }
+                    _ => {
+                        let node = to_sql(a, None)?;
+                        collect_from(&node, &mut from);
+                        columns.push(node);
+                    }
+                }
+            }
+            Ok(Value::native(Native::Stmt(Statement::Select {
+                columns,
+                from,
+                wheres: Vec::new(),
+                order_by: Vec::new(),
+                limit: None,
+                offset: None,
+                distinct: false,
+            })))
+        }
+        "insert" | "update" | "delete" => {
+            let table = match args.first() {
+                Some(Value::Native(n)) => match &**n {
+                    Native::Table(t) => t.clone(),
+                    _ => return Err(type_error(format!("{name}() takes a table"))),
+                },
+                _ => return Err(type_error(format!("{name}() takes a table"))),
+            };
+            Ok(Value::native(Native::Stmt(match name {
+                "insert" => Statement::Insert {
+                    table,
+                    values: Vec::new(),
+                },
+                "update" => Statement::Update {
+                    table,
+                    values: Vec::new(),
+                    wheres: Vec::new(),
+                },
+                _ => Statement::Delete {
+                    table,
+                    wheres: Vec::new(),
+                },
+            })))
+        }
+        "and_" | "or_" => {
+            let mut items = Vec::new();
+            for a in &args {
+                items.push(to_sql(a, None)?);
+            }
+            Ok(sql_value(SqlNode::Conjunction {
+                op: if name == "and_" { "AND" } else { "OR" },
+                items,
+            }))
+        }
+        "not_" => sql_not(args.first().unwrap_or(&Value::None)),
+        "literal" => {
+            let type_ = match args
+                .get(1)
+                .or(kwargs.iter().find(|(k, _)| k == "type_").map(|(_, v)| v))
+            {
+                Some(t) => Some(to_type(t)?),
+                None => None,
+            };
+            Ok(sql_value(SqlNode::Bind {
+                value: to_literal(args.first().unwrap_or(&Value::None))?,
+                type_,
+            }))
+        }
+        "null" => Ok(sql_value(SqlNode::Null)),
+        "true" => Ok(sql_value(SqlNode::True)),
+        "false" => Ok(sql_value(SqlNode::False)),
+        "desc" | "asc" => {
+            let inner = to_sql(args.first().unwrap_or(&Value::None), None)?;
+            Ok(sql_value(SqlNode::Inline(format!(
+                "{} {}",
+                inline_sql(&inner),
+                name.to_uppercase()
+            ))))
+        }
+        "case" => {
+            let mut whens = Vec::new();
+            for w in &args {
+                let pair = builtins::iterate(w)?;
+                if pair.len() != 2 {
+                    return Err(exc(
+                        "sqlalchemy.exc.ArgumentError",
+                        "case() takes (condition, value) pairs",
+                    ));
+                }
+                whens.push((to_sql(&pair[0], None)?, to_sql(&pair[1], None)?));
+            }
+            let else_ = match kwargs.iter().find(|(k, _)| k == "else_") {
+                Some((_, v)) => Some(Box::new(to_sql(v, None)?)),
+                None => None,
+            };
+            Ok(sql_value(SqlNode::Case { whens, else_ }))
+        }
+        "cast" => {
+            let inner = to_sql(args.first().unwrap_or(&Value::None), None)?;
+            let t = to_type(args.get(1).unwrap_or(&Value::None))?;
+            Ok(sql_value(SqlNode::Cast {
+                inner: Box::new(inner),
+                type_name: type_str(&t),
+            }))
+        }
+        "inspect" => match args.first() {
+            Some(Value::Native(n)) if matches!(&**n, Native::Connection) => {
+                Ok(Value::native(Native::Inspector))
+            }
+            Some(Value::None) | None if interp.host.is_offline() => Err(exc(
+                "sqlalchemy.exc.NoInspectionAvailable",
+                "No inspection system is available for object of type <class 'NoneType'>",
+            )),
+            _ => Err(unsupported(
+                "`sa.inspect()` of something other than op.get_bind()",
+                "only the migration connection can be inspected",
+            )),
+        },
+        "MetaData" => Ok(Value::native(Native::Opaque("MetaData".into()))),
+        "Table" => Err(unsupported(
+            "`sa.Table(...)`",
+            "use sa.table()/sa.column() for data, op.create_table for DDL",
+        )),
+        other => Err(unsupported(format!("`sa.{other}`"), "not modelled")),
+    }
+}
+
+fn add_from(from: &mut Vec<TableRef>, t: TableRef) {
+    if !from
+        .iter()
+        .any(|f| f.name == t.name && f.schema == t.schema)
+    {
+        from.push(t);
+    }
+}
+
+fn collect_from(node: &SqlNode, from: &mut Vec<TableRef>) {
+    match node {
+        SqlNode::Column { table: Some(t), .. } => add_from(
+            from,
+            TableRef {
+                name: t.clone(),
+                schema: None,
+                columns: Vec::new(),
+            },
+        ),
+        SqlNode::Func { args, .. } => args.iter().for_each(|a| collect_from(a, from)),
+        SqlNode::Binary { left, right, .. } => {
+            collect_from(left, from);
+            collect_from(right, from);
+        }
+        SqlNode::Label { inner, .. } | SqlNode::Cast { inner, .. } => collect_from(inner, from),
+        _ => {}
+    }
+}
+
+fn inline_sql(node: &SqlNode) -> String {
+    match node.to_ddl() {
+        ops::SqlExpr::Text(t) | ops::SqlExpr::Column(t) => t,
+        _ => {
+            let r = sql::render(
+                &Statement::Select {
+                    columns: vec![node.clone()],
+                    from: Vec::new(),
+                    wheres: Vec::new(),
+                    order_by: Vec::new(),
+                    limit: None,
+                    offset: None,
+                    distinct: false,
+                },
+                true,
+            );
+            r.sql.trim_start_matches("SELECT ").to_string()
+        }
+    }
+}
+
+/// A DDL expression argument: a string is raw SQL text (as CheckConstraint takes it).
+fn ddl_expr(v: &Value) -> R<ops::SqlExpr> {
+    Ok(match v {
+        Value::Str(s) => ops::SqlExpr::Text(s.to_string()),
+        Value::Native(n) => match &**n {
+            Native::Stmt(Statement::Text { sql, .. }) => ops::SqlExpr::Text(sql.clone()),
+            _ => to_sql(v, None)?.to_ddl(),
+        },
+        other => to_sql(other, None)?.to_ddl(),
+    })
+}
+
+fn index_key(v: &Value) -> R<IndexKey> {
+    Ok(match v {
+        Value::Str(s) => IndexKey::Column(s.to_string()),
+        Value::Native(n) => match &**n {
+            Native::Sql(SqlNode::Column { name, .. }) => IndexKey::Column(name.clone()),
+            Native::Column(c) => IndexKey::Column(c.name.clone()),
+            Native::Stmt(Statement::Text { sql, .. }) => {
+                IndexKey::Expr(ops::SqlExpr::Text(sql.clone()))
+            }
+            _ => IndexKey::Expr(ddl_expr(v)?),
+        },
+        other => {
+            return Err(exc(
+                "sqlalchemy.exc.ArgumentError",
+                format!(
+                    "SQL expression for WHERE/HAVING role expected, got {}.",
+                    repr(other)
+                ),
+            ))
+        }
+    })
+}
+
+fn column_spec(v: &Value) -> R<String> {
+    match v {
+        Value::Native(n) => match &**n {
+            Native::Sql(SqlNode::Column {
+                table: Some(t),
+                name,
+                ..
+            }) => Ok(format!("{t}.{name}")),
+            _ => to_str(v),
+        },
+        _ => to_str(v),
+    }
+}
+
+fn make_column(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Column> {
+    let mut col = Column::default();
+    let mut named = false;
+    for a in args {
+        match &a {
+            Value::Str(s) if !named => {
+                col.name = s.to_string();
+                named = true;
+            }
+            v if is_type(v) => col.type_ = Some(to_type(v)?),
+            Value::Native(n) => match &**n {
+                Native::ForeignKey(fk) => col.foreign_keys.push(fk.clone()),
+                Native::Constraint(c) => col.constraints.push(c.clone()),
+                Native::FinalName(s) if !named => {
+                    col.name = s.clone();
+                    named = true;
+                }
+                _ => {
+                    return Err(unsupported(
+                        format!("a {} argument to sa.Column", a.type_name()),
+                        "not modelled",
+                    ))
+                }
+            },
+            other => {
+                return Err(exc(
+                    "sqlalchemy.exc.ArgumentError",
+                    format!(
+                    "'SchemaItem' object, such as a 'Column' or a 'Constraint' expected, got {}",
+                    repr(other)
+                ),
+                ))
+            }
+        }
+    }
+    for (k, v) in kwargs {
+        match k.as_str() {
+            "name" => col.name = to_str(&v)?,
+            "type_" => col.type_ = Some(to_type(&v)?),
+            "nullable" => {
+                col.nullable = match v {
+                    Value::None => None,
+                    other => Some(other.truthy()),
+                }
+            }
+            "primary_key" => col.primary_key = v.truthy(),
+            "autoincrement" => {
+                col.autoincrement = match &v {
+                    Value::Str(s) if &**s == "auto" => Autoincrement::Auto,
+                    Value::Str(s) if &**s == "ignore_fk" => Autoincrement::IgnoreFk,
+                    other if other.truthy() => Autoincrement::True,
+                    _ => Autoincrement::False,
+                }
+            }
+            "unique" => {
+                col.unique = match v {
+                    Value::None => None,
+                    other => Some(other.truthy()),
+                }
+            }
+            "index" => {
+                col.index = match v {
+                    Value::None => None,
+                    other => Some(other.truthy()),
+                }
+            }
+            "server_default" => col.server_default = to_server_default(&v)?,
+            "comment" => {
+                col.comment = match v {
+                    Value::None => None,
+                    other => Some(to_str(&other)?),
+                }
+            }
+            // Python-side only: never rendered.
+            "default" | "onupdate" | "info" | "doc" | "key" | "quote" | "system"
+            | "insert_default" | "sort_order" => {}
+            "server_onupdate" => {}
+            other if other.contains('_') && !other.starts_with('_') => {
+                col.kwargs.push((other.to_string(), to_literal(&v)?))
+            }
+            other => {
+                return Err(exc(
+                    "sqlalchemy.exc.ArgumentError",
+                    format!("Unknown argument '{other}' to Column"),
+                ))
+            }
+        }
+    }
+    Ok(col)
+}
+
+// ----- alembic op --------------------------------------------------------------------------------
+
+fn apply(interp: &mut Interp<'_>, op: Op) -> R<Value> {
+    let pos = interp.pos(interp.here);
+    interp
+        .host
+        .apply(&op, &pos)
+        .map_err(|e| exc(&e.class, e.message))?;
+    Ok(Value::None)
+}
+
+fn op_call(
+    interp: &mut Interp<'_>,
+    batch: Option<&Rc<RefCell<Batch>>>,
+    name: &str,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    // In a batch block, the table (and schema) come from the block: the methods take one
+    // argument fewer.
+    let table_of_batch = batch.map(|b| b.borrow().table.clone());
+    let schema_of_batch = batch.and_then(|b| b.borrow().schema.clone());
+    let mut args = args;
+    let needs_table = matches!(
+        name,
+        "add_column"
+            | "drop_column"
+            | "alter_column"
+            | "create_unique_constraint"
+            | "create_check_constraint"
+            | "create_primary_key"
+            | "drop_constraint"
+    );
+    if let (Some(t), true) = (&table_of_batch, needs_table) {
+        let at = match name {
+            "add_column" | "drop_column" | "alter_column" => 0,
+            _ => 1,
+        };
+        if args.len() >= at {
+            args.insert(at, Value::str(t.as_str()));
+        } else {
+            return Err(type_error(format!("{name}() missing required arguments")));
+        }
+    }
+    let op = match name {
+        "f" => {
+            return Ok(Value::native(Native::FinalName(to_str(
+                args.first().unwrap_or(&Value::None),
+            )?)))
+        }
+        "inline_literal" => {
+            let v = args.first().cloned().unwrap_or(Value::None);
+            return Ok(sql_value(SqlNode::Inline(sql::literal_sql(&to_literal(
+                &v,
+            )?))));
+        }
+        "get_bind" => {
+            return Ok(if interp.host.is_offline() {
+                Value::None
+            } else {
+                Value::native(Native::Connection)
+            })
+        }
+        "get_context" => return Ok(Value::native(Native::MigrationContext)),
+        "batch_alter_table" if batch.is_none() => return batch_alter_table(args, kwargs),
+        "create_table" => {
+            let b = bind(
+                "create_table",
+                &[
+                    "table_name",
+                    "*columns",
+                    "schema",
+                    "if_not_exists",
+                    "comment",
+                    "prefixes",
+                    "**",
+                ],
+                args,
+                kwargs,
+            )?;
+            let mut ct = CreateTable {
+                name: to_str(b.req(0, name, "table_name")?)?,
+                schema: b.opt_str(2)?,
+                if_not_exists: b.flag(3),
+                comment: b.opt_str(4)?,
+                ..CreateTable::default()
+            };
+            if let Some(p) = b.get(5) {
+                ct.prefixes = to_str_list(p)?;
+            }
+            let mut indexes = Vec::new();
+            for item in &b.rest {
+                match item {
+                    Value::Native(n) => match &**n {
+                        Native::Column(c) => ct.columns.push((**c).clone()),
+                        Native::Constraint(c) => ct.constraints.push(c.clone()),
+                        Native::Index(i) => indexes.push(i.clone()),
+                        _ => {
+                            return Err(exc(
+                                "sqlalchemy.exc.ArgumentError",
+                                format!("'SchemaItem' object, such as a 'Column' or a 'Constraint' expected, got {}", repr(item)),
+                            ))
+                        }
+                    },
+                    _ => {
+                        return Err(exc(
+                            "sqlalchemy.exc.ArgumentError",
+                            format!("'SchemaItem' object, such as a 'Column' or a 'Constraint' expected, got {}", repr(item)),
+                        ))
+                    }
+                }
+            }
+            ct.kwargs = b.extra_literals()?;
+            let table = ct.name.clone();
+            let schema = ct.schema.clone();
+            apply(interp, Op::CreateTable(ct))?;
+            for mut i in indexes {
+                i.table = table.clone();
+                i.schema = schema.clone();
+                apply(interp, Op::CreateIndex(i))?;
+            }
+            return Ok(Value::native(Native::Table(TableRef {
+                name: table,
+                schema,
+                columns: Vec::new(),
+            })));
+        }
+        "drop_table" => {
+            let b = bind(
+                name,
+                &["table_name", "schema", "if_exists", "**"],
+                args,
+                kwargs,
+            )?;
+            Op::DropTable {
+                name: to_str(b.req(0, name, "table_name")?)?,
+                schema: b.opt_str(1)?,
+                if_exists: b.flag(2),
+            }
+        }
+        "rename_table" => {
+            let b = bind(
+                name,
+                &["old_table_name", "new_table_name", "schema"],
+                args,
+                kwargs,
+            )?;
+            Op::RenameTable {
+                old: to_str(b.req(0, name, "old_table_name")?)?,
+                new: to_str(b.req(1, name, "new_table_name")?)?,
+                schema: b.opt_str(2)?,
+            }
+        }
+        "add_column" => {
+            let b = bind(
+                name,
+                &[
+                    "table_name",
+                    "column",
+                    "schema",
+                    "if_not_exists",
+                    "insert_before",
+                    "insert_after",
+                ],
+                args,
+                kwargs,
+            )?;
+            let column = match b.req(1, name, "column")? {
+                Value::Native(n) => match &**n {
+                    Native::Column(c) => (**c).clone(),
+                    _ => return Err(type_error("add_column() takes a sa.Column")),
+                },
+                _ => return Err(type_error("add_column() takes a sa.Column")),
+            };
+            Op::AddColumn {
+                table: to_str(b.req(0, name, "table_name")?)?,
+                schema: b.opt_str(2)?.or(schema_of_batch.clone()),
+                column,
+                if_not_exists: b.flag(3),
+                insert_before: b.opt_str(4)?,
+                insert_after: b.opt_str(5)?,
+            }
+        }
+        "drop_column" => {
+            let b = bind(
+                name,
+                &["table_name", "column_name", "schema", "if_exists", "**"],
+                args,
+                kwargs,
+            )?;
+            Op::DropColumn {
+                table: to_str(b.req(0, name, "table_name")?)?,
+                schema: b.opt_str(2)?.or(schema_of_batch.clone()),
+                column: to_str(b.req(1, name, "column_name")?)?,
+                if_exists: b.flag(3),
+            }
+        }
+        "alter_column" => {
+            let b = bind(
+                name,
+                &[
+                    "table_name",
+                    "column_name",
+                    "nullable",
+                    "comment",
+                    "server_default",
+                    "new_column_name",
+                    "type_",
+                    "existing_type",
+                    "existing_server_default",
+                    "existing_nullable",
+                    "existing_comment",
+                    "schema",
+                    "autoincrement",
+                    "insert_before",
+                    "insert_after",
+                    "**",
+                ],
+                args,
+                kwargs,
+            )?;
+            let opt_default = |v: Option<&Value>| -> R<Option<Option<ServerDefault>>> {
+                match v {
+                    None => Ok(None),
+                    Some(v) => Ok(Some(to_server_default(v)?)),
+                }
+            };
+            let opt_type = |v: Option<&Value>| -> R<Option<TypeSpec>> {
+                match v {
+                    None | Some(Value::None) => Ok(None),
+                    Some(v) => Ok(Some(to_type(v)?)),
+                }
+            };
+            let opt_bool = |v: Option<&Value>| match v {
+                None | Some(Value::None) => None,
+                Some(v) => Some(v.truthy()),
+            };
+            Op::AlterColumn(AlterColumn {
+                table: to_str(b.req(0, name, "table_name")?)?,
+                schema: b.opt_str(11)?.or(schema_of_batch.clone()),
+                column: to_str(b.req(1, name, "column_name")?)?,
+                nullable: opt_bool(b.get(2)),
+                comment: match b.get(3) {
+                    None => None,
+                    Some(Value::None) | Some(Value::Bool(false)) => Some(None),
+                    Some(v) => Some(Some(to_str(v)?)),
+                },
+                server_default: opt_default(b.get(4))?,
+                new_column_name: b.opt_str(5)?,
+                type_: opt_type(b.get(6))?,
+                existing_type: opt_type(b.get(7))?,
+                existing_server_default: opt_default(b.get(8))?,
+                existing_nullable: opt_bool(b.get(9)),
+                existing_comment: b.opt_str(10)?,
+                autoincrement: opt_bool(b.get(12)),
+                kwargs: b.extra_literals()?,
+            })
+        }
+        "create_index" => {
+            let (b, table) = if batch.is_some() {
+                let b = bind(
+                    name,
+                    &[
+                        "index_name",
+                        "columns",
+                        "schema",
+                        "unique",
+                        "quote",
+                        "if_not_exists",
+                        "**",
+                    ],
+                    args,
+                    kwargs,
+                )?;
+                (b, table_of_batch.clone().unwrap_or_default())
+            } else {
+                let b0 = bind(
+                    name,
+                    &[
+                        "index_name",
+                        "table_name",
+                        "columns",
+                        "schema",
+                        "unique",
+                        "quote",
+                        "if_not_exists",
+                        "**",
+                    ],
+                    args,
+                    kwargs,
+                )?;
+                let table = to_str(b0.req(1, name, "table_name")?)?;
+                let mut values = b0.values;
+                values.remove(1);
+                (
+                    Bound {
+                        values,
+                        rest: b0.rest,
+                        extra: b0.extra,
+                    },
+                    table,
+                )
+            };
+            let mut keys = Vec::new();
+            let cols = b.req(1, name, "columns")?;
+            let items = match cols {
+                Value::Str(_) => vec![cols.clone()],
+                other => builtins::iterate(other)?,
+            };
+            for c in &items {
+                keys.push(index_key(c)?);
+            }
+            let sqlite_where = match b.extra.iter().find(|(k, _)| k == "sqlite_where") {
+                Some((_, v)) => Some(ddl_expr(v)?),
+                None => None,
+            };
+            Op::CreateIndex(Index {
+                name: to_name(b.get(0))?,
+                table,
+                schema: b.opt_str(2)?.or(schema_of_batch.clone()),
+                keys,
+                unique: b.flag(3),
+                if_not_exists: b.flag(5),
+                sqlite_where,
+                kwargs: b
+                    .extra_literals()?
+                    .into_iter()
+                    .filter(|(k, _)| k != "sqlite_where")
+                    .collect(),
+            })
+        }
+        "drop_index" => {
+            let (iname, table, schema, if_exists) = if batch.is_some() {
+                let b = bind(name, &["index_name", "**"], args, kwargs)?;
+                (
+                    to_name(b.get(0))?,
+                    table_of_batch.clone(),
+                    schema_of_batch.clone(),
+                    false,
+                )
+            } else {
+                let b = bind(
+                    name,
+                    &["index_name", "table_name", "schema", "if_exists", "**"],
+                    args,
+                    kwargs,
+                )?;
+                (to_name(b.get(0))?, b.opt_str(1)?, b.opt_str(2)?, b.flag(3))
+            };
+            Op::DropIndex {
+                name: iname.ok_or_else(|| type_error("drop_index() needs an index name"))?,
+                table,
+                schema,
+                if_exists,
+            }
+        }
+        "create_unique_constraint" => {
+            let b = bind(
+                name,
+                &["constraint_name", "table_name", "columns", "schema", "**"],
+                args,
+                kwargs,
+            )?;
+            Op::CreateUniqueConstraint {
+                name: to_name(b.get(0))?,
+                table: to_str(b.req(1, name, "table_name")?)?,
+                schema: b.opt_str(3)?.or(schema_of_batch.clone()),
+                columns: to_str_list(b.req(2, name, "columns")?)?,
+            }
+        }
+        "create_primary_key" => {
+            let b = bind(
+                name,
+                &["constraint_name", "table_name", "columns", "schema"],
+                args,
+                kwargs,
+            )?;
+            Op::CreatePrimaryKey {
+                name: to_name(b.get(0))?,
+                table: to_str(b.req(1, name, "table_name")?)?,
+                schema: b.opt_str(3)?.or(schema_of_batch.clone()),
+                columns: to_str_list(b.req(2, name, "columns")?)?,
+            }
+        }
+        "create_check_constraint" => {
+            let b = bind(
+                name,
+                &["constraint_name", "table_name", "condition", "schema", "**"],
+                args,
+                kwargs,
+            )?;
+            Op::CreateCheckConstraint {
+                name: to_name(b.get(0))?,
+                table: to_str(b.req(1, name, "table_name")?)?,
+                schema: b.opt_str(3)?.or(schema_of_batch.clone()),
+                condition: ddl_expr(b.req(2, name, "condition")?)?,
+            }
+        }
+        "create_foreign_key" => {
+            let names: &[&str] = if batch.is_some() {
+                &[
+                    "constraint_name",
+                    "referent_table",
+                    "local_cols",
+                    "remote_cols",
+                    "referent_schema",
+                    "onupdate",
+                    "ondelete",
+                    "deferrable",
+                    "initially",
+                    "match",
+                    "**",
+                ]
+            } else {
+                &[
+                    "constraint_name",
+                    "source_table",
+                    "referent_table",
+                    "local_cols",
+                    "remote_cols",
+                    "onupdate",
+                    "ondelete",
+                    "deferrable",
+                    "initially",
+                    "match",
+                    "source_schema",
+                    "referent_schema",
+                    "**",
+                ]
+            };
+            let b = bind(name, names, args, kwargs)?;
+            let at = |n: &str| names.iter().position(|x| *x == n).unwrap_or(usize::MAX);
+            Op::CreateForeignKey {
+                name: to_name(b.get(at("constraint_name")))?,
+                source_table: match &table_of_batch {
+                    Some(t) => t.clone(),
+                    None => to_str(b.req(at("source_table"), name, "source_table")?)?,
+                },
+                referent_table: to_str(b.req(at("referent_table"), name, "referent_table")?)?,
+                local_cols: to_str_list(b.req(at("local_cols"), name, "local_cols")?)?,
+                remote_cols: to_str_list(b.req(at("remote_cols"), name, "remote_cols")?)?,
+                onupdate: b.opt_str(at("onupdate"))?,
+                ondelete: b.opt_str(at("ondelete"))?,
+                deferrable: b
+                    .get(at("deferrable"))
+                    .filter(|v| !matches!(v, Value::None))
+                    .map(Value::truthy),
+                initially: b.opt_str(at("initially"))?,
+                match_: b.opt_str(at("match"))?,
+                source_schema: b.opt_str(at("source_schema"))?.or(schema_of_batch.clone()),
+                referent_schema: b.opt_str(at("referent_schema"))?,
+            }
+        }
+        "drop_constraint" => {
+            let b = bind(
+                name,
+                &[
+                    "constraint_name",
+                    "table_name",
+                    "type_",
+                    "schema",
+                    "if_exists",
+                ],
+                args,
+                kwargs,
+            )?;
+            Op::DropConstraint {
+                name: to_name(b.get(0))?
+                    .ok_or_else(|| type_error("drop_constraint() needs a name"))?,
+                table: to_str(b.req(1, name, "table_name")?)?,
+                schema: b.opt_str(3)?.or(schema_of_batch.clone()),
+                type_: b.opt_str(2)?,
+            }
+        }
+        "execute" => {
+            let b = bind(name, &["sqltext", "execution_options"], args, kwargs)?;
+            let stmt = b.req(0, name, "sqltext")?.clone();
+            return op_execute(interp, &stmt);
+        }
+        "bulk_insert" => {
+            let b = bind(name, &["table", "rows", "multiinsert"], args, kwargs)?;
+            let table = match b.req(0, name, "table")? {
+                Value::Native(n) => match &**n {
+                    Native::Table(t) => TableClause {
+                        name: t.name.clone(),
+                        schema: t.schema.clone(),
+                        columns: t.columns.clone(),
+                    },
+                    _ => return Err(type_error("bulk_insert() takes a sa.table()")),
+                },
+                _ => return Err(type_error("bulk_insert() takes a sa.table()")),
+            };
+            let mut rows = Vec::new();
+            for r in builtins::iterate(b.req(1, name, "rows")?)? {
+                let mut row = Vec::new();
+                for (k, v) in builtins::mapping_items(&r)? {
+                    let ty = table
+                        .columns
+                        .iter()
+                        .find(|(c, _)| Some(c.as_str()) == k.as_str())
+                        .and_then(|(_, t)| t.as_ref());
+                    row.push((to_str(&k)?, bind_literal(&v, ty)?));
+                }
+                rows.push(row);
+            }
+            Op::BulkInsert {
+                table,
+                rows,
+                multiinsert: b.get(2).map_or(true, Value::truthy),
+            }
+        }
+        other => {
+            return Err(unsupported(
+                format!("`op.{other}()`"),
+                "not implemented in ralembic yet",
+            ))
+        }
+    };
+    match batch {
+        Some(b) => {
+            let pos = interp.pos(interp.here);
+            b.borrow_mut().ops.push((op, pos));
+            Ok(Value::None)
+        }
+        None => apply(interp, op),
+    }
+}
+
+fn batch_alter_table(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Value> {
+    let b = bind(
+        "batch_alter_table",
+        &[
+            "table_name",
+            "schema",
+            "recreate",
+            "partial_reordering",
+            "copy_from",
+            "table_args",
+            "table_kwargs",
+            "reflect_args",
+            "reflect_kwargs",
+            "naming_convention",
+        ],
+        args,
+        kwargs,
+    )?;
+    let recreate = match b.opt_str(2)?.as_deref() {
+        None | Some("auto") => Recreate::Auto,
+        Some("always") => Recreate::Always,
+        Some("never") => Recreate::Never,
+        Some(other) => {
+            return Err(exc(
+                "ValueError",
+                format!("recreate may be one of 'auto', 'always', or 'never'; got {other}"),
+            ))
+        }
+    };
+    let mut partial_reordering = Vec::new();
+    if let Some(p) = b.get(3).filter(|v| !matches!(v, Value::None)) {
+        for group in builtins::iterate(p)? {
+            partial_reordering.push(to_str_list(&group)?);
+        }
+    }
+    if b.get(4).is_some_and(|v| !matches!(v, Value::None)) {
+        return Err(unsupported(
+            "`copy_from=` in batch_alter_table",
+            "pass the table's definition with reflect_args instead",
+        ));
+    }
+    let mut table_args = Vec::new();
+    if let Some(t) = b.get(5) {
+        for c in builtins::iterate(t)? {
+            match &c {
+                Value::Native(n) => match &**n {
+                    Native::Constraint(k) => table_args.push(k.clone()),
+                    _ => return Err(type_error("table_args takes constraints")),
+                },
+                _ => return Err(type_error("table_args takes constraints")),
+            }
+        }
+    }
+    let mut table_kwargs = Vec::new();
+    if let Some(t) = b.get(6) {
+        for (k, v) in builtins::mapping_items(t)? {
+            table_kwargs.push((to_str(&k)?, to_literal(&v)?));
+        }
+    }
+    let mut reflect_args = Vec::new();
+    if let Some(t) = b.get(7) {
+        for c in builtins::iterate(t)? {
+            match &c {
+                Value::Native(n) => match &**n {
+                    Native::Column(col) => reflect_args.push((**col).clone()),
+                    _ => return Err(type_error("reflect_args takes sa.Column objects")),
+                },
+                _ => return Err(type_error("reflect_args takes sa.Column objects")),
+            }
+        }
+    }
+    let mut naming_convention = Vec::new();
+    if let Some(t) = b.get(9).filter(|v| !matches!(v, Value::None)) {
+        for (k, v) in builtins::mapping_items(t)? {
+            naming_convention.push((to_str(&k)?, to_str(&v)?));
+        }
+    }
+    Ok(Value::native(Native::Batch(Rc::new(RefCell::new(Batch {
+        table: to_str(b.req(0, "batch_alter_table", "table_name")?)?,
+        schema: b.opt_str(1)?,
+        recreate,
+        partial_reordering,
+        copy_from: None,
+        table_args,
+        table_kwargs,
+        reflect_args,
+        naming_convention,
+        ops: Vec::new(),
+    })))))
+}
+
+/// `with` entry: the value bound by `as`.
+pub fn enter(_interp: &mut Interp<'_>, manager: &Value) -> R<Value> {
+    match manager {
+        Value::Native(n) => match &**n {
+            Native::Batch(_) => Ok(manager.clone()),
+            // `with conn.begin():` / `begin_nested()`: the migration already runs in one
+            // transaction, so the block is just the body.
+            Native::Opaque(s) if s == "transaction" => Ok(manager.clone()),
+            _ => Err(type_error(format!(
+                "'{}' object does not support the context manager protocol",
+                manager.type_name()
+            ))),
+        },
+        other => Err(type_error(format!(
+            "'{}' object does not support the context manager protocol",
+            other.type_name()
+        ))),
+    }
+}
+
+/// `with` exit: a batch block runs its operations when the block finished normally.
+pub fn exit(interp: &mut Interp<'_>, manager: &Value, ok: bool) -> R<()> {
+    if let Value::Native(n) = manager {
+        if let Native::Batch(b) = &**n {
+            if ok {
+                let batch = b.borrow().clone();
+                apply(interp, Op::Batch(batch))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn bind_literal(v: &Value, type_: Option<&TypeSpec>) -> R<Literal> {
+    let lit = to_literal(v)?;
+    let Some(t) = type_ else { return Ok(lit) };
+    Ok(match (t.name.as_str(), v) {
+        ("JSON" | "JSONB", Value::Dict(_) | Value::List(_) | Value::Tuple(_) | Value::None) => {
+            match v {
+                Value::None => Literal::None,
+                _ => Literal::Str(json_dumps(v)?),
+            }
+        }
+        ("Boolean" | "BOOLEAN", Value::Bool(b)) => Literal::Int(i64::from(*b)),
+        _ => lit,
+    })
+}
+
+fn op_execute(interp: &mut Interp<'_>, stmt: &Value) -> R<Value> {
+    match stmt {
+        Value::Str(s) => apply(
+            interp,
+            Op::Execute(ops::Statement::Text {
+                sql: s.to_string(),
+                params: Vec::new(),
+            }),
+        ),
+        Value::Native(n) => match &**n {
+            Native::Stmt(Statement::Text { sql, params }) => apply(
+                interp,
+                Op::Execute(ops::Statement::Text {
+                    sql: sql.clone(),
+                    params: params.clone(),
+                }),
+            ),
+            Native::Stmt(s) => {
+                if interp.host.is_offline() {
+                    let r = sql::render(s, true);
+                    apply(
+                        interp,
+                        Op::Execute(ops::Statement::Text {
+                            sql: r.sql,
+                            params: Vec::new(),
+                        }),
+                    )
+                } else {
+                    run_statement(interp, s, &[])?;
+                    Ok(Value::None)
+                }
+            }
+            _ => Err(type_error(format!(
+                "op.execute() takes SQL text or a statement, not {}",
+                stmt.type_name()
+            ))),
+        },
+        other => Err(type_error(format!(
+            "op.execute() takes SQL text or a statement, not {}",
+            other.type_name()
+        ))),
+    }
+}
+
+// ----- connections and results -------------------------------------------------------------
+
+fn params_of(v: Option<&Value>) -> R<Vec<Vec<(String, Value)>>> {
+    match v {
+        None | Some(Value::None) => Ok(vec![Vec::new()]),
+        Some(Value::List(_)) | Some(Value::Tuple(_)) => {
+            builtins::iterate(v.unwrap_or(&Value::None))?
+                .iter()
+                .map(|m| {
+                    builtins::mapping_items(m)?
+                        .into_iter()
+                        .map(|(k, v)| Ok((to_str(&k)?, v)))
+                        .collect()
+                })
+                .collect()
+        }
+        Some(m) => Ok(vec![builtins::mapping_items(m)?
+            .into_iter()
+            .map(|(k, v)| Ok((to_str(&k)?, v)))
+            .collect::<R<Vec<_>>>()?]),
+    }
+}
+
+/// Executes a data statement online; `params`: one set per execution (executemany).
+fn run_statement(
+    interp: &mut Interp<'_>,
+    stmt: &Statement,
+    params: &[Vec<(String, Value)>],
+) -> R<Value> {
+    let sets: Vec<Vec<(String, Value)>> = if params.is_empty() {
+        vec![Vec::new()]
+    } else {
+        params.to_vec()
+    };
+    let mut last = ResultData::default();
+    let mut total = 0i64;
+    for set in &sets {
+        let stmt = with_params(stmt, set)?;
+        let Rendered {
+            sql,
+            params,
+            result_types,
+        } = sql::render(&stmt, false);
+        let mut bound = Vec::with_capacity(params.len());
+        for (lit, ty) in &params {
+            bound.push(store_literal(lit, ty.as_ref()));
+        }
+        let out = interp
+            .host
+            .query(&sql, &bound)
+            .map_err(|e| exc(&e.class, e.message))?;
+        total += out.rowcount.max(0);
+        let columns = Rc::new(out.columns.clone());
+        let mut rows = Vec::with_capacity(out.rows.len());
+        for r in out.rows {
+            let mut values = Vec::with_capacity(r.len());
+            for (i, lit) in r.into_iter().enumerate() {
+                values.push(load_literal(
+                    lit,
+                    result_types.get(i).and_then(Option::as_ref),
+                )?);
+            }
+            rows.push(values);
+        }
+        last = ResultData {
+            columns,
+            rows,
+            rowcount: out.rowcount,
+            cursor: 0,
+        };
+    }
+    if sets.len() > 1 {
+        last.rowcount = total;
+    }
+    Ok(Value::native(Native::Result(Rc::new(RefCell::new(last)))))
+}
+
+/// Inserts/updates given `.values()` through execute parameters.
+fn with_params(stmt: &Statement, set: &[(String, Value)]) -> R<Statement> {
+    if set.is_empty() {
+        return Ok(stmt.clone());
+    }
+    Ok(match stmt {
+        Statement::Text { sql, params } => {
+            let mut p = params.clone();
+            for (k, v) in set {
+                p.retain(|(n, _)| n != k);
+                p.push((k.clone(), to_literal(v)?));
+            }
+            Statement::Text {
+                sql: sql.clone(),
+                params: p,
+            }
+        }
+        Statement::Insert { table, values } => {
+            let mut values = values.clone();
+            for (k, v) in set {
+                let ty = table
+                    .columns
+                    .iter()
+                    .find(|(c, _)| c == k)
+                    .and_then(|(_, t)| t.clone());
+                values.retain(|(n, _)| n != k);
+                values.push((k.clone(), to_sql(v, ty.as_ref())?));
+            }
+            Statement::Insert {
+                table: table.clone(),
+                values,
+            }
+        }
+        Statement::Update {
+            table,
+            values,
+            wheres,
+        } => {
+            let mut values = values.clone();
+            for (k, v) in set {
+                let ty = table
+                    .columns
+                    .iter()
+                    .find(|(c, _)| c == k)
+                    .and_then(|(_, t)| t.clone());
+                values.retain(|(n, _)| n != k);
+                values.push((k.clone(), to_sql(v, ty.as_ref())?));
+            }
+            Statement::Update {
+                table: table.clone(),
+                values,
+                wheres: wheres.clone(),
+            }
+        }
+        other => other.clone(),
+    })
+}
+
+/// A Python value as SQLAlchemy's SQLite types store it.
+fn store_literal(lit: &Literal, type_: Option<&TypeSpec>) -> Literal {
+    match (type_.map(|t| t.name.as_str()), lit) {
+        (_, Literal::Bool(b)) => Literal::Int(i64::from(*b)),
+        _ => lit.clone(),
+    }
+}
+
+/// A stored value as SQLAlchemy's result processing for the column type returns it.
+fn load_literal(lit: Literal, type_: Option<&TypeSpec>) -> R<Value> {
+    let name = type_.map(|t| t.name.to_ascii_uppercase());
+    Ok(match (name.as_deref(), lit) {
+        (_, Literal::None) => Value::None,
+        (Some("DATETIME" | "TIMESTAMP"), Literal::Str(s)) => Value::native(Native::Temporal(
+            Temporal::DateTime(parse_sqlite_datetime(&s).ok_or_else(|| {
+                exc(
+                    "ValueError",
+                    format!("Couldn't parse datetime string: {}", builtins::str_repr(&s)),
+                )
+            })?),
+        )),
+        (Some("DATE"), Literal::Str(s)) => Value::native(Native::Temporal(Temporal::Date(
+            chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| {
+                exc(
+                    "ValueError",
+                    format!("Couldn't parse date string: {}", builtins::str_repr(&s)),
+                )
+            })?,
+        ))),
+        (Some("BOOLEAN"), Literal::Int(i)) => Value::Bool(i != 0),
+        (Some("JSON"), Literal::Str(s)) => match serde_json::from_str::<serde_json::Value>(&s) {
+            Ok(j) => from_json(&j),
+            Err(e) => return Err(exc("json.decoder.JSONDecodeError", e.to_string())),
+        },
+        (_, Literal::Bool(b)) => Value::Bool(b),
+        (_, Literal::Int(i)) => Value::Int(i),
+        (_, Literal::Float(f)) => Value::Float(f),
+        (_, Literal::Str(s)) => Value::str(s),
+        (_, Literal::Bytes(b)) => Value::Bytes(b.into()),
+        (_, other) => Value::str(sql::literal_sql(&other)),
+    })
+}
+
+fn parse_sqlite_datetime(s: &str) -> Option<DateTimeValue> {
+    // SQLAlchemy's SQLite DATETIME reads "YYYY-MM-DD HH:MM:SS[.ffffff]" (and a bare date).
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S%.f",
+    ] {
+        if let Ok(d) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(DateTimeValue {
+                naive: d,
+                offset: None,
+            });
+        }
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|naive| DateTimeValue {
+            naive,
+            offset: None,
+        })
+}
+
+fn call_bound(
+    interp: &mut Interp<'_>,
+    this: &Rc<Native>,
+    name: &str,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    match &**this {
+        Native::Batch(b) => {
+            let b = b.clone();
+            op_call(interp, Some(&b), name, args, kwargs)
+        }
+        Native::Connection => match name {
+            "execute" | "scalar" | "scalars" => {
+                let stmt = match args.first() {
+                    Some(Value::Native(n)) => match &**n {
+                        Native::Stmt(s) => s.clone(),
+                        _ => {
+                            return Err(exc(
+                                "sqlalchemy.exc.ObjectNotExecutableError",
+                                format!("Not an executable object: {}", repr(&args[0])),
+                            ))
+                        }
+                    },
+                    Some(Value::Str(s)) => {
+                        return Err(exc(
+                            "sqlalchemy.exc.ObjectNotExecutableError",
+                            format!("Not an executable object: {}", builtins::str_repr(s)),
+                        ))
+                    }
+                    _ => return Err(type_error("execute() takes a statement")),
+                };
+                let params = params_of(
+                    args.get(1).or(kwargs
+                        .iter()
+                        .find(|(k, _)| k == "parameters")
+                        .map(|(_, v)| v)),
+                )?;
+                let result = run_statement(interp, &stmt, &params)?;
+                match name {
+                    "scalar" => result_method(interp, &result, "scalar", Vec::new()),
+                    "scalars" => result_method(interp, &result, "scalars", Vec::new()),
+                    _ => Ok(result),
+                }
+            }
+            "exec_driver_sql" => {
+                let sql = to_str(args.first().unwrap_or(&Value::None))?;
+                let mut bound = Vec::new();
+                if let Some(p) = args.get(1) {
+                    for v in builtins::iterate(p)? {
+                        bound.push(to_literal(&v)?);
+                    }
+                }
+                let out = interp
+                    .host
+                    .query(&sql, &bound)
+                    .map_err(|e| exc(&e.class, e.message))?;
+                let columns = Rc::new(out.columns.clone());
+                let rows = out
+                    .rows
+                    .into_iter()
+                    .map(|r| {
+                        r.into_iter()
+                            .map(|l| load_literal(l, None))
+                            .collect::<R<Vec<_>>>()
+                    })
+                    .collect::<R<Vec<_>>>()?;
+                Ok(Value::native(Native::Result(Rc::new(RefCell::new(
+                    ResultData {
+                        columns,
+                        rows,
+                        rowcount: out.rowcount,
+                        cursor: 0,
+                    },
+                )))))
+            }
+            "begin" | "begin_nested" => Ok(Value::native(Native::Opaque("transaction".into()))),
+            "commit" => Err(unsupported(
+                "`conn.commit()` in a revision body",
+                "ralembic commits the migration as one unit",
+            )),
+            "in_transaction" => Ok(Value::Bool(true)),
+            _ => Err(exc("AttributeError", name.to_string())),
+        },
+        Native::MigrationContext => match name {
+            "get_x_argument" => x_argument(interp, args, kwargs),
+            "is_offline_mode" => Ok(Value::Bool(interp.host.is_offline())),
+            "execute" => op_execute(interp, args.first().unwrap_or(&Value::None)),
+            _ => Err(unsupported(
+                format!("`MigrationContext.{name}()`"),
+                "not modelled",
+            )),
+        },
+        Native::Inspector => inspector_call(interp, name, args, kwargs),
+        Native::Result(_) => {
+            let v = Value::Native(this.clone());
+            result_method(interp, &v, name, args)
+        }
+        Native::Row(r) => match name {
+            "_asdict" => Ok(Value::dict(
+                r.columns
+                    .iter()
+                    .zip(&r.values)
+                    .map(|(c, v)| (Value::str(c.as_str()), v.clone()))
+                    .collect(),
+            )),
+            _ => Ok(Value::tuple(r.values.clone())),
+        },
+        Native::Mapping(r) => {
+            let items: Vec<(Value, Value)> = r
+                .columns
+                .iter()
+                .zip(&r.values)
+                .map(|(c, v)| (Value::str(c.as_str()), v.clone()))
+                .collect();
+            builtins::call_method(interp, leak_name(name), &Value::dict(items), args, kwargs)
+        }
+        Native::Environ => {
+            let items = this.mapping_items().unwrap_or_default();
+            builtins::call_method(interp, leak_name(name), &Value::dict(items), args, kwargs)
+        }
+        Native::Logger(logger) => {
+            if name == "setLevel" {
+                return Ok(Value::None);
+            }
+            let msg = log_message(&args)?;
+            interp.host.log(log_level(name), logger, &msg);
+            Ok(Value::None)
+        }
+        Native::Table(t) => {
+            let table = Value::native(Native::Table(t.clone()));
+            match name {
+                "select" => sa_call(interp, "select", vec![table], Vec::new()),
+                _ => sa_call(interp, name, vec![table], Vec::new()),
+            }
+        }
+        Native::Stmt(s) => stmt_method(s, name, args, kwargs),
+        Native::Sql(node) => sql_method(node, name, args),
+        Native::Temporal(t) => temporal_method(t, name, args, kwargs),
+        _ => Err(exc("AttributeError", name.to_string())),
+    }
+}
+
+/// The method tables of plain values are keyed by `'static` names.
+fn leak_name(name: &str) -> &'static str {
+    ["get", "keys", "values", "items"]
+        .into_iter()
+        .find(|n| *n == name)
+        .unwrap_or("get")
+}
+
+fn result_method(
+    _interp: &mut Interp<'_>,
+    result: &Value,
+    name: &str,
+    _args: Vec<Value>,
+) -> R<Value> {
+    let Value::Native(n) = result else {
+        return Err(type_error("not a result"));
+    };
+    let Native::Result(r) = &**n else {
+        return Err(type_error("not a result"));
+    };
+    let mut r = r.borrow_mut();
+    let cols = r.columns.clone();
+    let take_all = |r: &mut ResultData| -> Vec<Vec<Value>> {
+        let start = r.cursor;
+        r.cursor = r.rows.len();
+        r.rows[start..].to_vec()
+    };
+    Ok(match name {
+        "fetchall" | "all" => Value::list(
+            take_all(&mut r)
+                .into_iter()
+                .map(|v| row_value(&cols, v))
+                .collect(),
+        ),
+        "fetchone" | "first" => {
+            let row = r.rows.get(r.cursor).cloned();
+            r.cursor = if name == "first" {
+                r.rows.len()
+            } else {
+                r.cursor + 1
+            };
+            row.map(|v| row_value(&cols, v)).unwrap_or(Value::None)
+        }
+        "one" | "one_or_none" | "scalar_one" | "scalar_one_or_none" => {
+            let rows = take_all(&mut r);
+            if rows.len() > 1 {
+                return Err(exc(
+                    "sqlalchemy.exc.MultipleResultsFound",
+                    "Multiple rows were found when exactly one was required",
+                ));
+            }
+            match rows.into_iter().next() {
+                Some(v) if name.starts_with("scalar") => {
+                    v.into_iter().next().unwrap_or(Value::None)
+                }
+                Some(v) => row_value(&cols, v),
+                None if name.ends_with("or_none") => Value::None,
+                None => {
+                    return Err(exc(
+                        "sqlalchemy.exc.NoResultFound",
+                        "No row was found when one was required",
+                    ))
+                }
+            }
+        }
+        "scalar" => {
+            let row = r.rows.get(r.cursor).cloned();
+            r.cursor = r.rows.len();
+            row.and_then(|v| v.into_iter().next())
+                .unwrap_or(Value::None)
+        }
+        "scalars" => {
+            let rows = take_all(&mut r);
+            Value::list(
+                rows.into_iter()
+                    .map(|v| v.into_iter().next().unwrap_or(Value::None))
+                    .collect(),
+            )
+        }
+        "mappings" => Value::list(
+            take_all(&mut r)
+                .into_iter()
+                .map(|values| {
+                    Value::native(Native::Mapping(Rc::new(RowData {
+                        columns: cols.clone(),
+                        values,
+                    })))
+                })
+                .collect(),
+        ),
+        "keys" => Value::list(cols.iter().map(|c| Value::str(c.as_str())).collect()),
+        "tuples" | "unique" => result.clone(),
+        "close" => Value::None,
+        "fetchmany" => {
+            let n = match _args.first() {
+                Some(Value::Int(i)) => usize::try_from(*i).unwrap_or(1),
+                _ => 1,
+            };
+            let start = r.cursor;
+            let end = (start + n).min(r.rows.len());
+            r.cursor = end;
+            Value::list(
+                r.rows[start..end]
+                    .iter()
+                    .map(|v| row_value(&cols, v.clone()))
+                    .collect(),
+            )
+        }
+        _ => return Err(exc("AttributeError", name.to_string())),
+    })
+}
+
+fn stmt_method(
+    s: &Statement,
+    name: &str,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    let mut s = s.clone();
+    match (name, &mut s) {
+        ("bindparams", Statement::Text { params, .. }) => {
+            for (k, v) in kwargs {
+                params.retain(|(n, _)| *n != k);
+                params.push((k, to_literal(&v)?));
+            }
+        }
+        ("columns", Statement::Text { .. }) => {}
+        ("where" | "filter", Statement::Select { wheres, .. })
+        | ("where" | "filter", Statement::Update { wheres, .. })
+        | ("where" | "filter", Statement::Delete { wheres, .. }) => {
+            for a in &args {
+                wheres.push(to_sql(a, None)?);
+            }
+        }
+        ("values", Statement::Insert { table, values })
+        | ("values", Statement::Update { table, values, .. }) => {
+            let mut pairs: Vec<(String, Value)> = kwargs;
+            if let Some(m) = args.first() {
+                for (k, v) in builtins::mapping_items(m)? {
+                    let key = match &k {
+                        Value::Native(n) => match &**n {
+                            Native::Sql(SqlNode::Column { name, .. }) => name.clone(),
+                            _ => to_str(&k)?,
+                        },
+                        _ => to_str(&k)?,
+                    };
+                    pairs.push((key, v));
+                }
+            }
+            for (k, v) in pairs {
+                let ty = table
+                    .columns
+                    .iter()
+                    .find(|(c, _)| *c == k)
+                    .and_then(|(_, t)| t.clone());
+                values.retain(|(n, _)| *n != k);
+                values.push((k, to_sql(&v, ty.as_ref())?));
+            }
+        }
+        ("order_by", Statement::Select { order_by, .. }) => {
+            for a in &args {
+                order_by.push(to_sql(a, None)?);
+            }
+        }
+        ("limit", Statement::Select { limit, .. }) => {
+            *limit = Some(match as_number(args.first().unwrap_or(&Value::None)) {
+                Some(Num::Int(i)) => i,
+                _ => return Err(type_error("limit() takes an integer")),
+            })
+        }
+        ("offset", Statement::Select { offset, .. }) => {
+            *offset = Some(match as_number(args.first().unwrap_or(&Value::None)) {
+                Some(Num::Int(i)) => i,
+                _ => return Err(type_error("offset() takes an integer")),
+            })
+        }
+        ("distinct", Statement::Select { distinct, .. }) => *distinct = true,
+        ("select_from", Statement::Select { from, .. }) => {
+            for a in &args {
+                if let Value::Native(n) = a {
+                    if let Native::Table(t) = &**n {
+                        add_from(from, t.clone());
+                    }
+                }
+            }
+        }
+        _ => {
+            return Err(unsupported(
+                format!("`.{name}()` on this statement"),
+                "not modelled",
+            ))
+        }
+    }
+    Ok(Value::native(Native::Stmt(s)))
+}
+
+fn sql_method(node: &SqlNode, name: &str, args: Vec<Value>) -> R<Value> {
+    let me = Box::new(node.clone());
+    let ty = node.type_().cloned();
+    let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::None);
+    Ok(sql_value(match name {
+        "in_" | "not_in" | "notin_" => {
+            let mut values = Vec::new();
+            for v in builtins::iterate(&arg(0))? {
+                values.push(to_sql(&v, ty.as_ref())?);
+            }
+            SqlNode::InList {
+                operand: me,
+                values,
+                negate: name != "in_",
+            }
+        }
+        "is_" | "is_not" | "isnot" => SqlNode::Binary {
+            left: me,
+            op: if name == "is_" { "IS" } else { "IS NOT" }.into(),
+            right: Box::new(to_sql(&arg(0), ty.as_ref())?),
+        },
+        "like" | "ilike" => SqlNode::Binary {
+            left: if name == "ilike" {
+                Box::new(SqlNode::Func {
+                    name: "lower".into(),
+                    args: vec![node.clone()],
+                })
+            } else {
+                me
+            },
+            op: "LIKE".into(),
+            right: Box::new(if name == "ilike" {
+                SqlNode::Func {
+                    name: "lower".into(),
+                    args: vec![to_sql(&arg(0), None)?],
+                }
+            } else {
+                to_sql(&arg(0), None)?
+            }),
+        },
+        "startswith" | "endswith" | "contains" => {
+            let pattern = match name {
+                "startswith" => SqlNode::Binary {
+                    left: Box::new(to_sql(&arg(0), None)?),
+                    op: "||".into(),
+                    right: Box::new(SqlNode::Inline("'%'".into())),
+                },
+                "endswith" => SqlNode::Binary {
+                    left: Box::new(SqlNode::Inline("'%'".into())),
+                    op: "||".into(),
+                    right: Box::new(to_sql(&arg(0), None)?),
+                },
+                _ => SqlNode::Binary {
+                    left: Box::new(SqlNode::Binary {
+                        left: Box::new(SqlNode::Inline("'%'".into())),
+                        op: "||".into(),
+                        right: Box::new(to_sql(&arg(0), None)?),
+                    }),
+                    op: "||".into(),
+                    right: Box::new(SqlNode::Inline("'%'".into())),
+                },
+            };
+            SqlNode::Binary {
+                left: me,
+                op: "LIKE".into(),
+                right: Box::new(pattern),
+            }
+        }
+        "between" => SqlNode::Binary {
+            left: me,
+            op: "BETWEEN".into(),
+            right: Box::new(SqlNode::Binary {
+                left: Box::new(to_sql(&arg(0), ty.as_ref())?),
+                op: "AND".into(),
+                right: Box::new(to_sql(&arg(1), ty.as_ref())?),
+            }),
+        },
+        "desc" | "asc" => SqlNode::Inline(format!("{} {}", inline_sql(node), name.to_uppercase())),
+        "label" => SqlNode::Label {
+            inner: me,
+            name: to_str(&arg(0))?,
+        },
+        "is_distinct_from" => SqlNode::Binary {
+            left: me,
+            op: "IS NOT".into(),
+            right: Box::new(to_sql(&arg(0), ty.as_ref())?),
+        },
+        "cast" => SqlNode::Cast {
+            inner: me,
+            type_name: type_str(&to_type(&arg(0))?),
+        },
+        _ => {
+            return Err(unsupported(
+                format!("`.{name}()` on a SQL expression"),
+                "not modelled",
+            ))
+        }
+    }))
+}
+
+pub fn sql_compare(op: CmpOp, l: &Value, r: &Value) -> R<Value> {
+    let (l, r, op) = match l {
+        Value::Native(n) if n.is_sql() => (l, r, op),
+        // `5 < col` reads as `col > 5`.
+        _ => (
+            r,
+            l,
+            match op {
+                CmpOp::Lt => CmpOp::Gt,
+                CmpOp::LtE => CmpOp::GtE,
+                CmpOp::Gt => CmpOp::Lt,
+                CmpOp::GtE => CmpOp::LtE,
+                other => other,
+            },
+        ),
+    };
+    let left = to_sql(l, None)?;
+    let ty = left.type_().cloned();
+    let right = to_sql(r, ty.as_ref())?;
+    let null_right = matches!(right, SqlNode::Null);
+    let text = match op {
+        CmpOp::Eq if null_right => "IS",
+        CmpOp::NotEq if null_right => "IS NOT",
+        CmpOp::Eq => "=",
+        CmpOp::NotEq => "!=",
+        CmpOp::Lt => "<",
+        CmpOp::LtE => "<=",
+        CmpOp::Gt => ">",
+        CmpOp::GtE => ">=",
+        CmpOp::Is => "IS",
+        CmpOp::IsNot => "IS NOT",
+        CmpOp::In | CmpOp::NotIn => return Err(type_error("use .in_() for SQL IN")),
+    };
+    Ok(sql_value(SqlNode::Binary {
+        left: Box::new(left),
+        op: text.into(),
+        right: Box::new(right),
+    }))
+}
+
+pub fn sql_not(v: &Value) -> R<Value> {
+    Ok(sql_value(SqlNode::Unary {
+        op: "NOT".into(),
+        operand: Box::new(to_sql(v, None)?),
+    }))
+}
+
+pub fn sql_unary(op: &str, v: &Value) -> R<Value> {
+    match v {
+        Value::Native(n) if n.is_sql() => Ok(sql_value(SqlNode::Unary {
+            op: op.into(),
+            operand: Box::new(to_sql(v, None)?),
+        })),
+        Value::Native(n) => match (&**n, op) {
+            (Native::Temporal(Temporal::Delta(d)), "-") => {
+                Ok(Value::native(Native::Temporal(Temporal::Delta(-d))))
+            }
+            _ => Err(type_error(format!(
+                "bad operand type for unary {op}: '{}'",
+                v.type_name()
+            ))),
+        },
+        _ => Err(type_error(format!(
+            "bad operand type for unary {op}: '{}'",
+            v.type_name()
+        ))),
+    }
+}
+
+/// Operators with a native operand: SQL arithmetic/concatenation, `&`/`|` as AND/OR, and
+/// datetime arithmetic. `None`: not handled here.
+pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Option<Value>> {
+    let is_sql = |v: &Value| matches!(v, Value::Native(n) if n.is_sql());
+    if is_sql(l) || is_sql(r) {
+        let text = match op {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mult => "*",
+            BinOp::Div => "/",
+            BinOp::Mod => "%",
+            BinOp::BitAnd => "AND",
+            BinOp::BitOr => "OR",
+            _ => return Ok(None),
+        };
+        let left = to_sql(l, None)?;
+        let ty = left.type_().cloned();
+        // String concatenation renders `||` in SQLAlchemy.
+        let is_string = ty.as_ref().is_some_and(|t| {
+            matches!(
+                t.name.as_str(),
+                "String" | "Text" | "Unicode" | "VARCHAR" | "TEXT"
+            )
+        });
+        let right = to_sql(r, ty.as_ref())?;
+        return Ok(Some(sql_value(SqlNode::Binary {
+            left: Box::new(left),
+            op: if is_string && op == BinOp::Add {
+                "||".into()
+            } else {
+                text.into()
+            },
+            right: Box::new(right),
+        })));
+    }
+    let t = |v: &Value| match v {
+        Value::Native(n) => match &**n {
+            Native::Temporal(t) => Some(t.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    Ok(match (t(l), t(r), op) {
+        (Some(Temporal::DateTime(d)), Some(Temporal::Delta(us)), BinOp::Add | BinOp::Sub) => {
+            let delta = chrono::Duration::microseconds(if op == BinOp::Add { us } else { -us });
+            Some(Value::native(Native::Temporal(Temporal::DateTime(
+                DateTimeValue {
+                    naive: d.naive + delta,
+                    offset: d.offset,
+                },
+            ))))
+        }
+        (Some(Temporal::Delta(us)), Some(Temporal::DateTime(d)), BinOp::Add) => Some(
+            Value::native(Native::Temporal(Temporal::DateTime(DateTimeValue {
+                naive: d.naive + chrono::Duration::microseconds(us),
+                offset: d.offset,
+            }))),
+        ),
+        (Some(Temporal::DateTime(a)), Some(Temporal::DateTime(b)), BinOp::Sub) => {
+            if a.offset.is_some() != b.offset.is_some() {
+                return Err(type_error(
+                    "can't subtract offset-naive and offset-aware datetimes",
+                ));
+            }
+            let d = utc_naive(&a) - utc_naive(&b);
+            Some(Value::native(Native::Temporal(Temporal::Delta(
+                d.num_microseconds().unwrap_or(i64::MAX),
+            ))))
+        }
+        (Some(Temporal::Delta(a)), Some(Temporal::Delta(b)), BinOp::Add | BinOp::Sub) => {
+            Some(Value::native(Native::Temporal(Temporal::Delta(
+                if op == BinOp::Add { a + b } else { a - b },
+            ))))
+        }
+        (Some(Temporal::Delta(a)), None, BinOp::Mult) => as_number(r).map(|n| {
+            Value::native(Native::Temporal(Temporal::Delta(
+                (a as f64 * n.as_f64()).round() as i64,
+            )))
+        }),
+        (Some(Temporal::Delta(a)), Some(Temporal::Delta(b)), BinOp::Div) => {
+            Some(Value::Float(a as f64 / b as f64))
+        }
+        _ => None,
+    })
+}
+
+// ----- inspector -------------------------------------------------------------------------------
+
+fn query_rows(interp: &mut Interp<'_>, sql: &str, params: &[Literal]) -> R<Vec<Vec<Literal>>> {
+    if interp.host.is_offline() {
+        return Err(unsupported(
+            "inspecting the database in --sql mode",
+            "offline mode has no database to read",
+        ));
+    }
+    interp
+        .host
+        .query(sql, params)
+        .map(|o| o.rows)
+        .map_err(|e| exc(&e.class, e.message))
+}
+
+fn lit_str(l: &Literal) -> String {
+    match l {
+        Literal::Str(s) => s.clone(),
+        Literal::None => String::new(),
+        other => sql::literal_sql(other),
+    }
+}
+
+fn lit_int(l: &Literal) -> i64 {
+    match l {
+        Literal::Int(i) => *i,
+        _ => 0,
+    }
+}
+
+fn inspector_call(
+    interp: &mut Interp<'_>,
+    name: &str,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    let b = bind(name, &["table_name", "schema", "**"], args, kwargs)?;
+    if b.opt_str(1)?.is_some() {
+        return Err(unsupported(
+            "inspecting another schema",
+            "SQLite attached schemas are not modelled",
+        ));
+    }
+    let table = || -> R<String> { to_str(b.req(0, name, "table_name")?) };
+    let ensure_table = |interp: &mut Interp<'_>, t: &str| -> R<()> {
+        let rows = query_rows(
+            interp,
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?",
+            &[Literal::Str(t.to_string())],
+        )?;
+        if rows.is_empty() {
+            return Err(exc("sqlalchemy.exc.NoSuchTableError", t.to_string()));
+        }
+        Ok(())
+    };
+    let s = |x: &str| Value::str(x);
+    Ok(match name {
+        "get_table_names" | "get_view_names" => {
+            let kind = if name == "get_table_names" {
+                "table"
+            } else {
+                "view"
+            };
+            let rows = query_rows(
+                interp,
+                &format!("SELECT name FROM sqlite_master WHERE type='{kind}' AND name NOT LIKE 'sqlite~_%' ESCAPE '~' ORDER BY name"),
+                &[],
+            )?;
+            Value::list(rows.iter().map(|r| s(&lit_str(&r[0]))).collect())
+        }
+        "has_table" => {
+            let t = table()?;
+            let rows = query_rows(
+                interp,
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?",
+                &[Literal::Str(t)],
+            )?;
+            Value::Bool(!rows.is_empty())
+        }
+        "get_columns" => {
+            let t = table()?;
+            ensure_table(interp, &t)?;
+            let rows = query_rows(
+                interp,
+                "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?)",
+                &[Literal::Str(t)],
+            )?;
+            Value::list(
+                rows.iter()
+                    .map(|r| {
+                        let ty = lit_str(&r[1]);
+                        Value::dict(vec![
+                            (s("name"), s(&lit_str(&r[0]))),
+                            (s("type"), Value::native(Native::Type(reflected_type(&ty)))),
+                            (s("nullable"), Value::Bool(lit_int(&r[2]) == 0)),
+                            (
+                                s("default"),
+                                match &r[3] {
+                                    Literal::None => Value::None,
+                                    other => s(&lit_str(other)),
+                                },
+                            ),
+                            (s("primary_key"), Value::Int(lit_int(&r[4]))),
+                        ])
+                    })
+                    .collect(),
+            )
+        }
+        "get_pk_constraint" => {
+            let t = table()?;
+            ensure_table(interp, &t)?;
+            let rows = query_rows(
+                interp,
+                "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk",
+                &[Literal::Str(t)],
+            )?;
+            Value::dict(vec![
+                (
+                    s("constrained_columns"),
+                    Value::list(rows.iter().map(|r| s(&lit_str(&r[0]))).collect()),
+                ),
+                (s("name"), Value::None),
+            ])
+        }
+        "get_indexes" | "get_unique_constraints" => {
+            let t = table()?;
+            ensure_table(interp, &t)?;
+            let list = query_rows(
+                interp,
+                "SELECT name, \"unique\", origin FROM pragma_index_list(?)",
+                &[Literal::Str(t.clone())],
+            )?;
+            let mut out = Vec::new();
+            for r in &list {
+                let iname = lit_str(&r[0]);
+                let origin = lit_str(&r[2]);
+                let want = if name == "get_indexes" {
+                    !iname.starts_with("sqlite_autoindex")
+                } else {
+                    origin == "u"
+                };
+                if !want {
+                    continue;
+                }
+                let cols = query_rows(
+                    interp,
+                    "SELECT name FROM pragma_index_info(?) ORDER BY seqno",
+                    &[Literal::Str(iname.clone())],
+                )?;
+                let column_names = Value::list(
+                    cols.iter()
+                        .map(|c| match &c[0] {
+                            Literal::None => Value::None,
+                            other => s(&lit_str(other)),
+                        })
+                        .collect(),
+                );
+                if name == "get_indexes" {
+                    out.push(Value::dict(vec![
+                        (s("name"), s(&iname)),
+                        (s("column_names"), column_names),
+                        (s("unique"), Value::Bool(lit_int(&r[1]) != 0)),
+                        (s("dialect_options"), Value::dict(Vec::new())),
+                    ]));
+                } else {
+                    out.push(Value::dict(vec![
+                        (s("name"), Value::None),
+                        (s("column_names"), column_names),
+                    ]));
+                }
+            }
+            if name == "get_indexes" {
+                let mut items = out;
+                items.sort_by_key(|d| match d {
+                    Value::Dict(d) => d
+                        .borrow()
+                        .get(&Value::str("name"))
+                        .map(str_of)
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                });
+                Value::list(items)
+            } else {
+                Value::list(out)
+            }
+        }
+        "get_foreign_keys" => {
+            let t = table()?;
+            ensure_table(interp, &t)?;
+            let rows = query_rows(interp, "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete FROM pragma_foreign_key_list(?) ORDER BY id, seq", &[Literal::Str(t)])?;
+            let mut out: Vec<FkRows> = Vec::new();
+            for r in rows {
+                let id = lit_int(&r[0]);
+                if out.last().map(|o| o.0) != Some(id) {
+                    out.push((
+                        id,
+                        Vec::new(),
+                        Vec::new(),
+                        lit_str(&r[1]),
+                        lit_str(&r[4]),
+                        lit_str(&r[5]),
+                    ));
+                }
+                if let Some(last) = out.last_mut() {
+                    last.1.push(s(&lit_str(&r[2])));
+                    last.2.push(match &r[3] {
+                        Literal::None => Value::None,
+                        other => s(&lit_str(other)),
+                    });
+                }
+            }
+            Value::list(
+                out.into_iter()
+                    .map(|(_, local, remote, referred, onupdate, ondelete)| {
+                        let mut options = Vec::new();
+                        if onupdate != "NO ACTION" {
+                            options.push((s("onupdate"), s(&onupdate)));
+                        }
+                        if ondelete != "NO ACTION" {
+                            options.push((s("ondelete"), s(&ondelete)));
+                        }
+                        Value::dict(vec![
+                            (s("name"), Value::None),
+                            (s("constrained_columns"), Value::list(local)),
+                            (s("referred_schema"), Value::None),
+                            (s("referred_table"), s(&referred)),
+                            (s("referred_columns"), Value::list(remote)),
+                            (s("options"), Value::dict(options)),
+                        ])
+                    })
+                    .collect(),
+            )
+        }
+        "get_check_constraints" => {
+            let t = table()?;
+            ensure_table(interp, &t)?;
+            let rows = query_rows(
+                interp,
+                "SELECT sql FROM sqlite_master WHERE type='table' AND name = ?",
+                &[Literal::Str(t)],
+            )?;
+            let sql_text = rows.first().map(|r| lit_str(&r[0])).unwrap_or_default();
+            Value::list(
+                parse_checks(&sql_text)
+                    .into_iter()
+                    .map(|(n, text)| {
+                        Value::dict(vec![
+                            (s("sqltext"), s(&text)),
+                            (s("name"), n.map(|x| s(&x)).unwrap_or(Value::None)),
+                        ])
+                    })
+                    .collect(),
+            )
+        }
+        "get_schema_names" => Value::list(vec![s("main")]),
+        "get_sorted_table_and_fkc_names" | "get_temp_table_names" | "get_multi_columns" => {
+            return Err(unsupported(format!("`Inspector.{name}()`"), "not modelled"))
+        }
+        _ => {
+            return Err(exc(
+                "AttributeError",
+                format!("'Inspector' object has no attribute '{name}'"),
+            ))
+        }
+    })
+}
+
+/// One foreign key from PRAGMA foreign_key_list: id, local and remote columns, referred
+/// table, ON UPDATE, ON DELETE.
+type FkRows = (i64, Vec<Value>, Vec<Value>, String, String, String);
+
+fn reflected_type(declared: &str) -> TypeSpec {
+    let upper = declared.to_ascii_uppercase();
+    let (base, args) = match upper.split_once('(') {
+        Some((b, rest)) => (
+            b.trim().to_string(),
+            rest.trim_end_matches(')')
+                .split(',')
+                .filter_map(|a| a.trim().parse::<i64>().ok())
+                .map(Literal::Int)
+                .collect(),
+        ),
+        None => (upper.trim().to_string(), Vec::new()),
+    };
+    TypeSpec {
+        dialect: Some("sqlite".into()),
+        name: if base.is_empty() {
+            "NullType".into()
+        } else {
+            base
+        },
+        args,
+        kwargs: Vec::new(),
+    }
+}
+
+/// `CHECK (...)` clauses of a CREATE TABLE text, with their CONSTRAINT names.
+fn parse_checks(sql: &str) -> Vec<(Option<String>, String)> {
+    let mut out = Vec::new();
+    let upper = sql.to_ascii_uppercase();
+    let mut search = 0;
+    while let Some(i) = upper[search..].find("CHECK") {
+        let at = search + i;
+        let Some(open) = sql[at..].find('(').map(|o| at + o) else {
+            break;
+        };
+        let mut depth = 0;
+        let mut end = open;
+        for (j, c) in sql[open..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = open + j;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let before = sql[..at].trim_end();
+        let name = before
+            .rsplit_once(|c: char| c.is_whitespace())
+            .filter(|(pre, _)| pre.trim_end().to_ascii_uppercase().ends_with("CONSTRAINT"))
+            .map(|(_, n)| n.trim_matches('"').to_string());
+        out.push((name, sql[open + 1..end].to_string()));
+        search = end.max(at + 5);
+    }
+    out
+}
+
+// ----- datetime --------------------------------------------------------------------------------
+
+fn utc_naive(d: &DateTimeValue) -> chrono::NaiveDateTime {
+    d.naive - chrono::Duration::seconds(i64::from(d.offset.unwrap_or(0)))
+}
+
+fn temporal_cmp(a: &Temporal, b: &Temporal) -> Option<Ordering> {
+    match (a, b) {
+        (Temporal::DateTime(x), Temporal::DateTime(y)) => {
+            if x.offset.is_some() != y.offset.is_some() {
+                return None;
+            }
+            Some(utc_naive(x).cmp(&utc_naive(y)))
+        }
+        (Temporal::Date(x), Temporal::Date(y)) => Some(x.cmp(y)),
+        (Temporal::Time(x), Temporal::Time(y)) => Some(x.cmp(y)),
+        (Temporal::Delta(x), Temporal::Delta(y)) => Some(x.cmp(y)),
+        (Temporal::Zone(x), Temporal::Zone(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+fn offset_text(secs: i32, colon: bool) -> String {
+    let sign = if secs < 0 { '-' } else { '+' };
+    let a = secs.unsigned_abs();
+    if colon {
+        format!("{sign}{:02}:{:02}", a / 3600, (a / 60) % 60)
+    } else {
+        format!("{sign}{:02}{:02}", a / 3600, (a / 60) % 60)
+    }
+}
+
+fn iso(d: &DateTimeValue, sep: char) -> String {
+    let base = if d.naive.and_utc().timestamp_subsec_micros() == 0 {
+        d.naive
+            .format(&format!("%Y-%m-%d{sep}%H:%M:%S"))
+            .to_string()
+    } else {
+        d.naive
+            .format(&format!("%Y-%m-%d{sep}%H:%M:%S%.6f"))
+            .to_string()
+    };
+    match d.offset {
+        Some(o) => format!("{base}{}", offset_text(o, true)),
+        None => base,
+    }
+}
+
+fn temporal_str(t: &Temporal) -> String {
+    match t {
+        Temporal::DateTime(d) => iso(d, ' '),
+        Temporal::Date(d) => d.format("%Y-%m-%d").to_string(),
+        Temporal::Time(t) => t.format("%H:%M:%S").to_string(),
+        Temporal::Delta(us) => {
+            let days = us.div_euclid(86_400_000_000);
+            let rest = us.rem_euclid(86_400_000_000);
+            let secs = rest / 1_000_000;
+            let micros = rest % 1_000_000;
+            let hms = format!("{}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60);
+            let hms = if micros != 0 {
+                format!("{hms}.{micros:06}")
+            } else {
+                hms
+            };
+            match days {
+                0 => hms,
+                1 | -1 => format!("{days} day, {hms}"),
+                _ => format!("{days} days, {hms}"),
+            }
+        }
+        Temporal::Zone(0) => "UTC".into(),
+        Temporal::Zone(o) => format!("UTC{}", offset_text(*o, true)),
+    }
+}
+
+fn temporal_repr(t: &Temporal) -> String {
+    match t {
+        Temporal::DateTime(d) => {
+            let n = d.naive;
+            use chrono::{Datelike, Timelike};
+            let mut parts = vec![
+                n.year().to_string(),
+                n.month().to_string(),
+                n.day().to_string(),
+                n.hour().to_string(),
+                n.minute().to_string(),
+            ];
+            let micro = n.and_utc().timestamp_subsec_micros();
+            if n.second() != 0 || micro != 0 {
+                parts.push(n.second().to_string());
+            }
+            if micro != 0 {
+                parts.push(micro.to_string());
+            }
+            let tz = match d.offset {
+                Some(0) => ", tzinfo=datetime.timezone.utc".to_string(),
+                Some(o) => format!(", tzinfo=datetime.timezone(datetime.timedelta(seconds={o}))"),
+                None => String::new(),
+            };
+            format!("datetime.datetime({}{tz})", parts.join(", "))
+        }
+        other => format!(
+            "datetime.{}({})",
+            match other {
+                Temporal::Date(_) => "date",
+                Temporal::Time(_) => "time",
+                Temporal::Delta(_) => "timedelta",
+                _ => "timezone",
+            },
+            temporal_str(other)
+        ),
+    }
+}
+
+/// How SQLAlchemy's SQLite DateTime/Date types store a value.
+fn temporal_sql(t: &Temporal) -> String {
+    match t {
+        Temporal::DateTime(d) => d.naive.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+        Temporal::Date(d) => d.format("%Y-%m-%d").to_string(),
+        Temporal::Time(t) => t.format("%H:%M:%S%.6f").to_string(),
+        other => temporal_str(other),
+    }
+}
+
+fn strftime(d: &DateTimeValue, fmt: &str) -> String {
+    let fmt = fmt.replace("%f", "%6f");
+    let mut out = d
+        .naive
+        .format(&fmt.replace("%z", "").replace("%Z", ""))
+        .to_string();
+    if fmt.contains("%z") || fmt.contains("%Z") {
+        out.push_str(&d.offset.map(|o| offset_text(o, false)).unwrap_or_default());
+    }
+    out
+}
+
+fn temporal_attr(this: &Rc<Native>, t: &Temporal, attr: &str) -> Option<Value> {
+    use chrono::{Datelike, Timelike};
+    let int = |i: i64| Some(Value::Int(i));
+    match (t, attr) {
+        (Temporal::DateTime(d), "year") => int(i64::from(d.naive.year())),
+        (Temporal::DateTime(d), "month") => int(i64::from(d.naive.month())),
+        (Temporal::DateTime(d), "day") => int(i64::from(d.naive.day())),
+        (Temporal::DateTime(d), "hour") => int(i64::from(d.naive.hour())),
+        (Temporal::DateTime(d), "minute") => int(i64::from(d.naive.minute())),
+        (Temporal::DateTime(d), "second") => int(i64::from(d.naive.second())),
+        (Temporal::DateTime(d), "microsecond") => {
+            int(i64::from(d.naive.and_utc().timestamp_subsec_micros()))
+        }
+        (Temporal::DateTime(d), "tzinfo") => Some(match d.offset {
+            Some(o) => Value::native(Native::Temporal(Temporal::Zone(o))),
+            None => Value::None,
+        }),
+        (Temporal::Date(d), "year") => int(i64::from(d.year())),
+        (Temporal::Date(d), "month") => int(i64::from(d.month())),
+        (Temporal::Date(d), "day") => int(i64::from(d.day())),
+        (Temporal::Delta(us), "days") => int(us.div_euclid(86_400_000_000)),
+        (Temporal::Delta(us), "seconds") => int(us.rem_euclid(86_400_000_000) / 1_000_000),
+        (Temporal::Delta(us), "microseconds") => int(us.rem_euclid(1_000_000)),
+        (
+            Temporal::DateTime(_),
+            "replace" | "astimezone" | "timestamp" | "isoformat" | "strftime" | "date" | "time"
+            | "utcoffset",
+        )
+        | (Temporal::Date(_), "isoformat" | "strftime")
+        | (Temporal::Delta(_), "total_seconds") => Some(bound(this, attr)),
+        _ => None,
+    }
+}
+
+fn tz_of(v: &Value) -> R<Option<i32>> {
+    match v {
+        Value::None => Ok(None),
+        Value::Native(n) => match &**n {
+            Native::Temporal(Temporal::Zone(o)) => Ok(Some(*o)),
+            _ => Err(type_error(
+                "tzinfo argument must be None or of a tzinfo subclass",
+            )),
+        },
+        _ => Err(type_error(
+            "tzinfo argument must be None or of a tzinfo subclass",
+        )),
+    }
+}
+
+fn local_offset(naive_utc: chrono::NaiveDateTime) -> i32 {
+    chrono::Local
+        .offset_from_utc_datetime(&naive_utc)
+        .local_minus_utc()
+}
+
+use chrono::{Offset, TimeZone};
+
+fn temporal_method(
+    t: &Temporal,
+    name: &str,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    use chrono::{Datelike, Timelike};
+    let dt = |d: DateTimeValue| Value::native(Native::Temporal(Temporal::DateTime(d)));
+    match (t, name) {
+        (Temporal::DateTime(d), "replace") => {
+            let b = bind(
+                "replace",
+                &[
+                    "year",
+                    "month",
+                    "day",
+                    "hour",
+                    "minute",
+                    "second",
+                    "microsecond",
+                    "tzinfo",
+                ],
+                args,
+                kwargs,
+            )?;
+            let get = |i: usize, cur: i64| -> R<i64> {
+                match b.get(i) {
+                    Some(v) => match as_number(v) {
+                        Some(Num::Int(x)) => Ok(x),
+                        _ => Err(type_error("an integer is required")),
+                    },
+                    None => Ok(cur),
+                }
+            };
+            let n = d.naive;
+            let date = chrono::NaiveDate::from_ymd_opt(
+                i32::try_from(get(0, i64::from(n.year()))?).unwrap_or(0),
+                u32::try_from(get(1, i64::from(n.month()))?).unwrap_or(0),
+                u32::try_from(get(2, i64::from(n.day()))?).unwrap_or(0),
+            )
+            .ok_or_else(|| exc("ValueError", "day is out of range for month"))?;
+            let time = chrono::NaiveTime::from_hms_micro_opt(
+                u32::try_from(get(3, i64::from(n.hour()))?).unwrap_or(99),
+                u32::try_from(get(4, i64::from(n.minute()))?).unwrap_or(99),
+                u32::try_from(get(5, i64::from(n.second()))?).unwrap_or(99),
+                u32::try_from(get(6, i64::from(n.and_utc().timestamp_subsec_micros()))?)
+                    .unwrap_or(u32::MAX),
+            )
+            .ok_or_else(|| exc("ValueError", "time component out of range"))?;
+            let offset = match b.get(7) {
+                Some(v) => tz_of(v)?,
+                None => d.offset,
+            };
+            Ok(dt(DateTimeValue {
+                naive: date.and_time(time),
+                offset,
+            }))
+        }
+        (Temporal::DateTime(d), "astimezone") => {
+            let target = match args
+                .first()
+                .or(kwargs.iter().find(|(k, _)| k == "tz").map(|(_, v)| v))
+            {
+                Some(v) => tz_of(v)?,
+                None => None,
+            };
+            let utc = match d.offset {
+                Some(_) => utc_naive(d),
+                None => d.naive - chrono::Duration::seconds(i64::from(local_offset_naive(d.naive))),
+            };
+            let off = target.unwrap_or_else(|| local_offset(utc));
+            Ok(dt(DateTimeValue {
+                naive: utc + chrono::Duration::seconds(i64::from(off)),
+                offset: Some(off),
+            }))
+        }
+        (Temporal::DateTime(d), "timestamp") => {
+            let utc = match d.offset {
+                Some(_) => utc_naive(d),
+                None => d.naive - chrono::Duration::seconds(i64::from(local_offset_naive(d.naive))),
+            };
+            let us = utc.and_utc().timestamp_micros();
+            Ok(Value::Float(us as f64 / 1e6))
+        }
+        (Temporal::DateTime(d), "isoformat") => {
+            let sep = match args.first() {
+                Some(Value::Str(s)) => s.chars().next().unwrap_or('T'),
+                _ => 'T',
+            };
+            Ok(Value::str(iso(d, sep)))
+        }
+        (Temporal::DateTime(d), "strftime") => Ok(Value::str(strftime(
+            d,
+            &to_str(args.first().unwrap_or(&Value::None))?,
+        ))),
+        (Temporal::DateTime(d), "date") => Ok(Value::native(Native::Temporal(Temporal::Date(
+            d.naive.date(),
+        )))),
+        (Temporal::DateTime(d), "time") => Ok(Value::native(Native::Temporal(Temporal::Time(
+            d.naive.time(),
+        )))),
+        (Temporal::DateTime(d), "utcoffset") => Ok(match d.offset {
+            Some(o) => Value::native(Native::Temporal(Temporal::Delta(i64::from(o) * 1_000_000))),
+            None => Value::None,
+        }),
+        (Temporal::Date(d), "isoformat") => Ok(Value::str(d.format("%Y-%m-%d").to_string())),
+        (Temporal::Date(d), "strftime") => Ok(Value::str(
+            d.format(&to_str(args.first().unwrap_or(&Value::None))?)
+                .to_string(),
+        )),
+        (Temporal::Delta(us), "total_seconds") => Ok(Value::Float(*us as f64 / 1e6)),
+        _ => Err(exc("AttributeError", name.to_string())),
+    }
+}
+
+fn local_offset_naive(naive_local: chrono::NaiveDateTime) -> i32 {
+    chrono::Local
+        .offset_from_local_datetime(&naive_local)
+        .earliest()
+        .map(|o| o.fix().local_minus_utc())
+        .unwrap_or(0)
+}
+
+fn datetime_call(f: &str, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Value> {
+    let dt = |d: DateTimeValue| Value::native(Native::Temporal(Temporal::DateTime(d)));
+    let int = |v: Option<&Value>, default: i64| -> R<i64> {
+        match v {
+            None => Ok(default),
+            Some(v) => match as_number(v) {
+                Some(Num::Int(i)) => Ok(i),
+                _ => Err(type_error("an integer is required")),
+            },
+        }
+    };
+    match f {
+        "datetime.datetime" | "datetime.date" => {
+            let b = bind(
+                f,
+                &[
+                    "year",
+                    "month",
+                    "day",
+                    "hour",
+                    "minute",
+                    "second",
+                    "microsecond",
+                    "tzinfo",
+                ],
+                args,
+                kwargs,
+            )?;
+            let date = chrono::NaiveDate::from_ymd_opt(
+                i32::try_from(int(b.get(0), 1)?).unwrap_or(0),
+                u32::try_from(int(b.get(1), 1)?).unwrap_or(0),
+                u32::try_from(int(b.get(2), 1)?).unwrap_or(0),
+            )
+            .ok_or_else(|| exc("ValueError", "day is out of range for month"))?;
+            if f == "datetime.date" {
+                return Ok(Value::native(Native::Temporal(Temporal::Date(date))));
+            }
+            let time = chrono::NaiveTime::from_hms_micro_opt(
+                u32::try_from(int(b.get(3), 0)?).unwrap_or(99),
+                u32::try_from(int(b.get(4), 0)?).unwrap_or(99),
+                u32::try_from(int(b.get(5), 0)?).unwrap_or(99),
+                u32::try_from(int(b.get(6), 0)?).unwrap_or(u32::MAX),
+            )
+            .ok_or_else(|| exc("ValueError", "hour must be in 0..23"))?;
+            Ok(dt(DateTimeValue {
+                naive: date.and_time(time),
+                offset: match b.get(7) {
+                    Some(v) => tz_of(v)?,
+                    None => None,
+                },
+            }))
+        }
+        "datetime.timedelta" => {
+            let b = bind(
+                f,
+                &[
+                    "days",
+                    "seconds",
+                    "microseconds",
+                    "milliseconds",
+                    "minutes",
+                    "hours",
+                    "weeks",
+                ],
+                args,
+                kwargs,
+            )?;
+            let num = |i: usize| b.get(i).and_then(as_number).map(Num::as_f64).unwrap_or(0.0);
+            let us = num(0) * 86_400e6
+                + num(1) * 1e6
+                + num(2)
+                + num(3) * 1e3
+                + num(4) * 60e6
+                + num(5) * 3600e6
+                + num(6) * 7.0 * 86_400e6;
+            Ok(Value::native(Native::Temporal(Temporal::Delta(
+                us.round() as i64
+            ))))
+        }
+        "datetime.timezone" => {
+            let off = match args.first() {
+                Some(Value::Native(n)) => match &**n {
+                    Native::Temporal(Temporal::Delta(us)) => {
+                        i32::try_from(us / 1_000_000).unwrap_or(0)
+                    }
+                    _ => {
+                        return Err(type_error(
+                            "timezone() argument 1 must be datetime.timedelta",
+                        ))
+                    }
+                },
+                _ => {
+                    return Err(type_error(
+                        "timezone() argument 1 must be datetime.timedelta",
+                    ))
+                }
+            };
+            Ok(Value::native(Native::Temporal(Temporal::Zone(off))))
+        }
+        "datetime.datetime.now" | "datetime.datetime.utcnow" | "datetime.datetime.today" => {
+            let now = chrono::Utc::now().naive_utc();
+            let tz = match args
+                .first()
+                .or(kwargs.iter().find(|(k, _)| k == "tz").map(|(_, v)| v))
+            {
+                Some(v) => tz_of(v)?,
+                None => None,
+            };
+            Ok(dt(match (f, tz) {
+                ("datetime.datetime.utcnow", _) => DateTimeValue {
+                    naive: now,
+                    offset: None,
+                },
+                (_, Some(o)) => DateTimeValue {
+                    naive: now + chrono::Duration::seconds(i64::from(o)),
+                    offset: Some(o),
+                },
+                (_, None) => DateTimeValue {
+                    naive: now + chrono::Duration::seconds(i64::from(local_offset(now))),
+                    offset: None,
+                },
+            }))
+        }
+        "datetime.date.today" => Ok(Value::native(Native::Temporal(Temporal::Date(
+            chrono::Local::now().date_naive(),
+        )))),
+        "datetime.datetime.fromisoformat" | "datetime.date.fromisoformat" => {
+            let s = to_str(args.first().unwrap_or(&Value::None))?;
+            let invalid = || {
+                exc(
+                    "ValueError",
+                    format!("Invalid isoformat string: {}", builtins::str_repr(&s)),
+                )
+            };
+            if f == "datetime.date.fromisoformat" {
+                return chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+                    .map(|d| Value::native(Native::Temporal(Temporal::Date(d))))
+                    .map_err(|_| invalid());
+            }
+            parse_isoformat(&s).map(dt).ok_or_else(invalid)
+        }
+        "datetime.datetime.fromtimestamp" | "datetime.datetime.utcfromtimestamp" => {
+            let ts = as_number(args.first().unwrap_or(&Value::None))
+                .ok_or_else(|| type_error("an integer or float is required"))?
+                .as_f64();
+            let us = (ts * 1e6).round() as i64;
+            let utc = chrono::DateTime::from_timestamp_micros(us)
+                .ok_or_else(|| exc("ValueError", "year is out of range"))?
+                .naive_utc();
+            let tz = match args
+                .get(1)
+                .or(kwargs.iter().find(|(k, _)| k == "tz").map(|(_, v)| v))
+            {
+                Some(v) => tz_of(v)?,
+                None => None,
+            };
+            Ok(dt(match (f, tz) {
+                ("datetime.datetime.utcfromtimestamp", _) => DateTimeValue {
+                    naive: utc,
+                    offset: None,
+                },
+                (_, Some(o)) => DateTimeValue {
+                    naive: utc + chrono::Duration::seconds(i64::from(o)),
+                    offset: Some(o),
+                },
+                (_, None) => DateTimeValue {
+                    naive: utc + chrono::Duration::seconds(i64::from(local_offset(utc))),
+                    offset: None,
+                },
+            }))
+        }
+        "datetime.datetime.strptime" => {
+            let s = to_str(args.first().unwrap_or(&Value::None))?;
+            let fmt = to_str(args.get(1).unwrap_or(&Value::None))?.replace("%f", "%.f");
+            chrono::NaiveDateTime::parse_from_str(&s, &fmt)
+                .or_else(|_| {
+                    chrono::NaiveDate::parse_from_str(&s, &fmt)
+                        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
+                })
+                .map(|naive| {
+                    dt(DateTimeValue {
+                        naive,
+                        offset: None,
+                    })
+                })
+                .map_err(|_| {
+                    exc(
+                        "ValueError",
+                        format!("time data {} does not match format", builtins::str_repr(&s)),
+                    )
+                })
+        }
+        _ => Err(unsupported(format!("`{f}`"), "not modelled")),
+    }
+}
+
+fn parse_isoformat(s: &str) -> Option<DateTimeValue> {
+    let s = s.trim();
+    // Split an offset suffix: +HH:MM, -HH:MM, Z.
+    let (body, offset) = if let Some(b) = s.strip_suffix('Z') {
+        (b, Some(0))
+    } else {
+        match s
+            .get(10..)
+            .and_then(|t| t.rfind(['+', '-']).map(|i| i + 10))
+        {
+            Some(i) => {
+                let off = &s[i + 1..];
+                let (h, m) = match off.split_once(':') {
+                    Some((h, m)) => (h.parse::<i32>().ok()?, m.get(..2)?.parse::<i32>().ok()?),
+                    None if off.len() == 4 => (off[..2].parse().ok()?, off[2..].parse().ok()?),
+                    None => (off.parse().ok()?, 0),
+                };
+                let secs = (h * 3600 + m * 60) * if &s[i..=i] == "-" { -1 } else { 1 };
+                (&s[..i], Some(secs))
+            }
+            None => (s, None),
+        }
+    };
+    let naive = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H",
+        "%Y-%m-%d %H",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(body, f).ok())
+    .or_else(|| {
+        chrono::NaiveDate::parse_from_str(body, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    })?;
+    Some(DateTimeValue { naive, offset })
+}

@@ -1,0 +1,516 @@
+//! Data statements built with `sa.select/insert/update/delete/text` and column expressions,
+//! rendered as SQLAlchemy's SQLite compiler renders them, values always bound (`?`).
+//!
+//! DDL-side expressions (server defaults, check constraints, `sqlite_where`) are converted to
+//! `ops::SqlExpr` and rendered by `ddl`.
+
+use crate::alembic_compat::ops::{Literal, SqlExpr, TypeSpec};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SqlNode {
+    Column {
+        table: Option<String>,
+        name: String,
+        type_: Option<TypeSpec>,
+    },
+    /// A Python value, bound as a parameter; the type (from the column it is compared with
+    /// or assigned to) decides how it is stored.
+    Bind {
+        value: Literal,
+        type_: Option<TypeSpec>,
+    },
+    /// `op.inline_literal(x)` / `sa.literal_column("x")`: rendered into the text.
+    Inline(String),
+    Text {
+        sql: String,
+        params: Vec<(String, Literal)>,
+    },
+    Func {
+        name: String,
+        args: Vec<SqlNode>,
+    },
+    Binary {
+        left: Box<SqlNode>,
+        op: String,
+        right: Box<SqlNode>,
+    },
+    Unary {
+        op: String,
+        operand: Box<SqlNode>,
+    },
+    /// `x IN (...)`, `x NOT IN (...)`.
+    InList {
+        operand: Box<SqlNode>,
+        values: Vec<SqlNode>,
+        negate: bool,
+    },
+    /// `and_` / `or_` with their operands.
+    Conjunction {
+        op: &'static str,
+        items: Vec<SqlNode>,
+    },
+    Null,
+    True,
+    False,
+    Label {
+        inner: Box<SqlNode>,
+        name: String,
+    },
+    Case {
+        whens: Vec<(SqlNode, SqlNode)>,
+        else_: Option<Box<SqlNode>>,
+    },
+    Cast {
+        inner: Box<SqlNode>,
+        type_name: String,
+    },
+}
+
+impl SqlNode {
+    pub fn type_(&self) -> Option<&TypeSpec> {
+        match self {
+            SqlNode::Column { type_, .. } | SqlNode::Bind { type_, .. } => type_.as_ref(),
+            SqlNode::Label { inner, .. } => inner.type_(),
+            _ => None,
+        }
+    }
+
+    /// The node as it appears inside DDL, where SQLAlchemy renders values inline.
+    pub fn to_ddl(&self) -> SqlExpr {
+        match self {
+            SqlNode::Column { name, .. } => SqlExpr::Column(name.clone()),
+            SqlNode::Bind { value, .. } => SqlExpr::Literal(value.clone()),
+            SqlNode::Inline(s) => SqlExpr::Text(s.clone()),
+            SqlNode::Text { sql, .. } => SqlExpr::Text(sql.clone()),
+            SqlNode::Func { name, args } => SqlExpr::Func {
+                name: name.clone(),
+                args: args.iter().map(SqlNode::to_ddl).collect(),
+            },
+            SqlNode::Binary { left, op, right } => SqlExpr::Binary {
+                left: Box::new(left.to_ddl()),
+                op: op.clone(),
+                right: Box::new(right.to_ddl()),
+            },
+            SqlNode::Unary { op, operand } => SqlExpr::Unary {
+                op: op.clone(),
+                operand: Box::new(operand.to_ddl()),
+            },
+            SqlNode::Null => SqlExpr::Null,
+            SqlNode::True => SqlExpr::True,
+            SqlNode::False => SqlExpr::False,
+            other => {
+                let mut r = Renderer {
+                    inline: true,
+                    ..Renderer::default()
+                };
+                r.node(other, false);
+                SqlExpr::Text(r.sql)
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableRef {
+    pub name: String,
+    pub schema: Option<String>,
+    pub columns: Vec<(String, Option<TypeSpec>)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Statement {
+    Select {
+        columns: Vec<SqlNode>,
+        from: Vec<TableRef>,
+        wheres: Vec<SqlNode>,
+        order_by: Vec<SqlNode>,
+        limit: Option<i64>,
+        offset: Option<i64>,
+        distinct: bool,
+    },
+    Insert {
+        table: TableRef,
+        values: Vec<(String, SqlNode)>,
+    },
+    Update {
+        table: TableRef,
+        values: Vec<(String, SqlNode)>,
+        wheres: Vec<SqlNode>,
+    },
+    Delete {
+        table: TableRef,
+        wheres: Vec<SqlNode>,
+    },
+    Text {
+        sql: String,
+        params: Vec<(String, Literal)>,
+    },
+}
+
+/// SQL text with `?` placeholders and the values in order, plus the result columns' types
+/// (for SQLAlchemy's result processing, e.g. DateTime strings back to datetimes).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rendered {
+    pub sql: String,
+    pub params: Vec<(Literal, Option<TypeSpec>)>,
+    pub result_types: Vec<Option<TypeSpec>>,
+}
+
+#[derive(Default)]
+struct Renderer {
+    sql: String,
+    params: Vec<(Literal, Option<TypeSpec>)>,
+    /// Render values inline (DDL, `--sql`) instead of binding them.
+    inline: bool,
+    /// Qualify columns with their table (SELECT with FROM does; UPDATE SET does not).
+    qualify: bool,
+}
+
+pub fn quote_ident(name: &str) -> String {
+    crate::alembic_compat::eval::native::quote_identifier(name)
+}
+
+pub fn literal_sql(v: &Literal) -> String {
+    match v {
+        Literal::None => "NULL".into(),
+        Literal::Bool(b) => if *b { "1" } else { "0" }.into(),
+        Literal::Int(i) => i.to_string(),
+        Literal::Float(f) => crate::alembic_compat::eval::builtins::float_repr(*f),
+        Literal::Str(s) => format!("'{}'", s.replace('\'', "''")),
+        Literal::Bytes(b) => format!(
+            "X'{}'",
+            b.iter().map(|c| format!("{c:02X}")).collect::<String>()
+        ),
+        Literal::List(items) => items.iter().map(literal_sql).collect::<Vec<_>>().join(", "),
+        Literal::Type(t) => t.name.clone(),
+    }
+}
+
+impl Renderer {
+    fn bind(&mut self, value: &Literal, type_: Option<&TypeSpec>) {
+        if self.inline {
+            self.sql.push_str(&literal_sql(value));
+        } else {
+            self.sql.push('?');
+            self.params.push((value.clone(), type_.cloned()));
+        }
+    }
+
+    fn node(&mut self, n: &SqlNode, nested: bool) {
+        match n {
+            SqlNode::Column { table, name, .. } => {
+                if let (true, Some(t)) = (self.qualify, table) {
+                    self.sql.push_str(&quote_ident(t));
+                    self.sql.push('.');
+                }
+                self.sql.push_str(&quote_ident(name));
+            }
+            SqlNode::Bind { value, type_ } => self.bind(value, type_.as_ref()),
+            SqlNode::Inline(s) => self.sql.push_str(s),
+            SqlNode::Text { sql, params } => self.text(sql, params),
+            SqlNode::Func { name, args } => {
+                let upper = name.to_ascii_uppercase();
+                // SQLAlchemy's ANSI functions render without parentheses.
+                if args.is_empty()
+                    && matches!(
+                        upper.as_str(),
+                        "CURRENT_TIMESTAMP"
+                            | "CURRENT_DATE"
+                            | "CURRENT_TIME"
+                            | "LOCALTIME"
+                            | "LOCALTIMESTAMP"
+                            | "CURRENT_USER"
+                            | "SESSION_USER"
+                            | "USER"
+                    )
+                {
+                    self.sql.push_str(&upper);
+                    return;
+                }
+                if upper == "NOW" {
+                    self.sql.push_str("CURRENT_TIMESTAMP");
+                    return;
+                }
+                self.sql.push_str(name);
+                self.sql.push('(');
+                for (i, a) in args.iter().enumerate() {
+                    if i > 0 {
+                        self.sql.push_str(", ");
+                    }
+                    self.node(a, false);
+                }
+                self.sql.push(')');
+            }
+            SqlNode::Binary { left, op, right } => {
+                if nested {
+                    self.sql.push('(');
+                }
+                self.node(left, true);
+                self.sql.push(' ');
+                self.sql.push_str(op);
+                self.sql.push(' ');
+                self.node(right, true);
+                if nested {
+                    self.sql.push(')');
+                }
+            }
+            SqlNode::Unary { op, operand } => {
+                self.sql.push_str(op);
+                if op.chars().all(char::is_alphabetic) {
+                    self.sql.push(' ');
+                }
+                self.node(operand, true);
+            }
+            SqlNode::InList {
+                operand,
+                values,
+                negate,
+            } => {
+                self.node(operand, true);
+                self.sql
+                    .push_str(if *negate { " NOT IN (" } else { " IN (" });
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        self.sql.push_str(", ");
+                    }
+                    self.node(v, false);
+                }
+                self.sql.push(')');
+            }
+            SqlNode::Conjunction { op, items } => {
+                if nested && items.len() > 1 {
+                    self.sql.push('(');
+                }
+                for (i, it) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.sql.push(' ');
+                        self.sql.push_str(op);
+                        self.sql.push(' ');
+                    }
+                    self.node(it, true);
+                }
+                if nested && items.len() > 1 {
+                    self.sql.push(')');
+                }
+            }
+            SqlNode::Null => self.sql.push_str("NULL"),
+            SqlNode::True => self.sql.push('1'),
+            SqlNode::False => self.sql.push('0'),
+            SqlNode::Label { inner, name } => {
+                self.node(inner, true);
+                self.sql.push_str(" AS ");
+                self.sql.push_str(&quote_ident(name));
+            }
+            SqlNode::Case { whens, else_ } => {
+                self.sql.push_str("CASE");
+                for (c, v) in whens {
+                    self.sql.push_str(" WHEN ");
+                    self.node(c, false);
+                    self.sql.push_str(" THEN ");
+                    self.node(v, false);
+                }
+                if let Some(e) = else_ {
+                    self.sql.push_str(" ELSE ");
+                    self.node(e, false);
+                }
+                self.sql.push_str(" END");
+            }
+            SqlNode::Cast { inner, type_name } => {
+                self.sql.push_str("CAST(");
+                self.node(inner, false);
+                self.sql.push_str(" AS ");
+                self.sql.push_str(type_name);
+                self.sql.push(')');
+            }
+        }
+    }
+
+    /// `:name` placeholders of a text() construct, in order of appearance.
+    fn text(&mut self, sql: &str, params: &[(String, Literal)]) {
+        let bytes = sql.as_bytes();
+        let mut i = 0;
+        let mut quote: Option<u8> = None;
+        while i < bytes.len() {
+            let c = bytes[i];
+            if let Some(q) = quote {
+                if c == q {
+                    quote = None;
+                }
+                i += 1;
+                continue;
+            }
+            if c == b'\'' || c == b'"' {
+                quote = Some(c);
+                i += 1;
+                continue;
+            }
+            // `\:` escapes a colon; `::` is a cast, not a parameter.
+            if c == b':'
+                && bytes
+                    .get(i + 1)
+                    .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+                && (i == 0 || bytes[i - 1] != b':')
+            {
+                let start = i + 1;
+                let mut end = start;
+                while end < bytes.len()
+                    && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
+                {
+                    end += 1;
+                }
+                let name = &sql[start..end];
+                match params.iter().find(|(n, _)| n == name) {
+                    Some((_, v)) => self.bind(v, None),
+                    // An unbound parameter: SQLAlchemy raises at execution; keep the text so
+                    // SQLite reports it.
+                    None => {
+                        self.sql.push(':');
+                        self.sql.push_str(name);
+                    }
+                }
+                i = end;
+                continue;
+            }
+            if c == b'\\' && bytes.get(i + 1) == Some(&b':') {
+                self.sql.push(':');
+                i += 2;
+                continue;
+            }
+            let ch_len = utf8_len(c);
+            self.sql.push_str(&sql[i..(i + ch_len).min(sql.len())]);
+            i += ch_len;
+        }
+    }
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0x00..=0x7f => 1,
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        _ => 4,
+    }
+}
+
+pub fn render(stmt: &Statement, inline: bool) -> Rendered {
+    let mut r = Renderer {
+        inline,
+        ..Renderer::default()
+    };
+    let mut result_types = Vec::new();
+    match stmt {
+        Statement::Text { sql, params } => r.text(sql, params),
+        Statement::Select {
+            columns,
+            from,
+            wheres,
+            order_by,
+            limit,
+            offset,
+            distinct,
+        } => {
+            r.qualify = true;
+            r.sql.push_str("SELECT ");
+            if *distinct {
+                r.sql.push_str("DISTINCT ");
+            }
+            for (i, c) in columns.iter().enumerate() {
+                if i > 0 {
+                    r.sql.push_str(", ");
+                }
+                r.node(c, false);
+                result_types.push(c.type_().cloned());
+            }
+            let tables: Vec<&TableRef> = from.iter().collect();
+            if !tables.is_empty() {
+                r.sql.push_str(" \nFROM ");
+                let names: Vec<String> = tables.iter().map(|t| table_sql(t)).collect();
+                r.sql.push_str(&names.join(", "));
+            }
+            where_clause(&mut r, wheres, " \nWHERE ");
+            if !order_by.is_empty() {
+                r.sql.push_str(" ORDER BY ");
+                for (i, o) in order_by.iter().enumerate() {
+                    if i > 0 {
+                        r.sql.push_str(", ");
+                    }
+                    r.node(o, false);
+                }
+            }
+            if let Some(l) = limit {
+                r.sql.push_str(" LIMIT ");
+                r.bind(&Literal::Int(*l), None);
+            }
+            if let Some(o) = offset {
+                if limit.is_none() {
+                    r.sql.push_str(" LIMIT -1");
+                }
+                r.sql.push_str(" OFFSET ");
+                r.bind(&Literal::Int(*o), None);
+            }
+        }
+        Statement::Insert { table, values } => {
+            r.sql.push_str("INSERT INTO ");
+            r.sql.push_str(&table_sql(table));
+            let names: Vec<String> = values.iter().map(|(n, _)| quote_ident(n)).collect();
+            r.sql.push_str(&format!(" ({}) VALUES (", names.join(", ")));
+            for (i, (_, v)) in values.iter().enumerate() {
+                if i > 0 {
+                    r.sql.push_str(", ");
+                }
+                r.node(v, false);
+            }
+            r.sql.push(')');
+        }
+        Statement::Update {
+            table,
+            values,
+            wheres,
+        } => {
+            r.sql.push_str("UPDATE ");
+            r.sql.push_str(&table_sql(table));
+            r.sql.push_str(" SET ");
+            for (i, (n, v)) in values.iter().enumerate() {
+                if i > 0 {
+                    r.sql.push_str(", ");
+                }
+                r.sql.push_str(&quote_ident(n));
+                r.sql.push('=');
+                r.node(v, false);
+            }
+            r.qualify = true;
+            where_clause(&mut r, wheres, " WHERE ");
+        }
+        Statement::Delete { table, wheres } => {
+            r.sql.push_str("DELETE FROM ");
+            r.sql.push_str(&table_sql(table));
+            r.qualify = true;
+            where_clause(&mut r, wheres, " WHERE ");
+        }
+    }
+    Rendered {
+        sql: r.sql,
+        params: r.params,
+        result_types,
+    }
+}
+
+fn where_clause(r: &mut Renderer, wheres: &[SqlNode], keyword: &str) {
+    if wheres.is_empty() {
+        return;
+    }
+    r.sql.push_str(keyword);
+    for (i, w) in wheres.iter().enumerate() {
+        if i > 0 {
+            r.sql.push_str(" AND ");
+        }
+        r.node(w, wheres.len() > 1);
+    }
+}
+
+fn table_sql(t: &TableRef) -> String {
+    match &t.schema {
+        Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&t.name)),
+        None => quote_ident(&t.name),
+    }
+}
