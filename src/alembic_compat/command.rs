@@ -1,6 +1,7 @@
 //! Alembic's commands (`alembic/command.py`) over our config, script and revision layers, with
 //! output byte-identical to Alembic 1.20.1. Implemented: the read-only `heads`, `branches`,
-//! `history`, `show` and `current`. The command-line front shared by `ralembic` and
+//! `history`, `show` and `current`, and `upgrade`, `downgrade`, `stamp` ([`migrate`]). The
+//! command-line front shared by `ralembic` and
 //! `meshview alembic` is [`cli`].
 //!
 //! Owns: assembling a [`ScriptDirectory`] (config -> settings -> revision files -> map, each
@@ -22,6 +23,7 @@
 pub mod cli;
 pub mod db;
 pub mod format;
+pub mod migrate;
 
 use std::cell::OnceCell;
 use std::collections::HashSet;

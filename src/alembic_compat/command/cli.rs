@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use super::{Ctx, Failure, ScriptDirectory};
+use super::{migrate, Ctx, Failure, ScriptDirectory};
 use crate::alembic_compat::config::{Config, ConfigOptions};
 
 /// The Alembic version whose behaviour we reproduce (`--version` prints it).
@@ -92,6 +92,7 @@ pub enum Verb {
         #[arg(long)]
         tag: Option<String>,
         /// revision identifier
+        #[arg(allow_negative_numbers = true)]
         revision: String,
     },
     /// Edit revision script(s) using $EDITOR.
@@ -204,7 +205,7 @@ pub enum Verb {
         #[arg(long)]
         purge: bool,
         /// one or more revisions, or 'heads' for all heads
-        #[arg(required = true, num_args = 1..)]
+        #[arg(required = true, num_args = 1.., allow_negative_numbers = true)]
         revisions: Vec<String>,
     },
     /// Upgrade to a later version.
@@ -217,6 +218,7 @@ pub enum Verb {
         #[arg(long)]
         tag: Option<String>,
         /// revision identifier
+        #[arg(allow_negative_numbers = true)]
         revision: String,
     },
 }
@@ -532,6 +534,9 @@ fn dispatch(config: Config, verb: &Verb, ctx: &mut Ctx) -> Result<(), Failure> {
             | Verb::History { .. }
             | Verb::Show { .. }
             | Verb::Current { .. }
+            | Verb::Upgrade { .. }
+            | Verb::Downgrade { .. }
+            | Verb::Stamp { .. }
     );
     if !implemented {
         return Err(Failure::Command(format!(
@@ -556,6 +561,31 @@ fn dispatch(config: Config, verb: &Verb, ctx: &mut Ctx) -> Result<(), Failure> {
             check_heads,
             verbose,
         } => super::current(&sd, ctx, *verbose, *check_heads),
+        Verb::Upgrade { sql, tag, revision } => {
+            let runner = migrate::default_runner();
+            migrate::upgrade(&sd, ctx, revision, *sql, tag.as_deref(), runner.as_ref())
+        }
+        Verb::Downgrade { sql, tag, revision } => {
+            let runner = migrate::default_runner();
+            migrate::downgrade(&sd, ctx, revision, *sql, tag.as_deref(), runner.as_ref())
+        }
+        Verb::Stamp {
+            sql,
+            tag,
+            purge,
+            revisions,
+        } => {
+            let runner = migrate::default_runner();
+            migrate::stamp(
+                &sd,
+                ctx,
+                revisions,
+                *sql,
+                tag.as_deref(),
+                *purge,
+                runner.as_ref(),
+            )
+        }
         _ => Ok(()),
     }
 }
@@ -694,13 +724,10 @@ mod tests {
         ] {
             assert!(out.contains(v), "{v} missing from\n{out}");
         }
-        let (code, out, _) = run_args(&["upgrade", "head"]);
+        let (code, out, _) = run_args(&["merge", "heads"]);
         assert_eq!(
             (code, out.as_str()),
-            (
-                255,
-                "FAILED: 'upgrade' is not implemented in ralembic yet\n"
-            )
+            (255, "FAILED: 'merge' is not implemented in ralembic yet\n")
         );
         // abbreviated long options and repeated flags, as argparse allows
         let (code, _, err) = run_args(&["heads", "--verb", "-v", "--res"]);

@@ -15,20 +15,17 @@ use crate::alembic_compat::config::{parse_sqlite_url, SqliteDatabase, UrlError};
 use crate::alembic_compat::script::ast::{Arg, Constant, Expr, ExprKind, Stmt, StmtKind};
 use crate::alembic_compat::script::parse_module;
 
-/// `version_table` / `version_table_schema` as `context.configure` would receive them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VersionTable {
-    pub table: String,
-    pub schema: Option<String>,
-}
+pub use crate::alembic_compat::runtime::VersionTable;
 
-impl Default for VersionTable {
-    fn default() -> Self {
-        VersionTable {
-            table: "alembic_version".into(),
-            schema: None,
-        }
-    }
+/// The literal `context.configure(...)` keyword arguments of env.py that change what the
+/// migration commands do, and whether env.py sets up logging from the ini file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvSettings {
+    pub version_table: VersionTable,
+    pub transaction_per_migration: bool,
+    pub render_as_batch: bool,
+    /// env.py calls `fileConfig(...)` (the generic template's logging setup).
+    pub file_config: bool,
 }
 
 #[derive(Default)]
@@ -37,6 +34,22 @@ struct ConfigureCall {
     table: Option<String>,
     /// `Some(None)`: `version_table_schema=None` written explicitly.
     schema: Option<Option<String>>,
+    transaction_per_migration: Option<bool>,
+    render_as_batch: Option<bool>,
+}
+
+#[derive(Default)]
+struct Found {
+    calls: Vec<ConfigureCall>,
+    file_config: bool,
+}
+
+fn is_file_config(func: &Expr) -> bool {
+    match &func.kind {
+        ExprKind::Name(n) => n == "fileConfig",
+        ExprKind::Attribute { attr, .. } => attr == "fileConfig",
+        _ => false,
+    }
 }
 
 fn is_context_configure(func: &Expr) -> bool {
@@ -44,8 +57,11 @@ fn is_context_configure(func: &Expr) -> bool {
         if attr == "configure" && matches!(&value.kind, ExprKind::Name(n) if n == "context"))
 }
 
-fn visit_expr(e: &Expr, calls: &mut Vec<ConfigureCall>) {
+fn visit_expr(e: &Expr, found: &mut Found) {
     if let ExprKind::Call { func, args } = &e.kind {
+        if is_file_config(func) {
+            found.file_config = true;
+        }
         if is_context_configure(func) {
             let mut call = ConfigureCall::default();
             for a in args {
@@ -61,16 +77,22 @@ fn visit_expr(e: &Expr, calls: &mut Vec<ConfigureCall>) {
                         ("version_table_schema", ExprKind::Constant(Constant::None)) => {
                             call.schema = Some(None)
                         }
+                        ("transaction_per_migration", ExprKind::Constant(Constant::Bool(b))) => {
+                            call.transaction_per_migration = Some(*b)
+                        }
+                        ("render_as_batch", ExprKind::Constant(Constant::Bool(b))) => {
+                            call.render_as_batch = Some(*b)
+                        }
                         _ => {}
                     }
                 }
             }
-            calls.push(call);
+            found.calls.push(call);
         }
     }
 }
 
-fn visit_stmts(body: &[Stmt], calls: &mut Vec<ConfigureCall>) {
+fn visit_stmts(body: &[Stmt], calls: &mut Found) {
     for s in body {
         match &s.kind {
             StmtKind::Expr(e) => visit_expr(e, calls),
@@ -105,26 +127,42 @@ fn visit_stmts(body: &[Stmt], calls: &mut Vec<ConfigureCall>) {
 /// Reads the version table settings from env.py source. Several `context.configure` calls:
 /// the online one (passing `connection=`) wins, else the first.
 pub fn version_table_from_env(path: &str, source: &str) -> VersionTable {
+    env_settings(path, source, false).version_table
+}
+
+/// Reads [`EnvSettings`] from env.py source. `offline` picks the `context.configure` call used
+/// in `--sql` mode (the first one without `connection=`), else the online one wins; either
+/// way the other call is the fallback.
+pub fn env_settings(path: &str, source: &str, offline: bool) -> EnvSettings {
     let module = match parse_module(path, source) {
         Ok(m) => m,
         Err(e) => {
-            tracing::warn!("cannot read {path} ({e}); using the default version table");
-            return VersionTable::default();
+            tracing::warn!("cannot read {path} ({e}); using the default settings");
+            return EnvSettings::default();
         }
     };
-    let mut calls = Vec::new();
-    visit_stmts(&module.body, &mut calls);
-    let pick = calls.iter().find(|c| c.online).or_else(|| calls.first());
-    let mut vt = VersionTable::default();
+    let mut found = Found::default();
+    visit_stmts(&module.body, &mut found);
+    let calls = &found.calls;
+    let pick = calls
+        .iter()
+        .find(|c| c.online != offline)
+        .or_else(|| calls.first());
+    let mut env = EnvSettings {
+        file_config: found.file_config,
+        ..Default::default()
+    };
     if let Some(c) = pick {
         if let Some(t) = &c.table {
-            vt.table = t.clone();
+            env.version_table.table = t.clone();
         }
         if let Some(s) = &c.schema {
-            vt.schema = s.clone();
+            env.version_table.schema = s.clone();
         }
+        env.transaction_per_migration = c.transaction_per_migration.unwrap_or(false);
+        env.render_as_batch = c.render_as_batch.unwrap_or(false);
     }
-    vt
+    env
 }
 
 fn quote_ident(s: &str) -> String {

@@ -1,0 +1,430 @@
+//! `alembic upgrade`, `downgrade` and `stamp` (`command.py` plus what env.py's
+//! `run_migrations_online/offline` and `MigrationContext.run_migrations` do for them).
+//!
+//! Online, the whole run is one SQLite transaction (one per revision with env.py's
+//! `transaction_per_migration=True`), opened with `BEGIN IMMEDIATE` so concurrent runners
+//! queue on SQLite's write lock; the version rows are read and the steps planned under that
+//! lock. A failing body or statement rolls the unit back and exits 1. Offline (`--sql`), the
+//! SQL is printed as Alembic prints it for SQLite.
+//!
+//! Differences from Alembic are listed in docs/compatibility.md ("upgrade, downgrade, stamp").
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::{db, ids_arg, script_error_failure, Ctx, Failure, Revisions, ScriptDirectory};
+use crate::alembic_compat::revision::{RevArg, ScriptRevisions};
+use crate::alembic_compat::runtime::log::AlembicLog;
+use crate::alembic_compat::runtime::{
+    BodyRunner, ContextOptions, HeadMaintainer, MigrationContext, PassOnlyRunner, PlannedStep,
+    RuntimeError, Step, DEFAULT_LOCK_TIMEOUT,
+};
+
+/// The body runner the command line uses.
+pub fn default_runner() -> Box<dyn BodyRunner> {
+    Box::new(PassOnlyRunner)
+}
+
+/// Environment variable overriding how long to wait for another writer (seconds).
+pub const LOCK_TIMEOUT_ENV: &str = "RALEMBIC_LOCK_TIMEOUT";
+
+enum Verb {
+    Upgrade(String),
+    Downgrade(String),
+    Stamp(Vec<String>),
+}
+
+struct Job<'a> {
+    verb: Verb,
+    sql: bool,
+    tag: Option<&'a str>,
+    purge: bool,
+    starting_rev: Option<String>,
+}
+
+/// `revision.split(":", 2)` unpacked into two names.
+fn split_two(rev: &str) -> Result<(String, String), Failure> {
+    let parts: Vec<&str> = rev.splitn(3, ':').collect();
+    match parts.as_slice() {
+        [a, b] => Ok((a.to_string(), b.to_string())),
+        _ => Err(Failure::python(
+            "ValueError",
+            "too many values to unpack (expected 2)",
+        )),
+    }
+}
+
+/// `alembic upgrade [--sql] [--tag TAG] REVISION`.
+pub fn upgrade(
+    sd: &ScriptDirectory,
+    ctx: &mut Ctx,
+    revision: &str,
+    sql: bool,
+    tag: Option<&str>,
+    runner: &dyn BodyRunner,
+) -> Result<(), Failure> {
+    let (starting_rev, revision) = if revision.contains(':') {
+        if !sql {
+            return Err(Failure::Command("Range revision not allowed".into()));
+        }
+        let (a, b) = split_two(revision)?;
+        (Some(a), b)
+    } else {
+        (None, revision.to_string())
+    };
+    let job = Job {
+        verb: Verb::Upgrade(revision),
+        sql,
+        tag,
+        purge: false,
+        starting_rev,
+    };
+    run(sd, ctx, job, runner)
+}
+
+/// `alembic downgrade [--sql] [--tag TAG] REVISION`.
+pub fn downgrade(
+    sd: &ScriptDirectory,
+    ctx: &mut Ctx,
+    revision: &str,
+    sql: bool,
+    tag: Option<&str>,
+    runner: &dyn BodyRunner,
+) -> Result<(), Failure> {
+    let (starting_rev, revision) = if revision.contains(':') {
+        if !sql {
+            return Err(Failure::Command("Range revision not allowed".into()));
+        }
+        let (a, b) = split_two(revision)?;
+        (Some(a), b)
+    } else if sql {
+        return Err(Failure::Command(
+            "downgrade with --sql requires <fromrev>:<torev>".into(),
+        ));
+    } else {
+        (None, revision.to_string())
+    };
+    let job = Job {
+        verb: Verb::Downgrade(revision),
+        sql,
+        tag,
+        purge: false,
+        starting_rev,
+    };
+    run(sd, ctx, job, runner)
+}
+
+/// `alembic stamp [--sql] [--tag TAG] [--purge] REVISION...`.
+pub fn stamp(
+    sd: &ScriptDirectory,
+    ctx: &mut Ctx,
+    revisions: &[String],
+    sql: bool,
+    tag: Option<&str>,
+    purge: bool,
+    runner: &dyn BodyRunner,
+) -> Result<(), Failure> {
+    let mut destinations = Vec::new();
+    let mut starting_rev: Option<String> = None;
+    for r in revisions {
+        if sql && r.contains(':') {
+            let (start, dest) = split_two(r)?;
+            match &starting_rev {
+                None => starting_rev = Some(start),
+                Some(s) if *s == start => {}
+                Some(_) => return Err(Failure::Command(
+                    "Stamp operation with --sql only supports a single starting revision at a time"
+                        .into(),
+                )),
+            }
+            destinations.push(dest);
+        } else {
+            destinations.push(r.clone());
+        }
+    }
+    let job = Job {
+        verb: Verb::Stamp(destinations),
+        sql,
+        tag,
+        purge,
+        starting_rev,
+    };
+    run(sd, ctx, job, runner)
+}
+
+fn lock_timeout() -> Duration {
+    std::env::var(LOCK_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(DEFAULT_LOCK_TIMEOUT, Duration::from_secs_f64)
+}
+
+fn runtime_failure(e: RuntimeError) -> Failure {
+    match e {
+        RuntimeError::Command(m) => Failure::Command(m),
+        other => Failure::python(other.python_class(), &other.to_string()),
+    }
+}
+
+/// Writes what the context buffered: offline SQL to stdout (not silenced by `-q`, as in
+/// Alembic, where it bypasses `print_stdout`), log lines to stderr.
+fn flush(mctx: &mut MigrationContext, ctx: &mut Ctx) {
+    let out = mctx.take_stdout();
+    if !out.is_empty() {
+        let _ = ctx.out.write_all(out.as_bytes());
+        let _ = ctx.out.flush();
+    }
+    let err = mctx.take_stderr();
+    if !err.is_empty() {
+        let _ = ctx.err.write_all(err.as_bytes());
+    }
+}
+
+/// What running env.py would set up: the context options and the logging.
+fn environment(
+    sd: &ScriptDirectory,
+    sql: bool,
+    tag: Option<&str>,
+) -> Result<(ContextOptions, AlembicLog), Failure> {
+    let env_path = sd.dir().join("env.py");
+    let source = match std::fs::read(&env_path) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => {
+            return Err(Failure::python(
+                "ImportError",
+                &format!("Can't find Python file {}", env_path.display()),
+            ))
+        }
+    };
+    let env = db::env_settings(&env_path.to_string_lossy(), &source, sql);
+    let log = if env.file_config && sd.config.config_file_name.is_some() {
+        AlembicLog::from_ini(sd.config.file_config())
+    } else {
+        AlembicLog::disabled()
+    };
+    let opts = ContextOptions {
+        version_table: env.version_table,
+        transaction_per_migration: env.transaction_per_migration,
+        render_as_batch: env.render_as_batch,
+        x_arguments: sd.config.x_arguments().to_vec(),
+        tag: tag.map(str::to_string),
+        lock_timeout: lock_timeout(),
+    };
+    Ok((opts, log))
+}
+
+fn run(
+    sd: &ScriptDirectory,
+    ctx: &mut Ctx,
+    job: Job,
+    runner: &dyn BodyRunner,
+) -> Result<(), Failure> {
+    let (opts, log) = environment(sd, job.sql, job.tag)?;
+    let mut mctx = if job.sql {
+        MigrationContext::offline(opts, log)
+    } else {
+        let url = sd.url(ctx)?;
+        MigrationContext::open(&url, &sd.cwd, opts, log).map_err(runtime_failure)?
+    };
+    let result = drive(sd, ctx, &mut mctx, &job, runner);
+    if result.is_err() {
+        mctx.rollback();
+    }
+    if let Err(Failure::Command(m)) = &result {
+        // `util.err` logs the message before printing `FAILED:`.
+        mctx.log.error("alembic.util.messaging", m);
+    }
+    flush(&mut mctx, ctx);
+    result
+}
+
+/// The heads the run starts from: the version rows (online, read under the write lock), or
+/// the `start:` of a `--sql` range.
+fn starting_heads(
+    sd: &ScriptDirectory,
+    ctx: &mut Ctx,
+    mctx: &mut MigrationContext,
+    job: &Job,
+) -> Result<Vec<String>, Failure> {
+    if mctx.is_offline() {
+        if job.purge {
+            return Err(Failure::Command("Can't use --purge with --sql mode".into()));
+        }
+        return match job.starting_rev.as_deref() {
+            None | Some("base") => Ok(Vec::new()),
+            Some(start) => {
+                let r = sd.revisions(ctx, true)?;
+                let found = ScriptRevisions::new(&r.map)
+                    .get_revision(&RevArg::from(start))
+                    .map_err(script_error_failure)?;
+                match found {
+                    Some(i) => Ok(vec![r.map.id(i).to_string()]),
+                    None => Err(Failure::python(
+                        "AttributeError",
+                        "'NoneType' object has no attribute 'revision'",
+                    )),
+                }
+            }
+        };
+    }
+    mctx.begin().map_err(runtime_failure)?;
+    if job.purge {
+        mctx.ensure_version_table(true).map_err(runtime_failure)?;
+        return Ok(Vec::new());
+    }
+    let heads = mctx.read_version_rows().map_err(runtime_failure)?;
+    if heads.is_empty() {
+        mctx.ensure_version_table(false).map_err(runtime_failure)?;
+    }
+    Ok(heads)
+}
+
+fn plan(r: &Revisions, verb: &Verb, heads: &[String]) -> Result<Vec<Step>, Failure> {
+    let sr = ScriptRevisions::new(&r.map);
+    let current = ids_arg(heads);
+    Ok(match verb {
+        Verb::Upgrade(dest) => sr
+            .upgrade_revs(dest, &current)
+            .map_err(script_error_failure)?
+            .into_iter()
+            .map(Step::Revision)
+            .collect(),
+        Verb::Downgrade(dest) => sr
+            .downgrade_revs(dest, &current)
+            .map_err(script_error_failure)?
+            .into_iter()
+            .map(Step::Revision)
+            .collect(),
+        Verb::Stamp(dests) => {
+            let dests = RevArg::Seq(dests.iter().cloned().map(Some).collect());
+            sr.stamp_revs(&dests, &current)
+                .map_err(script_error_failure)?
+                .into_iter()
+                .map(Step::Stamp)
+                .collect()
+        }
+    })
+}
+
+fn drive(
+    sd: &ScriptDirectory,
+    ctx: &mut Ctx,
+    mctx: &mut MigrationContext,
+    job: &Job,
+    runner: &dyn BodyRunner,
+) -> Result<(), Failure> {
+    flush(mctx, ctx);
+    let heads = starting_heads(sd, ctx, mctx, job)?;
+    let r = sd.revisions(ctx, true)?;
+    let steps = match plan(r, &job.verb, &heads) {
+        Ok(s) => s,
+        Err(e) => {
+            // Alembic has created the version table by now and keeps it; so do we.
+            mctx.commit().map_err(runtime_failure)?;
+            return Err(e);
+        }
+    };
+    let planned: Vec<PlannedStep> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Revision(rs) => Some(PlannedStep {
+                script: &r.scripts[rs.revision],
+                upgrade: s.is_upgrade(),
+            }),
+            Step::Stamp(_) => None,
+        })
+        .collect();
+    if let Err(errors) = runner.preflight(&planned, mctx) {
+        let mut lines = vec![format!(
+            "ralembic: {} revision bod{} cannot run; nothing was changed",
+            errors.len(),
+            if errors.len() == 1 { "y" } else { "ies" }
+        )];
+        lines.extend(errors.iter().map(|e| e.to_string()));
+        return Err(Failure::Python { lines });
+    }
+    let per_migration = mctx.transaction_per_migration();
+    let mut maintainer = HeadMaintainer::new(&heads);
+    for (k, step) in steps.iter().enumerate() {
+        if !mctx.is_offline() && per_migration && k > 0 {
+            mctx.begin().map_err(runtime_failure)?;
+            check_unchanged(mctx, &maintainer)?;
+        }
+        if mctx.is_offline() && maintainer.heads().is_empty() {
+            let create = mctx.version_table().create_sql();
+            mctx.execute(&create).map_err(runtime_failure)?;
+        }
+        let script = match step {
+            Step::Revision(rs) => Some(&r.scripts[rs.revision]),
+            Step::Stamp(_) => None,
+        };
+        let described = step.describe(&r.map, script.map(|s| s.meta.doc()));
+        mctx.log
+            .info("alembic.runtime.migration", &format!("Running {described}"));
+        if mctx.is_offline() {
+            mctx.static_output(&format!("-- Running {}", step.short_log(&r.map)));
+        }
+        let outcome: Result<(), Failure> = match script {
+            Some(s) => runner
+                .run(s, step.is_upgrade(), mctx)
+                .map_err(|e| Failure::Python {
+                    lines: vec![e.to_string()],
+                }),
+            None => Ok(()),
+        }
+        .and_then(|()| {
+            maintainer
+                .update_to_step(step, &r.map, mctx)
+                .map_err(runtime_failure)
+        });
+        match outcome {
+            Ok(()) => {}
+            Err(Failure::Command(m)) => return Err(Failure::Command(m)),
+            Err(Failure::Python { lines }) => {
+                mctx.rollback();
+                let scope = if mctx.is_offline() {
+                    ""
+                } else if per_migration {
+                    "; this revision was rolled back, earlier ones are committed"
+                } else {
+                    "; rolled back, the database is as before this command"
+                };
+                let mut all = vec![format!("ralembic: Running {described} failed{scope}")];
+                all.extend(lines);
+                flush(mctx, ctx);
+                return Err(Failure::Python { lines: all });
+            }
+        }
+        if per_migration {
+            mctx.commit().map_err(runtime_failure)?;
+        }
+        flush(mctx, ctx);
+    }
+    mctx.commit().map_err(runtime_failure)
+}
+
+/// With one transaction per revision another process may write between our units; refuse to
+/// continue from heads we did not leave.
+fn check_unchanged(mctx: &MigrationContext, maintainer: &HeadMaintainer) -> Result<(), Failure> {
+    let rows: HashSet<String> = mctx
+        .read_version_rows()
+        .map_err(runtime_failure)?
+        .into_iter()
+        .collect();
+    let ours: HashSet<String> = maintainer.heads().iter().cloned().collect();
+    if rows == ours {
+        return Ok(());
+    }
+    let mut rows: Vec<String> = rows.into_iter().collect();
+    rows.sort();
+    Err(Failure::Command(format!(
+        "Version table '{}' was changed by another process during the migration (now: {}); stopping",
+        mctx.version_table().table,
+        if rows.is_empty() {
+            "empty".to_string()
+        } else {
+            rows.join(", ")
+        }
+    )))
+}

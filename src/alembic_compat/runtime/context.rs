@@ -1,0 +1,571 @@
+//! [`MigrationContext`]: where a migration's SQL goes (a SQLite connection, or the offline
+//! `--sql` text) and the transaction units around it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::log::AlembicLog;
+use super::sql::VersionTable;
+use crate::alembic_compat::config::{parse_sqlite_url, SqliteDatabase, UrlError};
+use crate::alembic_compat::ops::Literal;
+
+/// How long `BEGIN IMMEDIATE` waits for another writer before giving up.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Errors of the runtime, each knowing the Python exception Alembic would raise for it.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// SQLite refused a statement (SQLAlchemy wraps it as `OperationalError` & co).
+    #[error("({}) {message}\n[SQL: {sql}]", sqlite_class(.code))]
+    Sql {
+        sql: String,
+        message: String,
+        code: Option<rusqlite::ErrorCode>,
+    },
+    /// The database could not be opened.
+    #[error("({}) {message}", sqlite_class(.code))]
+    Open {
+        message: String,
+        code: Option<rusqlite::ErrorCode>,
+    },
+    #[error("{0}")]
+    Url(#[from] UrlError),
+    /// A bound parameter we cannot pass to SQLite.
+    #[error("unsupported parameter value {0}")]
+    Parameter(String),
+    /// Alembic's `CommandError` (e.g. a version row that is not there).
+    #[error("{0}")]
+    Command(String),
+    /// An internal assertion of Alembic's HeadMaintainer (`AssertionError`, `KeyError`).
+    #[error("{message}")]
+    Python {
+        class: &'static str,
+        message: String,
+    },
+}
+
+fn sqlite_class(code: &Option<rusqlite::ErrorCode>) -> &'static str {
+    match code {
+        Some(rusqlite::ErrorCode::NotADatabase) => "sqlite3.DatabaseError",
+        Some(rusqlite::ErrorCode::ConstraintViolation) => "sqlite3.IntegrityError",
+        _ => "sqlite3.OperationalError",
+    }
+}
+
+impl RuntimeError {
+    /// The exception class a traceback would name.
+    pub fn python_class(&self) -> &'static str {
+        match self {
+            RuntimeError::Sql { code, .. } | RuntimeError::Open { code, .. } => match code {
+                Some(rusqlite::ErrorCode::NotADatabase) => "sqlalchemy.exc.DatabaseError",
+                Some(rusqlite::ErrorCode::ConstraintViolation) => "sqlalchemy.exc.IntegrityError",
+                _ => "sqlalchemy.exc.OperationalError",
+            },
+            RuntimeError::Url(UrlError::UnsupportedDialect(_) | UrlError::UnsupportedDriver(_)) => {
+                "sqlalchemy.exc.NoSuchModuleError"
+            }
+            RuntimeError::Url(UrlError::InvalidPort(_) | UrlError::InvalidQueryValue { .. }) => {
+                "ValueError"
+            }
+            RuntimeError::Url(_) => "sqlalchemy.exc.ArgumentError",
+            RuntimeError::Parameter(_) => "sqlalchemy.exc.ArgumentError",
+            RuntimeError::Command(_) => "alembic.util.exc.CommandError",
+            RuntimeError::Python { class, .. } => class,
+        }
+    }
+
+    /// Whether SQLite gave up waiting for another connection's lock.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            RuntimeError::Sql {
+                code: Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked),
+                ..
+            }
+        )
+    }
+
+    fn sql(sql: &str, e: rusqlite::Error) -> RuntimeError {
+        let (message, code) = split_sqlite_error(e);
+        RuntimeError::Sql {
+            sql: sql.to_string(),
+            message,
+            code,
+        }
+    }
+}
+
+fn split_sqlite_error(e: rusqlite::Error) -> (String, Option<rusqlite::ErrorCode>) {
+    match e {
+        rusqlite::Error::SqliteFailure(f, msg) => {
+            (msg.unwrap_or_else(|| f.to_string()), Some(f.code))
+        }
+        // SQLite's own text, without the `in <sql> at offset n` rusqlite adds.
+        rusqlite::Error::SqlInputError { error, msg, .. } => (msg, Some(error.code)),
+        other => (other.to_string(), None),
+    }
+}
+
+/// What env.py's `context.configure(...)` and the command line give the context.
+#[derive(Debug, Clone)]
+pub struct ContextOptions {
+    pub version_table: VersionTable,
+    /// `transaction_per_migration=True`: one transaction per step instead of one per run.
+    pub transaction_per_migration: bool,
+    pub render_as_batch: bool,
+    /// `-x` arguments, as given.
+    pub x_arguments: Vec<String>,
+    /// `--tag`.
+    pub tag: Option<String>,
+    /// How long to wait for another writer's lock.
+    pub lock_timeout: Duration,
+}
+
+impl Default for ContextOptions {
+    fn default() -> Self {
+        ContextOptions {
+            version_table: VersionTable::default(),
+            transaction_per_migration: false,
+            render_as_batch: false,
+            x_arguments: Vec::new(),
+            tag: None,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        }
+    }
+}
+
+enum Target {
+    Online {
+        conn: Connection,
+        in_transaction: bool,
+    },
+    Offline,
+}
+
+/// The state a migration runs against. Online it wraps one SQLite connection; offline it
+/// collects the SQL text Alembic's `--sql` mode prints. Output (offline SQL, log lines) is
+/// buffered here and handed to the command with [`MigrationContext::take_stdout`] /
+/// [`MigrationContext::take_stderr`], so bodies never hold the process's streams.
+pub struct MigrationContext {
+    target: Target,
+    opts: ContextOptions,
+    stdout: String,
+    pub(crate) log: AlembicLog,
+}
+
+impl MigrationContext {
+    /// Opens the SQLite database of `url` (relative paths against `cwd`), creating the file
+    /// when missing as `sqlite3.connect` does. Does not begin a transaction.
+    pub fn open(
+        url: &str,
+        cwd: &Path,
+        opts: ContextOptions,
+        log: AlembicLog,
+    ) -> Result<Self, RuntimeError> {
+        let parsed = parse_sqlite_url(url, cwd)?;
+        let rw = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let opened = match &parsed.database {
+            SqliteDatabase::Memory => Connection::open_in_memory(),
+            SqliteDatabase::File(p) => Connection::open_with_flags(p, rw),
+            SqliteDatabase::Uri(u) => {
+                Connection::open_with_flags(u, rw | OpenFlags::SQLITE_OPEN_URI)
+            }
+        };
+        let conn = opened.map_err(|e| {
+            let (message, code) = split_sqlite_error(e);
+            RuntimeError::Open { message, code }
+        })?;
+        conn.busy_timeout(opts.lock_timeout)
+            .map_err(|e| RuntimeError::sql("PRAGMA busy_timeout", e))?;
+        Ok(Self::with_target(
+            Target::Online {
+                conn,
+                in_transaction: false,
+            },
+            opts,
+            log,
+        ))
+    }
+
+    /// Offline (`--sql`) mode: statements become text.
+    pub fn offline(opts: ContextOptions, log: AlembicLog) -> Self {
+        Self::with_target(Target::Offline, opts, log)
+    }
+
+    fn with_target(target: Target, opts: ContextOptions, log: AlembicLog) -> Self {
+        let mut ctx = MigrationContext {
+            target,
+            opts,
+            stdout: String::new(),
+            log,
+        };
+        // The lines MigrationContext.__init__ logs. SQLite's Alembic impl declares
+        // non-transactional DDL; we keep its wording although we do run in transactions.
+        ctx.log
+            .info("alembic.runtime.migration", "Context impl SQLiteImpl.");
+        if ctx.is_offline() {
+            ctx.log
+                .info("alembic.runtime.migration", "Generating static SQL");
+        }
+        ctx.log.info(
+            "alembic.runtime.migration",
+            "Will assume non-transactional DDL.",
+        );
+        ctx
+    }
+
+    pub fn is_offline(&self) -> bool {
+        matches!(self.target, Target::Offline)
+    }
+
+    /// The live connection (online mode), inside the current transaction unit.
+    pub fn connection(&self) -> Option<&Connection> {
+        match &self.target {
+            Target::Online { conn, .. } => Some(conn),
+            Target::Offline => None,
+        }
+    }
+
+    pub fn x_arguments(&self) -> &[String] {
+        &self.opts.x_arguments
+    }
+
+    pub fn tag(&self) -> Option<&str> {
+        self.opts.tag.as_deref()
+    }
+
+    pub fn render_as_batch(&self) -> bool {
+        self.opts.render_as_batch
+    }
+
+    pub fn transaction_per_migration(&self) -> bool {
+        self.opts.transaction_per_migration
+    }
+
+    pub fn dialect_name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    pub fn version_table(&self) -> &VersionTable {
+        &self.opts.version_table
+    }
+
+    /// Runs one statement: online on the connection (inside the current unit), offline as
+    /// `sql;` plus a blank line, as Alembic's `--sql` output shows it (tabs as four spaces,
+    /// surrounding whitespace stripped).
+    pub fn execute(&mut self, sql: &str) -> Result<(), RuntimeError> {
+        self.execute_counted(sql).map(|_| ())
+    }
+
+    /// Like [`execute`](Self::execute), returning the number of rows changed (0 offline).
+    pub fn execute_counted(&mut self, sql: &str) -> Result<usize, RuntimeError> {
+        match &self.target {
+            Target::Online { conn, .. } => {
+                conn.execute(sql, []).map_err(|e| RuntimeError::sql(sql, e))
+            }
+            Target::Offline => {
+                let text = sql.replace('\t', "    ");
+                self.static_output(&format!("{};", text.trim()));
+                Ok(0)
+            }
+        }
+    }
+
+    /// A statement with `?` placeholders bound to `params`. Offline, the values are rendered
+    /// inline as SQLite literals (what `literal_binds=True` does in Alembic's offline mode).
+    pub fn execute_with_params(
+        &mut self,
+        sql: &str,
+        params: &[Literal],
+    ) -> Result<(), RuntimeError> {
+        match &self.target {
+            Target::Online { conn, .. } => {
+                let values = params
+                    .iter()
+                    .map(to_sql_value)
+                    .collect::<Result<Vec<_>, _>>()?;
+                conn.execute(sql, rusqlite::params_from_iter(values))
+                    .map(|_| ())
+                    .map_err(|e| RuntimeError::sql(sql, e))
+            }
+            Target::Offline => {
+                let inlined = inline_params(sql, params)?;
+                self.execute(&inlined)
+            }
+        }
+    }
+
+    /// Text written to the offline output as is, followed by a blank line
+    /// (`impl.static_output`).
+    pub fn static_output(&mut self, text: &str) {
+        self.stdout.push_str(text);
+        self.stdout.push_str("\n\n");
+    }
+
+    /// Offline output produced since the last call.
+    pub fn take_stdout(&mut self) -> String {
+        std::mem::take(&mut self.stdout)
+    }
+
+    /// Log lines produced since the last call, formatted for stderr.
+    pub fn take_stderr(&mut self) -> String {
+        self.log.take()
+    }
+
+    // ------------------------------------------------------------------ transaction units
+
+    /// Starts a unit: `BEGIN IMMEDIATE` takes SQLite's write lock up front (waiting up to the
+    /// lock timeout), so the version rows read next cannot change under us. Offline: nothing.
+    pub fn begin(&mut self) -> Result<(), RuntimeError> {
+        if let Target::Online {
+            conn,
+            in_transaction,
+        } = &mut self.target
+        {
+            if !*in_transaction {
+                conn.execute_batch("BEGIN IMMEDIATE")
+                    .map_err(|e| RuntimeError::sql("BEGIN IMMEDIATE", e))?;
+                *in_transaction = true;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn commit(&mut self) -> Result<(), RuntimeError> {
+        if let Target::Online {
+            conn,
+            in_transaction,
+        } = &mut self.target
+        {
+            if *in_transaction {
+                conn.execute_batch("COMMIT")
+                    .map_err(|e| RuntimeError::sql("COMMIT", e))?;
+                *in_transaction = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes the current unit. Errors are reported but not returned: a failed rollback
+    /// leaves SQLite to roll back when the connection closes, which it does on every path.
+    pub fn rollback(&mut self) {
+        if let Target::Online {
+            conn,
+            in_transaction,
+        } = &mut self.target
+        {
+            if *in_transaction {
+                if let Err(e) = conn.execute_batch("ROLLBACK") {
+                    tracing::warn!("ROLLBACK failed: {e}");
+                }
+                *in_transaction = false;
+            }
+        }
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        matches!(
+            self.target,
+            Target::Online {
+                in_transaction: true,
+                ..
+            }
+        )
+    }
+
+    // ------------------------------------------------------------------ the version table
+
+    /// Whether the version table exists (`_has_version_table`). Offline: never asked.
+    pub fn has_version_table(&self) -> Result<bool, RuntimeError> {
+        let Some(conn) = self.connection() else {
+            return Ok(false);
+        };
+        let vt = &self.opts.version_table;
+        let schemas: Vec<String> = match &vt.schema {
+            Some(s) => {
+                let names = query_strings(conn, "PRAGMA database_list", 1)?;
+                if !names.iter().any(|n| n == s) {
+                    return Ok(false);
+                }
+                vec![s.clone()]
+            }
+            None => vec!["main".into(), "temp".into()],
+        };
+        for schema in schemas {
+            let sql = format!(
+                "PRAGMA {}.table_info({})",
+                quote_always(&schema),
+                quote_always(&vt.table)
+            );
+            let mut stmt = conn.prepare(&sql).map_err(|e| RuntimeError::sql(&sql, e))?;
+            let mut rows = stmt.query([]).map_err(|e| RuntimeError::sql(&sql, e))?;
+            if rows
+                .next()
+                .map_err(|e| RuntimeError::sql(&sql, e))?
+                .is_some()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The version rows in table order (`get_current_heads` online).
+    pub fn read_version_rows(&self) -> Result<Vec<String>, RuntimeError> {
+        let Some(conn) = self.connection() else {
+            return Ok(Vec::new());
+        };
+        if !self.has_version_table()? {
+            return Ok(Vec::new());
+        }
+        query_strings(conn, &self.opts.version_table.select_sql(), 0)
+    }
+
+    /// `_ensure_version_table(purge)`: creates the table if missing, optionally empties it.
+    pub fn ensure_version_table(&mut self, purge: bool) -> Result<(), RuntimeError> {
+        if !self.has_version_table()? {
+            let sql = self.opts.version_table.create_sql();
+            self.execute(&sql)?;
+        }
+        if purge {
+            let sql = self.opts.version_table.delete_all_sql();
+            self.execute(&sql)?;
+        }
+        Ok(())
+    }
+}
+
+fn quote_always(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn query_strings(conn: &Connection, sql: &str, col: usize) -> Result<Vec<String>, RuntimeError> {
+    let mut stmt = conn.prepare(sql).map_err(|e| RuntimeError::sql(sql, e))?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, Option<String>>(col))
+        .map_err(|e| RuntimeError::sql(sql, e))?;
+    let mut out = Vec::new();
+    for r in rows {
+        if let Some(v) = r.map_err(|e| RuntimeError::sql(sql, e))? {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+fn to_sql_value(l: &Literal) -> Result<rusqlite::types::Value, RuntimeError> {
+    use rusqlite::types::Value;
+    Ok(match l {
+        Literal::None => Value::Null,
+        Literal::Bool(b) => Value::Integer(i64::from(*b)),
+        Literal::Int(i) => Value::Integer(*i),
+        Literal::Float(f) => Value::Real(*f),
+        Literal::Str(s) => Value::Text(s.clone()),
+        Literal::Bytes(b) => Value::Blob(b.clone()),
+        other => return Err(RuntimeError::Parameter(format!("{other:?}"))),
+    })
+}
+
+/// SQLite literal text for a value (`literal_binds`).
+fn literal_sql(l: &Literal) -> Result<String, RuntimeError> {
+    Ok(match l {
+        Literal::None => "NULL".into(),
+        Literal::Bool(b) => if *b { "1" } else { "0" }.into(),
+        Literal::Int(i) => i.to_string(),
+        Literal::Float(f) => format!("{f:?}"),
+        Literal::Str(s) => format!("'{}'", s.replace('\'', "''")),
+        Literal::Bytes(b) => {
+            let hex: String = b.iter().map(|x| format!("{x:02X}")).collect();
+            format!("X'{hex}'")
+        }
+        other => return Err(RuntimeError::Parameter(format!("{other:?}"))),
+    })
+}
+
+/// Replaces each `?` outside quotes, identifiers and comments with the next parameter.
+fn inline_params(sql: &str, params: &[Literal]) -> Result<String, RuntimeError> {
+    let mut out = String::with_capacity(sql.len());
+    let mut next = params.iter();
+    let mut quote: Option<char> = None;
+    for c in sql.chars() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None if matches!(c, '\'' | '"' | '`') => {
+                quote = Some(c);
+                out.push(c);
+            }
+            None if c == '[' => {
+                quote = Some(']');
+                out.push(c);
+            }
+            None if c == '?' => match next.next() {
+                Some(p) => out.push_str(&literal_sql(p)?),
+                None => {
+                    return Err(RuntimeError::Parameter(format!(
+                        "more placeholders than the {} values given",
+                        params.len()
+                    )))
+                }
+            },
+            None => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offline_params_are_inlined() {
+        let sql = inline_params(
+            "INSERT INTO t (a, \"b?\") VALUES (?, ?, '?', ?)",
+            &[Literal::Str("it's".into()), Literal::Int(3), Literal::None],
+        )
+        .unwrap();
+        assert_eq!(
+            sql,
+            "INSERT INTO t (a, \"b?\") VALUES ('it''s', 3, '?', NULL)"
+        );
+        assert!(inline_params("?", &[]).is_err());
+    }
+
+    #[test]
+    fn online_units_commit_and_roll_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:///{}", dir.path().join("x.db").display());
+        let mut ctx = MigrationContext::open(
+            &url,
+            dir.path(),
+            ContextOptions::default(),
+            AlembicLog::disabled(),
+        )
+        .unwrap();
+        ctx.begin().unwrap();
+        ctx.ensure_version_table(false).unwrap();
+        ctx.execute("INSERT INTO alembic_version VALUES ('a')")
+            .unwrap();
+        ctx.commit().unwrap();
+        ctx.begin().unwrap();
+        ctx.execute("INSERT INTO alembic_version VALUES ('b')")
+            .unwrap();
+        ctx.rollback();
+        assert_eq!(ctx.read_version_rows().unwrap(), vec!["a"]);
+        let err = ctx.execute("CREATE TABLE alembic_version (x)").unwrap_err();
+        assert_eq!(err.python_class(), "sqlalchemy.exc.OperationalError");
+        assert_eq!(
+            err.to_string(),
+            "(sqlite3.OperationalError) table alembic_version already exists\n[SQL: CREATE TABLE alembic_version (x)]"
+        );
+    }
+}

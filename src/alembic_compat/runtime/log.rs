@@ -1,0 +1,326 @@
+//! The log lines Alembic prints through Python's `logging` (`INFO  [alembic.runtime.migration]
+//! Running upgrade ...`), part of the output contract users grep for.
+//!
+//! Python prints them only when env.py configures logging, normally with
+//! `fileConfig(config.config_file_name)` reading the ini's `[loggers]`, `[handlers]` and
+//! `[formatters]`. We do not run env.py: the command checks that env.py calls `fileConfig`, and
+//! [`AlembicLog::from_ini`] interprets the sections the way `logging.config.fileConfig` does for
+//! what matters here: logger levels along the dotted name, `propagate`, handler levels, and
+//! `StreamHandler`s writing to `sys.stderr`, with the `%(...)s` format of their formatter.
+//! Handlers of other classes (files, stdout) are ignored.
+
+use crate::alembic_compat::config::IniParser;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug = 10,
+    Info = 20,
+    Warning = 30,
+    Error = 40,
+}
+
+impl Level {
+    fn name(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
+/// `logging` level names (and numbers) as fileConfig accepts them; NOTSET is 0.
+fn parse_level(s: &str) -> Option<u32> {
+    let s = s.trim();
+    let named = [
+        ("NOTSET", 0),
+        ("DEBUG", 10),
+        ("INFO", 20),
+        ("WARN", 30),
+        ("WARNING", 30),
+        ("ERROR", 40),
+        ("CRITICAL", 50),
+        ("FATAL", 50),
+    ];
+    named
+        .iter()
+        .find(|(n, _)| *n == s)
+        .map(|(_, v)| *v)
+        .or_else(|| s.parse().ok())
+}
+
+#[derive(Debug, Clone)]
+struct Handler {
+    level: u32,
+    format: String,
+    datefmt: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Logger {
+    /// Empty for the root logger.
+    qualname: String,
+    level: u32,
+    propagate: bool,
+    handlers: Vec<Handler>,
+}
+
+/// The logging setup, and the lines logged so far (drained by the command).
+#[derive(Debug, Clone, Default)]
+pub struct AlembicLog {
+    loggers: Vec<Logger>,
+    buf: String,
+}
+
+impl AlembicLog {
+    /// Python without logging configured: Alembic's loggers have a `NullHandler`, nothing is
+    /// printed.
+    pub fn disabled() -> Self {
+        AlembicLog::default()
+    }
+
+    /// What `fileConfig(ini)` sets up, as far as stderr stream handlers go.
+    pub fn from_ini(ini: &IniParser) -> Self {
+        let get = |section: &str, key: &str| ini.get_raw(section, key).ok().flatten();
+        let keys = |section: &str| -> Vec<String> {
+            get(section, "keys")
+                .map(|k| {
+                    k.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let handler_names = keys("handlers");
+        let mut loggers = Vec::new();
+        for key in keys("loggers") {
+            let section = format!("logger_{key}");
+            if !ini.has_section(&section) {
+                continue;
+            }
+            let qualname = if key == "root" {
+                String::new()
+            } else {
+                match get(&section, "qualname") {
+                    Some(q) => q.trim().to_string(),
+                    None => continue,
+                }
+            };
+            let level = get(&section, "level")
+                .and_then(|l| parse_level(&l))
+                .unwrap_or(if key == "root" { 30 } else { 0 });
+            let propagate = get(&section, "propagate").map_or(true, |p| p.trim() != "0");
+            let handlers = get(&section, "handlers")
+                .map(|h| {
+                    h.split(',')
+                        .map(str::trim)
+                        .filter(|h| !h.is_empty() && handler_names.iter().any(|n| n == h))
+                        .filter_map(|h| stderr_handler(ini, h))
+                        .collect()
+                })
+                .unwrap_or_default();
+            loggers.push(Logger {
+                qualname,
+                level,
+                propagate,
+                handlers,
+            });
+        }
+        AlembicLog {
+            loggers,
+            buf: String::new(),
+        }
+    }
+
+    fn logger(&self, name: &str) -> Option<&Logger> {
+        self.loggers.iter().find(|l| l.qualname == name)
+    }
+
+    /// The dotted ancestors of `name`, most specific first, ending with the root ("").
+    fn chain(name: &str) -> Vec<&str> {
+        let mut out = vec![name];
+        let mut cur = name;
+        while let Some(i) = cur.rfind('.') {
+            cur = &cur[..i];
+            out.push(cur);
+        }
+        if !name.is_empty() {
+            out.push("");
+        }
+        out
+    }
+
+    /// Logs `message` on logger `name` at `level`.
+    pub fn log(&mut self, name: &str, level: Level, message: &str) {
+        let chain = Self::chain(name);
+        let effective = chain
+            .iter()
+            .filter_map(|n| self.logger(n))
+            .map(|l| l.level)
+            .find(|&l| l != 0)
+            .unwrap_or(30);
+        if (level as u32) < effective {
+            return;
+        }
+        let mut lines = String::new();
+        for n in chain {
+            let Some(logger) = self.logger(n) else {
+                continue;
+            };
+            for h in &logger.handlers {
+                if (level as u32) >= h.level {
+                    lines.push_str(&format_record(h, name, level, message));
+                    lines.push('\n');
+                }
+            }
+            if !logger.propagate {
+                break;
+            }
+        }
+        self.buf.push_str(&lines);
+    }
+
+    pub fn info(&mut self, name: &str, message: &str) {
+        self.log(name, Level::Info, message);
+    }
+
+    pub fn error(&mut self, name: &str, message: &str) {
+        self.log(name, Level::Error, message);
+    }
+
+    /// The lines logged since the last call.
+    pub fn take(&mut self) -> String {
+        std::mem::take(&mut self.buf)
+    }
+}
+
+fn stderr_handler(ini: &IniParser, name: &str) -> Option<Handler> {
+    let section = format!("handler_{name}");
+    let get = |key: &str| ini.get_raw(&section, key).ok().flatten();
+    let class = get("class")?;
+    let class = class.trim();
+    if class != "StreamHandler" && class != "logging.StreamHandler" {
+        return None;
+    }
+    // StreamHandler() with no arguments writes to stderr too.
+    let args = get("args").unwrap_or_else(|| "()".into());
+    let args: String = args.chars().filter(|c| !c.is_whitespace()).collect();
+    if !(args == "()" || args.starts_with("(sys.stderr")) {
+        return None;
+    }
+    let level = get("level").and_then(|l| parse_level(&l)).unwrap_or(0);
+    let (format, datefmt) = match get("formatter").map(|f| f.trim().to_string()) {
+        Some(f) if !f.is_empty() => {
+            let fs = format!("formatter_{f}");
+            (
+                ini.get_raw(&fs, "format")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| "%(message)s".into()),
+                ini.get_raw(&fs, "datefmt").ok().flatten(),
+            )
+        }
+        _ => ("%(message)s".into(), None),
+    };
+    Some(Handler {
+        level,
+        format,
+        datefmt,
+    })
+}
+
+/// Python's `%`-style record formatting for the attributes Alembic's templates use
+/// (`levelname`, `name`, `message`, `asctime`, `levelno`), with flags, width and precision.
+fn format_record(h: &Handler, name: &str, level: Level, message: &str) -> String {
+    let re = regex_lite();
+    let mut out = String::new();
+    let fmt = &h.format;
+    let mut last = 0;
+    for cap in re.captures_iter(fmt) {
+        let (Some(all), Some(key)) = (cap.get(0), cap.get(1)) else {
+            continue;
+        };
+        out.push_str(&fmt[last..all.start()]);
+        last = all.end();
+        let value = match key.as_str() {
+            "levelname" => level.name().to_string(),
+            "levelno" => (level as u32).to_string(),
+            "name" => name.to_string(),
+            "message" => message.to_string(),
+            "asctime" => {
+                let f = h.datefmt.as_deref().unwrap_or("%Y-%m-%d %H:%M:%S");
+                chrono::Local::now().format(f).to_string()
+            }
+            _ => String::new(),
+        };
+        let left = cap.get(2).is_some_and(|m| m.as_str().contains('-'));
+        let width: usize = cap
+            .get(3)
+            .and_then(|m| m.as_str().parse().ok())
+            .unwrap_or(0);
+        let value: String = match cap.get(4).and_then(|m| m.as_str().parse::<usize>().ok()) {
+            Some(p) => value.chars().take(p).collect(),
+            None => value,
+        };
+        let pad = width.saturating_sub(value.chars().count());
+        if left {
+            out.push_str(&value);
+            out.push_str(&" ".repeat(pad));
+        } else {
+            out.push_str(&" ".repeat(pad));
+            out.push_str(&value);
+        }
+    }
+    out.push_str(&fmt[last..]);
+    out.replace("%%", "%")
+}
+
+fn regex_lite() -> &'static regex::Regex {
+    use std::sync::OnceLock;
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"%\(([A-Za-z_]+)\)([-#0 +]*)(\d*)(?:\.(\d+))?[sd]")
+            .expect("static pattern")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GENERIC: &str = "[loggers]\nkeys = root,sqlalchemy,alembic\n[handlers]\nkeys = console\n[formatters]\nkeys = generic\n[logger_root]\nlevel = WARNING\nhandlers = console\nqualname =\n[logger_sqlalchemy]\nlevel = WARNING\nhandlers =\nqualname = sqlalchemy.engine\n[logger_alembic]\nlevel = INFO\nhandlers =\nqualname = alembic\n[handler_console]\nclass = StreamHandler\nargs = (sys.stderr,)\nlevel = NOTSET\nformatter = generic\n[formatter_generic]\nformat = %(levelname)-5.5s [%(name)s] %(message)s\ndatefmt = %H:%M:%S\n";
+
+    fn ini(text: &str) -> IniParser {
+        let mut p = IniParser::new::<&str, &str>(&[]);
+        p.read_str(text, "alembic.ini").unwrap();
+        p
+    }
+
+    #[test]
+    fn generic_template_prints_info_and_error() {
+        let mut log = AlembicLog::from_ini(&ini(GENERIC));
+        log.info("alembic.runtime.migration", "Context impl SQLiteImpl.");
+        log.error("alembic.util.messaging", "boom");
+        log.log("alembic.runtime.migration", Level::Debug, "hidden");
+        assert_eq!(
+            log.take(),
+            "INFO  [alembic.runtime.migration] Context impl SQLiteImpl.\nERROR [alembic.util.messaging] boom\n"
+        );
+        assert_eq!(log.take(), "");
+    }
+
+    #[test]
+    fn warning_level_or_no_handler_is_silent() {
+        let mut log = AlembicLog::from_ini(&ini(&GENERIC.replace(
+            "level = INFO\nhandlers =\nqualname = alembic",
+            "level = WARN\nhandlers =\nqualname = alembic",
+        )));
+        log.info("alembic.runtime.migration", "x");
+        assert_eq!(log.take(), "");
+        let mut none = AlembicLog::disabled();
+        none.error("alembic.util.messaging", "x");
+        assert_eq!(none.take(), "");
+    }
+}

@@ -1,0 +1,275 @@
+//! The version table's SQL, spelled as SQLAlchemy's SQLite compiler spells it (Alembic builds
+//! these statements from a `Table` object; offline output prints them verbatim, so every space
+//! matters).
+
+/// `version_table` / `version_table_schema` as env.py's `context.configure` gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionTable {
+    pub table: String,
+    pub schema: Option<String>,
+}
+
+impl Default for VersionTable {
+    fn default() -> Self {
+        VersionTable {
+            table: "alembic_version".into(),
+            schema: None,
+        }
+    }
+}
+
+/// SQLAlchemy's `SQLiteIdentifierPreparer.reserved_words` (sorted for binary search).
+const RESERVED: &[&str] = &[
+    "add",
+    "after",
+    "all",
+    "alter",
+    "analyze",
+    "and",
+    "as",
+    "asc",
+    "attach",
+    "autoincrement",
+    "before",
+    "begin",
+    "between",
+    "by",
+    "cascade",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "commit",
+    "conflict",
+    "constraint",
+    "create",
+    "cross",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "database",
+    "default",
+    "deferrable",
+    "deferred",
+    "delete",
+    "desc",
+    "detach",
+    "distinct",
+    "drop",
+    "each",
+    "else",
+    "end",
+    "escape",
+    "except",
+    "exclusive",
+    "exists",
+    "explain",
+    "fail",
+    "false",
+    "for",
+    "foreign",
+    "from",
+    "full",
+    "glob",
+    "group",
+    "having",
+    "if",
+    "ignore",
+    "immediate",
+    "in",
+    "index",
+    "indexed",
+    "initially",
+    "inner",
+    "insert",
+    "instead",
+    "intersect",
+    "into",
+    "is",
+    "isnull",
+    "join",
+    "key",
+    "left",
+    "like",
+    "limit",
+    "match",
+    "natural",
+    "not",
+    "notnull",
+    "null",
+    "of",
+    "offset",
+    "on",
+    "or",
+    "order",
+    "outer",
+    "plan",
+    "pragma",
+    "primary",
+    "query",
+    "raise",
+    "references",
+    "reindex",
+    "rename",
+    "replace",
+    "restrict",
+    "right",
+    "rollback",
+    "row",
+    "select",
+    "set",
+    "table",
+    "temp",
+    "temporary",
+    "then",
+    "to",
+    "transaction",
+    "trigger",
+    "true",
+    "union",
+    "unique",
+    "update",
+    "using",
+    "vacuum",
+    "values",
+    "view",
+    "virtual",
+    "when",
+    "where",
+];
+
+/// `IdentifierPreparer.quote` for SQLite: quoted when reserved, not all lower case, starting
+/// with a digit or `$`, or holding anything but letters, digits, `_` and `$`.
+pub fn quote_identifier(name: &str) -> String {
+    let legal = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    let bad_initial = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_digit() || c == '$');
+    let lower = name.to_lowercase();
+    let needs = !legal || bad_initial || lower != name || RESERVED.binary_search(&name).is_ok();
+    if needs {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    } else {
+        name.to_string()
+    }
+}
+
+impl VersionTable {
+    /// `schema.table` as SQLAlchemy renders a table reference.
+    pub fn qualified(&self) -> String {
+        match &self.schema {
+            Some(s) => format!("{}.{}", quote_identifier(s), quote_identifier(&self.table)),
+            None => quote_identifier(&self.table),
+        }
+    }
+
+    /// `CREATE TABLE` as SQLAlchemy compiles it (tab indentation, trailing space after the
+    /// column's comma); Alembic's offline output turns tabs into four spaces.
+    pub fn create_sql(&self) -> String {
+        format!(
+            "CREATE TABLE {} (\n\tversion_num VARCHAR(32) NOT NULL, \n\tCONSTRAINT {} PRIMARY KEY (version_num)\n)",
+            self.qualified(),
+            quote_identifier(&format!("{}_pkc", self.table))
+        )
+    }
+
+    /// The insert as the offline output shows it: SQLAlchemy 2.x adds `RETURNING` for the
+    /// primary key on SQLite.
+    pub fn insert_sql(&self, version: &str, returning: bool) -> String {
+        format!(
+            "INSERT INTO {} (version_num) VALUES ({}){}",
+            self.qualified(),
+            sql_string(version),
+            if returning {
+                " RETURNING version_num"
+            } else {
+                ""
+            }
+        )
+    }
+
+    pub fn update_sql(&self, from: &str, to: &str) -> String {
+        let t = self.qualified();
+        format!(
+            "UPDATE {t} SET version_num={} WHERE {t}.version_num = {}",
+            sql_string(to),
+            sql_string(from)
+        )
+    }
+
+    pub fn delete_sql(&self, version: &str) -> String {
+        let t = self.qualified();
+        format!(
+            "DELETE FROM {t} WHERE {t}.version_num = {}",
+            sql_string(version)
+        )
+    }
+
+    pub fn delete_all_sql(&self) -> String {
+        format!("DELETE FROM {}", self.qualified())
+    }
+
+    pub fn select_sql(&self) -> String {
+        format!(
+            "SELECT {}.version_num FROM {}",
+            self.qualified(),
+            self.qualified()
+        )
+    }
+}
+
+/// Alembic writes versions with `literal_column("'%s'" % version)`: no escaping. Ids come from
+/// revision files that passed `verify_rev_id`, but a stray quote must not break the statement,
+/// so we double it (Alembic would emit broken SQL there).
+fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_words_are_sorted() {
+        assert!(RESERVED.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn identifiers_quote_like_sqlalchemy() {
+        assert_eq!(quote_identifier("alembic_version"), "alembic_version");
+        assert_eq!(quote_identifier("My Version"), "\"My Version\"");
+        assert_eq!(quote_identifier("order"), "\"order\"");
+        assert_eq!(quote_identifier("Upper"), "\"Upper\"");
+        assert_eq!(quote_identifier("1abc"), "\"1abc\"");
+        assert_eq!(quote_identifier("a$b"), "a$b");
+    }
+
+    #[test]
+    fn statements_match_sqlalchemy_text() {
+        let vt = VersionTable {
+            table: "My Version".into(),
+            schema: Some("main".into()),
+        };
+        assert_eq!(
+            vt.create_sql(),
+            "CREATE TABLE main.\"My Version\" (\n\tversion_num VARCHAR(32) NOT NULL, \n\tCONSTRAINT \"My Version_pkc\" PRIMARY KEY (version_num)\n)"
+        );
+        assert_eq!(
+            vt.update_sql("y", "x"),
+            "UPDATE main.\"My Version\" SET version_num='x' WHERE main.\"My Version\".version_num = 'y'"
+        );
+        assert_eq!(
+            vt.delete_sql("y"),
+            "DELETE FROM main.\"My Version\" WHERE main.\"My Version\".version_num = 'y'"
+        );
+        assert_eq!(
+            VersionTable::default().insert_sql("y", true),
+            "INSERT INTO alembic_version (version_num) VALUES ('y') RETURNING version_num"
+        );
+    }
+}
