@@ -5,6 +5,7 @@
 //! Values are kept close to what the Python call received (a type is its class name plus its
 //! literal arguments), so the renderer, not the evaluator, owns dialect knowledge.
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ impl fmt::Display for SourcePos {
 }
 
 /// A Python literal as passed to a type, column or operation.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Literal {
     None,
     Bool(bool),
@@ -43,7 +44,7 @@ pub enum Literal {
 /// A SQLAlchemy type as written: `sa.String(50)` is `{dialect: None, name: "String",
 /// args: [Int(50)]}`; `sqlite.JSON()` has `dialect: Some("sqlite")`. A bare class
 /// (`sa.Integer`) is the same as calling it with no arguments.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TypeSpec {
     /// `None` for `sqlalchemy` / `sqlalchemy.types`; `Some("sqlite" | "postgresql" | ...)` for
     /// `sqlalchemy.dialects.<name>`.
@@ -55,7 +56,7 @@ pub struct TypeSpec {
 }
 
 /// A constraint or index name: `op.f("x")` marks a name as final (no naming convention).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Name {
     Plain(String),
     Final(String),
@@ -71,7 +72,7 @@ impl Name {
 
 /// SQL expressions that appear inside DDL (server defaults, check constraints, index
 /// expressions, `sqlite_where`) and in `op.execute` / `bulk_insert`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum SqlExpr {
     /// `sa.text("...")`: verbatim.
     Text(String),
@@ -103,13 +104,13 @@ pub enum SqlExpr {
 
 /// `server_default=`: a plain string renders quoted; `sa.text` verbatim; functions as
 /// SQLAlchemy renders them.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ServerDefault {
     Str(String),
     Expr(SqlExpr),
 }
 
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub enum Autoincrement {
     #[default]
     Auto,
@@ -119,7 +120,8 @@ pub enum Autoincrement {
 }
 
 /// `sa.ForeignKey("table.col", ...)` inside a Column.
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ForeignKey {
     /// `"table.column"` or `"schema.table.column"` as written.
     pub target: String,
@@ -132,7 +134,8 @@ pub struct ForeignKey {
     pub use_alter: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Column {
     pub name: String,
     /// `None`: no type given (SQLAlchemy's NullType; for a ForeignKey column, the referenced
@@ -153,7 +156,7 @@ pub struct Column {
     pub kwargs: Vec<(String, Literal)>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Constraint {
     PrimaryKey {
         name: Option<Name>,
@@ -184,13 +187,13 @@ pub enum Constraint {
 }
 
 /// One key of an index: a column name or an expression (`sa.text("x DESC")`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum IndexKey {
     Column(String),
     Expr(SqlExpr),
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Index {
     pub name: Option<Name>,
     pub table: String,
@@ -203,7 +206,8 @@ pub struct Index {
 }
 
 /// `sa.table("t", sa.column("a", sa.Integer), ...)`, as `bulk_insert` and data idioms use it.
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TableClause {
     pub name: String,
     pub schema: Option<String>,
@@ -212,17 +216,33 @@ pub struct TableClause {
 
 /// `op.alter_column(...)`. `Option<Option<_>>` fields: outer `None` = not given,
 /// `Some(None)` = given as `None`/`False` (e.g. drop the server default).
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AlterColumn {
     pub table: String,
     pub schema: Option<String>,
     pub column: String,
     pub nullable: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub comment: Option<Option<String>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub server_default: Option<Option<ServerDefault>>,
     pub new_column_name: Option<String>,
     pub type_: Option<TypeSpec>,
     pub existing_type: Option<TypeSpec>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub existing_server_default: Option<Option<ServerDefault>>,
     pub existing_nullable: Option<bool>,
     pub existing_comment: Option<String>,
@@ -230,7 +250,7 @@ pub struct AlterColumn {
     pub kwargs: Vec<(String, Literal)>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Recreate {
     Auto,
     Always,
@@ -239,7 +259,7 @@ pub enum Recreate {
 
 /// `with op.batch_alter_table(...) as batch_op:`; `ops` are what the block asked for, run
 /// when the block exits. Table names inside `ops` are the batch's table.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
     pub table: String,
     pub schema: Option<String>,
@@ -253,7 +273,8 @@ pub struct Batch {
     pub ops: Vec<(Op, SourcePos)>,
 }
 
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CreateTable {
     pub name: String,
     pub schema: Option<String>,
@@ -266,7 +287,7 @@ pub struct CreateTable {
 }
 
 /// A value for `op.execute` or `conn.execute` that is not DDL we build ourselves.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Statement {
     /// A plain string or `sa.text(...)`, with bound parameters if any (`:name` style).
     Text {
@@ -275,7 +296,7 @@ pub enum Statement {
     },
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     CreateTable(CreateTable),
     DropTable {
@@ -357,4 +378,57 @@ pub enum Op {
         multiinsert: bool,
     },
     Batch(Batch),
+}
+
+/// Serialized as `{"path": ..., "line": ..., "col": ...}`; the `Arc` is only for cheap clones.
+impl Serialize for SourcePos {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SourcePosRepr {
+            path: self.path.as_ref().clone(),
+            line: self.line,
+            col: self.col,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SourcePos {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = SourcePosRepr::deserialize(d)?;
+        Ok(SourcePos {
+            path: Arc::new(r.path),
+            line: r.line,
+            col: r.col,
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)]
+struct SourcePosRepr {
+    path: PathBuf,
+    line: u32,
+    col: u32,
+}
+
+/// `Option<Option<T>>` fields: a missing key is "not given" (`None`), an explicit `null` is
+/// "given as None" (`Some(None)`); plain serde would read both as `None`.
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        v: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
 }
