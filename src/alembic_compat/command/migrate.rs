@@ -16,13 +16,13 @@ use super::{db, ids_arg, script_error_failure, Ctx, Failure, Revisions, ScriptDi
 use crate::alembic_compat::revision::{RevArg, ScriptRevisions};
 use crate::alembic_compat::runtime::log::AlembicLog;
 use crate::alembic_compat::runtime::{
-    BodyRunner, ContextOptions, HeadMaintainer, MigrationContext, PassOnlyRunner, PlannedStep,
-    RuntimeError, Step, DEFAULT_LOCK_TIMEOUT,
+    BodyRunner, ContextOptions, HeadMaintainer, MigrationContext, PlannedStep, RuntimeError, Step,
+    DEFAULT_LOCK_TIMEOUT,
 };
 
 /// The body runner the command line uses.
 pub fn default_runner() -> Box<dyn BodyRunner> {
-    Box::new(PassOnlyRunner)
+    Box::new(crate::alembic_compat::eval::runner::EvalRunner)
 }
 
 /// Environment variable overriding how long to wait for another writer (seconds).

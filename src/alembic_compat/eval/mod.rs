@@ -12,6 +12,7 @@ pub mod builtins;
 pub mod check;
 pub mod interp;
 pub mod native;
+pub mod runner;
 pub mod sql;
 pub mod value;
 

@@ -627,8 +627,13 @@ impl Bound {
         }
     }
     fn extra_literals(&self) -> R<Vec<(String, Literal)>> {
+        self.extra_literals_except("")
+    }
+    /// Dialect keyword arguments as literals, leaving out one that is an expression.
+    fn extra_literals_except(&self, skip: &str) -> R<Vec<(String, Literal)>> {
         self.extra
             .iter()
+            .filter(|(k, _)| k != skip)
             .map(|(k, v)| Ok((k.clone(), to_literal(v)?)))
             .collect()
     }
@@ -1768,11 +1773,7 @@ fn sa_call(
                 unique: b.flag(2),
                 if_not_exists: false,
                 sqlite_where,
-                kwargs: b
-                    .extra_literals()?
-                    .into_iter()
-                    .filter(|(k, _)| k != "sqlite_where")
-                    .collect(),
+                kwargs: b.extra_literals_except("sqlite_where")?,
             })))
         }
         "text" => {
@@ -2485,11 +2486,7 @@ fn op_call(
                 unique: b.flag(3),
                 if_not_exists: b.flag(5),
                 sqlite_where,
-                kwargs: b
-                    .extra_literals()?
-                    .into_iter()
-                    .filter(|(k, _)| k != "sqlite_where")
-                    .collect(),
+                kwargs: b.extra_literals_except("sqlite_where")?,
             })
         }
         "drop_index" => {

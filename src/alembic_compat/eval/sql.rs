@@ -332,16 +332,15 @@ impl Renderer {
         let mut quote: Option<u8> = None;
         while i < bytes.len() {
             let c = bytes[i];
-            if let Some(q) = quote {
-                if c == q {
-                    quote = None;
+            if quote.is_some() || c == b'\'' || c == b'"' {
+                match quote {
+                    Some(q) if c == q => quote = None,
+                    None => quote = Some(c),
+                    Some(_) => {}
                 }
-                i += 1;
-                continue;
-            }
-            if c == b'\'' || c == b'"' {
-                quote = Some(c);
-                i += 1;
+                let ch_len = utf8_len(c);
+                self.sql.push_str(&sql[i..(i + ch_len).min(sql.len())]);
+                i += ch_len;
                 continue;
             }
             // `\:` escapes a colon; `::` is a cast, not a parameter.

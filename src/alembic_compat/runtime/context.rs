@@ -306,6 +306,11 @@ impl MigrationContext {
         self.stdout.push_str("\n\n");
     }
 
+    /// `print()` from a revision body: stdout, in order with the offline SQL.
+    pub fn print_stdout(&mut self, text: &str) {
+        self.stdout.push_str(text);
+    }
+
     /// Offline output produced since the last call.
     pub fn take_stdout(&mut self) -> String {
         std::mem::take(&mut self.stdout)

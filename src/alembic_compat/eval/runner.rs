@@ -1,0 +1,277 @@
+//! The interpreter plugged into the runtime: [`EvalRunner`] runs each revision's `upgrade()` /
+//! `downgrade()` with a [`Host`] over the [`MigrationContext`], so every operation is rendered
+//! by `ddl` and executed (or printed offline) inside the context's transaction.
+
+use crate::alembic_compat::batch;
+use crate::alembic_compat::ddl::{self, DdlError, RenderOptions};
+use crate::alembic_compat::eval::check::check_module;
+use crate::alembic_compat::eval::sql::{self, Statement};
+use crate::alembic_compat::eval::{run_revision_function, Host, HostError, QueryOutput};
+use crate::alembic_compat::ops::{self, Literal, Op, SourcePos};
+use crate::alembic_compat::runtime::log::Level;
+use crate::alembic_compat::runtime::{BodyError, BodyRunner, MigrationContext, PlannedStep};
+use crate::alembic_compat::script::Script;
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EvalRunner;
+
+fn function_name(upgrade: bool) -> &'static str {
+    if upgrade {
+        "upgrade"
+    } else {
+        "downgrade"
+    }
+}
+
+impl BodyRunner for EvalRunner {
+    fn preflight(
+        &self,
+        steps: &[PlannedStep<'_>],
+        _ctx: &MigrationContext,
+    ) -> Result<(), Vec<BodyError>> {
+        let mut errors = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for step in steps {
+            if !seen.insert(step.script.path.clone()) {
+                continue;
+            }
+            match step.script.parse() {
+                Ok((src, module)) => {
+                    for e in check_module(&step.script.path, &src, &module) {
+                        errors.push(BodyError {
+                            message: e.to_string(),
+                            python_class: e.python_class().to_string(),
+                        });
+                    }
+                }
+                Err(e) => errors.push(BodyError {
+                    message: e.to_string(),
+                    python_class: "SyntaxError".into(),
+                }),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn run(
+        &self,
+        script: &Script,
+        upgrade: bool,
+        ctx: &mut MigrationContext,
+    ) -> Result<(), BodyError> {
+        let (src, module) = script.parse().map_err(|e| BodyError {
+            message: e.to_string(),
+            python_class: "SyntaxError".into(),
+        })?;
+        let mut host = ContextHost {
+            ctx,
+            opts: RenderOptions::default(),
+        };
+        run_revision_function(
+            &script.path,
+            &src,
+            &module,
+            function_name(upgrade),
+            &mut host,
+        )
+        .map_err(|e| BodyError {
+            message: e.to_string(),
+            python_class: e.python_class().to_string(),
+        })
+    }
+}
+
+struct ContextHost<'a> {
+    ctx: &'a mut MigrationContext,
+    opts: RenderOptions,
+}
+
+fn runtime_error(e: crate::alembic_compat::runtime::RuntimeError) -> HostError {
+    HostError {
+        class: e.python_class().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn ddl_error(e: DdlError) -> HostError {
+    HostError {
+        class: e.python_qualified_class().to_string(),
+        message: e.to_string(),
+    }
+}
+
+impl ContextHost<'_> {
+    fn run_all(&mut self, statements: &[String]) -> Result<(), HostError> {
+        for s in statements {
+            self.ctx.execute(s).map_err(runtime_error)?;
+        }
+        Ok(())
+    }
+
+    fn bulk_insert(
+        &mut self,
+        table: &ops::TableClause,
+        rows: &[Vec<(String, Literal)>],
+        multiinsert: bool,
+    ) -> Result<(), HostError> {
+        if self.ctx.is_offline() {
+            let statements = ddl::bulk_insert_offline(table, rows).map_err(ddl_error)?;
+            return self.run_all(&statements);
+        }
+        for (sql_text, param_rows) in ddl::bulk_insert_sql(table, rows, multiinsert) {
+            for params in param_rows {
+                self.ctx
+                    .execute_with_params(&sql_text, &params)
+                    .map_err(runtime_error)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Host for ContextHost<'_> {
+    fn is_offline(&self) -> bool {
+        self.ctx.is_offline()
+    }
+
+    fn apply(&mut self, op: &Op, _pos: &SourcePos) -> Result<(), HostError> {
+        match op {
+            Op::Batch(b) => {
+                let statements = match self.ctx.connection() {
+                    Some(conn) => batch::batch_statements(conn, b, &self.opts),
+                    None => batch::batch_statements_offline(b, &self.opts),
+                }
+                .map_err(ddl_error)?;
+                self.run_all(&statements)
+            }
+            Op::BulkInsert {
+                table,
+                rows,
+                multiinsert,
+            } => self.bulk_insert(table, rows, *multiinsert),
+            Op::Execute(ops::Statement::Text { sql: text, params }) if !params.is_empty() => {
+                let rendered = sql::render(
+                    &Statement::Text {
+                        sql: text.clone(),
+                        params: params.clone(),
+                    },
+                    self.ctx.is_offline(),
+                );
+                let values: Vec<Literal> = rendered.params.into_iter().map(|(l, _)| l).collect();
+                self.ctx
+                    .execute_with_params(&rendered.sql, &values)
+                    .map_err(runtime_error)
+            }
+            other => {
+                // Alembic runs the statements an op emits before it raises; so do we (the
+                // unit's rollback then undoes them).
+                let (statements, failure) = ddl::render_op_steps(other, &self.opts);
+                self.run_all(&statements)?;
+                match failure {
+                    Some(e) => Err(ddl_error(e)),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn query(&mut self, sql_text: &str, params: &[Literal]) -> Result<QueryOutput, HostError> {
+        let Some(conn) = self.ctx.connection() else {
+            return Err(HostError {
+                class: "AttributeError".into(),
+                message: "'NoneType' object has no attribute 'execute' (no database in --sql mode)"
+                    .into(),
+            });
+        };
+        let sql_error = |e: rusqlite::Error| {
+            let message = match &e {
+                rusqlite::Error::SqliteFailure(_, Some(m)) => m.clone(),
+                rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+                other => other.to_string(),
+            };
+            let class = match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::ConstraintViolation) => "sqlalchemy.exc.IntegrityError",
+                _ => "sqlalchemy.exc.OperationalError",
+            };
+            HostError {
+                class: class.into(),
+                message: format!("(sqlite3.OperationalError) {message}\n[SQL: {sql_text}]"),
+            }
+        };
+        let mut stmt = conn.prepare(sql_text).map_err(sql_error)?;
+        let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
+        let values: Vec<rusqlite::types::Value> = params.iter().map(to_value).collect();
+        let n = columns.len();
+        let mut rows = Vec::new();
+        let rowcount;
+        if n == 0 {
+            rowcount = stmt
+                .execute(rusqlite::params_from_iter(values))
+                .map_err(sql_error)?;
+        } else {
+            let mut cursor = stmt
+                .query(rusqlite::params_from_iter(values))
+                .map_err(sql_error)?;
+            while let Some(r) = cursor.next().map_err(sql_error)? {
+                let mut row = Vec::with_capacity(n);
+                for i in 0..n {
+                    row.push(match r.get_ref(i).map_err(sql_error)? {
+                        rusqlite::types::ValueRef::Null => Literal::None,
+                        rusqlite::types::ValueRef::Integer(v) => Literal::Int(v),
+                        rusqlite::types::ValueRef::Real(v) => Literal::Float(v),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            Literal::Str(String::from_utf8_lossy(t).into_owned())
+                        }
+                        rusqlite::types::ValueRef::Blob(b) => Literal::Bytes(b.to_vec()),
+                    });
+                }
+                rows.push(row);
+            }
+            rowcount = 0;
+        }
+        Ok(QueryOutput {
+            columns,
+            rows,
+            rowcount: if n == 0 {
+                i64::try_from(rowcount).unwrap_or(i64::MAX)
+            } else {
+                -1
+            },
+        })
+    }
+
+    fn x_arguments(&self) -> Vec<String> {
+        self.ctx.x_arguments().to_vec()
+    }
+
+    fn print(&mut self, text: &str) {
+        self.ctx.print_stdout(text);
+    }
+
+    fn log(&mut self, level: u32, logger: &str, message: &str) {
+        let level = match level {
+            0..=10 => Level::Debug,
+            11..=20 => Level::Info,
+            21..=30 => Level::Warning,
+            _ => Level::Error,
+        };
+        self.ctx.log.log(logger, level, message);
+    }
+}
+
+fn to_value(l: &Literal) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match l {
+        Literal::None => Value::Null,
+        Literal::Bool(b) => Value::Integer(i64::from(*b)),
+        Literal::Int(i) => Value::Integer(*i),
+        Literal::Float(f) => Value::Real(*f),
+        Literal::Str(s) => Value::Text(s.clone()),
+        Literal::Bytes(b) => Value::Blob(b.clone()),
+        other => Value::Text(sql::literal_sql(other)),
+    }
+}
