@@ -207,11 +207,11 @@ impl Host for ContextHost<'_> {
         let values: Vec<rusqlite::types::Value> = params.iter().map(to_value).collect();
         let n = columns.len();
         let mut rows = Vec::new();
-        let rowcount;
-        if n == 0 {
-            rowcount = stmt
+        let rowcount = if n == 0 {
+            let changed = stmt
                 .execute(rusqlite::params_from_iter(values))
                 .map_err(sql_error)?;
+            i64::try_from(changed).unwrap_or(i64::MAX)
         } else {
             let mut cursor = stmt
                 .query(rusqlite::params_from_iter(values))
@@ -231,16 +231,12 @@ impl Host for ContextHost<'_> {
                 }
                 rows.push(row);
             }
-            rowcount = 0;
-        }
+            -1
+        };
         Ok(QueryOutput {
             columns,
             rows,
-            rowcount: if n == 0 {
-                i64::try_from(rowcount).unwrap_or(i64::MAX)
-            } else {
-                -1
-            },
+            rowcount,
         })
     }
 
