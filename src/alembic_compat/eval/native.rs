@@ -1186,11 +1186,9 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
         },
         Native::MigrationContext => match attr {
             "dialect" => Ok(Value::native(Native::Dialect)),
-            "bind" | "connection" => Ok(if interp.host.is_offline() {
-                Value::None
-            } else {
-                Value::native(Native::Connection)
-            }),
+            // Offline, Alembic's bind is a MockConnection that writes what it executes to
+            // the --sql output.
+            "bind" | "connection" => Ok(Value::native(Native::Connection)),
             "as_sql" => Ok(Value::Bool(interp.host.is_offline())),
             "get_x_argument"
             | "is_offline_mode"
@@ -1579,11 +1577,7 @@ fn context_call(
         "get_x_argument" => x_argument(interp, args, kwargs),
         "is_offline_mode" => Ok(Value::Bool(interp.host.is_offline())),
         "get_context" => Ok(Value::native(Native::MigrationContext)),
-        "get_bind" => Ok(if interp.host.is_offline() {
-            Value::None
-        } else {
-            Value::native(Native::Connection)
-        }),
+        "get_bind" => Ok(Value::native(Native::Connection)),
         _ => Err(unsupported(
             format!("`context.{name}()` in a revision body"),
             "it belongs in env.py",
@@ -1951,13 +1945,18 @@ fn sa_call(
             }))
         }
         "inspect" => match args.first() {
+            Some(Value::Native(n))
+                if matches!(&**n, Native::Connection) && interp.host.is_offline() =>
+            {
+                Err(exc(
+                    "sqlalchemy.exc.NoInspectionAvailable",
+                    "No inspection system is available for object of type \
+                     <class 'sqlalchemy.engine.mock.MockConnection'>",
+                ))
+            }
             Some(Value::Native(n)) if matches!(&**n, Native::Connection) => {
                 Ok(Value::native(Native::Inspector))
             }
-            Some(Value::None) | None if interp.host.is_offline() => Err(exc(
-                "sqlalchemy.exc.NoInspectionAvailable",
-                "No inspection system is available for object of type <class 'NoneType'>",
-            )),
             _ => Err(unsupported(
                 "`sa.inspect()` of something other than op.get_bind()",
                 "only the migration connection can be inspected",
@@ -2218,13 +2217,7 @@ fn op_call(
                 &v,
             )?))));
         }
-        "get_bind" => {
-            return Ok(if interp.host.is_offline() {
-                Value::None
-            } else {
-                Value::native(Native::Connection)
-            })
-        }
+        "get_bind" => return Ok(Value::native(Native::Connection)),
         "get_context" => return Ok(Value::native(Native::MigrationContext)),
         "batch_alter_table" if batch.is_none() => return batch_alter_table(args, kwargs),
         "create_table" => {
@@ -3084,6 +3077,11 @@ fn call_bound(
             op_call(interp, Some(&b), name, args, kwargs)
         }
         Native::Connection => match name {
+            // MockConnection.execute: the statement goes to the --sql output; no result.
+            "execute" if interp.host.is_offline() => {
+                op_execute(interp, args.first().unwrap_or(&Value::None))?;
+                Ok(Value::None)
+            }
             "execute" | "scalar" | "scalars" => {
                 let stmt = match args.first() {
                     Some(Value::Native(n)) => match &**n {
