@@ -1,18 +1,670 @@
-//! SQLite move-and-copy for `op.batch_alter_table` (Alembic's `operations/batch.py`).
-use super::ddl::{DdlError, RenderOptions};
-use super::ops::Batch;
+//! SQLite move-and-copy for `op.batch_alter_table` (Alembic's `operations/batch.py`): decide
+//! whether to recreate, apply the block's ops to the reflected (or `copy_from`) table, and
+//! produce CREATE `_alembic_tmp_<t>`, INSERT ... SELECT, DROP, RENAME, CREATE INDEX. The copy
+//! is one INSERT ... SELECT, so rows never leave SQLite. Nothing here executes SQL.
+
+use super::ddl::reflect::reflect_table;
+use super::ddl::sqlite::{
+    self, affinity, column_implicit, cons_def, default_text, idx_def, quote, render_create_index,
+    render_create_table, render_type, table_def, type_bound_ck, Affinity, ColDef, ConsDef,
+    Conventions, IdxDef, TableDef,
+};
+use super::ddl::{render_op_steps, DdlError, RenderOptions};
+use super::ops::{Batch, Constraint, Op, Recreate, ServerDefault};
 
 pub fn batch_statements(
-    _conn: &rusqlite::Connection,
-    _batch: &Batch,
-    _opts: &RenderOptions,
+    conn: &rusqlite::Connection,
+    batch: &Batch,
+    opts: &RenderOptions,
 ) -> Result<Vec<String>, DdlError> {
-    Err(DdlError::Command("todo".into()))
+    match batch_steps(Some(conn), batch, opts) {
+        (s, None) => Ok(s),
+        (_, Some(e)) => Err(e),
+    }
 }
 
 pub fn batch_statements_offline(
-    _batch: &Batch,
-    _opts: &RenderOptions,
+    batch: &Batch,
+    opts: &RenderOptions,
 ) -> Result<Vec<String>, DdlError> {
-    Err(DdlError::Command("todo".into()))
+    match batch_steps(None, batch, opts) {
+        (s, None) => Ok(s),
+        (_, Some(e)) => Err(e),
+    }
+}
+
+/// The statements Alembic runs for the block, and the error it raises after them, if any
+/// (e.g. a new index naming a renamed column fails after the table was already swapped).
+/// `conn: None` is `--sql` mode.
+pub fn batch_steps(
+    conn: Option<&rusqlite::Connection>,
+    batch: &Batch,
+    opts: &RenderOptions,
+) -> (Vec<String>, Option<DdlError>) {
+    let recreate = match batch.recreate {
+        Recreate::Always => true,
+        Recreate::Never => false,
+        Recreate::Auto => batch.ops.iter().any(|(op, _)| match op {
+            Op::AddColumn { column, .. } => {
+                matches!(column.server_default, Some(ServerDefault::Expr(_)))
+            }
+            Op::CreateIndex(_) | Op::DropIndex { .. } => false,
+            _ => true,
+        }),
+    };
+    if !recreate {
+        let mut out = vec![];
+        for (op, _) in &batch.ops {
+            if let Op::AddColumn {
+                insert_before,
+                insert_after,
+                ..
+            } = op
+            {
+                if insert_before.is_some() || insert_after.is_some() {
+                    return (
+                        out,
+                        Some(DdlError::Command(
+                            "Can't specify insert_before or insert_after when using ALTER; \
+                             please specify recreate='always'"
+                                .into(),
+                        )),
+                    );
+                }
+            }
+            let (s, e) = render_op_steps(op, opts);
+            out.extend(s);
+            if e.is_some() {
+                return (out, e);
+            }
+        }
+        return (out, None);
+    }
+    let (table, reflected) = match (&batch.copy_from, conn) {
+        (Some(ct), _) => (table_def(ct, opts), false),
+        (None, None) => {
+            return (
+                vec![],
+                Some(DdlError::Command(format!(
+                    "This operation cannot proceed in --sql mode; batch mode with dialect sqlite \
+                     requires a live database connection with which to reflect the table \"{}\". \
+                     To generate a batch SQL migration script using table \"move and copy\", a \
+                     complete Table object should be passed to the \"copy_from\" argument of the \
+                     batch_alter_table() method so that table reflection can be skipped.",
+                    batch.table
+                ))),
+            )
+        }
+        (None, Some(c)) => match reflect_table(c, &batch.table) {
+            Ok(t) => (t, true),
+            Err(e) => return (vec![], Some(e)),
+        },
+    };
+    let mut apply = Apply::new(table, reflected, batch, opts);
+    for (op, _) in &batch.ops {
+        if let Err(e) = apply.op(op) {
+            return (vec![], Some(e));
+        }
+    }
+    apply.create()
+}
+
+struct Transfer {
+    /// The SELECT expression, `None` for a column the block adds.
+    expr: Option<String>,
+}
+
+struct Apply<'a> {
+    table: TableDef,
+    opts: &'a RenderOptions,
+    batch: &'a Batch,
+    temp: String,
+    /// (key = original name, column)
+    columns: Vec<(String, ColDef)>,
+    transfers: Vec<(String, Transfer)>,
+    existing_ordering: Vec<String>,
+    add_col_ordering: Vec<(String, String)>,
+    named: Vec<(String, ConsDef)>,
+    unnamed: Vec<ConsDef>,
+    indexes: Vec<IdxDef>,
+    new_indexes: Vec<IdxDef>,
+}
+
+impl<'a> Apply<'a> {
+    fn new(table: TableDef, reflected: bool, batch: &'a Batch, opts: &'a RenderOptions) -> Self {
+        let temp: String = format!("_alembic_tmp_{}", table.name)
+            .chars()
+            .take(50)
+            .collect();
+        let tq = quote(&table.name);
+        let columns: Vec<(String, ColDef)> = table
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.clone()))
+            .collect();
+        let transfers = table
+            .columns
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    Transfer {
+                        expr: Some(format!("{tq}.{}", quote(&c.name))),
+                    },
+                )
+            })
+            .collect();
+        let mut named = vec![];
+        let mut unnamed = vec![];
+        for c in &table.constraints {
+            match c {
+                ConsDef::Check {
+                    type_bound: Some(_),
+                    ..
+                } => {}
+                ConsDef::Check { name: None, .. } if reflected => {}
+                c => match c.name() {
+                    Some(n) => named.push((n.to_string(), c.clone())),
+                    None => unnamed.push(c.clone()),
+                },
+            }
+        }
+        // batch naming_convention names what reflection found unnamed.
+        if reflected && !batch.naming_convention.is_empty() {
+            let conv = Conventions {
+                pairs: &batch.naming_convention,
+            };
+            for c in std::mem::take(&mut unnamed) {
+                let key = match &c {
+                    ConsDef::Unique { .. } => "uq",
+                    ConsDef::ForeignKey { .. } => "fk",
+                    ConsDef::Check { .. } => "ck",
+                };
+                let cols = c.columns();
+                let (rt, rc) = match &c {
+                    ConsDef::ForeignKey {
+                        ref_table,
+                        ref_columns,
+                        ..
+                    } => (Some(ref_table.as_str()), ref_columns.clone()),
+                    _ => (None, vec![]),
+                };
+                let name = conv.apply(
+                    key,
+                    None,
+                    &sqlite::NameCtx {
+                        table: &table.name,
+                        columns: &cols,
+                        referred_table: rt,
+                        referred_columns: &rc,
+                    },
+                );
+                let mut c = c;
+                match &mut c {
+                    ConsDef::Unique { name: n, .. }
+                    | ConsDef::ForeignKey { name: n, .. }
+                    | ConsDef::Check { name: n, .. } => *n = name.clone(),
+                }
+                match name {
+                    Some(n) => named.push((n, c)),
+                    None => unnamed.push(c),
+                }
+            }
+        }
+        Apply {
+            existing_ordering: table.columns.iter().map(|c| c.name.clone()).collect(),
+            indexes: table.indexes.clone(),
+            table,
+            opts,
+            batch,
+            temp,
+            columns,
+            transfers,
+            add_col_ordering: vec![],
+            named,
+            unnamed,
+            new_indexes: vec![],
+        }
+    }
+
+    fn col(&mut self, name: &str) -> Result<&mut ColDef, DdlError> {
+        self.columns
+            .iter_mut()
+            .find(|(k, _)| k == name)
+            .map(|(_, c)| c)
+            .ok_or_else(|| DdlError::Value(format!("'{name}'")))
+    }
+
+    fn add_constraint(&mut self, c: ConsDef) -> Result<(), DdlError> {
+        match c.name() {
+            Some(n) => {
+                let n = n.to_string();
+                self.named.retain(|(k, _)| *k != n);
+                self.named.push((n, c));
+                Ok(())
+            }
+            None => Err(DdlError::Value("Constraint must have a name".into())),
+        }
+    }
+
+    fn op(&mut self, op: &Op) -> Result<(), DdlError> {
+        let conv = Conventions {
+            pairs: &self.opts.naming_convention,
+        };
+        let tname = self.table.name.clone();
+        match op {
+            Op::AddColumn {
+                column,
+                insert_before,
+                insert_after,
+                ..
+            } => {
+                self.setup_add_ordering(&column.name, insert_before.clone(), insert_after.clone());
+                let ct = super::ops::CreateTable {
+                    name: tname.clone(),
+                    columns: vec![column.clone()],
+                    ..Default::default()
+                };
+                let mut def = table_def(&ct, self.opts);
+                if let Some(mut c) = def.columns.pop() {
+                    c.type_events = false;
+                    self.columns.push((c.name.clone(), c));
+                }
+                self.transfers
+                    .push((column.name.clone(), Transfer { expr: None }));
+                // Operations.add_column then sends the column's constraints and index here.
+                for k in column_implicit(column, &tname, &conv) {
+                    if matches!(
+                        k,
+                        ConsDef::Check {
+                            type_bound: Some(_),
+                            ..
+                        }
+                    ) && k.name().is_none()
+                    {
+                        self.unnamed.push(k);
+                        continue;
+                    }
+                    self.add_constraint(k)?;
+                }
+                for i in def.indexes {
+                    self.new_indexes.push(i);
+                }
+            }
+            Op::DropColumn { column, .. } => {
+                self.table.pk_columns.retain(|c| c != column);
+                self.columns.retain(|(k, _)| k != column);
+                self.transfers.retain(|(k, _)| k != column);
+                self.existing_ordering.retain(|k| k != column);
+            }
+            Op::AlterColumn(a) => {
+                let tq = quote(&tname);
+                if let Some(t) = &a.type_ {
+                    let existing_aff = {
+                        let c = self.col(&a.column)?;
+                        affinity(c.type_.as_ref())
+                    };
+                    let (rendered, new_aff) = render_type(t).map_err(|e| e.bare())?;
+                    if existing_aff != new_aff && new_aff != Affinity::Json {
+                        if let Some((_, tr)) =
+                            self.transfers.iter_mut().find(|(k, _)| *k == a.column)
+                        {
+                            if tr.expr.is_some() {
+                                tr.expr = Some(format!(
+                                    "CAST({tq}.{} AS {rendered}) AS {}",
+                                    quote(&a.column),
+                                    quote(&a.column)
+                                ));
+                            }
+                        }
+                    }
+                    let c = self.col(&a.column)?;
+                    c.type_ = Some(t.clone());
+                    c.type_events = false;
+                }
+                let c = self.col(&a.column)?;
+                if let Some(n) = &a.new_column_name {
+                    c.name = n.clone();
+                }
+                if let Some(n) = a.nullable {
+                    c.nullable = n;
+                }
+                if let Some(sd) = &a.server_default {
+                    c.default = sd.as_ref().map(default_text);
+                }
+                if let Some(ai) = a.autoincrement {
+                    c.autoincrement = if ai {
+                        super::ops::Autoincrement::True
+                    } else {
+                        super::ops::Autoincrement::False
+                    };
+                }
+            }
+            Op::CreateIndex(i) => self.new_indexes.push(idx_def(i, self.opts)),
+            Op::DropIndex { name, .. } => {
+                let before = self.indexes.len();
+                self.indexes
+                    .retain(|i| i.name.as_deref() != Some(name.as_str()));
+                if self.indexes.len() == before {
+                    return Err(DdlError::Value(format!(
+                        "No such index: '{}'",
+                        name.as_str()
+                    )));
+                }
+            }
+            Op::CreateUniqueConstraint { name, columns, .. } => {
+                let c = Constraint::Unique {
+                    name: name.clone(),
+                    columns: columns.clone(),
+                    kwargs: vec![],
+                };
+                if let Some(d) = cons_def(&c, &tname, &conv) {
+                    self.add_constraint(d)?;
+                }
+            }
+            Op::CreateCheckConstraint {
+                name, condition, ..
+            } => {
+                let c = Constraint::Check {
+                    name: name.clone(),
+                    sqltext: condition.clone(),
+                };
+                if let Some(d) = cons_def(&c, &tname, &conv) {
+                    self.add_constraint(d)?;
+                }
+            }
+            Op::CreateForeignKey {
+                name,
+                referent_table,
+                local_cols,
+                remote_cols,
+                ondelete,
+                onupdate,
+                deferrable,
+                initially,
+                match_,
+                ..
+            } => {
+                let c = Constraint::ForeignKey {
+                    name: name.clone(),
+                    columns: local_cols.clone(),
+                    refcolumns: remote_cols
+                        .iter()
+                        .map(|r| format!("{referent_table}.{r}"))
+                        .collect(),
+                    ondelete: ondelete.clone(),
+                    onupdate: onupdate.clone(),
+                    deferrable: *deferrable,
+                    initially: initially.clone(),
+                    match_: match_.clone(),
+                    use_alter: false,
+                };
+                if let Some(d) = cons_def(&c, &tname, &conv) {
+                    self.add_constraint(d)?;
+                }
+            }
+            Op::CreatePrimaryKey { name, columns, .. } => {
+                if name.is_none() {
+                    return Err(DdlError::Value("Constraint must have a name".into()));
+                }
+                self.table.pk_name = name.as_ref().map(|n| n.as_str().to_string());
+                self.table.pk_columns = columns.clone();
+                for (_, c) in self.columns.iter_mut() {
+                    c.primary_key = columns.contains(&c.name);
+                }
+            }
+            Op::DropConstraint { name, .. } => {
+                let n = name.as_str();
+                if self.table.pk_name.as_deref() == Some(n) {
+                    self.table.pk_name = None;
+                    self.table.pk_columns.clear();
+                    for (_, c) in self.columns.iter_mut() {
+                        c.primary_key = false;
+                    }
+                } else if let Some(pos) = self.named.iter().position(|(k, _)| k == n) {
+                    self.named.remove(pos);
+                } else {
+                    return Err(DdlError::Value(format!("No such constraint: '{n}'")));
+                }
+            }
+            Op::CreateTable(_) => {
+                return Err(DdlError::NotImplemented(
+                    "Can't create table in batch mode".into(),
+                ))
+            }
+            Op::DropTable { .. } => {
+                return Err(DdlError::NotImplemented(
+                    "Can't drop table in batch mode".into(),
+                ))
+            }
+            Op::RenameTable { .. } => return Err(DdlError::NotImplemented("TODO".into())),
+            Op::Execute(_) | Op::BulkInsert { .. } | Op::Batch(_) => {
+                return Err(DdlError::Argument("not a batch operation on SQLite".into()))
+            }
+        }
+        Ok(())
+    }
+
+    fn setup_add_ordering(
+        &mut self,
+        colname: &str,
+        mut before: Option<String>,
+        mut after: Option<String>,
+    ) {
+        let idx = |n: &str| self.existing_ordering.iter().position(|x| x == n);
+        if self.batch.partial_reordering.is_empty() {
+            if let (Some(a), None) = (&after, &before) {
+                before = match idx(a) {
+                    Some(i) => self.existing_ordering.get(i + 1).cloned(),
+                    None => self
+                        .add_col_ordering
+                        .iter()
+                        .find(|(x, _)| x == a)
+                        .map(|(_, y)| y.clone()),
+                };
+            }
+            if let (Some(b), None) = (&before, &after) {
+                after = match idx(b) {
+                    Some(i) if i > 0 => self.existing_ordering.get(i - 1).cloned(),
+                    Some(_) => None,
+                    None => self
+                        .add_col_ordering
+                        .iter()
+                        .find(|(_, y)| y == b)
+                        .map(|(x, _)| x.clone()),
+                };
+            }
+        }
+        let (had_b, had_a) = (before.is_some(), after.is_some());
+        if let Some(b) = before {
+            self.add_col_ordering.push((colname.to_string(), b));
+        }
+        if let Some(a) = after {
+            self.add_col_ordering.push((a, colname.to_string()));
+        }
+        if self.batch.partial_reordering.is_empty()
+            && !had_b
+            && !had_a
+            && !self.existing_ordering.is_empty()
+        {
+            if let Some(last) = self.existing_ordering.last() {
+                self.add_col_ordering
+                    .push((last.clone(), colname.to_string()));
+            }
+        }
+    }
+
+    /// Alembic's `topological.sort(pairs, col_by_idx, deterministic_order=True)`: repeatedly
+    /// take, in current order, the first column with no pending predecessor.
+    fn reorder(&mut self) {
+        let order: Vec<String> = self.columns.iter().map(|(k, _)| k.clone()).collect();
+        let mut pairs: Vec<(String, String)> = vec![];
+        if !self.batch.partial_reordering.is_empty() {
+            for t in &self.batch.partial_reordering {
+                for w in t.windows(2) {
+                    pairs.push((w[0].clone(), w[1].clone()));
+                }
+            }
+        } else {
+            for (i, e) in self.existing_ordering.iter().enumerate() {
+                if i > 0 {
+                    if let Some(prev) = order.get(i - 1) {
+                        pairs.push((prev.clone(), e.clone()));
+                    }
+                }
+            }
+        }
+        pairs.extend(self.add_col_ordering.iter().cloned());
+        pairs.retain(|(a, b)| a != b && order.contains(a) && order.contains(b));
+        let mut remaining = order.clone();
+        let mut sorted = vec![];
+        while !remaining.is_empty() {
+            let pick = remaining
+                .iter()
+                .position(|c| !pairs.iter().any(|(a, b)| b == c && remaining.contains(a)))
+                .unwrap_or(0);
+            sorted.push(remaining.remove(pick));
+        }
+        let mut cols = std::mem::take(&mut self.columns);
+        let mut trs = std::mem::take(&mut self.transfers);
+        for k in &sorted {
+            if let Some(p) = cols.iter().position(|(x, _)| x == k) {
+                self.columns.push(cols.remove(p));
+            }
+            if let Some(p) = trs.iter().position(|(x, _)| x == k) {
+                self.transfers.push(trs.remove(p));
+            }
+        }
+    }
+
+    fn create(mut self) -> (Vec<String>, Option<DdlError>) {
+        if !self.batch.partial_reordering.is_empty() || !self.add_col_ordering.is_empty() {
+            self.reorder();
+        }
+        let conv = Conventions {
+            pairs: &self.opts.naming_convention,
+        };
+        let tname = self.table.name.clone();
+        let live: Vec<String> = self.columns.iter().map(|(k, _)| k.clone()).collect();
+        // Constraint columns are matched by key (the name before any rename in the block).
+        let key_to_name = |k: &str| -> String {
+            self.columns
+                .iter()
+                .find(|(x, _)| x == k)
+                .map(|(_, c)| c.name.clone())
+                .unwrap_or_else(|| k.to_string())
+        };
+        let mut constraints = vec![];
+        for c in &self.batch.table_args {
+            if let Some(d) = cons_def(c, &self.temp, &conv) {
+                constraints.push(d);
+            }
+        }
+        for (_, c) in &self.columns {
+            if c.type_events {
+                if let Some(t) = &c.type_ {
+                    constraints.extend(type_bound_ck(&c.name, t, &tname, &conv));
+                }
+            }
+        }
+        for c in self.named.iter().map(|(_, c)| c).chain(self.unnamed.iter()) {
+            let cols = c.columns();
+            if !cols.iter().all(|k| live.contains(k)) {
+                continue;
+            }
+            let mut c = c.clone();
+            match &mut c {
+                ConsDef::Unique { columns, .. } | ConsDef::ForeignKey { columns, .. } => {
+                    *columns = columns.iter().map(|k| key_to_name(k)).collect();
+                }
+                ConsDef::Check { .. } => {}
+            }
+            constraints.push(c);
+        }
+        let pk_columns: Vec<String> = self
+            .table
+            .pk_columns
+            .iter()
+            .filter(|k| live.contains(k))
+            .map(|k| key_to_name(k))
+            .collect();
+        let new = TableDef {
+            name: self.temp.clone(),
+            schema: self.table.schema.clone(),
+            columns: self.columns.iter().map(|(_, c)| c.clone()).collect(),
+            pk_name: self.table.pk_name.clone(),
+            pk_columns,
+            constraints,
+            indexes: vec![],
+            autoincrement: self.table.autoincrement,
+            with_rowid: self.table.with_rowid,
+            strict: self.table.strict,
+            prefixes: vec![],
+            if_not_exists: false,
+        };
+        let mut out = vec![];
+        match render_create_table(&new) {
+            Ok(s) => out.push(s),
+            Err(e) => return (out, Some(e)),
+        }
+        let moved: Vec<(&String, &String)> = self
+            .transfers
+            .iter()
+            .filter_map(|(k, t)| t.expr.as_ref().map(|e| (k, e)))
+            .collect();
+        out.push(format!(
+            "INSERT INTO {} ({}) SELECT {} \nFROM {}",
+            quote(&self.temp),
+            moved
+                .iter()
+                .map(|(k, _)| quote(&key_to_name(k)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            moved
+                .iter()
+                .map(|(_, e)| e.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            sqlite::format_table(&tname, self.table.schema.as_deref())
+        ));
+        out.push(format!(
+            "\nDROP TABLE {}",
+            sqlite::format_table(&tname, self.table.schema.as_deref())
+        ));
+        out.push(format!(
+            "ALTER TABLE {} RENAME TO {}",
+            sqlite::format_table(&self.temp, self.table.schema.as_deref()),
+            quote(&tname)
+        ));
+        // Alembic gathers every index before creating any, so a new index naming a column
+        // renamed in the same block (looked up by key: KeyError) stops them all.
+        for idx in &self.new_indexes {
+            if let Some(cols) = &idx.columns {
+                if let Some(missing) = cols.iter().find(|k| !live.contains(k)) {
+                    return (out, Some(DdlError::Key(format!("'{missing}'"))));
+                }
+            }
+        }
+        for idx in self.indexes.iter().filter(|i| !i.column_flag) {
+            let mut i = idx.clone();
+            // Alembic re-creates an index even when the block dropped one of its columns;
+            // SQLite then fails with "no such column", as it does under Alembic.
+            if let Some(cols) = &idx.columns {
+                let names: Vec<String> = cols.iter().map(|k| key_to_name(k)).collect();
+                i.exprs = names.iter().map(|n| quote(n)).collect();
+                i.columns = Some(names);
+            }
+            match render_create_index(&i, &tname, self.table.schema.as_deref()) {
+                Ok(s) => out.push(s),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+        for idx in &self.new_indexes {
+            match render_create_index(idx, &tname, self.table.schema.as_deref()) {
+                Ok(s) => out.push(s),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+        (out, None)
+    }
 }

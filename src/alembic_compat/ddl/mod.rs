@@ -39,6 +39,9 @@ pub enum DdlError {
     /// Python `ValueError` (e.g. batch `drop_index` of an unknown index).
     #[error("{0}")]
     Value(String),
+    /// Python `KeyError` (its `str()` is the quoted key).
+    #[error("{0}")]
+    Key(String),
     /// SQLAlchemy's `NoSuchTableError` (batch on a table that does not exist).
     #[error("{0}")]
     NoSuchTable(String),
@@ -60,6 +63,7 @@ impl DdlError {
             DdlError::Command(_) => "CommandError",
             DdlError::Value(_) => "ValueError",
             DdlError::NoSuchTable(_) => "NoSuchTableError",
+            DdlError::Key(_) => "KeyError",
             DdlError::Sqlite(_) => "OperationalError",
         }
     }
@@ -74,6 +78,7 @@ impl DdlError {
             DdlError::Command(_) => "alembic.util.exc.CommandError",
             DdlError::Value(_) => "ValueError",
             DdlError::NoSuchTable(_) => "sqlalchemy.exc.NoSuchTableError",
+            DdlError::Key(_) => "KeyError",
             DdlError::Sqlite(_) => "sqlalchemy.exc.OperationalError",
         }
     }

@@ -1,1 +1,407 @@
-//! Reading an existing SQLite table back the way SQLAlchemy's SQLite dialect reflects it.
+//! Reading an existing SQLite table back the way SQLAlchemy's SQLite dialect reflects it
+//! (PRAGMA table_info / foreign_key_list / index_list / index_info plus regexes over the
+//! `sqlite_master` text), with Alembic's `autogen_column_reflect` hook applied to defaults.
+//! Batch mode renders the result, so reflection's losses are kept on purpose (e.g. a collation,
+//! an unnamed CHECK, the ON DELETE of a column-level REFERENCES).
+
+use super::sqlite::{quote, ColDef, ConsDef, IdxDef, TableDef};
+use super::DdlError;
+use crate::alembic_compat::ops::{Autoincrement, Literal, TypeSpec};
+use regex::Regex;
+use rusqlite::Connection;
+
+fn sql_err(e: rusqlite::Error) -> DdlError {
+    DdlError::Sqlite(e.to_string())
+}
+
+/// `SQLiteDialect._resolve_type_affinity`: a declared type to the SQLAlchemy type it reflects
+/// as; `None` for NullType.
+pub fn resolve_type(declared: &str) -> Option<TypeSpec> {
+    let re = Regex::new(r"^([\w ]+)(\(.*?\))?").ok()?;
+    let (coltype, args) = match re.captures(declared) {
+        Some(c) => (
+            c.get(1).map_or("", |m| m.as_str()).to_string(),
+            c.get(2).map(|m| m.as_str().to_string()),
+        ),
+        None => (String::new(), None),
+    };
+    const KNOWN: &[(&str, &str)] = &[
+        ("BIGINT", "BIGINT"),
+        ("BLOB", "BLOB"),
+        ("BOOL", "BOOLEAN"),
+        ("BOOLEAN", "BOOLEAN"),
+        ("CHAR", "CHAR"),
+        ("DATE", "DATE"),
+        ("DATE_CHAR", "DATE"),
+        ("DATETIME", "DATETIME"),
+        ("DATETIME_CHAR", "DATETIME"),
+        ("DOUBLE", "DOUBLE"),
+        ("DECIMAL", "DECIMAL"),
+        ("FLOAT", "FLOAT"),
+        ("INT", "INTEGER"),
+        ("INTEGER", "INTEGER"),
+        ("JSON", "JSON"),
+        ("JSONB", "JSONB"),
+        ("NUMERIC", "NUMERIC"),
+        ("REAL", "REAL"),
+        ("SMALLINT", "SMALLINT"),
+        ("TEXT", "TEXT"),
+        ("TIME", "TIME"),
+        ("TIME_CHAR", "TIME"),
+        ("TIMESTAMP", "TIMESTAMP"),
+        ("VARCHAR", "VARCHAR"),
+        ("NVARCHAR", "NVARCHAR"),
+        ("NCHAR", "NCHAR"),
+    ];
+    let name = if let Some((_, n)) = KNOWN.iter().find(|(k, _)| *k == coltype) {
+        *n
+    } else if coltype.contains("INT") {
+        "INTEGER"
+    } else if coltype.contains("CHAR") || coltype.contains("CLOB") || coltype.contains("TEXT") {
+        "TEXT"
+    } else if coltype.contains("BLOB") || coltype.is_empty() {
+        return None;
+    } else if coltype.contains("REAL") || coltype.contains("FLOA") || coltype.contains("DOUB") {
+        "REAL"
+    } else {
+        "NUMERIC"
+    };
+    let mut nums: Vec<Literal> = vec![];
+    if let Some(a) = args {
+        if let Ok(d) = Regex::new(r"\d+") {
+            nums = d
+                .find_iter(&a)
+                .filter_map(|m| m.as_str().parse().ok())
+                .map(Literal::Int)
+                .collect();
+        }
+    }
+    // Types that take no arguments ignore reflected ones (SQLAlchemy warns and drops them).
+    let takes = matches!(
+        name,
+        "CHAR" | "VARCHAR" | "NVARCHAR" | "NCHAR" | "TEXT" | "NUMERIC" | "DECIMAL" | "FLOAT"
+    );
+    let max = match name {
+        "NUMERIC" | "DECIMAL" => 2,
+        "FLOAT" => 1,
+        _ => 2,
+    };
+    if !takes || nums.len() > max {
+        nums.clear();
+    }
+    Some(TypeSpec {
+        dialect: None,
+        name: name.to_string(),
+        args: nums,
+        kwargs: vec![],
+    })
+}
+
+/// Alembic's `SQLiteImpl._guess_if_default_is_unparenthesized_sql_expr`.
+fn parenthesize_default(d: &str) -> String {
+    let plain_number = d.len() == 1 && d.chars().all(|c| c.is_ascii_digit() || c == '.');
+    let quoted = d.len() > 2 && d.starts_with('\'') && d.ends_with('\'');
+    let parened = d.len() > 2 && d.starts_with('(') && d.ends_with(')');
+    if d.is_empty() || plain_number || quoted || parened {
+        d.to_string()
+    } else {
+        format!("({d})")
+    }
+}
+
+fn unquote(s: &str) -> String {
+    let s = s.trim();
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+        s[1..s.len() - 1].replace("\"\"", "\"")
+    } else {
+        s.to_string()
+    }
+}
+
+/// The part of `s` after an opening parenthesis up to its matching close.
+fn balanced(s: &str) -> Option<&str> {
+    let mut depth = 1;
+    for (i, ch) in s.char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(&s[..i]);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError> {
+    let table_sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .ok();
+    let Some(table_sql) = table_sql else {
+        return Err(DdlError::NoSuchTable(name.to_string()));
+    };
+    let qname = format!("\"{}\"", name.replace('"', "\"\""));
+    let mut st = conn
+        .prepare(&format!("PRAGMA table_info({qname})"))
+        .map_err(sql_err)?;
+    let rows: Vec<(String, String, bool, Option<String>, i64)> = st
+        .query_map([], |r| {
+            Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        })
+        .map_err(sql_err)?
+        .collect::<Result<_, _>>()
+        .map_err(sql_err)?;
+    let mut pk: Vec<(i64, String)> = rows
+        .iter()
+        .filter(|r| r.4 > 0)
+        .map(|r| (r.4, r.0.clone()))
+        .collect();
+    pk.sort();
+    let pk_columns: Vec<String> = pk.into_iter().map(|p| p.1).collect();
+    let columns = rows
+        .iter()
+        .map(|(n, ty, notnull, dflt, pkpos)| ColDef {
+            name: n.clone(),
+            type_: resolve_type(ty),
+            nullable: !notnull,
+            primary_key: *pkpos > 0,
+            autoincrement: Autoincrement::Auto,
+            default: dflt.as_deref().map(parenthesize_default),
+            inline: vec![],
+            has_fk: false,
+            type_events: false,
+        })
+        .collect::<Vec<_>>();
+    let pk_name = Regex::new(r#"(?i)CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+PRIMARY\s+KEY"#)
+        .ok()
+        .and_then(|re| re.captures(&table_sql))
+        .and_then(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()));
+
+    let mut constraints = vec![];
+    constraints.extend(reflect_fks(conn, &qname, &table_sql)?);
+    constraints.extend(reflect_uniques(&table_sql));
+    constraints.extend(reflect_checks(&table_sql));
+    let mut t = TableDef {
+        name: name.to_string(),
+        schema: None,
+        columns,
+        pk_name,
+        pk_columns,
+        constraints,
+        indexes: reflect_indexes(conn, &qname)?,
+        autoincrement: false,
+        with_rowid: true,
+        strict: false,
+        prefixes: vec![],
+        if_not_exists: false,
+    };
+    for c in t.constraints.iter() {
+        if let ConsDef::ForeignKey { columns, .. } = c {
+            for col in t.columns.iter_mut() {
+                if columns.contains(&col.name) {
+                    col.has_fk = true;
+                }
+            }
+        }
+    }
+    Ok(t)
+}
+
+fn reflect_fks(conn: &Connection, qname: &str, table_sql: &str) -> Result<Vec<ConsDef>, DdlError> {
+    let mut st = conn
+        .prepare(&format!("PRAGMA foreign_key_list({qname})"))
+        .map_err(sql_err)?;
+    // (id, seq, table, from, to)
+    let rows: Vec<(i64, i64, String, String, Option<String>)> = st
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .map_err(sql_err)?
+        .collect::<Result<_, _>>()
+        .map_err(sql_err)?;
+    let mut groups: Vec<(i64, String, Vec<String>, Vec<String>)> = vec![];
+    for (id, _seq, table, from, to) in rows {
+        match groups.iter_mut().find(|g| g.0 == id) {
+            Some(g) => {
+                g.2.push(from);
+                g.3.push(to.unwrap_or_default());
+            }
+            None => groups.push((id, table, vec![from], vec![to.unwrap_or_default()])),
+        }
+    }
+    // SQLAlchemy lists them in id order, which is the reverse of declaration.
+    groups.sort_by_key(|g| g.0);
+    // Names and options come only from table-level FOREIGN KEY clauses.
+    let re = Regex::new(
+        r#"(?i)(?:CONSTRAINT\s+(\w+|"(?:[^"]|"")+")\s+)?FOREIGN KEY\s*\(\s*(.+?)\s*\)\s+REFERENCES\s+(?:"(.+?)"|([a-z0-9_]+))\s*\(\s*((?:(?:"[^"]+"|[a-z0-9_]+)\s*(?:,\s*)?)+)\)\s*((?:ON (?:DELETE|UPDATE) (?:SET NULL|SET DEFAULT|CASCADE|RESTRICT|NO ACTION)\s*)*)((?:NOT\s+)?DEFERRABLE)?(?:\s+INITIALLY\s+(DEFERRED|IMMEDIATE))?"#,
+    )
+    .map_err(|e| DdlError::Sqlite(e.to_string()))?;
+    let parsed: Vec<_> = re
+        .captures_iter(table_sql)
+        .map(|c| {
+            let cols: Vec<String> = c[2].split(',').map(unquote).collect();
+            let rtable = c
+                .get(3)
+                .or(c.get(4))
+                .map_or(String::new(), |m| m.as_str().to_string());
+            let name = c.get(1).map(|m| unquote(m.as_str()));
+            let opts = c.get(6).map_or("", |m| m.as_str()).to_uppercase();
+            let grab = |kw: &str| -> Option<String> {
+                let i = opts.find(kw)?;
+                let rest = &opts[i + kw.len()..];
+                [
+                    "SET NULL",
+                    "SET DEFAULT",
+                    "CASCADE",
+                    "RESTRICT",
+                    "NO ACTION",
+                ]
+                .iter()
+                .find(|a| rest.trim_start().starts_with(*a))
+                .filter(|a| **a != "NO ACTION")
+                .map(|a| a.to_string())
+            };
+            let deferrable = c
+                .get(7)
+                .map(|m| !m.as_str().to_uppercase().starts_with("NOT"));
+            let initially = c.get(8).map(|m| m.as_str().to_uppercase());
+            (
+                cols,
+                rtable,
+                name,
+                grab("ON DELETE"),
+                grab("ON UPDATE"),
+                deferrable,
+                initially,
+            )
+        })
+        .collect();
+    Ok(groups
+        .into_iter()
+        .map(|(_, table, from, to)| {
+            let hit = parsed.iter().find(|p| p.0 == from && p.1 == table);
+            ConsDef::ForeignKey {
+                name: hit.and_then(|p| p.2.clone()),
+                columns: from,
+                ref_schema: None,
+                ref_table: table,
+                ref_columns: to,
+                ondelete: hit.and_then(|p| p.3.clone()),
+                onupdate: hit.and_then(|p| p.4.clone()),
+                deferrable: hit.and_then(|p| p.5),
+                initially: hit.and_then(|p| p.6.clone()),
+                match_: None,
+            }
+        })
+        .collect())
+}
+
+fn reflect_uniques(table_sql: &str) -> Vec<ConsDef> {
+    let mut out = vec![];
+    if let Ok(re) = Regex::new(r#"(?i)(?:CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+)?UNIQUE\s*\((.+?)\)"#) {
+        for c in re.captures_iter(table_sql) {
+            out.push(ConsDef::Unique {
+                name: c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()),
+                columns: c[3].split(',').map(unquote).collect(),
+            });
+        }
+    }
+    if let Ok(re) = Regex::new(
+        r#"(?i)(?:(?:,\s*)|(?:\(\s*))"?([a-z0-9_]+)"?[\t ]+[a-z0-9_]+(?:[\t ]+[a-z0-9_]+)*?[\t ]+UNIQUE"#,
+    ) {
+        for c in re.captures_iter(table_sql) {
+            out.push(ConsDef::Unique {
+                name: None,
+                columns: vec![c[1].to_string()],
+            });
+        }
+    }
+    out
+}
+
+/// Named CHECKs only: an unnamed reflected CHECK is dropped by batch mode anyway.
+fn reflect_checks(table_sql: &str) -> Vec<ConsDef> {
+    let mut out = vec![];
+    let Ok(re) = Regex::new(r#"(?i)CONSTRAINT\s+(?:"((?:[^"]|"")+)"|(\w+))\s+CHECK\s*\("#) else {
+        return out;
+    };
+    for c in re.captures_iter(table_sql) {
+        let end = c.get(0).map_or(0, |m| m.end());
+        if let Some(body) = balanced(&table_sql[end..]) {
+            out.push(ConsDef::Check {
+                name: c
+                    .get(1)
+                    .or(c.get(2))
+                    .map(|m| m.as_str().replace("\"\"", "\"")),
+                sql: body.trim().to_string(),
+                type_bound: None,
+            });
+        }
+    }
+    out
+}
+
+fn reflect_indexes(conn: &Connection, qname: &str) -> Result<Vec<IdxDef>, DdlError> {
+    let mut st = conn
+        .prepare(&format!("PRAGMA index_list({qname})"))
+        .map_err(sql_err)?;
+    let rows: Vec<(String, bool, String)> = st
+        .query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?)))
+        .map_err(sql_err)?
+        .collect::<Result<_, _>>()
+        .map_err(sql_err)?;
+    let mut out = vec![];
+    let where_re = Regex::new(r"(?is)\bWHERE\b\s*(.+)$").ok();
+    // index_list is newest first and SQLAlchemy keeps that order. Alembic then walks
+    // `Table.indexes`, a Python set, so with several indexes its order is not guaranteed.
+    for (name, unique, origin) in rows {
+        if origin != "c" || name.starts_with("sqlite_autoindex") {
+            continue;
+        }
+        let mut st = conn
+            .prepare(&format!(
+                "PRAGMA index_info(\"{}\")",
+                name.replace('"', "\"\"")
+            ))
+            .map_err(sql_err)?;
+        let cols: Vec<Option<String>> = st
+            .query_map([], |r| r.get(2))
+            .map_err(sql_err)?
+            .collect::<Result<_, _>>()
+            .map_err(sql_err)?;
+        if cols.iter().any(Option::is_none) {
+            continue;
+        }
+        let cols: Vec<String> = cols.into_iter().flatten().collect();
+        let sql: Option<String> = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                [&name],
+                |r| r.get(0),
+            )
+            .ok();
+        let where_ = sql.and_then(|s| {
+            where_re
+                .as_ref()
+                .and_then(|re| re.captures(&s))
+                .map(|c| c[1].trim().to_string())
+        });
+        out.push(IdxDef {
+            name: Some(name),
+            unique,
+            exprs: cols.iter().map(|c| quote(c)).collect(),
+            columns: Some(cols),
+            where_,
+            if_not_exists: false,
+            column_flag: false,
+        });
+    }
+    Ok(out)
+}
