@@ -181,6 +181,10 @@ impl MigrationContext {
         })?;
         conn.busy_timeout(opts.lock_timeout)
             .map_err(|e| RuntimeError::sql("PRAGMA busy_timeout", e))?;
+        // The bundled SQLite enforces foreign keys by default; Python's sqlite3 (and so
+        // Alembic) does not, and batch mode's DROP of a referenced table relies on that.
+        conn.execute_batch("PRAGMA foreign_keys = OFF")
+            .map_err(|e| RuntimeError::sql("PRAGMA foreign_keys = OFF", e))?;
         Ok(Self::with_target(
             Target::Online {
                 conn,
