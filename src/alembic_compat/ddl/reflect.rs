@@ -9,6 +9,13 @@ use super::DdlError;
 use crate::alembic_compat::ops::{Autoincrement, Literal, TypeSpec};
 use regex::Regex;
 use rusqlite::Connection;
+use std::sync::OnceLock;
+
+/// A regex compiled once per process: reflection runs for every batch block, and compiling
+/// these patterns each time dominated the run time of small migrations.
+fn cached(cell: &'static OnceLock<Option<Regex>>, pattern: &str) -> Option<&'static Regex> {
+    cell.get_or_init(|| Regex::new(pattern).ok()).as_ref()
+}
 
 fn sql_err(e: rusqlite::Error) -> DdlError {
     DdlError::Sqlite(e.to_string())
@@ -17,7 +24,8 @@ fn sql_err(e: rusqlite::Error) -> DdlError {
 /// `SQLiteDialect._resolve_type_affinity`: a declared type to the SQLAlchemy type it reflects
 /// as; `None` for NullType.
 pub fn resolve_type(declared: &str) -> Option<TypeSpec> {
-    let re = Regex::new(r"^([\w ]+)(\(.*?\))?").ok()?;
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    let re = cached(&RE, r"^([\w ]+)(\(.*?\))?")?;
     let (coltype, args) = match re.captures(declared) {
         Some(c) => (
             c.get(1).map_or("", |m| m.as_str()).to_string(),
@@ -68,7 +76,8 @@ pub fn resolve_type(declared: &str) -> Option<TypeSpec> {
     };
     let mut nums: Vec<Literal> = vec![];
     if let Some(a) = args {
-        if let Ok(d) = Regex::new(r"\d+") {
+        static DIGITS: OnceLock<Option<Regex>> = OnceLock::new();
+        if let Some(d) = cached(&DIGITS, r"\d+") {
             nums = d
                 .find_iter(&a)
                 .filter_map(|m| m.as_str().parse().ok())
@@ -179,8 +188,8 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
             type_events: false,
         })
         .collect::<Vec<_>>();
-    let pk_name = Regex::new(r#"(?i)CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+PRIMARY\s+KEY"#)
-        .ok()
+    static PK_NAME: OnceLock<Option<Regex>> = OnceLock::new();
+    let pk_name = cached(&PK_NAME, r#"(?i)CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+PRIMARY\s+KEY"#)
         .and_then(|re| re.captures(&table_sql))
         .and_then(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()));
 
@@ -239,10 +248,12 @@ fn reflect_fks(conn: &Connection, qname: &str, table_sql: &str) -> Result<Vec<Co
     // SQLAlchemy lists them in id order, which is the reverse of declaration.
     groups.sort_by_key(|g| g.0);
     // Names and options come only from table-level FOREIGN KEY clauses.
-    let re = Regex::new(
+    static FK: OnceLock<Option<Regex>> = OnceLock::new();
+    let re = cached(
+        &FK,
         r#"(?i)(?:CONSTRAINT\s+(\w+|"(?:[^"]|"")+")\s+)?FOREIGN KEY\s*\(\s*(.+?)\s*\)\s+REFERENCES\s+(?:"(.+?)"|([a-z0-9_]+))\s*\(\s*((?:(?:"[^"]+"|[a-z0-9_]+)\s*(?:,\s*)?)+)\)\s*((?:ON (?:DELETE|UPDATE) (?:SET NULL|SET DEFAULT|CASCADE|RESTRICT|NO ACTION)\s*)*)((?:NOT\s+)?DEFERRABLE)?(?:\s+INITIALLY\s+(DEFERRED|IMMEDIATE))?"#,
     )
-    .map_err(|e| DdlError::Sqlite(e.to_string()))?;
+    .ok_or_else(|| DdlError::Sqlite("foreign key pattern".into()))?;
     let parsed: Vec<_> = re
         .captures_iter(table_sql)
         .map(|c| {
@@ -305,7 +316,8 @@ fn reflect_fks(conn: &Connection, qname: &str, table_sql: &str) -> Result<Vec<Co
 
 fn reflect_uniques(table_sql: &str) -> Vec<ConsDef> {
     let mut out = vec![];
-    if let Ok(re) = Regex::new(r#"(?i)(?:CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+)?UNIQUE\s*\((.+?)\)"#) {
+    static NAMED: OnceLock<Option<Regex>> = OnceLock::new();
+    if let Some(re) = cached(&NAMED, r#"(?i)(?:CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+)?UNIQUE\s*\((.+?)\)"#) {
         for c in re.captures_iter(table_sql) {
             out.push(ConsDef::Unique {
                 name: c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()),
@@ -313,7 +325,9 @@ fn reflect_uniques(table_sql: &str) -> Vec<ConsDef> {
             });
         }
     }
-    if let Ok(re) = Regex::new(
+    static INLINE: OnceLock<Option<Regex>> = OnceLock::new();
+    if let Some(re) = cached(
+        &INLINE,
         r#"(?i)(?:(?:,\s*)|(?:\(\s*))"?([a-z0-9_]+)"?[\t ]+[a-z0-9_]+(?:[\t ]+[a-z0-9_]+)*?[\t ]+UNIQUE"#,
     ) {
         for c in re.captures_iter(table_sql) {
@@ -329,7 +343,8 @@ fn reflect_uniques(table_sql: &str) -> Vec<ConsDef> {
 /// Named CHECKs only: an unnamed reflected CHECK is dropped by batch mode anyway.
 fn reflect_checks(table_sql: &str) -> Vec<ConsDef> {
     let mut out = vec![];
-    let Ok(re) = Regex::new(r#"(?i)CONSTRAINT\s+(?:"((?:[^"]|"")+)"|(\w+))\s+CHECK\s*\("#) else {
+    static CHECK: OnceLock<Option<Regex>> = OnceLock::new();
+    let Some(re) = cached(&CHECK, r#"(?i)CONSTRAINT\s+(?:"((?:[^"]|"")+)"|(\w+))\s+CHECK\s*\("#) else {
         return out;
     };
     for c in re.captures_iter(table_sql) {
@@ -358,7 +373,8 @@ fn reflect_indexes(conn: &Connection, qname: &str) -> Result<Vec<IdxDef>, DdlErr
         .collect::<Result<_, _>>()
         .map_err(sql_err)?;
     let mut out = vec![];
-    let where_re = Regex::new(r"(?is)\bWHERE\b\s*(.+)$").ok();
+    static WHERE: OnceLock<Option<Regex>> = OnceLock::new();
+    let where_re = cached(&WHERE, r"(?is)\bWHERE\b\s*(.+)$");
     // index_list is newest first and SQLAlchemy keeps that order. Alembic then walks
     // `Table.indexes`, a Python set, so with several indexes its order is not guaranteed.
     for (name, unique, origin) in rows {
