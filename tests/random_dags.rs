@@ -20,32 +20,6 @@ use std::path::{Path, PathBuf};
 const DEFAULT_SEED: u64 = 0x6d65_7368_7669_6577; // "meshview"
 const DEFAULT_COUNT: usize = 300;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len())]
-    }
-    fn hex(&mut self, len: usize) -> String {
-        (0..len)
-            .map(|_| char::from_digit((self.next() % 16) as u32, 16).unwrap())
-            .collect()
-    }
-}
-
 #[derive(Clone)]
 struct Rev {
     id: String,
