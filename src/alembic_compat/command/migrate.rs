@@ -317,7 +317,11 @@ fn drive(
     flush(mctx, ctx);
     let heads = starting_heads(sd, ctx, mctx, job)?;
     let r = sd.revisions(ctx, true)?;
-    let steps = match plan(r, &job.verb, &heads) {
+    let planned = plan(r, &job.verb, &heads);
+    for w in r.map.take_warnings() {
+        ctx.warn("alembic/script/revision.py", &w.to_string());
+    }
+    let steps = match planned {
         Ok(s) => s,
         Err(e) => {
             // Alembic has created the version table by now and keeps it; so do we.
