@@ -107,6 +107,7 @@ const LINEAR: &[&str] = &[
     "-x foo=bar upgrade head --tag t1",
     "-q downgrade base",
     "stamp zzz",
+    "--raiseerr upgrade zzz",
 ];
 
 // merges: 60ee (a) -> b1 8159, b2 b575 -> m1 8a86; c1 feb2, c2 9cad -> m2 c0db;

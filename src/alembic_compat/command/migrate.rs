@@ -231,7 +231,7 @@ fn run(
     if result.is_err() {
         mctx.rollback();
     }
-    if let Err(Failure::Command(m)) = &result {
+    if let (Err(Failure::Command(m)), false) = (&result, ctx.raiseerr) {
         // `util.err` logs the message before printing `FAILED:`.
         mctx.log.error("alembic.util.messaging", m);
     }
