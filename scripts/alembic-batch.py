@@ -2,8 +2,10 @@
 
 Usage: .venv/bin/python scripts/alembic-batch.py JOBS.json OUTDIR
 
-JOBS.json is a list of {"cwd": str, "argv": [str], "env": {str: str}, "unset": [str]}
-("unset" is applied before "env").
+JOBS.json is a list of {"cwd": str, "argv": [str], "env": {str: str}, "unset": [str],
+"snapshot": [src, dst]} ("unset" is applied before "env"; the optional "snapshot" copies the
+file src to dst after the job, or removes dst when src does not exist: the migration tests
+use it to see the database after every step).
 For job i, OUTDIR/i.out gets the bytes Alembic wrote to stdout, OUTDIR/i.err its stderr and
 OUTDIR/i.code the exit status the `alembic` console script would have exited with.
 
@@ -15,12 +17,16 @@ script calls.  It only saves the ~0.5 s interpreter start per call.  To stay fai
   * SystemExit is mapped to a status like the interpreter does (None -> 0, int -> n & 0xff,
     anything else -> printed to stderr, 1); an uncaught exception -> traceback, 1;
   * revision files are not cached between jobs (Alembic loads them without sys.modules) and
-    no bytecode is written.
+    no bytecode is written;
+  * logging is reset before every job to what a fresh interpreter has (env.py's fileConfig
+    would otherwise stay in force for later jobs, and decide which log lines they print).
 Run it with stdin redirected from /dev/null: Alembic sizes its message wrapping from the
 terminal on fd 0, as the real CLI would in the tests.
 """
 import json
+import logging
 import os
+import shutil
 import sys
 import traceback
 
@@ -39,6 +45,22 @@ def exit_status(code):
     return 1
 
 
+def reset_logging():
+    """Loggers, handlers and levels as right after `import alembic` in a new process."""
+    root = logging.getLogger()
+    for h in root.handlers[:]:
+        root.removeHandler(h)
+    root.setLevel(logging.WARNING)
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger):
+            for h in logger.handlers[:]:
+                logger.removeHandler(h)
+            logger.setLevel(logging.NOTSET)
+            logger.propagate = True
+            logger.disabled = False
+    logging.getLogger("alembic").addHandler(logging.NullHandler())
+
+
 def main():
     jobs_path, outdir = sys.argv[1], sys.argv[2]
     with open(jobs_path, encoding="utf-8") as f:
@@ -53,6 +75,7 @@ def main():
             os.environ.pop(k, None)
         os.environ.update(job.get("env", {}))
         sys.path[:] = base_path
+        reset_logging()
         os.chdir(job["cwd"])
         sys.stdout.flush()
         sys.stderr.flush()
@@ -75,6 +98,13 @@ def main():
             os.dup2(saved_err, 2)
             os.close(out_fd)
             os.close(err_fd)
+        snapshot = job.get("snapshot")
+        if snapshot:
+            src, dst = snapshot
+            if os.path.exists(src):
+                shutil.copyfile(src, dst)
+            elif os.path.exists(dst):
+                os.remove(dst)
         with open(os.path.join(outdir, f"{i}.code"), "w") as f:
             f.write(str(code))
 

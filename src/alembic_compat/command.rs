@@ -149,6 +149,8 @@ pub struct Ctx<'a> {
     pub quiet: bool,
     /// Our `--url` extension: replaces `sqlalchemy.url`.
     pub url_override: Option<String>,
+    /// `--raiseerr`: a `CommandError` becomes a traceback, without `util.err`'s log line.
+    pub raiseerr: bool,
     /// Set once a write to stdout failed (e.g. EPIPE); later output is dropped, as Alembic's
     /// `write_outstream` stops writing on `OSError`.
     broken: bool,
@@ -162,6 +164,7 @@ impl<'a> Ctx<'a> {
             err,
             quiet,
             url_override: None,
+            raiseerr: false,
             broken: false,
             warned: HashSet::new(),
         }

@@ -6,6 +6,8 @@
 //! correctly (self-check mode).
 #![allow(dead_code)]
 
+pub mod migrate;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -488,6 +490,19 @@ pub fn run_oracle_batch_seeded(
     workdir: &Path,
     seed: &str,
 ) -> Vec<Outcome> {
+    run_oracle_batch_snapshots(jobs, &[], chunks, workdir, seed)
+}
+
+/// Like `run_oracle_batch_seeded`; `snapshots[i] = Some((db, copy))` has the driver copy the
+/// file `db` to `copy` right after job i (missing entries: no snapshot). A chunk runs its jobs
+/// in order, so a sequence of stateful commands must sit in one chunk.
+pub fn run_oracle_batch_snapshots(
+    jobs: &[BatchJob],
+    snapshots: &[Option<(PathBuf, PathBuf)>],
+    chunks: usize,
+    workdir: &Path,
+    seed: &str,
+) -> Vec<Outcome> {
     let script = repo_root().join("scripts/alembic-batch.py");
     assert!(script.exists(), "{} missing", script.display());
     let python = venv_python();
@@ -501,6 +516,7 @@ pub fn run_oracle_batch_seeded(
             .map(|(ci, part)| {
                 let python = &python;
                 let script = &script;
+                let first = ci * per;
                 s.spawn(move || {
                     let dir = workdir.join(format!("oracle-batch-{seed}-{ci}"));
                     std::fs::create_dir_all(&dir).unwrap();
@@ -512,9 +528,17 @@ pub fn run_oracle_batch_seeded(
                         let args: Vec<String> = j.argv.iter().map(|a| json_str(a)).collect();
                         let env: Vec<String> =
                             j.env.iter().map(|(k, v)| format!("{}: {}", json_str(k), json_str(v))).collect();
+                        let snapshot = match snapshots.get(first + i) {
+                            Some(Some((db, copy))) => format!(
+                                ", \"snapshot\": [{}, {}]",
+                                json_str(&db.to_string_lossy()),
+                                json_str(&copy.to_string_lossy())
+                            ),
+                            _ => String::new(),
+                        };
                         let _ = write!(
                             json,
-                            "{{\"cwd\": {}, \"argv\": [{}], \"env\": {{{}}}, \"unset\": [\"ALEMBIC_CONFIG\"]}}",
+                            "{{\"cwd\": {}, \"argv\": [{}], \"env\": {{{}}}, \"unset\": [\"ALEMBIC_CONFIG\"]{snapshot}}}",
                             json_str(&j.cwd.to_string_lossy()),
                             args.join(", "),
                             env.join(", ")

@@ -506,6 +506,7 @@ pub fn run(
     };
     let mut ctx = Ctx::new(out, err, cli.quiet);
     ctx.url_override = cli.url.clone();
+    ctx.raiseerr = cli.raiseerr;
     let result = Config::load(opts)
         .map_err(|e| super::config_failure(&e))
         .and_then(|config| dispatch(config, &verb, &mut ctx));

@@ -231,7 +231,7 @@ fn run(
     if result.is_err() {
         mctx.rollback();
     }
-    if let Err(Failure::Command(m)) = &result {
+    if let (Err(Failure::Command(m)), false) = (&result, ctx.raiseerr) {
         // `util.err` logs the message before printing `FAILED:`.
         mctx.log.error("alembic.util.messaging", m);
     }
@@ -317,7 +317,11 @@ fn drive(
     flush(mctx, ctx);
     let heads = starting_heads(sd, ctx, mctx, job)?;
     let r = sd.revisions(ctx, true)?;
-    let steps = match plan(r, &job.verb, &heads) {
+    let planned = plan(r, &job.verb, &heads);
+    for w in r.map.take_warnings() {
+        ctx.warn("alembic/script/revision.py", &w.to_string());
+    }
+    let steps = match planned {
         Ok(s) => s,
         Err(e) => {
             // Alembic has created the version table by now and keeps it; so do we.

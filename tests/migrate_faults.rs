@@ -1,0 +1,255 @@
+//! What Alembic on SQLite does not promise and `ralembic` does: concurrent runners queue on
+//! the write lock and re-plan from the rows they find, and a failing run changes nothing.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::migrate::{observe_db, prepare_project, ProjectSetup};
+use common::{ralembic_bin, repo_root};
+use meshview::alembic_compat::command::{migrate, Ctx, ScriptDirectory};
+use meshview::alembic_compat::config::{Config, ConfigOptions};
+use meshview::alembic_compat::runtime::{BodyError, BodyRunner, MigrationContext, PlannedStep};
+use meshview::alembic_compat::script::Script;
+
+const LINEAR_HEAD: &str = "ca515065d73b";
+
+fn project(dir: &Path, configure_extra: &str) {
+    prepare_project(
+        &repo_root().join("tests/fixtures/linear"),
+        dir,
+        &ProjectSetup {
+            logging: true,
+            configure_extra: configure_extra.into(),
+        },
+    );
+}
+
+fn ralembic(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(ralembic_bin());
+    c.args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("ALEMBIC_CONFIG");
+    c
+}
+
+fn running_lines(stderr: &[u8]) -> usize {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| l.contains("] Running "))
+        .count()
+}
+
+#[test]
+fn concurrent_runners_apply_each_revision_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    project(&dir, "");
+    for round in 0..12 {
+        let (args, rows): (&[&str], Vec<String>) = if round % 2 == 0 {
+            (&["upgrade", "head"], vec![LINEAR_HEAD.to_string()])
+        } else {
+            (&["downgrade", "base"], vec![])
+        };
+        let a = ralembic(&dir, args).spawn().unwrap();
+        let b = ralembic(&dir, args).spawn().unwrap();
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        for o in [&a, &b] {
+            assert!(
+                o.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        // Five revisions: each applied (or reverted) by exactly one of the two.
+        let applied = running_lines(&a.stderr) + running_lines(&b.stderr);
+        assert_eq!(
+            applied,
+            5,
+            "round {round}:\n--- a\n{}\n--- b\n{}",
+            String::from_utf8_lossy(&a.stderr),
+            String::from_utf8_lossy(&b.stderr)
+        );
+        assert!(
+            running_lines(&a.stderr) == 0 || running_lines(&b.stderr) == 0,
+            "round {round}: the two runs interleaved"
+        );
+        assert_eq!(observe_db(&dir.join("test.db"), "alembic_version").0, rows);
+    }
+}
+
+#[test]
+fn a_refused_body_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    project(&dir, "");
+    let victim = dir.join("alembic/versions/3983f98c5b1b_index_packets.py");
+    let src = std::fs::read_to_string(&victim).unwrap();
+    let src = src.replacen(
+        "def upgrade():\n    pass",
+        "def upgrade():\n    op.create_index('ix', 'packets', ['t'])",
+        1,
+    );
+    std::fs::write(&victim, src).unwrap();
+    let out = ralembic(&dir, &["upgrade", "head"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("3983f98c5b1b_index_packets.py:") && err.contains("NotImplementedError"),
+        "{err}"
+    );
+    assert_eq!(running_lines(&out.stderr), 0, "{err}");
+    let (rows, schema) = observe_db(&dir.join("test.db"), "alembic_version");
+    assert!(rows.is_empty() && schema.is_empty(), "{rows:?} {schema:?}");
+    // Up to the revision before the refused one still works.
+    let out = ralembic(&dir, &["upgrade", "c5aa"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        observe_db(&dir.join("test.db"), "alembic_version").0,
+        vec!["c5aa27d4f0c8"]
+    );
+}
+
+#[test]
+fn a_locked_database_fails_cleanly_after_the_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    project(&dir, "");
+    let db = dir.join("test.db");
+    assert!(ralembic(&dir, &["upgrade", "+1"])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let out = ralembic(&dir, &["upgrade", "head"])
+        .env(migrate::LOCK_TIMEOUT_ENV, "0.5")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("database is locked"), "{err}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    assert_eq!(observe_db(&db, "alembic_version").0, vec!["e33cded675f3"]);
+    // Once the lock is gone the same command goes through.
+    assert!(ralembic(&dir, &["upgrade", "head"])
+        .output()
+        .unwrap()
+        .status
+        .success());
+}
+
+/// Creates a table per revision through the context, and fails in the body of `fail_at`.
+struct TableRunner {
+    fail_at: &'static str,
+}
+
+impl BodyRunner for TableRunner {
+    fn preflight(&self, _: &[PlannedStep<'_>], _: &MigrationContext) -> Result<(), Vec<BodyError>> {
+        Ok(())
+    }
+
+    fn run(
+        &self,
+        script: &Script,
+        upgrade: bool,
+        ctx: &mut MigrationContext,
+    ) -> Result<(), BodyError> {
+        let table = format!("t_{}", script.revision);
+        let sql = if upgrade {
+            format!("CREATE TABLE {table} (id INTEGER)")
+        } else {
+            format!("DROP TABLE {table}")
+        };
+        ctx.execute(&sql).map_err(|e| BodyError {
+            message: e.to_string(),
+            python_class: e.python_class().into(),
+        })?;
+        if script.revision == self.fail_at {
+            return Err(BodyError {
+                message: format!("{}:1:1: boom", script.path.display()),
+                python_class: "RuntimeError".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn upgrade_in_process(dir: &Path, runner: &dyn BodyRunner) -> (bool, String) {
+    let opts = ConfigOptions::from_cli(&[], None, Vec::new(), None, dir.to_path_buf()).unwrap();
+    let config = Config::load(opts).unwrap();
+    let sd = ScriptDirectory::from_config(config).unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut ctx = Ctx::new(&mut out, &mut err, false);
+    let r = migrate::upgrade(&sd, &mut ctx, "head", false, None, runner);
+    drop(ctx);
+    (r.is_ok(), String::from_utf8_lossy(&err).into_owned())
+}
+
+fn tables(db: &Path) -> Vec<String> {
+    observe_db(db, "alembic_version")
+        .1
+        .into_iter()
+        .filter_map(|s| {
+            s.strip_prefix("table ")
+                .map(|t| t.split(':').next().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_failing_body_rolls_back_the_whole_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    project(&dir, "");
+    let (ok, err) = upgrade_in_process(
+        &dir,
+        &TableRunner {
+            fail_at: "f4894da35515",
+        },
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("Running upgrade 3983f98c5b1b -> f4894da35515"),
+        "{err}"
+    );
+    let db = dir.join("test.db");
+    assert!(tables(&db).is_empty(), "{:?}", tables(&db));
+    assert!(observe_db(&db, "alembic_version").0.is_empty());
+    let (ok, _) = upgrade_in_process(&dir, &TableRunner { fail_at: "none" });
+    assert!(ok);
+    assert_eq!(tables(&db).len(), 6, "{:?}", tables(&db));
+}
+
+#[test]
+fn per_migration_transactions_keep_earlier_revisions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    project(&dir, "transaction_per_migration=True");
+    let (ok, _) = upgrade_in_process(
+        &dir,
+        &TableRunner {
+            fail_at: "f4894da35515",
+        },
+    );
+    assert!(!ok);
+    let db = dir.join("test.db");
+    assert_eq!(observe_db(&db, "alembic_version").0, vec!["3983f98c5b1b"]);
+    assert_eq!(
+        tables(&db),
+        vec![
+            "alembic_version",
+            "t_3983f98c5b1b",
+            "t_c5aa27d4f0c8",
+            "t_e33cded675f3"
+        ]
+    );
+}
