@@ -1,7 +1,9 @@
 //! `upgrade`, `downgrade` and `stamp` against the real Alembic: sequences of commands on the
-//! fixture histories (bodies are `pass`), each step compared on exit status, stdout (including
-//! `--sql` output), stderr log lines, version rows and the database schema. See
-//! `common/migrate.rs` for how the comparison works.
+//! fixture histories (bodies are `pass`), on `_ops` (every operation and type, batch mode, data
+//! idioms) and on MeshView's own history over a seeded pre-Alembic database. Each step is
+//! compared on exit status, stdout (including `--sql` output), stderr log lines, version rows,
+//! the database schema and every table's rows. See `common/migrate.rs` for how the comparison
+//! works.
 
 mod common;
 
@@ -223,6 +225,114 @@ const VARIANT: &[&str] = &[
     "downgrade base",
 ];
 
+// Every operation and type, one revision at a time up and down, then whole runs and --sql.
+const OPS: &[&str] = &[
+    "upgrade +1",
+    "upgrade +1",
+    "upgrade +1",
+    "upgrade +1",
+    "downgrade -1",
+    "downgrade -1",
+    "downgrade -1",
+    "downgrade -1",
+    "upgrade head",
+    "downgrade base",
+    "upgrade :a2 --sql",
+    "upgrade a2",
+    "downgrade a2:a1 --sql",
+];
+
+// MeshView's history over a database MeshView made before it used Alembic (no import_time_us
+// columns yet), with rows whose timestamps the data migration converts.
+const MESHVIEW: &[&str] = &[
+    "upgrade +1",
+    "upgrade +1",
+    "upgrade +1",
+    "upgrade +1",
+    "upgrade +1",
+    "upgrade +1",
+    "upgrade +1",
+    "upgrade +1",
+    "upgrade +1",
+    "upgrade +1",
+    "current",
+    "downgrade -1",
+    "downgrade -1",
+    "downgrade -1",
+    "downgrade -1",
+    "downgrade -1",
+    "downgrade 1717fa5c6545",
+    "upgrade head",
+    "upgrade c88468b7ab0b:head --sql",
+];
+
+const LEGACY_MESHVIEW: &str = "
+CREATE TABLE node (
+\tid VARCHAR NOT NULL, \n\tnode_id BIGINT, \n\tlong_name VARCHAR, \n\tshort_name VARCHAR,
+\thw_model VARCHAR, \n\tfirmware VARCHAR, \n\trole VARCHAR, \n\tlast_lat BIGINT,
+\tlast_long BIGINT, \n\tchannel VARCHAR, \n\tlast_update DATETIME,
+\tPRIMARY KEY (id), \n\tUNIQUE (node_id)
+);
+CREATE INDEX idx_node_node_id ON node (node_id);
+CREATE TABLE packet (
+\tid BIGINT NOT NULL, portnum INTEGER, from_node_id BIGINT, to_node_id BIGINT, payload BLOB,
+\timport_time DATETIME, channel VARCHAR, PRIMARY KEY (id)
+);
+CREATE INDEX idx_packet_from_node_id ON packet (from_node_id);
+CREATE INDEX idx_packet_to_node_id ON packet (to_node_id);
+CREATE INDEX idx_packet_import_time ON packet (import_time DESC);
+CREATE INDEX idx_packet_from_node_time ON packet (from_node_id, import_time DESC);
+CREATE TABLE packet_seen (
+\tpacket_id BIGINT NOT NULL, node_id BIGINT NOT NULL, rx_time BIGINT NOT NULL,
+\thop_limit INTEGER, hop_start INTEGER, channel VARCHAR, rx_snr FLOAT, rx_rssi INTEGER,
+\ttopic VARCHAR, import_time DATETIME,
+\tPRIMARY KEY (packet_id, node_id, rx_time), FOREIGN KEY(packet_id) REFERENCES packet (id)
+);
+CREATE INDEX idx_packet_seen_node_id ON packet_seen (node_id);
+CREATE INDEX idx_packet_seen_packet_id ON packet_seen (packet_id);
+CREATE TABLE traceroute (
+\tid INTEGER NOT NULL, packet_id BIGINT, gateway_node_id BIGINT, done BOOLEAN, route BLOB,
+\timport_time DATETIME, PRIMARY KEY (id), FOREIGN KEY(packet_id) REFERENCES packet (id)
+);
+CREATE INDEX idx_traceroute_import_time ON traceroute (import_time);
+INSERT INTO node (id, node_id, long_name, short_name, last_update) VALUES
+  ('!0000000a', 10, 'Alpha', 'A', '2025-03-04 05:06:07.123456'),
+  ('!0000000b', 11, 'Bravo', 'B', '2025-03-04T05:06:07Z'),
+  ('!0000000c', 12, 'Charlie', 'C', '2025-03-04 05:06:07+02:00'),
+  ('!0000000d', 13, 'Delta', 'D', NULL),
+  ('!0000000e', 14, 'Echo', 'E', '2025-03-04');
+INSERT INTO packet VALUES
+  (1, 1, 10, 11, X'0102', '2025-03-04 05:06:07.000001', 'LongFast'),
+  (2, 3, 11, 4294967295, NULL, '2025-03-05 00:00:00', 'LongFast');
+INSERT INTO packet_seen VALUES
+  (1, 10, 1741064767, 3, 3, 'LongFast', -7.5, -101, 'msh/US', '2025-03-04 05:06:08'),
+  (1, 11, 1741064768, 2, 3, 'LongFast', 4.25, -90, 'msh/US', '2025-03-04 05:06:09');
+INSERT INTO traceroute VALUES (1, 2, 11, 1, X'00', '2025-03-05 00:00:01');
+";
+
+/// A copy of the repository's alembic.ini + alembic/ (MeshView's history) over a seeded
+/// pre-Alembic MeshView database.
+fn meshview_sequence(work: &std::path::Path) -> Sequence {
+    let project = work.join("projects").join("meshview");
+    std::fs::create_dir_all(&project).unwrap();
+    common::copy_dir(&repo_root().join("alembic"), &project.join("alembic"));
+    std::fs::copy(repo_root().join("alembic.ini"), project.join("alembic.ini")).unwrap();
+    let _ = std::fs::remove_dir_all(project.join("alembic/versions/__pycache__"));
+    let db = project.join("meshview.db");
+    let _ = std::fs::remove_file(&db);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(LEGACY_MESHVIEW).unwrap();
+    drop(conn);
+    Sequence {
+        label: "meshview".into(),
+        project,
+        db: "meshview.db".into(),
+        version_table: "alembic_version".into(),
+        steps: steps(MESHVIEW),
+        partial_in_alembic: Vec::new(),
+    }
+}
+
 #[test]
 fn migrations_match_alembic() {
     let work = tempfile::tempdir().unwrap();
@@ -286,6 +396,19 @@ fn migrations_match_alembic() {
             "vt",
             VARIANT,
         ),
+        sequence(w, "_ops", "ops", &logging(), "alembic_version", OPS),
+        sequence(
+            w,
+            "_ops",
+            "ops-per-migration",
+            &ProjectSetup {
+                logging: true,
+                configure_extra: "transaction_per_migration=True".into(),
+            },
+            "alembic_version",
+            &OPS[..10],
+        ),
+        meshview_sequence(w),
     ];
     differential(&seqs, SEEDS, w).finish("differential_migrate");
 }

@@ -107,7 +107,10 @@ fn state(db: &Path) -> (String, String) {
         .map(Result::unwrap)
         .collect();
     for (kind, name, sql) in &objects {
-        digest.push_str(&format!("{kind} {name}: {}\n", sql.as_deref().unwrap_or("")));
+        digest.push_str(&format!(
+            "{kind} {name}: {}\n",
+            sql.as_deref().unwrap_or("")
+        ));
         if kind == "table" {
             let (n, sum): (i64, f64) = conn
                 .query_row(
@@ -154,7 +157,11 @@ fn kill_9_leaves_a_database_that_matches_its_version() {
         expected.insert(String::new(), state(&db).1);
         for _ in 0..REVISIONS {
             let out = ralembic(&dir, &["upgrade", "+1"]);
-            assert!(out.status.success(), "upgrade +1: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "upgrade +1: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let (v, d) = state(&db);
             expected.insert(v, d);
         }
@@ -166,15 +173,22 @@ fn kill_9_leaves_a_database_that_matches_its_version() {
         let out = ralembic(&dir, &["upgrade", "head"]);
         assert!(out.status.success());
         let full = t0.elapsed();
-        assert_eq!(state(&db), head, "one-shot upgrade differs from step by step");
+        assert_eq!(
+            state(&db),
+            head,
+            "one-shot upgrade differs from step by step"
+        );
 
         for k in 0..kills / 2 {
-            for f in ["crash.db", "crash.db-journal", "crash.db-wal", "crash.db-shm"] {
+            for f in [
+                "crash.db",
+                "crash.db-journal",
+                "crash.db-wal",
+                "crash.db-shm",
+            ] {
                 let _ = std::fs::remove_file(dir.join(f));
             }
-            let delay = Duration::from_micros(
-                rng.next() % (full.as_micros() as u64 * 11 / 10 + 1),
-            );
+            let delay = Duration::from_micros(rng.next() % (full.as_micros() as u64 * 11 / 10 + 1));
             let mut child = Command::new(ralembic_bin())
                 .args(["upgrade", "head"])
                 .current_dir(&dir)
@@ -197,13 +211,28 @@ fn kill_9_leaves_a_database_that_matches_its_version() {
             *outcomes
                 .entry(format!(
                     "p{p} {}",
-                    if finished { "finished".into() } else { format!("killed at {}", if version.is_empty() { "<none>" } else { &version }) }
+                    if finished {
+                        "finished".into()
+                    } else {
+                        format!(
+                            "killed at {}",
+                            if version.is_empty() {
+                                "<none>"
+                            } else {
+                                &version
+                            }
+                        )
+                    }
                 ))
                 .or_default() += 1;
             // A later run picks up from there.
             if k % 10 == 0 {
                 let out = ralembic(&dir, &["upgrade", "head"]);
-                assert!(out.status.success(), "recovery run: {}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "recovery run: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 assert_eq!(state(&db), head, "recovery run did not reach head");
             }
         }

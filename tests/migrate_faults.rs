@@ -91,7 +91,7 @@ fn a_refused_body_writes_nothing() {
     let src = std::fs::read_to_string(&victim).unwrap();
     let src = src.replacen(
         "def upgrade():\n    pass",
-        "def upgrade():\n    op.create_index('ix', 'packets', ['t'])",
+        "def upgrade():\n    from myapp.models import Packet\n    op.create_index('ix', 'packets', ['t'])",
         1,
     );
     std::fs::write(&victim, src).unwrap();

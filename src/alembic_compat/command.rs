@@ -332,7 +332,17 @@ impl ScriptDirectory {
 
     /// `run_env()` for the read-only commands: reads env.py's version-table settings and the
     /// database's current heads.
-    pub fn current_heads(&self, ctx: &Ctx) -> Result<Vec<String>, Failure> {
+    /// The version rows, as `MigrationContext.get_current_heads()` reads them after env.py
+    /// configured the context (which logs its start-up lines when env.py set up logging).
+    pub fn current_heads(&self, ctx: &mut Ctx) -> Result<Vec<String>, Failure> {
+        let heads = self.read_current_heads(ctx)?;
+        let (_, mut log) = migrate::environment(self, false, None)?;
+        log.context_created(false);
+        let _ = ctx.err.write_all(log.take().as_bytes());
+        Ok(heads)
+    }
+
+    fn read_current_heads(&self, ctx: &Ctx) -> Result<Vec<String>, Failure> {
         let env_path = self.dir().join("env.py");
         let source = match std::fs::read(&env_path) {
             Ok(b) => String::from_utf8_lossy(&b).into_owned(),

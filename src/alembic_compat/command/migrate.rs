@@ -182,7 +182,7 @@ fn flush(mctx: &mut MigrationContext, ctx: &mut Ctx) {
 }
 
 /// What running env.py would set up: the context options and the logging.
-fn environment(
+pub(super) fn environment(
     sd: &ScriptDirectory,
     sql: bool,
     tag: Option<&str>,

@@ -189,9 +189,12 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
         })
         .collect::<Vec<_>>();
     static PK_NAME: OnceLock<Option<Regex>> = OnceLock::new();
-    let pk_name = cached(&PK_NAME, r#"(?i)CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+PRIMARY\s+KEY"#)
-        .and_then(|re| re.captures(&table_sql))
-        .and_then(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()));
+    let pk_name = cached(
+        &PK_NAME,
+        r#"(?i)CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+PRIMARY\s+KEY"#,
+    )
+    .and_then(|re| re.captures(&table_sql))
+    .and_then(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()));
 
     let mut constraints = vec![];
     constraints.extend(reflect_fks(conn, &qname, &table_sql)?);
@@ -237,12 +240,20 @@ fn reflect_fks(conn: &Connection, qname: &str, table_sql: &str) -> Result<Vec<Co
         .map_err(sql_err)?;
     let mut groups: Vec<(i64, String, Vec<String>, Vec<String>)> = vec![];
     for (id, _seq, table, from, to) in rows {
+        let to = to.filter(|t| !t.is_empty());
         match groups.iter_mut().find(|g| g.0 == id) {
             Some(g) => {
                 g.2.push(from);
-                g.3.push(to.unwrap_or_default());
+                g.3.extend(to);
             }
-            None => groups.push((id, table, vec![from], vec![to.unwrap_or_default()])),
+            None => {
+                // No referred column written: the referred table's primary key.
+                let referred = match to {
+                    Some(t) => vec![t],
+                    None => primary_key_columns(conn, &table)?,
+                };
+                groups.push((id, table, vec![from], referred))
+            }
         }
     }
     // SQLAlchemy lists them in id order, which is the reverse of declaration.
@@ -257,7 +268,11 @@ fn reflect_fks(conn: &Connection, qname: &str, table_sql: &str) -> Result<Vec<Co
     let parsed: Vec<_> = re
         .captures_iter(table_sql)
         .map(|c| {
-            let cols: Vec<String> = c[2].split(',').map(unquote).collect();
+            let cols: Vec<String> = cols_in_sig(&c[2]);
+            let refcols: Vec<String> = match c.get(5) {
+                Some(m) if !m.as_str().trim().is_empty() => cols_in_sig(m.as_str()),
+                _ => cols.clone(),
+            };
             let rtable = c
                 .get(3)
                 .or(c.get(4))
@@ -284,8 +299,7 @@ fn reflect_fks(conn: &Connection, qname: &str, table_sql: &str) -> Result<Vec<Co
                 .map(|m| !m.as_str().to_uppercase().starts_with("NOT"));
             let initially = c.get(8).map(|m| m.as_str().to_uppercase());
             (
-                cols,
-                rtable,
+                (cols, rtable, refcols),
                 name,
                 grab("ON DELETE"),
                 grab("ON UPDATE"),
@@ -294,30 +308,98 @@ fn reflect_fks(conn: &Connection, qname: &str, table_sql: &str) -> Result<Vec<Co
             )
         })
         .collect();
-    Ok(groups
-        .into_iter()
-        .map(|(_, table, from, to)| {
-            let hit = parsed.iter().find(|p| p.0 == from && p.1 == table);
-            ConsDef::ForeignKey {
-                name: hit.and_then(|p| p.2.clone()),
-                columns: from,
-                ref_schema: None,
-                ref_table: table,
-                ref_columns: to,
-                ondelete: hit.and_then(|p| p.3.clone()),
-                onupdate: hit.and_then(|p| p.4.clone()),
-                deferrable: hit.and_then(|p| p.5),
-                initially: hit.and_then(|p| p.6.clone()),
-                match_: None,
-            }
-        })
-        .collect())
+    // SQLAlchemy keys the PRAGMA constraints by signature (a later one with the same
+    // signature replaces an earlier one), names those the SQL text declares, in text order,
+    // and appends the rest unnamed. Two constraints with one signature thus reflect as one.
+    let mut by_sig: Vec<(
+        (Vec<String>, String, Vec<String>),
+        (String, Vec<String>, Vec<String>),
+    )> = vec![];
+    for (_, table, from, to) in groups {
+        let sig = (from.clone(), table.clone(), to.clone());
+        match by_sig.iter_mut().find(|(s, _)| *s == sig) {
+            Some(slot) => slot.1 = (table, from, to),
+            None => by_sig.push((sig, (table, from, to))),
+        }
+    }
+    let make = |(table, from, to): (String, Vec<String>, Vec<String>)| ConsDef::ForeignKey {
+        name: None,
+        columns: from,
+        ref_schema: None,
+        ref_table: table,
+        ref_columns: to,
+        ondelete: None,
+        onupdate: None,
+        deferrable: None,
+        initially: None,
+        match_: None,
+    };
+    let mut out = vec![];
+    for (sig, name, ondelete, onupdate, deferrable, initially) in parsed {
+        let Some(i) = by_sig.iter().position(|(s, _)| *s == sig) else {
+            continue;
+        };
+        let (_, found) = by_sig.remove(i);
+        if let ConsDef::ForeignKey {
+            columns,
+            ref_schema,
+            ref_table,
+            ref_columns,
+            match_,
+            ..
+        } = make(found)
+        {
+            out.push(ConsDef::ForeignKey {
+                name,
+                columns,
+                ref_schema,
+                ref_table,
+                ref_columns,
+                ondelete,
+                onupdate,
+                deferrable,
+                initially,
+                match_,
+            });
+        }
+    }
+    out.extend(by_sig.into_iter().map(|(_, g)| make(g)));
+    Ok(out)
+}
+
+/// `_find_cols_in_sig`: the column names of a parenthesised list, quoted or bare.
+fn cols_in_sig(sig: &str) -> Vec<String> {
+    static COLS: OnceLock<Option<Regex>> = OnceLock::new();
+    cached(&COLS, r#"(?i)(?:"(.+?)")|([a-z0-9_]+)"#).map_or_else(Vec::new, |re| {
+        re.captures_iter(sig)
+            .filter_map(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()))
+            .collect()
+    })
+}
+
+/// The primary key columns of `table`, in key order (an unknown table has none).
+fn primary_key_columns(conn: &Connection, table: &str) -> Result<Vec<String>, DdlError> {
+    let mut st = conn
+        .prepare(&format!(
+            "SELECT name FROM pragma_table_info('{}') WHERE pk > 0 ORDER BY pk",
+            table.replace('\'', "''")
+        ))
+        .map_err(sql_err)?;
+    let cols = st
+        .query_map([], |r| r.get(0))
+        .map_err(sql_err)?
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(sql_err);
+    cols
 }
 
 fn reflect_uniques(table_sql: &str) -> Vec<ConsDef> {
     let mut out = vec![];
     static NAMED: OnceLock<Option<Regex>> = OnceLock::new();
-    if let Some(re) = cached(&NAMED, r#"(?i)(?:CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+)?UNIQUE\s*\((.+?)\)"#) {
+    if let Some(re) = cached(
+        &NAMED,
+        r#"(?i)(?:CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+)?UNIQUE\s*\((.+?)\)"#,
+    ) {
         for c in re.captures_iter(table_sql) {
             out.push(ConsDef::Unique {
                 name: c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()),
@@ -344,7 +426,10 @@ fn reflect_uniques(table_sql: &str) -> Vec<ConsDef> {
 fn reflect_checks(table_sql: &str) -> Vec<ConsDef> {
     let mut out = vec![];
     static CHECK: OnceLock<Option<Regex>> = OnceLock::new();
-    let Some(re) = cached(&CHECK, r#"(?i)CONSTRAINT\s+(?:"((?:[^"]|"")+)"|(\w+))\s+CHECK\s*\("#) else {
+    let Some(re) = cached(
+        &CHECK,
+        r#"(?i)CONSTRAINT\s+(?:"((?:[^"]|"")+)"|(\w+))\s+CHECK\s*\("#,
+    ) else {
         return out;
     };
     for c in re.captures_iter(table_sql) {

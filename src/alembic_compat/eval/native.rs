@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use std::rc::Rc;
 
 use super::builtins::{self, repr, str_of};
-use super::interp::{exc, type_error, unsupported, Interp, PyExc, R};
+use super::interp::{exc, type_error, unsupported, Interp, PyExc, Unwind, R};
 use super::sql::{self, Rendered, SqlNode, Statement, TableRef};
 use super::value::{as_number, py_eq, DateTimeValue, Num, Temporal, Value};
 use crate::alembic_compat::ops::{
@@ -3010,21 +3010,12 @@ fn load_literal(lit: Literal, type_: Option<&TypeSpec>) -> R<Value> {
     let name = type_.map(|t| t.name.to_ascii_uppercase());
     Ok(match (name.as_deref(), lit) {
         (_, Literal::None) => Value::None,
+        // SQLAlchemy 2's SQLite DATETIME/DATE/TIME results go through `fromisoformat`.
         (Some("DATETIME" | "TIMESTAMP"), Literal::Str(s)) => Value::native(Native::Temporal(
-            Temporal::DateTime(parse_sqlite_datetime(&s).ok_or_else(|| {
-                exc(
-                    "ValueError",
-                    format!("Couldn't parse datetime string: {}", builtins::str_repr(&s)),
-                )
-            })?),
+            Temporal::DateTime(parse_isoformat(&s).ok_or_else(|| invalid_isoformat(&s))?),
         )),
         (Some("DATE"), Literal::Str(s)) => Value::native(Native::Temporal(Temporal::Date(
-            chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| {
-                exc(
-                    "ValueError",
-                    format!("Couldn't parse date string: {}", builtins::str_repr(&s)),
-                )
-            })?,
+            chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| invalid_isoformat(&s))?,
         ))),
         (Some("BOOLEAN"), Literal::Int(i)) => Value::Bool(i != 0),
         (Some("JSON"), Literal::Str(s)) => match serde_json::from_str::<serde_json::Value>(&s) {
@@ -3040,28 +3031,11 @@ fn load_literal(lit: Literal, type_: Option<&TypeSpec>) -> R<Value> {
     })
 }
 
-fn parse_sqlite_datetime(s: &str) -> Option<DateTimeValue> {
-    // SQLAlchemy's SQLite DATETIME reads "YYYY-MM-DD HH:MM:SS[.ffffff]" (and a bare date).
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%dT%H:%M:%S%.f",
-    ] {
-        if let Ok(d) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
-            return Some(DateTimeValue {
-                naive: d,
-                offset: None,
-            });
-        }
-    }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|naive| DateTimeValue {
-            naive,
-            offset: None,
-        })
+fn invalid_isoformat(s: &str) -> Unwind {
+    exc(
+        "ValueError",
+        format!("Invalid isoformat string: {}", builtins::str_repr(s)),
+    )
 }
 
 fn call_bound(

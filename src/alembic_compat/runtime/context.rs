@@ -207,18 +207,8 @@ impl MigrationContext {
             stdout: String::new(),
             log,
         };
-        // The lines MigrationContext.__init__ logs. SQLite's Alembic impl declares
-        // non-transactional DDL; we keep its wording although we do run in transactions.
-        ctx.log
-            .info("alembic.runtime.migration", "Context impl SQLiteImpl.");
-        if ctx.is_offline() {
-            ctx.log
-                .info("alembic.runtime.migration", "Generating static SQL");
-        }
-        ctx.log.info(
-            "alembic.runtime.migration",
-            "Will assume non-transactional DDL.",
-        );
+        let offline = ctx.is_offline();
+        ctx.log.context_created(offline);
         ctx
     }
 

@@ -190,6 +190,19 @@ impl AlembicLog {
         self.log(name, Level::Error, message);
     }
 
+    /// The lines `MigrationContext.__init__` logs. SQLite's Alembic impl declares
+    /// non-transactional DDL; we keep its wording although we do run in transactions.
+    pub fn context_created(&mut self, offline: bool) {
+        self.info("alembic.runtime.migration", "Context impl SQLiteImpl.");
+        if offline {
+            self.info("alembic.runtime.migration", "Generating static SQL");
+        }
+        self.info(
+            "alembic.runtime.migration",
+            "Will assume non-transactional DDL.",
+        );
+    }
+
     /// The lines logged since the last call.
     pub fn take(&mut self) -> String {
         std::mem::take(&mut self.buf)
