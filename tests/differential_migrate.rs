@@ -409,6 +409,24 @@ fn migrations_match_alembic() {
             &OPS[..10],
         ),
         meshview_sequence(w),
+        // SQL that fails after DDL and a batch copy ran: Alembic keeps what it did, ralembic
+        // rolls the unit back (the whole run, then just the failing revision).
+        sequence(
+            w,
+            "_fail",
+            "fail-whole-run",
+            &logging(),
+            "alembic_version",
+            &["!partial upgrade head"],
+        ),
+        sequence(
+            w,
+            "_fail",
+            "fail-second-revision",
+            &logging(),
+            "alembic_version",
+            &["upgrade f1", "!partial upgrade head"],
+        ),
     ];
     differential(&seqs, SEEDS, w).finish("differential_migrate");
 }

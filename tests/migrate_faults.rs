@@ -49,7 +49,8 @@ fn concurrent_runners_apply_each_revision_once() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("p");
     project(&dir, "");
-    for round in 0..12 {
+    // 100 races, alternating up and down.
+    for round in 0..100 {
         let (args, rows): (&[&str], Vec<String>) = if round % 2 == 0 {
             (&["upgrade", "head"], vec![LINEAR_HEAD.to_string()])
         } else {

@@ -311,10 +311,7 @@ fn reflect_fks(conn: &Connection, qname: &str, table_sql: &str) -> Result<Vec<Co
     // SQLAlchemy keys the PRAGMA constraints by signature (a later one with the same
     // signature replaces an earlier one), names those the SQL text declares, in text order,
     // and appends the rest unnamed. Two constraints with one signature thus reflect as one.
-    let mut by_sig: Vec<(
-        (Vec<String>, String, Vec<String>),
-        (String, Vec<String>, Vec<String>),
-    )> = vec![];
+    let mut by_sig: Vec<(FkSignature, FkGroup)> = vec![];
     for (_, table, from, to) in groups {
         let sig = (from.clone(), table.clone(), to.clone());
         match by_sig.iter_mut().find(|(s, _)| *s == sig) {
@@ -366,6 +363,12 @@ fn reflect_fks(conn: &Connection, qname: &str, table_sql: &str) -> Result<Vec<Co
     out.extend(by_sig.into_iter().map(|(_, g)| make(g)));
     Ok(out)
 }
+
+/// A foreign key's constrained columns, referred table and referred columns.
+type FkSignature = (Vec<String>, String, Vec<String>);
+
+/// A PRAGMA foreign key: referred table, local columns, referred columns.
+type FkGroup = (String, Vec<String>, Vec<String>);
 
 /// `_find_cols_in_sig`: the column names of a parenthesised list, quoted or bare.
 fn cols_in_sig(sig: &str) -> Vec<String> {

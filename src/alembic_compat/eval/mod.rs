@@ -79,6 +79,16 @@ impl EvalError {
         }
     }
 
+    /// `path:line:col: message`, without the class (which [`python_class`] gives).
+    ///
+    /// [`python_class`]: EvalError::python_class
+    pub fn located_message(&self) -> String {
+        match self {
+            EvalError::Exception { message, pos, .. } => format!("{pos}: {message}"),
+            EvalError::Unsupported { .. } => self.to_string(),
+        }
+    }
+
     /// The Python exception class a traceback would end with.
     pub fn python_class(&self) -> &str {
         match self {

@@ -79,7 +79,7 @@ impl BodyRunner for EvalRunner {
             &mut host,
         )
         .map_err(|e| BodyError {
-            message: e.to_string(),
+            message: e.located_message(),
             python_class: e.python_class().to_string(),
         })
     }
