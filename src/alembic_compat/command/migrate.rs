@@ -22,7 +22,7 @@ use crate::alembic_compat::runtime::{
 
 /// The body runner the command line uses.
 pub fn default_runner() -> Box<dyn BodyRunner> {
-    Box::new(crate::alembic_compat::eval::runner::EvalRunner)
+    Box::new(crate::alembic_compat::eval::runner::EvalRunner::default())
 }
 
 /// Environment variable overriding how long to wait for another writer (seconds).

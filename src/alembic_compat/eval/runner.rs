@@ -2,6 +2,11 @@
 //! `downgrade()` with a [`Host`] over the [`MigrationContext`], so every operation is rendered
 //! by `ddl` and executed (or printed offline) inside the context's transaction.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+
 use crate::alembic_compat::batch;
 use crate::alembic_compat::ddl::{self, DdlError, RenderOptions};
 use crate::alembic_compat::eval::check::check_module;
@@ -10,10 +15,33 @@ use crate::alembic_compat::eval::{run_revision_function, Host, HostError, QueryO
 use crate::alembic_compat::ops::{self, Literal, Op, SourcePos};
 use crate::alembic_compat::runtime::log::Level;
 use crate::alembic_compat::runtime::{BodyError, BodyRunner, MigrationContext, PlannedStep};
+use crate::alembic_compat::script::ast::Module;
 use crate::alembic_compat::script::Script;
 
-#[derive(Debug, Default, Clone, Copy)]
-pub struct EvalRunner;
+/// Runs bodies with the interpreter. Each file is parsed once per command: preflight's parse
+/// is kept for the run.
+#[derive(Debug, Default)]
+pub struct EvalRunner {
+    parsed: RefCell<HashMap<PathBuf, Rc<Parsed>>>,
+}
+
+type Parsed = (String, Module);
+
+impl EvalRunner {
+    fn parse(&self, script: &Script) -> Result<Rc<Parsed>, BodyError> {
+        if let Some(p) = self.parsed.borrow().get(&script.path) {
+            return Ok(p.clone());
+        }
+        let parsed = Rc::new(script.parse().map_err(|e| BodyError {
+            message: e.to_string(),
+            python_class: "SyntaxError".into(),
+        })?);
+        self.parsed
+            .borrow_mut()
+            .insert(script.path.clone(), parsed.clone());
+        Ok(parsed)
+    }
+}
 
 fn function_name(upgrade: bool) -> &'static str {
     if upgrade {
@@ -35,19 +63,16 @@ impl BodyRunner for EvalRunner {
             if !seen.insert(step.script.path.clone()) {
                 continue;
             }
-            match step.script.parse() {
-                Ok((src, module)) => {
-                    for e in check_module(&step.script.path, &src, &module) {
+            match self.parse(step.script) {
+                Ok(parsed) => {
+                    for e in check_module(&step.script.path, &parsed.0, &parsed.1) {
                         errors.push(BodyError {
                             message: e.to_string(),
                             python_class: e.python_class().to_string(),
                         });
                     }
                 }
-                Err(e) => errors.push(BodyError {
-                    message: e.to_string(),
-                    python_class: "SyntaxError".into(),
-                }),
+                Err(e) => errors.push(e),
             }
         }
         if errors.is_empty() {
@@ -63,25 +88,18 @@ impl BodyRunner for EvalRunner {
         upgrade: bool,
         ctx: &mut MigrationContext,
     ) -> Result<(), BodyError> {
-        let (src, module) = script.parse().map_err(|e| BodyError {
-            message: e.to_string(),
-            python_class: "SyntaxError".into(),
-        })?;
+        let parsed = self.parse(script)?;
+        let (src, module) = &*parsed;
         let mut host = ContextHost {
             ctx,
             opts: RenderOptions::default(),
         };
-        run_revision_function(
-            &script.path,
-            &src,
-            &module,
-            function_name(upgrade),
-            &mut host,
+        run_revision_function(&script.path, src, module, function_name(upgrade), &mut host).map_err(
+            |e| BodyError {
+                message: e.located_message(),
+                python_class: e.python_class().to_string(),
+            },
         )
-        .map_err(|e| BodyError {
-            message: e.located_message(),
-            python_class: e.python_class().to_string(),
-        })
     }
 }
 
