@@ -427,6 +427,19 @@ fn migrations_match_alembic() {
             "alembic_version",
             &["upgrade f1", "!partial upgrade head"],
         ),
+        // One transaction per revision: the dry run of the whole plan finds the failure before
+        // f1 is committed.
+        sequence(
+            w,
+            "_fail",
+            "fail-per-migration",
+            &ProjectSetup {
+                logging: true,
+                configure_extra: "transaction_per_migration=True".into(),
+            },
+            "alembic_version",
+            &["!partial upgrade head"],
+        ),
     ];
     differential(&seqs, SEEDS, w).finish("differential_migrate");
 }

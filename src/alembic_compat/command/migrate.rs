@@ -349,6 +349,9 @@ fn drive(
         return Err(Failure::Python { lines });
     }
     let per_migration = mctx.transaction_per_migration();
+    if per_migration && !mctx.is_offline() && steps.len() > 1 {
+        rehearse(ctx, mctx, r, &steps, &heads, runner)?;
+    }
     let mut maintainer = HeadMaintainer::new(&heads);
     for (k, step) in steps.iter().enumerate() {
         if !mctx.is_offline() && per_migration && k > 0 {
@@ -406,6 +409,71 @@ fn drive(
         flush(mctx, ctx);
     }
     mctx.commit().map_err(runtime_failure)
+}
+
+/// With one transaction per revision a failure in a later revision would come after earlier
+/// ones committed. So the whole plan is first run inside a savepoint (bodies, SQL and version
+/// rows, under the write lock we already hold) and rolled back: a failure anywhere is reported
+/// before anything is committed. A successful rehearsal's output and log lines are discarded.
+fn rehearse(
+    ctx: &mut Ctx,
+    mctx: &mut MigrationContext,
+    r: &Revisions,
+    steps: &[Step],
+    heads: &[String],
+    runner: &dyn BodyRunner,
+) -> Result<(), Failure> {
+    flush(mctx, ctx);
+    mctx.execute("SAVEPOINT ralembic_rehearsal")
+        .map_err(runtime_failure)?;
+    let mut maintainer = HeadMaintainer::new(heads);
+    let mut failure = None;
+    for step in steps {
+        let script = match step {
+            Step::Revision(rs) => Some(&r.scripts[rs.revision]),
+            Step::Stamp(_) => None,
+        };
+        let described = step.describe(&r.map, script.map(|s| s.meta.doc()));
+        mctx.log
+            .info("alembic.runtime.migration", &format!("Running {described}"));
+        let outcome = match script {
+            Some(s) => runner
+                .run(s, step.is_upgrade(), mctx)
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+        .and_then(|()| {
+            maintainer
+                .update_to_step(step, &r.map, mctx)
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = outcome {
+            failure = Some(vec![
+                format!(
+                    "ralembic: Running {described} fails in a dry run of the whole plan; \
+                     nothing was changed"
+                ),
+                e,
+            ]);
+            break;
+        }
+    }
+    // The real run prints and logs all this again; a failed rehearsal is what the user sees.
+    if failure.is_none() {
+        let _ = mctx.take_stdout();
+        let _ = mctx.take_stderr();
+    }
+    mctx.execute("ROLLBACK TO SAVEPOINT ralembic_rehearsal")
+        .and_then(|()| mctx.execute("RELEASE SAVEPOINT ralembic_rehearsal"))
+        .map_err(runtime_failure)?;
+    match failure {
+        Some(lines) => {
+            mctx.rollback();
+            flush(mctx, ctx);
+            Err(Failure::Python { lines })
+        }
+        None => Ok(()),
+    }
 }
 
 /// With one transaction per revision another process may write between our units; refuse to
