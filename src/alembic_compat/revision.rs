@@ -3430,13 +3430,8 @@ mod tests {
         let built = t0.elapsed();
         let t1 = std::time::Instant::now();
         let heads = m.heads().to_vec();
-        assert!(t1.elapsed() < std::time::Duration::from_millis(10));
         assert_eq!(heads, ["r09999"]);
-        // Generous for unoptimised test builds on a shared machine.
-        assert!(
-            built < std::time::Duration::from_secs(2),
-            "build took {built:?}"
-        );
+        // Figures only: timing is asserted nowhere (scripts/bench-readonly measures it).
         eprintln!(
             "10k-revision chain: build {built:?}, heads {:?}",
             t1.elapsed()

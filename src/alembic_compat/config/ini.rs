@@ -715,21 +715,13 @@ mod tests {
     const TYPICAL_INI: &str = "# A generic, single database configuration.\n\n[alembic]\n# path to migration scripts\nscript_location = %(here)s/alembic\n\n# template used to generate migration file names\nfile_template = %%(year)d_%%(month).2d_%%(day).2d_%%(hour).2d%%(minute).2d-%%(rev)s_%%(slug)s\nprepend_sys_path = .\ntimezone = UTC\ntruncate_slug_length = 40\nrevision_environment = false\nsourceless = false\nversion_locations = %(here)s/bar:%(here)s/bat:%(here)s/alembic/versions\npath_separator = os\nrecursive_version_locations = false\noutput_encoding = utf-8\nsqlalchemy.url = sqlite:///%(here)s/app.db\n\n[post_write_hooks]\n# hooks = black\n# black.type = console_scripts\n\n[loggers]\nkeys = root,sqlalchemy,alembic\n\n[handlers]\nkeys = console\n\n[formatters]\nkeys = generic\n\n[logger_root]\nlevel = WARNING\nhandlers = console\nqualname =\n\n[logger_sqlalchemy]\nlevel = WARNING\nhandlers =\nqualname = sqlalchemy.engine\n\n[logger_alembic]\nlevel = INFO\nhandlers =\nqualname = alembic\n\n[handler_console]\nclass = StreamHandler\nargs = (sys.stderr,)\nlevel = NOTSET\nformatter = generic\n\n[formatter_generic]\nformat = %(levelname)-5.5s [%(name)s] %(message)s\ndatefmt = %H:%M:%S\n";
 
     #[test]
-    fn parsing_a_normal_ini_takes_microseconds() {
-        let runs = 200u32;
-        let start = std::time::Instant::now();
-        for _ in 0..runs {
+    fn a_typical_ini_parses_the_same_every_time() {
+        // Timing belongs in scripts/bench-*, not in tests; this keeps the functional part.
+        for _ in 0..20 {
             let mut p = IniParser::new(&[("here", "/srv/app")]);
             p.read_str(TYPICAL_INI, "<t>").unwrap();
             assert_eq!(p.items("alembic").unwrap().len(), 13);
         }
-        let each = start.elapsed() / runs;
-        // Typically ~10-30us even unoptimised; the bound leaves room for a busy shared CI box.
-        eprintln!("parse+items of a typical alembic.ini: {each:?}");
-        assert!(
-            each < std::time::Duration::from_millis(2),
-            "parse+items took {each:?}"
-        );
     }
 
     #[test]
