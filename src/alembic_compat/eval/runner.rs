@@ -28,6 +28,36 @@ pub struct EvalRunner {
 type Parsed = (String, Module);
 
 impl EvalRunner {
+    /// Parses the files on all cores (a long plan spends most of its CPU time parsing);
+    /// files that fail are left for [`parse`](Self::parse) to report.
+    fn parse_all(&self, scripts: &[&Script]) {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if scripts.len() < 8 || threads < 2 {
+            return;
+        }
+        let chunk = scripts.len().div_ceil(threads);
+        let parsed: Vec<(PathBuf, Parsed)> = std::thread::scope(|sc| {
+            let handles: Vec<_> = scripts
+                .chunks(chunk)
+                .map(|part| {
+                    sc.spawn(move || {
+                        part.iter()
+                            .filter_map(|s| s.parse().ok().map(|p| (s.path.clone(), p)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let mut cache = self.parsed.borrow_mut();
+        for (path, p) in parsed {
+            cache.insert(path, Rc::new(p));
+        }
+    }
+
     fn parse(&self, script: &Script) -> Result<Rc<Parsed>, BodyError> {
         if let Some(p) = self.parsed.borrow().get(&script.path) {
             return Ok(p.clone());
@@ -59,13 +89,16 @@ impl BodyRunner for EvalRunner {
     ) -> Result<(), Vec<BodyError>> {
         let mut errors = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for step in steps {
-            if !seen.insert(step.script.path.clone()) {
-                continue;
-            }
-            match self.parse(step.script) {
+        let scripts: Vec<&Script> = steps
+            .iter()
+            .filter(|s| seen.insert(s.script.path.clone()))
+            .map(|s| s.script)
+            .collect();
+        self.parse_all(&scripts);
+        for script in scripts {
+            match self.parse(script) {
                 Ok(parsed) => {
-                    for e in check_module(&step.script.path, &parsed.0, &parsed.1) {
+                    for e in check_module(&script.path, &parsed.0, &parsed.1) {
                         errors.push(BodyError {
                             message: e.to_string(),
                             python_class: e.python_class().to_string(),
