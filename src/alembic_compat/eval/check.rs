@@ -39,6 +39,18 @@ pub fn check_module(path: &Path, src: &str, module: &Module) -> Vec<EvalError> {
     out
 }
 
+/// The same refusal, naming the construct as written.
+fn relabel(u: Unwind, written: String) -> Unwind {
+    match u {
+        Unwind::Unsupported { why, pos, .. } => Unwind::Unsupported {
+            what: written,
+            why,
+            pos,
+        },
+        other => other,
+    }
+}
+
 fn visit(interp: &Interp<'_>, body: &[Stmt], out: &mut Vec<EvalError>) {
     for stmt in body {
         let mut report = |u: Unwind, span| {
@@ -73,9 +85,11 @@ fn visit(interp: &Interp<'_>, body: &[Stmt], out: &mut Vec<EvalError>) {
                         stmt.span,
                     );
                 } else if let Err(u) = native::import_module(&name) {
-                    report(u, stmt.span);
-                } else {
-                    let _ = names;
+                    let listed: Vec<&str> = names.iter().map(|a| a.name.as_str()).collect();
+                    report(
+                        relabel(u, format!("`from {name} import {}`", listed.join(", "))),
+                        stmt.span,
+                    );
                 }
             }
             StmtKind::ClassDef(_) => report(

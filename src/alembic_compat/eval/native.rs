@@ -266,7 +266,8 @@ pub fn import_module(name: &str) -> R<Value> {
             return Err(unsupported(
                 format!("`import {name}`"),
                 "ralembic runs revision bodies without the application's or third-party \
-                 modules; use a SQL override file for this revision",
+                 modules; write this revision's SQL in an override file \
+                 (<revision>.sqlite.sql next to it)",
             ))
         }
     };

@@ -16,6 +16,7 @@ use crate::alembic_compat::ops::{self, Literal, Op, SourcePos};
 use crate::alembic_compat::runtime::log::Level;
 use crate::alembic_compat::runtime::{BodyError, BodyRunner, MigrationContext, PlannedStep};
 use crate::alembic_compat::script::ast::Module;
+use crate::alembic_compat::script::sql_override::{find_override, load_override};
 use crate::alembic_compat::script::Script;
 
 /// Runs bodies with the interpreter. Each file is parsed once per command: preflight's parse
@@ -85,7 +86,7 @@ impl BodyRunner for EvalRunner {
     fn preflight(
         &self,
         steps: &[PlannedStep<'_>],
-        _ctx: &MigrationContext,
+        ctx: &MigrationContext,
     ) -> Result<(), Vec<BodyError>> {
         let mut errors = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -96,6 +97,38 @@ impl BodyRunner for EvalRunner {
             .collect();
         self.parse_all(&scripts);
         for script in scripts {
+            if let Some(path) = find_override(&script.path, &script.revision, ctx.dialect_name()) {
+                let upgrade = steps
+                    .iter()
+                    .any(|s| s.script.path == script.path && s.upgrade);
+                let downgrade = steps
+                    .iter()
+                    .any(|s| s.script.path == script.path && !s.upgrade);
+                match load_override(&path) {
+                    Ok(o) => {
+                        for (needed, section, name) in [
+                            (upgrade, &o.upgrade, "upgrade"),
+                            (downgrade, &o.downgrade, "downgrade"),
+                        ] {
+                            if needed && section.is_none() {
+                                errors.push(BodyError {
+                                    message: format!(
+                                        "{}: no '-- {name}' section, and the file replaces {}'s Python {name}()",
+                                        path.display(),
+                                        script.revision
+                                    ),
+                                    python_class: "NotImplementedError".into(),
+                                });
+                            }
+                        }
+                    }
+                    Err(e) => errors.push(BodyError {
+                        message: e.to_string(),
+                        python_class: "SyntaxError".into(),
+                    }),
+                }
+                continue;
+            }
             match self.parse(script) {
                 Ok(parsed) => {
                     for e in check_module(&script.path, &parsed.0, &parsed.1) {
@@ -121,6 +154,9 @@ impl BodyRunner for EvalRunner {
         upgrade: bool,
         ctx: &mut MigrationContext,
     ) -> Result<(), BodyError> {
+        if let Some(path) = find_override(&script.path, &script.revision, ctx.dialect_name()) {
+            return run_override(&path, script, upgrade, ctx);
+        }
         let parsed = self.parse(script)?;
         let (src, module) = &*parsed;
         let mut host = ContextHost {
@@ -134,6 +170,39 @@ impl BodyRunner for EvalRunner {
             },
         )
     }
+}
+
+/// Runs the `-- upgrade` or `-- downgrade` statements of an override file in place of the
+/// revision's Python body.
+fn run_override(
+    path: &std::path::Path,
+    script: &Script,
+    upgrade: bool,
+    ctx: &mut MigrationContext,
+) -> Result<(), BodyError> {
+    let o = load_override(path).map_err(|e| BodyError {
+        message: e.to_string(),
+        python_class: "SyntaxError".into(),
+    })?;
+    let name = function_name(upgrade);
+    let section = if upgrade { o.upgrade } else { o.downgrade };
+    let Some(statements) = section else {
+        return Err(BodyError {
+            message: format!(
+                "{}: no '-- {name}' section, and the file replaces {}'s Python {name}()",
+                path.display(),
+                script.revision
+            ),
+            python_class: "NotImplementedError".into(),
+        });
+    };
+    for st in statements {
+        ctx.execute(&st.sql).map_err(|e| BodyError {
+            message: format!("{}:{}:1: {e}", path.display(), st.line),
+            python_class: e.python_class().to_string(),
+        })?;
+    }
+    Ok(())
 }
 
 struct ContextHost<'a> {

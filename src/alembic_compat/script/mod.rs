@@ -8,6 +8,7 @@ pub mod dump;
 pub mod lines;
 pub mod metadata;
 pub mod parse;
+pub mod sql_override;
 
 pub use directory::{load_scripts, Script};
 pub use metadata::{DownRevision, ScriptMeta};

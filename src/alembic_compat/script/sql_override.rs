@@ -1,0 +1,288 @@
+//! SQL override files: `<revision id>.<dialect>.sql` next to a revision file replaces that
+//! revision's Python body for that dialect. The escape hatch for bodies ralembic cannot run
+//! natively (an import of the application's models, a library we do not model).
+//!
+//! ```sql
+//! -- upgrade
+//! CREATE TABLE account (id INTEGER NOT NULL, PRIMARY KEY (id));
+//! INSERT INTO account (id) VALUES (1);
+//! -- downgrade
+//! DROP TABLE account;
+//! ```
+//!
+//! A section starts at a line that is exactly `-- upgrade` or `-- downgrade` (any case, spaces
+//! around allowed); text before the first marker may only be comments. Statements end at `;`
+//! outside quotes and comments; a `CREATE TRIGGER` runs to its `END;`. Alembic loads only
+//! `*.py` files, so these files never change the revision graph.
+
+use std::path::{Path, PathBuf};
+
+/// One statement and the 1-based line it starts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OverrideStatement {
+    pub sql: String,
+    pub line: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SqlOverride {
+    pub path: PathBuf,
+    /// `None` when the file has no `-- upgrade` section.
+    pub upgrade: Option<Vec<OverrideStatement>>,
+    pub downgrade: Option<Vec<OverrideStatement>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverrideError {
+    #[error("{path}:{line}:1: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+}
+
+/// The override file for `revision` next to `script_path`, if there is one.
+pub fn find_override(script_path: &Path, revision: &str, dialect: &str) -> Option<PathBuf> {
+    let candidate = script_path
+        .parent()?
+        .join(format!("{revision}.{dialect}.sql"));
+    candidate.is_file().then_some(candidate)
+}
+
+pub fn load_override(path: &Path) -> Result<SqlOverride, OverrideError> {
+    let text = std::fs::read_to_string(path).map_err(|e| OverrideError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    parse_override(path, &text)
+}
+
+pub fn parse_override(path: &Path, text: &str) -> Result<SqlOverride, OverrideError> {
+    let shown = path.display().to_string();
+    let err = |line: usize, message: String| OverrideError::Syntax {
+        path: shown.clone(),
+        line,
+        message,
+    };
+    let mut out = SqlOverride {
+        path: path.to_path_buf(),
+        ..SqlOverride::default()
+    };
+    // (section name, first line of its body, body text)
+    let mut sections: Vec<(String, usize, String)> = Vec::new();
+    let mut preamble_line = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        let marker = line
+            .strip_prefix("--")
+            .map(|m| m.trim().to_ascii_lowercase());
+        match marker.as_deref() {
+            Some(name @ ("upgrade" | "downgrade")) => {
+                if sections.iter().any(|(n, ..)| n == name) {
+                    return Err(err(i + 1, format!("a second '-- {name}' section")));
+                }
+                sections.push((name.to_string(), i + 2, String::new()));
+            }
+            _ => match sections.last_mut() {
+                Some((_, _, body)) => {
+                    body.push_str(raw);
+                    body.push('\n');
+                }
+                None if line.is_empty() || line.starts_with("--") => {}
+                None => {
+                    preamble_line.get_or_insert(i + 1);
+                }
+            },
+        }
+    }
+    if let Some(line) = preamble_line {
+        return Err(err(
+            line,
+            "SQL before the first '-- upgrade' or '-- downgrade' line".into(),
+        ));
+    }
+    if sections.is_empty() {
+        return Err(err(1, "no '-- upgrade' or '-- downgrade' section".into()));
+    }
+    for (name, first_line, body) in sections {
+        let statements = split_statements(&body, first_line).map_err(|(l, m)| err(l, m))?;
+        match name.as_str() {
+            "upgrade" => out.upgrade = Some(statements),
+            _ => out.downgrade = Some(statements),
+        }
+    }
+    Ok(out)
+}
+
+/// Splits SQL text at top-level `;`, keeping each statement's starting line.
+fn split_statements(
+    body: &str,
+    first_line: usize,
+) -> Result<Vec<OverrideStatement>, (usize, String)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut start_line = first_line;
+    let mut line = first_line;
+    let mut chars = body.chars().peekable();
+    let mut in_trigger = false;
+    while let Some(c) = chars.next() {
+        if current.trim().is_empty() && !c.is_whitespace() {
+            start_line = line;
+        }
+        match c {
+            '\n' => {
+                line += 1;
+                current.push(c);
+            }
+            '\'' | '"' | '`' | '[' => {
+                let close = if c == '[' { ']' } else { c };
+                let opened = line;
+                current.push(c);
+                loop {
+                    match chars.next() {
+                        Some(d) => {
+                            if d == '\n' {
+                                line += 1;
+                            }
+                            current.push(d);
+                            if d == close {
+                                // A doubled quote is an escaped quote.
+                                if chars.peek() == Some(&close) && close != ']' {
+                                    if let Some(e) = chars.next() {
+                                        current.push(e);
+                                    }
+                                    continue;
+                                }
+                                break;
+                            }
+                        }
+                        None => return Err((opened, format!("unterminated {c} quote"))),
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                // A comment runs to the end of the line; keep it out of the statement text.
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        line += 1;
+                        current.push('\n');
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                let opened = line;
+                chars.next();
+                let mut closed = false;
+                let mut prev = ' ';
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        line += 1;
+                        current.push('\n');
+                    }
+                    if prev == '*' && d == '/' {
+                        closed = true;
+                        break;
+                    }
+                    prev = d;
+                }
+                if !closed {
+                    return Err((opened, "unterminated /* comment".into()));
+                }
+            }
+            ';' => {
+                let upper = current.trim_start().to_ascii_uppercase();
+                if !in_trigger
+                    && upper.starts_with("CREATE")
+                    && upper.split_whitespace().take(4).any(|w| w == "TRIGGER")
+                {
+                    in_trigger = true;
+                }
+                let ends_trigger = upper.trim_end().ends_with("END");
+                if in_trigger && !ends_trigger {
+                    current.push(';');
+                    continue;
+                }
+                in_trigger = false;
+                let sql = current.trim().to_string();
+                if !sql.is_empty() {
+                    out.push(OverrideStatement {
+                        sql,
+                        line: start_line,
+                    });
+                }
+                current.clear();
+            }
+            c => current.push(c),
+        }
+    }
+    let rest = current.trim();
+    if !rest.is_empty() {
+        return Err((start_line, "the last statement has no closing ';'".into()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<SqlOverride, OverrideError> {
+        parse_override(Path::new("v/abc.sqlite.sql"), text)
+    }
+
+    #[test]
+    fn sections_statements_and_lines() {
+        let o = parse(
+            "-- written by hand\n-- upgrade\nCREATE TABLE t (a TEXT DEFAULT 'x;y');\n\n\
+             INSERT INTO t VALUES ('it''s'); -- trailing\n/* note; */ INSERT INTO t VALUES ('z');\n\
+             -- DOWNGRADE\nDROP TABLE t;\n",
+        )
+        .unwrap();
+        let up = o.upgrade.unwrap();
+        assert_eq!(up.len(), 3);
+        assert_eq!(up[0].sql, "CREATE TABLE t (a TEXT DEFAULT 'x;y')");
+        assert_eq!(up[0].line, 3);
+        assert_eq!(up[1].sql, "INSERT INTO t VALUES ('it''s')");
+        assert_eq!(up[1].line, 5);
+        assert_eq!(up[2].sql, "INSERT INTO t VALUES ('z')");
+        assert_eq!(o.downgrade.unwrap()[0].sql, "DROP TABLE t");
+    }
+
+    #[test]
+    fn triggers_run_to_end() {
+        let o = parse(
+            "-- upgrade\nCREATE TRIGGER tr AFTER INSERT ON t BEGIN\n  UPDATE t SET a = 1;\n  UPDATE t SET b = 2;\nEND;\nSELECT 1;\n",
+        )
+        .unwrap();
+        let up = o.upgrade.unwrap();
+        assert_eq!(up.len(), 2, "{up:?}");
+        assert!(up[0].sql.ends_with("END"));
+        assert_eq!(o.downgrade, None);
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        assert_eq!(
+            parse("SELECT 1;\n-- upgrade\n").unwrap_err().to_string(),
+            "v/abc.sqlite.sql:1:1: SQL before the first '-- upgrade' or '-- downgrade' line"
+        );
+        assert_eq!(
+            parse("-- upgrade\nSELECT 1;\nSELECT 'x\n")
+                .unwrap_err()
+                .to_string(),
+            "v/abc.sqlite.sql:3:1: unterminated ' quote"
+        );
+        assert_eq!(
+            parse("-- upgrade\nSELECT 1\n").unwrap_err().to_string(),
+            "v/abc.sqlite.sql:2:1: the last statement has no closing ';'"
+        );
+        assert_eq!(
+            parse("-- upgrade\n-- upgrade\n").unwrap_err().to_string(),
+            "v/abc.sqlite.sql:2:1: a second '-- upgrade' section"
+        );
+    }
+}
