@@ -21,6 +21,7 @@
 //!   is identical whenever stdin is not a TTY, e.g. in scripts and CI).
 
 pub mod cli;
+pub mod compat;
 pub mod db;
 pub mod format;
 pub mod migrate;
@@ -49,6 +50,9 @@ pub enum Failure {
     /// (the traceback's last line, or positioned syntax errors).
     #[error("{}", .lines.join("\n"))]
     Python { lines: Vec<String> },
+    /// Our own reports (`compat`) that printed everything already and exit with this status.
+    #[error("exit status {0}")]
+    Quiet(u8),
 }
 
 impl Failure {

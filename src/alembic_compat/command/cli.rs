@@ -64,6 +64,12 @@ pub struct Cli {
 /// Alembic's verbs (all of them, so `--help` lists them; the unimplemented ones fail cleanly).
 #[derive(Subcommand, Debug)]
 pub enum Verb {
+    /// ralembic's own: which revisions run natively, by SQL override, or not at all.
+    Compat {
+        /// List every refused place, not just the first of each revision
+        #[arg(short, long)]
+        verbose: bool,
+    },
     /// Show current branch points.
     Branches {
         /// Use more verbose output
@@ -228,6 +234,7 @@ impl Verb {
     pub fn name(&self) -> &'static str {
         match self {
             Verb::Branches { .. } => "branches",
+            Verb::Compat { .. } => "compat",
             Verb::Check => "check",
             Verb::Current { .. } => "current",
             Verb::Downgrade { .. } => "downgrade",
@@ -250,6 +257,7 @@ impl Verb {
 const VERB_USAGE: &[(&str, &str)] = &[
     ("branches", "[-h] [-v]"),
     ("check", "[-h]"),
+    ("compat", "[-h] [-v]"),
     ("current", "[-h] [-c] [-v]"),
     ("downgrade", "[-h] [--sql] [--tag TAG] revision"),
     ("edit", "[-h] rev"),
@@ -524,6 +532,7 @@ pub fn run(
             report_python(ctx.err, &lines);
             exit::PYTHON
         }
+        Err(Failure::Quiet(code)) => i32::from(code),
     }
 }
 
@@ -538,6 +547,7 @@ fn dispatch(config: Config, verb: &Verb, ctx: &mut Ctx) -> Result<(), Failure> {
             | Verb::Upgrade { .. }
             | Verb::Downgrade { .. }
             | Verb::Stamp { .. }
+            | Verb::Compat { .. }
     );
     if !implemented {
         return Err(Failure::Command(format!(
@@ -558,6 +568,7 @@ fn dispatch(config: Config, verb: &Verb, ctx: &mut Ctx) -> Result<(), Failure> {
             indicate_current,
         } => super::history(&sd, ctx, rev_range.as_deref(), *verbose, *indicate_current),
         Verb::Show { rev } => super::show(&sd, ctx, rev),
+        Verb::Compat { verbose } => super::compat::compat(&sd, ctx, *verbose),
         Verb::Current {
             check_heads,
             verbose,

@@ -387,7 +387,7 @@ fn drive(
         });
         match outcome {
             Ok(()) => {}
-            Err(Failure::Command(m)) => return Err(Failure::Command(m)),
+            Err(e @ (Failure::Command(_) | Failure::Quiet(_))) => return Err(e),
             Err(Failure::Python { lines }) => {
                 mctx.rollback();
                 let scope = if mctx.is_offline() {

@@ -3,11 +3,16 @@
 
 use std::path::Path;
 
+use std::collections::HashMap;
+
 use super::interp::{Interp, Unwind};
-use super::native;
+use super::native::{self, Native};
+use super::value::Value;
 use super::{EvalError, Host, HostError, QueryOutput};
 use crate::alembic_compat::ops::{Literal, Op, SourcePos};
-use crate::alembic_compat::script::ast::{Module, Stmt, StmtKind};
+use crate::alembic_compat::script::ast::{
+    Arg, Expr, ExprKind, FStringPart, Module, Stmt, StmtKind,
+};
 
 /// A host that refuses everything: the checker never executes.
 struct NoHost;
@@ -36,7 +41,258 @@ pub fn check_module(path: &Path, src: &str, module: &Module) -> Vec<EvalError> {
     let interp = Interp::new(path, src, &mut host);
     let mut out = Vec::new();
     visit(&interp, &module.body, &mut out);
+    check_attributes(&interp, module, &mut out);
+    out.sort_by_key(|e| (e.pos().line, e.pos().col));
     out
+}
+
+/// `alias.attr` where `alias` names an imported module (`op`, `sa`, `sqlite`, `datetime`...)
+/// and `attr` is outside what ralembic models: found anywhere in the file, as running the
+/// body would find it when reached.
+fn check_attributes(interp: &Interp<'_>, module: &Module, out: &mut Vec<EvalError>) {
+    let mut aliases: HashMap<String, &'static str> = HashMap::new();
+    for_each_stmt(&module.body, &mut |stmt| match &stmt.kind {
+        StmtKind::Import(names) => {
+            for a in names {
+                let bound = a
+                    .asname
+                    .clone()
+                    .unwrap_or_else(|| a.name.split('.').next().unwrap_or(&a.name).to_string());
+                let target = if a.asname.is_some() {
+                    a.name.as_str()
+                } else {
+                    a.name.split('.').next().unwrap_or(&a.name)
+                };
+                if let Some(m) = module_path(native::import_module(target).ok()) {
+                    aliases.insert(bound, m);
+                }
+            }
+        }
+        StmtKind::ImportFrom {
+            level: 0,
+            module: Some(from),
+            names,
+        } => {
+            if let Ok(m) = native::import_module(from) {
+                for a in names {
+                    let v = native::import_from(&m, from, &a.name).ok();
+                    if let Some(p) = module_path(v) {
+                        aliases.insert(a.asname.clone().unwrap_or_else(|| a.name.clone()), p);
+                    }
+                }
+            }
+        }
+        _ => {}
+    });
+    if aliases.is_empty() {
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for_each_expr(&module.body, &mut |e| {
+        if let ExprKind::Attribute { value, attr } = &e.kind {
+            if let ExprKind::Name(n) = &value.kind {
+                if let Some(m) = aliases.get(n) {
+                    if let Err(Unwind::Unsupported { what, why, .. }) = native::check_attr(m, attr)
+                    {
+                        if seen.insert((e.span.start, e.span.end)) {
+                            out.push(EvalError::Unsupported {
+                                what,
+                                why,
+                                pos: interp.pos(e.span),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn module_path(v: Option<Value>) -> Option<&'static str> {
+    match v? {
+        Value::Native(n) => match &*n {
+            Native::Module(p) => Some(p),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn for_each_stmt<'a>(body: &'a [Stmt], f: &mut dyn FnMut(&'a Stmt)) {
+    for stmt in body {
+        f(stmt);
+        match &stmt.kind {
+            StmtKind::If { body, orelse, .. }
+            | StmtKind::For { body, orelse, .. }
+            | StmtKind::While { body, orelse, .. } => {
+                for_each_stmt(body, f);
+                for_each_stmt(orelse, f);
+            }
+            StmtKind::With { body, .. } => for_each_stmt(body, f),
+            StmtKind::Try {
+                body,
+                handlers,
+                orelse,
+                finalbody,
+            } => {
+                for_each_stmt(body, f);
+                for h in handlers {
+                    for_each_stmt(&h.body, f);
+                }
+                for_each_stmt(orelse, f);
+                for_each_stmt(finalbody, f);
+            }
+            StmtKind::FunctionDef(d) => for_each_stmt(&d.body, f),
+            StmtKind::ClassDef(c) => for_each_stmt(&c.body, f),
+            _ => {}
+        }
+    }
+}
+
+/// Every expression of every statement, outermost first.
+fn for_each_expr<'a>(body: &'a [Stmt], f: &mut dyn FnMut(&'a Expr)) {
+    for_each_stmt(body, &mut |stmt| {
+        let mut top: Vec<&'a Expr> = Vec::new();
+        match &stmt.kind {
+            StmtKind::Expr(e) => top.push(e),
+            StmtKind::Assign { targets, value } => {
+                top.extend(targets.iter());
+                top.push(value);
+            }
+            StmtKind::AnnAssign { target, value, .. } => {
+                top.push(target);
+                top.extend(value.iter());
+            }
+            StmtKind::AugAssign { target, value, .. } => {
+                top.push(target);
+                top.push(value);
+            }
+            StmtKind::Return(Some(e)) => top.push(e),
+            StmtKind::Raise { exc, cause } => {
+                top.extend(exc.iter());
+                top.extend(cause.iter());
+            }
+            StmtKind::Del(es) => top.extend(es.iter()),
+            StmtKind::Assert { test, msg } => {
+                top.push(test);
+                top.extend(msg.iter());
+            }
+            StmtKind::If { test, .. } | StmtKind::While { test, .. } => top.push(test),
+            StmtKind::For { target, iter, .. } => {
+                top.push(target);
+                top.push(iter);
+            }
+            StmtKind::With { items, .. } => {
+                for i in items {
+                    top.push(&i.context);
+                    top.extend(i.target.iter());
+                }
+            }
+            StmtKind::Try { handlers, .. } => {
+                for h in handlers {
+                    top.extend(h.typ.iter());
+                }
+            }
+            StmtKind::FunctionDef(d) => {
+                top.extend(d.decorators.iter());
+                let p = &d.params;
+                for param in p.posonly.iter().chain(&p.args).chain(&p.kwonly) {
+                    top.extend(param.default.iter());
+                }
+            }
+            _ => {}
+        }
+        for e in top {
+            walk_expr(e, f);
+        }
+    });
+}
+
+fn walk_expr<'a>(e: &'a Expr, f: &mut dyn FnMut(&'a Expr)) {
+    f(e);
+    let mut each = |x: &'a Expr| walk_expr(x, f);
+    match &e.kind {
+        ExprKind::Attribute { value, .. } | ExprKind::Starred(value) | ExprKind::Await(value) => {
+            each(value)
+        }
+        ExprKind::YieldFrom(value) => each(value),
+        ExprKind::Yield(v) => v.iter().for_each(|x| each(x)),
+        ExprKind::Subscript { value, index } => {
+            each(value);
+            each(index);
+        }
+        ExprKind::Slice { lower, upper, step } => {
+            for x in [lower, upper, step].into_iter().flatten() {
+                each(x);
+            }
+        }
+        ExprKind::Call { func, args } => {
+            each(func);
+            for a in args {
+                match a {
+                    Arg::Positional(x) | Arg::Star(x) | Arg::DoubleStar(x) => each(x),
+                    Arg::Keyword { value, .. } => each(value),
+                }
+            }
+        }
+        ExprKind::BinOp { left, right, .. } => {
+            each(left);
+            each(right);
+        }
+        ExprKind::UnaryOp { operand, .. } => each(operand),
+        ExprKind::BoolOp { values, .. } => values.iter().for_each(each),
+        ExprKind::Compare { left, ops } => {
+            each(left);
+            ops.iter().for_each(|(_, x)| each(x));
+        }
+        ExprKind::IfExp { test, body, orelse } => {
+            each(test);
+            each(body);
+            each(orelse);
+        }
+        ExprKind::Lambda { body, .. } => each(body),
+        ExprKind::NamedExpr { value, .. } => each(value),
+        ExprKind::List(xs) | ExprKind::Tuple(xs) | ExprKind::Set(xs) => xs.iter().for_each(each),
+        ExprKind::Dict(items) => {
+            for (k, v) in items {
+                if let Some(k) = k {
+                    each(k);
+                }
+                each(v);
+            }
+        }
+        ExprKind::ListComp { elt, generators }
+        | ExprKind::SetComp { elt, generators }
+        | ExprKind::GeneratorExp { elt, generators } => {
+            each(elt);
+            for g in generators {
+                each(&g.target);
+                each(&g.iter);
+                g.ifs.iter().for_each(&mut each);
+            }
+        }
+        ExprKind::DictComp {
+            key,
+            value,
+            generators,
+        } => {
+            each(key);
+            each(value);
+            for g in generators {
+                each(&g.target);
+                each(&g.iter);
+                g.ifs.iter().for_each(&mut each);
+            }
+        }
+        ExprKind::JoinedStr(parts) => {
+            for p in parts {
+                if let FStringPart::Field { expr, .. } = p {
+                    each(expr);
+                }
+            }
+        }
+        ExprKind::Name(_) | ExprKind::Constant(_) => {}
+    }
 }
 
 /// The same refusal, naming the construct as written.

@@ -212,6 +212,46 @@ const OP_FUNCS: &[&str] = &[
     "drop_column_comment",
 ];
 
+/// `op.*` names Alembic has that ralembic does not run.
+const OP_UNSUPPORTED: &[&str] = &[
+    "run_async",
+    "invoke",
+    "implementation_for",
+    "register_operation",
+    "create_exclude_constraint",
+    "create_table_comment",
+    "drop_table_comment",
+    "drop_column_comment",
+];
+
+/// SQLAlchemy names outside the model, and why.
+const SA_UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "Table",
+        "use sa.table()/sa.column() for data, op.create_table for DDL",
+    ),
+    ("Computed", "computed columns are not rendered yet"),
+    ("Identity", "identity columns are not rendered yet"),
+    (
+        "bindparam",
+        "pass values to text() with .bindparams() or execute() parameters",
+    ),
+    ("exists", "write the EXISTS in sa.text()"),
+];
+
+/// Whether `module.attr` is in the model: `Err` with the refusal when it is not (what
+/// running the body would raise at that attribute).
+pub fn check_attr(module: &'static str, attr: &str) -> R<()> {
+    match module_attr(&Native::Module(module), attr) {
+        Ok(_) => Ok(()),
+        Err(Unwind::Exc(_)) => Err(unsupported(
+            format!("`{module}.{attr}`"),
+            "not in ralembic's model of this module",
+        )),
+        Err(u) => Err(u),
+    }
+}
+
 /// Batch-op methods (`batch_op.add_column(...)` etc.).
 const BATCH_METHODS: &[&str] = &[
     "add_column",
@@ -265,13 +305,52 @@ pub fn import_module(name: &str) -> R<Value> {
         _ => {
             return Err(unsupported(
                 format!("`import {name}`"),
-                "ralembic runs revision bodies without the application's or third-party \
-                 modules; write this revision's SQL in an override file \
-                 (<revision>.sqlite.sql next to it)",
+                unknown_module_reason(name),
             ))
         }
     };
     Ok(Value::native(Native::Module(known)))
+}
+
+/// Why a module is outside the model, by what kind of module it is.
+fn unknown_module_reason(name: &str) -> &'static str {
+    const STDLIB: &[&str] = &[
+        "contextlib",
+        "itertools",
+        "functools",
+        "collections",
+        "re",
+        "decimal",
+        "math",
+        "random",
+        "string",
+        "textwrap",
+        "time",
+        "copy",
+        "hashlib",
+        "base64",
+        "pathlib",
+        "sys",
+        "dataclasses",
+        "abc",
+        "warnings",
+        "operator",
+        "secrets",
+        "zoneinfo",
+        "ipaddress",
+    ];
+    let top = name.split('.').next().unwrap_or(name);
+    if top == "sqlalchemy" || top == "alembic" {
+        "ralembic models the Core expression, schema and Alembic operation API that revision \
+         bodies use, not the ORM, compiler extensions or other internals; write this \
+         revision's SQL in an override file (<revision>.sqlite.sql next to it)"
+    } else if STDLIB.contains(&top) {
+        "this standard-library module is not modelled; write this revision's SQL in an \
+         override file (<revision>.sqlite.sql next to it)"
+    } else {
+        "ralembic runs revision bodies without the application's or third-party modules; \
+         write this revision's SQL in an override file (<revision>.sqlite.sql next to it)"
+    }
 }
 
 /// `from <module> import <name>`.
@@ -310,6 +389,12 @@ fn module_attr(m: &Native, attr: &str) -> R<Value> {
             "context" => Value::native(Native::Module("alembic.context")),
             _ => return Err(missing()),
         },
+        "alembic.op" if OP_UNSUPPORTED.contains(&attr) => {
+            return Err(unsupported(
+                format!("`op.{attr}`"),
+                "not implemented in ralembic yet; use a SQL override file for this revision",
+            ))
+        }
         "alembic.op" if OP_FUNCS.contains(&attr) => func("op"),
         "alembic.context" => match attr {
             "get_x_argument" | "is_offline_mode" | "get_context" | "get_bind" | "configure"
@@ -323,6 +408,9 @@ fn module_attr(m: &Native, attr: &str) -> R<Value> {
             _ => return Err(missing()),
         },
         "sqlalchemy" => {
+            if let Some((_, why)) = SA_UNSUPPORTED.iter().find(|(n, _)| *n == attr) {
+                return Err(unsupported(format!("`sa.{attr}`"), *why));
+            }
             if SA_TYPES.contains(&attr) {
                 Value::native(Native::TypeClass {
                     dialect: None,
