@@ -20,6 +20,18 @@ use crate::alembic_compat::script::lines::LineIndex;
 /// Python's default recursion limit is 1000 frames; ours counts interpreter calls.
 const MAX_CALL_DEPTH: usize = 200;
 
+/// Statements one body may execute: far beyond any real migration (a data loop over a
+/// million rows runs a few million), and a `while True:` stops in seconds with its position.
+/// `RALEMBIC_STEP_LIMIT` overrides it.
+pub const MAX_STEPS: u64 = 50_000_000;
+
+fn step_limit() -> u64 {
+    std::env::var("RALEMBIC_STEP_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MAX_STEPS)
+}
+
 /// A raised Python exception travelling up the interpreter.
 #[derive(Clone, Debug)]
 pub struct PyExc {
@@ -155,6 +167,8 @@ pub struct Interp<'h> {
     src: Rc<str>,
     lines: LineIndex,
     depth: usize,
+    steps: u64,
+    max_steps: u64,
     /// The innermost position reached, for errors raised by natives.
     pub here: Span,
 }
@@ -167,6 +181,8 @@ impl<'h> Interp<'h> {
             src: src.into(),
             lines: LineIndex::new(src),
             depth: 0,
+            steps: 0,
+            max_steps: step_limit(),
             here: Span::new(0, 0),
         }
     }
@@ -221,6 +237,13 @@ impl<'h> Interp<'h> {
 
     fn exec(&mut self, stmt: &Stmt, scope: &Rc<Scope>) -> R<Flow> {
         self.here = stmt.span;
+        self.steps += 1;
+        if self.steps > self.max_steps {
+            return Err(unsupported(
+                format!("a body running more than {} statements", self.max_steps),
+                "stopped here; an endless loop?",
+            ));
+        }
         match &stmt.kind {
             StmtKind::Expr(e) => {
                 self.eval(e, scope)?;
