@@ -205,8 +205,7 @@ fn mutated_bodies_never_panic_nor_write_half() {
         // The exception class that ended the run, or the exit status.
         let kind = err
             .split(|c: char| !(c.is_alphanumeric() || c == '.' || c == '_'))
-            .filter(|w| w.ends_with("Error") || w.ends_with("Exception"))
-            .last()
+            .rfind(|w| w.ends_with("Error") || w.ends_with("Exception"))
             .map_or_else(|| format!("exit {:?}", out.code), str::to_string);
         *outcomes.entry(kind).or_default() += 1;
         let _ = std::fs::remove_dir_all(&dir);
