@@ -266,35 +266,9 @@ const MESHVIEW: &[&str] = &[
     "upgrade c88468b7ab0b:head --sql",
 ];
 
-const LEGACY_MESHVIEW: &str = "
-CREATE TABLE node (
-\tid VARCHAR NOT NULL, \n\tnode_id BIGINT, \n\tlong_name VARCHAR, \n\tshort_name VARCHAR,
-\thw_model VARCHAR, \n\tfirmware VARCHAR, \n\trole VARCHAR, \n\tlast_lat BIGINT,
-\tlast_long BIGINT, \n\tchannel VARCHAR, \n\tlast_update DATETIME,
-\tPRIMARY KEY (id), \n\tUNIQUE (node_id)
-);
-CREATE INDEX idx_node_node_id ON node (node_id);
-CREATE TABLE packet (
-\tid BIGINT NOT NULL, portnum INTEGER, from_node_id BIGINT, to_node_id BIGINT, payload BLOB,
-\timport_time DATETIME, channel VARCHAR, PRIMARY KEY (id)
-);
-CREATE INDEX idx_packet_from_node_id ON packet (from_node_id);
-CREATE INDEX idx_packet_to_node_id ON packet (to_node_id);
-CREATE INDEX idx_packet_import_time ON packet (import_time DESC);
-CREATE INDEX idx_packet_from_node_time ON packet (from_node_id, import_time DESC);
-CREATE TABLE packet_seen (
-\tpacket_id BIGINT NOT NULL, node_id BIGINT NOT NULL, rx_time BIGINT NOT NULL,
-\thop_limit INTEGER, hop_start INTEGER, channel VARCHAR, rx_snr FLOAT, rx_rssi INTEGER,
-\ttopic VARCHAR, import_time DATETIME,
-\tPRIMARY KEY (packet_id, node_id, rx_time), FOREIGN KEY(packet_id) REFERENCES packet (id)
-);
-CREATE INDEX idx_packet_seen_node_id ON packet_seen (node_id);
-CREATE INDEX idx_packet_seen_packet_id ON packet_seen (packet_id);
-CREATE TABLE traceroute (
-\tid INTEGER NOT NULL, packet_id BIGINT, gateway_node_id BIGINT, done BOOLEAN, route BLOB,
-\timport_time DATETIME, PRIMARY KEY (id), FOREIGN KEY(packet_id) REFERENCES packet (id)
-);
-CREATE INDEX idx_traceroute_import_time ON traceroute (import_time);
+/// Rows whose timestamps the data migration (b7c3c2e3a1f0) converts, in the formats MeshView
+/// databases hold.
+const LEGACY_ROWS: &str = "
 INSERT INTO node (id, node_id, long_name, short_name, last_update) VALUES
   ('!0000000a', 10, 'Alpha', 'A', '2025-03-04 05:06:07.123456'),
   ('!0000000b', 11, 'Bravo', 'B', '2025-03-04T05:06:07Z'),
@@ -321,7 +295,11 @@ fn meshview_sequence(work: &std::path::Path) -> Sequence {
     let db = project.join("meshview.db");
     let _ = std::fs::remove_file(&db);
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch(LEGACY_MESHVIEW).unwrap();
+    let schema =
+        std::fs::read_to_string(repo_root().join("tests/fixtures/_meshview/legacy_schema.sql"))
+            .unwrap();
+    conn.execute_batch(&schema).unwrap();
+    conn.execute_batch(LEGACY_ROWS).unwrap();
     drop(conn);
     Sequence {
         label: "meshview".into(),
