@@ -148,9 +148,22 @@ fn a_locked_database_fails_cleanly_after_the_timeout() {
         .success());
 }
 
-/// Creates a table per revision through the context, and fails in the body of `fail_at`.
+/// Creates a table per revision through the context, and fails in the body of `fail_at`
+/// (from its `fail_from`-th run on: 0 fails every time, 1 only after the dry run).
 struct TableRunner {
     fail_at: &'static str,
+    fail_from: usize,
+    runs: std::cell::Cell<usize>,
+}
+
+impl TableRunner {
+    fn failing(fail_at: &'static str) -> Self {
+        TableRunner {
+            fail_at,
+            fail_from: 0,
+            runs: std::cell::Cell::new(0),
+        }
+    }
 }
 
 impl BodyRunner for TableRunner {
@@ -175,6 +188,11 @@ impl BodyRunner for TableRunner {
             python_class: e.python_class().into(),
         })?;
         if script.revision == self.fail_at {
+            let run = self.runs.get();
+            self.runs.set(run + 1);
+            if run < self.fail_from {
+                return Ok(());
+            }
             return Err(BodyError {
                 message: format!("{}:1:1: boom", script.path.display()),
                 python_class: "RuntimeError".into(),
@@ -192,7 +210,15 @@ fn upgrade_in_process(dir: &Path, runner: &dyn BodyRunner) -> (bool, String) {
     let mut ctx = Ctx::new(&mut out, &mut err, false);
     let r = migrate::upgrade(&sd, &mut ctx, "head", false, None, runner);
     drop(ctx);
-    (r.is_ok(), String::from_utf8_lossy(&err).into_owned())
+    let failure = r
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    (
+        r.is_ok(),
+        format!("{}{failure}", String::from_utf8_lossy(&err)),
+    )
 }
 
 fn tables(db: &Path) -> Vec<String> {
@@ -211,12 +237,7 @@ fn a_failing_body_rolls_back_the_whole_run() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("p");
     project(&dir, "");
-    let (ok, err) = upgrade_in_process(
-        &dir,
-        &TableRunner {
-            fail_at: "f4894da35515",
-        },
-    );
+    let (ok, err) = upgrade_in_process(&dir, &TableRunner::failing("f4894da35515"));
     assert!(!ok);
     assert!(
         err.contains("Running upgrade 3983f98c5b1b -> f4894da35515"),
@@ -225,23 +246,44 @@ fn a_failing_body_rolls_back_the_whole_run() {
     let db = dir.join("test.db");
     assert!(tables(&db).is_empty(), "{:?}", tables(&db));
     assert!(observe_db(&db, "alembic_version").0.is_empty());
-    let (ok, _) = upgrade_in_process(&dir, &TableRunner { fail_at: "none" });
+    let (ok, _) = upgrade_in_process(&dir, &TableRunner::failing("none"));
     assert!(ok);
     assert_eq!(tables(&db).len(), 6, "{:?}", tables(&db));
 }
 
 #[test]
-fn per_migration_transactions_keep_earlier_revisions() {
+fn per_migration_dry_run_finds_a_failing_revision_before_any_commit() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("p");
     project(&dir, "transaction_per_migration=True");
-    let (ok, _) = upgrade_in_process(
-        &dir,
-        &TableRunner {
-            fail_at: "f4894da35515",
-        },
-    );
+    let (ok, err) = upgrade_in_process(&dir, &TableRunner::failing("f4894da35515"));
     assert!(!ok);
+    assert!(
+        err.contains("fails in a dry run of the whole plan; nothing was changed"),
+        "{err}"
+    );
+    let db = dir.join("test.db");
+    assert!(observe_db(&db, "alembic_version").0.is_empty());
+    assert!(tables(&db).is_empty(), "{:?}", tables(&db));
+}
+
+#[test]
+fn per_migration_transactions_keep_earlier_revisions() {
+    // A failure the dry run did not see (it happens only on the real run): the revisions
+    // before it stay committed, the failing one is rolled back.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    project(&dir, "transaction_per_migration=True");
+    let runner = TableRunner {
+        fail_from: 1,
+        ..TableRunner::failing("f4894da35515")
+    };
+    let (ok, err) = upgrade_in_process(&dir, &runner);
+    assert!(!ok);
+    assert!(
+        err.contains("this revision was rolled back, earlier ones are committed"),
+        "{err}"
+    );
     let db = dir.join("test.db");
     assert_eq!(observe_db(&db, "alembic_version").0, vec!["3983f98c5b1b"]);
     assert_eq!(
