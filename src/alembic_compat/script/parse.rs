@@ -1122,7 +1122,30 @@ impl<'a> Conv<'a> {
 
     fn arglist(&self, pair: Pair<'_, Rule>) -> R<Vec<Arg>> {
         let mut args = Vec::new();
+        // CPython reports these ordering errors at the token after the arguments (the `)`).
+        let after = self.base + pair.as_span().end();
+        let closing = self.src[after.min(self.src.len())..]
+            .find(')')
+            .map_or(after, |i| after + i);
+        let order_error = |msg: &str| Err(SyntaxError::at(self.path, self.src, closing, msg));
+        let (mut keyword, mut double_star) = (false, false);
         for a in pair.into_inner() {
+            match a.as_rule() {
+                Rule::positional_arg if double_star => {
+                    return order_error("positional argument follows keyword argument unpacking")
+                }
+                Rule::positional_arg if keyword => {
+                    return order_error("positional argument follows keyword argument")
+                }
+                Rule::star_arg if double_star => {
+                    return order_error(
+                        "iterable argument unpacking follows keyword argument unpacking",
+                    )
+                }
+                Rule::kwarg => keyword = true,
+                Rule::double_star_arg => double_star = true,
+                _ => {}
+            }
             let rule = a.as_rule();
             let mut it = a.clone().into_inner();
             let arg = match rule {
