@@ -2,12 +2,15 @@
 //! into .cache/histories/, never committed): for each manifest row, a temp project with our
 //! own env.py/script.py.mako points `version_locations` at the unpacked versions dir(s), and
 //! `heads`, `heads -v`, `branches`, `history`, `history -v` must agree between the oracle and
-//! `ralembic`.
+//! `ralembic`; and every revision the interpreter runs natively is migrated one step at a time
+//! up, then back down, by both tools, compared after each step (schema, rows, version rows,
+//! output) for as long as Python Alembic itself can run the history on SQLite.
 
 mod common;
 
 use common::*;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 struct Row {
     name: String,
@@ -49,6 +52,25 @@ fn manifest() -> Vec<Row> {
     rows
 }
 
+/// A project with our own env.py and script.py.mako whose `version_locations` are the
+/// history's unpacked versions directories.
+fn make_project(row: &Row, root: &Path, common_dir: &Path) -> PathBuf {
+    let proj = root.join(&row.name);
+    std::fs::create_dir_all(proj.join("alembic")).unwrap();
+    for f in ["env.py", "script.py.mako"] {
+        std::fs::copy(common_dir.join(f), proj.join("alembic").join(f)).unwrap();
+    }
+    let mut ini =
+        String::from("[alembic]\nscript_location = %(here)s/alembic\npath_separator = os\n");
+    ini.push_str(&format!("version_locations = {}\n", row.dirs.join(":")));
+    if let Some(p) = &row.sys_path {
+        ini.push_str(&format!("prepend_sys_path = {p}\n"));
+    }
+    ini.push_str("sqlalchemy.url = sqlite:///%(here)s/test.db\n");
+    std::fs::write(proj.join("alembic.ini"), ini).unwrap();
+    proj
+}
+
 #[test]
 fn real_histories_agree() {
     let rows = manifest();
@@ -66,19 +88,7 @@ fn real_histories_agree() {
                 "{d} (from the manifest) is gone: rerun scripts/fetch-histories"
             );
         }
-        let proj = tmp.path().join(&row.name);
-        std::fs::create_dir_all(proj.join("alembic")).unwrap();
-        for f in ["env.py", "script.py.mako"] {
-            std::fs::copy(common_dir.join(f), proj.join("alembic").join(f)).unwrap();
-        }
-        let mut ini =
-            String::from("[alembic]\nscript_location = %(here)s/alembic\npath_separator = os\n");
-        ini.push_str(&format!("version_locations = {}\n", row.dirs.join(":")));
-        if let Some(p) = &row.sys_path {
-            ini.push_str(&format!("prepend_sys_path = {p}\n"));
-        }
-        ini.push_str("sqlalchemy.url = sqlite:///%(here)s/test.db\n");
-        std::fs::write(proj.join("alembic.ini"), ini).unwrap();
+        let proj = make_project(row, tmp.path(), &common_dir);
         for cmd in ["heads", "heads -v", "branches", "history", "history -v"] {
             jobs.push(BatchJob {
                 cwd: proj.clone(),
@@ -112,4 +122,93 @@ fn real_histories_agree() {
         report.record_multi(label, &py[i], &rs[i], Check::Full);
     }
     report.finish("real_histories");
+}
+
+/// Revision ids oldest first, up to (not including) the first one `ralembic compat` says it
+/// cannot run; and how many revisions the history has.
+fn runnable_prefix(proj: &Path) -> (Vec<String>, usize) {
+    let out = run_tool(&ralembic_bin(), proj, &argv("compat"), &CaseEnv::default());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut ids = Vec::new();
+    let mut total = 0;
+    let mut blocked = false;
+    for line in text.lines().filter(|l| !l.starts_with(' ')) {
+        let mut words = line.split_whitespace();
+        let (Some(id), Some(verdict)) = (words.next(), words.next()) else {
+            continue;
+        };
+        if !matches!(verdict, "native" | "override" | "unsupported") {
+            continue;
+        }
+        total += 1;
+        blocked |= verdict == "unsupported";
+        if !blocked {
+            ids.push(id.to_string());
+        }
+    }
+    (ids, total)
+}
+
+#[test]
+fn real_histories_migrate_like_python() {
+    use common::migrate::{differential, run_oracle, Sequence};
+    let rows = manifest();
+    let tmp = tempfile::Builder::new()
+        .prefix("ralembic-real-migrate-")
+        .tempdir()
+        .unwrap();
+    let common_dir = repo_root().join("tests/fixtures/_common");
+    let mut full = Vec::new();
+    let mut shares = Vec::new();
+    for row in &rows {
+        let proj = make_project(row, &tmp.path().join("projects"), &common_dir);
+        let (ids, total) = runnable_prefix(&proj);
+        shares.push(format!(
+            "{}: {} of {total} runnable before the first refusal",
+            row.name,
+            ids.len()
+        ));
+        if ids.is_empty() {
+            continue;
+        }
+        let mut steps: Vec<Vec<String>> = ids
+            .iter()
+            .map(|id| argv(&format!("upgrade {id}")))
+            .collect();
+        for k in (0..ids.len() - 1).rev() {
+            steps.push(argv(&format!("downgrade {}", ids[k])));
+        }
+        steps.push(argv("downgrade base"));
+        full.push(Sequence {
+            label: row.name.clone(),
+            project: proj,
+            db: "test.db".into(),
+            version_table: "alembic_version".into(),
+            steps,
+            partial_in_alembic: Vec::new(),
+        });
+    }
+    eprintln!("real_histories_migrate_like_python: {}", shares.join("; "));
+    // Where Python itself stops (a traceback: PostgreSQL-only DDL, an application import...),
+    // its database is half-migrated; the comparison ends there.
+    let probe = run_oracle(&full, &["0"], &tmp.path().join("probe"));
+    let mut seqs = Vec::new();
+    for (q, obs) in full.into_iter().zip(&probe[0]) {
+        let stop = obs
+            .iter()
+            .position(|o| !matches!(o.outcome.code, Some(0) | Some(255)));
+        let mut q = q;
+        if let Some(k) = stop {
+            eprintln!(
+                "real_histories_migrate_like_python: {}: Python Alembic fails at step {k} (`{}`); compared up to there",
+                q.label,
+                q.steps[k].join(" ")
+            );
+            q.steps.truncate(k + 1);
+            q.partial_in_alembic = vec![k];
+        }
+        seqs.push(q);
+    }
+    differential(&seqs, &["0"], &tmp.path().join("run"))
+        .finish("real_histories_migrate_like_python");
 }

@@ -340,12 +340,23 @@ fn visit(interp: &Interp<'_>, body: &[Stmt], out: &mut Vec<EvalError>) {
                         ),
                         stmt.span,
                     );
-                } else if let Err(u) = native::import_module(&name) {
-                    let listed: Vec<&str> = names.iter().map(|a| a.name.as_str()).collect();
-                    report(
-                        relabel(u, format!("`from {name} import {}`", listed.join(", "))),
-                        stmt.span,
-                    );
+                } else {
+                    match native::import_module(&name) {
+                        Err(u) => {
+                            let listed: Vec<&str> = names.iter().map(|a| a.name.as_str()).collect();
+                            report(
+                                relabel(u, format!("`from {name} import {}`", listed.join(", "))),
+                                stmt.span,
+                            );
+                        }
+                        Ok(m) => {
+                            for a in names {
+                                if let Err(u) = native::import_from(&m, &name, &a.name) {
+                                    report(u, a.span);
+                                }
+                            }
+                        }
+                    }
                 }
             }
             StmtKind::ClassDef(_) => report(

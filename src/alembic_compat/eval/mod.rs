@@ -36,6 +36,10 @@ pub trait Host {
     fn print(&mut self, text: &str);
     /// A `logging` record at `level` (Python's numeric levels).
     fn log(&mut self, level: u32, logger: &str, message: &str);
+    /// `str(engine.url)`. Bodies use it to tell dialects apart (`.startswith("sqlite")`).
+    fn url(&self) -> String {
+        "sqlite://".into()
+    }
 }
 
 /// Rows from a data statement, values as SQLite returned them.

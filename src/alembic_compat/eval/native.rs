@@ -59,6 +59,8 @@ pub enum Native {
     Stmt(Statement),
     Batch(Rc<RefCell<Batch>>),
     Connection,
+    /// `conn.engine`: only its name and dialect are modelled.
+    Engine,
     Dialect,
     MigrationContext,
     Inspector,
@@ -364,11 +366,12 @@ pub fn import_from(module: &Value, module_name: &str, name: &str) -> R<Value> {
             return Ok(sub);
         }
     }
-    module_attr(m, name).map_err(|_| {
-        exc(
-            "ImportError",
-            format!("cannot import name '{name}' from '{module_name}'"),
-        )
+    module_attr(m, name).map_err(|e| match e {
+        Unwind::Unsupported { .. } => e,
+        Unwind::Exc(_) => unsupported(
+            format!("`from {module_name} import {name}`"),
+            format!("`{name}` is not in ralembic's model of `{module_name}`"),
+        ),
     })
 }
 
@@ -941,6 +944,7 @@ impl Native {
             Native::Stmt(_) => "Executable".into(),
             Native::Batch(_) => "BatchOperations".into(),
             Native::Connection => "Connection".into(),
+            Native::Engine => "Engine".into(),
             Native::Dialect => "SQLiteDialect".into(),
             Native::MigrationContext => "MigrationContext".into(),
             Native::Inspector => "Inspector".into(),
@@ -1257,7 +1261,13 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
             "dialect" => Ok(Value::native(Native::Dialect)),
             "execute" | "exec_driver_sql" | "scalar" | "scalars" | "begin" | "begin_nested"
             | "commit" | "in_transaction" => Ok(bound(n, attr)),
-            "engine" => Ok(Value::native(Native::Connection)),
+            "engine" => Ok(Value::native(Native::Engine)),
+            _ => Err(no_attr()),
+        },
+        Native::Engine => match attr {
+            "name" => Ok(Value::str("sqlite")),
+            "url" => Ok(Value::str(interp.host.url())),
+            "dialect" => Ok(Value::native(Native::Dialect)),
             _ => Err(no_attr()),
         },
         Native::Dialect => match attr {
