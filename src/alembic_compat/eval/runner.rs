@@ -322,7 +322,7 @@ impl Host for ContextHost<'_> {
                 message: format!("(sqlite3.OperationalError) {message}\n[SQL: {sql_text}]"),
             }
         };
-        let mut stmt = conn.prepare(sql_text).map_err(sql_error)?;
+        let mut stmt = conn.prepare_cached(sql_text).map_err(sql_error)?;
         let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
         let values: Vec<rusqlite::types::Value> = params.iter().map(to_value).collect();
         let n = columns.len();
