@@ -45,7 +45,11 @@ impl Script {
     pub fn parse(&self) -> Result<(String, Module), LoadError> {
         let shown = self.path.display().to_string();
         let source = read_source(&self.path)?;
+        if let Some(module) = super::ast_cache::load(&source) {
+            return Ok((source, module));
+        }
         let module = parse_module(&shown, &source).map_err(LoadError::Syntax)?;
+        super::ast_cache::store(&source, &module);
         Ok((source, module))
     }
 }
@@ -370,7 +374,7 @@ pub struct MetaCache {
 const CACHE_FORMAT: &str = concat!("ralembic-meta-3-", env!("CARGO_PKG_VERSION"));
 
 impl MetaCache {
-    fn dir() -> Option<PathBuf> {
+    pub(crate) fn dir() -> Option<PathBuf> {
         match std::env::var_os("RALEMBIC_CACHE_DIR") {
             Some(v) if v == "off" => None,
             Some(v) => Some(PathBuf::from(v)),

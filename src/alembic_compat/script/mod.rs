@@ -3,6 +3,7 @@
 //! them in the version locations. Knows nothing of the revision graph or of SQL.
 
 pub mod ast;
+pub mod ast_cache;
 pub mod directory;
 pub mod dump;
 pub mod lines;

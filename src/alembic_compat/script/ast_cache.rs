@@ -1,0 +1,137 @@
+//! Parsed revision files, cached by content: parsing with the pest grammar is the largest
+//! cost of `upgrade` on a small history (about a third of it), and a file's AST depends only
+//! on its text and on our parser. The key is a hash of both (the grammar and converter
+//! sources are part of it), so an edited file or a changed parser never meets a stale entry.
+//!
+//! Entries live under the metadata cache's directory (`ast/`), so `RALEMBIC_CACHE_DIR=off`
+//! disables both. Anything unreadable is parsed afresh; failures to write are ignored.
+
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use super::ast::Module;
+use super::directory::MetaCache;
+
+/// Changes whenever the parser could produce a different AST.
+fn parser_fingerprint() -> u64 {
+    static FP: OnceLock<u64> = OnceLock::new();
+    *FP.get_or_init(|| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        env!("CARGO_PKG_VERSION").hash(&mut h);
+        include_str!("grammar.pest").hash(&mut h);
+        include_str!("parse.rs").hash(&mut h);
+        include_str!("ast.rs").hash(&mut h);
+        include_str!("lines.rs").hash(&mut h);
+        h.finish()
+    })
+}
+
+fn entry_path(source: &str) -> Option<PathBuf> {
+    entry_in(&MetaCache::dir()?, source)
+}
+
+fn entry_in(cache_dir: &std::path::Path, source: &str) -> Option<PathBuf> {
+    let dir = cache_dir.join("ast");
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    parser_fingerprint().hash(&mut h);
+    source.hash(&mut h);
+    // Two independent hashes of the text make a collision practically impossible.
+    let mut h2 = std::collections::hash_map::DefaultHasher::new();
+    source.len().hash(&mut h2);
+    source
+        .as_bytes()
+        .iter()
+        .rev()
+        .take(4096)
+        .for_each(|b| b.hash(&mut h2));
+    Some(dir.join(format!("{:016x}{:016x}.json", h.finish(), h2.finish())))
+}
+
+/// The cached AST of `source`, if there is one.
+pub fn load(source: &str) -> Option<Module> {
+    load_from(entry_path(source)?)
+}
+
+fn load_from(path: PathBuf) -> Option<Module> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Keeps `module` as the AST of `source` (best effort: written to a temporary file, then
+/// renamed, so readers never see half an entry).
+pub fn store(source: &str, module: &Module) {
+    if let Some(path) = entry_path(source) {
+        store_at(&path, module);
+    }
+}
+
+fn store_at(path: &std::path::Path, module: &Module) {
+    // A non-finite float is written as null, which does not load back: such files are
+    // simply parsed every time.
+    let Ok(json) = serde_json::to_vec(module) else {
+        return;
+    };
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    prune(dir);
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
+        std::process::id()
+    ));
+    if std::fs::write(&tmp, json).is_ok() && std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// Entries kept at most; edited files leave old entries behind, so the oldest go first.
+const MAX_ENTRIES: usize = 20_000;
+
+/// Only called after a cache miss, so a directory listing here costs little.
+fn prune(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let modified = e.metadata().ok()?.modified().ok()?;
+            Some((modified, e.path()))
+        })
+        .collect();
+    if files.len() < MAX_ENTRIES {
+        return;
+    }
+    files.sort();
+    for (_, p) in files.iter().take(files.len() - MAX_ENTRIES * 3 / 4) {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alembic_compat::script::parse_module;
+
+    #[test]
+    fn round_trip_and_content_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = "def upgrade():\n    op.add_column('t', sa.Column('x', sa.Integer(), server_default=f'{1 + 2:>4}'))\n";
+        let module = parse_module("t.py", src).unwrap();
+        let path = entry_in(dir.path(), src).unwrap();
+        assert!(load_from(path.clone()).is_none());
+        store_at(&path, &module);
+        assert_eq!(load_from(path.clone()), Some(module));
+        // Another text, another entry.
+        let other = entry_in(dir.path(), &src.replace("'x'", "'y'")).unwrap();
+        assert_ne!(path, other);
+        // A float with no JSON form is not stored, and nothing breaks.
+        let inf = parse_module("t.py", "x = 1e999\n").unwrap();
+        let inf_path = entry_in(dir.path(), "x = 1e999\n").unwrap();
+        store_at(&inf_path, &inf);
+        assert!(load_from(inf_path).is_none());
+    }
+}
