@@ -4351,27 +4351,8 @@ fn datetime_call(f: &str, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<V
         }
         "datetime.datetime.now" | "datetime.datetime.utcnow" | "datetime.datetime.today" => {
             let now = chrono::Utc::now().naive_utc();
-            let tz = match args
-                .first()
-                .or(kwargs.iter().find(|(k, _)| k == "tz").map(|(_, v)| v))
-            {
-                Some(v) => tz_of(v)?,
-                None => None,
-            };
-            Ok(dt(match (f, tz) {
-                ("datetime.datetime.utcnow", _) => DateTimeValue {
-                    naive: now,
-                    offset: None,
-                },
-                (_, Some(o)) => DateTimeValue {
-                    naive: now + chrono::Duration::seconds(i64::from(o)),
-                    offset: Some(o),
-                },
-                (_, None) => DateTimeValue {
-                    naive: now + chrono::Duration::seconds(i64::from(local_offset(now))),
-                    offset: None,
-                },
-            }))
+            let tz = tz_argument(&args, 0, &kwargs)?;
+            Ok(dt(from_utc(now, tz, f == "datetime.datetime.utcnow")))
         }
         "datetime.date.today" => Ok(Value::native(Native::Temporal(Temporal::Date(
             chrono::Local::now().date_naive(),
@@ -4399,27 +4380,12 @@ fn datetime_call(f: &str, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<V
             let utc = chrono::DateTime::from_timestamp_micros(us)
                 .ok_or_else(|| exc("ValueError", "year is out of range"))?
                 .naive_utc();
-            let tz = match args
-                .get(1)
-                .or(kwargs.iter().find(|(k, _)| k == "tz").map(|(_, v)| v))
-            {
-                Some(v) => tz_of(v)?,
-                None => None,
-            };
-            Ok(dt(match (f, tz) {
-                ("datetime.datetime.utcfromtimestamp", _) => DateTimeValue {
-                    naive: utc,
-                    offset: None,
-                },
-                (_, Some(o)) => DateTimeValue {
-                    naive: utc + chrono::Duration::seconds(i64::from(o)),
-                    offset: Some(o),
-                },
-                (_, None) => DateTimeValue {
-                    naive: utc + chrono::Duration::seconds(i64::from(local_offset(utc))),
-                    offset: None,
-                },
-            }))
+            let tz = tz_argument(&args, 1, &kwargs)?;
+            Ok(dt(from_utc(
+                utc,
+                tz,
+                f == "datetime.datetime.utcfromtimestamp",
+            )))
         }
         "datetime.datetime.strptime" => {
             let s = to_str(args.first().unwrap_or(&Value::None))?;
@@ -4443,6 +4409,36 @@ fn datetime_call(f: &str, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<V
                 })
         }
         _ => Err(unsupported(format!("`{f}`"), "not modelled")),
+    }
+}
+
+/// The `tz` argument (positional at `at`, or by keyword) of `now()` / `fromtimestamp()`.
+fn tz_argument(args: &[Value], at: usize, kwargs: &[(String, Value)]) -> R<Option<i32>> {
+    match args
+        .get(at)
+        .or(kwargs.iter().find(|(k, _)| k == "tz").map(|(_, v)| v))
+    {
+        Some(v) => tz_of(v),
+        None => Ok(None),
+    }
+}
+
+/// A UTC instant as `now()`/`fromtimestamp()` return it: aware in `tz`, naive local time
+/// without one, or naive UTC for the `utc*` variants.
+fn from_utc(utc: chrono::NaiveDateTime, tz: Option<i32>, naive_utc: bool) -> DateTimeValue {
+    match (naive_utc, tz) {
+        (true, _) => DateTimeValue {
+            naive: utc,
+            offset: None,
+        },
+        (false, Some(o)) => DateTimeValue {
+            naive: utc + chrono::Duration::seconds(i64::from(o)),
+            offset: Some(o),
+        },
+        (false, None) => DateTimeValue {
+            naive: utc + chrono::Duration::seconds(i64::from(local_offset(utc))),
+            offset: None,
+        },
     }
 }
 
