@@ -502,11 +502,6 @@ fn module_attr(m: &Native, attr: &str) -> R<Value> {
 
 // ----- identifiers ---------------------------------------------------------------------------
 
-/// SQLAlchemy's identifier quoting (one rule, in `ddl`).
-pub fn quote_identifier(name: &str) -> String {
-    crate::alembic_compat::ddl::sqlite::quote(name)
-}
-
 // ----- argument binding ------------------------------------------------------------------------
 
 /// Binds a call's arguments to a Python signature: `names` in positional order; a name
@@ -832,10 +827,6 @@ impl Native {
 
     pub fn truthy(&self) -> bool {
         match self {
-            Native::Result(r) => {
-                let _ = r;
-                true
-            }
             Native::Row(r) | Native::Mapping(r) => !r.values.is_empty(),
             Native::Temporal(Temporal::Delta(d)) => *d != 0,
             _ => true,
@@ -875,21 +866,11 @@ impl Native {
             Native::Type(t) => type_str(t),
             Native::TypeClass { name, .. } => format!("<class '{name}'>"),
             Native::Temporal(t) => temporal_str(t),
-            Native::Sql(n) => {
-                let r = sql::render(
-                    &Statement::Text {
-                        sql: String::new(),
-                        params: Vec::new(),
-                    },
-                    true,
-                );
-                let _ = r;
-                match n.to_ddl() {
-                    ops::SqlExpr::Text(t) => t,
-                    ops::SqlExpr::Column(c) => c,
-                    _ => self.repr(),
-                }
-            }
+            Native::Sql(n) => match n.to_ddl() {
+                ops::SqlExpr::Text(t) => t,
+                ops::SqlExpr::Column(c) => c,
+                _ => self.repr(),
+            },
             Native::Stmt(s) => sql::render(s, false).sql,
             other => other.repr(),
         }

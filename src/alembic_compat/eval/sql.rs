@@ -166,9 +166,7 @@ struct Renderer {
     qualify: bool,
 }
 
-pub fn quote_ident(name: &str) -> String {
-    crate::alembic_compat::eval::native::quote_identifier(name)
-}
+use crate::alembic_compat::ddl::sqlite::quote as quote_ident;
 
 pub fn literal_sql(v: &Literal) -> String {
     match v {
