@@ -7,6 +7,7 @@ pub mod command;
 pub mod config;
 pub mod ddl;
 pub mod eval;
+pub mod mako;
 pub mod ops;
 pub mod revision;
 pub mod runtime;

@@ -208,7 +208,8 @@ fn for_each_expr<'a>(body: &'a [Stmt], f: &mut dyn FnMut(&'a Expr)) {
     });
 }
 
-fn walk_expr<'a>(e: &'a Expr, f: &mut dyn FnMut(&'a Expr)) {
+/// Calls `f` on `e` and every expression inside it.
+pub(crate) fn walk_expr<'a>(e: &'a Expr, f: &mut dyn FnMut(&'a Expr)) {
     f(e);
     let mut each = |x: &'a Expr| walk_expr(x, f);
     match &e.kind {

@@ -71,6 +71,9 @@ pub enum Native {
     Logger(String),
     Environ,
     Uuid(String),
+    /// Mako's `UNDEFINED`: what a template sees for a name its caller did not pass. Falsy;
+    /// rendering it is a NameError (the template renderer checks for it).
+    Undefined,
 }
 
 #[derive(Debug, Default)]
@@ -791,6 +794,7 @@ impl Native {
             Native::Exception(e) => e.class.rsplit('.').next().unwrap_or(&e.class).to_string(),
             Native::Module(_) => "module".into(),
             Native::Opaque(_) => "typing".into(),
+            Native::Undefined => "Undefined".into(),
             Native::Type(t) => t.name.clone(),
             Native::Column(_) => "Column".into(),
             Native::ForeignKey(_) => "ForeignKey".into(),
@@ -829,6 +833,7 @@ impl Native {
         match self {
             Native::Row(r) | Native::Mapping(r) => !r.values.is_empty(),
             Native::Temporal(Temporal::Delta(d)) => *d != 0,
+            Native::Undefined => false,
             _ => true,
         }
     }
@@ -1337,6 +1342,34 @@ fn call_function(
             Ok(from_json(&parsed))
         }
         "uuid.uuid4" => Ok(Value::native(Native::Uuid(uuid4()))),
+        // The `comma` Alembic passes to revision templates.
+        "alembic.util.format_as_comma" => {
+            let v = args.first().cloned().unwrap_or(Value::None);
+            match &v {
+                Value::None => Ok(Value::str("")),
+                Value::Str(_) => Ok(v),
+                other => {
+                    let items = builtins::iterate(other).map_err(|_| {
+                        exc(
+                            "ValueError",
+                            format!("Don't know how to comma-format {}", builtins::repr(other)),
+                        )
+                    })?;
+                    let parts: Result<Vec<String>, _> = items
+                        .iter()
+                        .map(|i| {
+                            i.as_str().map(str::to_string).ok_or_else(|| {
+                                type_error(format!(
+                                    "sequence item 0: expected str instance, {} found",
+                                    i.type_name()
+                                ))
+                            })
+                        })
+                        .collect();
+                    Ok(Value::str(parts?.join(", ")))
+                }
+            }
+        }
         "uuid.UUID" => {
             let s = to_str(args.first().unwrap_or(&Value::None))?;
             let hex: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
@@ -1392,7 +1425,8 @@ fn log_message(args: &[Value]) -> R<String> {
     }
 }
 
-fn uuid4() -> String {
+/// A random `str(uuid.uuid4())`.
+pub(crate) fn uuid4() -> String {
     use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
     let mut bytes = [0u8; 16];

@@ -49,6 +49,18 @@ pub fn parse_expression(path: &str, src: &str) -> Result<Expr, SyntaxError> {
     conv.sub_expression(src, 0)
 }
 
+/// Parses the expression `src[start..end]` with spans and error positions in `src`
+/// coordinates (templates embed expressions in other text).
+pub fn parse_expression_at(
+    path: &str,
+    src: &str,
+    start: usize,
+    end: usize,
+) -> Result<Expr, SyntaxError> {
+    let conv = Conv { path, src, base: 0 };
+    conv.sub_expression(&src[start..end], start)
+}
+
 /// Bracket and string structure, checked before the grammar runs so that these common
 /// mistakes get CPython's own messages at CPython's positions (and so that nesting, which
 /// drives the parser's recursion, is bounded).
