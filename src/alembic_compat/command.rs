@@ -24,7 +24,10 @@ pub mod cli;
 pub mod compat;
 pub mod db;
 pub mod format;
+pub mod generate;
 pub mod migrate;
+pub mod templates;
+mod tz;
 
 use std::cell::OnceCell;
 use std::collections::HashSet;
@@ -185,6 +188,16 @@ impl<'a> Ctx<'a> {
             .and_then(|_| self.out.write_all(b"\n"))
             .is_err()
         {
+            self.broken = true;
+        }
+    }
+
+    /// Text without a newline added (`util.status` writes its parts this way).
+    pub fn print_raw(&mut self, text: &str) {
+        if self.quiet || self.broken {
+            return;
+        }
+        if self.out.write_all(text.as_bytes()).is_err() {
             self.broken = true;
         }
     }

@@ -22,7 +22,7 @@
 pub mod alembic;
 mod error;
 pub mod ini;
-mod pyutil;
+pub(crate) mod pyutil;
 pub mod script;
 mod toml_source;
 pub mod url;

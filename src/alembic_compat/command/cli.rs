@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use super::{migrate, Ctx, Failure, ScriptDirectory};
+use super::{generate, migrate, Ctx, Failure, ScriptDirectory};
+use crate::alembic_compat::revision::RevArg;
 use crate::alembic_compat::config::{Config, ConfigOptions};
 
 /// The Alembic version whose behaviour we reproduce (`--version` prints it).
@@ -537,6 +538,24 @@ pub fn run(
 }
 
 fn dispatch(config: Config, verb: &Verb, ctx: &mut Ctx) -> Result<(), Failure> {
+    // Verbs that need no script directory.
+    match verb {
+        Verb::Init {
+            template,
+            package,
+            directory,
+        } => return generate::init(&config, ctx, directory, template, *package),
+        Verb::ListTemplates => return generate::list_templates(ctx),
+        Verb::Revision {
+            autogenerate: true,
+            ..
+        } => {
+            return Err(Failure::Command(
+                "'revision --autogenerate' is not implemented in ralembic yet".into(),
+            ))
+        }
+        _ => {}
+    }
     let implemented = matches!(
         verb,
         Verb::Heads { .. }
@@ -548,6 +567,8 @@ fn dispatch(config: Config, verb: &Verb, ctx: &mut Ctx) -> Result<(), Failure> {
             | Verb::Downgrade { .. }
             | Verb::Stamp { .. }
             | Verb::Compat { .. }
+            | Verb::Revision { .. }
+            | Verb::Merge { .. }
     );
     if !implemented {
         return Err(Failure::Command(format!(
@@ -598,6 +619,48 @@ fn dispatch(config: Config, verb: &Verb, ctx: &mut Ctx) -> Result<(), Failure> {
                 runner.as_ref(),
             )
         }
+        Verb::Revision {
+            message,
+            sql,
+            head,
+            splice,
+            branch_label,
+            version_path,
+            rev_id,
+            depends_on,
+            ..
+        } => generate::revision(
+            &sd,
+            ctx,
+            &generate::RevisionArgs {
+                message: message.clone(),
+                sql: *sql,
+                head: head.as_deref().map(RevArg::from),
+                splice: *splice,
+                branch_label: branch_label.clone(),
+                version_path: version_path.clone(),
+                rev_id: rev_id.clone(),
+                depends_on: depends_on.clone(),
+            },
+        ),
+        Verb::Merge {
+            message,
+            branch_label,
+            rev_id,
+            splice,
+            revisions,
+        } => generate::merge(
+            &sd,
+            ctx,
+            &generate::RevisionArgs {
+                message: message.clone(),
+                head: Some(RevArg::from(revisions.clone())),
+                splice: *splice,
+                branch_label: branch_label.clone(),
+                rev_id: rev_id.clone(),
+                ..Default::default()
+            },
+        ),
         _ => Ok(()),
     }
 }

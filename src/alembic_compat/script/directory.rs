@@ -298,7 +298,8 @@ fn read_source(path: &Path) -> Result<String, LoadError> {
     })
 }
 
-fn load_one(path: &Path) -> Result<Script, LoadError> {
+/// Reads one revision file as `Script._from_path` does.
+pub fn load_one(path: &Path) -> Result<Script, LoadError> {
     let shown = path.display().to_string();
     let source = read_source(path)?;
     let module = parse_module(&shown, &source).map_err(LoadError::Syntax)?;
