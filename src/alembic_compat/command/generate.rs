@@ -783,7 +783,28 @@ mod tests {
         // Python: slug[:40].rsplit("_", 1)[0] + "_"
         assert_eq!(slug(Some(long), 40), "this_is_a_rather_long_message_that_");
         assert_eq!(slug(Some("abcdefghij"), 5), "abcde_");
-        assert_eq!(slug(Some("ab cd ef"), -2), "ab_");
+        assert_eq!(slug(Some("ab cd ef"), -2), "ab_cd_");
+    }
+
+    #[test]
+    fn file_names_from_templates() {
+        let date = CreateDate {
+            value: DateTimeValue {
+                naive: chrono::NaiveDate::from_ymd_opt(2024, 3, 5)
+                    .and_then(|d| d.and_hms_opt(7, 8, 9))
+                    .unwrap_or_default(),
+                offset: None,
+            },
+            epoch: 1_709_622_489,
+        };
+        let name = |t: &str| rev_file_name(t, 40, "abc", Some("Do it"), &date).unwrap();
+        assert_eq!(name("%(rev)s_%(slug)s"), "abc_do_it.py");
+        assert_eq!(
+            name("%(year)d_%(month).2d_%(day).2d_%(hour).2d%(minute).2d%(second).2d_%(rev)s"),
+            "2024_03_05_070809_abc.py"
+        );
+        assert_eq!(name("%(epoch)s-%(month)02d-%(day)3d"), "1709622489-03-  5.py");
+        assert!(rev_file_name("%(nokey)s", 40, "abc", None, &date).is_err());
     }
 
     #[test]

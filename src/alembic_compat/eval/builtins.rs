@@ -546,16 +546,47 @@ pub fn percent_format(fmt: &str, args: &Value) -> R<String> {
         let text = match conv {
             's' => str_of(&v),
             'r' => repr(&v),
-            'd' | 'i' => match as_number(&v) {
-                Some(Num::Int(i)) => i.to_string(),
-                Some(Num::Float(f)) => (f.trunc() as i64).to_string(),
-                None => {
-                    return Err(type_error(format!(
-                        "%d format: a real number is required, not {}",
-                        v.type_name()
-                    )))
+            'd' | 'i' => {
+                let i = match as_number(&v) {
+                    Some(Num::Int(i)) => i,
+                    Some(Num::Float(f)) => f.trunc() as i64,
+                    None => {
+                        return Err(type_error(format!(
+                            "%d format: a real number is required, not {}",
+                            v.type_name()
+                        )))
+                    }
+                };
+                // `%.2d` pads the digits with zeros to the precision; the `0` flag pads to the
+                // width after the sign (file_template's `%(month).2d`, `%(day)02d`).
+                let precision: usize = spec
+                    .split_once('.')
+                    .and_then(|(_, p)| p.parse().ok())
+                    .unwrap_or(0);
+                let width: usize = spec
+                    .split('.')
+                    .next()
+                    .and_then(|w| w.trim_start_matches(['+', ' ', '#', '0']).parse().ok())
+                    .unwrap_or(0);
+                let sign = if i < 0 {
+                    "-"
+                } else if spec.contains('+') {
+                    "+"
+                } else {
+                    ""
+                };
+                let mut digits = i.unsigned_abs().to_string();
+                if digits.len() < precision {
+                    digits = format!("{}{digits}", "0".repeat(precision - digits.len()));
                 }
-            },
+                let zero_flag = spec.split('.').next().is_some_and(|w| {
+                    w.trim_start_matches(['+', ' ', '#']).starts_with('0')
+                });
+                if zero_flag && !left && sign.len() + digits.len() < width {
+                    digits = format!("{}{digits}", "0".repeat(width - sign.len() - digits.len()));
+                }
+                format!("{sign}{digits}")
+            }
             'f' | 'e' | 'g' | 'x' | 'X' => format_value(
                 &v,
                 &format!(
@@ -573,7 +604,7 @@ pub fn percent_format(fmt: &str, args: &Value) -> R<String> {
         let width: usize = spec
             .split('.')
             .next()
-            .and_then(|w| w.parse().ok())
+            .and_then(|w| w.trim_start_matches(['+', ' ', '#', '0']).parse().ok())
             .unwrap_or(0);
         let n = text.chars().count();
         if n < width {
