@@ -233,7 +233,7 @@ fn init_and_list_templates() {
     let mut t = Twins::new();
     t.step("init --package mig", Order::Lines);
     t.expect("init mig", 255); // exists and is not empty
-    // an empty existing directory is fine; alembic.ini exists now, so it is skipped
+                               // an empty existing directory is fine; alembic.ini exists now, so it is skipped
     for d in [&t.py, &t.rs] {
         std::fs::create_dir_all(d.join("empty")).unwrap();
     }
@@ -247,15 +247,28 @@ fn init_and_list_templates() {
         assert_eq!(rs.code, Some(255), "{args}: {}", show(&rs));
         assert!(!t.rs.join(args.rsplit(' ').next().unwrap()).exists());
     }
-    let rs = run_tool(&ralembic_bin(), &t.rs, &argv("list_templates"), &CaseEnv::default());
-    let py = run_tool(&alembic_bin(), &t.py, &argv("list_templates"), &CaseEnv::default());
+    let rs = run_tool(
+        &ralembic_bin(),
+        &t.rs,
+        &argv("list_templates"),
+        &CaseEnv::default(),
+    );
+    let py = run_tool(
+        &alembic_bin(),
+        &t.py,
+        &argv("list_templates"),
+        &CaseEnv::default(),
+    );
     let (rs_out, py_out) = (
         String::from_utf8_lossy(&rs.stdout),
         String::from_utf8_lossy(&py.stdout),
     );
     assert_eq!(rs.code, Some(0));
     for line in rs_out.lines() {
-        assert!(py_out.lines().any(|l| l == line), "{line:?} not in\n{py_out}");
+        assert!(
+            py_out.lines().any(|l| l == line),
+            "{line:?} not in\n{py_out}"
+        );
     }
     assert!(rs_out.contains("generic - Generic single-database configuration.\n"));
     t.finish();
@@ -265,7 +278,10 @@ fn init_and_list_templates() {
 fn revision_and_merge_match_alembic() {
     let mut t = Twins::initialised();
     t.expect("revision -m first --rev-id a1", 0);
-    t.expect("revision -m second:thing! --rev-id b2 --branch-label lab", 0);
+    t.expect(
+        "revision -m second:thing! --rev-id b2 --branch-label lab",
+        0,
+    );
     t.expect("revision -m x --rev-id c3 --head a1", 255); // not a head
     t.expect("revision -m x --rev-id c3 --head a1 --splice", 0);
     t.expect("revision -m y --rev-id d4", 255); // multiple heads
@@ -278,18 +294,30 @@ fn revision_and_merge_match_alembic() {
         assert_eq!(rs.code, Some(255), "{args}: {}", show(&rs));
         assert!(String::from_utf8_lossy(&rs.stdout).contains("not implemented in ralembic yet"));
     }
-    t.expect("revision -m dep --rev-id e5 --head lab@head --depends-on c3 --depends-on lab", 0);
-    t.expect("revision -m dep --rev-id e6 --head e5 --depends-on zzzz", 255);
+    t.expect(
+        "revision -m dep --rev-id e5 --head lab@head --depends-on c3 --depends-on lab",
+        0,
+    );
+    t.expect(
+        "revision -m dep --rev-id e6 --head e5 --depends-on zzzz",
+        255,
+    );
     t.expect("revision -m dup --rev-id e6 --head c3 --head e5", 0); // the last --head wins
     t.expect("merge -m joined --rev-id f7 e6 c3", 0);
     t.expect("merge -m again --rev-id f8 f7 f7", 255); // duplicate heads
-    t.expect("revision --rev-id g8 --head base -m another_root --branch-label second", 0);
+    t.expect(
+        "revision --rev-id g8 --head base -m another_root --branch-label second",
+        0,
+    );
     t.expect("merge --rev-id h9 -m all heads --branch-label both", 0);
     t.expect("revision --rev-id i10", 0); // no message: "empty message"
     t.expect("merge -m m c3", 255); // not a head
     t.expect("merge -m m --splice --rev-id j11 c3 a1", 0);
     t.expect("revision -m l --version-path elsewhere --rev-id k12", 255);
-    t.expect("revision -m taken --head i10 --branch-label second --rev-id l13", 1);
+    t.expect(
+        "revision -m taken --head i10 --branch-label second --rev-id l13",
+        1,
+    );
     t.finish();
 }
 
@@ -397,12 +425,21 @@ fn custom_template_and_round_trip() {
     let mut t = Twins::initialised();
     t.write("mig/script.py.mako", CUSTOM_TEMPLATE);
     t.expect("revision -m \"first step\" --rev-id a1", 0);
-    t.expect("revision -m \"labelled one\" --rev-id b2 --branch-label lab", 0);
-    t.expect("revision -m side --rev-id c3 --head a1 --splice --depends-on lab", 0);
+    t.expect(
+        "revision -m \"labelled one\" --rev-id b2 --branch-label lab",
+        0,
+    );
+    t.expect(
+        "revision -m side --rev-id c3 --head a1 --splice --depends-on lab",
+        0,
+    );
     t.expect("merge -m \"merge both\" --rev-id d4 heads", 0);
     t.edit_ini(|ini| ini.replacen("[alembic]\n", "[alembic]\nrevision_environment = true\n", 1));
     t.expect("revision -m \"with env\" --rev-id e5 --head d4", 0);
-    t.expect("revision --sql -m \"with env, offline\" --rev-id f6 --head e5", 0);
+    t.expect(
+        "revision --sql -m \"with env, offline\" --rev-id f6 --head e5",
+        0,
+    );
     // an unsupported construct fails with its position and writes nothing
     let bad = "${message}\n<% x = 1 %>\n";
     std::fs::write(t.rs.join("mig/script.py.mako"), bad).unwrap();

@@ -353,10 +353,9 @@ impl<'a> Parser<'a> {
                         return Err(self.unsupported(mark, "for ... else"));
                     }
                     _ => {
-                        return Err(self.syntax(
-                            mark,
-                            &format!("No starting keyword 'if' for '{text}'"),
-                        ))
+                        return Err(
+                            self.syntax(mark, &format!("No starting keyword 'if' for '{text}'"))
+                        )
                     }
                 }
             }
@@ -419,7 +418,12 @@ impl<'a> Parser<'a> {
     }
 
     /// `for TARGET in ITER:`, split at the first ` in ` outside brackets and strings.
-    fn for_parts(&self, start: usize, end: usize, mark: usize) -> Result<(Expr, Expr), TemplateError> {
+    fn for_parts(
+        &self,
+        start: usize,
+        end: usize,
+        mark: usize,
+    ) -> Result<(Expr, Expr), TemplateError> {
         let text = self.src[start..end].trim_end();
         let Some(body) = text.strip_suffix(':') else {
             return Err(self.syntax(mark, "expected ':' at the end of the control line"));
@@ -442,9 +446,9 @@ impl<'a> Parser<'a> {
                         let target = self.expr(start, i)?;
                         let valid = match &target.kind {
                             ExprKind::Name(_) => true,
-                            ExprKind::Tuple(items) => items
-                                .iter()
-                                .all(|e| matches!(e.kind, ExprKind::Name(_))),
+                            ExprKind::Tuple(items) => {
+                                items.iter().all(|e| matches!(e.kind, ExprKind::Name(_)))
+                            }
                             _ => false,
                         };
                         if !valid {
@@ -762,23 +766,30 @@ mod tests {
     fn expressions_filters_and_undefined() {
         let vars = [
             ("message", Value::str("hello")),
+            ("down", Value::tuple(vec![Value::str("a"), Value::str("b")])),
             (
-                "down",
-                Value::tuple(vec![Value::str("a"), Value::str("b")]),
+                "comma",
+                Value::native(Native::Func("alembic.util.format_as_comma".into())),
             ),
-            ("comma", Value::native(Native::Func("alembic.util.format_as_comma".into()))),
         ];
         assert_eq!(
             render("${message}|${repr(message)}|${down | comma,n}\n", &vars).unwrap(),
             "hello|'hello'|a, b\n"
         );
         assert_eq!(
-            render("${imports if imports else \"\"}x${'a|b'}${ {'k': 1}['k'] }", &vars).unwrap(),
-            "x" .to_string() + "a|b1"
+            render(
+                "${imports if imports else \"\"}x${'a|b'}${ {'k': 1}['k'] }",
+                &vars
+            )
+            .unwrap(),
+            "x".to_string() + "a|b1"
         );
         let e = render("ab\n  ${imports}", &vars).unwrap_err();
         assert_eq!(e.to_string(), "t.mako:2:5: NameError: Undefined");
-        assert_eq!(render("${' x ' | trim}${'<&>' | h}", &vars).unwrap(), "x&lt;&amp;&gt;");
+        assert_eq!(
+            render("${' x ' | trim}${'<&>' | h}", &vars).unwrap(),
+            "x&lt;&amp;&gt;"
+        );
     }
 
     #[test]
@@ -798,11 +809,26 @@ mod tests {
     #[test]
     fn refusals_are_positioned() {
         let cases = [
-            ("x\n<% y = 1 %>", "t.mako:2:1: a Python block (<% ... %>) is not supported"),
-            ("<%def name=\"f()\"></%def>", "t.mako:1:1: the <%def> tag is not supported"),
-            ("% while x:\n% endwhile\n", "t.mako:1:1: the '% while' control line"),
-            ("% if x:\n", "t.mako:1:1: Unterminated control keyword: 'if'"),
-            ("% endif\n", "t.mako:1:1: No starting keyword 'if' for 'endif'"),
+            (
+                "x\n<% y = 1 %>",
+                "t.mako:2:1: a Python block (<% ... %>) is not supported",
+            ),
+            (
+                "<%def name=\"f()\"></%def>",
+                "t.mako:1:1: the <%def> tag is not supported",
+            ),
+            (
+                "% while x:\n% endwhile\n",
+                "t.mako:1:1: the '% while' control line",
+            ),
+            (
+                "% if x:\n",
+                "t.mako:1:1: Unterminated control keyword: 'if'",
+            ),
+            (
+                "% endif\n",
+                "t.mako:1:1: No starting keyword 'if' for 'endif'",
+            ),
             ("ab ${x +}", "t.mako:1:"),
             ("${x", "t.mako:1:1: Expected: }"),
         ];

@@ -13,8 +13,8 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use super::{generate, migrate, Ctx, Failure, ScriptDirectory};
-use crate::alembic_compat::revision::RevArg;
 use crate::alembic_compat::config::{Config, ConfigOptions};
+use crate::alembic_compat::revision::RevArg;
 
 /// The Alembic version whose behaviour we reproduce (`--version` prints it).
 pub const ALEMBIC_VERSION: &str = "1.20.1";
@@ -547,8 +547,7 @@ fn dispatch(config: Config, verb: &Verb, ctx: &mut Ctx) -> Result<(), Failure> {
         } => return generate::init(&config, ctx, directory, template, *package),
         Verb::ListTemplates => return generate::list_templates(ctx),
         Verb::Revision {
-            autogenerate: true,
-            ..
+            autogenerate: true, ..
         } => {
             return Err(Failure::Command(
                 "'revision --autogenerate' is not implemented in ralembic yet".into(),
@@ -799,10 +798,18 @@ mod tests {
         ] {
             assert!(out.contains(v), "{v} missing from\n{out}");
         }
-        let (code, out, _) = run_args(&["merge", "heads"]);
+        let (code, out, _) = run_args(&["check"]);
         assert_eq!(
             (code, out.as_str()),
-            (255, "FAILED: 'merge' is not implemented in ralembic yet\n")
+            (255, "FAILED: 'check' is not implemented in ralembic yet\n")
+        );
+        let (code, out, _) = run_args(&["revision", "--autogenerate"]);
+        assert_eq!(
+            (code, out.as_str()),
+            (
+                255,
+                "FAILED: 'revision --autogenerate' is not implemented in ralembic yet\n"
+            )
         );
         // abbreviated long options and repeated flags, as argparse allows
         let (code, _, err) = run_args(&["heads", "--verb", "-v", "--res"]);

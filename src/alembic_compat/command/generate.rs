@@ -28,7 +28,7 @@ use crate::alembic_compat::eval::native::{uuid4, Native};
 use crate::alembic_compat::eval::value::{DateTimeValue, Temporal, Value};
 use crate::alembic_compat::mako::{Template, TemplateError};
 use crate::alembic_compat::revision::{
-    catch_revision_errors, CatchRevisionErrors, RevArg, Resolved, Revision,
+    catch_revision_errors, CatchRevisionErrors, Resolved, RevArg, Revision,
 };
 use crate::alembic_compat::script::directory::{load_one, LoadError};
 
@@ -116,7 +116,11 @@ pub fn init(
         if KNOWN_UNSUPPORTED.contains(&template) {
             return Err(Failure::Command(format!(
                 "Template '{template}' is not supported by ralembic yet (supported: {})",
-                TEMPLATES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
+                TEMPLATES
+                    .iter()
+                    .map(|t| t.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         // Alembic names its own install directory here, which we do not have.
@@ -166,7 +170,10 @@ pub fn init(
         })?;
     }
     if package {
-        for path in [format!("{dir_abs}/__init__.py"), format!("{versions}/__init__.py")] {
+        for path in [
+            format!("{dir_abs}/__init__.py"),
+            format!("{versions}/__init__.py"),
+        ] {
             status(ctx, &format!("Adding {path}"), |_| write_file(&path, b""))?;
         }
     }
@@ -200,7 +207,11 @@ pub fn new_rev_id() -> String {
 
 /// `alembic revision` without `--autogenerate`.
 pub fn revision(sd: &ScriptDirectory, ctx: &mut Ctx, args: &RevisionArgs) -> Result<(), Failure> {
-    let rev_id = args.rev_id.clone().filter(|r| !r.is_empty()).unwrap_or_else(new_rev_id);
+    let rev_id = args
+        .rev_id
+        .clone()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(new_rev_id);
     let environment = sd
         .config
         .revision_environment()
@@ -231,7 +242,11 @@ pub fn merge(sd: &ScriptDirectory, ctx: &mut Ctx, args: &RevisionArgs) -> Result
     if environment {
         run_env_emulation(sd, ctx, false)?;
     }
-    let rev_id = args.rev_id.clone().filter(|r| !r.is_empty()).unwrap_or_else(new_rev_id);
+    let rev_id = args
+        .rev_id
+        .clone()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(new_rev_id);
     generate_revision(sd, ctx, &rev_id, args, Vec::new())
 }
 
@@ -279,7 +294,9 @@ fn generate_revision(
     }
     let mut seen = std::collections::HashSet::new();
     if !heads.iter().all(|h| seen.insert(*h)) {
-        return Err(Failure::Command("Duplicate head revisions specified".into()));
+        return Err(Failure::Command(
+            "Duplicate head revisions specified".into(),
+        ));
     }
     let hooks = check_hooks(&sd.settings.hooks)?;
     let create_date = create_date(sd.settings.timezone.as_deref())?;
@@ -300,8 +317,7 @@ fn generate_revision(
                     .unwrap_or_default(),
                 None => {
                     return Err(Failure::Command(
-                        "Multiple version locations present, please specify --version-path"
-                            .into(),
+                        "Multiple version locations present, please specify --version-path".into(),
                     ))
                 }
             }
@@ -401,7 +417,9 @@ fn generate_revision(
         ("depends_on", depends_on),
         (
             "create_date",
-            Value::native(Native::Temporal(Temporal::DateTime(create_date.value.clone()))),
+            Value::native(Native::Temporal(Temporal::DateTime(
+                create_date.value.clone(),
+            ))),
         ),
         (
             "comma",
@@ -417,7 +435,12 @@ fn generate_revision(
 
     let template_path = sd.dir().join("script.py.mako");
     status(ctx, &format!("Generating {path_abs}"), |_| {
-        render_to_file(&template_path, &path_abs, &sd.settings.output_encoding, &vars)
+        render_to_file(
+            &template_path,
+            &path_abs,
+            &sd.settings.output_encoding,
+            &vars,
+        )
     })?;
     run_hooks(ctx, &hooks, &path_abs)?;
 
@@ -515,9 +538,7 @@ fn template_failure(e: TemplateError) -> Failure {
     match e {
         TemplateError::Syntax(m) => Failure::python("mako.exceptions.SyntaxException", &m),
         TemplateError::Unsupported(m) => Failure::python("NotImplementedError", &m),
-        TemplateError::Render(m) => {
-            Failure::Command(format!("Template rendering failed: {m}"))
-        }
+        TemplateError::Render(m) => Failure::Command(format!("Template rendering failed: {m}")),
     }
 }
 
@@ -543,9 +564,7 @@ fn create_date(timezone: Option<&str>) -> Result<CreateDate, Failure> {
                 Some(o) => o,
                 None => match super::tz::utc_offset(&name.to_uppercase(), epoch)? {
                     Some(o) => o,
-                    None => {
-                        return Err(Failure::Command(format!("Can't locate timezone: {name}")))
-                    }
+                    None => return Err(Failure::Command(format!("Can't locate timezone: {name}"))),
                 },
             };
             DateTimeValue {
@@ -607,12 +626,7 @@ fn rev_file_name(
         ("minute", Value::Int(i64::from(n.minute()))),
         ("second", Value::Int(i64::from(n.second()))),
     ];
-    let dict = Value::dict(
-        items
-            .into_iter()
-            .map(|(k, v)| (Value::str(k), v))
-            .collect(),
-    );
+    let dict = Value::dict(items.into_iter().map(|(k, v)| (Value::str(k), v)).collect());
     let name = percent_format(file_template, &dict).map_err(exc_failure)?;
     Ok(format!("{name}.py"))
 }
@@ -628,16 +642,16 @@ struct ExecHook {
 }
 
 fn hook_option<'a>(hook: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    hook.iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    hook.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// Checks the configured hooks before anything is written: only `exec` hooks run here.
 fn check_hooks(hooks: &[Vec<(String, String)>]) -> Result<Vec<ExecHook>, Failure> {
     let mut out = Vec::new();
     for hook in hooks {
-        let name = hook_option(hook, "_hook_name").unwrap_or_default().to_string();
+        let name = hook_option(hook, "_hook_name")
+            .unwrap_or_default()
+            .to_string();
         let Some(kind) = hook_option(hook, "type") else {
             return Err(Failure::Command(format!(
                 "Key '{name}.type' (or 'type' in toml) is required for post write hook {}",
@@ -742,7 +756,10 @@ const REVISION_SCRIPT_TOKEN: &str = "REVISION_SCRIPT_FILENAME";
 
 fn run_hooks(ctx: &mut Ctx, hooks: &[ExecHook], path: &str) -> Result<(), Failure> {
     for hook in hooks {
-        ctx.print(&format!("Running post write hook {} ...", py_repr(&hook.name)));
+        ctx.print(&format!(
+            "Running post write hook {} ...",
+            py_repr(&hook.name)
+        ));
         let options = if hook.options.contains(REVISION_SCRIPT_TOKEN) {
             hook.options.clone()
         } else {
@@ -778,7 +795,10 @@ mod tests {
     fn slugs_follow_alembic() {
         assert_eq!(slug(Some("second: thing!"), 40), "second_thing");
         assert_eq!(slug(None, 40), "");
-        assert_eq!(slug(Some("Add Ünïcode  columns"), 40), "add_ünïcode_columns");
+        assert_eq!(
+            slug(Some("Add Ünïcode  columns"), 40),
+            "add_ünïcode_columns"
+        );
         let long = "this is a rather long message that needs truncating at a word";
         // Python: slug[:40].rsplit("_", 1)[0] + "_"
         assert_eq!(slug(Some(long), 40), "this_is_a_rather_long_message_that_");
@@ -803,7 +823,10 @@ mod tests {
             name("%(year)d_%(month).2d_%(day).2d_%(hour).2d%(minute).2d%(second).2d_%(rev)s"),
             "2024_03_05_070809_abc.py"
         );
-        assert_eq!(name("%(epoch)s-%(month)02d-%(day)3d"), "1709622489-03-  5.py");
+        assert_eq!(
+            name("%(epoch)s-%(month)02d-%(day)3d"),
+            "1709622489-03-  5.py"
+        );
         assert!(rev_file_name("%(nokey)s", 40, "abc", None, &date).is_err());
     }
 

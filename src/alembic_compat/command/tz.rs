@@ -37,12 +37,11 @@ pub fn utc_offset(key: &str, epoch: i64) -> Result<Option<i32>, Failure> {
         if !path.is_file() {
             continue;
         }
-        let data = std::fs::read(&path).map_err(|e| {
-            Failure::python("OSError", &format!("{}: {e}", path.display()))
-        })?;
-        return parse_offset(&data, epoch).map(Some).map_err(|m| {
-            Failure::python("ValueError", &format!("{m} ({})", path.display()))
-        });
+        let data = std::fs::read(&path)
+            .map_err(|e| Failure::python("OSError", &format!("{}: {e}", path.display())))?;
+        return parse_offset(&data, epoch)
+            .map(Some)
+            .map_err(|m| Failure::python("ValueError", &format!("{m} ({})", path.display())));
     }
     Ok(None)
 }
@@ -82,7 +81,8 @@ fn header(d: &[u8], at: usize) -> Result<Header, String> {
 /// The UTC offset at `epoch` from TZif data.
 fn parse_offset(d: &[u8], epoch: i64) -> Result<i32, String> {
     let h1 = header(d, 0)?;
-    let v1_len = h1.timecnt * 5 + h1.typecnt * 6 + h1.charcnt + h1.leapcnt * 8 + h1.isstdcnt + h1.isutcnt;
+    let v1_len =
+        h1.timecnt * 5 + h1.typecnt * 6 + h1.charcnt + h1.leapcnt * 8 + h1.isstdcnt + h1.isutcnt;
     let (h, start, tsize) = if h1.version >= b'2' {
         let at = 44 + v1_len;
         (header(d, at)?, at + 44, 8)
@@ -141,12 +141,8 @@ fn parse_offset(d: &[u8], epoch: i64) -> Result<i32, String> {
             let (off, _) = ttype(type_of(i)?)?;
             if i + 1 == h.timecnt && h.version >= b'2' {
                 // Past the last transition the footer's POSIX rule applies.
-                let footer_at = types_at
-                    + h.typecnt * 6
-                    + h.charcnt
-                    + h.leapcnt * 12
-                    + h.isstdcnt
-                    + h.isutcnt;
+                let footer_at =
+                    types_at + h.typecnt * 6 + h.charcnt + h.leapcnt * 12 + h.isstdcnt + h.isutcnt;
                 let footer = d.get(footer_at..).unwrap_or_default();
                 let footer = String::from_utf8_lossy(footer);
                 if footer.trim().contains(',') {
@@ -171,8 +167,14 @@ mod tests {
             return; // no tzdata on this machine: Python finds no zone either
         }
         // 2024-01-15 and 2024-07-15 at noon UTC
-        assert_eq!(utc_offset("Europe/Paris", 1_705_320_000).unwrap(), Some(3600));
-        assert_eq!(utc_offset("Europe/Paris", 1_721_044_800).unwrap(), Some(7200));
+        assert_eq!(
+            utc_offset("Europe/Paris", 1_705_320_000).unwrap(),
+            Some(3600)
+        );
+        assert_eq!(
+            utc_offset("Europe/Paris", 1_721_044_800).unwrap(),
+            Some(7200)
+        );
         assert_eq!(utc_offset("UTC", 1_721_044_800).unwrap(), Some(0));
         assert_eq!(utc_offset("Nowhere/Atall", 0).unwrap(), None);
         assert!(utc_offset("../etc", 0).is_err());

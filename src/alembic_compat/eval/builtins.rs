@@ -579,9 +579,10 @@ pub fn percent_format(fmt: &str, args: &Value) -> R<String> {
                 if digits.len() < precision {
                     digits = format!("{}{digits}", "0".repeat(precision - digits.len()));
                 }
-                let zero_flag = spec.split('.').next().is_some_and(|w| {
-                    w.trim_start_matches(['+', ' ', '#']).starts_with('0')
-                });
+                let zero_flag = spec
+                    .split('.')
+                    .next()
+                    .is_some_and(|w| w.trim_start_matches(['+', ' ', '#']).starts_with('0'));
                 if zero_flag && !left && sign.len() + digits.len() < width {
                     digits = format!("{}{digits}", "0".repeat(width - sign.len() - digits.len()));
                 }
