@@ -41,6 +41,17 @@ pub struct ScriptMeta {
 }
 
 impl ScriptMeta {
+    /// What a module that assigns nothing yields.
+    pub fn empty() -> ScriptMeta {
+        ScriptMeta {
+            revision: None,
+            down_revision: None,
+            branch_labels: Vec::new(),
+            depends_on: Vec::new(),
+            longdoc: String::new(),
+        }
+    }
+
     /// First paragraph of the docstring (Alembic's `doc`): `re.split("\n\n", longdoc)[0]`.
     pub fn doc(&self) -> &str {
         self.longdoc.split("\n\n").next().unwrap_or("")
@@ -55,11 +66,8 @@ impl ScriptMeta {
 
     pub fn from_module(path: &str, src: &str, module: &Module) -> Result<ScriptMeta, SyntaxError> {
         let mut meta = ScriptMeta {
-            revision: None,
-            down_revision: None,
-            branch_labels: Vec::new(),
-            depends_on: Vec::new(),
             longdoc: module.docstring().map(python_strip).unwrap_or_default(),
+            ..ScriptMeta::empty()
         };
         // Module-level names bound to values we can compute without running code, so that
         // `revision = PREFIX + "02"` reads as Python would compute it.

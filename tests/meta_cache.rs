@@ -1,0 +1,96 @@
+//! The metadata cache (what each revision file yielded, kept between runs) must never change
+//! an answer: after every kind of edit a user makes to a history, a cached run prints what a
+//! run without the cache prints.
+
+mod common;
+
+use std::path::Path;
+
+use common::{argv, copy_dir, ralembic_bin, run_tool, CaseEnv, Outcome};
+
+fn run(project: &Path, cache: &str, args: &str) -> Outcome {
+    let env = CaseEnv {
+        set: vec![("RALEMBIC_CACHE_DIR".to_string(), cache.to_string())],
+    };
+    run_tool(&ralembic_bin(), project, &argv(args), &env)
+}
+
+/// Runs `history` and `heads` with the cache (twice: the second run reads what the first
+/// wrote) and without it; all must agree.
+fn assert_cache_agrees(project: &Path, cache: &Path, after: &str) {
+    let cache = cache.to_string_lossy().to_string();
+    for args in ["history -v", "heads -v"] {
+        let fresh = run(project, "off", args);
+        let first = run(project, &cache, args);
+        let second = run(project, &cache, args);
+        for (which, got) in [("first", &first), ("second", &second)] {
+            assert_eq!(
+                (got.code, &got.stdout, &got.stderr),
+                (fresh.code, &fresh.stdout, &fresh.stderr),
+                "{after}: `{args}`, {which} cached run differs from an uncached one:\n{}\nvs\n{}",
+                String::from_utf8_lossy(&got.stdout),
+                String::from_utf8_lossy(&fresh.stdout)
+            );
+        }
+    }
+}
+
+fn set_mtime(path: &Path, secs_ago: u64) {
+    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(secs_ago);
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(when).unwrap();
+}
+
+#[test]
+fn cached_runs_follow_every_edit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("p");
+    let cache = tmp.path().join("cache");
+    copy_dir(&common::repo_root().join("tests/fixtures/linear"), &project);
+    let versions = project.join("alembic/versions");
+    assert_cache_agrees(&project, &cache, "untouched");
+    assert!(
+        std::fs::read_dir(&cache).unwrap().next().is_some(),
+        "the cache directory stays empty: the test would prove nothing"
+    );
+
+    // A new head appended.
+    std::fs::write(
+        versions.join("aaaa00000001_new_head.py"),
+        "'''new head'''\nrevision = 'aaaa00000001'\ndown_revision = 'f4894da35515'\n",
+    )
+    .unwrap();
+    assert_cache_agrees(&project, &cache, "file added");
+
+    // An in-place edit that keeps the size: only the modification time tells.
+    let edited = versions.join("aaaa00000001_new_head.py");
+    std::fs::write(
+        &edited,
+        "'''new HEAD'''\nrevision = 'aaaa00000001'\ndown_revision = 'ca515065d73b'\n",
+    )
+    .unwrap();
+    set_mtime(&edited, 3600);
+    assert_cache_agrees(&project, &cache, "same-size edit");
+
+    // The file removed again, and one renamed (a file's position in the listing shifts).
+    std::fs::remove_file(&edited).unwrap();
+    std::fs::rename(
+        versions.join("f4894da35515_positions.py"),
+        versions.join("0000_positions.py"),
+    )
+    .unwrap();
+    assert_cache_agrees(&project, &cache, "removed and renamed");
+
+    // A file broken after it was cached: the error comes back, every time.
+    std::fs::write(versions.join("0000_positions.py"), "revision = (\n").unwrap();
+    assert_cache_agrees(&project, &cache, "broken file");
+
+    // A cache file of garbage is ignored, not trusted.
+    for entry in std::fs::read_dir(&cache).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::write(&path, b"\x00\xffnot a cache").unwrap();
+        }
+    }
+    assert_cache_agrees(&project, &cache, "garbage cache file");
+}
