@@ -17,7 +17,11 @@
 //! addresses), we keep the same *set* and choose a deterministic order; each such place is marked
 //! `NONDETERMINISTIC IN ALEMBIC` below.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+
+// Revision ids are short strings looked up many times per command; FxHash is several times
+// cheaper than SipHash for them and nothing here is exposed to hostile hash flooding.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::fmt;
 use std::sync::{Mutex, OnceLock};
 
@@ -662,7 +666,8 @@ impl RevisionMap {
         let n = revisions.len();
         let mut nodes: Vec<RevisionNode> = Vec::with_capacity(n);
         let mut names: Vec<String> = Vec::with_capacity(n);
-        let mut lookup: HashMap<String, usize> = HashMap::with_capacity(n);
+        let mut lookup: HashMap<String, usize> =
+            HashMap::with_capacity_and_hasher(n, Default::default());
         let mut labeled: Vec<usize> = Vec::new();
 
         // The generator loop: validate (Revision.__init__), register ids, warn on duplicates.
@@ -860,7 +865,7 @@ impl RevisionMap {
                 continue;
             }
             let ancestors = walk_refs(&versioned_refs, &[i])?;
-            let mut dropped: HashSet<&str> = HashSet::new();
+            let mut dropped: HashSet<&str> = HashSet::default();
             for a in ancestors {
                 if a == i {
                     continue;
@@ -967,7 +972,8 @@ impl RevisionMap {
         }
 
         let rank: Vec<usize> = {
-            let mut pos: HashMap<&str, usize> = HashMap::with_capacity(id_count);
+            let mut pos: HashMap<&str, usize> =
+                HashMap::with_capacity_and_hasher(id_count, Default::default());
             for (p, name) in names[..id_count].iter().enumerate() {
                 pos.insert(name.as_str(), p);
             }
@@ -1136,7 +1142,7 @@ impl RevisionMap {
         for &target in targets.iter().take(walk) {
             self.node_ref(target)?;
             todo.push(target);
-            let mut per_target: HashSet<usize> = HashSet::new();
+            let mut per_target: HashSet<usize> = HashSet::default();
             while let Some(rev) = todo.pop() {
                 if check {
                     per_target.insert(rev);
