@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::Failure;
 use crate::alembic_compat::config::{parse_sqlite_url, SqliteDatabase, UrlError};
 use crate::alembic_compat::script::ast::{Arg, Constant, Expr, ExprKind, Stmt, StmtKind};
-use crate::alembic_compat::script::parse_module;
+use crate::alembic_compat::script::parse_cached;
 
 pub use crate::alembic_compat::runtime::VersionTable;
 
@@ -134,7 +134,8 @@ pub fn version_table_from_env(path: &str, source: &str) -> VersionTable {
 /// in `--sql` mode (the first one without `connection=`), else the online one wins; either
 /// way the other call is the fallback.
 pub fn env_settings(path: &str, source: &str, offline: bool) -> EnvSettings {
-    let module = match parse_module(path, source) {
+    // Through the AST cache: env.py is read by every command that touches the database.
+    let module = match parse_cached(path, source) {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!("cannot read {path} ({e}); using the default settings");

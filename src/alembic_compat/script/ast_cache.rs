@@ -45,7 +45,17 @@ fn entry_in(cache_dir: &std::path::Path, source: &str) -> Option<PathBuf> {
         .rev()
         .take(4096)
         .for_each(|b| b.hash(&mut h2));
-    Some(dir.join(format!("{:016x}{:016x}.json", h.finish(), h2.finish())))
+    Some(dir.join(format!("{:016x}{:016x}.ast", h.finish(), h2.finish())))
+}
+
+/// `parse_module`, through the cache.
+pub fn parse_cached(shown: &str, source: &str) -> Result<Module, super::SyntaxError> {
+    if let Some(module) = load(source) {
+        return Ok(module);
+    }
+    let module = super::parse::parse_module(shown, source)?;
+    store(source, &module);
+    Ok(module)
 }
 
 /// The cached AST of `source`, if there is one.
@@ -55,7 +65,19 @@ pub fn load(source: &str) -> Option<Module> {
 
 fn load_from(path: PathBuf) -> Option<Module> {
     let bytes = std::fs::read(path).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    // postcard, not JSON: decoding a JSON AST was most of the cost of a cache hit. A
+    // checksum trails the payload, so a damaged entry is a miss, never a wrong AST.
+    let (payload, sum) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
+    if checksum(payload).to_le_bytes() != sum {
+        return None;
+    }
+    postcard::from_bytes(payload).ok()
+}
+
+fn checksum(payload: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    payload.hash(&mut h);
+    h.finish()
 }
 
 /// Keeps `module` as the AST of `source` (best effort: written to a temporary file, then
@@ -67,11 +89,11 @@ pub fn store(source: &str, module: &Module) {
 }
 
 fn store_at(path: &std::path::Path, module: &Module) {
-    // A non-finite float is written as null, which does not load back: such files are
-    // simply parsed every time.
-    let Ok(json) = serde_json::to_vec(module) else {
+    let Ok(mut bytes) = postcard::to_stdvec(module) else {
         return;
     };
+    let sum = checksum(&bytes);
+    bytes.extend_from_slice(&sum.to_le_bytes());
     let Some(dir) = path.parent() else { return };
     if std::fs::create_dir_all(dir).is_err() {
         return;
@@ -82,7 +104,7 @@ fn store_at(path: &std::path::Path, module: &Module) {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
         std::process::id()
     ));
-    if std::fs::write(&tmp, json).is_ok() && std::fs::rename(&tmp, path).is_err() {
+    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
 }
@@ -128,10 +150,14 @@ mod tests {
         // Another text, another entry.
         let other = entry_in(dir.path(), &src.replace("'x'", "'y'")).unwrap();
         assert_ne!(path, other);
-        // A float with no JSON form is not stored, and nothing breaks.
-        let inf = parse_module("t.py", "x = 1e999\n").unwrap();
-        let inf_path = entry_in(dir.path(), "x = 1e999\n").unwrap();
-        store_at(&inf_path, &inf);
-        assert!(load_from(inf_path).is_none());
+        // Non-finite floats and non-ASCII text survive the round trip.
+        let odd = "x = 1e999\ny = 'ñ\\u00e9'\n";
+        let odd_module = parse_module("t.py", odd).unwrap();
+        let odd_path = entry_in(dir.path(), odd).unwrap();
+        store_at(&odd_path, &odd_module);
+        assert_eq!(load_from(odd_path.clone()), Some(odd_module));
+        // A damaged entry is a miss, not an error.
+        std::fs::write(&odd_path, b"\x07garbage").unwrap();
+        assert!(load_from(odd_path).is_none());
     }
 }

@@ -45,11 +45,7 @@ impl Script {
     pub fn parse(&self) -> Result<(String, Module), LoadError> {
         let shown = self.path.display().to_string();
         let source = read_source(&self.path)?;
-        if let Some(module) = super::ast_cache::load(&source) {
-            return Ok((source, module));
-        }
-        let module = parse_module(&shown, &source).map_err(LoadError::Syntax)?;
-        super::ast_cache::store(&source, &module);
+        let module = super::ast_cache::parse_cached(&shown, &source).map_err(LoadError::Syntax)?;
         Ok((source, module))
     }
 }

@@ -11,6 +11,7 @@ pub mod metadata;
 pub mod parse;
 pub mod sql_override;
 
+pub use ast_cache::parse_cached;
 pub use directory::{load_scripts, Script};
 pub use metadata::{DownRevision, ScriptMeta};
 pub use parse::{parse_expression, parse_module};
