@@ -9,6 +9,7 @@ pub mod ddl;
 pub mod eval;
 pub mod mako;
 pub mod ops;
+pub mod pattern;
 pub mod revision;
 pub mod runtime;
 pub mod script;

@@ -23,9 +23,9 @@ use std::collections::BTreeSet;
 // cheaper than SipHash for them and nothing here is exposed to hostile hash flooding.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::fmt;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
-use regex::Regex;
+use crate::alembic_compat::pattern::Pattern;
 
 /// Characters Alembic forbids in a revision id (`_revision_illegal_chars`).
 const ILLEGAL_REVISION_CHARS: [char; 4] = ['@', '-', '+', ':'];
@@ -35,11 +35,9 @@ const MIN_PREFIX_MATCH_EXCLUSIVE: usize = 3;
 
 /// `_relative_destination`: `[label@][symbol](+|-)N`, anchored at the start only (Python
 /// `re.match`), so trailing text after the digits is ignored exactly as Alembic ignores it.
-fn relative_destination() -> Option<&'static Regex> {
-    static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    // A literal pattern: it compiles, and if it somehow did not, nothing is relative.
-    RE.get_or_init(|| Regex::new(r"^(?:(.+?)@)?(\w+)?((?:\+|-)\d+)").ok())
-        .as_ref()
+fn relative_destination() -> Option<&'static Pattern> {
+    static RE: Pattern = Pattern::new(r"^(?:(.+?)@)?(\w+)?((?:\+|-)\d+)");
+    Some(&RE)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,9 +6,8 @@
 //! Owns URL text -> typed target. Does not open databases or apply query options.
 
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
-use regex::Regex;
+use crate::alembic_compat::pattern::Pattern;
 
 use super::pyutil::abspath;
 
@@ -35,16 +34,10 @@ pub enum UrlError {
     InvalidQueryValue { key: String, value: String },
 }
 
-/// SQLAlchemy's `_parse_url` pattern, compiled once.
-static URL_RE: LazyLock<Regex> = LazyLock::new(|| {
-    // The pattern is a literal; failure to compile would be a programming error caught by
-    // every test, so a panic here can never be triggered by input.
-    #[allow(clippy::expect_used)]
-    Regex::new(
-        r"^(?P<name>[\w+]+)://(?:(?P<username>[^:/]*)(?::(?P<password>[^@]*))?@)?(?:(?:\[(?P<ipv6host>[^/?]+)\]|(?P<ipv4host>[^/:?]+))?(?::(?P<port>[^/?]*))?)?(?:/(?P<database>[^?]*))?(?:\?(?P<query>.*))?",
-    )
-    .expect("static URL regex")
-});
+/// SQLAlchemy's `_parse_url` pattern.
+static URL_RE: Pattern = Pattern::new(
+    r"^(?P<name>[\w+]+)://(?:(?P<username>[^:/]*)(?::(?P<password>[^@]*))?@)?(?:(?:\[(?P<ipv6host>[^/?]+)\]|(?P<ipv4host>[^/:?]+))?(?::(?P<port>[^/?]*))?)?(?:/(?P<database>[^?]*))?(?:\?(?P<query>.*))?",
+);
 
 /// A parsed SQLAlchemy URL (`sqlalchemy.engine.URL`), any dialect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +112,12 @@ pub fn parse_url(text: &str) -> Result<ParsedUrl, UrlError> {
     let caps = URL_RE
         .captures(text)
         .ok_or_else(|| UrlError::Unparseable(text.to_string()))?;
-    let get = |n: &str| caps.name(n).map(|m| m.as_str().to_string());
+    let get = |n: &str| {
+        URL_RE
+            .group(n)
+            .and_then(|i| caps.get(i))
+            .map(|m| m.as_str().to_string())
+    };
     let port = match get("port").filter(|p| !p.is_empty()) {
         None => None,
         Some(p) => Some(

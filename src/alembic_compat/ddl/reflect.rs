@@ -7,15 +7,8 @@
 use super::sqlite::{quote, ColDef, ConsDef, IdxDef, TableDef};
 use super::DdlError;
 use crate::alembic_compat::ops::{Autoincrement, Literal, TypeSpec};
-use regex::Regex;
+use crate::alembic_compat::pattern::Pattern;
 use rusqlite::Connection;
-use std::sync::OnceLock;
-
-/// A regex compiled once per process: reflection runs for every batch block, and compiling
-/// these patterns each time dominated the run time of small migrations.
-fn cached(cell: &'static OnceLock<Option<Regex>>, pattern: &str) -> Option<&'static Regex> {
-    cell.get_or_init(|| Regex::new(pattern).ok()).as_ref()
-}
 
 fn sql_err(e: rusqlite::Error) -> DdlError {
     DdlError::Sqlite(e.to_string())
@@ -24,9 +17,8 @@ fn sql_err(e: rusqlite::Error) -> DdlError {
 /// `SQLiteDialect._resolve_type_affinity`: a declared type to the SQLAlchemy type it reflects
 /// as; `None` for NullType.
 pub fn resolve_type(declared: &str) -> Option<TypeSpec> {
-    static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    let re = cached(&RE, r"^([\w ]+)(\(.*?\))?")?;
-    let (coltype, args) = match re.captures(declared) {
+    static RE: Pattern = Pattern::new(r"^([\w ]+)(\(.*?\))?");
+    let (coltype, args) = match RE.captures(declared) {
         Some(c) => (
             c.get(1).map_or("", |m| m.as_str()).to_string(),
             c.get(2).map(|m| m.as_str().to_string()),
@@ -76,14 +68,13 @@ pub fn resolve_type(declared: &str) -> Option<TypeSpec> {
     };
     let mut nums: Vec<Literal> = vec![];
     if let Some(a) = args {
-        static DIGITS: OnceLock<Option<Regex>> = OnceLock::new();
-        if let Some(d) = cached(&DIGITS, r"\d+") {
-            nums = d
-                .find_iter(&a)
-                .filter_map(|m| m.as_str().parse().ok())
-                .map(Literal::Int)
-                .collect();
-        }
+        static DIGITS: Pattern = Pattern::new(r"\d+");
+        nums = DIGITS
+            .find_iter(&a)
+            .iter()
+            .filter_map(|m| m.as_str().parse().ok())
+            .map(Literal::Int)
+            .collect();
     }
     // Types that take no arguments ignore reflected ones (SQLAlchemy warns and drops them).
     let takes = matches!(
@@ -188,13 +179,10 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
             type_events: false,
         })
         .collect::<Vec<_>>();
-    static PK_NAME: OnceLock<Option<Regex>> = OnceLock::new();
-    let pk_name = cached(
-        &PK_NAME,
-        r#"(?i)CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+PRIMARY\s+KEY"#,
-    )
-    .and_then(|re| re.captures(&table_sql))
-    .and_then(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()));
+    static PK_NAME: Pattern = Pattern::new(r#"(?i)CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+PRIMARY\s+KEY"#);
+    let pk_name = PK_NAME
+        .captures(&table_sql)
+        .and_then(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()));
 
     let mut constraints = vec![];
     constraints.extend(reflect_fks(conn, &qname, &table_sql)?);
@@ -259,14 +247,12 @@ fn reflect_fks(conn: &Connection, qname: &str, table_sql: &str) -> Result<Vec<Co
     // SQLAlchemy lists them in id order, which is the reverse of declaration.
     groups.sort_by_key(|g| g.0);
     // Names and options come only from table-level FOREIGN KEY clauses.
-    static FK: OnceLock<Option<Regex>> = OnceLock::new();
-    let re = cached(
-        &FK,
+    static FK: Pattern = Pattern::new(
         r#"(?i)(?:CONSTRAINT\s+(\w+|"(?:[^"]|"")+")\s+)?FOREIGN KEY\s*\(\s*(.+?)\s*\)\s+REFERENCES\s+(?:"(.+?)"|([a-z0-9_]+))\s*\(\s*((?:(?:"[^"]+"|[a-z0-9_]+)\s*(?:,\s*)?)+)\)\s*((?:ON (?:DELETE|UPDATE) (?:SET NULL|SET DEFAULT|CASCADE|RESTRICT|NO ACTION)\s*)*)((?:NOT\s+)?DEFERRABLE)?(?:\s+INITIALLY\s+(DEFERRED|IMMEDIATE))?"#,
-    )
-    .ok_or_else(|| DdlError::Sqlite("foreign key pattern".into()))?;
-    let parsed: Vec<_> = re
+    );
+    let parsed: Vec<_> = FK
         .captures_iter(table_sql)
+        .into_iter()
         .map(|c| {
             let cols: Vec<String> = cols_in_sig(&c[2]);
             let refcols: Vec<String> = match c.get(5) {
@@ -372,12 +358,11 @@ type FkGroup = (String, Vec<String>, Vec<String>);
 
 /// `_find_cols_in_sig`: the column names of a parenthesised list, quoted or bare.
 fn cols_in_sig(sig: &str) -> Vec<String> {
-    static COLS: OnceLock<Option<Regex>> = OnceLock::new();
-    cached(&COLS, r#"(?i)(?:"(.+?)")|([a-z0-9_]+)"#).map_or_else(Vec::new, |re| {
-        re.captures_iter(sig)
-            .filter_map(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()))
-            .collect()
-    })
+    static COLS: Pattern = Pattern::new(r#"(?i)(?:"(.+?)")|([a-z0-9_]+)"#);
+    COLS.captures_iter(sig)
+        .iter()
+        .filter_map(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()))
+        .collect()
 }
 
 /// The primary key columns of `table`, in key order (an unknown table has none).
@@ -398,29 +383,22 @@ fn primary_key_columns(conn: &Connection, table: &str) -> Result<Vec<String>, Dd
 
 fn reflect_uniques(table_sql: &str) -> Vec<ConsDef> {
     let mut out = vec![];
-    static NAMED: OnceLock<Option<Regex>> = OnceLock::new();
-    if let Some(re) = cached(
-        &NAMED,
-        r#"(?i)(?:CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+)?UNIQUE\s*\((.+?)\)"#,
-    ) {
-        for c in re.captures_iter(table_sql) {
-            out.push(ConsDef::Unique {
-                name: c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()),
-                columns: c[3].split(',').map(unquote).collect(),
-            });
-        }
+    static NAMED: Pattern =
+        Pattern::new(r#"(?i)(?:CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+)?UNIQUE\s*\((.+?)\)"#);
+    for c in NAMED.captures_iter(table_sql) {
+        out.push(ConsDef::Unique {
+            name: c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()),
+            columns: c[3].split(',').map(unquote).collect(),
+        });
     }
-    static INLINE: OnceLock<Option<Regex>> = OnceLock::new();
-    if let Some(re) = cached(
-        &INLINE,
+    static INLINE: Pattern = Pattern::new(
         r#"(?i)(?:(?:,\s*)|(?:\(\s*))"?([a-z0-9_]+)"?[\t ]+[a-z0-9_]+(?:[\t ]+[a-z0-9_]+)*?[\t ]+UNIQUE"#,
-    ) {
-        for c in re.captures_iter(table_sql) {
-            out.push(ConsDef::Unique {
-                name: None,
-                columns: vec![c[1].to_string()],
-            });
-        }
+    );
+    for c in INLINE.captures_iter(table_sql) {
+        out.push(ConsDef::Unique {
+            name: None,
+            columns: vec![c[1].to_string()],
+        });
     }
     out
 }
@@ -428,14 +406,9 @@ fn reflect_uniques(table_sql: &str) -> Vec<ConsDef> {
 /// Named CHECKs only: an unnamed reflected CHECK is dropped by batch mode anyway.
 fn reflect_checks(table_sql: &str) -> Vec<ConsDef> {
     let mut out = vec![];
-    static CHECK: OnceLock<Option<Regex>> = OnceLock::new();
-    let Some(re) = cached(
-        &CHECK,
-        r#"(?i)CONSTRAINT\s+(?:"((?:[^"]|"")+)"|(\w+))\s+CHECK\s*\("#,
-    ) else {
-        return out;
-    };
-    for c in re.captures_iter(table_sql) {
+    static CHECK: Pattern =
+        Pattern::new(r#"(?i)CONSTRAINT\s+(?:"((?:[^"]|"")+)"|(\w+))\s+CHECK\s*\("#);
+    for c in CHECK.captures_iter(table_sql) {
         let end = c.get(0).map_or(0, |m| m.end());
         if let Some(body) = balanced(&table_sql[end..]) {
             out.push(ConsDef::Check {
@@ -461,8 +434,7 @@ fn reflect_indexes(conn: &Connection, qname: &str) -> Result<Vec<IdxDef>, DdlErr
         .collect::<Result<_, _>>()
         .map_err(sql_err)?;
     let mut out = vec![];
-    static WHERE: OnceLock<Option<Regex>> = OnceLock::new();
-    let where_re = cached(&WHERE, r"(?is)\bWHERE\b\s*(.+)$");
+    static WHERE: Pattern = Pattern::new(r"(?is)\bWHERE\b\s*(.+)$");
     // index_list is newest first and SQLAlchemy keeps that order. Alembic then walks
     // `Table.indexes`, a Python set, so with several indexes its order is not guaranteed.
     for (name, unique, origin) in rows {
@@ -491,12 +463,7 @@ fn reflect_indexes(conn: &Connection, qname: &str) -> Result<Vec<IdxDef>, DdlErr
                 |r| r.get(0),
             )
             .ok();
-        let where_ = sql.and_then(|s| {
-            where_re
-                .as_ref()
-                .and_then(|re| re.captures(&s))
-                .map(|c| c[1].trim().to_string())
-        });
+        let where_ = sql.and_then(|s| WHERE.captures(&s).map(|c| c[1].trim().to_string()));
         out.push(IdxDef {
             name: Some(name),
             unique,

@@ -290,13 +290,10 @@ fn format_record(h: &Handler, name: &str, level: Level, message: &str) -> String
     out.replace("%%", "%")
 }
 
-fn regex_lite() -> &'static regex::Regex {
-    use std::sync::OnceLock;
-    static RE: OnceLock<regex::Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        regex::Regex::new(r"%\(([A-Za-z_]+)\)([-#0 +]*)(\d*)(?:\.(\d+))?[sd]")
-            .expect("static pattern")
-    })
+fn regex_lite() -> &'static crate::alembic_compat::pattern::Pattern {
+    use crate::alembic_compat::pattern::Pattern;
+    static RE: Pattern = Pattern::new(r"%\(([A-Za-z_]+)\)([-#0 +]*)(\d*)(?:\.(\d+))?[sd]");
+    &RE
 }
 
 #[cfg(test)]
