@@ -198,7 +198,7 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
 
     let mut constraints = vec![];
     constraints.extend(reflect_fks(conn, &qname, &table_sql)?);
-    constraints.extend(reflect_uniques(&table_sql));
+    constraints.extend(reflect_uniques(conn, &qname, &table_sql)?);
     constraints.extend(reflect_checks(&table_sql));
     let mut t = TableDef {
         name: name.to_string(),
@@ -396,33 +396,77 @@ fn primary_key_columns(conn: &Connection, table: &str) -> Result<Vec<String>, Dd
     cols
 }
 
-fn reflect_uniques(table_sql: &str) -> Vec<ConsDef> {
-    let mut out = vec![];
+/// `get_unique_constraints`: UNIQUE clauses parsed from the table's SQL, kept only when an
+/// automatic index (`sqlite_autoindex_*`) has exactly those columns (each index vouches for
+/// one clause). This is how SQLAlchemy tells a constraint from text that merely looks like
+/// one (`CONSTRAINT x UNIQUE (...)` also matches the inline pattern).
+fn reflect_uniques(
+    conn: &Connection,
+    qname: &str,
+    table_sql: &str,
+) -> Result<Vec<ConsDef>, DdlError> {
+    let mut auto_sigs: Vec<Vec<String>> = vec![];
+    let mut st = conn
+        .prepare(&format!("PRAGMA index_list({qname})"))
+        .map_err(sql_err)?;
+    let autos: Vec<String> = st
+        .query_map([], |r| r.get::<_, String>(1))
+        .map_err(sql_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_err)?
+        .into_iter()
+        .filter(|n| n.starts_with("sqlite_autoindex"))
+        .collect();
+    for name in autos {
+        let mut st = conn
+            .prepare(&format!(
+                "PRAGMA index_info(\"{}\")",
+                name.replace('"', "\"\"")
+            ))
+            .map_err(sql_err)?;
+        let cols: Vec<Option<String>> = st
+            .query_map([], |r| r.get(2))
+            .map_err(sql_err)?
+            .collect::<Result<_, _>>()
+            .map_err(sql_err)?;
+        // SQLAlchemy keys them by columns: two with the same columns count once.
+        let sig: Vec<String> = cols.into_iter().flatten().collect();
+        if !auto_sigs.contains(&sig) {
+            auto_sigs.push(sig);
+        }
+    }
+    let mut parsed: Vec<(Option<String>, Vec<String>)> = vec![];
     static NAMED: OnceLock<Option<Regex>> = OnceLock::new();
     if let Some(re) = cached(
         &NAMED,
         r#"(?i)(?:CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+)?UNIQUE\s*\((.+?)\)"#,
     ) {
         for c in re.captures_iter(table_sql) {
-            out.push(ConsDef::Unique {
-                name: c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()),
-                columns: c[3].split(',').map(unquote).collect(),
-            });
+            parsed.push((
+                c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()),
+                cols_in_sig(&c[3]),
+            ));
         }
     }
     static INLINE: OnceLock<Option<Regex>> = OnceLock::new();
     if let Some(re) = cached(
         &INLINE,
-        r#"(?i)(?:(?:,\s*)|(?:\(\s*))"?([a-z0-9_]+)"?[\t ]+[a-z0-9_]+(?:[\t ]+[a-z0-9_]+)*?[\t ]+UNIQUE"#,
+        r#"(?i)(?:(".+?")|(?:[\[`])?([a-z0-9_]+)(?:[\]`])?)[\t ]+[a-z0-9_]+(?:[\t ]+[a-z0-9_]+)*?[\t ]+UNIQUE"#,
     ) {
         for c in re.captures_iter(table_sql) {
-            out.push(ConsDef::Unique {
-                name: None,
-                columns: vec![c[1].to_string()],
-            });
+            if let Some(m) = c.get(1).or(c.get(2)) {
+                parsed.push((None, cols_in_sig(m.as_str())));
+            }
         }
     }
-    out
+    let mut out = vec![];
+    for (name, columns) in parsed {
+        if let Some(i) = auto_sigs.iter().position(|s| *s == columns) {
+            auto_sigs.remove(i);
+            out.push(ConsDef::Unique { name, columns });
+        }
+    }
+    Ok(out)
 }
 
 /// Named CHECKs only: an unnamed reflected CHECK is dropped by batch mode anyway.
