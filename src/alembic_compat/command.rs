@@ -20,6 +20,7 @@
 //! - `msg()`'s wrapping of `FAILED:` lines when stdin is a terminal is not reproduced (output
 //!   is identical whenever stdin is not a TTY, e.g. in scripts and CI).
 
+pub mod autogen;
 pub mod cli;
 pub mod compat;
 pub mod db;

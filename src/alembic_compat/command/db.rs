@@ -203,17 +203,22 @@ fn url_failure(e: &UrlError) -> Failure {
 /// `sqlite3.connect` does) and returns `get_current_heads()`: the `version_num` rows of the
 /// version table, or nothing if the table does not exist. Never writes.
 pub fn current_heads(url: &str, cwd: &Path, vt: &VersionTable) -> Result<Vec<String>, Failure> {
+    let conn = open_database(url, cwd)?;
+    read_heads(&conn, vt).map_err(|e| sql_failure(&e))
+}
+
+/// Opens a SQLite URL as `create_engine(url).connect()` would (a missing file is created).
+pub fn open_database(url: &str, cwd: &Path) -> Result<Connection, Failure> {
     let parsed = parse_sqlite_url(url, cwd).map_err(|e| url_failure(&e))?;
     let rw = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = match &parsed.database {
+    match &parsed.database {
         SqliteDatabase::Memory => Connection::open_in_memory(),
         SqliteDatabase::File(p) => Connection::open_with_flags(p, rw),
         SqliteDatabase::Uri(u) => Connection::open_with_flags(u, rw | OpenFlags::SQLITE_OPEN_URI),
     }
-    .map_err(|e| sql_failure(&e))?;
-    read_heads(&conn, vt).map_err(|e| sql_failure(&e))
+    .map_err(|e| sql_failure(&e))
 }
 
 fn has_table(conn: &Connection, vt: &VersionTable) -> rusqlite::Result<bool> {
