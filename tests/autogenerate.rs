@@ -33,7 +33,8 @@ enum Via {
 
 struct Case {
     name: &'static str,
-    batch: bool,
+    /// Which env.py of tests/fixtures/_autogen/project the case uses.
+    env: &'static str,
     /// The generated revision runs on SQLite (no plain `alter_column`, no unnamed drops).
     roundtrip: bool,
     via: Via,
@@ -42,73 +43,85 @@ struct Case {
 const CASES: &[Case] = &[
     Case {
         name: "new_table",
-        batch: false,
+        env: "env.py",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "dropped_table",
-        batch: false,
+        env: "env.py",
         roundtrip: true,
         via: Via::Url,
     },
     Case {
         name: "columns",
-        batch: false,
+        env: "env.py",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "alter_batch",
-        batch: true,
+        env: "env_batch.py",
         roundtrip: true,
         via: Via::Ini,
     },
     Case {
         name: "alter_plain",
-        batch: false,
+        env: "env.py",
         roundtrip: false,
         via: Via::Flag,
     },
     Case {
         name: "indexes",
-        batch: false,
+        env: "env.py",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "uniques_batch",
-        batch: true,
+        env: "env_batch.py",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "fks_batch",
-        batch: true,
+        env: "env_batch.py",
         roundtrip: true,
         via: Via::Ini,
     },
     Case {
         name: "nothing",
-        batch: false,
+        env: "env.py",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "unique_unnamed",
-        batch: false,
+        env: "env.py",
         roundtrip: false,
         via: Via::Flag,
     },
     Case {
         name: "type_affinity",
-        batch: false,
+        env: "env.py",
         roundtrip: false,
         via: Via::Flag,
     },
     Case {
+        name: "server_defaults",
+        env: "env_defaults.py",
+        roundtrip: false,
+        via: Via::Flag,
+    },
+    Case {
+        name: "server_defaults_batch",
+        env: "env_defaults_batch.py",
+        roundtrip: true,
+        via: Via::Flag,
+    },
+    Case {
         name: "batch_tables",
-        batch: true,
+        env: "env_batch.py",
         roundtrip: true,
         via: Via::Flag,
     },
@@ -129,8 +142,7 @@ fn sqlite_from(sql_file: &Path, db: &Path) {
 fn setup(case: &Case, dir: &Path, python: bool) {
     std::fs::create_dir_all(dir.join("versions")).unwrap();
     let project = fixtures().join("project");
-    let env = if case.batch { "env_batch.py" } else { "env.py" };
-    std::fs::copy(project.join(env), dir.join("env.py")).unwrap();
+    std::fs::copy(project.join(case.env), dir.join("env.py")).unwrap();
     std::fs::copy(project.join("script.py.mako"), dir.join("script.py.mako")).unwrap();
     let mut ini = std::fs::read_to_string(project.join("alembic.ini")).unwrap();
     let cdir = fixtures().join("cases").join(case.name);

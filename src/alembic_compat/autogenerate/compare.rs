@@ -33,6 +33,10 @@ use crate::alembic_compat::ops::{
 pub struct Options {
     /// `version_table`: ignored on both sides.
     pub version_table: String,
+    /// env.py's `compare_type` (Alembic's default: true).
+    pub compare_type: bool,
+    /// env.py's `compare_server_default` (Alembic's default: false).
+    pub compare_server_default: bool,
 }
 
 /// An operation as autogenerate emits it: an [`Op`] where one can carry it. Alembic also
@@ -274,7 +278,7 @@ pub fn compare(conn: &[TableDef], target: &[TableDef], opts: &Options) -> Vec<En
         let Some(m) = in_meta(&c.name) else {
             continue;
         };
-        let changes = table_changes(c, m);
+        let changes = table_changes(c, m, opts);
         if !changes.is_empty() {
             out.push(Entry::Table {
                 name: c.name.clone(),
@@ -305,7 +309,7 @@ fn drop_column(table: &TableDef, col: &ColDef) -> AutoOp {
     })
 }
 
-fn table_changes(c: &TableDef, m: &TableDef) -> Vec<Change> {
+fn table_changes(c: &TableDef, m: &TableDef, opts: &Options) -> Vec<Change> {
     let mut changes = vec![];
     let conn_col = |n: &str| c.columns.iter().find(|x| x.name == n);
     for mcol in &m.columns {
@@ -323,7 +327,7 @@ fn table_changes(c: &TableDef, m: &TableDef) -> Vec<Change> {
     }
     for mcol in &m.columns {
         if let Some(ccol) = conn_col(&mcol.name) {
-            changes.extend(alter_column(m, ccol, mcol));
+            changes.extend(alter_column(m, ccol, mcol, opts));
         }
     }
     changes.extend(indexes_and_uniques(Some(c), Some(m)));
@@ -369,31 +373,65 @@ pub fn types_differ(conn: &TypeSpec, meta: &TypeSpec) -> bool {
     conn.args.len() == meta.args.len() && conn.args != meta.args
 }
 
-fn alter_column(m: &TableDef, ccol: &ColDef, mcol: &ColDef) -> Option<Change> {
-    let existing_type = ccol.type_.clone().unwrap_or_else(null_type);
+/// `SQLiteImpl.compare_server_default`: one pair of outer parentheses and then quotes are
+/// ignored on both sides.
+fn server_defaults_differ(conn: Option<&str>, meta: Option<&str>) -> bool {
+    fn norm(d: &str) -> String {
+        let d = match d.strip_prefix('(').and_then(|x| x.strip_suffix(')')) {
+            Some(inner) if !inner.is_empty() && !inner.contains('\n') => inner,
+            _ => d,
+        };
+        let unq = d.strip_prefix('"').unwrap_or(d);
+        let unq = unq.strip_suffix('"').unwrap_or(unq);
+        match unq.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')) {
+            // `^"?'(.+)'"?$`: the optional double quotes go with the single ones.
+            Some(inner) if !inner.is_empty() && !inner.contains('\n') => inner.to_string(),
+            _ => d.to_string(),
+        }
+    }
+    conn.map(norm) != meta.map(norm)
+}
+
+fn text_default(d: &Option<String>) -> Option<ServerDefault> {
+    d.clone().map(|d| ServerDefault::Expr(SqlExpr::Text(d)))
+}
+
+fn default_repr(d: &Option<String>) -> String {
+    match d {
+        Some(_) => repr::default_clause(),
+        None => "None".into(),
+    }
+}
+
+fn alter_column(m: &TableDef, ccol: &ColDef, mcol: &ColDef, opts: &Options) -> Option<Change> {
+    let conn_type = ccol.type_.clone().unwrap_or_else(null_type);
     let meta_type = mcol.type_.clone().unwrap_or_else(null_type);
-    let modify_type = (!is_null_type(&existing_type)
+    // With compare_type=False Alembic stops before recording the existing type.
+    let existing_type = opts.compare_type.then(|| conn_type.clone());
+    let modify_type = (opts.compare_type
+        && !is_null_type(&conn_type)
         && !is_null_type(&meta_type)
-        && types_differ(&existing_type, &meta_type))
+        && types_differ(&conn_type, &meta_type))
     .then(|| meta_type.clone());
     let modify_nullable = (ccol.nullable != mcol.nullable).then_some(mcol.nullable);
-    if modify_type.is_none() && modify_nullable.is_none() {
+    let any_default = ccol.default.is_some() || mcol.default.is_some();
+    let modify_default = (opts.compare_server_default
+        && any_default
+        && server_defaults_differ(ccol.default.as_deref(), mcol.default.as_deref()))
+    .then(|| mcol.default.clone());
+    if modify_type.is_none() && modify_nullable.is_none() && modify_default.is_none() {
         return None;
     }
-    let conn_default = ccol
-        .default
-        .clone()
-        .map(|d| ServerDefault::Expr(SqlExpr::Text(d)));
     // `existing_server_default` is recorded only when either side has a default.
-    let existing_server_default =
-        (ccol.default.is_some() || mcol.default.is_some()).then(|| conn_default.clone());
+    let existing_server_default = any_default.then(|| text_default(&ccol.default));
     let autoincrement = is_autoincrement_column(m, mcol).then_some(true);
     let up = AlterColumn {
         table: m.name.clone(),
         column: mcol.name.clone(),
         nullable: modify_nullable,
         type_: modify_type.clone(),
-        existing_type: Some(existing_type.clone()),
+        server_default: modify_default.as_ref().map(text_default),
+        existing_type: existing_type.clone(),
         existing_nullable: Some(ccol.nullable),
         existing_server_default: existing_server_default.clone(),
         autoincrement,
@@ -403,31 +441,42 @@ fn alter_column(m: &TableDef, ccol: &ColDef, mcol: &ColDef) -> Option<Change> {
     let down = AlterColumn {
         nullable: modify_nullable.map(|_| ccol.nullable),
         existing_nullable: Some(modify_nullable.unwrap_or(ccol.nullable)),
-        type_: modify_type.as_ref().map(|_| existing_type.clone()),
-        existing_type: Some(modify_type.clone().unwrap_or_else(|| existing_type.clone())),
+        type_: modify_type.as_ref().map(|_| conn_type.clone()),
+        existing_type: modify_type.clone().or_else(|| existing_type.clone()),
+        server_default: modify_default.as_ref().map(|_| text_default(&ccol.default)),
+        existing_server_default: match &modify_default {
+            Some(d) => Some(text_default(d)),
+            None => existing_server_default.clone(),
+        },
         ..up.clone()
     };
     let esd = match &existing_server_default {
         None => "False".to_string(),
-        Some(None) => "None".to_string(),
-        Some(Some(_)) => repr::default_clause(),
+        Some(_) => default_repr(&ccol.default),
     };
+    let et = existing_type
+        .as_ref()
+        .map_or_else(|| "None".to_string(), repr::type_);
     let (tq, cq) = (repr::py_str(&m.name), repr::py_str(&mcol.name));
+    let en = repr::py_bool(ccol.nullable);
     let mut diffs = vec![];
     if let Some(t) = &modify_type {
         diffs.push(format!(
-            "('modify_type', None, {tq}, {cq}, {{'existing_nullable': {}, 'existing_server_default': {esd}, 'existing_comment': None}}, {}, {})",
-            repr::py_bool(ccol.nullable),
-            repr::type_(&existing_type),
+            "('modify_type', None, {tq}, {cq}, {{'existing_nullable': {en}, 'existing_server_default': {esd}, 'existing_comment': None}}, {et}, {})",
             repr::type_(t)
         ));
     }
     if let Some(n) = modify_nullable {
         diffs.push(format!(
-            "('modify_nullable', None, {tq}, {cq}, {{'existing_type': {}, 'existing_server_default': {esd}, 'existing_comment': None}}, {}, {})",
-            repr::type_(&existing_type),
-            repr::py_bool(ccol.nullable),
+            "('modify_nullable', None, {tq}, {cq}, {{'existing_type': {et}, 'existing_server_default': {esd}, 'existing_comment': None}}, {en}, {})",
             repr::py_bool(n)
+        ));
+    }
+    if let Some(d) = &modify_default {
+        diffs.push(format!(
+            "('modify_default', None, {tq}, {cq}, {{'existing_nullable': {en}, 'existing_type': {et}, 'existing_comment': None}}, {}, {})",
+            default_repr(&ccol.default),
+            default_repr(d)
         ));
     }
     Some(Change {
@@ -811,6 +860,8 @@ mod tests {
         let a = schema_from_sql("a", sql).unwrap();
         let opts = Options {
             version_table: "alembic_version".into(),
+            compare_type: true,
+            compare_server_default: true,
         };
         assert!(compare(&a, &a, &opts).is_empty());
     }

@@ -253,6 +253,13 @@ impl Renderer {
         if let Some(t) = &a.existing_type {
             text += &format!(",\n{indent}existing_type={}", self.type_(t));
         }
+        match &a.server_default {
+            Some(Some(sd)) => {
+                text += &format!(",\n{indent}server_default={}", Self::server_default(sd))
+            }
+            Some(None) => text += &format!(",\n{indent}server_default=None"),
+            None => {}
+        }
         if let Some(t) = &a.type_ {
             text += &format!(",\n{indent}type_={}", self.type_(t));
         }
@@ -265,7 +272,7 @@ impl Renderer {
         if let Some(ai) = a.autoincrement {
             text += &format!(",\n{indent}autoincrement={}", repr::py_bool(ai));
         }
-        if let Some(Some(sd)) = &a.existing_server_default {
+        if let (None, Some(Some(sd))) = (&a.server_default, &a.existing_server_default) {
             text += &format!(
                 ",\n{indent}existing_server_default={}",
                 Self::server_default(sd)

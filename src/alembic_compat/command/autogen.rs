@@ -77,6 +77,10 @@ fn run_autogenerate(
     target: &Target,
 ) -> Result<(Vec<Entry>, bool), Failure> {
     let (opts, mut log) = super::migrate::environment(sd, false, None)?;
+    // environment() keeps only what migrations need; the compare_* flags are read here.
+    let env_path = sd.dir().join("env.py");
+    let env_source = std::fs::read_to_string(&env_path).unwrap_or_default();
+    let env = db::env_settings(&env_path.to_string_lossy(), &env_source, false);
     let current = sd.read_current_heads(ctx)?;
     log.context_created(false);
     let _ = ctx.err.write_all(log.take().as_bytes());
@@ -113,6 +117,8 @@ fn run_autogenerate(
         &target_schema,
         &Options {
             version_table: opts.version_table.table.clone(),
+            compare_type: env.compare_type.unwrap_or(true),
+            compare_server_default: env.compare_server_default.unwrap_or(false),
         },
     );
     Ok((entries, opts.render_as_batch))

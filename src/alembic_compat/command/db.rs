@@ -26,6 +26,10 @@ pub struct EnvSettings {
     pub render_as_batch: bool,
     /// env.py calls `fileConfig(...)` (the generic template's logging setup).
     pub file_config: bool,
+    /// `compare_type` / `compare_server_default` when given as literal booleans (`None`:
+    /// not given, or not a literal, e.g. a callable).
+    pub compare_type: Option<bool>,
+    pub compare_server_default: Option<bool>,
 }
 
 #[derive(Default)]
@@ -36,6 +40,8 @@ struct ConfigureCall {
     schema: Option<Option<String>>,
     transaction_per_migration: Option<bool>,
     render_as_batch: Option<bool>,
+    compare_type: Option<bool>,
+    compare_server_default: Option<bool>,
 }
 
 #[derive(Default)]
@@ -82,6 +88,12 @@ fn visit_expr(e: &Expr, found: &mut Found) {
                         }
                         ("render_as_batch", ExprKind::Constant(Constant::Bool(b))) => {
                             call.render_as_batch = Some(*b)
+                        }
+                        ("compare_type", ExprKind::Constant(Constant::Bool(b))) => {
+                            call.compare_type = Some(*b)
+                        }
+                        ("compare_server_default", ExprKind::Constant(Constant::Bool(b))) => {
+                            call.compare_server_default = Some(*b)
                         }
                         _ => {}
                     }
@@ -161,6 +173,8 @@ pub fn env_settings(path: &str, source: &str, offline: bool) -> EnvSettings {
         }
         env.transaction_per_migration = c.transaction_per_migration.unwrap_or(false);
         env.render_as_batch = c.render_as_batch.unwrap_or(false);
+        env.compare_type = c.compare_type;
+        env.compare_server_default = c.compare_server_default;
     }
     env
 }
