@@ -120,6 +120,18 @@ const CASES: &[Case] = &[
         via: Via::Flag,
     },
     Case {
+        name: "checks",
+        env: "env.py",
+        roundtrip: true,
+        via: Via::Flag,
+    },
+    Case {
+        name: "new_tables_order",
+        env: "env.py",
+        roundtrip: true,
+        via: Via::Url,
+    },
+    Case {
         name: "batch_tables",
         env: "env_batch.py",
         roundtrip: true,

@@ -147,14 +147,10 @@ fn constraints(t: &TableDef, from_conn: bool) -> Vec<Constraint> {
                 match_: match_.clone(),
                 use_alter: false,
             }),
-            // Only named CHECKs are reflected (see docs/compatibility.md).
-            ConsDef::Check {
-                name: Some(n), sql, ..
-            } => out.push(Constraint::Check {
-                name: Some(name(n, from_conn)),
+            ConsDef::Check { name: n, sql, .. } => out.push(Constraint::Check {
+                name: n.as_deref().map(|n| name(n, from_conn)),
                 sqltext: SqlExpr::Text(sql.clone()),
             }),
-            ConsDef::Check { name: None, .. } => {}
         }
     }
     out

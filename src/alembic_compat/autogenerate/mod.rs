@@ -20,8 +20,8 @@ pub mod repr;
 
 use rusqlite::Connection;
 
-use crate::alembic_compat::ddl::reflect::reflect_table;
-use crate::alembic_compat::ddl::sqlite::TableDef;
+use crate::alembic_compat::ddl::reflect::{check_constraints, reflect_table};
+use crate::alembic_compat::ddl::sqlite::{ConsDef, TableDef};
 use crate::alembic_compat::ddl::DdlError;
 
 pub use compare::{compare, Change, Entry, Options};
@@ -56,12 +56,34 @@ fn table_names(conn: &Connection) -> Result<Vec<String>, AutogenError> {
     Ok(names)
 }
 
-/// Every table of `conn` reflected, in name order.
+/// Every table of `conn` reflected, in name order, with all its CHECK constraints (as a
+/// SQLAlchemy `Table` reflects them; batch reflection keeps only the named ones).
 pub fn reflect_schema(conn: &Connection) -> Result<Vec<TableDef>, AutogenError> {
-    table_names(conn)?
-        .iter()
-        .map(|n| reflect_table(conn, n).map_err(AutogenError::from))
-        .collect()
+    let mut out = vec![];
+    for name in table_names(conn)? {
+        let mut t = reflect_table(conn, &name)?;
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [&name],
+                |r| r.get(0),
+            )
+            .map_err(|e| AutogenError::Sqlite(e.to_string()))?;
+        t.constraints
+            .retain(|c| !matches!(c, ConsDef::Check { .. }));
+        t.constraints
+            .extend(
+                check_constraints(&sql)
+                    .into_iter()
+                    .map(|(name, sql)| ConsDef::Check {
+                        name,
+                        sql,
+                        type_bound: None,
+                    }),
+            );
+        out.push(t);
+    }
+    Ok(out)
 }
 
 /// The target schema declared in SQL: the statements run in a fresh in-memory SQLite

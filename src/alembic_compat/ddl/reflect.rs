@@ -495,6 +495,93 @@ fn reflect_checks(table_sql: &str) -> Vec<ConsDef> {
     out
 }
 
+/// `find_matching_paren`: the index of the `)` closing the `(` at `open`, skipping
+/// single- and double-quoted literals (a doubled quote escapes itself).
+fn matching_paren(text: &str, open: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let (mut depth, mut i) = (0usize, open);
+    let mut quote: Option<u8> = None;
+    while i < b.len() {
+        let ch = b[i];
+        match quote {
+            Some(q) if ch == q => {
+                if b.get(i + 1) == Some(&q) {
+                    i += 1;
+                } else {
+                    quote = None;
+                }
+            }
+            Some(_) => {}
+            None => match ch {
+                b'\'' | b'"' => quote = Some(ch),
+                b'(' => depth += 1,
+                b')' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return Some(i);
+                    }
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    None
+}
+
+/// SQLAlchemy's `get_check_constraints`: every CHECK of the table's SQL, named or not, as
+/// (name, SQL text), sorted by name with the unnamed last. Autogenerate renders these in a
+/// created or dropped table; [`reflect_table`] keeps only named ones (what batch needs).
+pub fn check_constraints(table_sql: &str) -> Vec<(Option<String>, String)> {
+    static CHECK: OnceLock<Option<Regex>> = OnceLock::new();
+    let Some(re) = cached(
+        &CHECK,
+        r#"(?i)(?:CONSTRAINT\s+("(?:[^"]|"")+"|'(?:[^']|'')+'|\[(?:[^\]]|\]\])+\]|`(?:[^`]|``)+`|\S+)\s+)?CHECK\s*\("#,
+    ) else {
+        return vec![];
+    };
+    let mut out = vec![];
+    let mut pos = 0;
+    while let Some(c) = re.captures_at(table_sql, pos) {
+        let Some(whole) = c.get(0) else {
+            break;
+        };
+        // Python's `(?<![A-Za-z0-9_])`: CHECK or CONSTRAINT must not end an identifier;
+        // when it does, the scan goes on from the next position, as a regex engine would.
+        let before = table_sql[..whole.start()].chars().next_back();
+        if before.is_some_and(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+            pos = whole.start() + 1;
+            while !table_sql.is_char_boundary(pos) {
+                pos += 1;
+            }
+            continue;
+        }
+        let name = c.get(1).map(|m| {
+            let n = m.as_str();
+            let quoted = n.len() >= 2
+                && ((n.starts_with('"') && n.ends_with('"'))
+                    || (n.starts_with('\'') && n.ends_with('\''))
+                    || (n.starts_with('`') && n.ends_with('`'))
+                    || (n.starts_with('[') && n.ends_with(']')));
+            if quoted {
+                n[1..n.len() - 1].to_string()
+            } else {
+                n.to_string()
+            }
+        });
+        if let Some(close) = matching_paren(table_sql, whole.end() - 1) {
+            out.push((name, table_sql[whole.end()..close].trim().to_string()));
+        }
+        pos = whole.end();
+    }
+    // Python's sort key: the name, or "~" for none.
+    out.sort_by(|a, b| {
+        let key = |n: &Option<String>| n.clone().unwrap_or_else(|| "~".into());
+        key(&a.0).cmp(&key(&b.0))
+    });
+    out
+}
+
 fn reflect_indexes(conn: &Connection, qname: &str) -> Result<Vec<IdxDef>, DdlError> {
     let mut st = conn
         .prepare(&format!("PRAGMA index_list({qname})"))
@@ -552,4 +639,26 @@ fn reflect_indexes(conn: &Connection, qname: &str) -> Result<Vec<IdxDef>, DdlErr
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    #[test]
+    fn checks_as_sqlalchemy_reflects_them() {
+        let sql = "CREATE TABLE t (a INTEGER CHECK (a > 0), b TEXT,\n\
+                   CONSTRAINT \"ck b\" CHECK (b IN ('x)', 'y''(')),\n\
+                   CONSTRAINT ck_a CHECK ((a) < 10), xCHECK INTEGER)";
+        assert_eq!(
+            check_constraints(sql),
+            vec![
+                (Some("ck b".to_string()), "b IN ('x)', 'y''(')".to_string()),
+                (Some("ck_a".to_string()), "(a) < 10".to_string()),
+                (None, "a > 0".to_string()),
+            ]
+        );
+        assert_eq!(matching_paren("(a = '(' AND b = ')')", 0), Some(20));
+        assert_eq!(matching_paren("((a)", 0), None);
+    }
 }
