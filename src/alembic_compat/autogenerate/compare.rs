@@ -535,7 +535,7 @@ fn index_op(t: &TableDef, ix: &IdxDef, from_conn: bool) -> Op {
             .collect(),
         unique: ix.unique,
         if_not_exists: false,
-        sqlite_where: None,
+        sqlite_where: ix.where_.clone().map(SqlExpr::Text),
         kwargs: vec![],
     })
 }
@@ -546,6 +546,7 @@ fn drop_index_op(t: &TableDef, ix: &IdxDef, from_conn: bool) -> Op {
         table: Some(t.name.clone()),
         schema: None,
         if_exists: false,
+        sqlite_where: ix.where_.clone().map(SqlExpr::Text),
     }
 }
 

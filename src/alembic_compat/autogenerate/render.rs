@@ -141,6 +141,15 @@ impl Renderer {
         }
     }
 
+    /// A partial index's `sqlite_where=` (its dialect keyword, rendered on create and drop).
+    fn where_kwarg(w: &Option<SqlExpr>) -> String {
+        match w {
+            Some(SqlExpr::Text(t)) => format!(", sqlite_where=sa.text({})", py_repr(t)),
+            Some(other) => format!(", sqlite_where=sa.text({})", py_repr(&format!("{other:?}"))),
+            None => String::new(),
+        }
+    }
+
     fn column(&mut self, c: &Column) -> String {
         let ty = match &c.type_ {
             Some(t) => self.type_(t),
@@ -347,24 +356,33 @@ impl Renderer {
                 // Reflected indexes carry SQLite's integer flag, which Alembic writes as is.
                 let unique = if ix.unique { "1" } else { "False" };
                 let name = Self::opt_name(&ix.name, p);
+                let kw = Self::where_kwarg(&ix.sqlite_where);
                 if batch {
                     format!(
-                        "{p}create_index({name}, [{}], unique={unique})",
+                        "{p}create_index({name}, [{}], unique={unique}{kw})",
                         cols.join(", ")
                     )
                 } else {
                     format!(
-                        "{p}create_index({name}, {}, [{}], unique={unique})",
+                        "{p}create_index({name}, {}, [{}], unique={unique}{kw})",
                         py_repr(&ix.table),
                         cols.join(", ")
                     )
                 }
             }
-            Op::DropIndex { name, table, .. } => {
+            Op::DropIndex {
+                name,
+                table,
+                sqlite_where,
+                ..
+            } => {
                 let name = Self::name(name, p);
+                let kw = Self::where_kwarg(sqlite_where);
                 match (batch, table) {
-                    (false, Some(t)) => format!("{p}drop_index({name}, table_name={})", py_repr(t)),
-                    _ => format!("{p}drop_index({name})"),
+                    (false, Some(t)) => {
+                        format!("{p}drop_index({name}, table_name={}{kw})", py_repr(t))
+                    }
+                    _ => format!("{p}drop_index({name}{kw})"),
                 }
             }
             Op::CreateUniqueConstraint {
