@@ -138,6 +138,12 @@ const CASES: &[Case] = &[
         via: Via::Flag,
     },
     Case {
+        name: "table_options",
+        env: "env.py",
+        roundtrip: true,
+        via: Via::Flag,
+    },
+    Case {
         name: "batch_tables",
         env: "env_batch.py",
         roundtrip: true,

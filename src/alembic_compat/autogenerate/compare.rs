@@ -24,8 +24,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::repr;
 use crate::alembic_compat::ddl::sqlite::{ColDef, ConsDef, IdxDef, TableDef};
 use crate::alembic_compat::ops::{
-    AlterColumn, Column, Constraint, CreateTable, Index, IndexKey, Name, Op, ServerDefault,
-    SqlExpr, TypeSpec,
+    AlterColumn, Column, Constraint, CreateTable, Index, IndexKey, Literal, Name, Op,
+    ServerDefault, SqlExpr, TypeSpec,
 };
 
 /// What the comparison needs from env.py.
@@ -157,10 +157,19 @@ fn constraints(t: &TableDef, from_conn: bool) -> Vec<Constraint> {
 }
 
 fn create_table(t: &TableDef, from_conn: bool) -> AutoOp {
+    // The table's dialect options (Alembic renders them sorted by name).
+    let mut kwargs = vec![];
+    if t.strict {
+        kwargs.push(("sqlite_strict".to_string(), Literal::Bool(true)));
+    }
+    if !t.with_rowid {
+        kwargs.push(("sqlite_with_rowid".to_string(), Literal::Bool(false)));
+    }
     boxed(Op::CreateTable(CreateTable {
         name: t.name.clone(),
         columns: t.columns.iter().map(column).collect(),
         constraints: constraints(t, from_conn),
+        kwargs,
         ..Default::default()
     }))
 }
@@ -811,7 +820,6 @@ fn foreign_keys(c: &TableDef, m: &TableDef) -> Vec<Change> {
 mod tests {
     use super::*;
     use crate::alembic_compat::autogenerate::schema_from_sql;
-    use crate::alembic_compat::ops::Literal;
 
     fn ty(name: &str, args: &[i64]) -> TypeSpec {
         TypeSpec {

@@ -18,6 +18,9 @@ pub mod compare;
 pub mod render;
 pub mod repr;
 
+use std::sync::OnceLock;
+
+use regex::Regex;
 use rusqlite::Connection;
 
 use crate::alembic_compat::ddl::reflect::{check_constraints, reflect_table};
@@ -56,6 +59,18 @@ fn table_names(conn: &Connection) -> Result<Vec<String>, AutogenError> {
     Ok(names)
 }
 
+/// `get_table_options`: (with rowid, strict) from the end of the CREATE TABLE text.
+fn table_options(sql: &str) -> (bool, bool) {
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    let re =
+        RE.get_or_init(|| Regex::new(r"(?i)\)(?:\s*,?\s*(?:WITHOUT\s+ROWID|STRICT))*\s*$").ok());
+    let Some(m) = re.as_ref().and_then(|re| re.find(sql.trim())) else {
+        return (true, false);
+    };
+    let tail = m.as_str().to_uppercase();
+    (!tail.contains("ROWID"), tail.contains("STRICT"))
+}
+
 /// Every table of `conn` reflected, in name order, with all its CHECK constraints (as a
 /// SQLAlchemy `Table` reflects them; batch reflection keeps only the named ones).
 pub fn reflect_schema(conn: &Connection) -> Result<Vec<TableDef>, AutogenError> {
@@ -69,6 +84,9 @@ pub fn reflect_schema(conn: &Connection) -> Result<Vec<TableDef>, AutogenError> 
                 |r| r.get(0),
             )
             .map_err(|e| AutogenError::Sqlite(e.to_string()))?;
+        let (with_rowid, strict) = table_options(&sql);
+        t.with_rowid = with_rowid;
+        t.strict = strict;
         t.constraints
             .retain(|c| !matches!(c, ConsDef::Check { .. }));
         t.constraints
@@ -111,6 +129,11 @@ mod tests {
         .unwrap();
         let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
+        assert_eq!(
+            table_options("CREATE TABLE t (a) WITHOUT ROWID, STRICT"),
+            (false, true)
+        );
+        assert_eq!(table_options("CREATE TABLE t (a)"), (true, false));
         let err = schema_from_sql("s.sql", "CREATE TABLE (").unwrap_err();
         assert!(err.to_string().starts_with("target schema s.sql"), "{err}");
     }

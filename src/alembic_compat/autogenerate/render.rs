@@ -319,8 +319,14 @@ impl Renderer {
                     ct.constraints.iter().filter_map(Self::constraint).collect();
                 cons.sort();
                 args.extend(cons);
+                let mut kw = ct.kwargs.clone();
+                kw.sort_by(|a, b| a.0.cmp(&b.0));
+                let kw: String = kw
+                    .iter()
+                    .map(|(k, v)| format!(",\n{k}={}", repr::literal(v)))
+                    .collect();
                 format!(
-                    "{p}create_table({},\n{}\n)",
+                    "{p}create_table({},\n{}{kw}\n)",
                     py_repr(&ct.name),
                     args.join(",\n")
                 )

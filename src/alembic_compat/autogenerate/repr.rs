@@ -31,7 +31,8 @@ fn type_arg_names(name: &str) -> &'static [&'static str] {
     }
 }
 
-fn literal(l: &Literal) -> String {
+/// `repr()` of a literal keyword value.
+pub fn literal(l: &Literal) -> String {
     match l {
         Literal::None => "None".into(),
         Literal::Bool(b) => py_bool(*b).into(),
