@@ -342,3 +342,106 @@ fn autogenerate_and_check_match_alembic() {
         failures.join("\n\n")
     );
 }
+
+/// Where ralembic's flow meets Alembic's own errors, and ralembic's errors about the target.
+#[test]
+fn errors_before_and_about_the_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let (py, rs) = (root.join("py"), root.join("rs"));
+    for dir in [&py, &rs] {
+        std::fs::create_dir_all(dir.join("versions")).unwrap();
+        let project = fixtures().join("project");
+        // An env.py without target_metadata (Python) and no target named (ralembic).
+        std::fs::copy(
+            repo_root().join("tests/fixtures/_common/env.py"),
+            dir.join("env.py"),
+        )
+        .unwrap();
+        std::fs::copy(project.join("script.py.mako"), dir.join("script.py.mako")).unwrap();
+        std::fs::copy(project.join("alembic.ini"), dir.join("alembic.ini")).unwrap();
+    }
+    std::fs::write(rs.join("bad.sql"), "CREATE TABLE (;").unwrap();
+    // Alembic's messages where both tools fail the same way (the first words are shared: the
+    // rest of "Can't proceed" names env.py in Python and ralembic's flags in ralembic).
+    let shared = [
+        (
+            "revision --autogenerate --sql -m x",
+            "FAILED: Using --sql with --autogenerate does not make any sense\n",
+        ),
+        (
+            "revision --autogenerate -m x",
+            "FAILED: Can't proceed with --autogenerate option; ",
+        ),
+        (
+            "check",
+            "FAILED: Can't proceed with --autogenerate option; ",
+        ),
+    ];
+    let jobs: Vec<BatchJob> = shared
+        .iter()
+        .map(|(a, _)| BatchJob {
+            cwd: py.clone(),
+            argv: argv(a),
+            env: BTreeMap::new(),
+        })
+        .collect();
+    let oracle = run_oracle_batch(&jobs, 1, &root);
+    for ((args, start), p) in shared.iter().zip(&oracle) {
+        let r = run_tool(&ralembic_bin(), &rs, &argv(args), &CaseEnv::default());
+        for o in [p, &r] {
+            assert_eq!(o.code, Some(255), "`{args}`: {}", show(o));
+            assert!(
+                String::from_utf8_lossy(&o.stdout).starts_with(start),
+                "`{args}`: {}",
+                show(o)
+            );
+        }
+    }
+    if self_check_mode() {
+        return;
+    }
+    for (args, out) in [
+        (
+            "check --target-sql nope.sql",
+            "FAILED: cannot read target schema nope.sql: No such file or directory (os error 2)\n",
+        ),
+        (
+            "check --target-sql bad.sql",
+            "FAILED: target schema bad.sql does not run in SQLite: near \"(\": syntax error in CREATE TABLE (; at offset 13\n",
+        ),
+    ] {
+        let r = run_tool(&ralembic_bin(), &rs, &argv(args), &CaseEnv::default());
+        assert_eq!(
+            (r.code, String::from_utf8_lossy(&r.stdout).as_ref()),
+            (Some(255), out),
+            "`{args}`"
+        );
+    }
+    let r = run_tool(
+        &ralembic_bin(),
+        &rs,
+        &argv("check --target-url sqlite:///typo.db"),
+        &CaseEnv::default(),
+    );
+    assert_eq!(r.code, Some(255), "{}", show(&r));
+    assert!(
+        String::from_utf8_lossy(&r.stdout)
+            .starts_with("FAILED: cannot read target schema sqlite:///typo.db: no database file"),
+        "{}",
+        show(&r)
+    );
+    assert!(!rs.join("typo.db").exists());
+    // Nothing to compare against nothing: an empty declared schema and an empty database.
+    std::fs::write(rs.join("empty.sql"), "").unwrap();
+    let r = run_tool(
+        &ralembic_bin(),
+        &rs,
+        &argv("check --target-sql empty.sql"),
+        &CaseEnv::default(),
+    );
+    assert_eq!(
+        (r.code, String::from_utf8_lossy(&r.stdout).as_ref()),
+        (Some(0), "No new upgrade operations detected.\n")
+    );
+}

@@ -13,6 +13,7 @@ use super::{db, Ctx, Failure, ScriptDirectory};
 use crate::alembic_compat::autogenerate::{
     self, compare, render::render, render::Rendered, AutogenError, Entry, Options,
 };
+use crate::alembic_compat::config::{parse_sqlite_url, SqliteDatabase, SqliteUrl};
 use crate::alembic_compat::ddl::sqlite::TableDef;
 use crate::alembic_compat::revision::{catch_revision_errors, CatchRevisionErrors, RevArg};
 
@@ -45,6 +46,19 @@ fn load_target(sd: &ScriptDirectory, target: &Target) -> Result<Vec<TableDef>, F
         return read_schema_file(&sd.cwd.join(p), p);
     }
     if let Some(url) = &target.url {
+        // A target that does not exist is a mistake, not an empty schema to migrate to.
+        if let Ok(SqliteUrl {
+            database: SqliteDatabase::File(path),
+            ..
+        }) = parse_sqlite_url(url, &sd.cwd)
+        {
+            if !path.exists() {
+                return Err(autogen_failure(&AutogenError::ReadTarget {
+                    path: url.clone(),
+                    message: format!("no database file {}", path.display()),
+                }));
+            }
+        }
         let conn = db::open_database(url, &sd.cwd)?;
         return autogenerate::reflect_schema(&conn).map_err(|e| autogen_failure(&e));
     }
