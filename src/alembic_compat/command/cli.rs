@@ -84,7 +84,8 @@ pub enum Verb {
         /// Target schema as SQL statements (ralembic extension)
         #[arg(long, value_name = "FILE")]
         target_sql: Option<String>,
-        /// Target schema from another SQLite database (ralembic extension)
+        /// Target schema from another SQLite database (ralembic extension; --target-sql wins
+        /// when both are given)
         #[arg(long, value_name = "URL")]
         target_url: Option<String>,
     },
@@ -206,11 +207,11 @@ pub enum Verb {
         #[arg(long, action = ArgAction::Append)]
         depends_on: Vec<String>,
         /// With --autogenerate: the target schema as SQL statements (ralembic extension)
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", requires = "autogenerate")]
         target_sql: Option<String>,
         /// With --autogenerate: the target schema from another SQLite database (ralembic
-        /// extension)
-        #[arg(long, value_name = "URL")]
+        /// extension; --target-sql wins when both are given)
+        #[arg(long, value_name = "URL", requires = "autogenerate")]
         target_url: Option<String>,
     },
     /// Show the revision(s) denoted by the given symbol.
