@@ -7,7 +7,8 @@
 //! `schema.sql` itself (by `--target-sql`, `--target-url` on a copy of target.db, or the
 //! `ralembic.target_sql` ini option, depending on the case). Both then run:
 //!
-//! 1. `check` (stdout compared with object addresses normalised, exit status);
+//! 1. `check` (stdout compared with object addresses normalised, exit status, and the
+//!    logging lines of stderr, as for every command here);
 //! 2. `revision --autogenerate -m auto --rev-id a1` (stdout, exit status, and the written
 //!    file byte for byte apart from its `Create Date:` line);
 //! 3. for cases whose revision can run on SQLite, `upgrade head` and `check` again: both
@@ -176,7 +177,10 @@ fn setup(case: &Case, dir: &Path, python: bool) {
         sqlite_from(&cdir.join("schema.sql"), &dir.join("target.db"));
     }
     if !python && matches!(case.via, Via::Ini) {
-        ini.push_str("ralembic.target_sql = %(here)s/schema.sql\n");
+        ini = ini.replace(
+            "[alembic]\n",
+            "[alembic]\nralembic.target_sql = %(here)s/schema.sql\n",
+        );
     }
     std::fs::write(dir.join("alembic.ini"), ini).unwrap();
 }
@@ -210,6 +214,20 @@ fn normalise(out: &[u8], dir: &Path) -> String {
     let s = String::from_utf8_lossy(out).replace(&dir.display().to_string(), "<P>");
     let addr = regex::Regex::new(r"0x[0-9a-f]+").unwrap();
     addr.replace_all(&s, "0xADDR").into_owned()
+}
+
+/// The logging lines of stderr (Python's warnings, printed by the `warnings` module with
+/// its own file paths, are not compared).
+fn log_lines(err: &[u8], dir: &Path) -> String {
+    normalise(err, dir)
+        .lines()
+        .filter(|l| {
+            ["INFO  [", "WARNI [", "ERROR ["]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn revision_file(dir: &Path) -> String {
@@ -294,6 +312,15 @@ fn autogenerate_and_check_match_alembic() {
                     unified_diff(po.as_bytes(), ro.as_bytes()),
                     String::from_utf8_lossy(&p.stderr),
                     String::from_utf8_lossy(&r.stderr)
+                ));
+            }
+            let (pl, rl) = (log_lines(&p.stderr, &py), log_lines(&r.stderr, &rs));
+            if pl != rl {
+                failures.push(format!(
+                    "{}: `{}`: log lines differ\n{}",
+                    case.name,
+                    a.join(" "),
+                    unified_diff(pl.as_bytes(), rl.as_bytes())
                 ));
             }
             // Fixture sanity: the oracle reports drift first, none at the end.

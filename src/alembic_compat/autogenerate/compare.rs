@@ -23,10 +23,29 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::repr;
 use crate::alembic_compat::ddl::sqlite::{ColDef, ConsDef, IdxDef, TableDef};
+use crate::alembic_compat::ddl::FAKE_ADDRESS;
 use crate::alembic_compat::ops::{
     AlterColumn, Column, Constraint, CreateTable, Index, IndexKey, Literal, Name, Op,
     ServerDefault, SqlExpr, TypeSpec,
 };
+
+/// A line Alembic logs while comparing: (logger, message), at INFO.
+pub type LogLine = (&'static str, String);
+
+const TABLES: &str = "alembic.autogenerate.compare.tables";
+const TYPES: &str = "alembic.autogenerate.compare.types";
+const CONSTRAINTS: &str = "alembic.autogenerate.compare.constraints";
+const DEFAULTS: &str = "alembic.autogenerate.compare.server_defaults";
+
+/// Python's repr of a tuple of column names, as `%s` of `column_names` shows it.
+fn names_tuple(cols: &[String]) -> String {
+    let items: Vec<String> = cols.iter().map(|c| repr::py_str(c)).collect();
+    if items.len() == 1 {
+        format!("({},)", items[0])
+    } else {
+        format!("({})", items.join(", "))
+    }
+}
 
 /// What the comparison needs from env.py.
 #[derive(Clone, Debug)]
@@ -235,8 +254,14 @@ pub(super) fn fk_targets(t: &TableDef, col: &str) -> Vec<String> {
         .collect()
 }
 
-/// The whole comparison: `UpgradeOps` as a list of entries.
-pub fn compare(conn: &[TableDef], target: &[TableDef], opts: &Options) -> Vec<Entry> {
+/// The whole comparison: `UpgradeOps` as a list of entries, and the lines Alembic logs while
+/// detecting them (in its order) appended to `log`.
+pub fn compare(
+    conn: &[TableDef],
+    target: &[TableDef],
+    opts: &Options,
+    log: &mut Vec<LogLine>,
+) -> Vec<Entry> {
     let vt = opts.version_table.as_str();
     let conn: Vec<&TableDef> = conn.iter().filter(|t| t.name != vt).collect();
     let meta: Vec<&TableDef> = target.iter().filter(|t| t.name != vt).collect();
@@ -252,7 +277,11 @@ pub fn compare(conn: &[TableDef], target: &[TableDef], opts: &Options) -> Vec<En
             down: drop_table(t),
             diff: format!("('add_table', {})", repr::table(t)),
         }));
-        let changes = indexes_and_uniques(None, Some(t));
+        log.push((
+            TABLES,
+            format!("Detected added table {}", repr::py_str(&t.name)),
+        ));
+        let changes = indexes_and_uniques(None, Some(t), log);
         if !changes.is_empty() {
             out.push(Entry::Table {
                 name: t.name.clone(),
@@ -266,7 +295,7 @@ pub fn compare(conn: &[TableDef], target: &[TableDef], opts: &Options) -> Vec<En
         if in_meta(&t.name).is_some() {
             continue;
         }
-        let changes = indexes_and_uniques(Some(t), None);
+        let changes = indexes_and_uniques(Some(t), None, log);
         if !changes.is_empty() {
             out.push(Entry::Table {
                 name: t.name.clone(),
@@ -278,12 +307,16 @@ pub fn compare(conn: &[TableDef], target: &[TableDef], opts: &Options) -> Vec<En
             down: create_table(t, true),
             diff: format!("('remove_table', {})", repr::table(t)),
         }));
+        log.push((
+            TABLES,
+            format!("Detected removed table {}", repr::py_str(&t.name)),
+        ));
     }
     for c in &conn_sorted {
         let Some(m) = in_meta(&c.name) else {
             continue;
         };
-        let changes = table_changes(c, m, opts);
+        let changes = table_changes(c, m, opts, log);
         if !changes.is_empty() {
             out.push(Entry::Table {
                 name: c.name.clone(),
@@ -314,7 +347,12 @@ fn drop_column(table: &TableDef, col: &ColDef) -> AutoOp {
     })
 }
 
-fn table_changes(c: &TableDef, m: &TableDef, opts: &Options) -> Vec<Change> {
+fn table_changes(
+    c: &TableDef,
+    m: &TableDef,
+    opts: &Options,
+    log: &mut Vec<LogLine>,
+) -> Vec<Change> {
     let mut changes = vec![];
     let conn_col = |n: &str| c.columns.iter().find(|x| x.name == n);
     for mcol in &m.columns {
@@ -328,15 +366,19 @@ fn table_changes(c: &TableDef, m: &TableDef, opts: &Options) -> Vec<Change> {
                     repr::column(&m.name, mcol, &fk_targets(m, &mcol.name))
                 ),
             });
+            log.push((
+                TABLES,
+                format!("Detected added column '{}.{}'", m.name, mcol.name),
+            ));
         }
     }
     for mcol in &m.columns {
         if let Some(ccol) = conn_col(&mcol.name) {
-            changes.extend(alter_column(m, ccol, mcol, opts));
+            changes.extend(alter_column(m, ccol, mcol, opts, log));
         }
     }
-    changes.extend(indexes_and_uniques(Some(c), Some(m)));
-    changes.extend(foreign_keys(c, m));
+    changes.extend(indexes_and_uniques(Some(c), Some(m), log));
+    changes.extend(foreign_keys(c, m, log));
     for ccol in &c.columns {
         if !m.columns.iter().any(|x| x.name == ccol.name) {
             changes.push(Change {
@@ -348,6 +390,10 @@ fn table_changes(c: &TableDef, m: &TableDef, opts: &Options) -> Vec<Change> {
                     repr::column(&c.name, ccol, &fk_targets(c, &ccol.name))
                 ),
             });
+            log.push((
+                TABLES,
+                format!("Detected removed column '{}.{}'", c.name, ccol.name),
+            ));
         }
     }
     changes
@@ -408,7 +454,13 @@ fn default_repr(d: &Option<String>) -> String {
     }
 }
 
-fn alter_column(m: &TableDef, ccol: &ColDef, mcol: &ColDef, opts: &Options) -> Option<Change> {
+fn alter_column(
+    m: &TableDef,
+    ccol: &ColDef,
+    mcol: &ColDef,
+    opts: &Options,
+    log: &mut Vec<LogLine>,
+) -> Option<Change> {
     let conn_type = ccol.type_.clone().unwrap_or_else(null_type);
     let meta_type = mcol.type_.clone().unwrap_or_else(null_type);
     // With compare_type=False Alembic stops before recording the existing type.
@@ -424,6 +476,44 @@ fn alter_column(m: &TableDef, ccol: &ColDef, mcol: &ColDef, opts: &Options) -> O
         && any_default
         && server_defaults_differ(ccol.default.as_deref(), mcol.default.as_deref()))
     .then(|| mcol.default.clone());
+    // Alembic's column comparators log in priority order: the user type hook's setup, then
+    // nullability, then the dialect's type comparison (its setup logs again), then defaults.
+    let at = format!("'{}.{}'", m.name, mcol.name);
+    let type_setup_log = if !opts.compare_type {
+        None
+    } else if is_null_type(&conn_type) {
+        Some(format!("Couldn't determine database type for column {at}"))
+    } else if is_null_type(&meta_type) {
+        Some(format!(
+            "Column {at} has no type within the model; can't compare"
+        ))
+    } else {
+        None
+    };
+    log.extend(type_setup_log.clone().map(|l| (TYPES, l)));
+    if let Some(n) = modify_nullable {
+        let what = if n { "NULL" } else { "NOT NULL" };
+        log.push((CONSTRAINTS, format!("Detected {what} on column {at}")));
+    }
+    log.extend(type_setup_log.map(|l| (TYPES, l)));
+    if let Some(t) = &modify_type {
+        log.push((
+            TYPES,
+            format!(
+                "Detected type change from {} to {} on {at}",
+                repr::type_(&conn_type),
+                repr::type_(t)
+            ),
+        ));
+    }
+    if modify_default.is_some() {
+        log.push((
+            DEFAULTS,
+            format!(
+                "Dialect impl <alembic.ddl.sqlite.SQLiteImpl object at {FAKE_ADDRESS}> detected server default on column {at}"
+            ),
+        ));
+    }
     if modify_type.is_none() && modify_nullable.is_none() && modify_default.is_none() {
         return None;
     }
@@ -588,34 +678,101 @@ fn drop_constraint_op(
     }
 }
 
-fn indexes_and_uniques(conn: Option<&TableDef>, meta: Option<&TableDef>) -> Vec<Change> {
+fn opt_name_repr(n: Option<&str>) -> String {
+    n.map_or_else(|| "None".into(), repr::py_str)
+}
+
+fn indexes_and_uniques(
+    conn: Option<&TableDef>,
+    meta: Option<&TableDef>,
+    log: &mut Vec<LogLine>,
+) -> Vec<Change> {
     let (is_create, is_drop) = (conn.is_none(), meta.is_none());
     let mut out = vec![];
-    let added = |out: &mut Vec<Change>, t: &TableDef, o: Obj| match o {
-        Obj::Index(ix) => out.push(Change {
-            up: boxed(index_op(t, ix, false)),
-            down: boxed(drop_index_op(t, ix, false)),
-            diff: format!("('add_index', {})", repr::index(t, ix)),
-        }),
-        Obj::Unique(n, cols) if !is_create && !is_drop => out.push(Change {
-            up: add_unique_op(t, n, cols, false),
-            down: drop_constraint_op(t, n, false, "unique"),
-            diff: format!("('add_constraint', {})", repr::unique(&t.name, cols)),
-        }),
-        Obj::Unique(..) => {}
-    };
-    let removed = |out: &mut Vec<Change>, t: &TableDef, o: Obj| match o {
-        Obj::Index(ix) => out.push(Change {
-            up: boxed(drop_index_op(t, ix, true)),
-            down: boxed(index_op(t, ix, true)),
-            diff: format!("('remove_index', {})", repr::index(t, ix)),
-        }),
-        Obj::Unique(n, cols) if !is_create && !is_drop => out.push(Change {
-            up: drop_constraint_op(t, n, true, "unique"),
-            down: add_unique_op(t, n, cols, true),
-            diff: format!("('remove_constraint', {})", repr::unique(&t.name, cols)),
-        }),
-        Obj::Unique(..) => {}
+    // `quiet`: a changed object is logged once as changed, not as removed and added.
+    let added =
+        |out: &mut Vec<Change>, log: &mut Vec<LogLine>, t: &TableDef, o: Obj, quiet: bool| {
+            let cols = |c: &[String]| names_tuple(c);
+            match o {
+                Obj::Index(ix) => {
+                    out.push(Change {
+                        up: boxed(index_op(t, ix, false)),
+                        down: boxed(drop_index_op(t, ix, false)),
+                        diff: format!("('add_index', {})", repr::index(t, ix)),
+                    });
+                    if !quiet {
+                        log.push((
+                            CONSTRAINTS,
+                            format!(
+                                "Detected added index {} on '{}'",
+                                opt_name_repr(ix.name.as_deref()),
+                                cols(ix.columns.as_deref().unwrap_or_default())
+                            ),
+                        ));
+                    }
+                }
+                Obj::Unique(n, c) if !is_create && !is_drop => {
+                    out.push(Change {
+                        up: add_unique_op(t, n, c, false),
+                        down: drop_constraint_op(t, n, false, "unique"),
+                        diff: format!("('add_constraint', {})", repr::unique(&t.name, c)),
+                    });
+                    if !quiet {
+                        log.push((
+                            CONSTRAINTS,
+                            format!(
+                                "Detected added unique constraint {} on '{}'",
+                                opt_name_repr(n),
+                                cols(c)
+                            ),
+                        ));
+                    }
+                }
+                Obj::Unique(..) => {}
+            }
+        };
+    let removed = |out: &mut Vec<Change>,
+                   log: &mut Vec<LogLine>,
+                   t: &TableDef,
+                   o: Obj,
+                   quiet: bool| {
+        match o {
+            Obj::Index(ix) => {
+                out.push(Change {
+                    up: boxed(drop_index_op(t, ix, true)),
+                    down: boxed(index_op(t, ix, true)),
+                    diff: format!("('remove_index', {})", repr::index(t, ix)),
+                });
+                if !quiet {
+                    log.push((
+                        CONSTRAINTS,
+                        format!(
+                            "Detected removed index {} on {}",
+                            opt_name_repr(ix.name.as_deref()),
+                            repr::py_str(&t.name)
+                        ),
+                    ));
+                }
+            }
+            Obj::Unique(n, c) if !is_create && !is_drop => {
+                out.push(Change {
+                    up: drop_constraint_op(t, n, true, "unique"),
+                    down: add_unique_op(t, n, c, true),
+                    diff: format!("('remove_constraint', {})", repr::unique(&t.name, c)),
+                });
+                if !quiet {
+                    log.push((
+                        CONSTRAINTS,
+                        format!(
+                            "Detected removed unique constraint {} on {}",
+                            opt_name_repr(n),
+                            repr::py_str(&t.name)
+                        ),
+                    ));
+                }
+            }
+            Obj::Unique(..) => {}
+        }
     };
     let meta_objs: Vec<Obj> = meta
         .map(|m| [uniques(m), indexes(m)].concat())
@@ -661,7 +818,7 @@ fn indexes_and_uniques(conn: Option<&TableDef>, meta: Option<&TableDef>) -> Vec<
                     continue;
                 }
             }
-            removed(&mut out, c, *o);
+            removed(&mut out, log, c, *o, false);
         }
     }
     if let (Some(c), Some(m)) = (conn, meta) {
@@ -669,30 +826,68 @@ fn indexes_and_uniques(conn: Option<&TableDef>, meta: Option<&TableDef>) -> Vec<
             let Some(co) = conn_names.get(n) else {
                 continue;
             };
-            let differs = match (mo, co) {
-                (Obj::Index(a), Obj::Index(b)) => a.unique != b.unique || a.columns != b.columns,
-                (Obj::Unique(_, a), Obj::Unique(_, b)) => sorted_cols(a) != sorted_cols(b),
+            // `compare_indexes` / `compare_unique_constraint`: what differs, as Alembic
+            // words it (None: the same).
+            let change: Option<(&str, String)> = match (mo, co) {
+                (Obj::Index(a), Obj::Index(b)) => {
+                    let mut msg = vec![];
+                    if a.unique != b.unique {
+                        msg.push(format!(
+                            "unique={} to unique={}",
+                            repr::py_bool(b.unique),
+                            repr::py_bool(a.unique)
+                        ));
+                    }
+                    if a.columns != b.columns {
+                        msg.push(format!(
+                            "expression {} to {}",
+                            names_tuple(b.columns.as_deref().unwrap_or_default()),
+                            names_tuple(a.columns.as_deref().unwrap_or_default())
+                        ));
+                    }
+                    (!msg.is_empty()).then(|| ("index", msg.join(", ")))
+                }
+                (Obj::Unique(_, a), Obj::Unique(_, b)) => {
+                    (sorted_cols(a) != sorted_cols(b)).then(|| {
+                        (
+                            "unique constraint",
+                            format!(
+                                "expression {} to {}",
+                                names_tuple(&sorted_cols(b)),
+                                names_tuple(&sorted_cols(a))
+                            ),
+                        )
+                    })
+                }
                 _ => {
-                    removed(&mut out, c, *co);
-                    added(&mut out, m, *mo);
+                    removed(&mut out, log, c, *co, false);
+                    added(&mut out, log, m, *mo, false);
                     continue;
                 }
             };
-            if differs {
-                removed(&mut out, c, *co);
-                added(&mut out, m, *mo);
+            if let Some((what, msg)) = change {
+                log.push((
+                    CONSTRAINTS,
+                    format!(
+                        "Detected changed {what} {} on {}: {msg}",
+                        repr::py_str(n),
+                        repr::py_str(&c.name)
+                    ),
+                ));
+                removed(&mut out, log, c, *co, true);
+                added(&mut out, log, m, *mo, true);
             }
         }
     }
     if let Some(m) = meta {
         for (n, o) in &meta_names {
             if !conn_names.contains_key(n) {
-                added(&mut out, m, *o);
+                added(&mut out, log, m, *o, false);
             }
         }
         for (sig, o) in &unnamed_meta_uniques {
             if !conn_unique_sigs.contains(sig) {
-                added(&mut out, m, *o);
+                added(&mut out, log, m, *o, false);
             }
         }
     }
@@ -780,7 +975,23 @@ fn create_fk_op(t: &TableDef, c: &ConsDef, from_conn: bool) -> Option<AutoOp> {
     }))
 }
 
-fn foreign_keys(c: &TableDef, m: &TableDef) -> Vec<Change> {
+/// "Detected added/removed foreign key (cols)(referred cols) on table t".
+fn fk_log(what: &str, table: &str, k: &ConsDef) -> LogLine {
+    let (cols, refs) = match k {
+        ConsDef::ForeignKey {
+            columns,
+            ref_columns,
+            ..
+        } => (columns.join(", "), ref_columns.join(", ")),
+        _ => (String::new(), String::new()),
+    };
+    (
+        CONSTRAINTS,
+        format!("Detected {what} foreign key ({cols})({refs}) on table {table}"),
+    )
+}
+
+fn foreign_keys(c: &TableDef, m: &TableDef, log: &mut Vec<LogLine>) -> Vec<Change> {
     let sigs = |t: &TableDef| -> Vec<(FkSig, ConsDef)> {
         t.constraints
             .iter()
@@ -799,6 +1010,7 @@ fn foreign_keys(c: &TableDef, m: &TableDef) -> Vec<Change> {
                 down,
                 diff: format!("('remove_fk', {})", repr::foreign_key(&c.name, k)),
             });
+            log.push(fk_log("removed", &c.name, k));
         }
     }
     for (sig, k) in &meta_fks {
@@ -811,6 +1023,7 @@ fn foreign_keys(c: &TableDef, m: &TableDef) -> Vec<Change> {
                 down: drop_constraint_op(m, k.name(), false, "foreignkey"),
                 diff: format!("('add_fk', {})", repr::foreign_key(&m.name, k)),
             });
+            log.push(fk_log("added", &m.name, k));
         }
     }
     out
@@ -868,6 +1081,8 @@ mod tests {
             compare_type: true,
             compare_server_default: true,
         };
-        assert!(compare(&a, &a, &opts).is_empty());
+        let mut log = vec![];
+        assert!(compare(&a, &a, &opts, &mut log).is_empty());
+        assert!(log.is_empty());
     }
 }

@@ -16,6 +16,7 @@ use crate::alembic_compat::autogenerate::{
 use crate::alembic_compat::config::{parse_sqlite_url, SqliteDatabase, SqliteUrl};
 use crate::alembic_compat::ddl::sqlite::TableDef;
 use crate::alembic_compat::revision::{catch_revision_errors, CatchRevisionErrors, RevArg};
+use crate::alembic_compat::runtime::log::AlembicLog;
 
 /// Where the target schema comes from (command-line extensions; both `None`: alembic.ini).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,13 +84,26 @@ fn load_target(sd: &ScriptDirectory, target: &Target) -> Result<Vec<TableDef>, F
     )))
 }
 
-/// The database at head compared with the target: `UpgradeOps`, and whether env.py renders
-/// as batch.
-fn run_autogenerate(
-    sd: &ScriptDirectory,
-    ctx: &mut Ctx,
-    target: &Target,
-) -> Result<(Vec<Entry>, bool), Failure> {
+/// The plugins Alembic's `AutogenContext` sets up (and logs) before comparing.
+const PLUGINS: [&str; 6] = [
+    "schemas",
+    "tables",
+    "types",
+    "constraints",
+    "defaults",
+    "comments",
+];
+
+/// A comparison's result, and the log that env.py's logging set-up would print (kept open
+/// so that `check` can log its failure, as `util.err` does).
+struct Run {
+    entries: Vec<Entry>,
+    render_as_batch: bool,
+    log: AlembicLog,
+}
+
+/// The database at head compared with the target.
+fn run_autogenerate(sd: &ScriptDirectory, ctx: &mut Ctx, target: &Target) -> Result<Run, Failure> {
     let (opts, mut log) = super::migrate::environment(sd, false, None)?;
     // environment() keeps only what migrations need; the compare_* flags are read here.
     let env_path = sd.dir().join("env.py");
@@ -97,45 +111,75 @@ fn run_autogenerate(
     let env = db::env_settings(&env_path.to_string_lossy(), &env_source, false);
     let current = sd.read_current_heads(ctx)?;
     log.context_created(false);
-    let _ = ctx.err.write_all(log.take().as_bytes());
-
-    let r = sd.revisions(ctx, true)?;
-    let resolve = |arg: &RevArg| -> Result<Vec<String>, Failure> {
-        let mut ids: Vec<String> = r
-            .map
-            .get_revisions(arg)
-            .map_err(|e| {
-                super::script_error_failure(catch_revision_errors(
-                    e,
-                    &CatchRevisionErrors::default(),
-                ))
-            })?
-            .into_iter()
-            .filter_map(|x| x.rev().map(|i| r.map.id(i).to_string()))
-            .collect();
-        ids.sort();
-        ids.dedup();
-        Ok(ids)
-    };
-    if resolve(&super::ids_arg(&current))? != resolve(&RevArg::from("heads"))? {
-        return Err(Failure::Command(
-            "Target database is not up to date.".into(),
-        ));
+    let compared = (|| -> Result<Vec<Entry>, Failure> {
+        let r = sd.revisions(ctx, true)?;
+        let resolve = |arg: &RevArg| -> Result<Vec<String>, Failure> {
+            let mut ids: Vec<String> = r
+                .map
+                .get_revisions(arg)
+                .map_err(|e| {
+                    super::script_error_failure(catch_revision_errors(
+                        e,
+                        &CatchRevisionErrors::default(),
+                    ))
+                })?
+                .into_iter()
+                .filter_map(|x| x.rev().map(|i| r.map.id(i).to_string()))
+                .collect();
+            ids.sort();
+            ids.dedup();
+            Ok(ids)
+        };
+        if resolve(&super::ids_arg(&current))? != resolve(&RevArg::from("heads"))? {
+            return Err(Failure::Command(
+                "Target database is not up to date.".into(),
+            ));
+        }
+        for p in PLUGINS {
+            log.info(
+                "alembic.runtime.plugins",
+                &format!("setting up autogenerate plugin alembic.autogenerate.{p}"),
+            );
+        }
+        let target_schema = load_target(sd, target)?;
+        let url = sd.url(ctx)?;
+        let conn = db::open_database(&url, &sd.cwd)?;
+        let conn_schema = autogenerate::reflect_schema(&conn).map_err(|e| autogen_failure(&e))?;
+        let mut lines = vec![];
+        let entries = compare(
+            &conn_schema,
+            &target_schema,
+            &Options {
+                version_table: opts.version_table.table.clone(),
+                compare_type: env.compare_type.unwrap_or(true),
+                compare_server_default: env.compare_server_default.unwrap_or(false),
+            },
+            &mut lines,
+        );
+        for (logger, line) in lines {
+            log.info(logger, &line);
+        }
+        Ok(entries)
+    })();
+    match compared {
+        Ok(entries) => Ok(Run {
+            entries,
+            render_as_batch: opts.render_as_batch,
+            log,
+        }),
+        Err(e) => {
+            log_failure(ctx, &mut log, &e);
+            Err(e)
+        }
     }
-    let target_schema = load_target(sd, target)?;
-    let url = sd.url(ctx)?;
-    let conn = db::open_database(&url, &sd.cwd)?;
-    let conn_schema = autogenerate::reflect_schema(&conn).map_err(|e| autogen_failure(&e))?;
-    let entries = compare(
-        &conn_schema,
-        &target_schema,
-        &Options {
-            version_table: opts.version_table.table.clone(),
-            compare_type: env.compare_type.unwrap_or(true),
-            compare_server_default: env.compare_server_default.unwrap_or(false),
-        },
-    );
-    Ok((entries, opts.render_as_batch))
+}
+
+/// `util.err`: a `CommandError` raised once env.py configured logging is also logged.
+fn log_failure(ctx: &mut Ctx, log: &mut AlembicLog, e: &Failure) {
+    if let Failure::Command(m) = e {
+        log.error("alembic.util.messaging", m);
+    }
+    let _ = ctx.err.write_all(log.take().as_bytes());
 }
 
 /// The `upgrades`, `downgrades` and `imports` template variables of an autogenerated
@@ -145,27 +189,36 @@ pub fn autogenerate_vars(
     ctx: &mut Ctx,
     target: &Target,
 ) -> Result<Rendered, Failure> {
-    let (entries, batch) = run_autogenerate(sd, ctx, target)?;
-    Ok(render(&entries, batch))
+    let mut run = run_autogenerate(sd, ctx, target)?;
+    let _ = ctx.err.write_all(run.log.take().as_bytes());
+    Ok(render(&run.entries, run.render_as_batch))
 }
 
 /// `alembic check`.
 pub fn check(sd: &ScriptDirectory, ctx: &mut Ctx, target: &Target) -> Result<(), Failure> {
-    let (entries, _) = run_autogenerate(sd, ctx, target)?;
-    let diffs: Vec<&str> = entries
+    let mut run = run_autogenerate(sd, ctx, target)?;
+    let diffs: Vec<&str> = run
+        .entries
         .iter()
         .flat_map(|e| match e {
             Entry::Single(c) => vec![c.diff.as_str()],
             Entry::Table { changes, .. } => changes.iter().map(|c| c.diff.as_str()).collect(),
         })
         .collect();
-    if diffs.is_empty() {
-        ctx.print("No new upgrade operations detected.");
+    let result = if diffs.is_empty() {
         Ok(())
     } else {
         Err(Failure::Command(format!(
             "New upgrade operations detected: [{}]",
             diffs.join(", ")
         )))
+    };
+    match &result {
+        Ok(()) => {
+            let _ = ctx.err.write_all(run.log.take().as_bytes());
+            ctx.print("No new upgrade operations detected.");
+        }
+        Err(e) => log_failure(ctx, &mut run.log, e),
     }
+    result
 }
