@@ -132,22 +132,27 @@ impl Renderer {
         }
     }
 
+    /// Reflected SQL is always `SqlExpr::Text`; anything else would be a bug in `compare`,
+    /// shown in the output (as its debug form) rather than silently dropped.
+    fn sql_text(e: &SqlExpr) -> String {
+        match e {
+            SqlExpr::Text(t) => t.clone(),
+            other => format!("{other:?}"),
+        }
+    }
+
     fn server_default(sd: &ServerDefault) -> String {
         match sd {
-            ServerDefault::Expr(SqlExpr::Text(s)) | ServerDefault::Str(s) => {
-                format!("sa.text({})", py_repr(s))
-            }
-            ServerDefault::Expr(other) => format!("sa.text({})", py_repr(&format!("{other:?}"))),
+            ServerDefault::Str(s) => format!("sa.text({})", py_repr(s)),
+            ServerDefault::Expr(e) => format!("sa.text({})", py_repr(&Self::sql_text(e))),
         }
     }
 
     /// A partial index's `sqlite_where=` (its dialect keyword, rendered on create and drop).
     fn where_kwarg(w: &Option<SqlExpr>) -> String {
-        match w {
-            Some(SqlExpr::Text(t)) => format!(", sqlite_where=sa.text({})", py_repr(t)),
-            Some(other) => format!(", sqlite_where=sa.text({})", py_repr(&format!("{other:?}"))),
-            None => String::new(),
-        }
+        w.as_ref().map_or_else(String::new, |e| {
+            format!(", sqlite_where=sa.text({})", py_repr(&Self::sql_text(e)))
+        })
     }
 
     fn column(&mut self, c: &Column) -> String {
@@ -237,11 +242,7 @@ impl Renderer {
                 ))
             }
             Constraint::Check { name, sqltext } => {
-                let text = match sqltext {
-                    SqlExpr::Text(s) => s.clone(),
-                    other => format!("{other:?}"),
-                };
-                let mut args = vec![py_repr(&text)];
+                let mut args = vec![py_repr(&Self::sql_text(sqltext))];
                 args.extend(named(name));
                 Some(format!("sa.CheckConstraint({})", args.join(", ")))
             }
@@ -355,7 +356,7 @@ impl Renderer {
                     .map(|k| match k {
                         IndexKey::Column(c) => py_repr(c),
                         IndexKey::Expr(e) => {
-                            format!("sa.literal_column({})", py_repr(&format!("{e:?}")))
+                            format!("sa.literal_column({})", py_repr(&Self::sql_text(e)))
                         }
                     })
                     .collect();
@@ -457,7 +458,7 @@ impl Renderer {
                 }
                 format!("{p}drop_constraint({})", args.join(", "))
             }
-            // compare produces nothing else.
+            // compare produces nothing else; a bug would show in the file, not vanish.
             other => format!("# ralembic cannot render {other:?}"),
         };
         vec![line]
