@@ -1,8 +1,8 @@
 //! Alembic's commands (`alembic/command.py`) over our config, script and revision layers, with
 //! output byte-identical to Alembic 1.20.1. Implemented: the read-only `heads`, `branches`,
-//! `history`, `show` and `current`, and `upgrade`, `downgrade`, `stamp` ([`migrate`]). The
-//! command-line front shared by `ralembic` and
-//! `meshview alembic` is [`cli`].
+//! `history`, `show` and `current`; `upgrade`, `downgrade`, `stamp` ([`migrate`]); `init`,
+//! `revision`, `merge` ([`generate`]); `revision --autogenerate` and `check` ([`autogen`]).
+//! The command-line front shared by `ralembic` and `meshview alembic` is [`cli`].
 //!
 //! Owns: assembling a [`ScriptDirectory`] (config -> settings -> revision files -> map, each
 //! step only when a command first needs it, so errors surface in Alembic's order), printing,
@@ -20,6 +20,7 @@
 //! - `msg()`'s wrapping of `FAILED:` lines when stdin is a terminal is not reproduced (output
 //!   is identical whenever stdin is not a TTY, e.g. in scripts and CI).
 
+pub mod autogen;
 pub mod cli;
 pub mod compat;
 pub mod db;

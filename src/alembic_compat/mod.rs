@@ -2,6 +2,7 @@
 //! `config` (alembic.ini) -> `script` (revision files) -> `revision` (the DAG) -> `eval`
 //! (revision bodies) -> `ops` (what they ask for) -> `ddl` / `batch` (SQL text) -> `runtime`
 //! (transactions, version table) -> `command`. No MeshView knowledge lives here.
+pub mod autogenerate;
 pub mod batch;
 pub mod command;
 pub mod config;

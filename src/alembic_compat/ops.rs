@@ -331,6 +331,10 @@ pub enum Op {
         table: Option<String>,
         schema: Option<String>,
         if_exists: bool,
+        /// `sqlite_where=`: accepted and ignored by SQLite's DROP INDEX; autogenerate writes
+        /// it for a partial index, as Alembic does.
+        #[serde(default)]
+        sqlite_where: Option<SqlExpr>,
     },
     CreateUniqueConstraint {
         name: Option<Name>,

@@ -101,7 +101,26 @@ impl Pattern {
     }
 
     pub fn captures<'t>(&self, text: &'t str) -> Option<Caps<'t>> {
-        self.captures_iter_limited(text, 1).into_iter().next()
+        self.captures_at(text, 0)
+    }
+
+    /// The first match starting at or after byte `start` (the text before it still counts
+    /// for anchors and word boundaries).
+    pub fn captures_at<'t>(&self, text: &'t str, start: usize) -> Option<Caps<'t>> {
+        if text.is_ascii() {
+            if let Some(re) = self.ascii() {
+                let c = re.captures_at(text.as_bytes(), start)?;
+                return Some(Caps {
+                    text,
+                    spans: c.iter().map(|g| g.map(|m| (m.start(), m.end()))).collect(),
+                });
+            }
+        }
+        let c = self.unicode()?.captures_at(text, start)?;
+        Some(Caps {
+            text,
+            spans: c.iter().map(|g| g.map(|m| (m.start(), m.end()))).collect(),
+        })
     }
 
     /// Every non-overlapping match, in order.

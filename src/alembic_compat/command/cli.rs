@@ -3,7 +3,8 @@
 //! (exit 2, usage on stderr), `FAILED: <msg>` on stdout with exit 255 for a `CommandError`,
 //! exit 1 for what would be a Python traceback (and for any error under `--raiseerr`).
 //!
-//! Our extension: `--url URL` replaces `sqlalchemy.url`.
+//! Our extensions: `--url URL` replaces `sqlalchemy.url`; `revision --autogenerate` and `check`
+//! take the target schema from `--target-sql FILE` or `--target-url URL`.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use super::autogen::{self, Target};
 use super::{generate, migrate, Ctx, Failure, ScriptDirectory};
 use crate::alembic_compat::config::{Config, ConfigOptions};
 use crate::alembic_compat::revision::RevArg;
@@ -78,7 +80,15 @@ pub enum Verb {
         verbose: bool,
     },
     /// Check if revision command with autogenerate has pending upgrade ops.
-    Check,
+    Check {
+        /// Target schema as SQL statements (ralembic extension)
+        #[arg(long, value_name = "FILE")]
+        target_sql: Option<String>,
+        /// Target schema from another SQLite database (ralembic extension; --target-sql wins
+        /// when both are given)
+        #[arg(long, value_name = "URL")]
+        target_url: Option<String>,
+    },
     /// Display the current revision for a database.
     Current {
         /// Check if all head revisions are applied to the database. Exit with an error code if
@@ -196,6 +206,13 @@ pub enum Verb {
         /// Specify one or more revision identifiers which this revision should depend on.
         #[arg(long, action = ArgAction::Append)]
         depends_on: Vec<String>,
+        /// With --autogenerate: the target schema as SQL statements (ralembic extension)
+        #[arg(long, value_name = "FILE", requires = "autogenerate")]
+        target_sql: Option<String>,
+        /// With --autogenerate: the target schema from another SQLite database (ralembic
+        /// extension; --target-sql wins when both are given)
+        #[arg(long, value_name = "URL", requires = "autogenerate")]
+        target_url: Option<String>,
     },
     /// Show the revision(s) denoted by the given symbol.
     Show { rev: String },
@@ -236,7 +253,7 @@ impl Verb {
         match self {
             Verb::Branches { .. } => "branches",
             Verb::Compat { .. } => "compat",
-            Verb::Check => "check",
+            Verb::Check { .. } => "check",
             Verb::Current { .. } => "current",
             Verb::Downgrade { .. } => "downgrade",
             Verb::Edit { .. } => "edit",
@@ -295,6 +312,8 @@ const OPTION_DISPLAY: &[(&str, &str)] = &[
     ("head", "--head"),
     ("version-path", "--version-path"),
     ("depends-on", "--depends-on"),
+    ("target-sql", "--target-sql"),
+    ("target-url", "--target-url"),
 ];
 
 const GLOBAL_WITH_VALUE: &[&str] = &["-c", "--config", "-n", "--name", "-x", "--url"];
@@ -546,13 +565,6 @@ fn dispatch(config: Config, verb: &Verb, ctx: &mut Ctx) -> Result<(), Failure> {
             directory,
         } => return generate::init(&config, ctx, directory, template, *package),
         Verb::ListTemplates => return generate::list_templates(ctx),
-        Verb::Revision {
-            autogenerate: true, ..
-        } => {
-            return Err(Failure::Command(
-                "'revision --autogenerate' is not implemented in ralembic yet".into(),
-            ))
-        }
         _ => {}
     }
     let implemented = matches!(
@@ -568,6 +580,7 @@ fn dispatch(config: Config, verb: &Verb, ctx: &mut Ctx) -> Result<(), Failure> {
             | Verb::Compat { .. }
             | Verb::Revision { .. }
             | Verb::Merge { .. }
+            | Verb::Check { .. }
     );
     if !implemented {
         return Err(Failure::Command(format!(
@@ -627,7 +640,9 @@ fn dispatch(config: Config, verb: &Verb, ctx: &mut Ctx) -> Result<(), Failure> {
             version_path,
             rev_id,
             depends_on,
-            ..
+            autogenerate,
+            target_sql,
+            target_url,
         } => generate::revision(
             &sd,
             ctx,
@@ -640,6 +655,21 @@ fn dispatch(config: Config, verb: &Verb, ctx: &mut Ctx) -> Result<(), Failure> {
                 version_path: version_path.clone(),
                 rev_id: rev_id.clone(),
                 depends_on: depends_on.clone(),
+                autogenerate: autogenerate.then(|| Target {
+                    sql: target_sql.clone(),
+                    url: target_url.clone(),
+                }),
+            },
+        ),
+        Verb::Check {
+            target_sql,
+            target_url,
+        } => autogen::check(
+            &sd,
+            ctx,
+            &Target {
+                sql: target_sql.clone(),
+                url: target_url.clone(),
             },
         ),
         Verb::Merge {
@@ -798,18 +828,21 @@ mod tests {
         ] {
             assert!(out.contains(v), "{v} missing from\n{out}");
         }
-        let (code, out, _) = run_args(&["check"]);
+        // check and --autogenerate need a project, as in Alembic.
+        for args in [&["check"][..], &["revision", "--autogenerate"][..]] {
+            let (code, out, _) = run_args(args);
+            assert_eq!(
+                (code, out.as_str()),
+                (
+                    255,
+                    "FAILED: No 'script_location' key found in configuration.\n"
+                )
+            );
+        }
+        let (code, out, _) = run_args(&["edit", "x"]);
         assert_eq!(
             (code, out.as_str()),
-            (255, "FAILED: 'check' is not implemented in ralembic yet\n")
-        );
-        let (code, out, _) = run_args(&["revision", "--autogenerate"]);
-        assert_eq!(
-            (code, out.as_str()),
-            (
-                255,
-                "FAILED: 'revision --autogenerate' is not implemented in ralembic yet\n"
-            )
+            (255, "FAILED: 'edit' is not implemented in ralembic yet\n")
         );
         // abbreviated long options and repeated flags, as argparse allows
         let (code, _, err) = run_args(&["heads", "--verb", "-v", "--res"]);

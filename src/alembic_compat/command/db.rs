@@ -26,6 +26,10 @@ pub struct EnvSettings {
     pub render_as_batch: bool,
     /// env.py calls `fileConfig(...)` (the generic template's logging setup).
     pub file_config: bool,
+    /// `compare_type` / `compare_server_default` when given as literal booleans (`None`:
+    /// not given, or not a literal, e.g. a callable).
+    pub compare_type: Option<bool>,
+    pub compare_server_default: Option<bool>,
 }
 
 #[derive(Default)]
@@ -36,6 +40,8 @@ struct ConfigureCall {
     schema: Option<Option<String>>,
     transaction_per_migration: Option<bool>,
     render_as_batch: Option<bool>,
+    compare_type: Option<bool>,
+    compare_server_default: Option<bool>,
 }
 
 #[derive(Default)]
@@ -82,6 +88,12 @@ fn visit_expr(e: &Expr, found: &mut Found) {
                         }
                         ("render_as_batch", ExprKind::Constant(Constant::Bool(b))) => {
                             call.render_as_batch = Some(*b)
+                        }
+                        ("compare_type", ExprKind::Constant(Constant::Bool(b))) => {
+                            call.compare_type = Some(*b)
+                        }
+                        ("compare_server_default", ExprKind::Constant(Constant::Bool(b))) => {
+                            call.compare_server_default = Some(*b)
                         }
                         _ => {}
                     }
@@ -162,6 +174,8 @@ pub fn env_settings(path: &str, source: &str, offline: bool) -> EnvSettings {
         }
         env.transaction_per_migration = c.transaction_per_migration.unwrap_or(false);
         env.render_as_batch = c.render_as_batch.unwrap_or(false);
+        env.compare_type = c.compare_type;
+        env.compare_server_default = c.compare_server_default;
     }
     env
 }
@@ -204,17 +218,22 @@ fn url_failure(e: &UrlError) -> Failure {
 /// `sqlite3.connect` does) and returns `get_current_heads()`: the `version_num` rows of the
 /// version table, or nothing if the table does not exist. Never writes.
 pub fn current_heads(url: &str, cwd: &Path, vt: &VersionTable) -> Result<Vec<String>, Failure> {
+    let conn = open_database(url, cwd)?;
+    read_heads(&conn, vt).map_err(|e| sql_failure(&e))
+}
+
+/// Opens a SQLite URL as `create_engine(url).connect()` would (a missing file is created).
+pub fn open_database(url: &str, cwd: &Path) -> Result<Connection, Failure> {
     let parsed = parse_sqlite_url(url, cwd).map_err(|e| url_failure(&e))?;
     let rw = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = match &parsed.database {
+    match &parsed.database {
         SqliteDatabase::Memory => Connection::open_in_memory(),
         SqliteDatabase::File(p) => Connection::open_with_flags(p, rw),
         SqliteDatabase::Uri(u) => Connection::open_with_flags(u, rw | OpenFlags::SQLITE_OPEN_URI),
     }
-    .map_err(|e| sql_failure(&e))?;
-    read_heads(&conn, vt).map_err(|e| sql_failure(&e))
+    .map_err(|e| sql_failure(&e))
 }
 
 fn has_table(conn: &Connection, vt: &VersionTable) -> rusqlite::Result<bool> {

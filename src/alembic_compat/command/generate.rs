@@ -8,8 +8,8 @@
 //! `exec`. Does not own: the template language ([`crate::alembic_compat::mako`]), the graph
 //! ([`crate::alembic_compat::revision`]) or the generic template's text ([`super::templates`]).
 //!
-//! Differences from Alembic: `revision --autogenerate` and `check` are not implemented; env.py
-//! is not executed when `revision_environment` is set (its logging is reproduced and the
+//! `revision --autogenerate` gets its operations from [`super::autogen`]. Differences from
+//! Alembic: env.py is not executed when `revision_environment` is set (its logging is reproduced and the
 //! template receives the empty `upgrades`/`downgrades` blocks env.py would produce);
 //! `console_scripts` and `module` post-write hooks are refused before anything is written;
 //! a template that fails to render reports `path:line:col` instead of a temporary file.
@@ -197,6 +197,8 @@ pub struct RevisionArgs {
     pub version_path: Option<String>,
     pub rev_id: Option<String>,
     pub depends_on: Vec<String>,
+    /// `--autogenerate`, with where the target schema comes from.
+    pub autogenerate: Option<super::autogen::Target>,
 }
 
 /// `util.rev_id()`: the last 12 hex digits of a random UUID.
@@ -212,6 +214,20 @@ pub fn revision(sd: &ScriptDirectory, ctx: &mut Ctx, args: &RevisionArgs) -> Res
         .clone()
         .filter(|r| !r.is_empty())
         .unwrap_or_else(new_rev_id);
+    if let Some(target) = &args.autogenerate {
+        if args.sql {
+            return Err(Failure::Command(
+                "Using --sql with --autogenerate does not make any sense".into(),
+            ));
+        }
+        let r = super::autogen::autogenerate_vars(sd, ctx, target)?;
+        let extra = vec![
+            ("upgrades", Value::str(r.upgrades)),
+            ("downgrades", Value::str(r.downgrades)),
+            ("imports", Value::str(r.imports)),
+        ];
+        return generate_revision(sd, ctx, &rev_id, args, extra);
+    }
     let environment = sd
         .config
         .revision_environment()

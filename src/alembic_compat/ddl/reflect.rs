@@ -186,7 +186,7 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
 
     let mut constraints = vec![];
     constraints.extend(reflect_fks(conn, &qname, &table_sql)?);
-    constraints.extend(reflect_uniques(&table_sql));
+    constraints.extend(reflect_uniques(conn, &qname, &table_sql)?);
     constraints.extend(reflect_checks(&table_sql));
     let mut t = TableDef {
         name: name.to_string(),
@@ -381,26 +381,70 @@ fn primary_key_columns(conn: &Connection, table: &str) -> Result<Vec<String>, Dd
     cols
 }
 
-fn reflect_uniques(table_sql: &str) -> Vec<ConsDef> {
-    let mut out = vec![];
+/// `get_unique_constraints`: UNIQUE clauses parsed from the table's SQL, kept only when an
+/// automatic index (`sqlite_autoindex_*`) has exactly those columns (each index vouches for
+/// one clause). This is how SQLAlchemy tells a constraint from text that merely looks like
+/// one (`CONSTRAINT x UNIQUE (...)` also matches the inline pattern).
+fn reflect_uniques(
+    conn: &Connection,
+    qname: &str,
+    table_sql: &str,
+) -> Result<Vec<ConsDef>, DdlError> {
+    let mut auto_sigs: Vec<Vec<String>> = vec![];
+    let mut st = conn
+        .prepare(&format!("PRAGMA index_list({qname})"))
+        .map_err(sql_err)?;
+    let autos: Vec<String> = st
+        .query_map([], |r| r.get::<_, String>(1))
+        .map_err(sql_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_err)?
+        .into_iter()
+        .filter(|n| n.starts_with("sqlite_autoindex"))
+        .collect();
+    for name in autos {
+        let mut st = conn
+            .prepare(&format!(
+                "PRAGMA index_info(\"{}\")",
+                name.replace('"', "\"\"")
+            ))
+            .map_err(sql_err)?;
+        let cols: Vec<Option<String>> = st
+            .query_map([], |r| r.get(2))
+            .map_err(sql_err)?
+            .collect::<Result<_, _>>()
+            .map_err(sql_err)?;
+        // SQLAlchemy keys them by columns: two with the same columns count once.
+        let sig: Vec<String> = cols.into_iter().flatten().collect();
+        if !auto_sigs.contains(&sig) {
+            auto_sigs.push(sig);
+        }
+    }
+    let mut parsed: Vec<(Option<String>, Vec<String>)> = vec![];
     static NAMED: Pattern =
         Pattern::new(r#"(?i)(?:CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+)?UNIQUE\s*\((.+?)\)"#);
     for c in NAMED.captures_iter(table_sql) {
-        out.push(ConsDef::Unique {
-            name: c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()),
-            columns: c[3].split(',').map(unquote).collect(),
-        });
+        parsed.push((
+            c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()),
+            cols_in_sig(&c[3]),
+        ));
     }
     static INLINE: Pattern = Pattern::new(
-        r#"(?i)(?:(?:,\s*)|(?:\(\s*))"?([a-z0-9_]+)"?[\t ]+[a-z0-9_]+(?:[\t ]+[a-z0-9_]+)*?[\t ]+UNIQUE"#,
+        r#"(?i)(?:(".+?")|(?:[\[`])?([a-z0-9_]+)(?:[\]`])?)[\t ]+[a-z0-9_]+(?:[\t ]+[a-z0-9_]+)*?[\t ]+UNIQUE"#,
     );
     for c in INLINE.captures_iter(table_sql) {
-        out.push(ConsDef::Unique {
-            name: None,
-            columns: vec![c[1].to_string()],
-        });
+        if let Some(m) = c.get(1).or(c.get(2)) {
+            parsed.push((None, cols_in_sig(m.as_str())));
+        }
     }
-    out
+    let mut out = vec![];
+    for (name, columns) in parsed {
+        if let Some(i) = auto_sigs.iter().position(|s| *s == columns) {
+            auto_sigs.remove(i);
+            out.push(ConsDef::Unique { name, columns });
+        }
+    }
+    Ok(out)
 }
 
 /// Named CHECKs only: an unnamed reflected CHECK is dropped by batch mode anyway.
@@ -421,6 +465,89 @@ fn reflect_checks(table_sql: &str) -> Vec<ConsDef> {
             });
         }
     }
+    out
+}
+
+/// `find_matching_paren`: the index of the `)` closing the `(` at `open`, skipping
+/// single- and double-quoted literals (a doubled quote escapes itself).
+fn matching_paren(text: &str, open: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let (mut depth, mut i) = (0usize, open);
+    let mut quote: Option<u8> = None;
+    while i < b.len() {
+        let ch = b[i];
+        match quote {
+            Some(q) if ch == q => {
+                if b.get(i + 1) == Some(&q) {
+                    i += 1;
+                } else {
+                    quote = None;
+                }
+            }
+            Some(_) => {}
+            None => match ch {
+                b'\'' | b'"' => quote = Some(ch),
+                b'(' => depth += 1,
+                b')' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return Some(i);
+                    }
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    None
+}
+
+/// SQLAlchemy's `get_check_constraints`: every CHECK of the table's SQL, named or not, as
+/// (name, SQL text), sorted by name with the unnamed last. Autogenerate renders these in a
+/// created or dropped table; [`reflect_table`] keeps only named ones (what batch needs).
+pub fn check_constraints(table_sql: &str) -> Vec<(Option<String>, String)> {
+    static CHECK: Pattern = Pattern::new(
+        r#"(?i)(?:CONSTRAINT\s+("(?:[^"]|"")+"|'(?:[^']|'')+'|\[(?:[^\]]|\]\])+\]|`(?:[^`]|``)+`|\S+)\s+)?CHECK\s*\("#,
+    );
+    let mut out = vec![];
+    let mut pos = 0;
+    while let Some(c) = CHECK.captures_at(table_sql, pos) {
+        let Some(whole) = c.get(0) else {
+            break;
+        };
+        // Python's `(?<![A-Za-z0-9_])`: CHECK or CONSTRAINT must not end an identifier;
+        // when it does, the scan goes on from the next position, as a regex engine would.
+        let before = table_sql[..whole.start()].chars().next_back();
+        if before.is_some_and(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+            pos = whole.start() + 1;
+            while !table_sql.is_char_boundary(pos) {
+                pos += 1;
+            }
+            continue;
+        }
+        let name = c.get(1).map(|m| {
+            let n = m.as_str();
+            let quoted = n.len() >= 2
+                && ((n.starts_with('"') && n.ends_with('"'))
+                    || (n.starts_with('\'') && n.ends_with('\''))
+                    || (n.starts_with('`') && n.ends_with('`'))
+                    || (n.starts_with('[') && n.ends_with(']')));
+            if quoted {
+                n[1..n.len() - 1].to_string()
+            } else {
+                n.to_string()
+            }
+        });
+        if let Some(close) = matching_paren(table_sql, whole.end() - 1) {
+            out.push((name, table_sql[whole.end()..close].trim().to_string()));
+        }
+        pos = whole.end();
+    }
+    // Python's sort key: the name, or "~" for none.
+    out.sort_by(|a, b| {
+        let key = |n: &Option<String>| n.clone().unwrap_or_else(|| "~".into());
+        key(&a.0).cmp(&key(&b.0))
+    });
     out
 }
 
@@ -475,4 +602,26 @@ fn reflect_indexes(conn: &Connection, qname: &str) -> Result<Vec<IdxDef>, DdlErr
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    #[test]
+    fn checks_as_sqlalchemy_reflects_them() {
+        let sql = "CREATE TABLE t (a INTEGER CHECK (a > 0), b TEXT,\n\
+                   CONSTRAINT \"ck b\" CHECK (b IN ('x)', 'y''(')),\n\
+                   CONSTRAINT ck_a CHECK ((a) < 10), xCHECK INTEGER)";
+        assert_eq!(
+            check_constraints(sql),
+            vec![
+                (Some("ck b".to_string()), "b IN ('x)', 'y''(')".to_string()),
+                (Some("ck_a".to_string()), "(a) < 10".to_string()),
+                (None, "a > 0".to_string()),
+            ]
+        );
+        assert_eq!(matching_paren("(a = '(' AND b = ')')", 0), Some(20));
+        assert_eq!(matching_paren("((a)", 0), None);
+    }
 }

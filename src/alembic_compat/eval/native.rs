@@ -2484,6 +2484,7 @@ fn op_call(
                 table,
                 schema,
                 if_exists,
+                sqlite_where: None,
             }
         }
         "create_unique_constraint" => {
