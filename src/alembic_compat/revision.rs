@@ -633,6 +633,29 @@ struct Ref {
 
 type Res<T> = Result<T, RevisionError>;
 
+/// A set of node indices as a bitmap: the topological sort keeps one ancestor set per open
+/// head, and on large histories hashing every ancestor into a set was most of `history`.
+struct NodeSet(Vec<u64>);
+
+impl NodeSet {
+    fn new(n: usize) -> NodeSet {
+        NodeSet(vec![0; n.div_ceil(64)])
+    }
+    fn insert(&mut self, i: usize) {
+        if let Some(w) = self.0.get_mut(i / 64) {
+            *w |= 1 << (i % 64);
+        }
+    }
+    fn remove(&mut self, i: usize) {
+        if let Some(w) = self.0.get_mut(i / 64) {
+            *w &= !(1 << (i % 64));
+        }
+    }
+    fn contains(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+}
+
 impl RevisionMap {
     /// Builds the map from revisions in load order. Warnings: [`RevisionMap::warnings`].
     pub fn new(revisions: Vec<Revision>) -> Result<RevisionMap, RevisionError> {
@@ -1137,13 +1160,16 @@ impl RevisionMap {
         let mut seen = vec![false; n];
         let mut out = Vec::new();
         let mut todo: Vec<usize> = Vec::new();
-        for &target in targets.iter().take(walk) {
+        // Which target's walk last reached each node (its position + 1): the overlap check
+        // without a set per target, which on large histories cost more than the walk.
+        let mut reached_by: Vec<usize> = if check { vec![0; n] } else { Vec::new() };
+        for (walk_no, &target) in targets.iter().take(walk).enumerate() {
             self.node_ref(target)?;
             todo.push(target);
-            let mut per_target: HashSet<usize> = HashSet::default();
+            let this_walk = walk_no + 1;
             while let Some(rev) = todo.pop() {
-                if check {
-                    per_target.insert(rev);
+                if let Some(r) = reached_by.get_mut(rev) {
+                    *r = this_walk;
                 }
                 if std::mem::replace(&mut seen[rev], true) {
                     continue;
@@ -1169,7 +1195,8 @@ impl RevisionMap {
                 // NONDETERMINISTIC IN ALEMBIC (set of objects): we list overlaps in target order.
                 let mut overlaps: Vec<usize> = Vec::new();
                 for &t in targets {
-                    if t != target && per_target.contains(&t) && !overlaps.contains(&t) {
+                    let reached = reached_by.get(t).is_some_and(|&r| r == this_walk);
+                    if t != target && reached && !overlaps.contains(&t) {
                         overlaps.push(t);
                     }
                 }
@@ -2208,13 +2235,14 @@ impl RevisionMap {
             }
         }
         current_heads.sort_by_key(|&h| self.rank[h]);
-        let ancestors_of = |i: usize| -> Res<HashSet<usize>> {
-            Ok(self
-                .get_ancestor_nodes(&[i], false, true)?
-                .into_iter()
-                .collect())
+        let ancestors_of = |i: usize| -> Res<NodeSet> {
+            let mut set = NodeSet::new(n);
+            for a in self.get_ancestor_nodes(&[i], false, true)? {
+                set.insert(a);
+            }
+            Ok(set)
         };
-        let mut ancestors_by_idx: Vec<HashSet<usize>> = Vec::with_capacity(current_heads.len());
+        let mut ancestors_by_idx: Vec<NodeSet> = Vec::with_capacity(current_heads.len());
         for &h in &current_heads {
             ancestors_by_idx.push(ancestors_of(h)?);
         }
@@ -2239,7 +2267,7 @@ impl RevisionMap {
             if let Some(other) = ancestors_by_idx
                 .iter()
                 .enumerate()
-                .position(|(k, anc)| k != idx && anc.contains(&candidate))
+                .position(|(k, anc)| k != idx && anc.contains(candidate))
             {
                 idx = other;
                 continue;
@@ -2267,7 +2295,7 @@ impl RevisionMap {
                         && cand.versioned_down.len() == 1
                     {
                         // Plain movement down a line: the ancestor set just loses the candidate.
-                        ancestors_by_idx[idx].remove(&candidate);
+                        ancestors_by_idx[idx].remove(candidate);
                     } else {
                         current_heads.extend_from_slice(rest);
                         ancestors_by_idx[idx] = ancestors_of(first)?;
