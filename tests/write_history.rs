@@ -520,6 +520,31 @@ fn round_trip(project: &Path) {
     };
     assert_eq!(rows(&a), rows(&b));
     assert!(!rows(&a).is_empty());
+    // Step by step on fresh copies: every revision in turn, base first (the order `history`
+    // lists them in, reversed), then all the way down; exit status and version rows must
+    // agree after every step.
+    let history = run_tool(&alembic_bin(), &a, &argv("history"), &env);
+    let mut ids: Vec<String> = String::from_utf8_lossy(&history.stdout)
+        .lines()
+        .filter_map(|l| l.split_once("-> ").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split([' ', ',']).next().map(str::to_string))
+        .collect();
+    ids.reverse();
+    assert_eq!(ids.len(), files.len(), "{}", show(&history));
+    let (a2, b2) = (tmp.path().join("a2"), tmp.path().join("b2"));
+    copy_dir(project, &a2);
+    copy_dir(project, &b2);
+    let steps = ids
+        .iter()
+        .map(|id| format!("upgrade {id}"))
+        .chain(["downgrade base".to_string()]);
+    for step in steps {
+        let py = run_tool(&alembic_bin(), &a2, &argv(&step), &env);
+        let rs = run_tool(&ralembic_bin(), &b2, &argv(&step), &env);
+        assert_eq!(py.code, rs.code, "`{step}`:\n{}\n{}", show(&py), show(&rs));
+        assert_eq!(rows(&a2), rows(&b2), "version rows after `{step}`");
+    }
+    assert!(rows(&a2).is_empty());
     for args in ["heads", "history"] {
         let py = run_tool(&alembic_bin(), &a, &argv(args), &env);
         let rs = run_tool(&ralembic_bin(), &b, &argv(args), &env);
