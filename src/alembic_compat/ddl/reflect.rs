@@ -186,7 +186,9 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
 
     let mut constraints = vec![];
     constraints.extend(reflect_fks(conn, &qname, &table_sql)?);
-    constraints.extend(reflect_uniques(conn, &qname, &table_sql)?);
+    // Listed once: unique constraints and indexes both come from it.
+    let listed = index_list(conn, &qname)?;
+    constraints.extend(reflect_uniques(conn, &listed, &table_sql)?);
     constraints.extend(reflect_checks(&table_sql));
     let mut t = TableDef {
         name: name.to_string(),
@@ -195,7 +197,7 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
         pk_name,
         pk_columns,
         constraints,
-        indexes: reflect_indexes(conn, &qname)?,
+        indexes: reflect_indexes(conn, listed)?,
         autoincrement: false,
         with_rowid: true,
         strict: false,
@@ -387,33 +389,15 @@ fn primary_key_columns(conn: &Connection, table: &str) -> Result<Vec<String>, Dd
 /// one (`CONSTRAINT x UNIQUE (...)` also matches the inline pattern).
 fn reflect_uniques(
     conn: &Connection,
-    qname: &str,
+    listed: &[ListedIndex],
     table_sql: &str,
 ) -> Result<Vec<ConsDef>, DdlError> {
     let mut auto_sigs: Vec<Vec<String>> = vec![];
-    let mut st = conn
-        .prepare(&format!("PRAGMA index_list({qname})"))
-        .map_err(sql_err)?;
-    let autos: Vec<String> = st
-        .query_map([], |r| r.get::<_, String>(1))
-        .map_err(sql_err)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(sql_err)?
-        .into_iter()
-        .filter(|n| n.starts_with("sqlite_autoindex"))
-        .collect();
-    for name in autos {
-        let mut st = conn
-            .prepare(&format!(
-                "PRAGMA index_info(\"{}\")",
-                name.replace('"', "\"\"")
-            ))
-            .map_err(sql_err)?;
-        let cols: Vec<Option<String>> = st
-            .query_map([], |r| r.get(2))
-            .map_err(sql_err)?
-            .collect::<Result<_, _>>()
-            .map_err(sql_err)?;
+    for (name, _, _) in listed {
+        if !name.starts_with("sqlite_autoindex") {
+            continue;
+        }
+        let cols = index_columns(conn, name)?;
         // SQLAlchemy keys them by columns: two with the same columns count once.
         let sig: Vec<String> = cols.into_iter().flatten().collect();
         if !auto_sigs.contains(&sig) {
@@ -551,15 +535,39 @@ pub fn check_constraints(table_sql: &str) -> Vec<(Option<String>, String)> {
     out
 }
 
-fn reflect_indexes(conn: &Connection, qname: &str) -> Result<Vec<IdxDef>, DdlError> {
+/// A row of `PRAGMA index_list`: name, unique, origin (`c`, `u` or `pk`).
+type ListedIndex = (String, bool, String);
+
+/// The table's indexes, newest first (`qname`: the table name, quoted).
+fn index_list(conn: &Connection, qname: &str) -> Result<Vec<ListedIndex>, DdlError> {
     let mut st = conn
         .prepare(&format!("PRAGMA index_list({qname})"))
         .map_err(sql_err)?;
-    let rows: Vec<(String, bool, String)> = st
+    let rows = st
         .query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?)))
         .map_err(sql_err)?
         .collect::<Result<_, _>>()
+        .map_err(sql_err);
+    rows
+}
+
+/// The columns of index `name` in key order; `None` for an expression.
+fn index_columns(conn: &Connection, name: &str) -> Result<Vec<Option<String>>, DdlError> {
+    let mut st = conn
+        .prepare(&format!(
+            "PRAGMA index_info(\"{}\")",
+            name.replace('"', "\"\"")
+        ))
         .map_err(sql_err)?;
+    let cols = st
+        .query_map([], |r| r.get(2))
+        .map_err(sql_err)?
+        .collect::<Result<_, _>>()
+        .map_err(sql_err);
+    cols
+}
+
+fn reflect_indexes(conn: &Connection, rows: Vec<ListedIndex>) -> Result<Vec<IdxDef>, DdlError> {
     let mut out = vec![];
     static WHERE: Pattern = Pattern::new(r"(?is)\bWHERE\b\s*(.+)$");
     // index_list is newest first and SQLAlchemy keeps that order. Alembic then walks
@@ -568,17 +576,7 @@ fn reflect_indexes(conn: &Connection, qname: &str) -> Result<Vec<IdxDef>, DdlErr
         if origin != "c" || name.starts_with("sqlite_autoindex") {
             continue;
         }
-        let mut st = conn
-            .prepare(&format!(
-                "PRAGMA index_info(\"{}\")",
-                name.replace('"', "\"\"")
-            ))
-            .map_err(sql_err)?;
-        let cols: Vec<Option<String>> = st
-            .query_map([], |r| r.get(2))
-            .map_err(sql_err)?
-            .collect::<Result<_, _>>()
-            .map_err(sql_err)?;
+        let cols = index_columns(conn, &name)?;
         if cols.iter().any(Option::is_none) {
             continue;
         }
