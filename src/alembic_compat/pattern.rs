@@ -43,6 +43,13 @@ impl<'t> Span<'t> {
 }
 
 impl<'t> Caps<'t> {
+    fn new(text: &'t str, groups: impl Iterator<Item = Option<std::ops::Range<usize>>>) -> Self {
+        Caps {
+            text,
+            spans: groups.map(|g| g.map(|r| (r.start, r.end))).collect(),
+        }
+    }
+
     /// Group `i` (0 is the whole match), if it took part in the match.
     pub fn get(&self, i: usize) -> Option<Span<'t>> {
         let (start, end) = (*self.spans.get(i)?)?;
@@ -110,34 +117,20 @@ impl Pattern {
         if text.is_ascii() {
             if let Some(re) = self.ascii() {
                 let c = re.captures_at(text.as_bytes(), start)?;
-                return Some(Caps {
-                    text,
-                    spans: c.iter().map(|g| g.map(|m| (m.start(), m.end()))).collect(),
-                });
+                return Some(Caps::new(text, c.iter().map(|g| g.map(|m| m.range()))));
             }
         }
         let c = self.unicode()?.captures_at(text, start)?;
-        Some(Caps {
-            text,
-            spans: c.iter().map(|g| g.map(|m| (m.start(), m.end()))).collect(),
-        })
+        Some(Caps::new(text, c.iter().map(|g| g.map(|m| m.range()))))
     }
 
     /// Every non-overlapping match, in order.
     pub fn captures_iter<'t>(&self, text: &'t str) -> Vec<Caps<'t>> {
-        self.captures_iter_limited(text, usize::MAX)
-    }
-
-    fn captures_iter_limited<'t>(&self, text: &'t str, limit: usize) -> Vec<Caps<'t>> {
         if text.is_ascii() {
             if let Some(re) = self.ascii() {
                 return re
                     .captures_iter(text.as_bytes())
-                    .take(limit)
-                    .map(|c| Caps {
-                        text,
-                        spans: c.iter().map(|g| g.map(|m| (m.start(), m.end()))).collect(),
-                    })
+                    .map(|c| Caps::new(text, c.iter().map(|g| g.map(|m| m.range()))))
                     .collect();
             }
         }
@@ -145,11 +138,7 @@ impl Pattern {
             return Vec::new();
         };
         re.captures_iter(text)
-            .take(limit)
-            .map(|c| Caps {
-                text,
-                spans: c.iter().map(|g| g.map(|m| (m.start(), m.end()))).collect(),
-            })
+            .map(|c| Caps::new(text, c.iter().map(|g| g.map(|m| m.range()))))
             .collect()
     }
 
@@ -198,6 +187,16 @@ mod tests {
             "/x.db"
         );
         assert_eq!(NAMED.group("nope"), None);
+        // A search from a later position still sees the text before it.
+        static WORD_AT: Pattern = Pattern::new(r"\bab");
+        let at = |text: &str, start: usize| {
+            WORD_AT
+                .captures_at(text, start)
+                .and_then(|c| c.get(0))
+                .map(|m| m.start())
+        };
+        assert_eq!(at("ab xab ab", 1), Some(7));
+        assert_eq!(at("é ab", 2), Some(3));
         static BROKEN: Pattern = Pattern::new(r"(unclosed");
         assert!(BROKEN.captures("unclosed").is_none());
         assert!(BROKEN.find_iter("unclosed").is_empty());
