@@ -59,7 +59,7 @@ pub fn parse_cached(shown: &str, source: &str) -> Result<Module, super::SyntaxEr
 }
 
 /// The cached AST of `source`, if there is one.
-pub fn load(source: &str) -> Option<Module> {
+fn load(source: &str) -> Option<Module> {
     load_from(entry_path(source)?)
 }
 
@@ -82,7 +82,7 @@ fn checksum(payload: &[u8]) -> u64 {
 
 /// Keeps `module` as the AST of `source` (best effort: written to a temporary file, then
 /// renamed, so readers never see half an entry).
-pub fn store(source: &str, module: &Module) {
+fn store(source: &str, module: &Module) {
     if let Some(path) = entry_path(source) {
         store_at(&path, module);
     }

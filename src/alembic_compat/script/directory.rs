@@ -196,8 +196,6 @@ fn walk(dir: &Path, recursive: bool, out: &mut Vec<Listed>) {
         let Ok(ft) = entry.file_type() else { continue };
         let path = dir.join(&name);
         // os.walk's is_dir() follows links, and Alembic resolves every file path.
-        // The stamp comes from the directory entry (a stat relative to the open directory),
-        // far cheaper than a stat by full path on large histories.
         let (is_dir, real) = if ft.is_symlink() {
             (
                 path.is_dir(),
