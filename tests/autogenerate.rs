@@ -238,24 +238,6 @@ fn revision_file(dir: &Path) -> String {
         .into_owned()
 }
 
-fn schema_of(db: &Path) -> Vec<String> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut st = conn
-        .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
-        .unwrap();
-    st.query_map([], |r| {
-        Ok(format!(
-            "{} {}: {}",
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?.unwrap_or_default()
-        ))
-    })
-    .unwrap()
-    .collect::<Result<_, _>>()
-    .unwrap()
-}
-
 #[test]
 fn autogenerate_and_check_match_alembic() {
     let tmp = tempfile::tempdir().unwrap();
@@ -352,7 +334,10 @@ fn autogenerate_and_check_match_alembic() {
             }
         }
         if case.roundtrip {
-            let (ps, rs_) = (schema_of(&py.join("t.db")), schema_of(&rs.join("t.db")));
+            let (ps, rs_) = (
+                sqlite_master(&py.join("t.db")),
+                sqlite_master(&rs.join("t.db")),
+            );
             if ps != rs_ {
                 failures.push(format!(
                     "{}: schema after upgrade differs\n{}",

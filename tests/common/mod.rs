@@ -645,3 +645,24 @@ impl Rng {
             .collect()
     }
 }
+
+/// `type name: sql` of every `sqlite_master` entry of a database file, in (type, name) order:
+/// the exact schema text, for tests that compare two databases.
+pub fn sqlite_master(db: &Path) -> Vec<String> {
+    let conn =
+        rusqlite::Connection::open(db).unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    let mut st = conn
+        .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+        .unwrap();
+    st.query_map([], |r| {
+        Ok(format!(
+            "{} {}: {}",
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?.unwrap_or_default()
+        ))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
