@@ -34,8 +34,9 @@ enum Via {
 
 struct Case {
     name: &'static str,
-    /// Which env.py of tests/fixtures/_autogen/project the case uses.
-    env: &'static str,
+    /// Keyword arguments added to the online `context.configure(...)` of
+    /// tests/fixtures/_autogen/project/env.py (e.g. `render_as_batch=True`).
+    configure: &'static str,
     /// The generated revision runs on SQLite (no plain `alter_column`, no unnamed drops).
     roundtrip: bool,
     via: Via,
@@ -44,109 +45,109 @@ struct Case {
 const CASES: &[Case] = &[
     Case {
         name: "new_table",
-        env: "env.py",
+        configure: "",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "dropped_table",
-        env: "env.py",
+        configure: "",
         roundtrip: true,
         via: Via::Url,
     },
     Case {
         name: "columns",
-        env: "env.py",
+        configure: "",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "alter_batch",
-        env: "env_batch.py",
+        configure: "render_as_batch=True",
         roundtrip: true,
         via: Via::Ini,
     },
     Case {
         name: "alter_plain",
-        env: "env.py",
+        configure: "",
         roundtrip: false,
         via: Via::Flag,
     },
     Case {
         name: "indexes",
-        env: "env.py",
+        configure: "",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "uniques_batch",
-        env: "env_batch.py",
+        configure: "render_as_batch=True",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "fks_batch",
-        env: "env_batch.py",
+        configure: "render_as_batch=True",
         roundtrip: true,
         via: Via::Ini,
     },
     Case {
         name: "nothing",
-        env: "env.py",
+        configure: "",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "unique_unnamed",
-        env: "env.py",
+        configure: "",
         roundtrip: false,
         via: Via::Flag,
     },
     Case {
         name: "type_affinity",
-        env: "env.py",
+        configure: "",
         roundtrip: false,
         via: Via::Flag,
     },
     Case {
         name: "server_defaults",
-        env: "env_defaults.py",
+        configure: "compare_type=False, compare_server_default=True",
         roundtrip: false,
         via: Via::Flag,
     },
     Case {
         name: "server_defaults_batch",
-        env: "env_defaults_batch.py",
+        configure: "render_as_batch=True, compare_server_default=True",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "checks",
-        env: "env.py",
+        configure: "",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "new_tables_order",
-        env: "env.py",
+        configure: "",
         roundtrip: true,
         via: Via::Url,
     },
     Case {
         name: "partial_index",
-        env: "env.py",
+        configure: "",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "table_options",
-        env: "env.py",
+        configure: "",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "batch_tables",
-        env: "env_batch.py",
+        configure: "render_as_batch=True",
         roundtrip: true,
         via: Via::Flag,
     },
@@ -167,7 +168,25 @@ fn sqlite_from(sql_file: &Path, db: &Path) {
 fn setup(case: &Case, dir: &Path, python: bool) {
     std::fs::create_dir_all(dir.join("versions")).unwrap();
     let project = fixtures().join("project");
-    std::fs::copy(project.join(case.env), dir.join("env.py")).unwrap();
+    let env = std::fs::read_to_string(project.join("env.py")).unwrap();
+    let online = "context.configure(connection=connection, target_metadata=target_metadata)";
+    assert_eq!(
+        env.matches(online).count(),
+        1,
+        "env.py's online configure call"
+    );
+    let env = if case.configure.is_empty() {
+        env
+    } else {
+        env.replace(
+            online,
+            &format!(
+                "context.configure(connection=connection, target_metadata=target_metadata, {})",
+                case.configure
+            ),
+        )
+    };
+    std::fs::write(dir.join("env.py"), env).unwrap();
     std::fs::copy(project.join("script.py.mako"), dir.join("script.py.mako")).unwrap();
     let mut ini = std::fs::read_to_string(project.join("alembic.ini")).unwrap();
     let cdir = fixtures().join("cases").join(case.name);
