@@ -34,6 +34,9 @@ enum Via {
 
 struct Case {
     name: &'static str,
+    /// The case directory under tests/fixtures/_autogen/cases (db.sql, schema.sql): a batch
+    /// case shares its plain twin's.
+    sql: &'static str,
     /// Keyword arguments added to the online `context.configure(...)` of
     /// tests/fixtures/_autogen/project/env.py (e.g. `render_as_batch=True`).
     configure: &'static str,
@@ -45,108 +48,126 @@ struct Case {
 const CASES: &[Case] = &[
     Case {
         name: "new_table",
+        sql: "new_table",
         configure: "",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "dropped_table",
+        sql: "dropped_table",
         configure: "",
         roundtrip: true,
         via: Via::Url,
     },
     Case {
         name: "columns",
+        sql: "columns",
         configure: "",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "alter_batch",
+        sql: "alter_plain",
         configure: "render_as_batch=True",
         roundtrip: true,
         via: Via::Ini,
     },
     Case {
         name: "alter_plain",
+        sql: "alter_plain",
         configure: "",
         roundtrip: false,
         via: Via::Flag,
     },
     Case {
         name: "indexes",
+        sql: "indexes",
         configure: "",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "uniques_batch",
+        sql: "uniques_batch",
         configure: "render_as_batch=True",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "fks_batch",
+        sql: "fks_batch",
         configure: "render_as_batch=True",
         roundtrip: true,
         via: Via::Ini,
     },
     Case {
         name: "nothing",
+        sql: "nothing",
         configure: "",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "unique_unnamed",
+        sql: "unique_unnamed",
         configure: "",
         roundtrip: false,
         via: Via::Flag,
     },
     Case {
         name: "type_affinity",
+        sql: "type_affinity",
         configure: "",
         roundtrip: false,
         via: Via::Flag,
     },
     Case {
         name: "server_defaults",
+        sql: "server_defaults",
         configure: "compare_type=False, compare_server_default=True",
         roundtrip: false,
         via: Via::Flag,
     },
     Case {
         name: "server_defaults_batch",
+        sql: "server_defaults",
         configure: "render_as_batch=True, compare_server_default=True",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "checks",
+        sql: "checks",
         configure: "",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "new_tables_order",
+        sql: "new_tables_order",
         configure: "",
         roundtrip: true,
         via: Via::Url,
     },
     Case {
         name: "partial_index",
+        sql: "partial_index",
         configure: "",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "table_options",
+        sql: "table_options",
         configure: "",
         roundtrip: true,
         via: Via::Flag,
     },
     Case {
         name: "batch_tables",
+        sql: "batch_tables",
         configure: "render_as_batch=True",
         roundtrip: true,
         via: Via::Flag,
@@ -189,7 +210,7 @@ fn setup(case: &Case, dir: &Path, python: bool) {
     std::fs::write(dir.join("env.py"), env).unwrap();
     std::fs::copy(project.join("script.py.mako"), dir.join("script.py.mako")).unwrap();
     let mut ini = std::fs::read_to_string(project.join("alembic.ini")).unwrap();
-    let cdir = fixtures().join("cases").join(case.name);
+    let cdir = fixtures().join("cases").join(case.sql);
     sqlite_from(&cdir.join("db.sql"), &dir.join("t.db"));
     std::fs::copy(cdir.join("schema.sql"), dir.join("schema.sql")).unwrap();
     if python || self_check_mode() || matches!(case.via, Via::Url) {
