@@ -14,3 +14,10 @@ pub mod pattern;
 pub mod revision;
 pub mod runtime;
 pub mod script;
+
+/// The cores this process may use, asked once: the standard library reads the cgroup files
+/// on every call, and loading, stamping and parsing each ask.
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}

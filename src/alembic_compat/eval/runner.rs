@@ -32,7 +32,7 @@ impl EvalRunner {
     /// Parses the files on all cores (a long plan spends most of its CPU time parsing);
     /// files that fail are left for [`parse`](Self::parse) to report.
     fn parse_all(&self, scripts: &[&Script]) {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = crate::alembic_compat::cores();
         if scripts.len() < 8 || threads < 2 {
             return;
         }

@@ -121,20 +121,23 @@ fn list_with_stamps(locations: &[PathBuf], recursive: bool) -> (Vec<Listed>, Vec
 /// warm run's time, and it parallelises well. Each stat is relative to the file's open
 /// directory, which spares the kernel a full path walk per file (about half the cost).
 fn stamp_all(files: &mut [Listed]) {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(4);
-    let workers = if files.len() < 256 { 1 } else { workers };
-    let chunk = files.len().div_ceil(workers).max(1);
+    fn stamp_part(part: &mut [Listed]) {
+        let mut dir = DirStat::default();
+        for (path, stamp) in part {
+            *stamp = dir.stamp(path);
+        }
+    }
+    // Small directories: no thread to spawn.
+    if files.len() < 256 || crate::alembic_compat::cores() < 2 {
+        return stamp_part(files);
+    }
+    let chunk = files
+        .len()
+        .div_ceil(crate::alembic_compat::cores().min(4))
+        .max(1);
     std::thread::scope(|scope| {
         for part in files.chunks_mut(chunk) {
-            scope.spawn(move || {
-                let mut dir = DirStat::default();
-                for (path, stamp) in part {
-                    *stamp = dir.stamp(path);
-                }
-            });
+            scope.spawn(move || stamp_part(part));
         }
     });
 }
@@ -287,10 +290,7 @@ pub fn load_scripts(locations: &[PathBuf], recursive: bool) -> Result<Loaded, Ve
 }
 
 fn load_parallel(files: &[PathBuf]) -> Vec<Result<Script, LoadError>> {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8);
+    let workers = crate::alembic_compat::cores().min(8);
     // Small directories are faster on one thread than the cost of spawning more.
     let workers = if files.len() < 64 { 1 } else { workers };
     let chunk = files.len().div_ceil(workers).max(1);
