@@ -45,8 +45,18 @@ pub fn batch_steps(
         Recreate::Always => true,
         Recreate::Never => false,
         Recreate::Auto => batch.ops.iter().any(|(op, _)| match op {
+            // Operations.add_column sends the new column's constraints (a ForeignKey, unique,
+            // a CHECK) to the batch as add_constraint ops, and those need the copy.
             Op::AddColumn { column, .. } => {
                 matches!(column.server_default, Some(ServerDefault::Expr(_)))
+                    || !column_implicit(
+                        column,
+                        &batch.table,
+                        &Conventions {
+                            pairs: &opts.naming_convention,
+                        },
+                    )
+                    .is_empty()
             }
             Op::CreateIndex(_) | Op::DropIndex { .. } => false,
             _ => true,
