@@ -54,6 +54,7 @@ fn sequence(
             .filter(|(_, l)| l.starts_with("!partial "))
             .map(|(i, _)| i)
             .collect(),
+        alembic_steps: Vec::new(),
     }
 }
 
@@ -231,6 +232,8 @@ const OPS: &[&str] = &[
     "upgrade +1",
     "upgrade +1",
     "upgrade +1",
+    "upgrade +1",
+    "downgrade -1",
     "downgrade -1",
     "downgrade -1",
     "downgrade -1",
@@ -308,6 +311,7 @@ fn meshview_sequence(work: &std::path::Path) -> Sequence {
         version_table: "alembic_version".into(),
         steps: steps(MESHVIEW),
         partial_in_alembic: Vec::new(),
+        alembic_steps: Vec::new(),
     }
 }
 

@@ -124,29 +124,22 @@ fn real_histories_agree() {
     report.finish("real_histories");
 }
 
-/// Revision ids oldest first, up to (not including) the first one `ralembic compat` says it
-/// cannot run; and how many revisions the history has.
-fn runnable_prefix(proj: &Path) -> (Vec<String>, usize) {
+/// Revision ids oldest first, each with whether `ralembic compat` says ralembic runs it
+/// (natively or by an override file).
+fn compat_verdicts(proj: &Path) -> Vec<(String, bool)> {
     let out = run_tool(&ralembic_bin(), proj, &argv("compat"), &CaseEnv::default());
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut ids = Vec::new();
-    let mut total = 0;
-    let mut blocked = false;
+    let mut revs = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with(' ')) {
         let mut words = line.split_whitespace();
         let (Some(id), Some(verdict)) = (words.next(), words.next()) else {
             continue;
         };
-        if !matches!(verdict, "native" | "override" | "unsupported") {
-            continue;
-        }
-        total += 1;
-        blocked |= verdict == "unsupported";
-        if !blocked {
-            ids.push(id.to_string());
+        if matches!(verdict, "native" | "override" | "unsupported") {
+            revs.push((id.to_string(), verdict != "unsupported"));
         }
     }
-    (ids, total)
+    revs
 }
 
 #[test]
@@ -162,23 +155,38 @@ fn real_histories_migrate_like_python() {
     let mut shares = Vec::new();
     for row in &rows {
         let proj = make_project(row, &tmp.path().join("projects"), &common_dir);
-        let (ids, total) = runnable_prefix(&proj);
+        let revs = compat_verdicts(&proj);
+        let runs = revs.iter().filter(|r| r.1).count();
         shares.push(format!(
-            "{}: {} of {total} runnable before the first refusal",
+            "{}: {runs} of {} run by ralembic",
             row.name,
-            ids.len()
+            revs.len()
         ));
-        if ids.is_empty() {
+        if runs == 0 {
             continue;
         }
-        let mut steps: Vec<Vec<String>> = ids
-            .iter()
-            .map(|id| argv(&format!("upgrade {id}")))
-            .collect();
-        for k in (0..ids.len() - 1).rev() {
-            steps.push(argv(&format!("downgrade {}", ids[k])));
+        // Up one revision at a time, then down. A revision ralembic refuses is applied (or
+        // undone) on its side by Python Alembic too, as a mixed team would, so the revisions
+        // after it are still compared.
+        let mut steps: Vec<Vec<String>> = Vec::new();
+        let mut alembic_steps = Vec::new();
+        for (id, runs) in &revs {
+            if !runs {
+                alembic_steps.push(steps.len());
+            }
+            steps.push(argv(&format!("upgrade {id}")));
         }
-        steps.push(argv("downgrade base"));
+        for k in (0..revs.len()).rev() {
+            if !revs[k].1 {
+                alembic_steps.push(steps.len());
+            }
+            let target = if k == 0 {
+                "base"
+            } else {
+                revs[k - 1].0.as_str()
+            };
+            steps.push(argv(&format!("downgrade {target}")));
+        }
         full.push(Sequence {
             label: row.name.clone(),
             project: proj,
@@ -186,6 +194,7 @@ fn real_histories_migrate_like_python() {
             version_table: "alembic_version".into(),
             steps,
             partial_in_alembic: Vec::new(),
+            alembic_steps,
         });
     }
     eprintln!("real_histories_migrate_like_python: {}", shares.join("; "));
@@ -204,8 +213,12 @@ fn real_histories_migrate_like_python() {
                 q.label,
                 q.steps[k].join(" ")
             );
-            q.steps.truncate(k + 1);
-            q.partial_in_alembic = vec![k];
+            if q.alembic_steps.contains(&k) {
+                q.steps.truncate(k);
+            } else {
+                q.steps.truncate(k + 1);
+                q.partial_in_alembic = vec![k];
+            }
         }
         seqs.push(q);
     }

@@ -53,6 +53,20 @@ pub struct TypeSpec {
     pub name: String,
     pub args: Vec<Literal>,
     pub kwargs: Vec<(String, Literal)>,
+    /// A class the revision file derives from a SQLAlchemy type (`class JSONB(JSON)`); `name`
+    /// above is then its SQLAlchemy base, which decides how values are bound and read.
+    #[serde(default)]
+    pub custom: Option<Box<CustomType>>,
+}
+
+/// What a revision file's own type class changes: the name SQLAlchemy's compiler dispatches
+/// on (`__visit_name__`) and, when a `@compiles(Class, "sqlite")` function was registered,
+/// the DDL text that function returned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomType {
+    pub class_name: String,
+    pub visit_name: String,
+    pub ddl: Option<String>,
 }
 
 /// A constraint or index name: `op.f("x")` marks a name as final (no naming convention).

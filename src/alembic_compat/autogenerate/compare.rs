@@ -104,6 +104,7 @@ pub fn null_type() -> TypeSpec {
         name: "NullType".into(),
         args: vec![],
         kwargs: vec![],
+        custom: None,
     }
 }
 
@@ -1040,6 +1041,7 @@ mod tests {
             name: name.into(),
             args: args.iter().map(|a| Literal::Int(*a)).collect(),
             kwargs: vec![],
+            custom: None,
         }
     }
 

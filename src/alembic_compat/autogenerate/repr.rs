@@ -207,6 +207,7 @@ mod tests {
             name: n.into(),
             args: a.iter().map(|x| Literal::Int(*x)).collect(),
             kwargs: vec![],
+            custom: None,
         };
         assert_eq!(type_(&t("VARCHAR", &[50])), "VARCHAR(length=50)");
         assert_eq!(

@@ -94,6 +94,7 @@ pub fn resolve_type(declared: &str) -> Option<TypeSpec> {
         name: name.to_string(),
         args: nums,
         kwargs: vec![],
+        custom: None,
     })
 }
 

@@ -420,6 +420,29 @@ const UNRENDERABLE: &[&str] = &[
 
 /// The DDL type text and affinity of a type on SQLite.
 pub fn render_type(t: &TypeSpec) -> Result<(String, Affinity), TypeError> {
+    let Some(custom) = &t.custom else {
+        return render_builtin_type(t);
+    };
+    // A revision file's own subclass: SQLAlchemy dispatches on its `__visit_name__`, so it
+    // renders as its base only while that is inherited; values still bind as the base's.
+    match &custom.ddl {
+        Some(ddl) => Ok((
+            ddl.clone(),
+            render_builtin_type(t).map_or(Affinity::Other, |r| r.1),
+        )),
+        None if custom.visit_name == t.name => render_builtin_type(t),
+        None => Err(TypeError {
+            message: format!(
+                "Compiler <sqlalchemy.dialects.sqlite.base.SQLiteTypeCompiler object at \
+                 {FAKE_ADDRESS}> can't render element of type {}",
+                custom.class_name
+            ),
+            unsupported: true,
+        }),
+    }
+}
+
+fn render_builtin_type(t: &TypeSpec) -> Result<(String, Affinity), TypeError> {
     use Affinity as A;
     let pg = t.dialect.as_deref() == Some("postgresql");
     let name = t.name.as_str();
@@ -1038,6 +1061,7 @@ pub fn column_spec(c: &ColDef, t: &TableDef) -> Result<String, TypeError> {
             name: "NullType".into(),
             args: vec![],
             kwargs: vec![],
+            custom: None,
         })?,
     };
     let mut s = format!("{} {}", quote(&c.name), ty.0);
@@ -1597,6 +1621,7 @@ mod tests {
             name: name.into(),
             args,
             kwargs: vec![],
+            custom: None,
         }
     }
 

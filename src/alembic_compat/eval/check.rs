@@ -360,13 +360,14 @@ fn visit(interp: &Interp<'_>, body: &[Stmt], out: &mut Vec<EvalError>) {
                     }
                 }
             }
-            StmtKind::ClassDef(_) => report(
-                super::interp::unsupported(
-                    "a class definition",
-                    "revision bodies run without user-defined classes; use functions and dicts",
-                ),
-                stmt.span,
-            ),
+            StmtKind::ClassDef(c) => {
+                if let Some(why) = class_refusal(c) {
+                    report(
+                        super::interp::unsupported("a class definition", why),
+                        stmt.span,
+                    )
+                }
+            }
             StmtKind::If { body, orelse, .. }
             | StmtKind::For { body, orelse, .. }
             | StmtKind::While { body, orelse, .. } => {
@@ -391,4 +392,22 @@ fn visit(interp: &Interp<'_>, body: &[Stmt], out: &mut Vec<EvalError>) {
             _ => {}
         }
     }
+}
+
+/// Why a class definition can never run: ralembic models a revision file's own subclasses of
+/// SQLAlchemy types (one base, class attributes only); whether the base really is a type is
+/// known only when it runs.
+fn class_refusal(c: &crate::alembic_compat::script::ast::ClassDef) -> Option<&'static str> {
+    const ONLY: &str = "revision bodies may define subclasses of SQLAlchemy types (custom \
+                        types, class attributes only) and no other classes; use functions \
+                        and dicts";
+    if !c.decorators.is_empty() || !matches!(c.bases.as_slice(), [Arg::Positional(_)]) {
+        return Some(ONLY);
+    }
+    let plain = c.body.iter().all(|s| match &s.kind {
+        StmtKind::Assign { .. } | StmtKind::Pass => true,
+        StmtKind::Expr(e) => matches!(e.kind, ExprKind::Constant(_)),
+        _ => false,
+    });
+    (!plain).then_some(ONLY)
 }

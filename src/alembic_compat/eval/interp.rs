@@ -171,6 +171,19 @@ pub struct Interp<'h> {
     max_steps: u64,
     /// The innermost position reached, for errors raised by natives.
     pub here: Span,
+    /// `with` statements waiting for their context-manager generator to `yield`.
+    yield_points: Vec<YieldPoint>,
+}
+
+struct YieldPoint {
+    /// The call depth the generator's own body runs at.
+    depth: usize,
+    items: Vec<crate::alembic_compat::script::ast::WithItem>,
+    index: usize,
+    body: Vec<Stmt>,
+    scope: Rc<Scope>,
+    /// How the block ended, once the generator yielded.
+    flow: Option<Flow>,
 }
 
 impl<'h> Interp<'h> {
@@ -184,6 +197,7 @@ impl<'h> Interp<'h> {
             steps: 0,
             max_steps: step_limit(),
             here: Span::new(0, 0),
+            yield_points: Vec::new(),
         }
     }
 
@@ -414,22 +428,24 @@ impl<'h> Interp<'h> {
                 return outcome;
             }
             StmtKind::FunctionDef(def) => {
-                if !def.decorators.is_empty() {
-                    return Err(unsupported(
-                        "a decorator",
-                        "decorated functions are not run",
-                    ));
+                // Python evaluates the decorators first and applies them innermost first.
+                let mut decorators = Vec::with_capacity(def.decorators.len());
+                for d in &def.decorators {
+                    decorators.push(self.eval(d, scope)?);
                 }
-                let f = self.make_function(&def.name, &def.params, scope, |_| {
+                let mut f = self.make_function(&def.name, &def.params, scope, |_| {
                     FunctionBody::Block(Arc::new(def.body.clone()))
                 })?;
+                for (d, expr) in decorators.iter().zip(&def.decorators).rev() {
+                    f = self
+                        .call(d, vec![f], Vec::new())
+                        .map_err(|u| self.locate(u, expr.span))?;
+                }
                 scope.set(&def.name, f);
             }
-            StmtKind::ClassDef(_) => {
-                return Err(unsupported(
-                    "a class definition",
-                    "revision bodies run without user-defined classes; use functions and dicts",
-                ))
+            StmtKind::ClassDef(def) => {
+                let class = self.define_class(def, scope)?;
+                scope.set(&def.name, class);
             }
         }
         Ok(Flow::Normal)
@@ -459,6 +475,58 @@ impl<'h> Interp<'h> {
         Err(Unwind::Exc(e))
     }
 
+    /// A class body runs in its own namespace; only subclasses of SQLAlchemy types are
+    /// modelled (`custom::define_type_subclass` says what they may contain).
+    fn define_class(
+        &mut self,
+        def: &crate::alembic_compat::script::ast::ClassDef,
+        scope: &Rc<Scope>,
+    ) -> R<Value> {
+        if let Some(d) = def.decorators.first() {
+            return Err(self.locate(
+                unsupported("a class decorator", "classes here are custom types only"),
+                d.span,
+            ));
+        }
+        let base = match def.bases.as_slice() {
+            [Arg::Positional(b)] => self.eval(b, scope)?,
+            _ => {
+                return Err(unsupported(
+                    "a class definition without exactly one base class",
+                    "revision bodies may define subclasses of SQLAlchemy types (custom types) \
+                     and nothing else; use functions and dicts",
+                ))
+            }
+        };
+        let namespace = Scope::child(scope);
+        for stmt in &def.body {
+            let plain = match &stmt.kind {
+                StmtKind::Assign { .. } | StmtKind::Pass => true,
+                StmtKind::Expr(e) => matches!(e.kind, ExprKind::Constant(_)),
+                _ => false,
+            };
+            if !plain {
+                return Err(self.locate(
+                    unsupported(
+                        "a method or statement in a class body",
+                        "a custom type's DDL comes from its base or a @compiles function; \
+                         methods are not run",
+                    ),
+                    stmt.span,
+                ));
+            }
+        }
+        self.exec_block(&def.body, &namespace)?;
+        let mut vars: Vec<(String, Value)> = namespace
+            .vars
+            .borrow()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        super::custom::define_type_subclass(&def.name, &base, vars)
+    }
+
     fn exec_with(
         &mut self,
         items: &[crate::alembic_compat::script::ast::WithItem],
@@ -470,6 +538,19 @@ impl<'h> Interp<'h> {
             return self.exec_block(body, scope);
         };
         let manager = self.eval(&item.context, scope)?;
+        if let Value::Native(n) = &manager {
+            if let Native::GeneratorCm { func, args, kwargs } = &**n {
+                return self.exec_generator_with(
+                    func,
+                    args.clone(),
+                    kwargs.clone(),
+                    items,
+                    i,
+                    body,
+                    scope,
+                );
+            }
+        }
         let entered = native::enter(self, &manager)?;
         if let Some(t) = &item.target {
             self.assign(t, entered, scope)?;
@@ -479,6 +560,79 @@ impl<'h> Interp<'h> {
         let span = self.here;
         native::exit(self, &manager, ok).map_err(|u| self.locate(u, span))?;
         outcome
+    }
+
+    /// `with cm(...)` where `cm` is a `contextlib.contextmanager` generator: the generator
+    /// runs as a call, and its `yield` runs the rest of the `with` statement in place, so an
+    /// exception from the block surfaces at the `yield` (where the generator's own
+    /// `try`/`finally` sees it) and the code after the `yield` is the exit.
+    #[allow(clippy::too_many_arguments)]
+    fn exec_generator_with(
+        &mut self,
+        func: &Value,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+        items: &[crate::alembic_compat::script::ast::WithItem],
+        i: usize,
+        body: &[Stmt],
+        scope: &Rc<Scope>,
+    ) -> R<Flow> {
+        if !matches!(func, Value::Function(_)) {
+            return Err(unsupported(
+                "`contextmanager` around a non-Python function",
+                "only generators defined in the revision file are modelled",
+            ));
+        }
+        self.yield_points.push(YieldPoint {
+            depth: self.depth + 1,
+            items: items.to_vec(),
+            index: i,
+            body: body.to_vec(),
+            scope: scope.clone(),
+            flow: None,
+        });
+        let outcome = self.call(func, args, kwargs);
+        let point = self.yield_points.pop();
+        outcome?;
+        match point.and_then(|p| p.flow) {
+            Some(flow) => Ok(flow),
+            None => Err(exc("RuntimeError", "generator didn't yield")),
+        }
+    }
+
+    /// `yield` inside a generator a `with` statement entered: runs that statement's block.
+    fn resume_with(&mut self, value: Value) -> R<Value> {
+        let Some(at) = self
+            .yield_points
+            .iter()
+            .rposition(|p| p.depth == self.depth)
+        else {
+            return Err(unsupported(
+                "`yield` outside a `contextlib.contextmanager` function",
+                "revision bodies run generators only as context managers",
+            ));
+        };
+        if self.yield_points[at].flow.is_some() {
+            return Err(exc("RuntimeError", "generator didn't stop"));
+        }
+        let (items, index, body, scope) = {
+            let p = &self.yield_points[at];
+            (p.items.clone(), p.index, p.body.clone(), p.scope.clone())
+        };
+        if let Some(t) = &items[index].target {
+            self.assign(t, value, &scope)?;
+        }
+        let depth = self.depth;
+        let flow = self.exec_with(&items, index + 1, &body, &scope);
+        self.depth = depth;
+        // Marks the point used before an exception from the block travels into the generator.
+        self.yield_points[at].flow = Some(match &flow {
+            Ok(Flow::Break) => Flow::Break,
+            Ok(Flow::Continue) => Flow::Continue,
+            Ok(Flow::Return(v)) => Flow::Return(v.clone()),
+            _ => Flow::Normal,
+        });
+        flow.map(|_| Value::None)
     }
 
     fn make_function(
@@ -829,7 +983,14 @@ impl<'h> Interp<'h> {
             ExprKind::Starred(_) => {
                 return Err(exc("SyntaxError", "can't use starred expression here"))
             }
-            ExprKind::Await(_) | ExprKind::Yield(_) | ExprKind::YieldFrom(_) => {
+            ExprKind::Yield(v) => {
+                let value = match v {
+                    Some(e) => self.eval(e, scope)?,
+                    None => Value::None,
+                };
+                return self.resume_with(value);
+            }
+            ExprKind::Await(_) | ExprKind::YieldFrom(_) => {
                 return Err(unsupported(
                     "`await`/`yield`",
                     "revision bodies run as plain functions",

@@ -10,6 +10,7 @@
 
 pub mod builtins;
 pub mod check;
+pub mod custom;
 pub mod interp;
 pub mod native;
 pub mod runner;

@@ -46,6 +46,23 @@ pub enum Native {
         name: String,
     },
     Type(TypeSpec),
+    /// A class the revision file derives from a SQLAlchemy type.
+    TypeSubclass(Rc<super::custom::TypeSubclass>),
+    /// `compiles(Class, *dialects)`: the decorator that registers a DDL function.
+    Compiles {
+        class: Rc<super::custom::TypeSubclass>,
+        dialects: Vec<String>,
+    },
+    /// The `compiler` a `@compiles` function is called with: nothing of it is modelled.
+    TypeCompiler,
+    /// `contextlib.contextmanager(f)`.
+    ContextManagerFn(Value),
+    /// What calling it returns: the generator runs when a `with` statement enters it.
+    GeneratorCm {
+        func: Value,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    },
     Column(Box<Column>),
     ForeignKey(ForeignKey),
     Constraint(Constraint),
@@ -293,6 +310,8 @@ pub fn import_module(name: &str) -> R<Value> {
         | "sqlalchemy.sql.schema"
         | "sqlalchemy.sql.functions" => "sqlalchemy",
         "sqlalchemy.exc" => "sqlalchemy.exc",
+        "sqlalchemy.ext.compiler" => "sqlalchemy.ext.compiler",
+        "contextlib" => "contextlib",
         "sqlalchemy.dialects" => "sqlalchemy.dialects",
         "sqlalchemy.dialects.sqlite" => "sqlalchemy.dialects.sqlite",
         "sqlalchemy.dialects.postgresql" => "sqlalchemy.dialects.postgresql",
@@ -446,6 +465,14 @@ fn module_attr(m: &Native, attr: &str) -> R<Value> {
                 return Err(missing());
             }
         }
+        "sqlalchemy.ext.compiler" => match attr {
+            "compiles" => func("compiler"),
+            _ => return Err(missing()),
+        },
+        "contextlib" => match attr {
+            "contextmanager" => func("contextlib"),
+            _ => return Err(missing()),
+        },
         "sqlalchemy.engine" => match attr {
             "Inspector" | "reflection" => Value::native(Native::Opaque(attr.to_string())),
             "Connection" | "Engine" => Value::native(Native::Opaque(attr.to_string())),
@@ -661,7 +688,9 @@ pub fn to_literal(v: &Value) -> R<Literal> {
                 name: name.clone(),
                 args: Vec::new(),
                 kwargs: Vec::new(),
+                custom: None,
             })),
+            Native::TypeSubclass(c) => Literal::Type(Box::new(c.bare_spec())),
             Native::FinalName(s) => Literal::Str(s.clone()),
             Native::Temporal(t) => Literal::Str(temporal_sql(t)),
             Native::Uuid(u) => Literal::Str(u.clone()),
@@ -690,7 +719,9 @@ fn to_type(v: &Value) -> R<TypeSpec> {
                 name: name.clone(),
                 args: Vec::new(),
                 kwargs: Vec::new(),
+                custom: None,
             }),
+            Native::TypeSubclass(c) => Ok(c.bare_spec()),
             _ => Err(type_error(format!(
                 "expected a type, got {}",
                 v.type_name()
@@ -704,7 +735,7 @@ fn to_type(v: &Value) -> R<TypeSpec> {
 }
 
 fn is_type(v: &Value) -> bool {
-    matches!(v, Value::Native(n) if matches!(&**n, Native::Type(_) | Native::TypeClass { .. }))
+    matches!(v, Value::Native(n) if matches!(&**n, Native::Type(_) | Native::TypeClass { .. } | Native::TypeSubclass(_)))
 }
 
 fn to_server_default(v: &Value) -> R<Option<ServerDefault>> {
@@ -790,12 +821,21 @@ impl Native {
             Native::Method { .. } | Native::Bound { .. } | Native::Unbound { .. } => {
                 "method".into()
             }
-            Native::ExcClass(_) | Native::TypeClass { .. } | Native::TypeOf(_) => "type".into(),
+            Native::ExcClass(_)
+            | Native::TypeClass { .. }
+            | Native::TypeSubclass(_)
+            | Native::TypeOf(_) => "type".into(),
+            Native::Compiles { .. } | Native::ContextManagerFn(_) => "function".into(),
+            Native::TypeCompiler => "SQLiteTypeCompiler".into(),
+            Native::GeneratorCm { .. } => "_GeneratorContextManager".into(),
             Native::Exception(e) => e.class.rsplit('.').next().unwrap_or(&e.class).to_string(),
             Native::Module(_) => "module".into(),
             Native::Opaque(_) => "typing".into(),
             Native::Undefined => "Undefined".into(),
-            Native::Type(t) => t.name.clone(),
+            Native::Type(t) => match &t.custom {
+                Some(c) => c.class_name.clone(),
+                None => t.name.clone(),
+            },
             Native::Column(_) => "Column".into(),
             Native::ForeignKey(_) => "ForeignKey".into(),
             Native::Constraint(_) => "Constraint".into(),
@@ -1215,8 +1255,14 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
                 _ => Value::None,
             }),
             "python_type" => Err(unsupported("`python_type`", "not modelled")),
+            "with_variant" => Ok(bound(n, attr)),
             _ => Err(no_attr()),
         },
+        Native::TypeCompiler => Err(unsupported(
+            format!("`compiler.{attr}`"),
+            "a @compiles function is called for the DDL text it returns; the compiler it \
+             receives is not modelled",
+        )),
         _ => Err(no_attr()),
     }
 }
@@ -1248,6 +1294,20 @@ pub fn call(
             pos: None,
         }))),
         Native::TypeClass { dialect, name } => make_type(dialect, name, args, kwargs),
+        Native::TypeSubclass(class) => {
+            let (args, kwargs) = literal_args(&args, &kwargs)?;
+            super::custom::instantiate(interp, class, args, kwargs)
+        }
+        Native::Compiles { class, dialects } => {
+            let [func] = <[Value; 1]>::try_from(args)
+                .map_err(|_| type_error("a decorator takes the one function it decorates"))?;
+            super::custom::register(interp, class, dialects, func)
+        }
+        Native::ContextManagerFn(func) => Ok(Value::native(Native::GeneratorCm {
+            func: func.clone(),
+            args,
+            kwargs,
+        })),
         Native::Opaque(_) => Ok(Value::None),
         Native::FuncName(name) => {
             let mut items = Vec::new();
@@ -1268,25 +1328,34 @@ pub fn call(
     }
 }
 
+/// A type's constructor arguments, as the DDL layer keeps them.
+type LiteralArgs = (Vec<Literal>, Vec<(String, Literal)>);
+
+fn literal_args(args: &[Value], kwargs: &[(String, Value)]) -> R<LiteralArgs> {
+    let mut lit_args = Vec::new();
+    for a in args {
+        lit_args.push(to_literal(a)?);
+    }
+    let mut lit_kwargs = Vec::new();
+    for (k, v) in kwargs {
+        lit_kwargs.push((k.clone(), to_literal(v)?));
+    }
+    Ok((lit_args, lit_kwargs))
+}
+
 fn make_type(
     dialect: &Option<String>,
     name: &str,
     args: Vec<Value>,
     kwargs: Vec<(String, Value)>,
 ) -> R<Value> {
-    let mut lit_args = Vec::new();
-    for a in &args {
-        lit_args.push(to_literal(a)?);
-    }
-    let mut lit_kwargs = Vec::new();
-    for (k, v) in &kwargs {
-        lit_kwargs.push((k.clone(), to_literal(v)?));
-    }
+    let (lit_args, lit_kwargs) = literal_args(&args, &kwargs)?;
     Ok(Value::native(Native::Type(TypeSpec {
         dialect: dialect.clone(),
         name: name.to_string(),
         args: lit_args,
         kwargs: lit_kwargs,
+        custom: None,
     })))
 }
 
@@ -1331,6 +1400,13 @@ fn call_function(
         return datetime_call(f, args, kwargs);
     }
     match f {
+        "compiler.compiles" => super::custom::compiles(args, kwargs),
+        "contextlib.contextmanager" => match <[Value; 1]>::try_from(args) {
+            Ok([func]) if kwargs.is_empty() => Ok(Value::native(Native::ContextManagerFn(func))),
+            _ => Err(type_error(
+                "contextmanager() takes the one function it decorates",
+            )),
+        },
         "json.dumps" => {
             let v = args.first().cloned().unwrap_or(Value::None);
             Ok(Value::str(json_dumps(&v)?))
@@ -3030,6 +3106,14 @@ fn call_bound(
             let b = b.clone();
             op_call(interp, Some(&b), name, args, kwargs)
         }
+        Native::Type(t) if name == "with_variant" => {
+            let variant =
+                to_type(args.first().ok_or_else(|| {
+                    type_error("with_variant() needs a type and a dialect name")
+                })?)?;
+            let t = super::custom::with_variant(t, variant, &args[1..])?;
+            Ok(Value::native(Native::Type(t)))
+        }
         Native::Connection => match name {
             // MockConnection.execute: the statement goes to the --sql output; no result.
             "execute" if interp.host.is_offline() => {
@@ -3911,6 +3995,7 @@ fn reflected_type(declared: &str) -> TypeSpec {
         },
         args,
         kwargs: Vec::new(),
+        custom: None,
     }
 }
 
