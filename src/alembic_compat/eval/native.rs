@@ -189,6 +189,8 @@ const SA_FUNCS: &[&str] = &[
     "bindparam",
     "MetaData",
     "Table",
+    "join",
+    "outerjoin",
     "Computed",
     "Identity",
     "desc",
@@ -248,10 +250,6 @@ const OP_UNSUPPORTED: &[&str] = &[
 
 /// SQLAlchemy names outside the model, and why.
 const SA_UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "Table",
-        "use sa.table()/sa.column() for data, op.create_table for DDL",
-    ),
     ("Computed", "computed columns are not rendered yet"),
     ("Identity", "identity columns are not rendered yet"),
     (
@@ -1115,7 +1113,7 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
         Native::Table(t) => match attr {
             "c" | "columns" => Ok(Value::native(Native::TableColumns(t.clone()))),
             "name" => Ok(Value::str(t.name.as_str())),
-            "insert" | "update" | "delete" | "select" => Ok(bound(n, attr)),
+            "insert" | "update" | "delete" | "select" | "join" | "outerjoin" => Ok(bound(n, attr)),
             _ => Err(no_attr()),
         },
         Native::TableColumns(t) => table_column(t, attr),
@@ -1855,6 +1853,7 @@ fn sa_call(
                 name: tname,
                 schema: b.opt_str(2)?,
                 columns,
+                joins: Vec::new(),
             })))
         }
         "column" => {
@@ -2018,21 +2017,145 @@ fn sa_call(
             )),
         },
         "MetaData" => Ok(Value::native(Native::Opaque("MetaData".into()))),
-        "Table" => Err(unsupported(
-            "`sa.Table(...)`",
-            "use sa.table()/sa.column() for data, op.create_table for DDL",
-        )),
+        "Table" => table_object(interp, args, kwargs),
+        "join" | "outerjoin" => {
+            let b = bind(
+                name,
+                &["left", "right", "onclause", "isouter", "full"],
+                args,
+                kwargs,
+            )?;
+            let left = b.req(0, name, "left")?.clone();
+            let right = b.req(1, name, "right")?.clone();
+            let outer = name == "outerjoin" || b.flag(3);
+            if b.flag(4) {
+                return Err(unsupported("a FULL OUTER JOIN", "SQLite has none"));
+            }
+            join(&left, &right, b.get(2), outer)
+        }
         other => Err(unsupported(format!("`sa.{other}`"), "not modelled")),
     }
 }
 
+/// Adds a FROM element unless it is already there, alone or inside a join; a join takes the
+/// place of the tables it joins, as SQLAlchemy's FROM list does.
 fn add_from(from: &mut Vec<TableRef>, t: TableRef) {
-    if !from
-        .iter()
-        .any(|f| f.name == t.name && f.schema == t.schema)
-    {
+    let covers = |f: &TableRef, name: &str, schema: &Option<String>| {
+        (f.name == name && f.schema == *schema)
+            || f.joins
+                .iter()
+                .any(|j| j.table.name == name && j.table.schema == *schema)
+    };
+    if t.joins.is_empty() {
+        if !from.iter().any(|f| covers(f, &t.name, &t.schema)) {
+            from.push(t);
+        }
+    } else if !from.contains(&t) {
+        from.retain(|f| !(f.joins.is_empty() && covers(&t, &f.name, &f.schema)));
         from.push(t);
     }
+}
+
+/// `sa.join(a, b, on)` / `a.join(b, on)`: `a` with `b` joined to it. Without an ON clause
+/// SQLAlchemy derives one from foreign keys, which a reflected or `sa.table()` table here
+/// does not carry.
+fn join(left: &Value, right: &Value, on: Option<&Value>, outer: bool) -> R<Value> {
+    let as_table = |v: &Value| match v {
+        Value::Native(n) => match &**n {
+            Native::Table(t) => Ok(t.clone()),
+            _ => Err(type_error(format!("cannot join {}", v.type_name()))),
+        },
+        _ => Err(type_error(format!("cannot join {}", v.type_name()))),
+    };
+    let mut left = as_table(left)?;
+    let right = as_table(right)?;
+    if !right.joins.is_empty() {
+        return Err(unsupported(
+            "joining to a join",
+            "nest joins left to right: a.join(b, ...).join(c, ...)",
+        ));
+    }
+    let on = match on {
+        Some(v) => to_sql(v, None)?,
+        None => {
+            return Err(unsupported(
+                "a join without an ON clause",
+                "pass the join condition; foreign keys are not followed",
+            ))
+        }
+    };
+    left.joins.push(sql::Join {
+        table: right,
+        on,
+        outer,
+    });
+    Ok(Value::native(Native::Table(left)))
+}
+
+/// `sa.Table(name, metadata, *columns, autoload_with=conn)`: used in revision bodies as a
+/// table to read and write rows of, so it becomes what `sa.table()` gives, its columns
+/// reflected from the database when it is autoloaded.
+fn table_object(
+    interp: &mut Interp<'_>,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    let b = bind(
+        "Table",
+        &[
+            "name",
+            "metadata",
+            "*items",
+            "schema",
+            "autoload_with",
+            "**",
+        ],
+        args,
+        kwargs,
+    )?;
+    let name = to_str(b.req(0, "Table", "name")?)?;
+    if b.opt_str(3)?.is_some() {
+        return Err(unsupported(
+            "a table in another schema",
+            "SQLite attached schemas are not modelled",
+        ));
+    }
+    let mut columns = Vec::new();
+    for item in &b.rest {
+        if let Value::Native(n) = item {
+            if let Native::Column(c) = &**n {
+                columns.push((c.name.clone(), c.type_.clone()));
+            }
+        }
+    }
+    if b.get(4).is_some_and(|v| !matches!(v, Value::None)) {
+        let reflected = inspector_call(
+            interp,
+            "get_columns",
+            vec![Value::str(name.as_str())],
+            Vec::new(),
+        )?;
+        for col in builtins::iterate(&reflected)? {
+            let Value::Dict(d) = &col else { continue };
+            let d = d.borrow();
+            let cname = d.get(&Value::str("name")).map(builtins::str_of);
+            let ty = match d.get(&Value::str("type")) {
+                Some(t) => Some(to_type(t)?),
+                None => None,
+            };
+            if let Some(cname) = cname {
+                if !columns.iter().any(|(c, _)| *c == cname) {
+                    columns.push((cname, ty));
+                }
+            }
+        }
+    }
+    Ok(Value::native(Native::Table(TableRef {
+        name,
+        schema: None,
+        columns,
+        joins: Vec::new(),
+    })))
 }
 
 fn collect_from(node: &SqlNode, from: &mut Vec<TableRef>) {
@@ -2043,6 +2166,7 @@ fn collect_from(node: &SqlNode, from: &mut Vec<TableRef>) {
                 name: t.clone(),
                 schema: None,
                 columns: Vec::new(),
+                joins: Vec::new(),
             },
         ),
         SqlNode::Func { args, .. } => args.iter().for_each(|a| collect_from(a, from)),
@@ -2335,6 +2459,7 @@ fn op_call(
                 name: table,
                 schema,
                 columns: Vec::new(),
+                joins: Vec::new(),
             })));
         }
         "drop_table" => {
@@ -3235,6 +3360,20 @@ fn call_bound(
             let msg = log_message(&args)?;
             interp.host.log(log_level(name), logger, &msg);
             Ok(Value::None)
+        }
+        Native::Table(t) if matches!(name, "join" | "outerjoin") => {
+            let table = Value::native(Native::Table(t.clone()));
+            let b = bind(
+                name,
+                &["right", "onclause", "isouter", "full"],
+                args,
+                kwargs,
+            )?;
+            let outer = name == "outerjoin" || b.flag(2);
+            if b.flag(3) {
+                return Err(unsupported("a FULL OUTER JOIN", "SQLite has none"));
+            }
+            join(&table, b.req(0, name, "right")?, b.get(1), outer)
         }
         Native::Table(t) => {
             let table = Value::native(Native::Table(t.clone()));

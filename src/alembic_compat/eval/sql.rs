@@ -115,6 +115,15 @@ pub struct TableRef {
     pub name: String,
     pub schema: Option<String>,
     pub columns: Vec<(String, Option<TypeSpec>)>,
+    /// Tables joined to this one, in order (`a.join(b, ...).outerjoin(c, ...)`).
+    pub joins: Vec<Join>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Join {
+    pub table: TableRef,
+    pub on: SqlNode,
+    pub outer: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -227,6 +236,12 @@ impl Renderer {
                 }
                 if upper == "NOW" {
                     self.sql.push_str("CURRENT_TIMESTAMP");
+                    return;
+                }
+                // `func.count()` counts rows.
+                if upper == "COUNT" && args.is_empty() {
+                    self.sql.push_str(name);
+                    self.sql.push_str("(*)");
                     return;
                 }
                 self.sql.push_str(name);
@@ -418,11 +433,24 @@ pub fn render(stmt: &Statement, inline: bool) -> Rendered {
                 r.node(c, false);
                 result_types.push(c.type_().cloned());
             }
-            let tables: Vec<&TableRef> = from.iter().collect();
-            if !tables.is_empty() {
+            if !from.is_empty() {
                 r.sql.push_str(" \nFROM ");
-                let names: Vec<String> = tables.iter().map(|t| table_sql(t)).collect();
-                r.sql.push_str(&names.join(", "));
+                for (i, t) in from.iter().enumerate() {
+                    if i > 0 {
+                        r.sql.push_str(", ");
+                    }
+                    r.sql.push_str(&table_sql(t));
+                    for j in &t.joins {
+                        r.sql.push_str(if j.outer {
+                            " LEFT OUTER JOIN "
+                        } else {
+                            " JOIN "
+                        });
+                        r.sql.push_str(&table_sql(&j.table));
+                        r.sql.push_str(" ON ");
+                        r.node(&j.on, false);
+                    }
+                }
             }
             where_clause(&mut r, wheres, " \nWHERE ");
             if !order_by.is_empty() {
