@@ -1288,7 +1288,11 @@ pub fn call(
         }
         Native::ExcClass(class) => Ok(Value::native(Native::Exception(PyExc {
             class: class.clone(),
-            message: args.first().map(str_of).unwrap_or_default(),
+            // str(KeyError(k)) is repr(k), as the interpreter's own KeyErrors already are.
+            message: match (class.as_str(), args.as_slice()) {
+                ("KeyError", [key]) => repr(key),
+                _ => args.first().map(str_of).unwrap_or_default(),
+            },
             pos: None,
         }))),
         Native::TypeClass { dialect, name } => make_type(dialect, name, args, kwargs),
