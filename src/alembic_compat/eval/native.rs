@@ -1042,6 +1042,11 @@ impl Native {
             }
             // `Union[str, None]`, `Sequence[str]`: annotations only.
             Native::Opaque(_) => Ok(Value::native(Native::Opaque("typing".into()))),
+            Native::Sql(_) => Err(unsupported(
+                "a JSON or ARRAY index on a SQL expression (`col[...]`)",
+                "JSON path operators are not modelled; write this revision's SQL in an \
+                 override file",
+            )),
             _ => Err(type_error(format!(
                 "'{}' object is not subscriptable",
                 self.type_name()
