@@ -233,6 +233,8 @@ const OPS: &[&str] = &[
     "upgrade +1",
     "upgrade +1",
     "upgrade +1",
+    "upgrade +1",
+    "downgrade -1",
     "downgrade -1",
     "downgrade -1",
     "downgrade -1",

@@ -394,13 +394,11 @@ fn visit(interp: &Interp<'_>, body: &[Stmt], out: &mut Vec<EvalError>) {
     }
 }
 
-/// Why a class definition can never run: ralembic models a revision file's own subclasses of
-/// SQLAlchemy types (one base, class attributes only); whether the base really is a type is
+/// Why a class definition can never run: ralembic models custom types, ORM models and enum
+/// classes, all with one base and class attributes only; whether the base is one of those is
 /// known only when it runs.
 fn class_refusal(c: &crate::alembic_compat::script::ast::ClassDef) -> Option<&'static str> {
-    const ONLY: &str = "revision bodies may define subclasses of SQLAlchemy types (custom \
-                        types, class attributes only) and no other classes; use functions \
-                        and dicts";
+    const ONLY: &str = super::custom::CLASSES_MODELLED;
     if !c.decorators.is_empty() || !matches!(c.bases.as_slice(), [Arg::Positional(_)]) {
         return Some(ONLY);
     }

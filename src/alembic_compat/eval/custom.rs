@@ -9,10 +9,8 @@ use std::rc::Rc;
 use super::interp::{type_error, unsupported, Interp, R};
 use super::native::Native;
 use super::value::Value;
+use super::DIALECT;
 use crate::alembic_compat::ops::{CustomType, Literal, TypeSpec};
-
-/// The only dialect revision bodies run against so far.
-pub const DIALECT: &str = "sqlite";
 
 /// A class a revision file derives from a SQLAlchemy type.
 #[derive(Debug)]
@@ -126,11 +124,15 @@ pub fn define_type_subclass(
     }))))
 }
 
+/// Why a class outside the model is refused (statically and when it runs).
+pub const CLASSES_MODELLED: &str = "revision bodies may define custom SQLAlchemy types, \
+    declarative_base() models and enum.Enum classes (one base, class attributes only) and no \
+    other classes; use functions and dicts";
+
 fn refuse_base(base: &Value) -> super::interp::Unwind {
     unsupported(
         format!("a class deriving from {}", base.type_name()),
-        "revision bodies may define subclasses of SQLAlchemy types (custom types) and \
-         nothing else; use functions and dicts",
+        CLASSES_MODELLED,
     )
 }
 

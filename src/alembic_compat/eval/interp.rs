@@ -475,8 +475,8 @@ impl<'h> Interp<'h> {
         Err(Unwind::Exc(e))
     }
 
-    /// A class body runs in its own namespace; only subclasses of SQLAlchemy types are
-    /// modelled (`custom::define_type_subclass` says what they may contain).
+    /// A class body runs in its own namespace. Custom types (`custom`), ORM models and enum
+    /// classes (`orm`) are modelled, each with one base and class attributes only.
     fn define_class(
         &mut self,
         def: &crate::alembic_compat::script::ast::ClassDef,
@@ -493,8 +493,7 @@ impl<'h> Interp<'h> {
             _ => {
                 return Err(unsupported(
                     "a class definition without exactly one base class",
-                    "revision bodies may define subclasses of SQLAlchemy types (custom types) \
-                     and nothing else; use functions and dicts",
+                    super::custom::CLASSES_MODELLED,
                 ))
             }
         };
@@ -517,14 +516,38 @@ impl<'h> Interp<'h> {
             }
         }
         self.exec_block(&def.body, &namespace)?;
-        let mut vars: Vec<(String, Value)> = namespace
-            .vars
-            .borrow()
+        // The class namespace in definition order (a model's columns keep it).
+        let mut order: Vec<&str> = Vec::new();
+        for stmt in &def.body {
+            if let StmtKind::Assign { targets, .. } = &stmt.kind {
+                for t in targets {
+                    if let ExprKind::Name(n) = &t.kind {
+                        if !order.contains(&n.as_str()) {
+                            order.push(n);
+                        }
+                    }
+                }
+            }
+        }
+        let vars: Vec<(String, Value)> = order
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .filter_map(|n| {
+                namespace
+                    .vars
+                    .borrow()
+                    .get(*n)
+                    .map(|v| (n.to_string(), v.clone()))
+            })
             .collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        super::custom::define_type_subclass(&def.name, &base, vars)
+        match &base {
+            Value::Native(n) if matches!(&**n, Native::DeclarativeBase) => {
+                super::orm::define_model(&def.name, vars)
+            }
+            Value::Native(n) if matches!(&**n, Native::EnumBase) => {
+                super::orm::define_enum(&def.name, vars)
+            }
+            _ => super::custom::define_type_subclass(&def.name, &base, vars),
+        }
     }
 
     fn exec_with(

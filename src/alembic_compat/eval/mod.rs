@@ -6,16 +6,22 @@
 //! Layout: `value` (Python values), `interp` (statements and expressions), `builtins`
 //! (builtin functions, str/list/dict methods, datetime/json/...), `native` (alembic `op`,
 //! SQLAlchemy `sa`, connections, inspectors), `sql` (data statements rendered as SQLAlchemy's
-//! SQLite compiler does), `check` (the static preflight).
+//! SQLite compiler does), `check` (the static preflight), `custom` (a revision file's own
+//! SQLAlchemy types and `@compiles` functions; `contextmanager` generators run in `interp`).
 
 pub mod builtins;
 pub mod check;
 pub mod custom;
 pub mod interp;
 pub mod native;
+pub mod orm;
 pub mod runner;
 pub mod sql;
 pub mod value;
+
+/// The only dialect revision bodies run against so far (`bind.dialect.name`, `with_variant`,
+/// `@compiles`).
+pub const DIALECT: &str = "sqlite";
 
 use std::fmt;
 

@@ -63,6 +63,19 @@ pub enum Native {
         args: Vec<Value>,
         kwargs: Vec<(String, Value)>,
     },
+    /// `declarative_base()`: the class ORM models derive from.
+    DeclarativeBase,
+    Model(Rc<super::orm::Model>),
+    Instance(Rc<super::orm::Instance>),
+    Session,
+    Query(Rc<super::orm::Query>),
+    /// `enum.Enum`, the class enum classes derive from.
+    EnumBase,
+    EnumClass(Rc<super::orm::EnumClass>),
+    EnumMember {
+        class: Rc<super::orm::EnumClass>,
+        index: usize,
+    },
     Column(Box<Column>),
     ForeignKey(ForeignKey),
     Constraint(Constraint),
@@ -309,6 +322,8 @@ pub fn import_module(name: &str) -> R<Value> {
         | "sqlalchemy.sql.functions" => "sqlalchemy",
         "sqlalchemy.exc" => "sqlalchemy.exc",
         "sqlalchemy.ext.compiler" => "sqlalchemy.ext.compiler",
+        "sqlalchemy.orm" => "sqlalchemy.orm",
+        "sqlalchemy.ext.declarative" => "sqlalchemy.ext.declarative",
         "contextlib" => "contextlib",
         "sqlalchemy.dialects" => "sqlalchemy.dialects",
         "sqlalchemy.dialects.sqlite" => "sqlalchemy.dialects.sqlite",
@@ -449,6 +464,8 @@ fn module_attr(m: &Native, attr: &str) -> R<Value> {
                 Value::native(Native::Module("sqlalchemy"))
             } else if attr == "engine" {
                 Value::native(Native::Module("sqlalchemy.engine"))
+            } else if attr == "orm" {
+                Value::native(Native::Module("sqlalchemy.orm"))
             } else if SA_FUNCS.contains(&attr) {
                 func("sa")
             } else {
@@ -465,6 +482,21 @@ fn module_attr(m: &Native, attr: &str) -> R<Value> {
         }
         "sqlalchemy.ext.compiler" => match attr {
             "compiles" => func("compiler"),
+            _ => return Err(missing()),
+        },
+        "sqlalchemy.orm" => match attr {
+            "Session" | "declarative_base" | "sessionmaker" => func("orm"),
+            _ => {
+                return Err(unsupported(
+                    format!("`sqlalchemy.orm.{attr}`"),
+                    "ralembic models declarative_base() models with Column attributes and \
+                     Session queries over them, not the rest of the ORM; write this revision's \
+                     SQL in an override file (<revision>.sqlite.sql next to it)",
+                ))
+            }
+        },
+        "sqlalchemy.ext.declarative" => match attr {
+            "declarative_base" => func("orm"),
             _ => return Err(missing()),
         },
         "contextlib" => match attr {
@@ -523,7 +555,15 @@ fn module_attr(m: &Native, attr: &str) -> R<Value> {
             "getenv" => func("os"),
             _ => return Err(missing()),
         },
-        "enum" => return Err(unsupported("the `enum` module", "use sa.Enum with strings")),
+        "enum" => match attr {
+            "Enum" => Value::native(Native::EnumBase),
+            _ => {
+                return Err(unsupported(
+                    format!("`enum.{attr}`"),
+                    "ralembic models enum.Enum classes only",
+                ))
+            }
+        },
         _ => return Err(missing()),
     })
 }
@@ -689,6 +729,7 @@ pub fn to_literal(v: &Value) -> R<Literal> {
                 custom: None,
             })),
             Native::TypeSubclass(c) => Literal::Type(Box::new(c.bare_spec())),
+            Native::EnumMember { class, index } => super::orm::member_literal(class, *index),
             Native::FinalName(s) => Literal::Str(s.clone()),
             Native::Temporal(t) => Literal::Str(temporal_sql(t)),
             Native::Uuid(u) => Literal::Str(u.clone()),
@@ -825,6 +866,14 @@ impl Native {
             | Native::TypeOf(_) => "type".into(),
             Native::Compiles { .. } | Native::ContextManagerFn(_) => "function".into(),
             Native::TypeCompiler => "SQLiteTypeCompiler".into(),
+            Native::DeclarativeBase
+            | Native::Model(_)
+            | Native::EnumBase
+            | Native::EnumClass(_) => "type".into(),
+            Native::Instance(i) => i.model.name.clone(),
+            Native::Session => "Session".into(),
+            Native::Query(_) => "Query".into(),
+            Native::EnumMember { class, .. } => class.name.clone(),
             Native::GeneratorCm { .. } => "_GeneratorContextManager".into(),
             Native::Exception(e) => e.class.rsplit('.').next().unwrap_or(&e.class).to_string(),
             Native::Module(_) => "module".into(),
@@ -1105,6 +1154,9 @@ fn bound(this: &Rc<Native>, name: &str) -> Value {
 }
 
 pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str) -> R<Value> {
+    if let Some(v) = super::orm::get_attr(n, attr) {
+        return v;
+    }
     let no_attr = || {
         exc(
             "AttributeError",
@@ -1138,9 +1190,8 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
         },
         Native::Stmt(_) => match attr {
             "where" | "filter" | "values" | "order_by" | "limit" | "offset" | "select_from"
-            | "distinct" | "bindparams" | "returning" | "columns" | "filter_by" => {
-                Ok(bound(n, attr))
-            }
+            | "distinct" | "bindparams" | "returning" | "columns" | "filter_by"
+            | "execution_options" => Ok(bound(n, attr)),
             "text" => match &**n {
                 Native::Stmt(Statement::Text { sql, .. }) => Ok(Value::str(sql.as_str())),
                 _ => Err(no_attr()),
@@ -1159,13 +1210,13 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
             _ => Err(no_attr()),
         },
         Native::Engine => match attr {
-            "name" => Ok(Value::str("sqlite")),
+            "name" => Ok(Value::str(super::DIALECT)),
             "url" => Ok(Value::str(interp.host.url())),
             "dialect" => Ok(Value::native(Native::Dialect)),
             _ => Err(no_attr()),
         },
         Native::Dialect => match attr {
-            "name" => Ok(Value::str("sqlite")),
+            "name" => Ok(Value::str(super::DIALECT)),
             "driver" => Ok(Value::str("pysqlite")),
             "server_version_info" => {
                 let v = rusqlite::version_number();
@@ -1310,6 +1361,9 @@ pub fn call(
                 .map_err(|_| type_error("a decorator takes the one function it decorates"))?;
             super::custom::register(interp, class, dialects, func)
         }
+        Native::Model(_) | Native::EnumClass(_) => {
+            super::orm::call(n, args, kwargs).unwrap_or_else(|| Err(type_error("not callable")))
+        }
         Native::ContextManagerFn(func) => Ok(Value::native(Native::GeneratorCm {
             func: func.clone(),
             args,
@@ -1356,6 +1410,18 @@ fn make_type(
     args: Vec<Value>,
     kwargs: Vec<(String, Value)>,
 ) -> R<Value> {
+    // `sa.Enum(PyEnum)`: the column stores the members' names.
+    let args = match (name, args.as_slice()) {
+        ("Enum" | "ENUM", [Value::Native(n)]) => match &**n {
+            Native::EnumClass(c) => c
+                .members
+                .iter()
+                .map(|(m, _)| Value::str(m.as_str()))
+                .collect(),
+            _ => args,
+        },
+        _ => args,
+    };
     let (lit_args, lit_kwargs) = literal_args(&args, &kwargs)?;
     Ok(Value::native(Native::Type(TypeSpec {
         dialect: dialect.clone(),
@@ -1408,6 +1474,10 @@ fn call_function(
     }
     match f {
         "compiler.compiles" => super::custom::compiles(args, kwargs),
+        "orm.declarative_base" => Ok(Value::native(Native::DeclarativeBase)),
+        // The session joins the migration's connection and transaction.
+        "orm.Session" => Ok(Value::native(Native::Session)),
+        "orm.sessionmaker" => Ok(Value::native(Native::Func("orm.Session".into()))),
         "contextlib.contextmanager" => match <[Value; 1]>::try_from(args) {
             Ok([func]) if kwargs.is_empty() => Ok(Value::native(Native::ContextManagerFn(func))),
             _ => Err(type_error(
@@ -1891,6 +1961,16 @@ fn sa_call(
             } else {
                 args
             };
+            let items: Vec<Value> = items
+                .into_iter()
+                .map(|a| match &a {
+                    Value::Native(n) => match &**n {
+                        Native::Model(m) => Value::native(Native::Table(m.table.clone())),
+                        _ => a,
+                    },
+                    _ => a,
+                })
+                .collect();
             for a in &items {
                 match a {
                     Value::Native(n) if matches!(&**n, Native::Table(_)) => {
@@ -1926,6 +2006,7 @@ fn sa_call(
             let table = match args.first() {
                 Some(Value::Native(n)) => match &**n {
                     Native::Table(t) => t.clone(),
+                    Native::Model(m) => m.table.clone(),
                     _ => return Err(type_error(format!("{name}() takes a table"))),
                 },
                 _ => return Err(type_error(format!("{name}() takes a table"))),
@@ -3076,7 +3157,7 @@ fn params_of(v: Option<&Value>) -> R<Vec<Vec<(String, Value)>>> {
 }
 
 /// Executes a data statement online; `params`: one set per execution (executemany).
-fn run_statement(
+pub(super) fn run_statement(
     interp: &mut Interp<'_>,
     stmt: &Statement,
     params: &[Vec<(String, Value)>],
@@ -3240,6 +3321,8 @@ fn call_bound(
             let b = b.clone();
             op_call(interp, Some(&b), name, args, kwargs)
         }
+        Native::Session => super::orm::session_method(interp, name, args, kwargs),
+        Native::Query(q) => super::orm::query_method(interp, q, name, args, kwargs),
         Native::Type(t) if name == "with_variant" => {
             let variant =
                 to_type(args.first().ok_or_else(|| {
@@ -3406,7 +3489,7 @@ fn leak_name(name: &str) -> &'static str {
         .unwrap_or("get")
 }
 
-fn result_method(
+pub(super) fn result_method(
     _interp: &mut Interp<'_>,
     result: &Value,
     name: &str,
@@ -3575,6 +3658,8 @@ fn stmt_method(
             })
         }
         ("distinct", Statement::Select { distinct, .. }) => *distinct = true,
+        // Session synchronisation and the like: nothing that changes the SQL.
+        ("execution_options", _) => {}
         ("select_from", Statement::Select { from, .. }) => {
             for a in &args {
                 if let Value::Native(n) = a {
