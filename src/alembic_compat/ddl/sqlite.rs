@@ -15,7 +15,7 @@ copy-and-move strategy.";
 
 const SQLA_BACKGROUND_L7DE: &str = " (Background on this error at: https://sqlalche.me/e/21/l7de)";
 
-/// `SQLiteIdentifierPreparer.reserved_words`.
+/// `SQLiteIdentifierPreparer.reserved_words`, sorted (`quote` binary-searches it).
 const RESERVED: &[&str] = &[
     "add",
     "after",
@@ -62,8 +62,8 @@ const RESERVED: &[&str] = &[
     "exclusive",
     "exists",
     "explain",
-    "false",
     "fail",
+    "false",
     "for",
     "foreign",
     "from",
@@ -139,14 +139,14 @@ const RESERVED: &[&str] = &[
 /// `IdentifierPreparer.quote`: quoted when reserved, not all `[A-Za-z0-9_$]`, starting with a
 /// digit or `$`, or not all lower case.
 pub fn quote(ident: &str) -> String {
-    let lc = ident.to_lowercase();
+    // Legal unquoted: lower-case ASCII letters, digits, `_` and `$`, not starting with a digit
+    // or `$`, and not a reserved word (anything upper-case or non-ASCII is quoted).
     let needs = ident.is_empty()
-        || RESERVED.contains(&lc.as_str())
         || ident.starts_with(|c: char| c.is_ascii_digit() || c == '$')
         || !ident
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
-        || lc != ident;
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'$')
+        || RESERVED.binary_search(&ident).is_ok();
     if needs {
         format!("\"{}\"", ident.replace('"', "\"\""))
     } else {
@@ -1614,6 +1614,27 @@ pub fn bulk_insert_offline(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_words_are_sorted_and_quoting_follows_sqlalchemy() {
+        assert!(RESERVED.windows(2).all(|w| w[0] < w[1]));
+        for (ident, quoted) in [
+            ("node", "node"),
+            ("last_update_us", "last_update_us"),
+            ("a$b", "a$b"),
+            ("order", "\"order\""),
+            ("key", "\"key\""),
+            ("Node", "\"Node\""),
+            ("1st", "\"1st\""),
+            ("$x", "\"$x\""),
+            ("with space", "\"with space\""),
+            ("café", "\"café\""),
+            ("q\"t", "\"q\"\"t\""),
+            ("", "\"\""),
+        ] {
+            assert_eq!(quote(ident), quoted, "{ident}");
+        }
+    }
 
     fn ty(name: &str, args: Vec<Literal>) -> TypeSpec {
         TypeSpec {

@@ -1,7 +1,7 @@
 //! Statements and expressions.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -87,7 +87,7 @@ enum Flow {
 /// scopes are reached through `parent`, which is how closures see their outer variables.
 #[derive(Debug, Default)]
 pub struct Scope {
-    vars: RefCell<HashMap<String, Value>>,
+    vars: RefCell<rustc_hash::FxHashMap<String, Value>>,
     parent: Option<Rc<Scope>>,
     globals_declared: RefCell<HashSet<String>>,
 }

@@ -1931,7 +1931,7 @@ fn sa_call(
             Ok(Value::native(Native::Table(TableRef {
                 name: tname,
                 schema: b.opt_str(2)?,
-                columns,
+                columns: Rc::new(columns),
                 joins: Vec::new(),
             })))
         }
@@ -1975,7 +1975,7 @@ fn sa_call(
                 match a {
                     Value::Native(n) if matches!(&**n, Native::Table(_)) => {
                         if let Native::Table(t) = &**n {
-                            for (c, ty) in &t.columns {
+                            for (c, ty) in t.columns.iter() {
                                 columns.push(SqlNode::Column {
                                     table: Some(t.name.clone()),
                                     name: c.clone(),
@@ -2243,7 +2243,7 @@ fn table_object(
     Ok(Value::native(Native::Table(TableRef {
         name,
         schema: None,
-        columns,
+        columns: Rc::new(columns),
         joins: Vec::new(),
     })))
 }
@@ -2255,7 +2255,7 @@ fn collect_from(node: &SqlNode, from: &mut Vec<TableRef>) {
             TableRef {
                 name: t.clone(),
                 schema: None,
-                columns: Vec::new(),
+                columns: Rc::default(),
                 joins: Vec::new(),
             },
         ),
@@ -2548,7 +2548,7 @@ fn op_call(
             return Ok(Value::native(Native::Table(TableRef {
                 name: table,
                 schema,
-                columns: Vec::new(),
+                columns: Rc::default(),
                 joins: Vec::new(),
             })));
         }
@@ -2908,7 +2908,7 @@ fn op_call(
                     Native::Table(t) => TableClause {
                         name: t.name.clone(),
                         schema: t.schema.clone(),
-                        columns: t.columns.clone(),
+                        columns: (*t.columns).clone(),
                     },
                     _ => return Err(type_error("bulk_insert() takes a sa.table()")),
                 },

@@ -128,7 +128,7 @@ pub fn define_model(name: &str, vars: Vec<(String, Value)>) -> R<Value> {
         table: TableRef {
             name: table,
             schema: None,
-            columns,
+            columns: Rc::new(columns),
             joins: Vec::new(),
         },
         attrs,

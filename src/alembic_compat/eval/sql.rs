@@ -114,7 +114,8 @@ impl SqlNode {
 pub struct TableRef {
     pub name: String,
     pub schema: Option<String>,
-    pub columns: Vec<(String, Option<TypeSpec>)>,
+    /// Shared: every statement built on a table carries it.
+    pub columns: std::rc::Rc<Vec<(String, Option<TypeSpec>)>>,
     /// Tables joined to this one, in order (`a.join(b, ...).outerjoin(c, ...)`).
     pub joins: Vec<Join>,
 }
