@@ -116,13 +116,21 @@ impl Scope {
     }
 
     pub fn set(self: &Rc<Self>, name: &str, value: Value) {
-        if self.globals_declared.borrow().contains(name) {
+        let target = if {
+            let declared = self.globals_declared.borrow();
+            !declared.is_empty() && declared.contains(name)
+        } {
             self.module()
-                .vars
-                .borrow_mut()
-                .insert(name.to_string(), value);
         } else {
-            self.vars.borrow_mut().insert(name.to_string(), value);
+            self.clone()
+        };
+        let mut vars = target.vars.borrow_mut();
+        // A loop rebinding its variables reuses their keys.
+        match vars.get_mut(name) {
+            Some(slot) => *slot = value,
+            None => {
+                vars.insert(name.to_string(), value);
+            }
         }
     }
 
@@ -844,7 +852,10 @@ impl<'h> Interp<'h> {
                 let f = self.eval(func, scope)?;
                 let (pos, kw) = self.eval_args(args, scope)?;
                 self.here = e.span;
-                self.call(&f, pos, kw)?
+                match f {
+                    Value::Native(n) => native::call_owned(self, n, pos, kw)?,
+                    f => self.call(&f, pos, kw)?,
+                }
             }
             ExprKind::BinOp { left, op, right } => {
                 let l = self.eval(left, scope)?;

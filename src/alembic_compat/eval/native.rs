@@ -1323,6 +1323,36 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
 
 // ----- calls -----------------------------------------------------------------------------------
 
+/// `call` for a callee the caller no longer needs: a statement method called on a statement
+/// nothing else holds (`sa.update(t).where(...)`) then changes that statement in place
+/// instead of copying it, as a data loop builds one per row.
+pub fn call_owned(
+    interp: &mut Interp<'_>,
+    n: Rc<Native>,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    let unique_stmt = match &*n {
+        Native::Bound { this, .. } => {
+            Rc::strong_count(&n) == 1
+                && Rc::strong_count(this) == 1
+                && matches!(&**this, Native::Stmt(_))
+        }
+        _ => false,
+    };
+    if unique_stmt {
+        if let Ok(Native::Bound { name, this }) = Rc::try_unwrap(n) {
+            return match Rc::try_unwrap(this) {
+                Ok(Native::Stmt(s)) => stmt_apply(s, &name, args, kwargs),
+                Ok(other) => call_bound(interp, &Rc::new(other), &name, args, kwargs),
+                Err(this) => call_bound(interp, &this, &name, args, kwargs),
+            };
+        }
+        return Err(type_error("statement method lost its statement"));
+    }
+    call(interp, &n, args, kwargs)
+}
+
 pub fn call(
     interp: &mut Interp<'_>,
     n: &Rc<Native>,
@@ -3211,11 +3241,16 @@ pub(super) fn run_statement(
 }
 
 /// Inserts/updates given `.values()` through execute parameters.
-fn with_params(stmt: &Statement, set: &[(String, Value)]) -> R<Statement> {
+/// The statement with one parameter set applied; borrowed as is when there is none (the
+/// common `conn.execute(stmt)` of a data loop).
+fn with_params<'s>(
+    stmt: &'s Statement,
+    set: &[(String, Value)],
+) -> R<std::borrow::Cow<'s, Statement>> {
     if set.is_empty() {
-        return Ok(stmt.clone());
+        return Ok(std::borrow::Cow::Borrowed(stmt));
     }
-    Ok(match stmt {
+    Ok(std::borrow::Cow::Owned(match stmt {
         Statement::Text { sql, params } => {
             let mut p = params.clone();
             for (k, v) in set {
@@ -3265,7 +3300,7 @@ fn with_params(stmt: &Statement, set: &[(String, Value)]) -> R<Statement> {
             }
         }
         other => other.clone(),
-    })
+    }))
 }
 
 /// A Python value as SQLAlchemy's SQLite types store it.
@@ -3340,7 +3375,7 @@ fn call_bound(
             "execute" | "scalar" | "scalars" => {
                 let stmt = match args.first() {
                     Some(Value::Native(n)) => match &**n {
-                        Native::Stmt(s) => s.clone(),
+                        Native::Stmt(s) => s,
                         _ => {
                             return Err(exc(
                                 "sqlalchemy.exc.ObjectNotExecutableError",
@@ -3362,7 +3397,7 @@ fn call_bound(
                         .find(|(k, _)| k == "parameters")
                         .map(|(_, v)| v)),
                 )?;
-                let result = run_statement(interp, &stmt, &params)?;
+                let result = run_statement(interp, stmt, &params)?;
                 match name {
                     "scalar" => result_method(interp, &result, "scalar", Vec::new()),
                     "scalars" => result_method(interp, &result, "scalars", Vec::new()),
@@ -3599,7 +3634,16 @@ fn stmt_method(
     args: Vec<Value>,
     kwargs: Vec<(String, Value)>,
 ) -> R<Value> {
-    let mut s = s.clone();
+    stmt_apply(s.clone(), name, args, kwargs)
+}
+
+/// A generative statement method (`.where()`, `.values()`...) on a statement it may change.
+fn stmt_apply(
+    mut s: Statement,
+    name: &str,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
     match (name, &mut s) {
         ("bindparams", Statement::Text { params, .. }) => {
             for (k, v) in kwargs {
