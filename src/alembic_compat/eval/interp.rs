@@ -116,14 +116,11 @@ impl Scope {
     }
 
     pub fn set(self: &Rc<Self>, name: &str, value: Value) {
-        let target = if {
+        let global = {
             let declared = self.globals_declared.borrow();
             !declared.is_empty() && declared.contains(name)
-        } {
-            self.module()
-        } else {
-            self.clone()
         };
+        let target = if global { self.module() } else { self.clone() };
         let mut vars = target.vars.borrow_mut();
         // A loop rebinding its variables reuses their keys.
         match vars.get_mut(name) {
