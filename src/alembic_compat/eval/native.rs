@@ -38,7 +38,7 @@ pub enum Native {
     Func(String),
     /// A method of a native object.
     Bound {
-        name: String,
+        name: std::borrow::Cow<'static, str>,
         this: Rc<Native>,
     },
     TypeClass {
@@ -1148,8 +1148,47 @@ pub fn isinstance_native(v: &Value, class: &Native) -> bool {
 
 fn bound(this: &Rc<Native>, name: &str) -> Value {
     Value::native(Native::Bound {
-        name: name.to_string(),
+        name: method_name(name),
         this: this.clone(),
+    })
+}
+
+/// The names of the native methods a data loop calls on every row, without allocating them.
+pub(super) fn method_name(name: &str) -> std::borrow::Cow<'static, str> {
+    use std::borrow::Cow::{Borrowed, Owned};
+    Borrowed(match name {
+        "where" => "where",
+        "values" => "values",
+        "execute" => "execute",
+        "scalar" => "scalar",
+        "scalars" => "scalars",
+        "all" => "all",
+        "first" => "first",
+        "one" => "one",
+        "fetchall" => "fetchall",
+        "fetchone" => "fetchone",
+        "mappings" => "mappings",
+        "filter" => "filter",
+        "filter_by" => "filter_by",
+        "order_by" => "order_by",
+        "limit" => "limit",
+        "select_from" => "select_from",
+        "timestamp" => "timestamp",
+        "replace" => "replace",
+        "astimezone" => "astimezone",
+        "isoformat" => "isoformat",
+        "strftime" => "strftime",
+        "date" => "date",
+        "in_" => "in_",
+        "is_" => "is_",
+        "label" => "label",
+        "get" => "get",
+        "count" => "count",
+        "delete" => "delete",
+        "update" => "update",
+        "query" => "query",
+        "add" => "add",
+        _ => return Owned(name.to_string()),
     })
 }
 
@@ -3840,8 +3879,7 @@ pub fn sql_compare(op: CmpOp, l: &Value, r: &Value) -> R<Value> {
         ),
     };
     let left = to_sql(l, None)?;
-    let ty = left.type_().cloned();
-    let right = to_sql(r, ty.as_ref())?;
+    let right = to_sql(r, left.type_())?;
     let null_right = matches!(right, SqlNode::Null);
     let text = match op {
         CmpOp::Eq if null_right => "IS",
@@ -3873,7 +3911,7 @@ pub fn sql_not(v: &Value) -> R<Value> {
 pub fn sql_unary(op: &str, v: &Value) -> R<Value> {
     match v {
         Value::Native(n) if n.is_sql() => Ok(sql_value(SqlNode::Unary {
-            op: op.into(),
+            op: op.to_string().into(),
             operand: Box::new(to_sql(v, None)?),
         })),
         Value::Native(n) => match (&**n, op) {

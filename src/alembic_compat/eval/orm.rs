@@ -195,7 +195,7 @@ pub fn get_attr(this: &Rc<Native>, attr: &str) -> Option<R<Value>> {
             )),
         },
         Native::Session | Native::Query(_) => Ok(Value::native(Native::Bound {
-            name: attr.to_string(),
+            name: native::method_name(attr),
             this: this.clone(),
         })),
         _ => return None,
@@ -292,7 +292,7 @@ pub fn session_method(
             native::call(
                 interp,
                 &Rc::new(Native::Bound {
-                    name: name.to_string(),
+                    name: native::method_name(name),
                     this: conn,
                 }),
                 args,

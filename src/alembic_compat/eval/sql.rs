@@ -31,11 +31,11 @@ pub enum SqlNode {
     },
     Binary {
         left: Box<SqlNode>,
-        op: String,
+        op: std::borrow::Cow<'static, str>,
         right: Box<SqlNode>,
     },
     Unary {
-        op: String,
+        op: std::borrow::Cow<'static, str>,
         operand: Box<SqlNode>,
     },
     /// `x IN (...)`, `x NOT IN (...)`.
@@ -88,11 +88,11 @@ impl SqlNode {
             },
             SqlNode::Binary { left, op, right } => SqlExpr::Binary {
                 left: Box::new(left.to_ddl()),
-                op: op.clone(),
+                op: op.to_string(),
                 right: Box::new(right.to_ddl()),
             },
             SqlNode::Unary { op, operand } => SqlExpr::Unary {
-                op: op.clone(),
+                op: op.to_string(),
                 operand: Box::new(operand.to_ddl()),
             },
             SqlNode::Null => SqlExpr::Null,
