@@ -249,19 +249,15 @@ pub fn call(this: &Native, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> Op
 }
 
 fn as_model(v: &Value) -> R<Rc<Model>> {
-    match v {
-        Value::Native(n) => match &**n {
-            Native::Model(m) => Ok(m.clone()),
-            _ => Err(unsupported(
-                format!("a query of {}", v.type_name()),
-                "queries here select whole mapped classes: session.query(Model)",
-            )),
-        },
-        _ => Err(type_error(format!(
-            "expected a mapped class, got {}",
-            v.type_name()
-        ))),
+    if let Value::Native(n) = v {
+        if let Native::Model(m) = &**n {
+            return Ok(m.clone());
+        }
     }
+    Err(unsupported(
+        format!("a query of {}", v.type_name()),
+        "queries here select whole mapped classes: session.query(Model)",
+    ))
 }
 
 /// `session.<name>(...)`.
@@ -364,22 +360,16 @@ fn insert_row(interp: &mut Interp<'_>, model: &Model, pairs: &[(String, Value)])
 }
 
 fn insert_instance(interp: &mut Interp<'_>, v: &Value) -> R<Value> {
-    match v {
-        Value::Native(n) => match &**n {
-            Native::Instance(i) => {
-                let pairs = i.values.borrow().clone();
-                insert_row(interp, &i.model, &pairs)
-            }
-            _ => Err(type_error(format!(
-                "expected a mapped instance, got {}",
-                v.type_name()
-            ))),
-        },
-        _ => Err(type_error(format!(
-            "expected a mapped instance, got {}",
-            v.type_name()
-        ))),
+    if let Value::Native(n) = v {
+        if let Native::Instance(i) = &**n {
+            let pairs = i.values.borrow().clone();
+            return insert_row(interp, &i.model, &pairs);
+        }
     }
+    Err(type_error(format!(
+        "expected a mapped instance, got {}",
+        v.type_name()
+    )))
 }
 
 fn update_by_pk(interp: &mut Interp<'_>, model: &Model, pairs: &[(String, Value)]) -> R<Value> {
