@@ -73,6 +73,33 @@ fn cmd_body(lines: &[(usize, String)]) -> String {
     indented.join("\n").trim().to_string()
 }
 
+/// A foreign key's options as keyword arguments, in the order Alembic writes them.
+struct FkOptions<'a> {
+    onupdate: &'a Option<String>,
+    ondelete: &'a Option<String>,
+    initially: &'a Option<String>,
+    deferrable: Option<bool>,
+    match_: &'a Option<String>,
+}
+
+fn push_fk_options(out: &mut Vec<String>, o: FkOptions<'_>) {
+    if let Some(u) = o.onupdate {
+        out.push(format!("onupdate={}", py_repr(u)));
+    }
+    if let Some(d) = o.ondelete {
+        out.push(format!("ondelete={}", py_repr(d)));
+    }
+    if let Some(i) = o.initially {
+        out.push(format!("initially={}", py_repr(i)));
+    }
+    if let Some(d) = o.deferrable {
+        out.push(format!("deferrable={}", repr::py_bool(d)));
+    }
+    if let Some(m) = o.match_ {
+        out.push(format!("match={}", py_repr(m)));
+    }
+}
+
 fn py_list(items: &[String]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| py_repr(s)).collect();
     format!("[{}]", quoted.join(", "))
@@ -216,21 +243,17 @@ impl Renderer {
                 ..
             } => {
                 let mut opts: Vec<String> = named(name).into_iter().collect();
-                if let Some(u) = onupdate {
-                    opts.push(format!("onupdate={}", py_repr(u)));
-                }
-                if let Some(d) = ondelete {
-                    opts.push(format!("ondelete={}", py_repr(d)));
-                }
-                if let Some(i) = initially {
-                    opts.push(format!("initially={}", py_repr(i)));
-                }
-                if *deferrable == Some(true) {
-                    opts.push("deferrable=True".into());
-                }
-                if let Some(m) = match_ {
-                    opts.push(format!("match={}", py_repr(m)));
-                }
+                // A constraint's repr names `deferrable` only when it is set.
+                push_fk_options(
+                    &mut opts,
+                    FkOptions {
+                        onupdate,
+                        ondelete,
+                        initially,
+                        deferrable: (*deferrable == Some(true)).then_some(true),
+                        match_,
+                    },
+                );
                 let cols: Vec<String> = columns.iter().map(|c| py_repr(c)).collect();
                 let refs: Vec<String> = refcolumns.iter().map(|c| py_repr(c)).collect();
                 // Alembic's template leaves ", " before empty options.
@@ -429,21 +452,16 @@ impl Renderer {
                 args.push(py_repr(referent_table));
                 args.push(py_list(local_cols));
                 args.push(py_list(remote_cols));
-                if let Some(u) = onupdate {
-                    args.push(format!("onupdate={}", py_repr(u)));
-                }
-                if let Some(d) = ondelete {
-                    args.push(format!("ondelete={}", py_repr(d)));
-                }
-                if let Some(i) = initially {
-                    args.push(format!("initially={}", py_repr(i)));
-                }
-                if let Some(d) = deferrable {
-                    args.push(format!("deferrable={}", repr::py_bool(*d)));
-                }
-                if let Some(m) = match_ {
-                    args.push(format!("match={}", py_repr(m)));
-                }
+                push_fk_options(
+                    &mut args,
+                    FkOptions {
+                        onupdate,
+                        ondelete,
+                        initially,
+                        deferrable: *deferrable,
+                        match_,
+                    },
+                );
                 format!("{p}create_foreign_key({})", args.join(", "))
             }
             Op::DropConstraint {
