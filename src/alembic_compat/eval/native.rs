@@ -2219,15 +2219,31 @@ fn add_from(from: &mut Vec<TableRef>, t: TableRef) {
 /// SQLAlchemy derives one from foreign keys, which a reflected or `sa.table()` table here
 /// does not carry.
 fn join(left: &Value, right: &Value, on: Option<&Value>, outer: bool) -> R<Value> {
-    let as_table = |v: &Value| match v {
-        Value::Native(n) => match &**n {
-            Native::Table(t) => Ok(t.clone()),
-            _ => Err(type_error(format!("cannot join {}", v.type_name()))),
-        },
-        _ => Err(type_error(format!("cannot join {}", v.type_name()))),
-    };
-    let mut left = as_table(left)?;
-    let right = as_table(right)?;
+    let mut left = joinable(left)?;
+    join_to(&mut left, right, on, outer)?;
+    Ok(Value::native(Native::Table(left)))
+}
+
+/// A table (or an ORM model's table) as a FROM element to join.
+fn joinable(v: &Value) -> R<TableRef> {
+    if let Value::Native(n) = v {
+        match &**n {
+            Native::Table(t) => return Ok(t.clone()),
+            Native::Model(m) => return Ok(m.table.clone()),
+            _ => {}
+        }
+    }
+    Err(type_error(format!("cannot join {}", v.type_name())))
+}
+
+/// Joins `right` to `left` (Core's `join`/`outerjoin` and ORM queries alike).
+pub(super) fn join_to(
+    left: &mut TableRef,
+    right: &Value,
+    on: Option<&Value>,
+    outer: bool,
+) -> R<()> {
+    let right = joinable(right)?;
     if !right.joins.is_empty() {
         return Err(unsupported(
             "joining to a join",
@@ -2239,7 +2255,7 @@ fn join(left: &Value, right: &Value, on: Option<&Value>, outer: bool) -> R<Value
         None => {
             return Err(unsupported(
                 "a join without an ON clause",
-                "pass the join condition; foreign keys are not followed",
+                "pass the join condition; foreign keys and relationships are not followed",
             ))
         }
     };
@@ -2248,7 +2264,7 @@ fn join(left: &Value, right: &Value, on: Option<&Value>, outer: bool) -> R<Value
         on,
         outer,
     });
-    Ok(Value::native(Native::Table(left)))
+    Ok(())
 }
 
 /// `sa.Table(name, metadata, *columns, autoload_with=conn)`: used in revision bodies as a

@@ -44,6 +44,15 @@ impl Model {
             .and_then(|(_, t)| t.clone())
     }
 
+    /// `column = value`, as `filter_by` and the bulk updates' key match write it.
+    fn equals(&self, column: &str, value: SqlNode) -> SqlNode {
+        SqlNode::Binary {
+            left: Box::new(self.column_node(column)),
+            op: "=".into(),
+            right: Box::new(value),
+        }
+    }
+
     fn column_node(&self, column: &str) -> SqlNode {
         SqlNode::Column {
             table: Some(self.table.name.clone()),
@@ -74,6 +83,15 @@ pub struct Query {
     pub wheres: Vec<SqlNode>,
     pub order_by: Vec<SqlNode>,
     pub limit: Option<i64>,
+}
+
+impl Query {
+    /// The model's table with what the query joined to it.
+    fn joined_table(&self) -> TableRef {
+        let mut table = self.model.table.clone();
+        table.joins = self.joins.clone();
+        table
+    }
 }
 
 /// `class Name(Base): __tablename__ = ...; col = Column(...)`, `vars` in declaration order.
@@ -377,11 +395,7 @@ fn update_by_pk(interp: &mut Interp<'_>, model: &Model, pairs: &[(String, Value)
     let mut wheres = Vec::new();
     for (column, node) in column_values(model, pairs)? {
         if model.pk.contains(&column) {
-            wheres.push(SqlNode::Binary {
-                left: Box::new(model.column_node(&column)),
-                op: "=".into(),
-                right: Box::new(node),
-            });
+            wheres.push(model.equals(&column, node));
         } else {
             values.push((column, node));
         }
@@ -426,39 +440,22 @@ pub fn query_method(
         "filter_by" => {
             let mut q = q.clone();
             for (column, node) in column_values(&q.model, &kwargs)? {
-                q.wheres.push(SqlNode::Binary {
-                    left: Box::new(q.model.column_node(&column)),
-                    op: "=".into(),
-                    right: Box::new(node),
-                });
+                q.wheres.push(q.model.equals(&column, node));
             }
             next(q)
         }
         "join" | "outerjoin" => {
+            let outer =
+                name == "outerjoin" || kwargs.iter().any(|(k, v)| k == "isouter" && v.truthy());
+            let mut from = q.joined_table();
+            native::join_to(
+                &mut from,
+                args.first().unwrap_or(&Value::None),
+                args.get(1),
+                outer,
+            )?;
             let mut q = q.clone();
-            let target = match args.first() {
-                Some(Value::Native(n)) => match &**n {
-                    Native::Model(m) => m.table.clone(),
-                    Native::Table(t) => t.clone(),
-                    _ => return Err(type_error("join() takes a mapped class or a table")),
-                },
-                _ => return Err(type_error("join() takes a mapped class or a table")),
-            };
-            let on = match args.get(1) {
-                Some(v) => native::to_sql(v, None)?,
-                None => {
-                    return Err(unsupported(
-                        "a join without an ON clause",
-                        "pass the join condition; relationships are not modelled",
-                    ))
-                }
-            };
-            q.joins.push(Join {
-                table: target,
-                on,
-                outer: name == "outerjoin"
-                    || kwargs.iter().any(|(k, v)| k == "isouter" && v.truthy()),
-            });
+            q.joins = from.joins;
             next(q)
         }
         "order_by" => {
@@ -601,11 +598,9 @@ fn as_rc(v: &Value) -> R<Rc<Native>> {
 }
 
 fn select(q: &Query, columns: Vec<SqlNode>) -> Statement {
-    let mut table = q.model.table.clone();
-    table.joins = q.joins.clone();
     Statement::Select {
         columns,
-        from: vec![table],
+        from: vec![q.joined_table()],
         wheres: q.wheres.clone(),
         order_by: q.order_by.clone(),
         limit: q.limit,
