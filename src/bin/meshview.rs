@@ -6,6 +6,10 @@ use std::io::Write;
 use clap::{Parser, Subcommand};
 use meshview::alembic_compat::command::cli;
 
+// Same allocator as `ralembic`, for the same reason (see src/bin/ralembic.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "meshview", about = "MeshView: Meshtastic network viewer")]
 struct Args {
