@@ -3368,15 +3368,20 @@ fn store_literal(lit: &Literal, type_: Option<&TypeSpec>) -> Literal {
 
 /// A stored value as SQLAlchemy's result processing for the column type returns it.
 fn load_literal(lit: Literal, type_: Option<&TypeSpec>) -> R<Value> {
-    let name = type_.map(|t| t.name.to_ascii_uppercase());
-    Ok(match (name.as_deref(), lit) {
+    // Type names are compared case-blind; this runs once per column of every row read.
+    let name = type_.and_then(|t| {
+        ["DATETIME", "TIMESTAMP", "DATE", "BOOLEAN", "JSON"]
+            .into_iter()
+            .find(|n| t.name.eq_ignore_ascii_case(n))
+    });
+    Ok(match (name, lit) {
         (_, Literal::None) => Value::None,
         // SQLAlchemy 2's SQLite DATETIME/DATE/TIME results go through `fromisoformat`.
         (Some("DATETIME" | "TIMESTAMP"), Literal::Str(s)) => Value::native(Native::Temporal(
             Temporal::DateTime(parse_isoformat(&s).ok_or_else(|| invalid_isoformat(&s))?),
         )),
         (Some("DATE"), Literal::Str(s)) => Value::native(Native::Temporal(Temporal::Date(
-            chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| invalid_isoformat(&s))?,
+            parse_iso_date(s.as_bytes()).ok_or_else(|| invalid_isoformat(&s))?,
         ))),
         (Some("BOOLEAN"), Literal::Int(i)) => Value::Bool(i != 0),
         (Some("JSON"), Literal::Str(s)) => match serde_json::from_str::<serde_json::Value>(&s) {
@@ -4461,21 +4466,50 @@ fn temporal_repr(t: &Temporal) -> String {
                 parts.push(micro.to_string());
             }
             let tz = match d.offset {
-                Some(0) => ", tzinfo=datetime.timezone.utc".to_string(),
-                Some(o) => format!(", tzinfo=datetime.timezone(datetime.timedelta(seconds={o}))"),
+                Some(o) => format!(", tzinfo={}", temporal_repr(&Temporal::Zone(o))),
                 None => String::new(),
             };
             format!("datetime.datetime({}{tz})", parts.join(", "))
         }
-        other => format!(
-            "datetime.{}({})",
-            match other {
-                Temporal::Date(_) => "date",
-                Temporal::Time(_) => "time",
-                Temporal::Delta(_) => "timedelta",
-                _ => "timezone",
-            },
-            temporal_str(other)
+        Temporal::Date(d) => {
+            use chrono::Datelike;
+            format!("datetime.date({}, {}, {})", d.year(), d.month(), d.day())
+        }
+        Temporal::Time(t) => {
+            use chrono::Timelike;
+            let micro = t.nanosecond() / 1000;
+            let mut parts = vec![t.hour().to_string(), t.minute().to_string()];
+            if t.second() != 0 || micro != 0 {
+                parts.push(t.second().to_string());
+            }
+            if micro != 0 {
+                parts.push(micro.to_string());
+            }
+            format!("datetime.time({})", parts.join(", "))
+        }
+        // Python normalises to days (any sign), then seconds and microseconds (both >= 0).
+        Temporal::Delta(us) => {
+            let days = us.div_euclid(86_400_000_000);
+            let rest = us.rem_euclid(86_400_000_000);
+            let fields: Vec<String> = [
+                ("days", days),
+                ("seconds", rest / 1_000_000),
+                ("microseconds", rest % 1_000_000),
+            ]
+            .iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+            if fields.is_empty() {
+                "datetime.timedelta(0)".into()
+            } else {
+                format!("datetime.timedelta({})", fields.join(", "))
+            }
+        }
+        Temporal::Zone(0) => "datetime.timezone.utc".into(),
+        Temporal::Zone(o) => format!(
+            "datetime.timezone({})",
+            temporal_repr(&Temporal::Delta(i64::from(*o) * 1_000_000))
         ),
     }
 }
@@ -4798,9 +4832,9 @@ fn datetime_call(f: &str, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<V
                 )
             };
             if f == "datetime.date.fromisoformat" {
-                return chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+                return parse_iso_date(s.as_bytes())
                     .map(|d| Value::native(Native::Temporal(Temporal::Date(d))))
-                    .map_err(|_| invalid());
+                    .ok_or_else(invalid);
             }
             parse_isoformat(&s).map(dt).ok_or_else(invalid)
         }
@@ -4874,43 +4908,166 @@ fn from_utc(utc: chrono::NaiveDateTime, tz: Option<i32>, naive_utc: bool) -> Dat
     }
 }
 
+/// `date.fromisoformat`: a whole string of 7, 8 or 10 characters in one of the date forms.
+fn parse_iso_date(b: &[u8]) -> Option<chrono::NaiveDate> {
+    matches!(b.len(), 7 | 8 | 10)
+        .then(|| parse_iso_date_part(b))
+        .flatten()
+}
+
+/// The value of a run of ASCII digits (at most 9, so it cannot overflow).
+fn ascii_digits(b: &[u8]) -> Option<u32> {
+    (!b.is_empty() && b.len() <= 9 && b.iter().all(u8::is_ascii_digit))
+        .then(|| b.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+}
+
+/// `datetime.fromisoformat` as CPython 3.11 reads a string, written from its documented
+/// grammar and its C implementation's edge cases: a date (`YYYY-MM-DD`, `YYYYMMDD` or an ISO
+/// week date), then any one character, then `HH[:MM[:SS[(.|,)f+]]]` (or without colons), then
+/// `Z` or `(+|-)HH[:MM[:SS]]`. `None` is Python's ValueError. Offsets with fractional seconds,
+/// which this value model cannot hold, are refused too.
 fn parse_isoformat(s: &str) -> Option<DateTimeValue> {
-    let s = s.trim();
-    // Split an offset suffix: +HH:MM, -HH:MM, Z.
-    let (body, offset) = if let Some(b) = s.strip_suffix('Z') {
-        (b, Some(0))
-    } else {
-        match s
-            .get(10..)
-            .and_then(|t| t.rfind(['+', '-']).map(|i| i + 10))
-        {
-            Some(i) => {
-                let off = &s[i + 1..];
-                let (h, m) = match off.split_once(':') {
-                    Some((h, m)) => (h.parse::<i32>().ok()?, m.get(..2)?.parse::<i32>().ok()?),
-                    None if off.len() == 4 => (off[..2].parse().ok()?, off[2..].parse().ok()?),
-                    None => (off.parse().ok()?, 0),
-                };
-                let secs = (h * 3600 + m * 60) * if &s[i..=i] == "-" { -1 } else { 1 };
-                (&s[..i], Some(secs))
-            }
-            None => (s, None),
-        }
+    let b = s.as_bytes();
+    let date_len = iso_date_length(b)?;
+    let date = parse_iso_date_part(b.get(..date_len)?)?;
+    // The separator is any one character, so step over a whole UTF-8 sequence.
+    let Some(sep) = s.get(date_len..).and_then(|t| t.chars().next()) else {
+        return Some(DateTimeValue {
+            naive: date.and_hms_opt(0, 0, 0)?,
+            offset: None,
+        });
     };
-    let naive = [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%dT%H",
-        "%Y-%m-%d %H",
-    ]
-    .iter()
-    .find_map(|f| chrono::NaiveDateTime::parse_from_str(body, f).ok())
-    .or_else(|| {
-        chrono::NaiveDate::parse_from_str(body, "%Y-%m-%d")
-            .ok()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-    })?;
-    Some(DateTimeValue { naive, offset })
+    let time = &b[date_len + sep.len_utf8()..];
+    let tz_at = time
+        .iter()
+        .position(|c| matches!(c, b'Z' | b'+' | b'-'))
+        .unwrap_or(time.len());
+    let (h, m, sec, micros, complete) = parse_iso_clock(&time[..tz_at])?;
+    let offset = match time.get(tz_at..) {
+        Some([]) | None if complete => None,
+        Some([b'Z']) => Some(0),
+        Some([sign @ (b'+' | b'-'), zone @ ..]) => {
+            let (oh, om, os, ous, complete) = parse_iso_clock(zone)?;
+            let secs = i32::try_from(oh * 3600 + om * 60 + os).ok()?;
+            if !complete || ous != 0 || secs >= 86_400 {
+                return None;
+            }
+            Some(if *sign == b'-' { -secs } else { secs })
+        }
+        _ => return None,
+    };
+    Some(DateTimeValue {
+        naive: date.and_hms_micro_opt(h, m, sec, micros)?,
+        offset,
+    })
+}
+
+/// Where the date ends and the separator starts, by the rules CPython uses to tell the date
+/// forms apart when any character may follow.
+fn iso_date_length(b: &[u8]) -> Option<usize> {
+    if b.len() < 7 {
+        return None;
+    }
+    if b.len() == 7 {
+        return Some(7);
+    }
+    Some(match (b[4], b[5]) {
+        (b'-', b'W') if b.len() > 8 && b[8] == b'-' => {
+            if b.len() == 9 {
+                return None;
+            }
+            if b.len() > 10 && b[10].is_ascii_digit() {
+                8
+            } else {
+                10
+            }
+        }
+        (b'-', b'W') => 8,
+        (b'-', _) => 10,
+        (b'W', _) => {
+            let digits_end = 7 + b[7..].iter().take_while(|c| c.is_ascii_digit()).count();
+            match digits_end {
+                end if end < 9 => end,
+                end if end % 2 == 0 => 7,
+                _ => 8,
+            }
+        }
+        _ => 8,
+    })
+}
+
+/// A calendar or ISO week date, with or without dashes (the same style throughout).
+fn parse_iso_date_part(b: &[u8]) -> Option<chrono::NaiveDate> {
+    let year = i32::try_from(ascii_digits(b.get(..4)?)?).ok()?;
+    let dashed = b.get(4) == Some(&b'-');
+    let rest = &b[4 + usize::from(dashed)..];
+    if let Some(week) = rest.strip_prefix(b"W") {
+        let w = ascii_digits(week.get(..2)?)?;
+        let day = match &week[2..] {
+            [] => 1,
+            [b'-', d] if dashed => ascii_digits(&[*d])?,
+            [d] if !dashed => ascii_digits(&[*d])?,
+            _ => return None,
+        };
+        let weekday = chrono::Weekday::try_from(u8::try_from(day.checked_sub(1)?).ok()?).ok()?;
+        return chrono::NaiveDate::from_isoywd_opt(year, w, weekday);
+    }
+    let month = ascii_digits(rest.get(..2)?)?;
+    let day = match (&rest[2..], dashed) {
+        ([b'-', d @ ..], true) | (d, false) if d.len() == 2 => ascii_digits(d)?,
+        _ => return None,
+    };
+    chrono::NaiveDate::from_ymd_opt(year, month, day)
+}
+
+/// `HH[:MM[:SS]]` or `HH[MM[SS]]`, then an optional fraction (after `.` or `,`, or straight
+/// after `HH:MM:SS:`), with CPython's leniencies: a fraction may follow any field and digits
+/// past the sixth are dropped. Returns hour, minute, second, microseconds and whether nothing
+/// trails them.
+fn parse_iso_clock(t: &[u8]) -> Option<(u32, u32, u32, u32, bool)> {
+    let mut f = [0u32; 3];
+    let mut at = 0;
+    let mut colons = true;
+    for i in 0..3 {
+        f[i] = ascii_digits(t.get(at..at + 2)?)?;
+        let next = t.get(at + 2).copied();
+        at += 3;
+        if i == 0 {
+            colons = next == Some(b':');
+        }
+        if at >= t.len() {
+            return Some((f[0], f[1], f[2], 0, next.is_none()));
+        }
+        match next {
+            Some(b':') if colons => {}
+            Some(b'.' | b',') => break,
+            _ if !colons => at -= 1,
+            _ => return None,
+        }
+    }
+    let frac = &t[at..];
+    let used = frac.len().min(6);
+    let micros = ascii_digits(&frac[..used])? * 10u32.pow(6 - used as u32);
+    let complete = frac[used..].iter().all(u8::is_ascii_digit);
+    Some((f[0], f[1], f[2], micros, complete))
+}
+
+#[cfg(test)]
+mod isoformat_tests {
+    use super::{parse_iso_date, parse_isoformat};
+
+    proptest::proptest! {
+        // The parser slices by positions it computes from the text; no text may panic it.
+        #[test]
+        fn any_text_is_parsed_or_refused(s in "\\PC{0,40}") {
+            let _ = parse_isoformat(&s);
+            let _ = parse_iso_date(s.as_bytes());
+        }
+
+        #[test]
+        fn near_iso_text_is_parsed_or_refused(s in "[0-9W:T .,+Z-]{0,32}") {
+            let _ = parse_isoformat(&s);
+            let _ = parse_iso_date(s.as_bytes());
+        }
+    }
 }
