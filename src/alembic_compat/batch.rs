@@ -627,7 +627,7 @@ impl<'a> Apply<'a> {
             quote(&self.temp),
             moved
                 .iter()
-                .map(|(k, _)| quote(&key_to_name(k)))
+                .map(|(k, _)| quote(&key_to_name(k)).into_owned())
                 .collect::<Vec<_>>()
                 .join(", "),
             moved
@@ -661,7 +661,7 @@ impl<'a> Apply<'a> {
             // SQLite then fails with "no such column", as it does under Alembic.
             if let Some(cols) = &idx.columns {
                 let names: Vec<String> = cols.iter().map(|k| key_to_name(k)).collect();
-                i.exprs = names.iter().map(|n| quote(n)).collect();
+                i.exprs = names.iter().map(|n| quote(n).into_owned()).collect();
                 i.columns = Some(names);
             }
             match render_create_index(&i, &tname, self.table.schema.as_deref()) {

@@ -593,7 +593,7 @@ fn reflect_indexes(conn: &Connection, rows: Vec<ListedIndex>) -> Result<Vec<IdxD
         out.push(IdxDef {
             name: Some(name),
             unique,
-            exprs: cols.iter().map(|c| quote(c)).collect(),
+            exprs: cols.iter().map(|c| quote(c).into_owned()).collect(),
             columns: Some(cols),
             where_,
             if_not_exists: false,

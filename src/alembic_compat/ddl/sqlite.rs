@@ -138,7 +138,7 @@ const RESERVED: &[&str] = &[
 
 /// `IdentifierPreparer.quote`: quoted when reserved, not all `[A-Za-z0-9_$]`, starting with a
 /// digit or `$`, or not all lower case.
-pub fn quote(ident: &str) -> String {
+pub fn quote(ident: &str) -> std::borrow::Cow<'_, str> {
     // Legal unquoted: lower-case ASCII letters, digits, `_` and `$`, not starting with a digit
     // or `$`, and not a reserved word (anything upper-case or non-ASCII is quoted).
     let needs = ident.is_empty()
@@ -147,17 +147,18 @@ pub fn quote(ident: &str) -> String {
             .bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'$')
         || RESERVED.binary_search(&ident).is_ok();
+    // Borrowed when unquoted: statement rendering quotes every name of every row's statement.
     if needs {
-        format!("\"{}\"", ident.replace('"', "\"\""))
+        format!("\"{}\"", ident.replace('"', "\"\"")).into()
     } else {
-        ident.to_string()
+        ident.into()
     }
 }
 
 pub fn format_table(name: &str, schema: Option<&str>) -> String {
     match schema {
         Some(s) => format!("{}.{}", quote(s), quote(name)),
-        None => quote(name),
+        None => quote(name).into_owned(),
     }
 }
 
@@ -230,7 +231,7 @@ pub fn render_expr(e: &SqlExpr) -> String {
     match e {
         SqlExpr::Text(s) => s.clone(),
         SqlExpr::Literal(l) => literal_sql(l),
-        SqlExpr::Column(c) => quote(c),
+        SqlExpr::Column(c) => quote(c).into_owned(),
         SqlExpr::Null => "NULL".into(),
         SqlExpr::True => "1".into(),
         SqlExpr::False => "0".into(),
@@ -374,7 +375,7 @@ fn string_type(name: &str, t: &TypeSpec) -> String {
 /// `format_collation` quotes like an identifier but always when it has upper case: it uses
 /// the same rules as `quote`.
 fn quote_collation(c: &str) -> String {
-    quote(c)
+    quote(c).into_owned()
 }
 
 fn numeric_type(name: &str, t: &TypeSpec) -> String {
@@ -960,7 +961,7 @@ fn column_index(c: &Column, table: &str, conv: &Conventions) -> Option<IdxDef> {
             },
         ),
         unique: c.unique == Some(true),
-        exprs: vec![quote(&c.name)],
+        exprs: vec![quote(&c.name).into_owned()],
         columns: Some(cols),
         where_: None,
         if_not_exists: false,
@@ -1311,7 +1312,7 @@ pub fn idx_def(i: &Index, opts: &RenderOptions) -> IdxDef {
             .keys
             .iter()
             .map(|k| match k {
-                IndexKey::Column(c) => quote(c),
+                IndexKey::Column(c) => quote(c).into_owned(),
                 IndexKey::Expr(e) => render_expr(e),
             })
             .collect(),

@@ -478,7 +478,7 @@ pub fn render(stmt: &Statement, inline: bool) -> Rendered {
         Statement::Insert { table, values } => {
             r.sql.push_str("INSERT INTO ");
             r.sql.push_str(&table_sql(table));
-            let names: Vec<String> = values.iter().map(|(n, _)| quote_ident(n)).collect();
+            let names: Vec<_> = values.iter().map(|(n, _)| quote_ident(n)).collect();
             r.sql.push_str(&format!(" ({}) VALUES (", names.join(", ")));
             for (i, (_, v)) in values.iter().enumerate() {
                 if i > 0 {
@@ -534,9 +534,9 @@ fn where_clause(r: &mut Renderer, wheres: &[SqlNode], keyword: &str) {
     }
 }
 
-fn table_sql(t: &TableRef) -> String {
+fn table_sql(t: &TableRef) -> std::borrow::Cow<'_, str> {
     match &t.schema {
-        Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&t.name)),
+        Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&t.name)).into(),
         None => quote_ident(&t.name),
     }
 }

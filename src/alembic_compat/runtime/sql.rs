@@ -26,7 +26,7 @@ impl VersionTable {
     pub fn qualified(&self) -> String {
         match &self.schema {
             Some(s) => format!("{}.{}", quote_identifier(s), quote_identifier(&self.table)),
-            None => quote_identifier(&self.table),
+            None => quote_identifier(&self.table).into_owned(),
         }
     }
 
