@@ -288,7 +288,10 @@ impl MigrationContext {
                     .iter()
                     .map(to_sql_value)
                     .collect::<Result<Vec<_>, _>>()?;
-                conn.execute(sql, rusqlite::params_from_iter(values))
+                // Cached: `bulk_insert` sends one statement text per row; SQLite re-prepares a
+                // cached statement by itself when the schema has changed since.
+                conn.prepare_cached(sql)
+                    .and_then(|mut stmt| stmt.execute(rusqlite::params_from_iter(values)))
                     .map(|_| ())
                     .map_err(|e| RuntimeError::sql(sql, e))
             }
