@@ -372,6 +372,9 @@ fn drive(
         if mctx.is_offline() {
             mctx.static_output(&format!("-- Running {}", step.short_log(&r.map)));
         }
+        // Shown before the body runs, as Alembic's logging does: a long data migration
+        // should say what it is doing while it does it.
+        flush(mctx, ctx);
         let outcome: Result<(), Failure> = match script {
             Some(s) => runner
                 .run(s, step.is_upgrade(), mctx)
