@@ -2030,31 +2030,19 @@ fn sa_call(
             } else {
                 args
             };
-            let items: Vec<Value> = items
-                .into_iter()
-                .map(|a| match &a {
-                    Value::Native(n) => match &**n {
-                        Native::Model(m) => Value::native(Native::Table(m.table.clone())),
-                        _ => a,
-                    },
-                    _ => a,
-                })
-                .collect();
             for a in &items {
-                match a {
-                    Value::Native(n) if matches!(&**n, Native::Table(_)) => {
-                        if let Native::Table(t) = &**n {
-                            for (c, ty) in t.columns.iter() {
-                                columns.push(SqlNode::Column {
-                                    table: Some(t.name.clone()),
-                                    name: c.clone(),
-                                    type_: ty.clone(),
-                                });
-                            }
-                            add_from(&mut from, t.clone());
+                match table_of(a) {
+                    Some(t) => {
+                        for (c, ty) in t.columns.iter() {
+                            columns.push(SqlNode::Column {
+                                table: Some(t.name.clone()),
+                                name: c.clone(),
+                                type_: ty.clone(),
+                            });
                         }
+                        add_from(&mut from, t.clone());
                     }
-                    _ => {
+                    None => {
                         let node = to_sql(a, None)?;
                         collect_from(&node, &mut from);
                         columns.push(node);
@@ -2072,14 +2060,11 @@ fn sa_call(
             })))
         }
         "insert" | "update" | "delete" => {
-            let table = match args.first() {
-                Some(Value::Native(n)) => match &**n {
-                    Native::Table(t) => t.clone(),
-                    Native::Model(m) => m.table.clone(),
-                    _ => return Err(type_error(format!("{name}() takes a table"))),
-                },
-                _ => return Err(type_error(format!("{name}() takes a table"))),
-            };
+            let table = args
+                .first()
+                .and_then(table_of)
+                .cloned()
+                .ok_or_else(|| type_error(format!("{name}() takes a table")))?;
             Ok(Value::native(Native::Stmt(match name {
                 "insert" => Statement::Insert {
                     table,
@@ -2224,16 +2209,23 @@ fn join(left: &Value, right: &Value, on: Option<&Value>, outer: bool) -> R<Value
     Ok(Value::native(Native::Table(left)))
 }
 
+/// The table a value stands for in a statement: a table, or an ORM model's table.
+fn table_of(v: &Value) -> Option<&TableRef> {
+    match v {
+        Value::Native(n) => match &**n {
+            Native::Table(t) => Some(t),
+            Native::Model(m) => Some(&m.table),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// A table (or an ORM model's table) as a FROM element to join.
 fn joinable(v: &Value) -> R<TableRef> {
-    if let Value::Native(n) = v {
-        match &**n {
-            Native::Table(t) => return Ok(t.clone()),
-            Native::Model(m) => return Ok(m.table.clone()),
-            _ => {}
-        }
-    }
-    Err(type_error(format!("cannot join {}", v.type_name())))
+    table_of(v)
+        .cloned()
+        .ok_or_else(|| type_error(format!("cannot join {}", v.type_name())))
 }
 
 /// Joins `right` to `left` (Core's `join`/`outerjoin` and ORM queries alike).
@@ -3368,32 +3360,30 @@ fn store_literal(lit: &Literal, type_: Option<&TypeSpec>) -> Literal {
 
 /// A stored value as SQLAlchemy's result processing for the column type returns it.
 fn load_literal(lit: Literal, type_: Option<&TypeSpec>) -> R<Value> {
-    // Type names are compared case-blind; this runs once per column of every row read.
-    let name = type_.and_then(|t| {
-        ["DATETIME", "TIMESTAMP", "DATE", "BOOLEAN", "JSON"]
-            .into_iter()
-            .find(|n| t.name.eq_ignore_ascii_case(n))
-    });
-    Ok(match (name, lit) {
-        (_, Literal::None) => Value::None,
+    // Type names compare case-blind, without an upper-cased copy per column of every row.
+    let is = |names: &[&str]| {
+        type_.is_some_and(|t| names.iter().any(|n| t.name.eq_ignore_ascii_case(n)))
+    };
+    Ok(match lit {
+        Literal::None => Value::None,
         // SQLAlchemy 2's SQLite DATETIME/DATE/TIME results go through `fromisoformat`.
-        (Some("DATETIME" | "TIMESTAMP"), Literal::Str(s)) => Value::native(Native::Temporal(
+        Literal::Str(s) if is(&["DATETIME", "TIMESTAMP"]) => Value::native(Native::Temporal(
             Temporal::DateTime(parse_isoformat(&s).ok_or_else(|| invalid_isoformat(&s))?),
         )),
-        (Some("DATE"), Literal::Str(s)) => Value::native(Native::Temporal(Temporal::Date(
+        Literal::Str(s) if is(&["DATE"]) => Value::native(Native::Temporal(Temporal::Date(
             parse_iso_date(s.as_bytes()).ok_or_else(|| invalid_isoformat(&s))?,
         ))),
-        (Some("BOOLEAN"), Literal::Int(i)) => Value::Bool(i != 0),
-        (Some("JSON"), Literal::Str(s)) => match serde_json::from_str::<serde_json::Value>(&s) {
+        Literal::Int(i) if is(&["BOOLEAN"]) => Value::Bool(i != 0),
+        Literal::Str(s) if is(&["JSON"]) => match serde_json::from_str::<serde_json::Value>(&s) {
             Ok(j) => from_json(&j),
             Err(e) => return Err(exc("json.decoder.JSONDecodeError", e.to_string())),
         },
-        (_, Literal::Bool(b)) => Value::Bool(b),
-        (_, Literal::Int(i)) => Value::Int(i),
-        (_, Literal::Float(f)) => Value::Float(f),
-        (_, Literal::Str(s)) => Value::str(s),
-        (_, Literal::Bytes(b)) => Value::Bytes(b.into()),
-        (_, other) => Value::str(sql::literal_sql(&other)),
+        Literal::Bool(b) => Value::Bool(b),
+        Literal::Int(i) => Value::Int(i),
+        Literal::Float(f) => Value::Float(f),
+        Literal::Str(s) => Value::str(s),
+        Literal::Bytes(b) => Value::Bytes(b.into()),
+        other => Value::str(sql::literal_sql(&other)),
     })
 }
 

@@ -181,16 +181,19 @@ impl MigrationContext {
         })?;
         conn.busy_timeout(opts.lock_timeout)
             .map_err(|e| RuntimeError::sql("PRAGMA busy_timeout", e))?;
-        // The bundled SQLite enforces foreign keys by default; Python's sqlite3 (and so
-        // Alembic) does not, and batch mode's DROP of a referenced table relies on that.
-        conn.execute_batch("PRAGMA foreign_keys = OFF")
-            .map_err(|e| RuntimeError::sql("PRAGMA foreign_keys = OFF", e))?;
-        // SQLite's default page cache (2 MiB) is sized for many small connections; one
-        // migration that rewrites a table of 100,000 rows then re-reads evicted pages and
-        // sorts its CREATE INDEX through temporary files. 16 MiB keeps such a run in memory
-        // and still bounds it, whatever the table's size. Per connection, never persisted.
-        conn.execute_batch("PRAGMA cache_size = -16384")
-            .map_err(|e| RuntimeError::sql("PRAGMA cache_size = -16384", e))?;
+        for pragma in [
+            // The bundled SQLite enforces foreign keys by default; Python's sqlite3 (and so
+            // Alembic) does not, and batch mode's DROP of a referenced table relies on that.
+            "PRAGMA foreign_keys = OFF",
+            // SQLite's default page cache (2 MiB) is sized for many small connections; one
+            // migration that rewrites a table of 100,000 rows then re-reads evicted pages and
+            // sorts its CREATE INDEX through temporary files. 16 MiB keeps such a run in
+            // memory and still bounds it, whatever the table's size. Never persisted.
+            "PRAGMA cache_size = -16384",
+        ] {
+            conn.execute_batch(pragma)
+                .map_err(|e| RuntimeError::sql(pragma, e))?;
+        }
         Ok(Self::with_target(
             Target::Online {
                 conn,
