@@ -635,16 +635,12 @@ type Res<T> = Result<T, RevisionError>;
 
 /// A set of node indices as a bitmap: the topological sort keeps one ancestor set per open
 /// head, and on large histories hashing every ancestor into a set was most of `history`.
+#[derive(Clone)]
 struct NodeSet(Vec<u64>);
 
 impl NodeSet {
     fn new(n: usize) -> NodeSet {
         NodeSet(vec![0; n.div_ceil(64)])
-    }
-    fn insert(&mut self, i: usize) {
-        if let Some(w) = self.0.get_mut(i / 64) {
-            *w |= 1 << (i % 64);
-        }
     }
     fn remove(&mut self, i: usize) {
         if let Some(w) = self.0.get_mut(i / 64) {
@@ -653,6 +649,160 @@ impl NodeSet {
     }
     fn contains(&self, i: usize) -> bool {
         self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+    /// Inserts `i`; false when it was already there (or out of range).
+    fn insert_new(&mut self, i: usize) -> bool {
+        match self.0.get_mut(i / 64) {
+            Some(w) if *w & (1 << (i % 64)) == 0 => {
+                *w |= 1 << (i % 64);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Derives the ancestor sets of a merge's parents from the merge's own set: every ancestor
+/// of the merge (itself aside) is an ancestor of some parent, and only the few revisions
+/// between the merge and where its parents' lines meet are not ancestors of all of them.
+/// Those are found by walking down from all parents at once in decreasing generation (the
+/// longest path from a base), each revision carrying a bit per parent that reaches it, and
+/// stopping once every revision still queued is reached by all parents: a revision's bits
+/// are final when it leaves the queue, as all its descendants left before it.
+struct AncestorSplitter {
+    generation: Vec<u32>,
+    /// Per revision: which parents reach it, while a split runs (zero outside one).
+    reached: Vec<u64>,
+    queued: Vec<bool>,
+    touched: Vec<usize>,
+    queue: std::collections::BinaryHeap<(u32, usize)>,
+}
+
+impl AncestorSplitter {
+    fn new(map: &RevisionMap) -> Res<AncestorSplitter> {
+        let n = map.nodes.len();
+        // Generations over normalized_down, by an explicit post-order walk.
+        const NEW: u32 = u32::MAX;
+        const OPEN: u32 = u32::MAX - 1;
+        let mut generation = vec![NEW; n];
+        let mut stack: Vec<(usize, bool)> = Vec::new();
+        for root in 0..n {
+            if generation[root] != NEW {
+                continue;
+            }
+            stack.push((root, false));
+            while let Some((x, parents_done)) = stack.pop() {
+                let down = &map.node_ref(x)?.normalized_down;
+                if parents_done {
+                    let mut g = 0;
+                    for &p in down {
+                        match generation.get(p) {
+                            Some(&pg) if pg < OPEN => g = g.max(pg + 1),
+                            _ => return Err(RevisionError::assertion("acyclic map")),
+                        }
+                    }
+                    generation[x] = g;
+                    continue;
+                }
+                if generation[x] != NEW {
+                    continue;
+                }
+                generation[x] = OPEN;
+                stack.push((x, true));
+                for &p in down {
+                    match generation.get(p) {
+                        Some(&NEW) => stack.push((p, false)),
+                        Some(&OPEN) | None => return Err(RevisionError::assertion("acyclic map")),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        Ok(AncestorSplitter {
+            generation,
+            reached: vec![0; n],
+            queued: vec![false; n],
+            touched: Vec::new(),
+            queue: std::collections::BinaryHeap::new(),
+        })
+    }
+
+    /// The ancestor sets of each of `heads` (parents of `merge`), given `merge_set`, the
+    /// exact set of `merge`'s ancestors including itself.
+    fn split(
+        &mut self,
+        map: &RevisionMap,
+        merge: usize,
+        merge_set: &NodeSet,
+        heads: &[usize],
+    ) -> Res<Vec<NodeSet>> {
+        let parents = &map.node_ref(merge)?.normalized_down;
+        let bits: Option<Vec<u64>> = heads
+            .iter()
+            .map(|h| parents.iter().position(|p| p == h).map(|b| 1u64 << b))
+            .collect();
+        let (Some(bits), true) = (bits, parents.len() <= 64) else {
+            return heads.iter().map(|&h| map.ancestor_set(h)).collect();
+        };
+        let all = u64::MAX >> (64 - parents.len());
+        let mut partial = 0usize;
+        for (b, &p) in parents.iter().enumerate() {
+            self.reach(p, 1 << b, all, &mut partial);
+        }
+        let mut not_all: Vec<(usize, u64)> = Vec::new();
+        while partial > 0 {
+            let Some((_, x)) = self.queue.pop() else {
+                break;
+            };
+            self.queued[x] = false;
+            let by = self.reached[x];
+            if by != all {
+                partial -= 1;
+                not_all.push((x, by));
+            }
+            for &p in &map.node_ref(x)?.normalized_down {
+                if self.generation.get(p).copied() >= self.generation.get(x).copied() {
+                    return Err(RevisionError::assertion("generations decrease downwards"));
+                }
+                self.reach(p, by, all, &mut partial);
+            }
+        }
+        for x in self.touched.drain(..) {
+            self.reached[x] = 0;
+            self.queued[x] = false;
+        }
+        self.queue.clear();
+        Ok(bits
+            .iter()
+            .map(|&bit| {
+                let mut set = merge_set.clone();
+                set.remove(merge);
+                for &(x, by) in &not_all {
+                    if by & bit == 0 {
+                        set.remove(x);
+                    }
+                }
+                set
+            })
+            .collect())
+    }
+
+    fn reach(&mut self, x: usize, by: u64, all: u64, partial: &mut usize) {
+        let before = self.reached[x];
+        if before == 0 {
+            self.touched.push(x);
+            self.queued[x] = true;
+            self.queue.push((self.generation[x], x));
+            *partial += 1;
+        } else if !self.queued[x] {
+            // Already final: only a descendant could still add to it, and none is left.
+            return;
+        }
+        let after = before | by;
+        self.reached[x] = after;
+        if after == all && before != all {
+            *partial -= 1;
+        }
     }
 }
 
@@ -1145,6 +1295,18 @@ impl RevisionMap {
     /// Alembic's yield order. With `check`, a target reached from another target is an error.
     fn iterate_related(&self, edges: Edges<'_>, targets: &[usize], check: bool) -> Res<Vec<usize>> {
         self.iterate_related_first(edges, targets, targets.len(), check)
+    }
+
+    /// `i` and its ancestors (`get_ancestor_nodes([i], include_dependencies=True)`) as a set.
+    fn ancestor_set(&self, i: usize) -> Res<NodeSet> {
+        let mut set = NodeSet::new(self.nodes.len());
+        let mut stack = vec![i];
+        while let Some(rev) = stack.pop() {
+            if set.insert_new(rev) {
+                stack.extend_from_slice(&self.node_ref(rev)?.normalized_down);
+            }
+        }
+        Ok(set)
     }
 
     /// Walks from the first `walk` targets only, while overlaps are still checked against all
@@ -2235,17 +2397,12 @@ impl RevisionMap {
             }
         }
         current_heads.sort_by_key(|&h| self.rank[h]);
-        let ancestors_of = |i: usize| -> Res<NodeSet> {
-            let mut set = NodeSet::new(n);
-            for a in self.get_ancestor_nodes(&[i], false, true)? {
-                set.insert(a);
-            }
-            Ok(set)
-        };
+        // Each head's ancestors (get_ancestor_nodes(.., include_dependencies)) as a set.
         let mut ancestors_by_idx: Vec<NodeSet> = Vec::with_capacity(current_heads.len());
         for &h in &current_heads {
-            ancestors_by_idx.push(ancestors_of(h)?);
+            ancestors_by_idx.push(self.ancestor_set(h)?);
         }
+        let mut splitter: Option<AncestorSplitter> = None;
         let mut output = Vec::with_capacity(todo_count);
         let mut idx = 0usize;
         // Each round either emits, moves a head down, drops a head, or switches to a head that
@@ -2298,10 +2455,24 @@ impl RevisionMap {
                         ancestors_by_idx[idx].remove(candidate);
                     } else {
                         current_heads.extend_from_slice(rest);
-                        ancestors_by_idx[idx] = ancestors_of(first)?;
-                        for &h in rest {
-                            ancestors_by_idx.push(ancestors_of(h)?);
+                        // The candidate's set is exact here (see `AncestorSplitter`), so the
+                        // new heads' sets are derived from it instead of walked afresh, which
+                        // on a long history with many merges was most of `history`.
+                        let splitter = match &mut splitter {
+                            Some(s) => s,
+                            None => splitter.insert(AncestorSplitter::new(self)?),
+                        };
+                        let mut sets = splitter.split(
+                            self,
+                            candidate,
+                            &ancestors_by_idx[idx],
+                            &heads_to_add,
+                        )?;
+                        let rest_sets = sets.split_off(1);
+                        if let Some(first_set) = sets.pop() {
+                            ancestors_by_idx[idx] = first_set;
                         }
+                        ancestors_by_idx.extend(rest_sets);
                     }
                 }
             }
@@ -4215,6 +4386,60 @@ def run(spec, queries):
             out.push(r);
         }
         (out, ids, labels)
+    }
+
+    /// The merge-split shortcut of the topological sort gives every parent exactly the set
+    /// a full walk gives, on DAGs with long lines, wide merges and dependencies.
+    #[test]
+    fn ancestor_split_equals_full_walks() {
+        let mut rng = Lcg(0xa11ce);
+        let mut merges = 0;
+        for _ in 0..300 {
+            let n = 2 + rng.below(60);
+            let ids: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+            let revs: Vec<Revision> = (0..n)
+                .map(|i| {
+                    let mut down: Vec<&str> = Vec::new();
+                    let parents = if i == 0 {
+                        0
+                    } else {
+                        [1, 1, 1, 2, 3][rng.below(5)]
+                    };
+                    for _ in 0..parents {
+                        let p = ids[i - 1 - rng.below(i.min(8))].as_str();
+                        if !down.contains(&p) {
+                            down.push(p);
+                        }
+                    }
+                    let mut r = Revision::new(&ids[i], ids_arg(&down));
+                    if i > 2 && rng.below(5) == 0 {
+                        let d = &ids[rng.below(i)];
+                        if !down.contains(&d.as_str()) {
+                            r.dependencies = RevIds::One(d.clone());
+                        }
+                    }
+                    r
+                })
+                .collect();
+            let map = RevisionMap::new(revs).expect("a DAG");
+            let mut splitter = AncestorSplitter::new(&map).expect("acyclic");
+            for c in 0..map.len() {
+                let parents = map.nodes[c].normalized_down.clone();
+                if parents.len() < 2 {
+                    continue;
+                }
+                merges += 1;
+                let whole = map.ancestor_set(c).expect("in range");
+                let split = splitter.split(&map, c, &whole, &parents).expect("split");
+                for (p, set) in parents.iter().zip(&split) {
+                    let walked = map.ancestor_set(*p).expect("in range");
+                    assert!(set.0 == walked.0, "parent {p} of merge {c}");
+                }
+                // A split leaves no state behind for the next one.
+                assert!(splitter.reached.iter().all(|&r| r == 0));
+            }
+        }
+        assert!(merges > 500, "only {merges} merges exercised");
     }
 
     #[test]
