@@ -220,6 +220,12 @@ impl Revision {
 
     /// `Revision.verify_rev_id`.
     pub fn verify_rev_id(revision: &str) -> Result<(), RevisionError> {
+        if !revision
+            .chars()
+            .any(|c| ILLEGAL_REVISION_CHARS.contains(&c))
+        {
+            return Ok(());
+        }
         let found: BTreeSet<char> = revision
             .chars()
             .filter(|c| ILLEGAL_REVISION_CHARS.contains(c))
@@ -840,6 +846,8 @@ impl RevisionMap {
         let mut lookup: HashMap<String, usize> =
             HashMap::with_capacity_and_hasher(n, Default::default());
         let mut labeled: Vec<usize> = Vec::new();
+        // Per node: position of its id in `names` (`inserted_order.index`).
+        let mut rank: Vec<usize> = Vec::with_capacity(n);
 
         // The generator loop: validate (Revision.__init__), register ids, warn on duplicates.
         for (index, mut rev) in revisions.into_iter().enumerate() {
@@ -847,15 +855,21 @@ impl RevisionMap {
             rev.down_revision = std::mem::take(&mut rev.down_revision).normalized();
             rev.dependencies = std::mem::take(&mut rev.dependencies).normalized();
             rev.validate()?;
-            if lookup.contains_key(&rev.revision) {
-                warnings.push(RevisionWarning::Duplicate {
-                    revision: rev.revision.clone(),
-                    index,
-                });
-            } else {
-                names.push(rev.revision.clone());
+            match lookup.get_mut(&rev.revision) {
+                Some(slot) => {
+                    warnings.push(RevisionWarning::Duplicate {
+                        revision: rev.revision.clone(),
+                        index,
+                    });
+                    rank.push(rank[*slot]);
+                    *slot = index;
+                }
+                None => {
+                    rank.push(names.len());
+                    names.push(rev.revision.clone());
+                    lookup.insert(rev.revision.clone(), index);
+                }
             }
-            lookup.insert(rev.revision.clone(), index);
             if !rev.branch_labels.is_empty() {
                 labeled.push(index);
             }
@@ -932,14 +946,8 @@ impl RevisionMap {
                 .get(&nodes[r].revision.revision)
                 .copied()
                 .unwrap_or(r);
-            let down: Vec<String> = nodes[r].revision.down_revision.as_slice().to_vec();
-            let mut all_down_names: Vec<String> = down.clone();
-            for d in &nodes[r].resolved_dependencies {
-                if !all_down_names.contains(d) {
-                    all_down_names.push(d.clone());
-                }
-            }
-            for downrev in &all_down_names {
+            let down = nodes[r].revision.down_revision.as_slice();
+            for downrev in down_then_dependencies(down, &nodes[r].resolved_dependencies) {
                 let Some(dref) = resolve(downrev, &nodes) else {
                     let from = &nodes[r];
                     // Alembic formats the referencing Script mid-build: its head/branchpoint
@@ -987,7 +995,7 @@ impl RevisionMap {
                 in_real_heads[d] = false;
                 all_down_refs[r].push(dref);
             }
-            for downrev in &down {
+            for downrev in down {
                 if let Some(dref) = resolve(downrev, &nodes) {
                     versioned_refs[r].push(dref);
                 }
@@ -999,33 +1007,32 @@ impl RevisionMap {
             if visited[r] {
                 continue;
             }
-            let down: Vec<String> = nodes[r].revision.down_revision.as_slice().to_vec();
-            let mut all_down_names = down.clone();
-            for d in &nodes[r].resolved_dependencies {
-                if !all_down_names.contains(d) {
-                    all_down_names.push(d.clone());
-                }
-            }
-            for name in &all_down_names {
+            let down = nodes[r].revision.down_revision.as_slice();
+            for name in down_then_dependencies(down, &nodes[r].resolved_dependencies) {
                 match resolve(name, &nodes) {
                     Some(dref) => all_down_refs[r].push(dref),
                     None => return Err(RevisionError::key_error(name)),
                 }
             }
-            for name in &down {
+            for name in down {
                 if let Some(dref) = resolve(name, &nodes) {
                     versioned_refs[r].push(dref);
                 }
             }
         }
         // nextrev holds live node indices; order them by id (see RevisionNode::nextrev).
-        let ids: Vec<String> = nodes.iter().map(|n| n.revision.revision.clone()).collect();
-        for (node, (mut next, mut all_next)) in nodes
+        {
+            let by_id = |a: &usize, b: &usize| nodes[*a].id().cmp(nodes[*b].id());
+            for set in nextrev_sets.iter_mut().chain(all_nextrev_sets.iter_mut()) {
+                if set.len() > 1 {
+                    set.sort_by(by_id);
+                }
+            }
+        }
+        for (node, (next, all_next)) in nodes
             .iter_mut()
             .zip(nextrev_sets.into_iter().zip(all_nextrev_sets))
         {
-            next.sort_by(|a, b| ids[*a].cmp(&ids[*b]));
-            all_next.sort_by(|a, b| ids[*a].cmp(&ids[*b]));
             node.nextrev = next;
             node.all_nextrev = all_next;
         }
@@ -1065,48 +1072,27 @@ impl RevisionMap {
             if head_nodes.is_empty() || base_nodes.is_empty() {
                 return Err(RevisionError::CycleDetected(live_ids()));
             }
-            let next_refs: Vec<Vec<Ref>> = nodes
-                .iter()
-                .map(|nd| {
-                    nd.nextrev
-                        .iter()
-                        .map(|&c| Ref {
-                            node: c,
-                            via_label: None,
-                        })
-                        .collect()
-                })
-                .collect();
-            let all_next_refs: Vec<Vec<Ref>> = nodes
-                .iter()
-                .map(|nd| {
-                    nd.all_nextrev
-                        .iter()
-                        .map(|&c| Ref {
-                            node: c,
-                            via_label: None,
-                        })
-                        .collect()
-                })
-                .collect();
-            let deleted = |down: &[Vec<Ref>],
-                           heads: &[usize],
-                           up: &[Vec<Ref>],
-                           bases: &[usize]|
-             -> Res<Vec<String>> {
-                let from_heads = walk_refs_ids_only(down, heads)?;
-                let from_bases = walk_refs_ids_only(up, bases)?;
-                let above: HashSet<&str> = from_heads.iter().map(|&i| ids[i].as_str()).collect();
-                let below: HashSet<&str> = from_bases.iter().map(|&i| ids[i].as_str()).collect();
+            // Ids (by their position in `names`) reached both down from the heads and up
+            // from the bases; the others are on a cycle.
+            let deleted = |down: &[Vec<Ref>], heads: &[usize], up: Edges, bases: &[usize]| {
+                let mut above = vec![false; id_count];
+                for i in walk_refs_ids_only(down, heads)? {
+                    above[rank[i]] = true;
+                }
+                let mut both = vec![false; id_count];
+                for i in walk_ids_up(&nodes, up, bases) {
+                    both[rank[i]] = above[rank[i]];
+                }
                 let mut gone: Vec<String> = names[..id_count]
                     .iter()
-                    .filter(|id| !(above.contains(id.as_str()) && below.contains(id.as_str())))
-                    .cloned()
+                    .zip(both)
+                    .filter(|(_, kept)| !kept)
+                    .map(|(id, _)| id.clone())
                     .collect();
                 gone.sort();
-                Ok(gone)
+                Res::Ok(gone)
             };
-            let gone = deleted(&versioned_refs, &head_nodes, &next_refs, &base_nodes)?;
+            let gone = deleted(&versioned_refs, &head_nodes, Edges::Next, &base_nodes)?;
             if !gone.is_empty() {
                 return Err(RevisionError::CycleDetected(gone));
             }
@@ -1116,7 +1102,7 @@ impl RevisionMap {
             let gone = deleted(
                 &all_down_refs,
                 &real_head_nodes,
-                &all_next_refs,
+                Edges::AllNext,
                 &real_base_nodes,
             )?;
             if !gone.is_empty() {
@@ -1142,27 +1128,14 @@ impl RevisionMap {
             nodes[i].normalized_down = normalized;
         }
 
-        let rank: Vec<usize> = {
-            let mut pos: HashMap<&str, usize> =
-                HashMap::with_capacity_and_hasher(id_count, Default::default());
-            for (p, name) in names[..id_count].iter().enumerate() {
-                pos.insert(name.as_str(), p);
-            }
-            nodes
-                .iter()
-                .map(|nd| {
-                    pos.get(nd.revision.revision.as_str())
-                        .copied()
-                        .unwrap_or(usize::MAX)
-                })
-                .collect()
-        };
-        let to_ids = |v: &[usize]| v.iter().map(|&i| ids[i].clone()).collect::<Vec<_>>();
+        let to_ids = |v: &[usize]| v.iter().map(|&i| nodes[i].id().to_string()).collect();
+        let (heads, bases) = (to_ids(&head_nodes), to_ids(&base_nodes));
+        let (real_heads, real_bases) = (to_ids(&real_head_nodes), to_ids(&real_base_nodes));
         let mut map = RevisionMap {
-            heads: to_ids(&head_nodes),
-            bases: to_ids(&base_nodes),
-            real_heads: to_ids(&real_head_nodes),
-            real_bases: to_ids(&real_base_nodes),
+            heads,
+            bases,
+            real_heads,
+            real_bases,
             nodes,
             names,
             lookup,
@@ -2500,6 +2473,19 @@ impl RevisionMap {
     }
 }
 
+/// `_all_down_revisions`: the `down_revision` names, then each dependency not listed yet.
+fn down_then_dependencies<'a>(
+    down: &'a [String],
+    deps: &'a [String],
+) -> impl Iterator<Item = &'a String> {
+    let new_deps = deps
+        .iter()
+        .enumerate()
+        .filter(move |&(i, d)| !down.contains(d) && !deps[..i].contains(d))
+        .map(|(_, d)| d);
+    down.iter().chain(new_deps)
+}
+
 fn push_unique(v: &mut Vec<usize>, x: usize) {
     if !v.contains(&x) {
         v.push(x);
@@ -2551,6 +2537,26 @@ fn walk_refs_ids_only(refs: &[Vec<Ref>], targets: &[usize]) -> Res<Vec<usize>> {
         }
     }
     Ok(out)
+}
+
+/// Every node reached upwards (by `nextrev` or `all_nextrev`) from `bases`.
+fn walk_ids_up(nodes: &[RevisionNode], edges: Edges<'_>, bases: &[usize]) -> Vec<usize> {
+    let mut seen = vec![false; nodes.len()];
+    let mut out = Vec::new();
+    let mut todo: Vec<usize> = bases.to_vec();
+    while let Some(rev) = todo.pop() {
+        if std::mem::replace(&mut seen[rev], true) {
+            continue;
+        }
+        if let Some(node) = nodes.get(rev) {
+            todo.extend_from_slice(match edges {
+                Edges::AllNext => &node.all_nextrev,
+                _ => &node.nextrev,
+            });
+        }
+        out.push(rev);
+    }
+    out
 }
 
 /// Where a walk starts: a name to resolve with `get_revision`, or a resolved value.
