@@ -95,18 +95,21 @@ fn list_with_stamps(locations: &[PathBuf], recursive: bool) -> (Vec<Listed>, Vec
         // Resolve the directory once; `walk` resolves only entries that are links themselves,
         // which keeps this to one system call per file on large histories.
         let loc = std::fs::canonicalize(loc).unwrap_or_else(|_| loc.clone());
-        walk(&loc, recursive, &mut found);
+        let through_links = walk(&loc, recursive, &mut found);
+        // A file can only be met twice through a link or a second location; sparing the
+        // set otherwise spares a large history one allocation and hash per file.
+        let dedupe = through_links || locations.len() > 1;
+        files.reserve(found.len());
         for (real, stamp) in found {
-            if !seen.insert(real.clone().into_os_string()) {
+            if dedupe && !seen.insert(real.clone().into_os_string()) {
                 warnings.push(format!(
                     "File {} loaded twice! ignoring. Please ensure version_locations is unique.",
                     real.display()
                 ));
                 continue;
             }
-            let name_ok = real
-                .file_name()
-                .and_then(|n| n.to_str())
+            let name_ok = split_dir_name(&real)
+                .and_then(|(_, n)| n.to_str())
                 .is_some_and(is_revision_file_name);
             if name_ok {
                 files.push((real, stamp));
@@ -142,6 +145,28 @@ fn stamp_all(files: &mut [Listed]) {
     });
 }
 
+/// A listed file's directory and name. On unix the path is split at its last '/' by hand:
+/// `Path::parent` and `file_name` parse components, which showed on large histories, and
+/// listed paths are joined from a directory and a name, so the split is exact.
+fn split_dir_name(path: &Path) -> Option<(&Path, &std::ffi::OsStr)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = path.as_os_str().as_bytes();
+        match bytes.iter().rposition(|&b| b == b'/') {
+            Some(cut) if cut > 0 && cut + 1 < bytes.len() => Some((
+                Path::new(std::ffi::OsStr::from_bytes(&bytes[..cut])),
+                std::ffi::OsStr::from_bytes(&bytes[cut + 1..]),
+            )),
+            _ => path.parent().zip(path.file_name()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        path.parent().zip(path.file_name())
+    }
+}
+
 /// Stats files through the last directory opened: files arrive grouped by directory.
 #[derive(Default)]
 struct DirStat {
@@ -153,7 +178,7 @@ impl DirStat {
     #[cfg(unix)]
     fn stamp(&mut self, path: &Path) -> Option<FileStamp> {
         use rustix::fs::{AtFlags, Mode, OFlags};
-        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        let Some((parent, name)) = split_dir_name(path) else {
             return FileStamp::of_path(path);
         };
         let same = matches!(&self.open, Some((p, _)) if p.as_os_str() == parent.as_os_str());
@@ -185,11 +210,13 @@ impl DirStat {
 }
 
 /// `os.walk(top_down=True)` order: a directory's files (sorted), then each sorted
-/// sub-directory in turn; `__pycache__` directories contribute nothing.
-fn walk(dir: &Path, recursive: bool, out: &mut Vec<Listed>) {
+/// sub-directory in turn; `__pycache__` directories contribute nothing. True when an entry
+/// was a link (resolved to its target).
+fn walk(dir: &Path, recursive: bool, out: &mut Vec<Listed>) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+        return false;
     };
+    let mut through_links = false;
     let mut files = Vec::new();
     let mut dirs = Vec::new();
     for entry in entries.flatten() {
@@ -200,6 +227,7 @@ fn walk(dir: &Path, recursive: bool, out: &mut Vec<Listed>) {
         let path = dir.join(&name);
         // os.walk's is_dir() follows links, and Alembic resolves every file path.
         let (is_dir, real) = if ft.is_symlink() {
+            through_links = true;
             (
                 path.is_dir(),
                 std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone()),
@@ -225,9 +253,10 @@ fn walk(dir: &Path, recursive: bool, out: &mut Vec<Listed>) {
     if recursive {
         dirs.sort();
         for (_, d) in dirs {
-            walk(&d, recursive, out);
+            through_links |= walk(&d, recursive, out);
         }
     }
+    through_links
 }
 
 /// Loads every revision file of `locations`. All broken files are reported, not just the
@@ -243,38 +272,44 @@ pub fn load_scripts(locations: &[PathBuf], recursive: bool) -> Result<Loaded, Ve
         let listed = list_with_stamps(locations, recursive);
         (listed, cache.join().ok().flatten())
     });
-    let (files, stamps): (Vec<PathBuf>, Vec<Option<FileStamp>>) = listed.into_iter().unzip();
-    let mut results: Vec<Option<Result<Script, LoadError>>> = Vec::with_capacity(files.len());
-    let mut to_parse = Vec::new();
-    for (i, (f, &stamp)) in files.iter().zip(&stamps).enumerate() {
-        match (stamp, cache.as_mut().and_then(|c| c.take(i, f, stamp))) {
-            (Some(_), Some(script)) => results.push(Some(Ok(script))),
-            _ => {
+    let count = listed.len();
+    let mut results: Vec<Option<Result<Script, LoadError>>> = Vec::with_capacity(count);
+    let mut stamps = Vec::with_capacity(count);
+    // Indices and paths of the files the cache could not answer for.
+    let (mut to_parse, mut paths) = (Vec::new(), Vec::new());
+    for (i, (path, stamp)) in listed.into_iter().enumerate() {
+        stamps.push(stamp);
+        let cached = match (stamp, cache.as_mut()) {
+            (Some(stamp), Some(cache)) => cache.take(i, path, stamp),
+            _ => Err(path),
+        };
+        match cached {
+            Ok(script) => results.push(Some(Ok(script))),
+            Err(path) => {
                 results.push(None);
                 to_parse.push(i);
+                paths.push(path);
             }
         }
     }
     if !to_parse.is_empty() {
-        let paths: Vec<PathBuf> = to_parse.iter().map(|&i| files[i].clone()).collect();
         for (i, r) in to_parse.iter().zip(load_parallel(&paths)) {
             results[*i] = Some(r);
         }
         if let Some(mut cache) = cache {
             cache.store(
-                files
+                stamps
                     .iter()
-                    .zip(&stamps)
                     .zip(&results)
-                    .filter_map(|((f, st), r)| match (st, r) {
-                        (Some(st), Some(Ok(s))) => Some((f.clone(), *st, s.clone())),
+                    .filter_map(|(st, r)| match (st, r) {
+                        (Some(st), Some(Ok(s))) => Some((s.path.clone(), *st, s.clone())),
                         _ => None,
                     }),
             );
         }
     }
     let results = results.into_iter().flatten();
-    let mut scripts = Vec::with_capacity(files.len());
+    let mut scripts = Vec::with_capacity(count);
     let mut errors = Vec::new();
     for r in results {
         match r {
@@ -450,10 +485,16 @@ impl MetaCache {
         })
     }
 
-    /// The cached script of `path` if its stamp still matches; each entry is handed out once.
-    fn take(&mut self, position: usize, path: &Path, stamp: Option<FileStamp>) -> Option<Script> {
+    /// The cached script of `path` if its stamp still matches (each entry is handed out
+    /// once), else `path` back.
+    fn take(
+        &mut self,
+        position: usize,
+        path: PathBuf,
+        stamp: FileStamp,
+    ) -> Result<Script, PathBuf> {
         let at = match self.data.scripts.get(position) {
-            Some((p, _)) if p.as_os_str() == path.as_os_str() => position,
+            Some((p, _)) if p.as_os_str() == path.as_os_str() => Some(position),
             // Files were added or removed since: fall back to an index, built once.
             _ => {
                 let index = self.index.get_or_init(|| {
@@ -464,18 +505,17 @@ impl MetaCache {
                         .map(|(i, (p, _))| (p.clone().into_os_string(), i))
                         .collect()
                 });
-                *index.get(path.as_os_str())?
+                index.get(path.as_os_str()).copied()
             }
         };
-        let c = &mut self.data.scripts.get_mut(at)?.1;
-        if Some(c.stamp) != stamp || c.revision.is_empty() {
-            return None;
+        match at.and_then(|at| self.data.scripts.get_mut(at)) {
+            Some((_, c)) if c.stamp == stamp && !c.revision.is_empty() => Ok(Script {
+                path,
+                revision: std::mem::take(&mut c.revision),
+                meta: std::mem::replace(&mut c.meta, ScriptMeta::empty()),
+            }),
+            _ => Err(path),
         }
-        Some(Script {
-            path: path.to_path_buf(),
-            revision: std::mem::take(&mut c.revision),
-            meta: std::mem::replace(&mut c.meta, ScriptMeta::empty()),
-        })
     }
 
     /// Replaces the cache with `entries`; failures only cost the next run a re-parse.
@@ -538,5 +578,47 @@ mod tests {
         ] {
             assert!(!is_revision_file_name(bad), "{bad}");
         }
+    }
+
+    /// Alembic loads each real file once: a location given twice, or a link to a file
+    /// listed already, gives its "loaded twice" warning (naming the real path) instead.
+    #[cfg(unix)]
+    #[test]
+    fn files_met_twice_are_loaded_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let versions = std::fs::canonicalize(dir.path()).expect("real path");
+        for name in ["a_1.py", "b_2.py"] {
+            std::fs::write(versions.join(name), "x = 1\n").expect("write");
+        }
+        let names = |files: &[Listed]| -> Vec<String> {
+            files
+                .iter()
+                .map(|(p, st)| {
+                    assert!(st.is_some(), "{} is stamped", p.display());
+                    p.strip_prefix(&versions)
+                        .expect("inside")
+                        .display()
+                        .to_string()
+                })
+                .collect()
+        };
+
+        let (files, warnings) = list_with_stamps(std::slice::from_ref(&versions), false);
+        assert_eq!(names(&files), ["a_1.py", "b_2.py"]);
+        assert!(warnings.is_empty());
+
+        let (files, warnings) = list_with_stamps(&[versions.clone(), versions.clone()], false);
+        assert_eq!(names(&files), ["a_1.py", "b_2.py"]);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with(&format!(
+            "File {} loaded twice!",
+            versions.join("a_1.py").display()
+        )));
+
+        std::os::unix::fs::symlink(versions.join("a_1.py"), versions.join("c_3.py"))
+            .expect("symlink");
+        let (files, warnings) = list_with_stamps(std::slice::from_ref(&versions), false);
+        assert_eq!(names(&files), ["a_1.py", "b_2.py"]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
     }
 }
