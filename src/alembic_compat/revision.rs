@@ -747,7 +747,7 @@ impl AncestorSplitter {
             .iter()
             .map(|h| parents.iter().position(|p| p == h).map(|b| 1u64 << b))
             .collect();
-        let (Some(bits), true) = (bits, parents.len() <= 64) else {
+        let (Some(bits), 1..=64) = (bits, parents.len()) else {
             return heads.iter().map(|&h| map.ancestor_set(h)).collect();
         };
         let all = u64::MAX >> (64 - parents.len());
