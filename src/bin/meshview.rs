@@ -41,7 +41,10 @@ fn main() {
     let argv: Vec<OsString> = std::env::args_os().collect();
     let prog = cli::prog_name(argv.first(), "meshview");
     let code = match Args::parse_from(&argv).command {
-        Command::Alembic { args } => cli::run_process(&format!("{prog} alembic"), args),
+        Command::Alembic { args } => {
+            cli::exit_follows_run();
+            cli::run_process(&format!("{prog} alembic"), args)
+        }
         Command::Writer { .. } | Command::Web { .. } => {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "FAILED: not implemented yet");

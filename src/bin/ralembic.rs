@@ -10,6 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let mut args = std::env::args_os();
     let prog = cli::prog_name(args.next().as_ref(), "ralembic");
+    cli::exit_follows_run();
     let code = cli::run_process(&prog, args.collect());
     leave(code);
 }

@@ -598,9 +598,17 @@ fn dispatch(config: Config, verb: &Verb, ctx: &mut Ctx) -> Result<(), Failure> {
     result
 }
 
-/// Set by [`run_process`]: nothing runs after the command but the process's exit.
+/// Set by [`exit_follows_run`]: nothing runs after the command but the process's exit.
 static PROCESS_ENDS_AFTER_RUN: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
+
+/// Declares that the process exits as soon as the command returns, so its large structures
+/// (the revision map) are left to the kernel instead of freed one by one. Only for a binary
+/// whose whole job is the one command: a caller that goes on afterwards (a writer that
+/// migrates and then ingests) must not call it, or that memory stays with it.
+pub fn exit_follows_run() {
+    PROCESS_ENDS_AFTER_RUN.store(true, std::sync::atomic::Ordering::Relaxed);
+}
 
 fn run_verb(sd: &ScriptDirectory, verb: &Verb, ctx: &mut Ctx) -> Result<(), Failure> {
     match verb {
@@ -722,7 +730,6 @@ pub fn init_logging() {
 /// stderr, returning the exit code.
 pub fn run_process(prog: &str, args: Vec<OsString>) -> i32 {
     init_logging();
-    PROCESS_ENDS_AFTER_RUN.store(true, std::sync::atomic::Ordering::Relaxed);
     let env = Environment::from_process();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
