@@ -94,3 +94,48 @@ fn cached_runs_follow_every_edit() {
     }
     assert_cache_agrees(&project, &cache, "garbage cache file");
 }
+
+/// Once a versions directory has settled, the next run takes its names from the cache
+/// instead of reading the directory; any file added or removed after that must still show.
+#[test]
+fn reused_listings_follow_added_and_removed_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("p");
+    let cache = tmp.path().join("cache");
+    copy_dir(&common::repo_root().join("tests/fixtures/linear"), &project);
+    let versions = project.join("alembic/versions");
+    let cache_arg = cache.to_string_lossy().to_string();
+    let reused = |project: &Path| {
+        let env = CaseEnv {
+            set: vec![
+                ("RALEMBIC_CACHE_DIR".to_string(), cache_arg.clone()),
+                ("RUST_LOG".to_string(), "meshview=debug".to_string()),
+            ],
+        };
+        let out = run_tool(&ralembic_bin(), project, &argv("heads"), &env);
+        String::from_utf8_lossy(&out.stderr).contains("files reused")
+    };
+    // A directory is trusted two seconds after its last change.
+    let settle = || std::thread::sleep(std::time::Duration::from_millis(2100));
+
+    settle();
+    assert!(!reused(&project), "nothing cached yet");
+    assert!(reused(&project), "the settled listing is not reused");
+    std::fs::write(
+        versions.join("aaaa00000001_new_head.py"),
+        "'''new head'''\nrevision = 'aaaa00000001'\ndown_revision = 'f4894da35515'\n",
+    )
+    .unwrap();
+    assert!(!reused(&project), "a listing reused after a file was added");
+    assert_cache_agrees(&project, &cache, "file added to a reused listing");
+
+    settle();
+    reused(&project);
+    assert!(reused(&project), "the settled listing is not reused");
+    std::fs::remove_file(versions.join("aaaa00000001_new_head.py")).unwrap();
+    assert!(
+        !reused(&project),
+        "a listing reused after a file was removed"
+    );
+    assert_cache_agrees(&project, &cache, "file removed from a reused listing");
+}

@@ -83,19 +83,32 @@ pub struct Loaded {
 
 type Listed = (PathBuf, Option<FileStamp>);
 
+/// A listing and how it was made: with the stamps of the directories read, when they allow
+/// the next run to reuse it (see [`Listing`]).
+struct Found {
+    files: Vec<Listed>,
+    warnings: Vec<String>,
+    reusable: Option<Listing>,
+}
+
 /// Lists the revision files of `locations` in Alembic's order, stamped, without reading them.
-fn list_with_stamps(locations: &[PathBuf], recursive: bool) -> (Vec<Listed>, Vec<String>) {
+fn list_with_stamps(locations: &[PathBuf], recursive: bool) -> Found {
     let mut files = Vec::new();
     let mut warnings = Vec::new();
     // Keyed by the path's bytes: hashing a `Path` walks its components, which shows on
     // large histories.
     let mut seen = rustc_hash::FxHashSet::<std::ffi::OsString>::default();
-    for loc in locations.iter().filter(|l| l.exists()) {
+    let existing: Vec<&PathBuf> = locations.iter().filter(|l| l.exists()).collect();
+    let listed_at = std::time::SystemTime::now();
+    let mut dirs = Vec::new();
+    let mut any_link = false;
+    for loc in &existing {
         let mut found = Vec::new();
         // Resolve the directory once; `walk` resolves only entries that are links themselves,
         // which keeps this to one system call per file on large histories.
-        let loc = std::fs::canonicalize(loc).unwrap_or_else(|_| loc.clone());
-        let through_links = walk(&loc, recursive, &mut found);
+        let loc = std::fs::canonicalize(loc).unwrap_or_else(|_| (*loc).clone());
+        let through_links = walk(&loc, recursive, &mut found, &mut dirs);
+        any_link |= through_links;
         // A file can only be met twice through a link or a second location; sparing the
         // set otherwise spares a large history one allocation and hash per file.
         let dedupe = through_links || locations.len() > 1;
@@ -117,7 +130,94 @@ fn list_with_stamps(locations: &[PathBuf], recursive: bool) -> (Vec<Listed>, Vec
         }
     }
     stamp_all(&mut files);
-    (files, warnings)
+    // Links can change their targets and a second location can shadow the first without
+    // either directory changing, so only one location read without links is reused.
+    let reusable = (locations.len() == 1 && existing.len() == 1 && !any_link)
+        .then(|| Listing::settled(recursive, dirs, listed_at))
+        .flatten();
+    Found {
+        files,
+        warnings,
+        reusable,
+    }
+}
+
+/// A directory's identity and last change. Adding, removing or renaming an entry sets its
+/// change time (and modification time) to the current time, so while the stamp holds, the
+/// directory lists the same names (what git's untracked cache relies on too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct DirStamp {
+    dev: u64,
+    ino: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl DirStamp {
+    #[cfg(unix)]
+    fn of(dir: &Path) -> Option<DirStamp> {
+        let st = rustix::fs::stat(dir).ok()?;
+        Some(DirStamp {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            mtime_ns: st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128,
+            ctime_ns: st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn of(_dir: &Path) -> Option<DirStamp> {
+        None
+    }
+}
+
+/// The directories a listing read, each stamped before it was read. A later run whose
+/// directories all show the same stamps lists the same files, so it takes the names from
+/// the cache instead of reading the directories again (on 10,000 revisions, reading the
+/// directory is a quarter of a warm `heads`). Every file is still stamped on every run:
+/// an edit in place changes the file, not its directory.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Listing {
+    recursive: bool,
+    dirs: Vec<(PathBuf, DirStamp)>,
+}
+
+/// How long after its last change a directory's stamp is trusted. Timestamps come from a
+/// coarse clock (a few milliseconds; whole seconds on some filesystems), so a change made
+/// within the same tick as an earlier one can leave the stamp as it was; a change after a
+/// listing made this long after the last one always moves it.
+const SETTLE_NS: i128 = 2_000_000_000;
+
+impl Listing {
+    /// The listing of `dirs` (stamped before `listed_at`), if every one had settled.
+    fn settled(
+        recursive: bool,
+        dirs: Vec<(PathBuf, Option<DirStamp>)>,
+        listed_at: std::time::SystemTime,
+    ) -> Option<Listing> {
+        let now_ns = listed_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos() as i128;
+        let dirs = dirs
+            .into_iter()
+            .map(|(d, st)| {
+                st.filter(|st| now_ns - st.ctime_ns.max(st.mtime_ns) > SETTLE_NS)
+                    .map(|st| (d, st))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Listing { recursive, dirs })
+    }
+
+    /// True when a listing of the same kind now would read the same names.
+    fn still_holds(&self, recursive: bool) -> bool {
+        self.recursive == recursive
+            && !self.dirs.is_empty()
+            && self
+                .dirs
+                .iter()
+                .all(|(d, st)| DirStamp::of(d).as_ref() == Some(st))
+    }
 }
 
 /// Stats the files on a few threads: on large histories one `stat` per file is most of a
@@ -211,11 +311,19 @@ impl DirStat {
 
 /// `os.walk(top_down=True)` order: a directory's files (sorted), then each sorted
 /// sub-directory in turn; `__pycache__` directories contribute nothing. True when an entry
-/// was a link (resolved to its target).
-fn walk(dir: &Path, recursive: bool, out: &mut Vec<Listed>) -> bool {
+/// was a link (resolved to its target). Each directory read goes to `dirs` with its stamp,
+/// taken before it is read, so a change made while it is read moves the stamp.
+fn walk(
+    dir: &Path,
+    recursive: bool,
+    out: &mut Vec<Listed>,
+    dirs_read: &mut Vec<(PathBuf, Option<DirStamp>)>,
+) -> bool {
+    let stamp = DirStamp::of(dir);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return false;
     };
+    dirs_read.push((dir.to_path_buf(), stamp));
     let mut through_links = false;
     let mut files = Vec::new();
     let mut dirs = Vec::new();
@@ -253,7 +361,7 @@ fn walk(dir: &Path, recursive: bool, out: &mut Vec<Listed>) -> bool {
     if recursive {
         dirs.sort();
         for (_, d) in dirs {
-            through_links |= walk(&d, recursive, out);
+            through_links |= walk(&d, recursive, out, dirs_read);
         }
     }
     through_links
@@ -266,12 +374,39 @@ fn walk(dir: &Path, recursive: bool, out: &mut Vec<Listed>) -> bool {
 /// [`MetaCache`] (the role Python's `__pycache__` plays for Alembic): a file whose size and
 /// modification time are unchanged is not parsed again.
 pub fn load_scripts(locations: &[PathBuf], recursive: bool) -> Result<Loaded, Vec<LoadError>> {
-    // Reading the cache overlaps the directory walk: both are a large part of a warm run.
-    let ((listed, warnings), mut cache) = std::thread::scope(|scope| {
-        let cache = scope.spawn(|| MetaCache::open(locations));
-        let listed = list_with_stamps(locations, recursive);
-        (listed, cache.join().ok().flatten())
+    let mut cache = MetaCache::open(locations);
+    let reused = cache.as_mut().and_then(|c| c.reuse_listing(recursive));
+    let (found, entries) = std::thread::scope(|scope| {
+        // Decoding the cached metadata overlaps listing and stamping, which are most of a
+        // warm run; a small cache decodes faster than a thread starts.
+        let body = cache.as_ref().map(MetaCache::body);
+        let (small, large) = match body {
+            Some(b) if b.len() < 16 * 1024 => (Some(decode_entries(b)), None),
+            Some(b) => (None, Some(scope.spawn(move || decode_entries(b)))),
+            None => (None, None),
+        };
+        let found = match reused {
+            Some((paths, listing)) => {
+                let mut files: Vec<Listed> = paths.into_iter().map(|p| (p, None)).collect();
+                stamp_all(&mut files);
+                Found {
+                    files,
+                    warnings: Vec::new(),
+                    reusable: Some(listing),
+                }
+            }
+            None => list_with_stamps(locations, recursive),
+        };
+        (found, small.or_else(|| large.and_then(|h| h.join().ok())))
     });
+    if let (Some(cache), Some(entries)) = (cache.as_mut(), entries) {
+        cache.entries = entries;
+    }
+    let Found {
+        files: listed,
+        warnings,
+        reusable,
+    } = found;
     let count = listed.len();
     let mut results: Vec<Option<Result<Script, LoadError>>> = Vec::with_capacity(count);
     let mut stamps = Vec::with_capacity(count);
@@ -296,16 +431,34 @@ pub fn load_scripts(locations: &[PathBuf], recursive: bool) -> Result<Loaded, Ve
         for (i, r) in to_parse.iter().zip(load_parallel(&paths)) {
             results[*i] = Some(r);
         }
-        if let Some(mut cache) = cache {
-            cache.store(
-                stamps
-                    .iter()
-                    .zip(&results)
-                    .filter_map(|(st, r)| match (st, r) {
-                        (Some(st), Some(Ok(s))) => Some((s.path.clone(), *st, s.clone())),
-                        _ => None,
-                    }),
-            );
+    }
+    if let Some(mut cache) = cache {
+        if !to_parse.is_empty() || reusable != cache.head.listing {
+            // Every listed file, in order; those that failed keep their place without an
+            // entry, so the listing can be reused and their errors are always reported
+            // afresh.
+            let mut parsed = to_parse.iter().copied().zip(&paths).peekable();
+            let entries = results
+                .iter()
+                .zip(&stamps)
+                .enumerate()
+                .map(|(i, (r, st))| {
+                    let parsed_path = parsed.next_if(|(at, _)| *at == i).map(|(_, p)| p);
+                    match (r, st) {
+                        (Some(Ok(s)), Some(stamp)) => (
+                            s.path.clone(),
+                            Some(CachedScript {
+                                stamp: *stamp,
+                                revision: s.revision.clone(),
+                                meta: s.meta.clone(),
+                            }),
+                        ),
+                        (Some(Ok(s)), None) => (s.path.clone(), None),
+                        _ => (parsed_path.cloned().unwrap_or_default(), None),
+                    }
+                })
+                .collect();
+            cache.store(reusable, entries);
         }
     }
     let results = results.into_iter().flatten();
@@ -431,25 +584,40 @@ struct CachedScript {
     meta: ScriptMeta,
 }
 
+/// The first part of a cache file, decoded before the rest: it says whether the listing
+/// can be reused, and the files can be stamped while the entries are decoded.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
-struct CacheFile {
+struct CacheHead {
     /// Bumped whenever parsing or metadata rules change, so old entries are never trusted.
     format: String,
-    /// In load order: the next run looks each file up by position first, no hashing.
-    scripts: Vec<(PathBuf, CachedScript)>,
+    /// How `files` was listed, when the next run may reuse it.
+    listing: Option<Listing>,
+    /// Every listed file, in load order: the next run looks each up by position first.
+    files: Vec<PathBuf>,
 }
 
 /// What parsing each revision file yielded, kept between runs in the user's cache directory
 /// (`$RALEMBIC_CACHE_DIR`, else `$XDG_CACHE_HOME/ralembic`, else `~/.cache/ralembic`; set
 /// `RALEMBIC_CACHE_DIR=off` to disable), one file per set of version locations. Only files
-/// that parsed cleanly are kept, so errors are always reported afresh.
+/// that parsed cleanly have an entry, so errors are always reported afresh.
 pub struct MetaCache {
     path: PathBuf,
-    data: CacheFile,
+    head: CacheHead,
+    /// The file as read; from `body_at` on, the encoded entries (one per file of the head,
+    /// `None` for a file that failed), decoded on another thread.
+    bytes: Vec<u8>,
+    body_at: usize,
+    entries: Vec<Option<CachedScript>>,
+    /// The listing was taken from the head: positions match without comparing paths.
+    aligned: bool,
     index: std::cell::OnceCell<rustc_hash::FxHashMap<std::ffi::OsString, usize>>,
 }
 
-const CACHE_FORMAT: &str = concat!("ralembic-meta-4-", env!("CARGO_PKG_VERSION"));
+fn decode_entries(body: &[u8]) -> Vec<Option<CachedScript>> {
+    postcard::from_bytes(body).unwrap_or_default()
+}
+
+const CACHE_FORMAT: &str = concat!("ralembic-meta-5-", env!("CARGO_PKG_VERSION"));
 
 impl MetaCache {
     pub(crate) fn dir() -> Option<PathBuf> {
@@ -473,16 +641,35 @@ impl MetaCache {
                 .hash(&mut h);
         }
         let path = dir.join(format!("{:016x}.meta", h.finish()));
-        let data = std::fs::read(&path)
-            .ok()
-            .and_then(|b| postcard::from_bytes::<CacheFile>(&b).ok())
-            .filter(|c| c.format == CACHE_FORMAT)
-            .unwrap_or_default();
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        let (head, body_at) = match postcard::take_from_bytes::<CacheHead>(&bytes) {
+            Ok((head, rest)) if head.format == CACHE_FORMAT => (head, bytes.len() - rest.len()),
+            _ => (CacheHead::default(), bytes.len()),
+        };
         Some(MetaCache {
             path,
-            data,
+            head,
+            bytes,
+            body_at,
+            entries: Vec::new(),
+            aligned: false,
             index: std::cell::OnceCell::new(),
         })
+    }
+
+    /// The files listed last time, if their directories have not changed since.
+    fn reuse_listing(&mut self, recursive: bool) -> Option<(Vec<PathBuf>, Listing)> {
+        let listing = self.head.listing.as_ref()?;
+        if !listing.still_holds(recursive) {
+            return None;
+        }
+        tracing::debug!("listing of {} files reused", self.head.files.len());
+        self.aligned = true;
+        Some((std::mem::take(&mut self.head.files), listing.clone()))
+    }
+
+    fn body(&self) -> &[u8] {
+        self.bytes.get(self.body_at..).unwrap_or_default()
     }
 
     /// The cached script of `path` if its stamp still matches (each entry is handed out
@@ -493,46 +680,45 @@ impl MetaCache {
         path: PathBuf,
         stamp: FileStamp,
     ) -> Result<Script, PathBuf> {
-        let at = match self.data.scripts.get(position) {
-            Some((p, _)) if p.as_os_str() == path.as_os_str() => Some(position),
+        let at = match self.head.files.get(position) {
+            _ if self.aligned => Some(position),
+            Some(p) if p.as_os_str() == path.as_os_str() => Some(position),
             // Files were added or removed since: fall back to an index, built once.
             _ => {
                 let index = self.index.get_or_init(|| {
-                    self.data
-                        .scripts
+                    self.head
+                        .files
                         .iter()
                         .enumerate()
-                        .map(|(i, (p, _))| (p.clone().into_os_string(), i))
+                        .map(|(i, p)| (p.clone().into_os_string(), i))
                         .collect()
                 });
                 index.get(path.as_os_str()).copied()
             }
         };
-        match at.and_then(|at| self.data.scripts.get_mut(at)) {
-            Some((_, c)) if c.stamp == stamp && !c.revision.is_empty() => Ok(Script {
-                path,
-                revision: std::mem::take(&mut c.revision),
-                meta: std::mem::replace(&mut c.meta, ScriptMeta::empty()),
-            }),
+        let slot = at.and_then(|at| self.entries.get_mut(at));
+        match slot {
+            Some(slot) if slot.as_ref().is_some_and(|c| c.stamp == stamp) => match slot.take() {
+                Some(c) => Ok(Script {
+                    path,
+                    revision: c.revision,
+                    meta: c.meta,
+                }),
+                None => Err(path),
+            },
             _ => Err(path),
         }
     }
 
-    /// Replaces the cache with `entries`; failures only cost the next run a re-parse.
-    fn store(&mut self, entries: impl Iterator<Item = (PathBuf, FileStamp, Script)>) {
-        self.data.format = CACHE_FORMAT.to_string();
-        self.data.scripts = entries
-            .map(|(p, stamp, s)| {
-                (
-                    p,
-                    CachedScript {
-                        stamp,
-                        revision: s.revision,
-                        meta: s.meta,
-                    },
-                )
-            })
-            .collect();
+    /// Replaces the cache with `files` (every listed file, in order, with what it yielded)
+    /// and how they were listed; failures only cost the next run a re-parse.
+    fn store(&mut self, listing: Option<Listing>, files: Vec<(PathBuf, Option<CachedScript>)>) {
+        let (files, entries): (Vec<PathBuf>, Vec<Option<CachedScript>>) = files.into_iter().unzip();
+        let head = CacheHead {
+            format: CACHE_FORMAT.to_string(),
+            listing,
+            files,
+        };
         let Some(dir) = self.path.parent() else {
             return;
         };
@@ -540,7 +726,11 @@ impl MetaCache {
             .path
             .with_extension(format!("tmp{}", std::process::id()));
         let written = std::fs::create_dir_all(dir)
-            .and_then(|_| postcard::to_stdvec(&self.data).map_err(std::io::Error::other))
+            .and_then(|_| {
+                let mut bytes = postcard::to_stdvec(&head).map_err(std::io::Error::other)?;
+                bytes.extend(postcard::to_stdvec(&entries).map_err(std::io::Error::other)?);
+                Ok(bytes)
+            })
             .and_then(|bytes| std::fs::write(&tmp, bytes))
             .and_then(|_| std::fs::rename(&tmp, &self.path));
         if let Err(e) = written {
@@ -580,6 +770,52 @@ mod tests {
         }
     }
 
+    /// A listing is reused only while no directory it read has changed, and only once each
+    /// had settled: a change in the same clock tick as the listing could leave no trace.
+    #[cfg(unix)]
+    #[test]
+    fn listings_are_reused_only_while_their_directories_hold() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let versions = std::fs::canonicalize(dir.path()).expect("real path");
+        let sub = versions.join("sub");
+        std::fs::create_dir(&sub).expect("mkdir");
+        std::fs::write(versions.join("a_1.py"), "x = 1\n").expect("write");
+        std::fs::write(sub.join("b_2.py"), "x = 1\n").expect("write");
+        // The changes below must fall in a later tick of the filesystem's clock than these,
+        // as they would after the settling time that `later` stands for.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3);
+        let list = |recursive: bool| {
+            let mut files = Vec::new();
+            let mut dirs = Vec::new();
+            walk(&versions, recursive, &mut files, &mut dirs);
+            (files.len(), dirs)
+        };
+
+        let (_, dirs) = list(true);
+        assert!(
+            Listing::settled(true, dirs, std::time::SystemTime::now()).is_none(),
+            "directories changed just now are not trusted yet"
+        );
+
+        let (count, dirs) = list(true);
+        assert_eq!((count, dirs.len()), (2, 2));
+        let listing = Listing::settled(true, dirs, later).expect("settled by then");
+        assert!(listing.still_holds(true));
+        assert!(!listing.still_holds(false), "listed recursively");
+        // A file added in a sub-directory changes only that directory.
+        std::fs::write(sub.join("c_3.py"), "x = 1\n").expect("write");
+        assert!(!listing.still_holds(true));
+
+        let (_, dirs) = list(false);
+        let listing = Listing::settled(false, dirs, later).expect("settled by then");
+        assert!(listing.still_holds(false));
+        // Removing a file moves the stamp on, even if the names end up as they were.
+        std::fs::write(versions.join("d_4.py"), "x = 1\n").expect("write");
+        std::fs::remove_file(versions.join("d_4.py")).expect("remove");
+        assert!(!listing.still_holds(false));
+    }
+
     /// Alembic loads each real file once: a location given twice, or a link to a file
     /// listed already, gives its "loaded twice" warning (naming the real path) instead.
     #[cfg(unix)]
@@ -603,11 +839,16 @@ mod tests {
                 .collect()
         };
 
-        let (files, warnings) = list_with_stamps(std::slice::from_ref(&versions), false);
-        assert_eq!(names(&files), ["a_1.py", "b_2.py"]);
-        assert!(warnings.is_empty());
+        let found = list_with_stamps(std::slice::from_ref(&versions), false);
+        assert_eq!(names(&found.files), ["a_1.py", "b_2.py"]);
+        assert!(found.warnings.is_empty());
 
-        let (files, warnings) = list_with_stamps(&[versions.clone(), versions.clone()], false);
+        let Found {
+            files,
+            warnings,
+            reusable,
+        } = list_with_stamps(&[versions.clone(), versions.clone()], false);
+        assert!(reusable.is_none(), "a second location can shadow the first");
         assert_eq!(names(&files), ["a_1.py", "b_2.py"]);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].starts_with(&format!(
@@ -617,8 +858,9 @@ mod tests {
 
         std::os::unix::fs::symlink(versions.join("a_1.py"), versions.join("c_3.py"))
             .expect("symlink");
-        let (files, warnings) = list_with_stamps(std::slice::from_ref(&versions), false);
-        assert_eq!(names(&files), ["a_1.py", "b_2.py"]);
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let found = list_with_stamps(std::slice::from_ref(&versions), false);
+        assert!(found.reusable.is_none(), "a link can change its target");
+        assert_eq!(names(&found.files), ["a_1.py", "b_2.py"]);
+        assert_eq!(found.warnings.len(), 1, "{:?}", found.warnings);
     }
 }
