@@ -180,7 +180,10 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
             type_events: false,
         })
         .collect::<Vec<_>>();
-    static PK_NAME: Pattern = Pattern::new(r#"(?i)CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+PRIMARY\s+KEY"#);
+    static PK_NAME: Pattern = Pattern::needing(
+        r#"(?i)CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+PRIMARY\s+KEY"#,
+        "PRIMARY",
+    );
     let pk_name = PK_NAME
         .captures(&table_sql)
         .and_then(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()));
@@ -250,8 +253,9 @@ fn reflect_fks(conn: &Connection, qname: &str, table_sql: &str) -> Result<Vec<Co
     // SQLAlchemy lists them in id order, which is the reverse of declaration.
     groups.sort_by_key(|g| g.0);
     // Names and options come only from table-level FOREIGN KEY clauses.
-    static FK: Pattern = Pattern::new(
+    static FK: Pattern = Pattern::needing(
         r#"(?i)(?:CONSTRAINT\s+(\w+|"(?:[^"]|"")+")\s+)?FOREIGN KEY\s*\(\s*(.+?)\s*\)\s+REFERENCES\s+(?:"(.+?)"|([a-z0-9_]+))\s*\(\s*((?:(?:"[^"]+"|[a-z0-9_]+)\s*(?:,\s*)?)+)\)\s*((?:ON (?:DELETE|UPDATE) (?:SET NULL|SET DEFAULT|CASCADE|RESTRICT|NO ACTION)\s*)*)((?:NOT\s+)?DEFERRABLE)?(?:\s+INITIALLY\s+(DEFERRED|IMMEDIATE))?"#,
+        "FOREIGN KEY",
     );
     let parsed: Vec<_> = FK
         .captures_iter(table_sql)
@@ -406,16 +410,19 @@ fn reflect_uniques(
         }
     }
     let mut parsed: Vec<(Option<String>, Vec<String>)> = vec![];
-    static NAMED: Pattern =
-        Pattern::new(r#"(?i)(?:CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+)?UNIQUE\s*\((.+?)\)"#);
+    static NAMED: Pattern = Pattern::needing(
+        r#"(?i)(?:CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+)?UNIQUE\s*\((.+?)\)"#,
+        "UNIQUE",
+    );
     for c in NAMED.captures_iter(table_sql) {
         parsed.push((
             c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()),
             cols_in_sig(&c[3]),
         ));
     }
-    static INLINE: Pattern = Pattern::new(
+    static INLINE: Pattern = Pattern::needing(
         r#"(?i)(?:(".+?")|(?:[\[`])?([a-z0-9_]+)(?:[\]`])?)[\t ]+[a-z0-9_]+(?:[\t ]+[a-z0-9_]+)*?[\t ]+UNIQUE"#,
+        "UNIQUE",
     );
     for c in INLINE.captures_iter(table_sql) {
         if let Some(m) = c.get(1).or(c.get(2)) {
@@ -435,8 +442,10 @@ fn reflect_uniques(
 /// Named CHECKs only: an unnamed reflected CHECK is dropped by batch mode anyway.
 fn reflect_checks(table_sql: &str) -> Vec<ConsDef> {
     let mut out = vec![];
-    static CHECK: Pattern =
-        Pattern::new(r#"(?i)CONSTRAINT\s+(?:"((?:[^"]|"")+)"|(\w+))\s+CHECK\s*\("#);
+    static CHECK: Pattern = Pattern::needing(
+        r#"(?i)CONSTRAINT\s+(?:"((?:[^"]|"")+)"|(\w+))\s+CHECK\s*\("#,
+        "CHECK",
+    );
     for c in CHECK.captures_iter(table_sql) {
         let end = c.get(0).map_or(0, |m| m.end());
         if let Some(body) = balanced(&table_sql[end..]) {
@@ -491,8 +500,9 @@ fn matching_paren(text: &str, open: usize) -> Option<usize> {
 /// (name, SQL text), sorted by name with the unnamed last. Autogenerate renders these in a
 /// created or dropped table; [`reflect_table`] keeps only named ones (what batch needs).
 pub fn check_constraints(table_sql: &str) -> Vec<(Option<String>, String)> {
-    static CHECK: Pattern = Pattern::new(
+    static CHECK: Pattern = Pattern::needing(
         r#"(?i)(?:CONSTRAINT\s+("(?:[^"]|"")+"|'(?:[^']|'')+'|\[(?:[^\]]|\]\])+\]|`(?:[^`]|``)+`|\S+)\s+)?CHECK\s*\("#,
+        "CHECK",
     );
     let mut out = vec![];
     let mut pos = 0;
@@ -570,7 +580,7 @@ fn index_columns(conn: &Connection, name: &str) -> Result<Vec<Option<String>>, D
 
 fn reflect_indexes(conn: &Connection, rows: Vec<ListedIndex>) -> Result<Vec<IdxDef>, DdlError> {
     let mut out = vec![];
-    static WHERE: Pattern = Pattern::new(r"(?is)\bWHERE\b\s*(.+)$");
+    static WHERE: Pattern = Pattern::needing(r"(?is)\bWHERE\b\s*(.+)$", "WHERE");
     // index_list is newest first and SQLAlchemy keeps that order. Alembic then walks
     // `Table.indexes`, a Python set, so with several indexes its order is not guaranteed.
     for (name, unique, origin) in rows {
