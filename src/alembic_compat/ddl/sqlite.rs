@@ -8,6 +8,7 @@ use crate::alembic_compat::ops::{
     AlterColumn, Autoincrement, Column, Constraint, CreateTable, Index, IndexKey, Literal, Name,
     Op, ServerDefault, SqlExpr, Statement, TableClause, TypeSpec,
 };
+use crate::alembic_compat::pattern::Pattern;
 
 const NO_CONSTRAINT_ALTER: &str = "No support for ALTER of constraints in SQLite dialect. \
 Please refer to the batch mode feature which allows for SQLite migrations using a \
@@ -683,22 +684,23 @@ impl Conventions<'_> {
         if given.is_none() && tpl.contains("%(constraint_name)s") {
             return None;
         }
-        let re = token_re();
-        let out = re.replace_all(tpl, |c: &regex::Captures| {
-            let tok = &c[1];
-            if tok == "%" {
-                return "%".to_string();
+        // Python's `%` formatting with a mapping: `%(key)s` is the token's value, `%%` a '%'.
+        static TOKEN: Pattern = Pattern::new(r"%\((\w+)\)s|%(%)");
+        let mut out = String::with_capacity(tpl.len());
+        let mut done = 0;
+        for c in TOKEN.captures_iter(tpl) {
+            let Some(whole) = c.get(0) else { continue };
+            out.push_str(&tpl[done..whole.start()]);
+            if c.get(2).is_some() {
+                out.push('%');
+            } else {
+                out.push_str(&token_value(&c[1], given.as_deref(), ctx).unwrap_or_default());
             }
-            token_value(tok, given.as_deref(), ctx).unwrap_or_default()
-        });
-        Some(out.into_owned())
+            done = whole.end();
+        }
+        out.push_str(&tpl[done..]);
+        Some(out)
     }
-}
-
-fn token_re() -> &'static regex::Regex {
-    use std::sync::OnceLock;
-    static RE: OnceLock<regex::Regex> = OnceLock::new();
-    RE.get_or_init(|| regex::Regex::new(r"%\((\w+)\)s|%(%)").unwrap_or_else(|_| unreachable!()))
 }
 
 fn token_value(tok: &str, given: Option<&str>, ctx: &NameCtx) -> Option<String> {
@@ -1615,6 +1617,41 @@ pub fn bulk_insert_offline(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Conventions are Python `%` templates: tokens take the constraint's values and `%%`
+    /// stands for a literal '%' (it once panicked on the group it leaves empty).
+    #[test]
+    fn convention_templates_format_as_python_does() {
+        let pairs = [
+            (
+                "ck".to_string(),
+                "ck_%(table_name)s_%%_%(constraint_name)s".to_string(),
+            ),
+            (
+                "fk".to_string(),
+                "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s".to_string(),
+            ),
+        ];
+        let conventions = Conventions { pairs: &pairs };
+        let columns = ["a".to_string(), "b".to_string()];
+        let ctx = NameCtx {
+            table: "node",
+            columns: &columns,
+            referred_table: Some("peer"),
+            referred_columns: &[],
+        };
+        let given = Name::Plain("positive".to_string());
+        assert_eq!(
+            conventions.apply("ck", Some(&given), &ctx).as_deref(),
+            Some("ck_node_%_positive")
+        );
+        assert_eq!(
+            conventions.apply("fk", None, &ctx).as_deref(),
+            Some("fk_node_a_b_peer")
+        );
+        let none = Conventions { pairs: &[] };
+        assert_eq!(none.apply("ix", None, &ctx).as_deref(), Some("ix_node_a"));
+    }
 
     #[test]
     fn reserved_words_are_sorted_and_quoting_follows_sqlalchemy() {
