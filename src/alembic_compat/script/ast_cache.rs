@@ -114,21 +114,28 @@ const MAX_ENTRIES: usize = 20_000;
 
 /// Only called after a cache miss, so a directory listing here costs little.
 fn prune(dir: &std::path::Path) {
+    prune_oldest(dir, MAX_ENTRIES, |_| true);
+}
+
+/// Once `dir` holds more than `max` of the files `ours` accepts (by name), removes the least
+/// recently written of them down to three quarters of `max`; anything else is left alone.
+pub(super) fn prune_oldest(dir: &std::path::Path, max: usize, ours: impl Fn(&str) -> bool) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
         .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(&ours))
         .filter_map(|e| {
             let modified = e.metadata().ok()?.modified().ok()?;
             Some((modified, e.path()))
         })
         .collect();
-    if files.len() < MAX_ENTRIES {
+    if files.len() <= max {
         return;
     }
     files.sort();
-    for (_, p) in files.iter().take(files.len() - MAX_ENTRIES * 3 / 4) {
+    for (_, p) in files.iter().take(files.len() - max * 3 / 4) {
         let _ = std::fs::remove_file(p);
     }
 }

@@ -613,6 +613,21 @@ pub struct MetaCache {
     index: std::cell::OnceCell<rustc_hash::FxHashMap<std::ffi::OsString, usize>>,
 }
 
+/// Metadata cache files kept at most, one per set of version locations; past that the least
+/// recently written go first (a project whose cache goes then pays one full parse).
+const MAX_CACHE_FILES: usize = 512;
+
+/// Our cache files' names (this version's and older formats'): the cache directory may be one
+/// the user shares with other files, which are never touched.
+fn is_cache_file_name(name: &str) -> bool {
+    match name.split_once('.') {
+        Some((stem, "meta" | "json")) => {
+            stem.len() == 16 && stem.bytes().all(|b| b.is_ascii_hexdigit())
+        }
+        _ => false,
+    }
+}
+
 fn decode_entries(body: &[u8]) -> Vec<Option<CachedScript>> {
     postcard::from_bytes(body).unwrap_or_default()
 }
@@ -713,6 +728,13 @@ impl MetaCache {
     /// Replaces the cache with `files` (every listed file, in order, with what it yielded)
     /// and how they were listed; failures only cost the next run a re-parse.
     fn store(&mut self, listing: Option<Listing>, files: Vec<(PathBuf, Option<CachedScript>)>) {
+        if self.bytes.is_empty() {
+            // A location seen for the first time (every temporary project of a test suite
+            // is one): keep the number of cache files bounded.
+            if let Some(dir) = self.path.parent() {
+                super::ast_cache::prune_oldest(dir, MAX_CACHE_FILES, is_cache_file_name);
+            }
+        }
         let (files, entries): (Vec<PathBuf>, Vec<Option<CachedScript>>) = files.into_iter().unzip();
         let head = CacheHead {
             format: CACHE_FORMAT.to_string(),
@@ -814,6 +836,43 @@ mod tests {
         std::fs::write(versions.join("d_4.py"), "x = 1\n").expect("write");
         std::fs::remove_file(versions.join("d_4.py")).expect("remove");
         assert!(!listing.still_holds(false));
+    }
+
+    /// The cache directory keeps a bounded number of metadata files, dropping the oldest, and
+    /// never touches a file that is not one of ours.
+    #[test]
+    fn old_cache_files_are_pruned_and_others_kept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for i in 0..MAX_CACHE_FILES + 10 {
+            let path = dir.path().join(format!("{i:016x}.meta"));
+            std::fs::write(&path, b"x").expect("write");
+            if i < 20 {
+                let f = std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .expect("open");
+                f.set_modified(old).expect("mtime");
+            }
+        }
+        for other in ["notes.txt", "0123456789abcdef.meta.bak", "ast", "abc.meta"] {
+            std::fs::write(dir.path().join(other), b"x").expect("write");
+        }
+        super::super::ast_cache::prune_oldest(dir.path(), MAX_CACHE_FILES, is_cache_file_name);
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        let ours = left.iter().filter(|n| is_cache_file_name(n)).count();
+        assert_eq!(ours, MAX_CACHE_FILES * 3 / 4);
+        assert!(
+            !left.contains(&format!("{:016x}.meta", 0)),
+            "the oldest go first"
+        );
+        for other in ["notes.txt", "0123456789abcdef.meta.bak", "ast", "abc.meta"] {
+            assert!(left.iter().any(|n| n == other), "{other} was removed");
+        }
     }
 
     /// Alembic loads each real file once: a location given twice, or a link to a file
