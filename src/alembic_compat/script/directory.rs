@@ -321,6 +321,9 @@ fn walk(
 ) -> bool {
     let stamp = DirStamp::of(dir);
     let Ok(entries) = std::fs::read_dir(dir) else {
+        // It may become readable (chmod on itself) without its parent changing: a listing
+        // that met it is never reused.
+        dirs_read.push((dir.to_path_buf(), None));
         return false;
     };
     dirs_read.push((dir.to_path_buf(), stamp));
@@ -711,17 +714,16 @@ impl MetaCache {
                 index.get(path.as_os_str()).copied()
             }
         };
-        let slot = at.and_then(|at| self.entries.get_mut(at));
-        match slot {
-            Some(slot) if slot.as_ref().is_some_and(|c| c.stamp == stamp) => match slot.take() {
-                Some(c) => Ok(Script {
-                    path,
-                    revision: c.revision,
-                    meta: c.meta,
-                }),
-                None => Err(path),
-            },
-            _ => Err(path),
+        let fresh = at
+            .and_then(|at| self.entries.get_mut(at))
+            .and_then(|slot| slot.take_if(|c| c.stamp == stamp));
+        match fresh {
+            Some(c) => Ok(Script {
+                path,
+                revision: c.revision,
+                meta: c.meta,
+            }),
+            None => Err(path),
         }
     }
 
