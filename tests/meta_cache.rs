@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{argv, copy_dir, ralembic_bin, run_tool, CaseEnv, Outcome};
 
@@ -41,13 +41,27 @@ fn set_mtime(path: &Path, secs_ago: u64) {
     f.set_modified(when).unwrap();
 }
 
+/// A copy of the linear fixture in `dir`: the project, a cache directory, its versions.
+fn linear_project(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let project = dir.join("p");
+    copy_dir(&common::repo_root().join("tests/fixtures/linear"), &project);
+    let versions = project.join("alembic/versions");
+    (project, dir.join("cache"), versions)
+}
+
+/// Appends a new head on top of the fixture's.
+fn add_new_head(versions: &Path) {
+    std::fs::write(
+        versions.join("aaaa00000001_new_head.py"),
+        "'''new head'''\nrevision = 'aaaa00000001'\ndown_revision = 'f4894da35515'\n",
+    )
+    .unwrap();
+}
+
 #[test]
 fn cached_runs_follow_every_edit() {
     let tmp = tempfile::tempdir().unwrap();
-    let project = tmp.path().join("p");
-    let cache = tmp.path().join("cache");
-    copy_dir(&common::repo_root().join("tests/fixtures/linear"), &project);
-    let versions = project.join("alembic/versions");
+    let (project, cache, versions) = linear_project(tmp.path());
     assert_cache_agrees(&project, &cache, "untouched");
     assert!(
         std::fs::read_dir(&cache).unwrap().next().is_some(),
@@ -55,11 +69,7 @@ fn cached_runs_follow_every_edit() {
     );
 
     // A new head appended.
-    std::fs::write(
-        versions.join("aaaa00000001_new_head.py"),
-        "'''new head'''\nrevision = 'aaaa00000001'\ndown_revision = 'f4894da35515'\n",
-    )
-    .unwrap();
+    add_new_head(&versions);
     assert_cache_agrees(&project, &cache, "file added");
 
     // An in-place edit that keeps the size: only the modification time tells.
@@ -100,10 +110,7 @@ fn cached_runs_follow_every_edit() {
 #[test]
 fn reused_listings_follow_added_and_removed_files() {
     let tmp = tempfile::tempdir().unwrap();
-    let project = tmp.path().join("p");
-    let cache = tmp.path().join("cache");
-    copy_dir(&common::repo_root().join("tests/fixtures/linear"), &project);
-    let versions = project.join("alembic/versions");
+    let (project, cache, versions) = linear_project(tmp.path());
     let cache_arg = cache.to_string_lossy().to_string();
     let reused = |project: &Path| {
         let env = CaseEnv {
@@ -121,11 +128,7 @@ fn reused_listings_follow_added_and_removed_files() {
     settle();
     assert!(!reused(&project), "nothing cached yet");
     assert!(reused(&project), "the settled listing is not reused");
-    std::fs::write(
-        versions.join("aaaa00000001_new_head.py"),
-        "'''new head'''\nrevision = 'aaaa00000001'\ndown_revision = 'f4894da35515'\n",
-    )
-    .unwrap();
+    add_new_head(&versions);
     assert!(!reused(&project), "a listing reused after a file was added");
     assert_cache_agrees(&project, &cache, "file added to a reused listing");
 
