@@ -7,8 +7,8 @@
 //! that needs it.
 //!
 //! The ASCII form is built with the regex engine's parts that pay off on long texts turned
-//! off (literal prefilters, full, lazy and one-pass DFAs): the texts here are a few hundred bytes
-//! (a table's SQL, a URL), where building those costs far more than the search (the
+//! off (literal prefilters, full, lazy and one-pass DFAs): the texts here are a few hundred
+//! bytes (a table's SQL, a URL), where building those costs far more than the search (the
 //! reflection patterns compiled in 3.8 ms with them and 0.9 ms without). What is left, the
 //! backtracker and the PikeVM, finds the same leftmost-first matches.
 
@@ -184,11 +184,21 @@ impl Pattern {
     /// sign, matches `(?i)k`).
     fn may_match(&self, text: &str) -> bool {
         let needle = self.needle.as_bytes();
-        needle.is_empty()
+        let may = needle.is_empty()
             || text
                 .as_bytes()
                 .windows(needle.len())
-                .any(|w| w.eq_ignore_ascii_case(needle))
+                .any(|w| w.eq_ignore_ascii_case(needle));
+        // A wrong needle would silently lose matches: every test run checks each skip.
+        debug_assert!(
+            may || self
+                .ascii()
+                .map_or(true, |re| !re.is_match(text.as_bytes())),
+            "pattern {} matches a text without its needle {:?}",
+            self.source,
+            self.needle
+        );
+        may
     }
 
     /// The whole-match spans of every non-overlapping match.
@@ -240,6 +250,14 @@ mod tests {
         assert_eq!(FK.captures_iter("foreign key (d) FOREIGN KEY (e)").len(), 2);
         assert_eq!(got("x key (a)"), None);
         assert!(FK.captures_iter("").is_empty());
+    }
+
+    #[cfg(debug_assertions)]
+    #[test]
+    #[should_panic(expected = "without its needle")]
+    fn a_wrong_needle_is_caught_in_tests() {
+        static WRONG: Pattern = Pattern::needing(r"(?i)foreign\s+key", "REFERENCES");
+        let _ = WRONG.captures("FOREIGN KEY (a)");
     }
 
     #[test]
