@@ -570,11 +570,11 @@ impl Renderer<'_, '_> {
                     TemplateError::Render(format!("{p}: {}: {}", e.class, e.message))
                 }
             }
-            Unwind::Unsupported { what, why, pos } => TemplateError::Unsupported(
+            Unwind::Unsupported(r) => TemplateError::Unsupported(
                 EvalError::Unsupported {
-                    what,
-                    why,
-                    pos: located(pos),
+                    what: r.what,
+                    why: r.why,
+                    pos: located(r.pos),
                 }
                 .to_string(),
             ),

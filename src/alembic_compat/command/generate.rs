@@ -277,8 +277,8 @@ fn run_env_emulation(sd: &ScriptDirectory, ctx: &mut Ctx, sql: bool) -> Result<(
 fn exc_failure(u: Unwind) -> Failure {
     match u {
         Unwind::Exc(e) => Failure::python(&e.class, &e.message),
-        Unwind::Unsupported { what, why, .. } => {
-            Failure::python("NotImplementedError", &format!("{what}: {why}"))
+        Unwind::Unsupported(r) => {
+            Failure::python("NotImplementedError", &format!("{}: {}", r.what, r.why))
         }
     }
 }

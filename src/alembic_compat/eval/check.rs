@@ -92,8 +92,8 @@ fn check_attributes(interp: &Interp<'_>, module: &Module, out: &mut Vec<EvalErro
         if let ExprKind::Attribute { value, attr } = &e.kind {
             if let ExprKind::Name(n) = &value.kind {
                 if let Some(m) = aliases.get(n) {
-                    if let Err(Unwind::Unsupported { what, why, .. }) = native::check_attr(m, attr)
-                    {
+                    if let Err(Unwind::Unsupported(r)) = native::check_attr(m, attr) {
+                        let super::interp::Refusal { what, why, .. } = *r;
                         if seen.insert((e.span.start, e.span.end)) {
                             out.push(EvalError::Unsupported {
                                 what,
@@ -299,11 +299,10 @@ pub(crate) fn walk_expr<'a>(e: &'a Expr, f: &mut dyn FnMut(&'a Expr)) {
 /// The same refusal, naming the construct as written.
 fn relabel(u: Unwind, written: String) -> Unwind {
     match u {
-        Unwind::Unsupported { why, pos, .. } => Unwind::Unsupported {
-            what: written,
-            why,
-            pos,
-        },
+        Unwind::Unsupported(mut r) => {
+            r.what = written;
+            Unwind::Unsupported(r)
+        }
         other => other,
     }
 }
@@ -311,10 +310,10 @@ fn relabel(u: Unwind, written: String) -> Unwind {
 fn visit(interp: &Interp<'_>, body: &[Stmt], out: &mut Vec<EvalError>) {
     for stmt in body {
         let mut report = |u: Unwind, span| {
-            if let Unwind::Unsupported { what, why, .. } = u {
+            if let Unwind::Unsupported(r) = u {
                 out.push(EvalError::Unsupported {
-                    what,
-                    why,
+                    what: r.what,
+                    why: r.why,
                     pos: interp.pos(span),
                 });
             }

@@ -44,11 +44,16 @@ pub struct PyExc {
 pub enum Unwind {
     Exc(Box<PyExc>),
     /// Outside the model: never caught by the body's `try`.
-    Unsupported {
-        what: String,
-        why: String,
-        pos: Option<SourcePos>,
-    },
+    Unsupported(Box<Refusal>),
+}
+
+/// What `Unwind::Unsupported` carries; boxed, like `PyExc`, so that every `R<Value>` the
+/// interpreter passes around stays a few words wide.
+#[derive(Debug)]
+pub struct Refusal {
+    pub what: String,
+    pub why: String,
+    pub pos: Option<SourcePos>,
 }
 
 pub type R<T> = Result<T, Unwind>;
@@ -65,11 +70,11 @@ pub fn exc(class: &str, message: impl Into<String>) -> Unwind {
 }
 
 pub fn unsupported(what: impl Into<String>, why: impl Into<String>) -> Unwind {
-    Unwind::Unsupported {
+    Unwind::Unsupported(Box::new(Refusal {
         what: what.into(),
         why: why.into(),
         pos: None,
-    }
+    }))
 }
 
 pub fn type_error(message: impl Into<String>) -> Unwind {
@@ -178,6 +183,10 @@ pub struct Interp<'h> {
     pub here: Span,
     /// `with` statements waiting for their context-manager generator to `yield`.
     yield_points: Vec<YieldPoint>,
+    /// Builtins and module attributes met so far. Both are immutable and the same on every
+    /// lookup, and a data loop looks the same few up on every row.
+    builtins: rustc_hash::FxHashMap<String, Value>,
+    module_attrs: rustc_hash::FxHashMap<&'static str, rustc_hash::FxHashMap<Box<str>, Value>>,
 }
 
 struct YieldPoint {
@@ -203,7 +212,37 @@ impl<'h> Interp<'h> {
             max_steps: step_limit(),
             here: Span::new(0, 0),
             yield_points: Vec::new(),
+            builtins: Default::default(),
+            module_attrs: Default::default(),
         }
+    }
+
+    fn builtin(&mut self, name: &str) -> R<Value> {
+        if let Some(v) = self.builtins.get(name) {
+            return Ok(v.clone());
+        }
+        let v = builtins::builtin(name)
+            .ok_or_else(|| exc("NameError", format!("name '{name}' is not defined")))?;
+        self.builtins.insert(name.to_string(), v.clone());
+        Ok(v)
+    }
+
+    /// `module.attr`, computed by `compute` the first time only.
+    pub(super) fn module_attr(
+        &mut self,
+        module: &'static str,
+        attr: &str,
+        compute: impl FnOnce() -> R<Value>,
+    ) -> R<Value> {
+        if let Some(v) = self.module_attrs.get(module).and_then(|m| m.get(attr)) {
+            return Ok(v.clone());
+        }
+        let v = compute()?;
+        self.module_attrs
+            .entry(module)
+            .or_default()
+            .insert(attr.into(), v.clone());
+        Ok(v)
     }
 
     pub fn pos(&self, span: Span) -> SourcePos {
@@ -218,7 +257,7 @@ impl<'h> Interp<'h> {
     fn locate(&self, mut u: Unwind, span: Span) -> Unwind {
         match &mut u {
             Unwind::Exc(e) if e.pos.is_none() => e.pos = Some(self.pos(span)),
-            Unwind::Unsupported { pos, .. } if pos.is_none() => *pos = Some(self.pos(span)),
+            Unwind::Unsupported(r) if r.pos.is_none() => r.pos = Some(self.pos(span)),
             _ => {}
         }
         u
@@ -231,10 +270,10 @@ impl<'h> Interp<'h> {
                 message: e.message,
                 pos: e.pos.unwrap_or_else(|| self.pos(fallback)),
             },
-            Unwind::Unsupported { what, why, pos } => EvalError::Unsupported {
-                what,
-                why,
-                pos: pos.unwrap_or_else(|| self.pos(fallback)),
+            Unwind::Unsupported(r) => EvalError::Unsupported {
+                pos: r.pos.unwrap_or_else(|| self.pos(fallback)),
+                what: r.what,
+                why: r.why,
             },
         }
     }
@@ -801,8 +840,7 @@ impl<'h> Interp<'h> {
         Ok(match &e.kind {
             ExprKind::Name(n) => match scope.get(n) {
                 Some(v) => v,
-                None => builtins::builtin(n)
-                    .ok_or_else(|| exc("NameError", format!("name '{n}' is not defined")))?,
+                None => self.builtin(n)?,
             },
             ExprKind::Constant(c) => match c {
                 Constant::None => Value::None,
@@ -1067,7 +1105,9 @@ impl<'h> Interp<'h> {
     }
 
     fn eval_args(&mut self, args: &[Arg], scope: &Rc<Scope>) -> R<CallArgs> {
-        let mut pos = Vec::new();
+        // Sized up front: a data loop makes several calls per row, and growing from empty
+        // costs an allocation per push.
+        let mut pos = Vec::with_capacity(args.len());
         let mut kw: Vec<(String, Value)> = Vec::new();
         for a in args {
             match a {
@@ -1247,6 +1287,27 @@ fn bind_params(
     scope: &Rc<Scope>,
 ) -> R<()> {
     let p = &func.params;
+    // The common call of a helper in a data loop, `f(a, b)` with plain parameters: bound
+    // without the bookkeeping vectors below.
+    let plain = kwargs.is_empty()
+        && p.posonly.is_empty()
+        && p.vararg.is_none()
+        && p.kwonly.is_empty()
+        && p.kwarg.is_none()
+        && args.len() <= p.args.len()
+        && func.defaults[args.len()..].iter().all(Option::is_some);
+    if plain {
+        let given = args.len();
+        for (param, v) in p.args.iter().zip(args) {
+            scope.set(&param.name, v);
+        }
+        for (param, default) in p.args.iter().zip(&func.defaults).skip(given) {
+            if let Some(v) = default {
+                scope.set(&param.name, v.clone());
+            }
+        }
+        return Ok(());
+    }
     let positional: Vec<_> = p.posonly.iter().chain(&p.args).collect();
     let mut args = args.into_iter();
     let mut bound: Vec<Option<Value>> = vec![None; positional.len()];

@@ -402,7 +402,7 @@ pub fn import_from(module: &Value, module_name: &str, name: &str) -> R<Value> {
         }
     }
     module_attr(m, name).map_err(|e| match e {
-        Unwind::Unsupported { .. } => e,
+        Unwind::Unsupported(_) => e,
         Unwind::Exc(_) => unsupported(
             format!("`from {module_name} import {name}`"),
             format!("`{name}` is not in ralembic's model of `{module_name}`"),
@@ -1203,7 +1203,7 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
         )
     };
     match &**n {
-        Native::Module(_) => module_attr(n, attr),
+        Native::Module(m) => interp.module_attr(m, attr, || module_attr(n, attr)),
         Native::Opaque(_) => Ok(Value::native(Native::Opaque(attr.to_string()))),
         Native::FuncNamespace => Ok(Value::native(Native::FuncName(attr.to_string()))),
         Native::Table(t) => match attr {
