@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::rc::Rc;
 
-use super::interp::{exc, type_error, unsupported, Interp, PyExc, Unwind, R};
+use super::interp::{exc, type_error, unsupported, Interp, Unwind, R};
 use super::native::{self, Native};
 use super::value::{as_number, py_eq, Dict, Num, Value};
 use crate::alembic_compat::script::ast::BinOp;
@@ -167,10 +167,11 @@ pub fn raise_value(v: &Value) -> Unwind {
     match v {
         Value::Native(n) => match &**n {
             Native::ExcClass(c) => exc(c, ""),
-            Native::Exception(e) => Unwind::Exc(Box::new(PyExc {
-                pos: None,
-                ..e.clone()
-            })),
+            Native::Exception(e) => {
+                let mut e = e.clone();
+                e.pos = None;
+                Unwind::Exc(e)
+            }
             _ => type_error("exceptions must derive from BaseException"),
         },
         _ => type_error("exceptions must derive from BaseException"),

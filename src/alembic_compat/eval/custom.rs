@@ -206,14 +206,14 @@ pub fn instantiate(
     if let Some(c) = spec.custom.as_mut() {
         c.ddl = ddl;
     }
-    Ok(Value::native(Native::Type(spec)))
+    Ok(Value::native(Native::Type(Box::new(spec))))
 }
 
 fn compile_ddl(interp: &mut Interp<'_>, class: &TypeSubclass, spec: TypeSpec) -> R<Option<String>> {
     let Some(f) = class.compiler_for(DIALECT) else {
         return Ok(None);
     };
-    let element = Value::native(Native::Type(spec));
+    let element = Value::native(Native::Type(Box::new(spec)));
     let compiler = Value::native(Native::TypeCompiler);
     match interp.call(&f, vec![element, compiler], Vec::new())? {
         Value::Str(s) => Ok(Some(s.to_string())),

@@ -511,7 +511,10 @@ impl<'h> Interp<'h> {
             };
             if matches {
                 if let Some(name) = &h.name {
-                    scope.set(name, Value::native(Native::Exception((*e).clone())));
+                    scope.set(
+                        name,
+                        Value::native(Native::Exception(Box::new((*e).clone()))),
+                    );
                 }
                 return self.exec_block(&h.body, scope);
             }

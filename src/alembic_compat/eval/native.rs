@@ -29,7 +29,7 @@ pub enum Native {
         name: &'static str,
     },
     ExcClass(String),
-    Exception(PyExc),
+    Exception(Box<PyExc>),
     TypeOf(String),
     Module(&'static str),
     /// `typing` names and other annotations-only objects: inert.
@@ -45,7 +45,7 @@ pub enum Native {
         dialect: Option<String>,
         name: String,
     },
-    Type(TypeSpec),
+    Type(Box<TypeSpec>),
     /// A class the revision file derives from a SQLAlchemy type.
     TypeSubclass(Rc<super::custom::TypeSubclass>),
     /// `compiles(Class, *dialects)`: the decorator that registers a DDL function.
@@ -77,16 +77,16 @@ pub enum Native {
         index: usize,
     },
     Column(Box<Column>),
-    ForeignKey(ForeignKey),
-    Constraint(Constraint),
-    Index(Index),
+    ForeignKey(Box<ForeignKey>),
+    Constraint(Box<Constraint>),
+    Index(Box<Index>),
     FinalName(String),
-    Sql(SqlNode),
+    Sql(Box<SqlNode>),
     FuncNamespace,
     FuncName(String),
-    Table(TableRef),
-    TableColumns(TableRef),
-    Stmt(Statement),
+    Table(Box<TableRef>),
+    TableColumns(Box<TableRef>),
+    Stmt(Box<Statement>),
     Batch(Rc<RefCell<Batch>>),
     Connection,
     /// `conn.engine`: only its name and dialect are modelled.
@@ -693,9 +693,9 @@ fn to_str_list(v: &Value) -> R<Vec<String>> {
         _ => builtins::iterate(v)?
             .iter()
             .map(|x| match x {
-                Value::Native(n) => match &**n {
-                    Native::Sql(SqlNode::Column { name, .. }) => Ok(name.clone()),
-                    Native::Column(c) => Ok(c.name.clone()),
+                Value::Native(n) => match (n.as_sql(), &**n) {
+                    (Some(SqlNode::Column { name, .. }), _) => Ok(name.clone()),
+                    (_, Native::Column(c)) => Ok(c.name.clone()),
                     _ => to_str(x),
                 },
                 _ => to_str(x),
@@ -720,7 +720,7 @@ pub fn to_literal(v: &Value) -> R<Literal> {
         ),
         Value::Dict(_) => Literal::Str(json_dumps(v)?),
         Value::Native(n) => match &**n {
-            Native::Type(t) => Literal::Type(Box::new(t.clone())),
+            Native::Type(t) => Literal::Type(t.clone()),
             Native::TypeClass { dialect, name } => Literal::Type(Box::new(TypeSpec {
                 dialect: dialect.clone(),
                 name: name.clone(),
@@ -752,7 +752,7 @@ pub fn to_literal(v: &Value) -> R<Literal> {
 fn to_type(v: &Value) -> R<TypeSpec> {
     match v {
         Value::Native(n) => match &**n {
-            Native::Type(t) => Ok(t.clone()),
+            Native::Type(t) => Ok((**t).clone()),
             Native::TypeClass { dialect, name } => Ok(TypeSpec {
                 dialect: dialect.clone(),
                 name: name.clone(),
@@ -781,12 +781,12 @@ fn to_server_default(v: &Value) -> R<Option<ServerDefault>> {
     Ok(match v {
         Value::None | Value::Bool(false) => None,
         Value::Str(s) => Some(ServerDefault::Str(s.to_string())),
-        Value::Native(n) => match &**n {
-            Native::Sql(node) => Some(ServerDefault::Expr(node.to_ddl())),
-            Native::Stmt(Statement::Text { sql, .. }) => {
+        Value::Native(n) => match (n.as_stmt(), &**n) {
+            (_, Native::Sql(node)) => Some(ServerDefault::Expr(node.to_ddl())),
+            (Some(Statement::Text { sql, .. }), _) => {
                 Some(ServerDefault::Expr(ops::SqlExpr::Text(sql.clone())))
             }
-            Native::FuncName(name) => Some(ServerDefault::Expr(ops::SqlExpr::Func {
+            (_, Native::FuncName(name)) => Some(ServerDefault::Expr(ops::SqlExpr::Func {
                 name: name.clone(),
                 args: Vec::new(),
             })),
@@ -820,18 +820,18 @@ fn to_server_default(v: &Value) -> R<Option<ServerDefault>> {
 pub fn to_sql(v: &Value, type_: Option<&TypeSpec>) -> R<SqlNode> {
     Ok(match v {
         Value::None => SqlNode::Null,
-        Value::Native(n) => match &**n {
-            Native::Sql(node) => node.clone(),
-            Native::Column(c) => SqlNode::Column {
+        Value::Native(n) => match (n.as_stmt(), &**n) {
+            (_, Native::Sql(node)) => (**node).clone(),
+            (_, Native::Column(c)) => SqlNode::Column {
                 table: None,
                 name: c.name.clone(),
                 type_: c.type_.clone(),
             },
-            Native::FuncName(name) => SqlNode::Func {
+            (_, Native::FuncName(name)) => SqlNode::Func {
                 name: name.clone(),
                 args: Vec::new(),
             },
-            Native::Stmt(Statement::Text { sql, params }) => SqlNode::Text {
+            (Some(Statement::Text { sql, params }), _) => SqlNode::Text {
                 sql: sql.clone(),
                 params: params.clone(),
             },
@@ -848,12 +848,28 @@ pub fn to_sql(v: &Value, type_: Option<&TypeSpec>) -> R<SqlNode> {
 }
 
 fn sql_value(node: SqlNode) -> Value {
-    Value::native(Native::Sql(node))
+    Value::native(Native::Sql(Box::new(node)))
 }
 
 // ----- Native basics ---------------------------------------------------------------------------
 
 impl Native {
+    /// The expression of a `Sql` value, for matching on its kind.
+    pub fn as_sql(&self) -> Option<&SqlNode> {
+        match self {
+            Native::Sql(node) => Some(node),
+            _ => None,
+        }
+    }
+
+    /// The statement of a `Stmt` value, for matching on its kind.
+    pub fn as_stmt(&self) -> Option<&Statement> {
+        match self {
+            Native::Stmt(s) => Some(s),
+            _ => None,
+        }
+    }
+
     pub fn type_name(&self) -> String {
         match self {
             Native::Builtin(_) | Native::Func(_) => "builtin_function_or_method".into(),
@@ -1016,12 +1032,10 @@ impl Native {
         match self {
             Native::Result(r) => {
                 let mut r = r.borrow_mut();
-                let start = r.cursor;
-                r.cursor = r.rows.len();
                 let cols = r.columns.clone();
-                Ok(r.rows[start..]
-                    .iter()
-                    .map(|v| row_value(&cols, v.clone()))
+                Ok(take_rows(&mut r)
+                    .into_iter()
+                    .map(|v| row_value(&cols, v))
                     .collect())
             }
             Native::Row(r) => Ok(r.values.clone()),
@@ -1217,11 +1231,11 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
             "in_" | "not_in" | "notin_" | "is_" | "is_not" | "isnot" | "like" | "ilike"
             | "desc" | "asc" | "label" | "startswith" | "endswith" | "contains" | "between"
             | "is_distinct_from" | "cast" | "bindparams" | "columns" => Ok(bound(n, attr)),
-            "name" => match node {
+            "name" => match &**node {
                 SqlNode::Column { name, .. } => Ok(Value::str(name.as_str())),
                 _ => Err(no_attr()),
             },
-            "text" => match node {
+            "text" => match &**node {
                 SqlNode::Text { sql, .. } => Ok(Value::str(sql.as_str())),
                 _ => Err(no_attr()),
             },
@@ -1231,8 +1245,8 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
             "where" | "filter" | "values" | "order_by" | "limit" | "offset" | "select_from"
             | "distinct" | "bindparams" | "returning" | "columns" | "filter_by"
             | "execution_options" => Ok(bound(n, attr)),
-            "text" => match &**n {
-                Native::Stmt(Statement::Text { sql, .. }) => Ok(Value::str(sql.as_str())),
+            "text" => match n.as_stmt() {
+                Some(Statement::Text { sql, .. }) => Ok(Value::str(sql.as_str())),
                 _ => Err(no_attr()),
             },
             _ => Err(no_attr()),
@@ -1336,7 +1350,7 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
         Native::Column(c) => match attr {
             "name" => Ok(Value::str(c.name.as_str())),
             "type" => Ok(match &c.type_ {
-                Some(t) => Value::native(Native::Type(t.clone())),
+                Some(t) => Value::native(Native::Type(Box::new(t.clone()))),
                 None => Value::None,
             }),
             "nullable" => Ok(Value::Bool(c.nullable.unwrap_or(!c.primary_key))),
@@ -1382,7 +1396,7 @@ pub fn call_owned(
     if unique_stmt {
         if let Ok(Native::Bound { name, this }) = Rc::try_unwrap(n) {
             return match Rc::try_unwrap(this) {
-                Ok(Native::Stmt(s)) => stmt_apply(s, &name, args, kwargs),
+                Ok(Native::Stmt(s)) => stmt_apply(*s, &name, args, kwargs),
                 Ok(other) => call_bound(interp, &Rc::new(other), &name, args, kwargs),
                 Err(this) => call_bound(interp, &this, &name, args, kwargs),
             };
@@ -1411,7 +1425,7 @@ pub fn call(
             let this = args.remove(0);
             builtins::call_method(interp, name, &this, args, kwargs)
         }
-        Native::ExcClass(class) => Ok(Value::native(Native::Exception(PyExc {
+        Native::ExcClass(class) => Ok(Value::native(Native::Exception(Box::new(PyExc {
             class: class.clone(),
             // str(KeyError(k)) is repr(k), as the interpreter's own KeyErrors already are.
             message: match (class.as_str(), args.as_slice()) {
@@ -1419,7 +1433,7 @@ pub fn call(
                 _ => args.first().map(str_of).unwrap_or_default(),
             },
             pos: None,
-        }))),
+        })))),
         Native::TypeClass { dialect, name } => make_type(dialect, name, args, kwargs),
         Native::TypeSubclass(class) => {
             let (args, kwargs) = literal_args(&args, &kwargs)?;
@@ -1492,13 +1506,13 @@ fn make_type(
         _ => args,
     };
     let (lit_args, lit_kwargs) = literal_args(&args, &kwargs)?;
-    Ok(Value::native(Native::Type(TypeSpec {
+    Ok(Value::native(Native::Type(Box::new(TypeSpec {
         dialect: dialect.clone(),
         name: name.to_string(),
         args: lit_args,
         kwargs: lit_kwargs,
         custom: None,
-    })))
+    }))))
 }
 
 fn type_str(t: &TypeSpec) -> String {
@@ -1837,7 +1851,7 @@ fn sa_call(
                 args,
                 kwargs,
             )?;
-            Ok(Value::native(Native::ForeignKey(ForeignKey {
+            Ok(Value::native(Native::ForeignKey(Box::new(ForeignKey {
                 target: column_spec(b.req(0, "ForeignKey", "column")?)?,
                 name: to_name(b.get(3))?,
                 onupdate: b.opt_str(4)?,
@@ -1849,7 +1863,7 @@ fn sa_call(
                 initially: b.opt_str(7)?,
                 match_: b.opt_str(9)?,
                 use_alter: b.flag(2),
-            })))
+            }))))
         }
         "PrimaryKeyConstraint" | "UniqueConstraint" => {
             let b = bind(
@@ -1867,17 +1881,17 @@ fn sa_call(
             let kw = b.extra_literals()?;
             Ok(Value::native(Native::Constraint(
                 if name == "UniqueConstraint" {
-                    Constraint::Unique {
+                    Box::new(Constraint::Unique {
                         name: cname,
                         columns,
                         kwargs: kw,
-                    }
+                    })
                 } else {
-                    Constraint::PrimaryKey {
+                    Box::new(Constraint::PrimaryKey {
                         name: cname,
                         columns,
                         kwargs: kw,
-                    }
+                    })
                 },
             )))
         }
@@ -1907,20 +1921,22 @@ fn sa_call(
                 .iter()
                 .map(column_spec)
                 .collect::<R<Vec<_>>>()?;
-            Ok(Value::native(Native::Constraint(Constraint::ForeignKey {
-                name: to_name(b.get(2))?,
-                columns: to_str_list(b.req(0, name, "columns")?)?,
-                refcolumns: refs,
-                onupdate: b.opt_str(3)?,
-                ondelete: b.opt_str(4)?,
-                deferrable: b
-                    .get(5)
-                    .filter(|v| !matches!(v, Value::None))
-                    .map(Value::truthy),
-                initially: b.opt_str(6)?,
-                match_: b.opt_str(9)?,
-                use_alter: b.flag(7),
-            })))
+            Ok(Value::native(Native::Constraint(Box::new(
+                Constraint::ForeignKey {
+                    name: to_name(b.get(2))?,
+                    columns: to_str_list(b.req(0, name, "columns")?)?,
+                    refcolumns: refs,
+                    onupdate: b.opt_str(3)?,
+                    ondelete: b.opt_str(4)?,
+                    deferrable: b
+                        .get(5)
+                        .filter(|v| !matches!(v, Value::None))
+                        .map(Value::truthy),
+                    initially: b.opt_str(6)?,
+                    match_: b.opt_str(9)?,
+                    use_alter: b.flag(7),
+                },
+            ))))
         }
         "CheckConstraint" => {
             let b = bind(
@@ -1940,10 +1956,12 @@ fn sa_call(
                 args,
                 kwargs,
             )?;
-            Ok(Value::native(Native::Constraint(Constraint::Check {
-                name: to_name(b.get(1))?,
-                sqltext: ddl_expr(b.req(0, name, "sqltext")?)?,
-            })))
+            Ok(Value::native(Native::Constraint(Box::new(
+                Constraint::Check {
+                    name: to_name(b.get(1))?,
+                    sqltext: ddl_expr(b.req(0, name, "sqltext")?)?,
+                },
+            ))))
         }
         "Index" => {
             let b = bind(
@@ -1960,7 +1978,7 @@ fn sa_call(
                 Some((_, v)) => Some(ddl_expr(v)?),
                 None => None,
             };
-            Ok(Value::native(Native::Index(Index {
+            Ok(Value::native(Native::Index(Box::new(Index {
                 name: to_name(b.get(0))?,
                 table: String::new(),
                 schema: None,
@@ -1969,14 +1987,14 @@ fn sa_call(
                 if_not_exists: false,
                 sqlite_where,
                 kwargs: b.extra_literals_except("sqlite_where")?,
-            })))
+            }))))
         }
         "text" => {
             let sql = to_str(args.first().unwrap_or(&Value::None))?;
-            Ok(Value::native(Native::Stmt(Statement::Text {
+            Ok(Value::native(Native::Stmt(Box::new(Statement::Text {
                 sql,
                 params: Vec::new(),
-            })))
+            }))))
         }
         "literal_column" => Ok(sql_value(SqlNode::Inline(to_str(
             args.first().unwrap_or(&Value::None),
@@ -1987,22 +2005,24 @@ fn sa_call(
             let mut columns = Vec::new();
             for c in &b.rest {
                 match c {
-                    Value::Native(n) => match &**n {
-                        Native::Sql(SqlNode::Column { name, type_, .. }) => {
+                    Value::Native(n) => match (n.as_sql(), &**n) {
+                        (Some(SqlNode::Column { name, type_, .. }), _) => {
                             columns.push((name.clone(), type_.clone()))
                         }
-                        Native::Column(col) => columns.push((col.name.clone(), col.type_.clone())),
+                        (_, Native::Column(col)) => {
+                            columns.push((col.name.clone(), col.type_.clone()))
+                        }
                         _ => return Err(type_error("table() takes column() objects")),
                     },
                     _ => return Err(type_error("table() takes column() objects")),
                 }
             }
-            Ok(Value::native(Native::Table(TableRef {
+            Ok(Value::native(Native::Table(Box::new(TableRef {
                 name: tname,
                 schema: b.opt_str(2)?,
                 columns: Rc::new(columns),
                 joins: Vec::new(),
-            })))
+            }))))
         }
         "column" => {
             let b = bind(
@@ -2049,7 +2069,7 @@ fn sa_call(
                     }
                 }
             }
-            Ok(Value::native(Native::Stmt(Statement::Select {
+            Ok(Value::native(Native::Stmt(Box::new(Statement::Select {
                 columns,
                 from,
                 wheres: Vec::new(),
@@ -2057,7 +2077,7 @@ fn sa_call(
                 limit: None,
                 offset: None,
                 distinct: false,
-            })))
+            }))))
         }
         "insert" | "update" | "delete" => {
             let table = args
@@ -2066,19 +2086,19 @@ fn sa_call(
                 .cloned()
                 .ok_or_else(|| type_error(format!("{name}() takes a table")))?;
             Ok(Value::native(Native::Stmt(match name {
-                "insert" => Statement::Insert {
+                "insert" => Box::new(Statement::Insert {
                     table,
                     values: Vec::new(),
-                },
-                "update" => Statement::Update {
+                }),
+                "update" => Box::new(Statement::Update {
                     table,
                     values: Vec::new(),
                     wheres: Vec::new(),
-                },
-                _ => Statement::Delete {
+                }),
+                _ => Box::new(Statement::Delete {
                     table,
                     wheres: Vec::new(),
-                },
+                }),
             })))
         }
         "and_" | "or_" => {
@@ -2206,7 +2226,7 @@ fn add_from(from: &mut Vec<TableRef>, t: TableRef) {
 fn join(left: &Value, right: &Value, on: Option<&Value>, outer: bool) -> R<Value> {
     let mut left = joinable(left)?;
     join_to(&mut left, right, on, outer)?;
-    Ok(Value::native(Native::Table(left)))
+    Ok(Value::native(Native::Table(Box::new(left))))
 }
 
 /// The table a value stands for in a statement: a table, or an ORM model's table.
@@ -2317,12 +2337,12 @@ fn table_object(
             }
         }
     }
-    Ok(Value::native(Native::Table(TableRef {
+    Ok(Value::native(Native::Table(Box::new(TableRef {
         name,
         schema: None,
         columns: Rc::new(columns),
         joins: Vec::new(),
-    })))
+    }))))
 }
 
 fn collect_from(node: &SqlNode, from: &mut Vec<TableRef>) {
@@ -2371,8 +2391,8 @@ fn inline_sql(node: &SqlNode) -> String {
 fn ddl_expr(v: &Value) -> R<ops::SqlExpr> {
     Ok(match v {
         Value::Str(s) => ops::SqlExpr::Text(s.to_string()),
-        Value::Native(n) => match &**n {
-            Native::Stmt(Statement::Text { sql, .. }) => ops::SqlExpr::Text(sql.clone()),
+        Value::Native(n) => match n.as_stmt() {
+            Some(Statement::Text { sql, .. }) => ops::SqlExpr::Text(sql.clone()),
             _ => to_sql(v, None)?.to_ddl(),
         },
         other => to_sql(other, None)?.to_ddl(),
@@ -2382,10 +2402,10 @@ fn ddl_expr(v: &Value) -> R<ops::SqlExpr> {
 fn index_key(v: &Value) -> R<IndexKey> {
     Ok(match v {
         Value::Str(s) => IndexKey::Column(s.to_string()),
-        Value::Native(n) => match &**n {
-            Native::Sql(SqlNode::Column { name, .. }) => IndexKey::Column(name.clone()),
-            Native::Column(c) => IndexKey::Column(c.name.clone()),
-            Native::Stmt(Statement::Text { sql, .. }) => {
+        Value::Native(n) => match (n.as_sql(), n.as_stmt(), &**n) {
+            (Some(SqlNode::Column { name, .. }), _, _) => IndexKey::Column(name.clone()),
+            (_, _, Native::Column(c)) => IndexKey::Column(c.name.clone()),
+            (_, Some(Statement::Text { sql, .. }), _) => {
                 IndexKey::Expr(ops::SqlExpr::Text(sql.clone()))
             }
             _ => IndexKey::Expr(ddl_expr(v)?),
@@ -2404,8 +2424,8 @@ fn index_key(v: &Value) -> R<IndexKey> {
 
 fn column_spec(v: &Value) -> R<String> {
     match v {
-        Value::Native(n) => match &**n {
-            Native::Sql(SqlNode::Column {
+        Value::Native(n) => match n.as_sql() {
+            Some(SqlNode::Column {
                 table: Some(t),
                 name,
                 ..
@@ -2427,8 +2447,8 @@ fn make_column(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Column> {
             }
             v if is_type(v) => col.type_ = Some(to_type(v)?),
             Value::Native(n) => match &**n {
-                Native::ForeignKey(fk) => col.foreign_keys.push(fk.clone()),
-                Native::Constraint(c) => col.constraints.push(c.clone()),
+                Native::ForeignKey(fk) => col.foreign_keys.push((**fk).clone()),
+                Native::Constraint(c) => col.constraints.push((**c).clone()),
                 Native::FinalName(s) if !named => {
                     col.name = s.clone();
                     named = true;
@@ -2596,7 +2616,7 @@ fn op_call(
                 match item {
                     Value::Native(n) => match &**n {
                         Native::Column(c) => ct.columns.push((**c).clone()),
-                        Native::Constraint(c) => ct.constraints.push(c.clone()),
+                        Native::Constraint(c) => ct.constraints.push((**c).clone()),
                         Native::Index(i) => indexes.push(i.clone()),
                         _ => {
                             return Err(exc(
@@ -2620,14 +2640,14 @@ fn op_call(
             for mut i in indexes {
                 i.table = table.clone();
                 i.schema = schema.clone();
-                apply(interp, Op::CreateIndex(i))?;
+                apply(interp, Op::CreateIndex(*i))?;
             }
-            return Ok(Value::native(Native::Table(TableRef {
+            return Ok(Value::native(Native::Table(Box::new(TableRef {
                 name: table,
                 schema,
                 columns: Rc::default(),
                 joins: Vec::new(),
-            })));
+            }))));
         }
         "drop_table" => {
             let b = bind(
@@ -3073,7 +3093,7 @@ fn batch_alter_table(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Value>
         for c in builtins::iterate(t)? {
             match &c {
                 Value::Native(n) => match &**n {
-                    Native::Constraint(k) => table_args.push(k.clone()),
+                    Native::Constraint(k) => table_args.push((**k).clone()),
                     _ => return Err(type_error("table_args takes constraints")),
                 },
                 _ => return Err(type_error("table_args takes constraints")),
@@ -3175,15 +3195,15 @@ fn op_execute(interp: &mut Interp<'_>, stmt: &Value) -> R<Value> {
                 params: Vec::new(),
             }),
         ),
-        Value::Native(n) => match &**n {
-            Native::Stmt(Statement::Text { sql, params }) => apply(
+        Value::Native(n) => match (n.as_stmt(), &**n) {
+            (Some(Statement::Text { sql, params }), _) => apply(
                 interp,
                 Op::Execute(ops::Statement::Text {
                     sql: sql.clone(),
                     params: params.clone(),
                 }),
             ),
-            Native::Stmt(s) => {
+            (Some(s), _) => {
                 if interp.host.is_offline() {
                     let r = sql::render(s, true);
                     apply(
@@ -3234,6 +3254,20 @@ fn params_of(v: Option<&Value>) -> R<Vec<Vec<(String, Value)>>> {
 }
 
 /// Executes a data statement online; `params`: one set per execution (executemany).
+/// The rows not handed out yet, moved out of the result, which is then exhausted as a
+/// consumed SQLAlchemy result is. Moved, not copied: a data loop's `.all()` over 100,000
+/// rows would otherwise hold every row twice.
+fn take_rows(r: &mut ResultData) -> Vec<Vec<Value>> {
+    let start = r.cursor.min(r.rows.len());
+    let rows = match start {
+        // split_off(0) would leave an empty vector of the same capacity behind.
+        0 => std::mem::take(&mut r.rows),
+        _ => r.rows.split_off(start),
+    };
+    r.cursor = r.rows.len();
+    rows
+}
+
 pub(super) fn run_statement(
     interp: &mut Interp<'_>,
     stmt: &Statement,
@@ -3414,7 +3448,7 @@ fn call_bound(
                     type_error("with_variant() needs a type and a dialect name")
                 })?)?;
             let t = super::custom::with_variant(t, variant, &args[1..])?;
-            Ok(Value::native(Native::Type(t)))
+            Ok(Value::native(Native::Type(Box::new(t))))
         }
         Native::Connection => match name {
             // MockConnection.execute: the statement goes to the --sql output; no result.
@@ -3588,14 +3622,9 @@ pub(super) fn result_method(
     };
     let mut r = r.borrow_mut();
     let cols = r.columns.clone();
-    let take_all = |r: &mut ResultData| -> Vec<Vec<Value>> {
-        let start = r.cursor;
-        r.cursor = r.rows.len();
-        r.rows[start..].to_vec()
-    };
     Ok(match name {
         "fetchall" | "all" => Value::list(
-            take_all(&mut r)
+            take_rows(&mut r)
                 .into_iter()
                 .map(|v| row_value(&cols, v))
                 .collect(),
@@ -3610,7 +3639,7 @@ pub(super) fn result_method(
             row.map(|v| row_value(&cols, v)).unwrap_or(Value::None)
         }
         "one" | "one_or_none" | "scalar_one" | "scalar_one_or_none" => {
-            let rows = take_all(&mut r);
+            let rows = take_rows(&mut r);
             if rows.len() > 1 {
                 return Err(exc(
                     "sqlalchemy.exc.MultipleResultsFound",
@@ -3638,7 +3667,7 @@ pub(super) fn result_method(
                 .unwrap_or(Value::None)
         }
         "scalars" => {
-            let rows = take_all(&mut r);
+            let rows = take_rows(&mut r);
             Value::list(
                 rows.into_iter()
                     .map(|v| v.into_iter().next().unwrap_or(Value::None))
@@ -3646,7 +3675,7 @@ pub(super) fn result_method(
             )
         }
         "mappings" => Value::list(
-            take_all(&mut r)
+            take_rows(&mut r)
                 .into_iter()
                 .map(|values| {
                     Value::native(Native::Mapping(Rc::new(RowData {
@@ -3715,8 +3744,8 @@ fn stmt_apply(
             if let Some(m) = args.first() {
                 for (k, v) in builtins::mapping_items(m)? {
                     let key = match &k {
-                        Value::Native(n) => match &**n {
-                            Native::Sql(SqlNode::Column { name, .. }) => name.clone(),
+                        Value::Native(n) => match n.as_sql() {
+                            Some(SqlNode::Column { name, .. }) => name.clone(),
                             _ => to_str(&k)?,
                         },
                         _ => to_str(&k)?,
@@ -3758,7 +3787,7 @@ fn stmt_apply(
             for a in &args {
                 if let Value::Native(n) = a {
                     if let Native::Table(t) = &**n {
-                        add_from(from, t.clone());
+                        add_from(from, (**t).clone());
                     }
                 }
             }
@@ -3770,7 +3799,7 @@ fn stmt_apply(
             ))
         }
     }
-    Ok(Value::native(Native::Stmt(s)))
+    Ok(Value::native(Native::Stmt(Box::new(s))))
 }
 
 fn sql_method(node: &SqlNode, name: &str, args: Vec<Value>) -> R<Value> {
@@ -4121,7 +4150,10 @@ fn inspector_call(
                         let ty = lit_str(&r[1]);
                         Value::dict(vec![
                             (s("name"), s(&lit_str(&r[0]))),
-                            (s("type"), Value::native(Native::Type(reflected_type(&ty)))),
+                            (
+                                s("type"),
+                                Value::native(Native::Type(Box::new(reflected_type(&ty)))),
+                            ),
                             (s("nullable"), Value::Bool(lit_int(&r[2]) == 0)),
                             (
                                 s("default"),

@@ -180,9 +180,9 @@ pub fn get_attr(this: &Rc<Native>, attr: &str) -> Option<R<Value>> {
     Some(match &**this {
         Native::Model(m) => match attr {
             "__tablename__" => Ok(Value::str(m.table.name.as_str())),
-            "__table__" => Ok(Value::native(Native::Table(m.table.clone()))),
+            "__table__" => Ok(Value::native(Native::Table(Box::new(m.table.clone())))),
             _ => match m.column_of(attr) {
-                Some(c) => Ok(Value::native(Native::Sql(m.column_node(c)))),
+                Some(c) => Ok(Value::native(Native::Sql(Box::new(m.column_node(c))))),
                 None => Err(missing(&m.name)),
             },
         },
@@ -565,8 +565,8 @@ pub fn query_method(
                                 ))
                             }
                         },
-                        Value::Native(n) => match &**n {
-                            Native::Sql(SqlNode::Column { name, .. }) => name.clone(),
+                        Value::Native(n) => match n.as_sql() {
+                            Some(SqlNode::Column { name, .. }) => name.clone(),
                             _ => return Err(type_error("update() keys are columns")),
                         },
                         _ => return Err(type_error("update() keys are columns")),
