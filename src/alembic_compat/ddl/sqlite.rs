@@ -722,12 +722,20 @@ fn token_value(tok: &str, given: Option<&str>, ctx: &NameCtx) -> Option<String> 
     };
     let label = |c: &String| format!("{label_table}_{c}");
     match rest {
-        "0_name" | "0_key" => cols.first().cloned(),
-        "0_label" => cols.first().map(label),
-        "0N_name" | "0N_key" => Some(cols.concat()),
-        "0_N_name" | "0_N_key" => Some(cols.join("_")),
-        "0N_label" => Some(cols.iter().map(label).collect::<Vec<_>>().concat()),
-        "0_N_label" => Some(cols.iter().map(label).collect::<Vec<_>>().join("_")),
+        "0N_name" | "0N_key" => return Some(cols.concat()),
+        "0_N_name" | "0_N_key" => return Some(cols.join("_")),
+        "0N_label" => return Some(cols.iter().map(label).collect::<Vec<_>>().concat()),
+        "0_N_label" => return Some(cols.iter().map(label).collect::<Vec<_>>().join("_")),
+        _ => {}
+    }
+    // `column_<i>_name`: the i-th column, or "" past the last one, as SQLAlchemy's
+    // ConventionDict gives it.
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let index: usize = rest[..digits].parse().ok()?;
+    let col = cols.get(index);
+    match &rest[digits..] {
+        "_name" | "_key" => Some(col.cloned().unwrap_or_default()),
+        "_label" => Some(col.map(label).unwrap_or_default()),
         _ => None,
     }
 }
