@@ -3273,14 +3273,15 @@ pub(super) fn run_statement(
     stmt: &Statement,
     params: &[Vec<(String, Value)>],
 ) -> R<Value> {
-    let sets: Vec<Vec<(String, Value)>> = if params.is_empty() {
-        vec![Vec::new()]
+    let no_params = [Vec::new()];
+    let sets: &[Vec<(String, Value)>] = if params.is_empty() {
+        &no_params
     } else {
-        params.to_vec()
+        params
     };
     let mut last = ResultData::default();
     let mut total = 0i64;
-    for set in &sets {
+    for set in sets {
         let stmt = with_params(stmt, set)?;
         let Rendered {
             sql,
@@ -3296,7 +3297,7 @@ pub(super) fn run_statement(
             .query(&sql, &bound)
             .map_err(|e| exc(&e.class, e.message))?;
         total += out.rowcount.max(0);
-        let columns = Rc::new(out.columns.clone());
+        let columns = Rc::new(out.columns);
         let mut rows = Vec::with_capacity(out.rows.len());
         for r in out.rows {
             let mut values = Vec::with_capacity(r.len());
