@@ -92,7 +92,7 @@ enum Flow {
 /// scopes are reached through `parent`, which is how closures see their outer variables.
 #[derive(Debug, Default)]
 pub struct Scope {
-    vars: RefCell<rustc_hash::FxHashMap<String, Value>>,
+    vars: RefCell<Vars>,
     parent: Option<Rc<Scope>>,
     globals_declared: RefCell<HashSet<String>>,
 }
@@ -126,14 +126,9 @@ impl Scope {
             !declared.is_empty() && declared.contains(name)
         };
         let target = if global { self.module() } else { self.clone() };
+        // Bound separately so the borrow ends before `target` does.
         let mut vars = target.vars.borrow_mut();
-        // A loop rebinding its variables reuses their keys.
-        match vars.get_mut(name) {
-            Some(slot) => *slot = value,
-            None => {
-                vars.insert(name.to_string(), value);
-            }
-        }
+        vars.set(name, value);
     }
 
     pub fn get(&self, name: &str) -> Option<Value> {
@@ -143,6 +138,65 @@ impl Scope {
 
 /// Runs the module's top level, then calls `function` (`"upgrade"` / `"downgrade"`) with no
 /// arguments, as Alembic does. `src` is the file's text (for line/column of errors).
+/// A namespace's variables. A function call's locals are a handful of names, searched in
+/// order without hashing and without allocating a table per call (a data loop calls its
+/// helpers on every row); past `SMALL_VARS` names (a module's globals) they move to a map.
+#[derive(Debug)]
+enum Vars {
+    Few(Vec<(Box<str>, Value)>),
+    Many(rustc_hash::FxHashMap<Box<str>, Value>),
+}
+
+const SMALL_VARS: usize = 8;
+
+impl Default for Vars {
+    fn default() -> Self {
+        Vars::Few(Vec::new())
+    }
+}
+
+impl Vars {
+    fn get(&self, name: &str) -> Option<&Value> {
+        match self {
+            Vars::Few(v) => v.iter().find(|(k, _)| **k == *name).map(|(_, v)| v),
+            Vars::Many(m) => m.get(name),
+        }
+    }
+
+    /// Rebinding keeps the key: a loop assigns the same names on every row.
+    fn set(&mut self, name: &str, value: Value) {
+        match self {
+            Vars::Few(v) => {
+                if let Some(slot) = v.iter_mut().find(|(k, _)| **k == *name) {
+                    slot.1 = value;
+                } else if v.len() < SMALL_VARS {
+                    v.push((name.into(), value));
+                } else {
+                    let mut m: rustc_hash::FxHashMap<Box<str>, Value> = v.drain(..).collect();
+                    m.insert(name.into(), value);
+                    *self = Vars::Many(m);
+                }
+            }
+            Vars::Many(m) => match m.get_mut(name) {
+                Some(slot) => *slot = value,
+                None => {
+                    m.insert(name.into(), value);
+                }
+            },
+        }
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Value> {
+        match self {
+            Vars::Few(v) => {
+                let i = v.iter().position(|(k, _)| **k == *name)?;
+                Some(v.remove(i).1)
+            }
+            Vars::Many(m) => m.remove(name),
+        }
+    }
+}
+
 pub fn run_revision_function(
     path: &std::path::Path,
     src: &str,
@@ -582,7 +636,7 @@ impl<'h> Interp<'h> {
                 namespace
                     .vars
                     .borrow()
-                    .get(*n)
+                    .get(n)
                     .map(|v| (n.to_string(), v.clone()))
             })
             .collect();
@@ -1399,4 +1453,47 @@ fn bind_params(
 /// Number coercion shared with builtins.
 pub fn num(v: &Value) -> Option<Num> {
     as_number(v)
+}
+
+#[cfg(test)]
+mod vars_tests {
+    use super::{Vars, SMALL_VARS};
+    use crate::alembic_compat::eval::value::Value;
+
+    fn int(v: Option<&Value>) -> Option<i64> {
+        match v {
+            Some(Value::Int(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn variables_keep_their_bindings_across_the_switch_to_a_map() {
+        let mut vars = Vars::default();
+        let names: Vec<String> = (0..SMALL_VARS * 2).map(|i| format!("v{i}")).collect();
+        for (i, n) in names.iter().enumerate() {
+            vars.set(n, Value::Int(i as i64));
+            if i + 1 == SMALL_VARS {
+                assert!(matches!(vars, Vars::Few(_)));
+            }
+        }
+        assert!(matches!(vars, Vars::Many(_)));
+        vars.set("v3", Value::Int(-3));
+        for (i, n) in names.iter().enumerate() {
+            let want = if i == 3 { -3 } else { i as i64 };
+            assert_eq!(int(vars.get(n)), Some(want), "{n}");
+        }
+        assert_eq!(int(vars.remove("v1").as_ref()), Some(1));
+        assert!(vars.get("v1").is_none() && vars.remove("v1").is_none());
+
+        let mut few = Vars::default();
+        few.set("a", Value::Int(1));
+        few.set("b", Value::Int(2));
+        few.set("a", Value::Int(3));
+        assert_eq!(int(few.get("a")), Some(3));
+        assert_eq!(int(few.remove("a").as_ref()), Some(3));
+        assert!(few.get("a").is_none());
+        assert_eq!(int(few.get("b")), Some(2));
+        assert!(few.get("ab").is_none() && few.get("").is_none());
+    }
 }
