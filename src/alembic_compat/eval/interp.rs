@@ -126,9 +126,7 @@ impl Scope {
             !declared.is_empty() && declared.contains(name)
         };
         let target = if global { self.module() } else { self.clone() };
-        // Bound separately so the borrow ends before `target` does.
-        let mut vars = target.vars.borrow_mut();
-        vars.set(name, value);
+        target.vars.borrow_mut().set(name, value);
     }
 
     pub fn get(&self, name: &str) -> Option<Value> {
@@ -136,8 +134,6 @@ impl Scope {
     }
 }
 
-/// Runs the module's top level, then calls `function` (`"upgrade"` / `"downgrade"`) with no
-/// arguments, as Alembic does. `src` is the file's text (for line/column of errors).
 /// A namespace's variables. A function call's locals are a handful of names, searched in
 /// order without hashing and without allocating a table per call (a data loop calls its
 /// helpers on every row); past `SMALL_VARS` names (a module's globals) they move to a map.
@@ -197,6 +193,8 @@ impl Vars {
     }
 }
 
+/// Runs the module's top level, then calls `function` (`"upgrade"` / `"downgrade"`) with no
+/// arguments, as Alembic does. `src` is the file's text (for line/column of errors).
 pub fn run_revision_function(
     path: &std::path::Path,
     src: &str,
