@@ -106,13 +106,10 @@ pub struct LineIndex {
 
 impl LineIndex {
     pub fn new(src: &str) -> Self {
+        // Built for every body the interpreter runs (an op records its position), so the
+        // newlines are found with memchr rather than byte by byte.
         let mut starts = vec![0];
-        starts.extend(
-            src.bytes()
-                .enumerate()
-                .filter(|(_, b)| *b == b'\n')
-                .map(|(i, _)| i + 1),
-        );
+        starts.extend(memchr::memchr_iter(b'\n', src.as_bytes()).map(|i| i + 1));
         LineIndex { starts }
     }
 
