@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::ffi::OsString;
 use std::rc::Rc;
 
 use crate::alembic_compat::batch;
@@ -23,7 +23,9 @@ use crate::alembic_compat::script::Script;
 /// is kept for the run.
 #[derive(Debug, Default)]
 pub struct EvalRunner {
-    parsed: RefCell<HashMap<PathBuf, Rc<Parsed>>>,
+    /// Keyed by the path's text: hashing a `Path` walks its components, which cost more
+    /// than a short revision's whole lookup.
+    parsed: RefCell<HashMap<OsString, Rc<Parsed>>>,
 }
 
 type Parsed = (String, Module);
@@ -37,13 +39,15 @@ impl EvalRunner {
             return;
         }
         let chunk = scripts.len().div_ceil(threads);
-        let parsed: Vec<(PathBuf, Parsed)> = std::thread::scope(|sc| {
+        let parsed: Vec<(OsString, Parsed)> = std::thread::scope(|sc| {
             let handles: Vec<_> = scripts
                 .chunks(chunk)
                 .map(|part| {
                     sc.spawn(move || {
                         part.iter()
-                            .filter_map(|s| s.parse().ok().map(|p| (s.path.clone(), p)))
+                            .filter_map(|s| {
+                                s.parse().ok().map(|p| (s.path.as_os_str().to_owned(), p))
+                            })
                             .collect::<Vec<_>>()
                     })
                 })
@@ -60,7 +64,7 @@ impl EvalRunner {
     }
 
     fn parse(&self, script: &Script) -> Result<Rc<Parsed>, BodyError> {
-        if let Some(p) = self.parsed.borrow().get(&script.path) {
+        if let Some(p) = self.parsed.borrow().get(script.path.as_os_str()) {
             return Ok(p.clone());
         }
         let parsed = Rc::new(script.parse().map_err(|e| BodyError {
@@ -69,7 +73,7 @@ impl EvalRunner {
         })?);
         self.parsed
             .borrow_mut()
-            .insert(script.path.clone(), parsed.clone());
+            .insert(script.path.as_os_str().to_owned(), parsed.clone());
         Ok(parsed)
     }
 }
@@ -92,7 +96,7 @@ impl BodyRunner for EvalRunner {
         let mut seen = std::collections::HashSet::new();
         let scripts: Vec<&Script> = steps
             .iter()
-            .filter(|s| seen.insert(s.script.path.clone()))
+            .filter(|s| seen.insert(s.script.path.as_os_str()))
             .map(|s| s.script)
             .collect();
         self.parse_all(&scripts);
