@@ -640,11 +640,16 @@ impl Bound {
     fn flag(&self, i: usize) -> bool {
         self.get(i).is_some_and(Value::truthy)
     }
+    /// The argument when it was passed as something other than `None`.
+    fn given(&self, i: usize) -> Option<&Value> {
+        self.get(i).filter(|v| !matches!(v, Value::None))
+    }
+    /// A tri-state keyword such as `deferrable=`: unset, or its truth.
+    fn opt_flag(&self, i: usize) -> Option<bool> {
+        self.given(i).map(Value::truthy)
+    }
     fn opt_str(&self, i: usize) -> R<Option<String>> {
-        match self.get(i) {
-            None | Some(Value::None) => Ok(None),
-            Some(v) => Ok(Some(to_str(v)?)),
-        }
+        self.given(i).map(to_str).transpose()
     }
     fn extra_literals(&self) -> R<Vec<(String, Literal)>> {
         self.extra_literals_except("")
@@ -1856,10 +1861,7 @@ fn sa_call(
                 name: to_name(b.get(3))?,
                 onupdate: b.opt_str(4)?,
                 ondelete: b.opt_str(5)?,
-                deferrable: b
-                    .get(6)
-                    .filter(|v| !matches!(v, Value::None))
-                    .map(Value::truthy),
+                deferrable: b.opt_flag(6),
                 initially: b.opt_str(7)?,
                 match_: b.opt_str(9)?,
                 use_alter: b.flag(2),
@@ -1928,10 +1930,7 @@ fn sa_call(
                     refcolumns: refs,
                     onupdate: b.opt_str(3)?,
                     ondelete: b.opt_str(4)?,
-                    deferrable: b
-                        .get(5)
-                        .filter(|v| !matches!(v, Value::None))
-                        .map(Value::truthy),
+                    deferrable: b.opt_flag(5),
                     initially: b.opt_str(6)?,
                     match_: b.opt_str(9)?,
                     use_alter: b.flag(7),
@@ -2962,10 +2961,7 @@ fn op_call(
                 remote_cols: to_str_list(b.req(at("remote_cols"), name, "remote_cols")?)?,
                 onupdate: b.opt_str(at("onupdate"))?,
                 ondelete: b.opt_str(at("ondelete"))?,
-                deferrable: b
-                    .get(at("deferrable"))
-                    .filter(|v| !matches!(v, Value::None))
-                    .map(Value::truthy),
+                deferrable: b.opt_flag(at("deferrable")),
                 initially: b.opt_str(at("initially"))?,
                 match_: b.opt_str(at("match"))?,
                 source_schema: b.opt_str(at("source_schema"))?.or(schema_of_batch.clone()),
@@ -3077,7 +3073,7 @@ fn batch_alter_table(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Value>
         }
     };
     let mut partial_reordering = Vec::new();
-    if let Some(p) = b.get(3).filter(|v| !matches!(v, Value::None)) {
+    if let Some(p) = b.given(3) {
         for group in builtins::iterate(p)? {
             partial_reordering.push(to_str_list(&group)?);
         }
@@ -3119,7 +3115,7 @@ fn batch_alter_table(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Value>
         }
     }
     let mut naming_convention = Vec::new();
-    if let Some(t) = b.get(9).filter(|v| !matches!(v, Value::None)) {
+    if let Some(t) = b.given(9) {
         for (k, v) in builtins::mapping_items(t)? {
             naming_convention.push((to_str(&k)?, to_str(&v)?));
         }
