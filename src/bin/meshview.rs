@@ -8,7 +8,7 @@ use meshview::alembic_compat::command::cli;
 
 // Same allocator as `ralembic`, for the same reason (see src/bin/ralembic.rs).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: meshview::allocator::Allocator = meshview::allocator::Allocator;
 
 #[derive(Parser, Debug)]
 #[command(name = "meshview", about = "MeshView: Meshtastic network viewer")]

@@ -5,7 +5,7 @@ use meshview::alembic_compat::command::cli;
 // two threads; glibc's malloc spends a third of a 10,000-revision `heads` in the allocator
 // and the kernel, mimalloc about half as much.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: meshview::allocator::Allocator = meshview::allocator::Allocator;
 
 // mimalloc's `mi_option_t` for `purge_delay` (mimalloc.h; the same index in v2 and v3).
 // libmimalloc-sys declares `mi_option_set` only behind its `extended` feature, without this
