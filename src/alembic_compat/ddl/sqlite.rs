@@ -16,7 +16,7 @@ copy-and-move strategy.";
 
 const SQLA_BACKGROUND_L7DE: &str = " (Background on this error at: https://sqlalche.me/e/21/l7de)";
 
-/// `SQLiteIdentifierPreparer.reserved_words`, sorted (`quote` binary-searches it).
+/// `SQLiteIdentifierPreparer.reserved_words`, sorted.
 const RESERVED: &[&str] = &[
     "add",
     "after",
@@ -147,13 +147,22 @@ pub fn quote(ident: &str) -> std::borrow::Cow<'_, str> {
         || !ident
             .bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'$')
-        || RESERVED.binary_search(&ident).is_ok();
+        || is_reserved(ident);
     // Borrowed when unquoted: statement rendering quotes every name of every row's statement.
     if needs {
         format!("\"{}\"", ident.replace('"', "\"\"")).into()
     } else {
         ident.into()
     }
+}
+
+/// A hash lookup: every statement a data loop renders quotes each of its names, and a binary
+/// search costs about eight string comparisons per name.
+fn is_reserved(ident: &str) -> bool {
+    static SET: std::sync::OnceLock<rustc_hash::FxHashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    SET.get_or_init(|| RESERVED.iter().copied().collect())
+        .contains(ident)
 }
 
 pub fn format_table(name: &str, schema: Option<&str>) -> String {
