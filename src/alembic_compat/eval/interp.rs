@@ -1,7 +1,6 @@
 //! Statements and expressions.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -94,7 +93,9 @@ enum Flow {
 pub struct Scope {
     vars: RefCell<Vars>,
     parent: Option<Rc<Scope>>,
-    globals_declared: RefCell<HashSet<String>>,
+    /// The names a `global` statement declared here; a short list, and empty in most
+    /// calls (a set would seed a hasher for every call).
+    globals_declared: RefCell<Vec<String>>,
 }
 
 impl Scope {
@@ -123,7 +124,7 @@ impl Scope {
     pub fn set(self: &Rc<Self>, name: &str, value: Value) {
         let global = {
             let declared = self.globals_declared.borrow();
-            !declared.is_empty() && declared.contains(name)
+            !declared.is_empty() && declared.iter().any(|d| d == name)
         };
         let target = if global { self.module() } else { self.clone() };
         target.vars.borrow_mut().set(name, value);
@@ -355,6 +356,9 @@ impl<'h> Interp<'h> {
             ));
         }
         match &stmt.kind {
+            // A constant on its own (a docstring) does nothing; evaluating one would copy
+            // the text on every call of a helper that a data loop calls per row.
+            StmtKind::Expr(e) if matches!(e.kind, ExprKind::Constant(_)) => {}
             StmtKind::Expr(e) => {
                 self.eval(e, scope)?;
             }
@@ -403,7 +407,10 @@ impl<'h> Interp<'h> {
             }
             StmtKind::Global(names) => {
                 for n in names {
-                    scope.globals_declared.borrow_mut().insert(n.name.clone());
+                    let mut declared = scope.globals_declared.borrow_mut();
+                    if !declared.contains(&n.name) {
+                        declared.push(n.name.clone());
+                    }
                 }
             }
             StmtKind::Nonlocal(_) => {
