@@ -822,7 +822,7 @@ fn to_server_default(v: &Value) -> R<Option<ServerDefault>> {
 }
 
 /// A value used inside a SQL expression: SQL nodes stay, Python values become binds.
-pub fn to_sql(v: &Value, type_: Option<&TypeSpec>) -> R<SqlNode> {
+pub fn to_sql(v: &Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
     Ok(match v {
         Value::None => SqlNode::Null,
         Value::Native(n) => match (n.as_stmt(), &**n) {
@@ -830,7 +830,7 @@ pub fn to_sql(v: &Value, type_: Option<&TypeSpec>) -> R<SqlNode> {
             (_, Native::Column(c)) => SqlNode::Column {
                 table: None,
                 name: c.name.clone(),
-                type_: c.type_.clone(),
+                type_: c.type_.clone().map(Rc::new),
             },
             (_, Native::FuncName(name)) => SqlNode::Func {
                 name: name.clone(),
@@ -2009,7 +2009,7 @@ fn sa_call(
                             columns.push((name.clone(), type_.clone()))
                         }
                         (_, Native::Column(col)) => {
-                            columns.push((col.name.clone(), col.type_.clone()))
+                            columns.push((col.name.clone(), col.type_.clone().map(Rc::new)))
                         }
                         _ => return Err(type_error("table() takes column() objects")),
                     },
@@ -2033,7 +2033,7 @@ fn sa_call(
             let cname = to_str(b.req(0, "column", "text")?)?;
             let type_ = match b.get(1) {
                 Some(Value::None) | None => None,
-                Some(t) => Some(to_type(t)?),
+                Some(t) => Some(Rc::new(to_type(t)?)),
             };
             Ok(sql_value(SqlNode::Column {
                 table: None,
@@ -2116,7 +2116,7 @@ fn sa_call(
                 .get(1)
                 .or(kwargs.iter().find(|(k, _)| k == "type_").map(|(_, v)| v))
             {
-                Some(t) => Some(to_type(t)?),
+                Some(t) => Some(Rc::new(to_type(t)?)),
                 None => None,
             };
             Ok(sql_value(SqlNode::Bind {
@@ -2310,7 +2310,7 @@ fn table_object(
     for item in &b.rest {
         if let Value::Native(n) = item {
             if let Native::Column(c) = &**n {
-                columns.push((c.name.clone(), c.type_.clone()));
+                columns.push((c.name.clone(), c.type_.clone().map(Rc::new)));
             }
         }
     }
@@ -2326,7 +2326,7 @@ fn table_object(
             let d = d.borrow();
             let cname = d.get(&Value::str("name")).map(builtins::str_of);
             let ty = match d.get(&Value::str("type")) {
-                Some(t) => Some(to_type(t)?),
+                Some(t) => Some(Rc::new(to_type(t)?)),
                 None => None,
             };
             if let Some(cname) = cname {
@@ -3001,7 +3001,11 @@ fn op_call(
                     Native::Table(t) => TableClause {
                         name: t.name.clone(),
                         schema: t.schema.clone(),
-                        columns: (*t.columns).clone(),
+                        columns: t
+                            .columns
+                            .iter()
+                            .map(|(n, ty)| (n.clone(), ty.as_deref().cloned()))
+                            .collect(),
                     },
                     _ => return Err(type_error("bulk_insert() takes a sa.table()")),
                 },
@@ -3286,7 +3290,7 @@ pub(super) fn run_statement(
         } = sql::render(&stmt, false);
         let mut bound = Vec::with_capacity(params.len());
         for (lit, ty) in &params {
-            bound.push(store_literal(lit, ty.as_ref()));
+            bound.push(store_literal(lit, ty.as_deref()));
         }
         let out = interp
             .host
@@ -3300,7 +3304,7 @@ pub(super) fn run_statement(
             for (i, lit) in r.into_iter().enumerate() {
                 values.push(load_literal(
                     lit,
-                    result_types.get(i).and_then(Option::as_ref),
+                    result_types.get(i).and_then(Option::as_deref),
                 )?);
             }
             rows.push(values);

@@ -36,7 +36,7 @@ impl Model {
             .map(|(_, c)| c.as_str())
     }
 
-    fn type_of(&self, column: &str) -> Option<TypeSpec> {
+    fn type_of(&self, column: &str) -> Option<Rc<TypeSpec>> {
         self.table
             .columns
             .iter()
@@ -114,7 +114,7 @@ pub fn define_model(name: &str, vars: Vec<(String, Value)>) -> R<Value> {
                     if c.primary_key {
                         pk.push(column.clone());
                     }
-                    columns.push((column.clone(), c.type_.clone()));
+                    columns.push((column.clone(), c.type_.clone().map(Rc::new)));
                     attrs.push((attr, column));
                 } else if attr == "__table_args__" {
                     // Constraints and dialect options: the model only reads and writes rows.

@@ -4,20 +4,26 @@
 //! DDL-side expressions (server defaults, check constraints, `sqlite_where`) are converted to
 //! `ops::SqlExpr` and rendered by `ddl`.
 
+use std::rc::Rc;
+
 use crate::alembic_compat::ops::{Literal, SqlExpr, TypeSpec};
+
+/// A column's or a bound value's type, shared: a data loop builds statements per row, and
+/// every column, comparison and bound value in them carries its column's type.
+pub type SqlType = Option<Rc<TypeSpec>>;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum SqlNode {
     Column {
         table: Option<String>,
         name: String,
-        type_: Option<TypeSpec>,
+        type_: SqlType,
     },
     /// A Python value, bound as a parameter; the type (from the column it is compared with
     /// or assigned to) decides how it is stored.
     Bind {
         value: Literal,
-        type_: Option<TypeSpec>,
+        type_: SqlType,
     },
     /// `op.inline_literal(x)` / `sa.literal_column("x")`: rendered into the text.
     Inline(String),
@@ -67,7 +73,7 @@ pub enum SqlNode {
 }
 
 impl SqlNode {
-    pub fn type_(&self) -> Option<&TypeSpec> {
+    pub fn type_(&self) -> Option<&Rc<TypeSpec>> {
         match self {
             SqlNode::Column { type_, .. } | SqlNode::Bind { type_, .. } => type_.as_ref(),
             SqlNode::Label { inner, .. } => inner.type_(),
@@ -115,7 +121,7 @@ pub struct TableRef {
     pub name: String,
     pub schema: Option<String>,
     /// Shared: every statement built on a table carries it.
-    pub columns: std::rc::Rc<Vec<(String, Option<TypeSpec>)>>,
+    pub columns: Rc<Vec<(String, SqlType)>>,
     /// Tables joined to this one, in order (`a.join(b, ...).outerjoin(c, ...)`).
     pub joins: Vec<Join>,
 }
@@ -162,14 +168,14 @@ pub enum Statement {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Rendered {
     pub sql: String,
-    pub params: Vec<(Literal, Option<TypeSpec>)>,
-    pub result_types: Vec<Option<TypeSpec>>,
+    pub params: Vec<(Literal, SqlType)>,
+    pub result_types: Vec<SqlType>,
 }
 
 #[derive(Default)]
 struct Renderer {
     sql: String,
-    params: Vec<(Literal, Option<TypeSpec>)>,
+    params: Vec<(Literal, SqlType)>,
     /// Render values inline (DDL, `--sql`) instead of binding them.
     inline: bool,
     /// Qualify columns with their table (SELECT with FROM does; UPDATE SET does not).
@@ -195,7 +201,7 @@ pub fn literal_sql(v: &Literal) -> String {
 }
 
 impl Renderer {
-    fn bind(&mut self, value: &Literal, type_: Option<&TypeSpec>) {
+    fn bind(&mut self, value: &Literal, type_: Option<&Rc<TypeSpec>>) {
         if self.inline {
             self.sql.push_str(&literal_sql(value));
         } else {
