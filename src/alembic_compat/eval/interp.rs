@@ -96,6 +96,9 @@ pub struct Scope {
     /// The names a `global` statement declared here; a short list, and empty in most
     /// calls (a set would seed a hasher for every call).
     globals_declared: RefCell<Vec<String>>,
+    /// Bumped whenever a name here is bound or deleted: lookups cached against the module's
+    /// globals are valid while it is unchanged.
+    generation: std::cell::Cell<u64>,
 }
 
 impl Scope {
@@ -128,6 +131,11 @@ impl Scope {
         };
         let target = if global { self.module() } else { self.clone() };
         target.vars.borrow_mut().set(name, value);
+        target.changed();
+    }
+
+    fn changed(&self) {
+        self.generation.set(self.generation.get().wrapping_add(1));
     }
 
     pub fn get(&self, name: &str) -> Option<Value> {
@@ -239,7 +247,19 @@ pub struct Interp<'h> {
     /// Builtins and module attributes met so far. Both are immutable and the same on every
     /// lookup, and a data loop looks the same few up on every row.
     builtins: rustc_hash::FxHashMap<String, Value>,
+    /// What a name of the source resolved to in the module's globals or the builtins, by the
+    /// address of the name's text in the syntax tree (see `load_name`).
+    global_names: rustc_hash::FxHashMap<usize, GlobalName>,
     module_attrs: rustc_hash::FxHashMap<&'static str, rustc_hash::FxHashMap<Box<str>, Value>>,
+}
+
+/// One entry of `Interp::global_names`: valid for this module scope at this generation, and
+/// for this name (a syntax tree's text can be freed and its address reused).
+struct GlobalName {
+    module: *const Scope,
+    generation: u64,
+    name: Box<str>,
+    value: Value,
 }
 
 struct YieldPoint {
@@ -266,8 +286,47 @@ impl<'h> Interp<'h> {
             here: Span::new(0, 0),
             yield_points: Vec::new(),
             builtins: Default::default(),
+            global_names: Default::default(),
             module_attrs: Default::default(),
         }
+    }
+
+    /// A name's value: the innermost function scope that binds it, else the module's
+    /// globals, else the builtins. A data loop looks up the same global and builtin names
+    /// (helpers, `sa`, `isinstance`) on every row; each is resolved once and reused until
+    /// the module's globals change, instead of hashing the name into the globals and then
+    /// the builtins every time.
+    fn load_name(&mut self, name: &str, scope: &Rc<Scope>) -> R<Value> {
+        let mut module: &Scope = scope;
+        while let Some(parent) = &module.parent {
+            if let Some(v) = module.vars.borrow().get(name) {
+                return Ok(v.clone());
+            }
+            module = parent;
+        }
+        let key = name.as_ptr() as usize;
+        let generation = module.generation.get();
+        let module_id: *const Scope = module;
+        if let Some(hit) = self.global_names.get(&key) {
+            if hit.module == module_id && hit.generation == generation && *hit.name == *name {
+                return Ok(hit.value.clone());
+            }
+        }
+        let found = module.vars.borrow().get(name).cloned();
+        let value = match found {
+            Some(v) => v,
+            None => self.builtin(name)?,
+        };
+        self.global_names.insert(
+            key,
+            GlobalName {
+                module: module_id,
+                generation,
+                name: name.into(),
+                value: value.clone(),
+            },
+        );
+        Ok(value)
     }
 
     fn builtin(&mut self, name: &str) -> R<Value> {
@@ -871,6 +930,7 @@ impl<'h> Interp<'h> {
     fn delete(&mut self, target: &Expr, scope: &Rc<Scope>) -> R<()> {
         match &target.kind {
             ExprKind::Name(n) => {
+                scope.changed();
                 if scope.vars.borrow_mut().remove(n).is_none() {
                     return Err(exc("NameError", format!("name '{n}' is not defined")));
                 }
@@ -900,10 +960,7 @@ impl<'h> Interp<'h> {
 
     fn eval_inner(&mut self, e: &Expr, scope: &Rc<Scope>) -> R<Value> {
         Ok(match &e.kind {
-            ExprKind::Name(n) => match scope.get(n) {
-                Some(v) => v,
-                None => self.builtin(n)?,
-            },
+            ExprKind::Name(n) => self.load_name(n, scope)?,
             ExprKind::Constant(c) => match c {
                 Constant::None => Value::None,
                 Constant::Bool(b) => Value::Bool(*b),
