@@ -134,6 +134,12 @@ impl Scope {
         target.changed();
     }
 
+    /// Binds a parameter of the call this scope is for (`global` cannot name one).
+    fn bind_param(&self, key: &Rc<str>, value: Value) {
+        self.vars.borrow_mut().set_key(key, value);
+        self.changed();
+    }
+
     fn changed(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
     }
@@ -148,8 +154,8 @@ impl Scope {
 /// helpers on every row); past `SMALL_VARS` names (a module's globals) they move to a map.
 #[derive(Debug)]
 enum Vars {
-    Few(Vec<(Box<str>, Value)>),
-    Many(rustc_hash::FxHashMap<Box<str>, Value>),
+    Few(Vec<(Rc<str>, Value)>),
+    Many(rustc_hash::FxHashMap<Rc<str>, Value>),
 }
 
 const SMALL_VARS: usize = 8;
@@ -170,22 +176,36 @@ impl Vars {
 
     /// Rebinding keeps the key: a loop assigns the same names on every row.
     fn set(&mut self, name: &str, value: Value) {
+        self.set_with(name, value, || name.into());
+    }
+
+    /// `set` with a key made beforehand: a function's parameters are bound on every call,
+    /// and sharing the key saves allocating and copying the name each time.
+    fn set_key(&mut self, key: &Rc<str>, value: Value) {
+        self.set_with(key, value, || key.clone());
+    }
+
+    fn set_with(&mut self, name: &str, value: Value, key: impl FnOnce() -> Rc<str>) {
         match self {
             Vars::Few(v) => {
                 if let Some(slot) = v.iter_mut().find(|(k, _)| **k == *name) {
                     slot.1 = value;
                 } else if v.len() < SMALL_VARS {
-                    v.push((name.into(), value));
+                    if v.capacity() == 0 {
+                        // A call's scope: its parameters and a few locals, in one allocation.
+                        v.reserve_exact(4);
+                    }
+                    v.push((key(), value));
                 } else {
-                    let mut m: rustc_hash::FxHashMap<Box<str>, Value> = v.drain(..).collect();
-                    m.insert(name.into(), value);
+                    let mut m: rustc_hash::FxHashMap<Rc<str>, Value> = v.drain(..).collect();
+                    m.insert(key(), value);
                     *self = Vars::Many(m);
                 }
             }
             Vars::Many(m) => match m.get_mut(name) {
                 Some(slot) => *slot = value,
                 None => {
-                    m.insert(name.into(), value);
+                    m.insert(key(), value);
                 }
             },
         }
@@ -848,6 +868,7 @@ impl<'h> Interp<'h> {
         Ok(Value::Function(Rc::new(Function {
             name: name.to_string(),
             params: Arc::new(params.clone()),
+            param_keys: params.args.iter().map(|p| p.name.as_str().into()).collect(),
             defaults,
             kw_defaults,
             body: body(self),
@@ -1417,12 +1438,12 @@ fn bind_params(
         && func.defaults[args.len()..].iter().all(Option::is_some);
     if plain {
         let given = args.len();
-        for (param, v) in p.args.iter().zip(args) {
-            scope.set(&param.name, v);
+        for (key, v) in func.param_keys.iter().zip(args) {
+            scope.bind_param(key, v);
         }
-        for (param, default) in p.args.iter().zip(&func.defaults).skip(given) {
+        for (key, default) in func.param_keys.iter().zip(&func.defaults).skip(given) {
             if let Some(v) = default {
-                scope.set(&param.name, v.clone());
+                scope.bind_param(key, v.clone());
             }
         }
         return Ok(());

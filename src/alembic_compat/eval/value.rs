@@ -33,6 +33,8 @@ pub enum Value {
 pub struct Function {
     pub name: String,
     pub params: Arc<Params>,
+    /// `params.args`' names as variable keys, made once per `def` rather than per call.
+    pub param_keys: Vec<Rc<str>>,
     pub defaults: Vec<Option<Value>>,
     pub kw_defaults: Vec<Option<Value>>,
     pub body: FunctionBody,
