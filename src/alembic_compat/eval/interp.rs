@@ -125,13 +125,30 @@ impl Scope {
     }
 
     pub fn set(self: &Rc<Self>, name: &str, value: Value) {
+        let target = self.binding_scope(name);
+        target.vars.borrow_mut().set(name, value);
+        target.changed();
+    }
+
+    /// Unbinds `name` where `set` would bind it; false when it was not bound there.
+    fn unbind(self: &Rc<Self>, name: &str) -> bool {
+        let target = self.binding_scope(name);
+        target.changed();
+        let removed = target.vars.borrow_mut().remove(name).is_some();
+        removed
+    }
+
+    /// The module's globals for a name a `global` statement declared here, else this scope.
+    fn binding_scope(self: &Rc<Self>, name: &str) -> Rc<Scope> {
         let global = {
             let declared = self.globals_declared.borrow();
             !declared.is_empty() && declared.iter().any(|d| d == name)
         };
-        let target = if global { self.module() } else { self.clone() };
-        target.vars.borrow_mut().set(name, value);
-        target.changed();
+        if global {
+            self.module()
+        } else {
+            self.clone()
+        }
     }
 
     /// Binds a parameter of the call this scope is for (`global` cannot name one).
@@ -951,8 +968,7 @@ impl<'h> Interp<'h> {
     fn delete(&mut self, target: &Expr, scope: &Rc<Scope>) -> R<()> {
         match &target.kind {
             ExprKind::Name(n) => {
-                scope.changed();
-                if scope.vars.borrow_mut().remove(n).is_none() {
+                if !scope.unbind(n) {
                     return Err(exc("NameError", format!("name '{n}' is not defined")));
                 }
                 Ok(())
