@@ -12,12 +12,13 @@
 use std::alloc::{GlobalAlloc, Layout};
 use std::ffi::c_void;
 
-// The `mimalloc` crate links the library; these are its exported C functions (mimalloc.h).
+// The `mimalloc` crate links the library; these are its exported C functions (mimalloc.h),
+// declared once here for the allocator and for `ralembic`'s SQLite memory hooks.
 extern "C" {
-    fn mi_malloc(size: usize) -> *mut c_void;
+    pub fn mi_malloc(size: usize) -> *mut c_void;
     fn mi_zalloc(size: usize) -> *mut c_void;
-    fn mi_realloc(p: *mut c_void, size: usize) -> *mut c_void;
-    fn mi_free(p: *mut c_void);
+    pub fn mi_realloc(p: *mut c_void, size: usize) -> *mut c_void;
+    pub fn mi_free(p: *mut c_void);
 }
 
 /// Every block mimalloc hands out is aligned to at least this (one machine word).

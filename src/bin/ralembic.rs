@@ -15,9 +15,6 @@ extern "C" {
     fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
     #[cfg(test)]
     fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
-    fn mi_malloc(size: usize) -> *mut std::ffi::c_void;
-    fn mi_realloc(p: *mut std::ffi::c_void, size: usize) -> *mut std::ffi::c_void;
-    fn mi_free(p: *mut std::ffi::c_void);
     fn mi_usable_size(p: *const std::ffi::c_void) -> usize;
     fn mi_good_size(size: usize) -> usize;
 }
@@ -27,6 +24,7 @@ extern "C" {
 /// glibc's malloc and free were a twentieth of a 200-revision upgrade. False when SQLite was
 /// already initialized and keeps its own allocator (slower, not wrong).
 fn sqlite_allocates_with_mimalloc() -> bool {
+    use meshview::allocator::{mi_free, mi_malloc, mi_realloc};
     use rusqlite::ffi;
     use std::ffi::{c_int, c_void};
     fn size_of_request(n: c_int) -> usize {
