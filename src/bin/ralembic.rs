@@ -7,75 +7,9 @@ use meshview::alembic_compat::command::cli;
 #[global_allocator]
 static GLOBAL: meshview::allocator::Allocator = meshview::allocator::Allocator;
 
-// mimalloc's `mi_option_t` for `purge_delay` (mimalloc.h; the same index in v2 and v3).
-// libmimalloc-sys declares `mi_option_set` only behind its `extended` feature, without this
-// option, so the two declarations are ours; a test checks the index against the default.
-const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
-extern "C" {
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-    #[cfg(test)]
-    fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
-    fn mi_usable_size(p: *const std::ffi::c_void) -> usize;
-    fn mi_good_size(size: usize) -> usize;
-}
-
-/// SQLite's own allocations go through mimalloc instead of glibc's malloc. SQLite allocates
-/// for every statement it parses and for the schema it re-reads after each `ALTER`, and
-/// glibc's malloc and free were a twentieth of a 200-revision upgrade. False when SQLite was
-/// already initialized and keeps its own allocator (slower, not wrong).
-fn sqlite_allocates_with_mimalloc() -> bool {
-    use meshview::allocator::{mi_free, mi_malloc, mi_realloc};
-    use rusqlite::ffi;
-    use std::ffi::{c_int, c_void};
-    fn size_of_request(n: c_int) -> usize {
-        usize::try_from(n).unwrap_or(0)
-    }
-    fn as_c_int(n: usize) -> c_int {
-        c_int::try_from(n).unwrap_or(c_int::MAX)
-    }
-    unsafe extern "C" fn x_malloc(n: c_int) -> *mut c_void {
-        mi_malloc(size_of_request(n))
-    }
-    unsafe extern "C" fn x_free(p: *mut c_void) {
-        mi_free(p)
-    }
-    unsafe extern "C" fn x_realloc(p: *mut c_void, n: c_int) -> *mut c_void {
-        mi_realloc(p, size_of_request(n))
-    }
-    unsafe extern "C" fn x_size(p: *mut c_void) -> c_int {
-        as_c_int(mi_usable_size(p))
-    }
-    unsafe extern "C" fn x_roundup(n: c_int) -> c_int {
-        as_c_int(mi_good_size(size_of_request(n)))
-    }
-    unsafe extern "C" fn x_init(_: *mut c_void) -> c_int {
-        ffi::SQLITE_OK
-    }
-    unsafe extern "C" fn x_shutdown(_: *mut c_void) {}
-    let methods = ffi::sqlite3_mem_methods {
-        xMalloc: Some(x_malloc),
-        xFree: Some(x_free),
-        xRealloc: Some(x_realloc),
-        xSize: Some(x_size),
-        xRoundup: Some(x_roundup),
-        xInit: Some(x_init),
-        xShutdown: Some(x_shutdown),
-        pAppData: std::ptr::null_mut(),
-    };
-    // SAFETY: called before any connection is opened (SQLite is not initialized yet); SQLite
-    // copies the methods before returning, and every function above is thread-safe.
-    let rc = unsafe { ffi::sqlite3_config(ffi::SQLITE_CONFIG_MALLOC, &methods) };
-    rc == ffi::SQLITE_OK
-}
-
 fn main() {
-    // A command is one short process: memory mimalloc frees is worth keeping until exit, not
-    // handing back to the OS a second later. A data migration frees each row's objects as it
-    // goes, and with purging on it spent a twentieth of its time in the kernel re-zeroing the
-    // pages it had given back (100,000 rows: 2.44 -> 2.20 s, median of 8 interleaved runs).
-    // SAFETY: sets a process-wide allocator option; mimalloc reads it at each purge decision.
-    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-    let _ = sqlite_allocates_with_mimalloc();
+    meshview::allocator::keep_freed_memory();
+    let _ = meshview::allocator::sqlite_allocates_with_mimalloc();
     let mut args = std::env::args_os();
     let prog = cli::prog_name(args.next().as_ref(), "ralembic");
     cli::exit_follows_run();
@@ -104,7 +38,10 @@ fn leave(code: i32) -> ! {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use meshview::allocator::{
+        mi_good_size, mi_option_get, mi_usable_size, sqlite_allocates_with_mimalloc,
+        MI_OPTION_PURGE_DELAY,
+    };
 
     #[test]
     fn sqlite_runs_on_mimalloc() {
