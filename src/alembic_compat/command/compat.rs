@@ -9,7 +9,7 @@
 use super::{script_error_failure, Ctx, Failure, ScriptDirectory};
 use crate::alembic_compat::eval::check::check_module;
 use crate::alembic_compat::revision::{RevArg, ScriptRevisions};
-use crate::alembic_compat::script::sql_override::{find_override, load_override};
+use crate::alembic_compat::script::sql_override::{load_override, OverrideFinder};
 use crate::alembic_compat::script::Script;
 
 /// ralembic only migrates SQLite so far.
@@ -21,8 +21,8 @@ enum Verdict {
     Unsupported(Vec<String>),
 }
 
-fn judge(script: &Script) -> Verdict {
-    if let Some(path) = find_override(&script.path, &script.revision, DIALECT) {
+fn judge(script: &Script, overrides: &OverrideFinder) -> Verdict {
+    if let Some(path) = overrides.find(&script.path, &script.revision, DIALECT) {
         return match load_override(&path) {
             Ok(_) => Verdict::Override(
                 path.file_name()
@@ -56,10 +56,11 @@ pub fn compat(sd: &ScriptDirectory, ctx: &mut Ctx, verbose: bool) -> Result<(), 
     order.reverse();
     let width = order.iter().map(|&i| r.map.id(i).len()).max().unwrap_or(0);
     let (mut native, mut overridden, mut unsupported) = (0usize, 0usize, 0usize);
+    let overrides = OverrideFinder::default();
     for i in order {
         let script = &r.scripts[i];
         let id = r.map.id(i);
-        match judge(script) {
+        match judge(script, &overrides) {
             Verdict::Native => {
                 native += 1;
                 ctx.print(&format!(

@@ -16,7 +16,7 @@ use crate::alembic_compat::ops::{self, Literal, Op, SourcePos};
 use crate::alembic_compat::runtime::log::Level;
 use crate::alembic_compat::runtime::{BodyError, BodyRunner, MigrationContext, PlannedStep};
 use crate::alembic_compat::script::ast::Module;
-use crate::alembic_compat::script::sql_override::{find_override, load_override};
+use crate::alembic_compat::script::sql_override::{load_override, OverrideFinder};
 use crate::alembic_compat::script::Script;
 
 /// Runs bodies with the interpreter. Each file is parsed once per command: preflight's parse
@@ -26,6 +26,7 @@ pub struct EvalRunner {
     /// Keyed by the path's text: hashing a `Path` walks its components, which cost more
     /// than a short revision's whole lookup.
     parsed: RefCell<HashMap<OsString, Rc<Parsed>>>,
+    overrides: OverrideFinder,
 }
 
 type Parsed = (String, Module);
@@ -101,7 +102,10 @@ impl BodyRunner for EvalRunner {
             .collect();
         self.parse_all(&scripts);
         for script in scripts {
-            if let Some(path) = find_override(&script.path, &script.revision, ctx.dialect_name()) {
+            if let Some(path) =
+                self.overrides
+                    .find(&script.path, &script.revision, ctx.dialect_name())
+            {
                 let upgrade = steps
                     .iter()
                     .any(|s| s.script.path == script.path && s.upgrade);
@@ -158,7 +162,10 @@ impl BodyRunner for EvalRunner {
         upgrade: bool,
         ctx: &mut MigrationContext,
     ) -> Result<(), BodyError> {
-        if let Some(path) = find_override(&script.path, &script.revision, ctx.dialect_name()) {
+        if let Some(path) = self
+            .overrides
+            .find(&script.path, &script.revision, ctx.dialect_name())
+        {
             return run_override(&path, script, upgrade, ctx);
         }
         let parsed = self.parse(script)?;

@@ -15,6 +15,7 @@
 //! outside quotes and comments; a `CREATE TRIGGER` runs to its `END;`. Alembic loads only
 //! `*.py` files, so these files never change the revision graph.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// One statement and the 1-based line it starts on.
@@ -50,6 +51,54 @@ pub fn find_override(script_path: &Path, revision: &str, dialect: &str) -> Optio
         .parent()?
         .join(format!("{revision}.{dialect}.sql"));
     candidate.is_file().then_some(candidate)
+}
+
+/// [`find_override`] for a whole plan: each versions directory is listed once, instead of
+/// one `stat` per revision, and every later question gets the same answer, so the run uses
+/// exactly the override files its preflight checked. A 200-revision upgrade asked the file
+/// system 400 times for files that did not exist.
+#[derive(Debug, Default)]
+pub struct OverrideFinder {
+    /// Per directory, the names in it that end like an override file of the dialect; `None`
+    /// when it could not be listed (then each revision asks the file system, as before).
+    listed: std::cell::RefCell<HashMap<PathBuf, Option<HashSet<std::ffi::OsString>>>>,
+    found: std::cell::RefCell<HashMap<PathBuf, Option<PathBuf>>>,
+}
+
+impl OverrideFinder {
+    pub fn find(&self, script_path: &Path, revision: &str, dialect: &str) -> Option<PathBuf> {
+        if let Some(known) = self.found.borrow().get(script_path) {
+            return known.clone();
+        }
+        let answer = self.look(script_path, revision, dialect);
+        self.found
+            .borrow_mut()
+            .insert(script_path.to_path_buf(), answer.clone());
+        answer
+    }
+
+    fn look(&self, script_path: &Path, revision: &str, dialect: &str) -> Option<PathBuf> {
+        let dir = script_path.parent()?;
+        let name = format!("{revision}.{dialect}.sql");
+        let suffix = format!(".{dialect}.sql");
+        let mut listed = self.listed.borrow_mut();
+        let names = listed.entry(dir.to_path_buf()).or_insert_with(|| {
+            let entries = std::fs::read_dir(dir).ok()?;
+            Some(
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name())
+                    .filter(|n| n.to_str().is_some_and(|n| n.ends_with(&suffix)))
+                    .collect(),
+            )
+        });
+        match names {
+            // Listed: only a name that is there can be the file (a directory or a dangling
+            // link of that name is not, as `is_file` says).
+            Some(names) if !names.contains(std::ffi::OsStr::new(&name)) => None,
+            _ => find_override(script_path, revision, dialect),
+        }
+    }
 }
 
 pub fn load_override(path: &Path) -> Result<SqlOverride, OverrideError> {
@@ -232,6 +281,36 @@ mod tests {
 
     fn parse(text: &str) -> Result<SqlOverride, OverrideError> {
         parse_override(Path::new("v/abc.sqlite.sql"), text)
+    }
+
+    #[test]
+    fn the_finder_answers_as_the_file_system_does_once_per_revision() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let v = dir.path();
+        std::fs::write(v.join("a1.sqlite.sql"), "-- upgrade\n").expect("write");
+        // A directory named like an override file is not one, nor is another dialect's.
+        std::fs::create_dir(v.join("b2.sqlite.sql")).expect("mkdir");
+        std::fs::write(v.join("c3.postgresql.sql"), "-- upgrade\n").expect("write");
+        let finder = OverrideFinder::default();
+        for rev in ["a1", "b2", "c3", "d4"] {
+            let script = v.join(format!("{rev}_x.py"));
+            assert_eq!(
+                finder.find(&script, rev, "sqlite"),
+                find_override(&script, rev, "sqlite"),
+                "{rev}"
+            );
+        }
+        assert_eq!(
+            finder.find(&v.join("a1_x.py"), "a1", "sqlite"),
+            Some(v.join("a1.sqlite.sql"))
+        );
+        // Later answers are the first ones: the run uses what its preflight checked.
+        std::fs::write(v.join("d4.sqlite.sql"), "-- upgrade\n").expect("write");
+        assert_eq!(finder.find(&v.join("d4_x.py"), "d4", "sqlite"), None);
+        assert!(find_override(&v.join("d4_x.py"), "d4", "sqlite").is_some());
+        // A directory that cannot be listed: each revision asks the file system.
+        let missing = v.join("gone").join("e5_x.py");
+        assert_eq!(finder.find(&missing, "e5", "sqlite"), None);
     }
 
     #[test]
