@@ -17,9 +17,10 @@ use std::sync::OnceLock;
 /// A pattern compiled on first use, per form.
 pub struct Pattern {
     source: &'static str,
-    /// Text every match contains (ASCII case aside), checked before searching ASCII text:
-    /// the prefilter the engine would have built, for a few bytes of code.
-    needle: &'static str,
+    /// Texts every match contains (ASCII case aside), checked before searching ASCII text:
+    /// the prefilter the engine would have built, for a few bytes of code. A text without
+    /// one of them is not searched, and the pattern is not even compiled for it.
+    needles: &'static [&'static str],
     ascii: OnceLock<Option<regex_automata::meta::Regex>>,
     unicode: OnceLock<Option<regex::Regex>>,
 }
@@ -81,14 +82,16 @@ impl<'t> std::ops::Index<usize> for Caps<'t> {
 impl Pattern {
     /// `source` must be a valid pattern; one that is not never matches.
     pub const fn new(source: &'static str) -> Pattern {
-        Pattern::needing(source, "")
+        Pattern::needing(source, &[])
     }
 
-    /// A pattern all of whose matches contain `needle` (compared ignoring ASCII case).
-    pub const fn needing(source: &'static str, needle: &'static str) -> Pattern {
+    /// A pattern all of whose matches contain each of `needles` (compared ignoring ASCII
+    /// case). A second needle pays where the first is common: every table's SQL says
+    /// `PRIMARY KEY`, few name the constraint.
+    pub const fn needing(source: &'static str, needles: &'static [&'static str]) -> Pattern {
         Pattern {
             source,
-            needle,
+            needles,
             ascii: OnceLock::new(),
             unicode: OnceLock::new(),
         }
@@ -183,20 +186,23 @@ impl Pattern {
     /// Unicode case folding a non-ASCII character can match an ASCII letter (K, the Kelvin
     /// sign, matches `(?i)k`).
     fn may_match(&self, text: &str) -> bool {
-        let needle = self.needle.as_bytes();
-        let may = needle.is_empty()
-            || text
-                .as_bytes()
-                .windows(needle.len())
-                .any(|w| w.eq_ignore_ascii_case(needle));
+        let contains = |needle: &str| {
+            let needle = needle.as_bytes();
+            needle.is_empty()
+                || text
+                    .as_bytes()
+                    .windows(needle.len())
+                    .any(|w| w.eq_ignore_ascii_case(needle))
+        };
+        let may = self.needles.iter().all(|n| contains(n));
         // A wrong needle would silently lose matches: every test run checks each skip.
         debug_assert!(
             may || self
                 .ascii()
                 .map_or(true, |re| !re.is_match(text.as_bytes())),
-            "pattern {} matches a text without its needle {:?}",
+            "pattern {} matches a text without one of its needles {:?}",
             self.source,
-            self.needle
+            self.needles
         );
         may
     }
@@ -240,7 +246,7 @@ mod tests {
     /// The needle only skips searches that could not match.
     #[test]
     fn needles_skip_only_hopeless_searches() {
-        static FK: Pattern = Pattern::needing(r"(?i)foreign\s+key\s*\((\w+)\)", "FOREIGN");
+        static FK: Pattern = Pattern::needing(r"(?i)foreign\s+key\s*\((\w+)\)", &["FOREIGN"]);
         let got = |text: &str| FK.captures(text).map(|c| c[1].to_string());
         assert_eq!(got("x Foreign  KEY (a)").as_deref(), Some("a"));
         assert_eq!(
@@ -250,13 +256,25 @@ mod tests {
         assert_eq!(FK.captures_iter("foreign key (d) FOREIGN KEY (e)").len(), 2);
         assert_eq!(got("x key (a)"), None);
         assert!(FK.captures_iter("").is_empty());
+        // Every needle must be there; case is ignored.
+        static NAMED_PK: Pattern = Pattern::needing(
+            r"(?i)constraint\s+(\w+)\s+primary\s+key",
+            &["CONSTRAINT", "PRIMARY"],
+        );
+        let pk = |text: &str| NAMED_PK.captures(text).map(|c| c[1].to_string());
+        assert_eq!(
+            pk("Constraint pk_t Primary Key (id)").as_deref(),
+            Some("pk_t")
+        );
+        assert_eq!(pk("PRIMARY KEY (id)"), None);
+        assert_eq!(pk("CONSTRAINT ck CHECK (a > 0)"), None);
     }
 
     #[cfg(debug_assertions)]
     #[test]
-    #[should_panic(expected = "without its needle")]
+    #[should_panic(expected = "without one of its needles")]
     fn a_wrong_needle_is_caught_in_tests() {
-        static WRONG: Pattern = Pattern::needing(r"(?i)foreign\s+key", "REFERENCES");
+        static WRONG: Pattern = Pattern::needing(r"(?i)foreign\s+key", &["FOREIGN", "REFERENCES"]);
         let _ = WRONG.captures("FOREIGN KEY (a)");
     }
 

@@ -182,7 +182,7 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
         .collect::<Vec<_>>();
     static PK_NAME: Pattern = Pattern::needing(
         r#"(?i)CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+PRIMARY\s+KEY"#,
-        "PRIMARY",
+        &["CONSTRAINT", "PRIMARY"],
     );
     let pk_name = PK_NAME
         .captures(&table_sql)
@@ -255,7 +255,7 @@ fn reflect_fks(conn: &Connection, qname: &str, table_sql: &str) -> Result<Vec<Co
     // Names and options come only from table-level FOREIGN KEY clauses.
     static FK: Pattern = Pattern::needing(
         r#"(?i)(?:CONSTRAINT\s+(\w+|"(?:[^"]|"")+")\s+)?FOREIGN KEY\s*\(\s*(.+?)\s*\)\s+REFERENCES\s+(?:"(.+?)"|([a-z0-9_]+))\s*\(\s*((?:(?:"[^"]+"|[a-z0-9_]+)\s*(?:,\s*)?)+)\)\s*((?:ON (?:DELETE|UPDATE) (?:SET NULL|SET DEFAULT|CASCADE|RESTRICT|NO ACTION)\s*)*)((?:NOT\s+)?DEFERRABLE)?(?:\s+INITIALLY\s+(DEFERRED|IMMEDIATE))?"#,
-        "FOREIGN KEY",
+        &["FOREIGN KEY", "REFERENCES"],
     );
     let parsed: Vec<_> = FK
         .captures_iter(table_sql)
@@ -412,7 +412,7 @@ fn reflect_uniques(
     let mut parsed: Vec<(Option<String>, Vec<String>)> = vec![];
     static NAMED: Pattern = Pattern::needing(
         r#"(?i)(?:CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+)?UNIQUE\s*\((.+?)\)"#,
-        "UNIQUE",
+        &["UNIQUE"],
     );
     for c in NAMED.captures_iter(table_sql) {
         parsed.push((
@@ -422,7 +422,7 @@ fn reflect_uniques(
     }
     static INLINE: Pattern = Pattern::needing(
         r#"(?i)(?:(".+?")|(?:[\[`])?([a-z0-9_]+)(?:[\]`])?)[\t ]+[a-z0-9_]+(?:[\t ]+[a-z0-9_]+)*?[\t ]+UNIQUE"#,
-        "UNIQUE",
+        &["UNIQUE"],
     );
     for c in INLINE.captures_iter(table_sql) {
         if let Some(m) = c.get(1).or(c.get(2)) {
@@ -444,7 +444,7 @@ fn reflect_checks(table_sql: &str) -> Vec<ConsDef> {
     let mut out = vec![];
     static CHECK: Pattern = Pattern::needing(
         r#"(?i)CONSTRAINT\s+(?:"((?:[^"]|"")+)"|(\w+))\s+CHECK\s*\("#,
-        "CHECK",
+        &["CONSTRAINT", "CHECK"],
     );
     for c in CHECK.captures_iter(table_sql) {
         let end = c.get(0).map_or(0, |m| m.end());
@@ -502,7 +502,7 @@ fn matching_paren(text: &str, open: usize) -> Option<usize> {
 pub fn check_constraints(table_sql: &str) -> Vec<(Option<String>, String)> {
     static CHECK: Pattern = Pattern::needing(
         r#"(?i)(?:CONSTRAINT\s+("(?:[^"]|"")+"|'(?:[^']|'')+'|\[(?:[^\]]|\]\])+\]|`(?:[^`]|``)+`|\S+)\s+)?CHECK\s*\("#,
-        "CHECK",
+        &["CHECK"],
     );
     let mut out = vec![];
     let mut pos = 0;
@@ -580,7 +580,7 @@ fn index_columns(conn: &Connection, name: &str) -> Result<Vec<Option<String>>, D
 
 fn reflect_indexes(conn: &Connection, rows: Vec<ListedIndex>) -> Result<Vec<IdxDef>, DdlError> {
     let mut out = vec![];
-    static WHERE: Pattern = Pattern::needing(r"(?is)\bWHERE\b\s*(.+)$", "WHERE");
+    static WHERE: Pattern = Pattern::needing(r"(?is)\bWHERE\b\s*(.+)$", &["WHERE"]);
     // index_list is newest first and SQLAlchemy keeps that order. Alembic then walks
     // `Table.indexes`, a Python set, so with several indexes its order is not guaranteed.
     for (name, unique, origin) in rows {
