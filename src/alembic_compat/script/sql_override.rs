@@ -59,28 +59,27 @@ pub fn find_override(script_path: &Path, revision: &str, dialect: &str) -> Optio
 /// system 400 times for files that did not exist.
 #[derive(Debug, Default)]
 pub struct OverrideFinder {
-    /// Per directory, the names in it that end like an override file of the dialect; `None`
-    /// when it could not be listed (then each revision asks the file system, as before).
+    /// Per directory, the names in it that end in `.sql` (any dialect's override files);
+    /// `None` when it could not be listed (then each revision asks the file system).
     listed: std::cell::RefCell<HashMap<PathBuf, Option<HashSet<std::ffi::OsString>>>>,
-    found: std::cell::RefCell<HashMap<PathBuf, Option<PathBuf>>>,
+    /// Per revision file and dialect, the answer given.
+    found: std::cell::RefCell<HashMap<(PathBuf, String), Option<PathBuf>>>,
 }
 
 impl OverrideFinder {
     pub fn find(&self, script_path: &Path, revision: &str, dialect: &str) -> Option<PathBuf> {
-        if let Some(known) = self.found.borrow().get(script_path) {
+        let key = (script_path.to_path_buf(), dialect.to_string());
+        if let Some(known) = self.found.borrow().get(&key) {
             return known.clone();
         }
         let answer = self.look(script_path, revision, dialect);
-        self.found
-            .borrow_mut()
-            .insert(script_path.to_path_buf(), answer.clone());
+        self.found.borrow_mut().insert(key, answer.clone());
         answer
     }
 
     fn look(&self, script_path: &Path, revision: &str, dialect: &str) -> Option<PathBuf> {
         let dir = script_path.parent()?;
         let name = format!("{revision}.{dialect}.sql");
-        let suffix = format!(".{dialect}.sql");
         let mut listed = self.listed.borrow_mut();
         let names = listed.entry(dir.to_path_buf()).or_insert_with(|| {
             let entries = std::fs::read_dir(dir).ok()?;
@@ -88,7 +87,7 @@ impl OverrideFinder {
                 entries
                     .filter_map(Result::ok)
                     .map(|e| e.file_name())
-                    .filter(|n| n.to_str().is_some_and(|n| n.ends_with(&suffix)))
+                    .filter(|n| n.to_str().is_some_and(|n| n.ends_with(".sql")))
                     .collect(),
             )
         });
@@ -308,6 +307,11 @@ mod tests {
         std::fs::write(v.join("d4.sqlite.sql"), "-- upgrade\n").expect("write");
         assert_eq!(finder.find(&v.join("d4_x.py"), "d4", "sqlite"), None);
         assert!(find_override(&v.join("d4_x.py"), "d4", "sqlite").is_some());
+        // Another dialect's override file is found in the same listing.
+        assert_eq!(
+            finder.find(&v.join("c3_x.py"), "c3", "postgresql"),
+            Some(v.join("c3.postgresql.sql"))
+        );
         // A directory that cannot be listed: each revision asks the file system.
         let missing = v.join("gone").join("e5_x.py");
         assert_eq!(finder.find(&missing, "e5", "sqlite"), None);
