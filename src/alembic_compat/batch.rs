@@ -33,6 +33,68 @@ pub fn batch_statements_offline(
     }
 }
 
+/// The constraint a batch's `create_unique_constraint`, `create_check_constraint` or
+/// `create_foreign_key` makes, as Alembic's schema objects build it.
+fn constraint_of(op: &Op) -> Option<Constraint> {
+    Some(match op {
+        Op::CreateUniqueConstraint { name, columns, .. } => Constraint::Unique {
+            name: name.clone(),
+            columns: columns.clone(),
+            kwargs: vec![],
+        },
+        Op::CreateCheckConstraint {
+            name, condition, ..
+        } => Constraint::Check {
+            name: name.clone(),
+            sqltext: condition.clone(),
+        },
+        Op::CreateForeignKey {
+            name,
+            referent_table,
+            local_cols,
+            remote_cols,
+            ondelete,
+            onupdate,
+            deferrable,
+            initially,
+            match_,
+            ..
+        } => Constraint::ForeignKey {
+            name: name.clone(),
+            columns: local_cols.clone(),
+            refcolumns: remote_cols
+                .iter()
+                .map(|r| format!("{referent_table}.{r}"))
+                .collect(),
+            ondelete: ondelete.clone(),
+            onupdate: onupdate.clone(),
+            deferrable: *deferrable,
+            initially: initially.clone(),
+            match_: match_.clone(),
+            use_alter: false,
+        },
+        _ => return None,
+    })
+}
+
+/// Alembic builds a batch's new constraints, indexes and columns when their methods are
+/// called inside the `with` block, and a naming convention names them then: one that
+/// cannot fails before the batch runs anything, and before it would need a connection to
+/// reflect the table.
+fn named_at_call(op: &Op, table: &str, opts: &RenderOptions) -> Result<(), DdlError> {
+    let conv = Conventions {
+        pairs: &opts.naming_convention,
+    };
+    match op {
+        Op::AddColumn { column, .. } => column_implicit(column, table, &conv).map(drop),
+        Op::CreateIndex(i) => idx_def(i, opts).map(drop),
+        _ => match constraint_of(op) {
+            Some(c) => cons_def(&c, table, &conv).map(drop),
+            None => Ok(()),
+        },
+    }
+}
+
 /// The statements Alembic runs for the block, and the error it raises after them, if any
 /// (e.g. a new index naming a renamed column fails after the table was already swapped).
 /// `conn: None` is `--sql` mode.
@@ -41,6 +103,11 @@ pub fn batch_steps(
     batch: &Batch,
     opts: &RenderOptions,
 ) -> (Vec<String>, Option<DdlError>) {
+    for (op, _) in &batch.ops {
+        if let Err(e) = named_at_call(op, &batch.table, opts) {
+            return (vec![], Some(e));
+        }
+    }
     let recreate = match batch.recreate {
         Recreate::Always => true,
         Recreate::Never => false,
@@ -49,14 +116,14 @@ pub fn batch_steps(
             // a CHECK) to the batch as add_constraint ops, and those need the copy.
             Op::AddColumn { column, .. } => {
                 matches!(column.server_default, Some(ServerDefault::Expr(_)))
-                    || !column_implicit(
+                    || column_implicit(
                         column,
                         &batch.table,
                         &Conventions {
                             pairs: &opts.naming_convention,
                         },
                     )
-                    .is_empty()
+                    .map_or(true, |implicit| !implicit.is_empty())
             }
             Op::CreateIndex(_) | Op::DropIndex { .. } => false,
             _ => true,
@@ -91,7 +158,10 @@ pub fn batch_steps(
         return (out, None);
     }
     let (table, reflected) = match (&batch.copy_from, conn) {
-        (Some(ct), _) => (table_def(ct, opts), false),
+        (Some(ct), _) => match table_def(ct, opts) {
+            Ok(t) => (t, false),
+            Err(e) => return (vec![], Some(e)),
+        },
         (None, None) => {
             return (
                 vec![],
@@ -110,7 +180,10 @@ pub fn batch_steps(
             Err(e) => return (vec![], Some(e)),
         },
     };
-    let mut apply = Apply::new(table, reflected, batch, opts);
+    let mut apply = match Apply::new(table, reflected, batch, opts) {
+        Ok(apply) => apply,
+        Err(e) => return (vec![], Some(e)),
+    };
     for (op, _) in &batch.ops {
         if let Err(e) = apply.op(op) {
             return (vec![], Some(e));
@@ -141,7 +214,12 @@ struct Apply<'a> {
 }
 
 impl<'a> Apply<'a> {
-    fn new(table: TableDef, reflected: bool, batch: &'a Batch, opts: &'a RenderOptions) -> Self {
+    fn new(
+        table: TableDef,
+        reflected: bool,
+        batch: &'a Batch,
+        opts: &'a RenderOptions,
+    ) -> Result<Self, DdlError> {
         let temp: String = format!("_alembic_tmp_{}", table.name)
             .chars()
             .take(50)
@@ -208,7 +286,7 @@ impl<'a> Apply<'a> {
                         referred_table: rt,
                         referred_columns: &rc,
                     },
-                );
+                )?;
                 let mut c = c;
                 match &mut c {
                     ConsDef::Unique { name: n, .. }
@@ -221,7 +299,7 @@ impl<'a> Apply<'a> {
                 }
             }
         }
-        Apply {
+        Ok(Apply {
             existing_ordering: table.columns.iter().map(|c| c.name.clone()).collect(),
             indexes: table.indexes.clone(),
             table,
@@ -234,7 +312,7 @@ impl<'a> Apply<'a> {
             named,
             unnamed,
             new_indexes: vec![],
-        }
+        })
     }
 
     fn col(&mut self, name: &str) -> Result<&mut ColDef, DdlError> {
@@ -275,7 +353,7 @@ impl<'a> Apply<'a> {
                     columns: vec![column.clone()],
                     ..Default::default()
                 };
-                let mut def = table_def(&ct, self.opts);
+                let mut def = table_def(&ct, self.opts)?;
                 if let Some(mut c) = def.columns.pop() {
                     c.type_events = false;
                     self.columns.push((c.name.clone(), c));
@@ -283,7 +361,7 @@ impl<'a> Apply<'a> {
                 self.transfers
                     .push((column.name.clone(), Transfer { expr: None }));
                 // Operations.add_column then sends the column's constraints and index here.
-                for k in column_implicit(column, &tname, &conv) {
+                for k in column_implicit(column, &tname, &conv)? {
                     if matches!(
                         k,
                         ConsDef::Check {
@@ -350,7 +428,7 @@ impl<'a> Apply<'a> {
                     };
                 }
             }
-            Op::CreateIndex(i) => self.new_indexes.push(idx_def(i, self.opts)),
+            Op::CreateIndex(i) => self.new_indexes.push(idx_def(i, self.opts)?),
             Op::DropIndex { name, .. } => {
                 let before = self.indexes.len();
                 self.indexes
@@ -362,55 +440,13 @@ impl<'a> Apply<'a> {
                     )));
                 }
             }
-            Op::CreateUniqueConstraint { name, columns, .. } => {
-                let c = Constraint::Unique {
-                    name: name.clone(),
-                    columns: columns.clone(),
-                    kwargs: vec![],
-                };
-                if let Some(d) = cons_def(&c, &tname, &conv) {
-                    self.add_constraint(d)?;
-                }
-            }
-            Op::CreateCheckConstraint {
-                name, condition, ..
-            } => {
-                let c = Constraint::Check {
-                    name: name.clone(),
-                    sqltext: condition.clone(),
-                };
-                if let Some(d) = cons_def(&c, &tname, &conv) {
-                    self.add_constraint(d)?;
-                }
-            }
-            Op::CreateForeignKey {
-                name,
-                referent_table,
-                local_cols,
-                remote_cols,
-                ondelete,
-                onupdate,
-                deferrable,
-                initially,
-                match_,
-                ..
-            } => {
-                let c = Constraint::ForeignKey {
-                    name: name.clone(),
-                    columns: local_cols.clone(),
-                    refcolumns: remote_cols
-                        .iter()
-                        .map(|r| format!("{referent_table}.{r}"))
-                        .collect(),
-                    ondelete: ondelete.clone(),
-                    onupdate: onupdate.clone(),
-                    deferrable: *deferrable,
-                    initially: initially.clone(),
-                    match_: match_.clone(),
-                    use_alter: false,
-                };
-                if let Some(d) = cons_def(&c, &tname, &conv) {
-                    self.add_constraint(d)?;
+            Op::CreateUniqueConstraint { .. }
+            | Op::CreateCheckConstraint { .. }
+            | Op::CreateForeignKey { .. } => {
+                if let Some(c) = constraint_of(op) {
+                    if let Some(d) = cons_def(&c, &tname, &conv)? {
+                        self.add_constraint(d)?;
+                    }
                 }
             }
             Op::CreatePrimaryKey { name, columns, .. } => {
@@ -566,14 +602,18 @@ impl<'a> Apply<'a> {
         };
         let mut constraints = vec![];
         for c in &self.batch.table_args {
-            if let Some(d) = cons_def(c, &self.temp, &conv) {
-                constraints.push(d);
+            match cons_def(c, &self.temp, &conv) {
+                Ok(d) => constraints.extend(d),
+                Err(e) => return (vec![], Some(e)),
             }
         }
         for (_, c) in &self.columns {
             if c.type_events {
                 if let Some(t) = &c.type_ {
-                    constraints.extend(type_bound_ck(&c.name, t, &tname, &conv));
+                    match type_bound_ck(&c.name, t, &tname, &conv) {
+                        Ok(ck) => constraints.extend(ck),
+                        Err(e) => return (vec![], Some(e)),
+                    }
                 }
             }
         }

@@ -42,6 +42,10 @@ pub enum DdlError {
     /// Python `KeyError` (its `str()` is the quoted key).
     #[error("{0}")]
     Key(String),
+    /// SQLAlchemy's `InvalidRequestError` (a naming convention that needs a constraint's name
+    /// for an unnamed constraint).
+    #[error("{0}")]
+    InvalidRequest(String),
     /// SQLAlchemy's `NoSuchTableError` (batch on a table that does not exist).
     #[error("{0}")]
     NoSuchTable(String),
@@ -64,6 +68,7 @@ impl DdlError {
             DdlError::Value(_) => "ValueError",
             DdlError::NoSuchTable(_) => "NoSuchTableError",
             DdlError::Key(_) => "KeyError",
+            DdlError::InvalidRequest(_) => "InvalidRequestError",
             DdlError::Sqlite(_) => "OperationalError",
         }
     }
@@ -79,6 +84,7 @@ impl DdlError {
             DdlError::Value(_) => "ValueError",
             DdlError::NoSuchTable(_) => "sqlalchemy.exc.NoSuchTableError",
             DdlError::Key(_) => "KeyError",
+            DdlError::InvalidRequest(_) => "sqlalchemy.exc.InvalidRequestError",
             DdlError::Sqlite(_) => "sqlalchemy.exc.OperationalError",
         }
     }

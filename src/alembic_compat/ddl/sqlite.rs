@@ -679,19 +679,25 @@ impl Conventions<'_> {
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn apply(&self, key: &str, given: Option<&Name>, ctx: &NameCtx) -> Option<String> {
+    /// The name SQLAlchemy gives the constraint or index: `given` unless the convention for
+    /// `key` applies. Fails as SQLAlchemy does, at the first token it cannot fill: an unknown
+    /// token is a `KeyError`, `%(constraint_name)s` of an unnamed constraint an
+    /// `InvalidRequestError`.
+    pub fn apply(
+        &self,
+        key: &str,
+        given: Option<&Name>,
+        ctx: &NameCtx,
+    ) -> Result<Option<String>, DdlError> {
         if let Some(Name::Final(n)) = given {
-            return Some(n.clone());
+            return Ok(Some(n.clone()));
         }
         let given = given.map(|n| n.as_str().to_string());
         let Some(tpl) = self.template(key) else {
-            return given;
+            return Ok(given);
         };
         if given.is_some() && !tpl.contains("%(constraint_name)s") {
-            return given;
-        }
-        if given.is_none() && tpl.contains("%(constraint_name)s") {
-            return None;
+            return Ok(given);
         }
         // Python's `%` formatting with a mapping: `%(key)s` is the token's value, `%%` a '%'.
         static TOKEN: Pattern = Pattern::new(r"%\((\w+)\)s|%(%)");
@@ -703,50 +709,61 @@ impl Conventions<'_> {
             if c.get(2).is_some() {
                 out.push('%');
             } else {
-                out.push_str(&token_value(&c[1], given.as_deref(), ctx).unwrap_or_default());
+                out.push_str(&token_value(&c[1], given.as_deref(), ctx)?);
             }
             done = whole.end();
         }
         out.push_str(&tpl[done..]);
-        Some(out)
+        Ok(Some(out))
     }
 }
 
-fn token_value(tok: &str, given: Option<&str>, ctx: &NameCtx) -> Option<String> {
+fn token_value(tok: &str, given: Option<&str>, ctx: &NameCtx) -> Result<String, DdlError> {
     if tok == "constraint_name" {
-        return given.map(str::to_string);
+        return given.map(str::to_string).ok_or_else(|| {
+            DdlError::InvalidRequest(
+                "Naming convention including %(constraint_name)s token requires that \
+                 constraint is explicitly named."
+                    .into(),
+            )
+        });
     }
     if tok == "table_name" {
-        return Some(ctx.table.to_string());
+        return Ok(ctx.table.to_string());
     }
     if tok == "referred_table_name" {
-        return ctx.referred_table.map(str::to_string);
+        return Ok(ctx.referred_table.unwrap_or_default().to_string());
     }
     let (cols, rest, label_table) = if let Some(r) = tok.strip_prefix("referred_column_") {
         (ctx.referred_columns, r, ctx.referred_table.unwrap_or(""))
     } else if let Some(r) = tok.strip_prefix("column_") {
         (ctx.columns, r, ctx.table)
     } else {
-        return None;
+        return Err(unknown_token(tok));
     };
     let label = |c: &String| format!("{label_table}_{c}");
     match rest {
-        "0N_name" | "0N_key" => return Some(cols.concat()),
-        "0_N_name" | "0_N_key" => return Some(cols.join("_")),
-        "0N_label" => return Some(cols.iter().map(label).collect::<Vec<_>>().concat()),
-        "0_N_label" => return Some(cols.iter().map(label).collect::<Vec<_>>().join("_")),
+        "0N_name" | "0N_key" => return Ok(cols.concat()),
+        "0_N_name" | "0_N_key" => return Ok(cols.join("_")),
+        "0N_label" => return Ok(cols.iter().map(label).collect::<Vec<_>>().concat()),
+        "0_N_label" => return Ok(cols.iter().map(label).collect::<Vec<_>>().join("_")),
         _ => {}
     }
     // `column_<i>_name`: the i-th column, or "" past the last one, as SQLAlchemy's
     // ConventionDict gives it.
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    let index: usize = rest[..digits].parse().ok()?;
+    let index: usize = rest[..digits].parse().map_err(|_| unknown_token(tok))?;
     let col = cols.get(index);
     match &rest[digits..] {
-        "_name" | "_key" => Some(col.cloned().unwrap_or_default()),
-        "_label" => Some(col.map(label).unwrap_or_default()),
-        _ => None,
+        "_name" | "_key" => Ok(col.cloned().unwrap_or_default()),
+        "_label" => Ok(col.map(label).unwrap_or_default()),
+        _ => Err(unknown_token(tok)),
     }
+}
+
+/// Python's `KeyError` from `ConventionDict`: its `str()` is the quoted token.
+fn unknown_token(tok: &str) -> DdlError {
+    DdlError::Key(format!("'{tok}'"))
 }
 
 fn lit_bool(kwargs: &[(String, Literal)], key: &str) -> Option<bool> {
@@ -781,13 +798,13 @@ fn check_sql(e: &SqlExpr) -> String {
     render_expr(e)
 }
 
-fn col_def(c: &Column, table: &str, conv: &Conventions) -> ColDef {
+fn col_def(c: &Column, table: &str, conv: &Conventions) -> Result<ColDef, DdlError> {
     let inline = c
         .constraints
         .iter()
         .filter_map(|k| match k {
-            Constraint::Check { name, sqltext } => {
-                let n = conv.apply(
+            Constraint::Check { name, sqltext } => Some(
+                conv.apply(
                     "ck",
                     name.as_ref(),
                     &NameCtx {
@@ -796,13 +813,13 @@ fn col_def(c: &Column, table: &str, conv: &Conventions) -> ColDef {
                         referred_table: None,
                         referred_columns: &[],
                     },
-                );
-                Some((n, check_sql(sqltext)))
-            }
+                )
+                .map(|n| (n, check_sql(sqltext))),
+            ),
             _ => None,
         })
-        .collect();
-    ColDef {
+        .collect::<Result<_, _>>()?;
+    Ok(ColDef {
         name: c.name.clone(),
         type_: c.type_.clone(),
         nullable: c.nullable.unwrap_or(!c.primary_key),
@@ -812,12 +829,16 @@ fn col_def(c: &Column, table: &str, conv: &Conventions) -> ColDef {
         inline,
         has_fk: !c.foreign_keys.is_empty(),
         type_events: true,
-    }
+    })
 }
 
 /// Resolves a constraint written in Python into its final form.
-pub fn cons_def(c: &Constraint, table: &str, conv: &Conventions) -> Option<ConsDef> {
-    match c {
+pub fn cons_def(
+    c: &Constraint,
+    table: &str,
+    conv: &Conventions,
+) -> Result<Option<ConsDef>, DdlError> {
+    Ok(match c {
         Constraint::PrimaryKey { .. } => None,
         Constraint::Unique { name, columns, .. } => Some(ConsDef::Unique {
             name: conv.apply(
@@ -829,7 +850,7 @@ pub fn cons_def(c: &Constraint, table: &str, conv: &Conventions) -> Option<ConsD
                     referred_table: None,
                     referred_columns: &[],
                 },
-            ),
+            )?,
             columns: columns.clone(),
         }),
         Constraint::Check { name, sqltext } => Some(ConsDef::Check {
@@ -842,7 +863,7 @@ pub fn cons_def(c: &Constraint, table: &str, conv: &Conventions) -> Option<ConsD
                     referred_table: None,
                     referred_columns: &[],
                 },
-            ),
+            )?,
             sql: check_sql(sqltext),
             type_bound: None,
         }),
@@ -873,7 +894,7 @@ pub fn cons_def(c: &Constraint, table: &str, conv: &Conventions) -> Option<ConsD
                         referred_table: Some(&ref_table),
                         referred_columns: &ref_columns,
                     },
-                ),
+                )?,
                 columns: columns.clone(),
                 ref_schema,
                 ref_table,
@@ -885,13 +906,17 @@ pub fn cons_def(c: &Constraint, table: &str, conv: &Conventions) -> Option<ConsD
                 match_: match_.clone(),
             })
         }
-    }
+    })
 }
 
 /// The constraints a column adds when it joins a table, in SQLAlchemy's order: its
 /// UniqueConstraint (in `_set_parent`), then its type's CHECK and its ForeignKeys (attach
 /// events, registered in that order by `Column.__init__`).
-pub fn column_implicit(c: &Column, table: &str, conv: &Conventions) -> Vec<ConsDef> {
+pub fn column_implicit(
+    c: &Column,
+    table: &str,
+    conv: &Conventions,
+) -> Result<Vec<ConsDef>, DdlError> {
     let mut out = vec![];
     let cols = vec![c.name.clone()];
     if c.unique == Some(true) && c.index != Some(true) {
@@ -905,12 +930,12 @@ pub fn column_implicit(c: &Column, table: &str, conv: &Conventions) -> Vec<ConsD
                     referred_table: None,
                     referred_columns: &[],
                 },
-            ),
+            )?,
             columns: cols.clone(),
         });
     }
     if let Some(t) = &c.type_ {
-        if let Some(ck) = type_bound_ck(&c.name, t, table, conv) {
+        if let Some(ck) = type_bound_ck(&c.name, t, table, conv)? {
             out.push(ck);
         }
     }
@@ -927,7 +952,7 @@ pub fn column_implicit(c: &Column, table: &str, conv: &Conventions) -> Vec<ConsD
                     referred_table: Some(&ref_table),
                     referred_columns: &refs,
                 },
-            ),
+            )?,
             columns: cols.clone(),
             ref_schema,
             ref_table,
@@ -939,11 +964,18 @@ pub fn column_implicit(c: &Column, table: &str, conv: &Conventions) -> Vec<ConsD
             match_: fk.match_.clone(),
         });
     }
-    out
+    Ok(out)
 }
 
-pub fn type_bound_ck(col: &str, t: &TypeSpec, table: &str, conv: &Conventions) -> Option<ConsDef> {
-    let (name, sql) = type_bound_check(col, t)?;
+pub fn type_bound_ck(
+    col: &str,
+    t: &TypeSpec,
+    table: &str,
+    conv: &Conventions,
+) -> Result<Option<ConsDef>, DdlError> {
+    let Some((name, sql)) = type_bound_check(col, t) else {
+        return Ok(None);
+    };
     let cols = vec![col.to_string()];
     let name = conv.apply(
         "ck",
@@ -954,21 +986,21 @@ pub fn type_bound_ck(col: &str, t: &TypeSpec, table: &str, conv: &Conventions) -
             referred_table: None,
             referred_columns: &[],
         },
-    );
-    Some(ConsDef::Check {
+    )?;
+    Ok(Some(ConsDef::Check {
         name,
         sql,
         type_bound: Some(col.to_string()),
-    })
+    }))
 }
 
 /// The index `Column(index=True)` makes.
-fn column_index(c: &Column, table: &str, conv: &Conventions) -> Option<IdxDef> {
+fn column_index(c: &Column, table: &str, conv: &Conventions) -> Result<Option<IdxDef>, DdlError> {
     if c.index != Some(true) {
-        return None;
+        return Ok(None);
     }
     let cols = vec![c.name.clone()];
-    Some(IdxDef {
+    Ok(Some(IdxDef {
         name: conv.apply(
             "ix",
             None,
@@ -978,22 +1010,26 @@ fn column_index(c: &Column, table: &str, conv: &Conventions) -> Option<IdxDef> {
                 referred_table: None,
                 referred_columns: &[],
             },
-        ),
+        )?,
         unique: c.unique == Some(true),
         exprs: vec![quote(&c.name).into_owned()],
         columns: Some(cols),
         where_: None,
         if_not_exists: false,
         column_flag: true,
-    })
+    }))
 }
 
-pub fn table_def(ct: &CreateTable, opts: &RenderOptions) -> TableDef {
+pub fn table_def(ct: &CreateTable, opts: &RenderOptions) -> Result<TableDef, DdlError> {
     let conv = Conventions {
         pairs: &opts.naming_convention,
     };
     let t = ct.name.as_str();
-    let mut columns: Vec<ColDef> = ct.columns.iter().map(|c| col_def(c, t, &conv)).collect();
+    let mut columns: Vec<ColDef> = ct
+        .columns
+        .iter()
+        .map(|c| col_def(c, t, &conv))
+        .collect::<Result<_, _>>()?;
     let mut pk_name = None;
     let mut pk_columns: Vec<String> = columns
         .iter()
@@ -1019,7 +1055,7 @@ pub fn table_def(ct: &CreateTable, opts: &RenderOptions) -> TableDef {
                 referred_table: None,
                 referred_columns: &[],
             },
-        );
+        )?;
         for c in columns.iter_mut() {
             if pc.contains(&c.name) {
                 c.primary_key = true;
@@ -1034,8 +1070,11 @@ pub fn table_def(ct: &CreateTable, opts: &RenderOptions) -> TableDef {
             }
         }
         pk_columns = pc;
-    } else if !pk_columns.is_empty() {
-        pk_name = conv.apply(
+    } else {
+        // Every Table has a primary key constraint, named when it is attached, so a broken
+        // `pk` convention fails even for a table without primary key columns (the name of
+        // an empty one is never rendered).
+        let name = conv.apply(
             "pk",
             None,
             &NameCtx {
@@ -1044,19 +1083,21 @@ pub fn table_def(ct: &CreateTable, opts: &RenderOptions) -> TableDef {
                 referred_table: None,
                 referred_columns: &[],
             },
-        );
+        )?;
+        if !pk_columns.is_empty() {
+            pk_name = name;
+        }
     }
-    let mut constraints: Vec<ConsDef> = ct
-        .constraints
-        .iter()
-        .filter_map(|k| cons_def(k, t, &conv))
-        .collect();
+    let mut constraints = vec![];
+    for k in &ct.constraints {
+        constraints.extend(cons_def(k, t, &conv)?);
+    }
     let mut indexes = vec![];
     for c in &ct.columns {
-        constraints.extend(column_implicit(c, t, &conv));
-        indexes.extend(column_index(c, t, &conv));
+        constraints.extend(column_implicit(c, t, &conv)?);
+        indexes.extend(column_index(c, t, &conv)?);
     }
-    TableDef {
+    Ok(TableDef {
         name: ct.name.clone(),
         schema: ct.schema.clone(),
         columns,
@@ -1069,7 +1110,7 @@ pub fn table_def(ct: &CreateTable, opts: &RenderOptions) -> TableDef {
         strict: lit_bool(&ct.kwargs, "sqlite_strict").unwrap_or(false),
         prefixes: ct.prefixes.clone(),
         if_not_exists: ct.if_not_exists,
-    }
+    })
 }
 
 /// `SQLiteDDLCompiler.get_column_specification`.
@@ -1302,7 +1343,7 @@ pub fn render_create_index(
     Ok(s)
 }
 
-pub fn idx_def(i: &Index, opts: &RenderOptions) -> IdxDef {
+pub fn idx_def(i: &Index, opts: &RenderOptions) -> Result<IdxDef, DdlError> {
     let conv = Conventions {
         pairs: &opts.naming_convention,
     };
@@ -1315,7 +1356,7 @@ pub fn idx_def(i: &Index, opts: &RenderOptions) -> IdxDef {
         })
         .collect();
     let all_cols = colnames.len() == i.keys.len();
-    IdxDef {
+    Ok(IdxDef {
         name: conv.apply(
             "ix",
             i.name.as_ref(),
@@ -1325,7 +1366,7 @@ pub fn idx_def(i: &Index, opts: &RenderOptions) -> IdxDef {
                 referred_table: None,
                 referred_columns: &[],
             },
-        ),
+        )?,
         unique: i.unique,
         exprs: i
             .keys
@@ -1339,7 +1380,7 @@ pub fn idx_def(i: &Index, opts: &RenderOptions) -> IdxDef {
         where_: i.sqlite_where.as_ref().map(render_expr),
         if_not_exists: i.if_not_exists,
         column_flag: false,
-    }
+    })
 }
 
 fn alter_table(table: &str, schema: Option<&str>) -> String {
@@ -1393,7 +1434,10 @@ fn alter_column_steps(a: &AlterColumn) -> (Vec<String>, Option<DdlError>) {
 pub fn render_op_steps(op: &Op, opts: &RenderOptions) -> (Vec<String>, Option<DdlError>) {
     match op {
         Op::CreateTable(ct) => {
-            let t = table_def(ct, opts);
+            let t = match table_def(ct, opts) {
+                Ok(t) => t,
+                Err(e) => return (vec![], Some(e)),
+            };
             let mut out = vec![];
             match render_create_table(&t) {
                 Ok(s) => out.push(s),
@@ -1440,7 +1484,10 @@ pub fn render_op_steps(op: &Op, opts: &RenderOptions) -> (Vec<String>, Option<Dd
                 columns: vec![column.clone()],
                 ..Default::default()
             };
-            let t = table_def(&ct, opts);
+            let t = match table_def(&ct, opts) {
+                Ok(t) => t,
+                Err(e) => return (vec![], Some(e)),
+            };
             let Some(c) = t.columns.first() else {
                 return (vec![], None);
             };
@@ -1494,7 +1541,10 @@ pub fn render_op_steps(op: &Op, opts: &RenderOptions) -> (Vec<String>, Option<Dd
         ),
         Op::AlterColumn(a) => alter_column_steps(a),
         Op::CreateIndex(i) => {
-            let d = idx_def(i, opts);
+            let d = match idx_def(i, opts) {
+                Ok(d) => d,
+                Err(e) => return (vec![], Some(e)),
+            };
             match render_create_index(&d, &i.table, i.schema.as_deref()) {
                 Ok(s) => (vec![s], None),
                 Err(e) => (vec![], Some(e)),
@@ -1658,16 +1708,58 @@ mod tests {
             referred_columns: &[],
         };
         let given = Name::Plain("positive".to_string());
+        let name = |key: &str, given: Option<&Name>, c: &Conventions| {
+            c.apply(key, given, &ctx).map_err(|e| e.to_string())
+        };
         assert_eq!(
-            conventions.apply("ck", Some(&given), &ctx).as_deref(),
-            Some("ck_node_%_positive")
+            name("ck", Some(&given), &conventions)
+                .as_ref()
+                .map(|n| n.as_deref()),
+            Ok(Some("ck_node_%_positive"))
         );
         assert_eq!(
-            conventions.apply("fk", None, &ctx).as_deref(),
-            Some("fk_node_a_b_peer")
+            name("fk", None, &conventions)
+                .as_ref()
+                .map(|n| n.as_deref()),
+            Ok(Some("fk_node_a_b_peer"))
         );
         let none = Conventions { pairs: &[] };
-        assert_eq!(none.apply("ix", None, &ctx).as_deref(), Some("ix_node_a"));
+        assert_eq!(
+            name("ix", None, &none).as_ref().map(|n| n.as_deref()),
+            Ok(Some("ix_node_a"))
+        );
+        // SQLAlchemy's ConventionDict: an unknown token is a KeyError, and a template that
+        // needs the constraint's own name fails for an unnamed one, whichever comes first.
+        let broken = [
+            (
+                "uq".to_string(),
+                "uq_%(bogus)s_%(constraint_name)s".to_string(),
+            ),
+            ("ix".to_string(), "ix_%(column_0_nam)s".to_string()),
+            (
+                "ck".to_string(),
+                "ck_%(constraint_name)s_%(bogus)s".to_string(),
+            ),
+        ];
+        let broken = Conventions { pairs: &broken };
+        assert_eq!(name("uq", None, &broken), Err("'bogus'".to_string()));
+        assert_eq!(name("ix", None, &broken), Err("'column_0_nam'".to_string()));
+        assert_eq!(
+            name("ck", None, &broken),
+            Err(
+                "Naming convention including %(constraint_name)s token requires that \
+                 constraint is explicitly named."
+                    .to_string()
+            )
+        );
+        // A named constraint keeps its name when the template does not use it.
+        let named = Name::Plain("given".to_string());
+        assert_eq!(
+            name("ix", Some(&named), &broken)
+                .as_ref()
+                .map(|n| n.as_deref()),
+            Ok(Some("given"))
+        );
     }
 
     #[test]
