@@ -13,12 +13,18 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::ffi::c_void;
 
 // The `mimalloc` crate links the library; these are its exported C functions (mimalloc.h),
-// declared once here for the allocator and for SQLite's memory hooks below.
+// declared once here for the allocator, SQLite's memory hooks and the purge option below.
+// libmimalloc-sys declares `mi_option_set` only behind its `extended` feature, without the
+// option we set, so these declarations are ours.
 extern "C" {
     pub fn mi_malloc(size: usize) -> *mut c_void;
     fn mi_zalloc(size: usize) -> *mut c_void;
     pub fn mi_realloc(p: *mut c_void, size: usize) -> *mut c_void;
     pub fn mi_free(p: *mut c_void);
+    pub fn mi_usable_size(p: *const c_void) -> usize;
+    pub fn mi_good_size(size: usize) -> usize;
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+    pub fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
 }
 
 /// Every block mimalloc hands out is aligned to at least this (one machine word).
@@ -63,21 +69,16 @@ unsafe impl GlobalAlloc for Allocator {
     }
 }
 
-// mimalloc's `mi_option_t` for `purge_delay` (mimalloc.h; the same index in v2 and v3).
-// libmimalloc-sys declares `mi_option_set` only behind its `extended` feature, without this
-// option, so the two declarations are ours; a test checks the index against the default.
+// mimalloc's `mi_option_t` for `purge_delay` (mimalloc.h; the same index in v2 and v3); a
+// test in `ralembic` checks the index against the option's default.
 pub const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
-extern "C" {
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-    pub fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
-    pub fn mi_usable_size(p: *const std::ffi::c_void) -> usize;
-    pub fn mi_good_size(size: usize) -> usize;
-}
 
 /// A command is one short process: memory mimalloc frees is worth keeping until exit, not
 /// handing back to the OS a second later. A data migration frees each row's objects as it
 /// goes, and with purging on it spent a twentieth of its time in the kernel re-zeroing the
 /// pages it had given back (100,000 rows: 2.44 -> 2.20 s, median of 8 interleaved runs).
+/// For commands only: a long-running process (the writer, the web server) should give
+/// freed memory back.
 pub fn keep_freed_memory() {
     // SAFETY: sets a process-wide allocator option; mimalloc reads it at each purge decision.
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };

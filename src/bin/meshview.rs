@@ -38,10 +38,14 @@ enum Command {
 }
 
 fn main() {
+    // Before any connection is opened; the same setup as `ralembic`'s.
+    let _ = meshview::allocator::sqlite_allocates_with_mimalloc();
     let argv: Vec<OsString> = std::env::args_os().collect();
     let prog = cli::prog_name(argv.first(), "meshview");
     let code = match Args::parse_from(&argv).command {
         Command::Alembic { args } => {
+            // A short command, as `ralembic` is; the writer and the web server are not.
+            meshview::allocator::keep_freed_memory();
             cli::exit_follows_run();
             cli::run_process(&format!("{prog} alembic"), args)
         }
