@@ -36,13 +36,13 @@ fn sql_value(v: &Json) -> Result<SqlValue> {
         },
         Json::String(s) => SqlValue::Text(s.clone()),
         Json::Object(o) => match o.get("b").and_then(Json::as_str) {
-            Some(hex) => SqlValue::Blob(
+            Some(hex) if hex.is_ascii() && hex.len() % 2 == 0 => SqlValue::Blob(
                 (0..hex.len() / 2)
                     .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
                     .collect::<Result<_, _>>()
                     .context("blob hex")?,
             ),
-            None => bail!("unexpected parameter {v}"),
+            _ => bail!("unexpected parameter {v}"),
         },
         Json::Array(_) => bail!("unexpected parameter {v}"),
     })

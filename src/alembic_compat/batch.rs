@@ -113,7 +113,8 @@ pub fn batch_steps(
         Recreate::Never => false,
         Recreate::Auto => batch.ops.iter().any(|(op, _)| match op {
             // Operations.add_column sends the new column's constraints (a ForeignKey, unique,
-            // a CHECK) to the batch as add_constraint ops, and those need the copy.
+            // a CHECK) to the batch as add_constraint ops, and those need the copy. (Naming
+            // them cannot fail here: `named_at_call` has already stopped such a batch.)
             Op::AddColumn { column, .. } => {
                 matches!(column.server_default, Some(ServerDefault::Expr(_)))
                     || column_implicit(
@@ -123,7 +124,7 @@ pub fn batch_steps(
                             pairs: &opts.naming_convention,
                         },
                     )
-                    .map_or(true, |implicit| !implicit.is_empty())
+                    .is_ok_and(|implicit| !implicit.is_empty())
             }
             Op::CreateIndex(_) | Op::DropIndex { .. } => false,
             _ => true,
