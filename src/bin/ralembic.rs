@@ -7,6 +7,12 @@ use meshview::alembic_compat::command::cli;
 #[global_allocator]
 static GLOBAL: meshview::allocator::Allocator = meshview::allocator::Allocator;
 
+// Before `main`: Rust's runtime allocates on its way there. See the function for why.
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static RESERVE_SMALL_ARENAS: extern "C" fn() = meshview::allocator::reserve_small_arenas;
+
 fn main() {
     meshview::allocator::keep_freed_memory();
     let _ = meshview::allocator::sqlite_allocates_with_mimalloc();
@@ -70,6 +76,15 @@ mod tests {
             assert_eq!(size, mi_good_size(100));
             rusqlite::ffi::sqlite3_free(p);
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_small_arena_reservation_runs_before_main() {
+        // This test binary is built from this file, constructor included.
+        // SAFETY: reads an allocator option.
+        let reserve = unsafe { mi_option_get(meshview::allocator::MI_OPTION_ARENA_RESERVE) };
+        assert_eq!(reserve, 32 * 1024);
     }
 
     #[test]
