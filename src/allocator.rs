@@ -70,7 +70,7 @@ unsafe impl GlobalAlloc for Allocator {
 }
 
 // mimalloc's `mi_option_t` for `purge_delay` (mimalloc.h; the same index in v2 and v3); a
-// test in `ralembic` checks the index against the option's default.
+// test below checks the index against the option's default.
 pub const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 
 // mimalloc's `mi_option_t` for `arena_reserve`, in KiB (mimalloc.h); a test below checks the
@@ -167,6 +167,21 @@ mod tests {
             default,
             1024 * 1024,
             "option {MI_OPTION_ARENA_RESERVE} is not arena_reserve"
+        );
+    }
+
+    #[test]
+    fn the_purge_delay_option_index_is_mimallocs() {
+        // Nothing in this test binary sets the option, so it holds its default.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        // SAFETY: reads an allocator option.
+        let default = unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) };
+        // 1000 ms in mimalloc v3, 10 ms in v2; no neighbouring option has either default.
+        assert!(
+            default == 1000 || default == 10,
+            "option {MI_OPTION_PURGE_DELAY} is not purge_delay (default {default})"
         );
     }
 

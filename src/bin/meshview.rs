@@ -38,7 +38,8 @@ enum Command {
 }
 
 fn main() {
-    // Before any connection is opened; the same setup as `ralembic`'s.
+    // Before any connection is opened, as in `ralembic`. Its small first arena is not set
+    // here: the writer and the web server are long-lived and grow large heaps.
     let _ = meshview::allocator::sqlite_allocates_with_mimalloc();
     let argv: Vec<OsString> = std::env::args_os().collect();
     let prog = cli::prog_name(argv.first(), "meshview");
