@@ -84,8 +84,8 @@ pub enum Native {
     Sql(Box<SqlNode>),
     FuncNamespace,
     FuncName(String),
-    Table(Box<TableRef>),
-    TableColumns(Box<TableRef>),
+    Table(Rc<TableRef>),
+    TableColumns(Rc<TableRef>),
     Stmt(Box<Statement>),
     Batch(Rc<RefCell<Batch>>),
     Connection,
@@ -699,7 +699,7 @@ fn to_str_list(v: &Value) -> R<Vec<String>> {
             .iter()
             .map(|x| match x {
                 Value::Native(n) => match (n.as_sql(), &**n) {
-                    (Some(SqlNode::Column { name, .. }), _) => Ok(name.clone()),
+                    (Some(SqlNode::Column { name, .. }), _) => Ok(name.to_string()),
                     (_, Native::Column(c)) => Ok(c.name.clone()),
                     _ => to_str(x),
                 },
@@ -829,7 +829,7 @@ pub fn to_sql(v: &Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
             (_, Native::Sql(node)) => (**node).clone(),
             (_, Native::Column(c)) => SqlNode::Column {
                 table: None,
-                name: c.name.clone(),
+                name: c.name.as_str().into(),
                 type_: c.type_.clone().map(Rc::new),
             },
             (_, Native::FuncName(name)) => SqlNode::Func {
@@ -1131,7 +1131,7 @@ fn row_value(columns: &Rc<Vec<String>>, values: Vec<Value>) -> Value {
 }
 
 fn table_column(t: &TableRef, name: &str) -> R<Value> {
-    match t.columns.iter().find(|(n, _)| n == name) {
+    match t.columns.iter().find(|(n, _)| **n == *name) {
         Some((n, ty)) => Ok(sql_value(SqlNode::Column {
             table: Some(t.name.clone()),
             name: n.clone(),
@@ -1227,7 +1227,7 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
         Native::FuncNamespace => Ok(Value::native(Native::FuncName(attr.to_string()))),
         Native::Table(t) => match attr {
             "c" | "columns" => Ok(Value::native(Native::TableColumns(t.clone()))),
-            "name" => Ok(Value::str(t.name.as_str())),
+            "name" => Ok(Value::str(&*t.name)),
             "insert" | "update" | "delete" | "select" | "join" | "outerjoin" => Ok(bound(n, attr)),
             _ => Err(no_attr()),
         },
@@ -1237,7 +1237,7 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
             | "desc" | "asc" | "label" | "startswith" | "endswith" | "contains" | "between"
             | "is_distinct_from" | "cast" | "bindparams" | "columns" => Ok(bound(n, attr)),
             "name" => match &**node {
-                SqlNode::Column { name, .. } => Ok(Value::str(name.as_str())),
+                SqlNode::Column { name, .. } => Ok(Value::str(&**name)),
                 _ => Err(no_attr()),
             },
             "text" => match &**node {
@@ -2009,15 +2009,15 @@ fn sa_call(
                             columns.push((name.clone(), type_.clone()))
                         }
                         (_, Native::Column(col)) => {
-                            columns.push((col.name.clone(), col.type_.clone().map(Rc::new)))
+                            columns.push((col.name.as_str().into(), col.type_.clone().map(Rc::new)))
                         }
                         _ => return Err(type_error("table() takes column() objects")),
                     },
                     _ => return Err(type_error("table() takes column() objects")),
                 }
             }
-            Ok(Value::native(Native::Table(Box::new(TableRef {
-                name: tname,
+            Ok(Value::native(Native::Table(Rc::new(TableRef {
+                name: tname.into(),
                 schema: b.opt_str(2)?,
                 columns: Rc::new(columns),
                 joins: Vec::new(),
@@ -2037,7 +2037,7 @@ fn sa_call(
             };
             Ok(sql_value(SqlNode::Column {
                 table: None,
-                name: cname,
+                name: cname.into(),
                 type_,
             }))
         }
@@ -2204,10 +2204,10 @@ fn sa_call(
 /// place of the tables it joins, as SQLAlchemy's FROM list does.
 fn add_from(from: &mut Vec<TableRef>, t: TableRef) {
     let covers = |f: &TableRef, name: &str, schema: &Option<String>| {
-        (f.name == name && f.schema == *schema)
+        (*f.name == *name && f.schema == *schema)
             || f.joins
                 .iter()
-                .any(|j| j.table.name == name && j.table.schema == *schema)
+                .any(|j| *j.table.name == *name && j.table.schema == *schema)
     };
     if t.joins.is_empty() {
         if !from.iter().any(|f| covers(f, &t.name, &t.schema)) {
@@ -2225,7 +2225,7 @@ fn add_from(from: &mut Vec<TableRef>, t: TableRef) {
 fn join(left: &Value, right: &Value, on: Option<&Value>, outer: bool) -> R<Value> {
     let mut left = joinable(left)?;
     join_to(&mut left, right, on, outer)?;
-    Ok(Value::native(Native::Table(Box::new(left))))
+    Ok(Value::native(Native::Table(Rc::new(left))))
 }
 
 /// The table a value stands for in a statement: a table, or an ORM model's table.
@@ -2310,7 +2310,10 @@ fn table_object(
     for item in &b.rest {
         if let Value::Native(n) = item {
             if let Native::Column(c) = &**n {
-                columns.push((c.name.clone(), c.type_.clone().map(Rc::new)));
+                columns.push((
+                    Rc::<str>::from(c.name.as_str()),
+                    c.type_.clone().map(Rc::new),
+                ));
             }
         }
     }
@@ -2330,14 +2333,14 @@ fn table_object(
                 None => None,
             };
             if let Some(cname) = cname {
-                if !columns.iter().any(|(c, _)| *c == cname) {
-                    columns.push((cname, ty));
+                if !columns.iter().any(|(c, _)| **c == *cname) {
+                    columns.push((cname.into(), ty));
                 }
             }
         }
     }
-    Ok(Value::native(Native::Table(Box::new(TableRef {
-        name,
+    Ok(Value::native(Native::Table(Rc::new(TableRef {
+        name: name.into(),
         schema: None,
         columns: Rc::new(columns),
         joins: Vec::new(),
@@ -2402,7 +2405,7 @@ fn index_key(v: &Value) -> R<IndexKey> {
     Ok(match v {
         Value::Str(s) => IndexKey::Column(s.to_string()),
         Value::Native(n) => match (n.as_sql(), n.as_stmt(), &**n) {
-            (Some(SqlNode::Column { name, .. }), _, _) => IndexKey::Column(name.clone()),
+            (Some(SqlNode::Column { name, .. }), _, _) => IndexKey::Column(name.to_string()),
             (_, _, Native::Column(c)) => IndexKey::Column(c.name.clone()),
             (_, Some(Statement::Text { sql, .. }), _) => {
                 IndexKey::Expr(ops::SqlExpr::Text(sql.clone()))
@@ -2641,8 +2644,8 @@ fn op_call(
                 i.schema = schema.clone();
                 apply(interp, Op::CreateIndex(*i))?;
             }
-            return Ok(Value::native(Native::Table(Box::new(TableRef {
-                name: table,
+            return Ok(Value::native(Native::Table(Rc::new(TableRef {
+                name: table.into(),
                 schema,
                 columns: Rc::default(),
                 joins: Vec::new(),
@@ -2999,12 +3002,12 @@ fn op_call(
             let table = match b.req(0, name, "table")? {
                 Value::Native(n) => match &**n {
                     Native::Table(t) => TableClause {
-                        name: t.name.clone(),
+                        name: t.name.to_string(),
                         schema: t.schema.clone(),
                         columns: t
                             .columns
                             .iter()
-                            .map(|(n, ty)| (n.clone(), ty.as_deref().cloned()))
+                            .map(|(n, ty)| (n.to_string(), ty.as_deref().cloned()))
                             .collect(),
                     },
                     _ => return Err(type_error("bulk_insert() takes a sa.table()")),
@@ -3350,7 +3353,7 @@ fn with_params<'s>(
                 let ty = table
                     .columns
                     .iter()
-                    .find(|(c, _)| c == k)
+                    .find(|(c, _)| **c == *k)
                     .and_then(|(_, t)| t.clone());
                 values.retain(|(n, _)| n != k);
                 values.push((k.clone(), to_sql(v, ty.as_ref())?));
@@ -3370,7 +3373,7 @@ fn with_params<'s>(
                 let ty = table
                     .columns
                     .iter()
-                    .find(|(c, _)| c == k)
+                    .find(|(c, _)| **c == *k)
                     .and_then(|(_, t)| t.clone());
                 values.retain(|(n, _)| n != k);
                 values.push((k.clone(), to_sql(v, ty.as_ref())?));
@@ -3746,7 +3749,7 @@ fn stmt_apply(
                 for (k, v) in builtins::mapping_items(m)? {
                     let key = match &k {
                         Value::Native(n) => match n.as_sql() {
-                            Some(SqlNode::Column { name, .. }) => name.clone(),
+                            Some(SqlNode::Column { name, .. }) => name.to_string(),
                             _ => to_str(&k)?,
                         },
                         _ => to_str(&k)?,
@@ -3758,7 +3761,7 @@ fn stmt_apply(
                 let ty = table
                     .columns
                     .iter()
-                    .find(|(c, _)| *c == k)
+                    .find(|(c, _)| **c == *k)
                     .and_then(|(_, t)| t.clone());
                 values.retain(|(n, _)| *n != k);
                 values.push((k, to_sql(&v, ty.as_ref())?));

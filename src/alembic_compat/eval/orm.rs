@@ -40,7 +40,7 @@ impl Model {
         self.table
             .columns
             .iter()
-            .find(|(c, _)| c == column)
+            .find(|(c, _)| **c == *column)
             .and_then(|(_, t)| t.clone())
     }
 
@@ -56,7 +56,7 @@ impl Model {
     fn column_node(&self, column: &str) -> SqlNode {
         SqlNode::Column {
             table: Some(self.table.name.clone()),
-            name: column.to_string(),
+            name: column.into(),
             type_: self.type_of(column),
         }
     }
@@ -114,7 +114,7 @@ pub fn define_model(name: &str, vars: Vec<(String, Value)>) -> R<Value> {
                     if c.primary_key {
                         pk.push(column.clone());
                     }
-                    columns.push((column.clone(), c.type_.clone().map(Rc::new)));
+                    columns.push((column.as_str().into(), c.type_.clone().map(Rc::new)));
                     attrs.push((attr, column));
                 } else if attr == "__table_args__" {
                     // Constraints and dialect options: the model only reads and writes rows.
@@ -144,7 +144,7 @@ pub fn define_model(name: &str, vars: Vec<(String, Value)>) -> R<Value> {
     Ok(Value::native(Native::Model(Rc::new(Model {
         name: name.to_string(),
         table: TableRef {
-            name: table,
+            name: table.into(),
             schema: None,
             columns: Rc::new(columns),
             joins: Vec::new(),
@@ -179,8 +179,8 @@ pub fn get_attr(this: &Rc<Native>, attr: &str) -> Option<R<Value>> {
     };
     Some(match &**this {
         Native::Model(m) => match attr {
-            "__tablename__" => Ok(Value::str(m.table.name.as_str())),
-            "__table__" => Ok(Value::native(Native::Table(Box::new(m.table.clone())))),
+            "__tablename__" => Ok(Value::str(&*m.table.name)),
+            "__table__" => Ok(Value::native(Native::Table(Rc::new(m.table.clone())))),
             _ => match m.column_of(attr) {
                 Some(c) => Ok(Value::native(Native::Sql(Box::new(m.column_node(c))))),
                 None => Err(missing(&m.name)),
@@ -566,7 +566,7 @@ pub fn query_method(
                             }
                         },
                         Value::Native(n) => match n.as_sql() {
-                            Some(SqlNode::Column { name, .. }) => name.clone(),
+                            Some(SqlNode::Column { name, .. }) => name.to_string(),
                             _ => return Err(type_error("update() keys are columns")),
                         },
                         _ => return Err(type_error("update() keys are columns")),

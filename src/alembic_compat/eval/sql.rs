@@ -14,9 +14,10 @@ pub type SqlType = Option<Rc<TypeSpec>>;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum SqlNode {
+    /// Names shared (`Rc<str>`): a data loop builds a column node for every row.
     Column {
-        table: Option<String>,
-        name: String,
+        table: Option<Rc<str>>,
+        name: Rc<str>,
         type_: SqlType,
     },
     /// A Python value, bound as a parameter; the type (from the column it is compared with
@@ -84,7 +85,7 @@ impl SqlNode {
     /// The node as it appears inside DDL, where SQLAlchemy renders values inline.
     pub fn to_ddl(&self) -> SqlExpr {
         match self {
-            SqlNode::Column { name, .. } => SqlExpr::Column(name.clone()),
+            SqlNode::Column { name, .. } => SqlExpr::Column(name.to_string()),
             SqlNode::Bind { value, .. } => SqlExpr::Literal(value.clone()),
             SqlNode::Inline(s) => SqlExpr::Text(s.clone()),
             SqlNode::Text { sql, .. } => SqlExpr::Text(sql.clone()),
@@ -118,10 +119,12 @@ impl SqlNode {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableRef {
-    pub name: String,
+    /// Shared, like the columns: every statement and column node built on a table carries
+    /// its name, and a data loop builds them on every row.
+    pub name: Rc<str>,
     pub schema: Option<String>,
     /// Shared: every statement built on a table carries it.
-    pub columns: Rc<Vec<(String, SqlType)>>,
+    pub columns: Rc<Vec<(Rc<str>, SqlType)>>,
     /// Tables joined to this one, in order (`a.join(b, ...).outerjoin(c, ...)`).
     pub joins: Vec<Join>,
 }
