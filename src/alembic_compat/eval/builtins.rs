@@ -1205,14 +1205,23 @@ const SET_METHODS: &[&str] = &[
     "pop",
 ];
 
-pub fn get_attr(interp: &mut Interp<'_>, v: &Value, attr: &str) -> R<Value> {
-    let methods: &[&str] = match v {
+/// The built-in type's method `attr` names on `v`, if it is one (`str`, `list`, `dict`,
+/// `set`, `tuple`, `bytes` values).
+fn builtin_method(v: &Value, attr: &str) -> Option<&'static str> {
+    let methods: &[&'static str] = match v {
         Value::Str(_) => STR_METHODS,
         Value::List(_) => LIST_METHODS,
         Value::Dict(_) => DICT_METHODS,
         Value::Set(_) => SET_METHODS,
         Value::Tuple(_) => &["index", "count"],
         Value::Bytes(_) => &["decode", "hex"],
+        _ => return None,
+    };
+    methods.iter().copied().find(|m| *m == attr)
+}
+
+pub fn get_attr(interp: &mut Interp<'_>, v: &Value, attr: &str) -> R<Value> {
+    match v {
         Value::Native(n) => {
             if let Native::Builtin(t @ ("str" | "list" | "dict" | "set")) = &**n {
                 let table: &[&'static str] = match *t {
@@ -1228,9 +1237,9 @@ pub fn get_attr(interp: &mut Interp<'_>, v: &Value, attr: &str) -> R<Value> {
             return native::get_attr(interp, n, v, attr);
         }
         Value::Function(f) if attr == "__name__" => return Ok(Value::str(f.name.as_str())),
-        _ => &[],
-    };
-    match methods.iter().find(|m| **m == attr) {
+        _ => {}
+    }
+    match builtin_method(v, attr) {
         Some(m) => Ok(Value::native(Native::Method {
             name: m,
             this: v.clone(),
@@ -1239,6 +1248,42 @@ pub fn get_attr(interp: &mut Interp<'_>, v: &Value, attr: &str) -> R<Value> {
             "AttributeError",
             format!("'{}' object has no attribute '{attr}'", v.type_name()),
         )),
+    }
+}
+
+/// A method `this.attr` that a call can run without binding it first.
+pub enum DirectMethod {
+    Builtin(&'static str),
+    Native(&'static str),
+}
+
+/// `this.attr` when it is a method `get_attr` would bind: `this.attr(...)` then calls it
+/// directly ([`call_direct`]), sparing the bound method's allocation. A data loop makes
+/// several such calls per row (`value.replace(...)`, `stmt.where(...)`, `conn.execute(...)`).
+pub fn direct_method(this: &Value, attr: &str) -> Option<DirectMethod> {
+    match this {
+        Value::Native(n) => native::direct_method(n, attr).map(DirectMethod::Native),
+        _ => builtin_method(this, attr).map(DirectMethod::Builtin),
+    }
+}
+
+/// Calls the method [`direct_method`] found, with the receiver it was found on.
+pub fn call_direct(
+    interp: &mut Interp<'_>,
+    method: DirectMethod,
+    this: Value,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    match (method, this) {
+        (DirectMethod::Native(name), Value::Native(n)) => {
+            native::call_method_owned(interp, n, name, args, kwargs)
+        }
+        (DirectMethod::Builtin(name), this) => call_method(interp, name, &this, args, kwargs),
+        (DirectMethod::Native(name), this) => Err(type_error(format!(
+            "'{}' object has no method '{name}'",
+            this.type_name()
+        ))),
     }
 }
 

@@ -1040,7 +1040,19 @@ impl<'h> Interp<'h> {
             }
             ExprKind::Slice { .. } => return Err(exc("SyntaxError", "slice outside subscript")),
             ExprKind::Call { func, args } => {
-                let f = self.eval(func, scope)?;
+                let f = match &func.kind {
+                    ExprKind::Attribute { value, attr } => {
+                        let this = self.eval(value, scope)?;
+                        if let Some(method) = builtins::direct_method(&this, attr) {
+                            let (pos, kw) = self.eval_args(args, scope)?;
+                            self.here = e.span;
+                            return builtins::call_direct(self, method, this, pos, kw);
+                        }
+                        self.here = func.span;
+                        builtins::get_attr(self, &this, attr)?
+                    }
+                    _ => self.eval(func, scope)?,
+                };
                 let (pos, kw) = self.eval_args(args, scope)?;
                 self.here = e.span;
                 match f {

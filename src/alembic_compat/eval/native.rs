@@ -1211,6 +1211,114 @@ pub(super) fn method_name(name: &str) -> std::borrow::Cow<'static, str> {
     })
 }
 
+/// Methods of the natives a data loop calls on every row, as `get_attr` binds them; also
+/// what [`direct_method`] calls without binding.
+const SQL_METHODS: &[&str] = &[
+    "in_",
+    "not_in",
+    "notin_",
+    "is_",
+    "is_not",
+    "isnot",
+    "like",
+    "ilike",
+    "desc",
+    "asc",
+    "label",
+    "startswith",
+    "endswith",
+    "contains",
+    "between",
+    "is_distinct_from",
+    "cast",
+    "bindparams",
+    "columns",
+];
+const STMT_METHODS: &[&str] = &[
+    "where",
+    "filter",
+    "values",
+    "order_by",
+    "limit",
+    "offset",
+    "select_from",
+    "distinct",
+    "bindparams",
+    "returning",
+    "columns",
+    "filter_by",
+    "execution_options",
+];
+const CONNECTION_METHODS: &[&str] = &[
+    "execute",
+    "exec_driver_sql",
+    "scalar",
+    "scalars",
+    "begin",
+    "begin_nested",
+    "commit",
+    "in_transaction",
+];
+const RESULT_METHODS: &[&str] = &[
+    "fetchall",
+    "fetchone",
+    "first",
+    "scalar",
+    "scalars",
+    "all",
+    "mappings",
+    "one",
+    "one_or_none",
+    "scalar_one",
+    "scalar_one_or_none",
+    "keys",
+    "fetchmany",
+    "tuples",
+    "unique",
+    "close",
+];
+const DATETIME_METHODS: &[&str] = &[
+    "replace",
+    "astimezone",
+    "timestamp",
+    "isoformat",
+    "strftime",
+    "date",
+    "time",
+    "utcoffset",
+];
+
+/// `this.attr` when `get_attr` would bind it as a method of one of the natives above.
+pub fn direct_method(this: &Native, attr: &str) -> Option<&'static str> {
+    let methods = match this {
+        Native::Sql(_) => SQL_METHODS,
+        Native::Stmt(_) => STMT_METHODS,
+        Native::Connection => CONNECTION_METHODS,
+        Native::Result(_) => RESULT_METHODS,
+        Native::Temporal(Temporal::DateTime(_)) => DATETIME_METHODS,
+        _ => return None,
+    };
+    methods.iter().copied().find(|m| *m == attr)
+}
+
+/// Calls `this.name(...)` for a method [`direct_method`] found, as calling the bound method
+/// would: a statement nothing else holds is changed in place (see [`call_owned`]).
+pub fn call_method_owned(
+    interp: &mut Interp<'_>,
+    this: Rc<Native>,
+    name: &'static str,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    if Rc::strong_count(&this) == 1 && matches!(&*this, Native::Stmt(_)) {
+        return match Rc::try_unwrap(this) {
+            Ok(Native::Stmt(s)) => stmt_apply(*s, name, args, kwargs),
+            _ => Err(type_error("statement method lost its statement")),
+        };
+    }
+    call_bound(interp, &this, name, args, kwargs)
+}
+
 pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str) -> R<Value> {
     if let Some(v) = super::orm::get_attr(n, attr) {
         return v;
@@ -1233,9 +1341,7 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
         },
         Native::TableColumns(t) => table_column(t, attr),
         Native::Sql(node) => match attr {
-            "in_" | "not_in" | "notin_" | "is_" | "is_not" | "isnot" | "like" | "ilike"
-            | "desc" | "asc" | "label" | "startswith" | "endswith" | "contains" | "between"
-            | "is_distinct_from" | "cast" | "bindparams" | "columns" => Ok(bound(n, attr)),
+            _ if SQL_METHODS.contains(&attr) => Ok(bound(n, attr)),
             "name" => match &**node {
                 SqlNode::Column { name, .. } => Ok(Value::str(&**name)),
                 _ => Err(no_attr()),
@@ -1247,9 +1353,7 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
             _ => Err(no_attr()),
         },
         Native::Stmt(_) => match attr {
-            "where" | "filter" | "values" | "order_by" | "limit" | "offset" | "select_from"
-            | "distinct" | "bindparams" | "returning" | "columns" | "filter_by"
-            | "execution_options" => Ok(bound(n, attr)),
+            _ if STMT_METHODS.contains(&attr) => Ok(bound(n, attr)),
             "text" => match n.as_stmt() {
                 Some(Statement::Text { sql, .. }) => Ok(Value::str(sql.as_str())),
                 _ => Err(no_attr()),
@@ -1262,8 +1366,7 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
         }
         Native::Connection => match attr {
             "dialect" => Ok(Value::native(Native::Dialect)),
-            "execute" | "exec_driver_sql" | "scalar" | "scalars" | "begin" | "begin_nested"
-            | "commit" | "in_transaction" => Ok(bound(n, attr)),
+            _ if CONNECTION_METHODS.contains(&attr) => Ok(bound(n, attr)),
             "engine" => Ok(Value::native(Native::Engine)),
             _ => Err(no_attr()),
         },
@@ -1302,9 +1405,7 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
         Native::Inspector => Ok(bound(n, attr)),
         Native::Result(r) => match attr {
             "rowcount" => Ok(Value::Int(r.borrow().rowcount)),
-            "fetchall" | "fetchone" | "first" | "scalar" | "scalars" | "all" | "mappings"
-            | "one" | "one_or_none" | "scalar_one" | "scalar_one_or_none" | "keys"
-            | "fetchmany" | "tuples" | "unique" | "close" => Ok(bound(n, attr)),
+            _ if RESULT_METHODS.contains(&attr) => Ok(bound(n, attr)),
             _ => Err(no_attr()),
         },
         Native::Row(r) => match attr {
@@ -4585,13 +4686,10 @@ fn temporal_attr(this: &Rc<Native>, t: &Temporal, attr: &str) -> Option<Value> {
         (Temporal::Delta(us), "days") => int(us.div_euclid(86_400_000_000)),
         (Temporal::Delta(us), "seconds") => int(us.rem_euclid(86_400_000_000) / 1_000_000),
         (Temporal::Delta(us), "microseconds") => int(us.rem_euclid(1_000_000)),
-        (
-            Temporal::DateTime(_),
-            "replace" | "astimezone" | "timestamp" | "isoformat" | "strftime" | "date" | "time"
-            | "utcoffset",
-        )
-        | (Temporal::Date(_), "isoformat" | "strftime")
-        | (Temporal::Delta(_), "total_seconds") => Some(bound(this, attr)),
+        (Temporal::DateTime(_), _) if DATETIME_METHODS.contains(&attr) => Some(bound(this, attr)),
+        (Temporal::Date(_), "isoformat" | "strftime") | (Temporal::Delta(_), "total_seconds") => {
+            Some(bound(this, attr))
+        }
         _ => None,
     }
 }
