@@ -288,7 +288,24 @@ pub struct Interp<'h> {
     /// address of the name's text in the syntax tree (see `load_name`).
     global_names: rustc_hash::FxHashMap<usize, GlobalName>,
     module_attrs: rustc_hash::FxHashMap<&'static str, rustc_hash::FxHashMap<Box<str>, Value>>,
+    /// Attributes of natives that give the same attribute every time (`datetime.fromisoformat`,
+    /// `timezone.utc`, `table.c.id`), by the receiver's address and the attribute text's: a
+    /// data loop asks for the same ones on every row, and each answer was a new object.
+    constant_attrs: rustc_hash::FxHashMap<(usize, usize), ConstantAttr>,
 }
+
+/// One entry of `Interp::constant_attrs`. It holds the receiver, so that its address is not
+/// reused while the entry lives, and the attribute's text, which need not be the syntax
+/// tree's (`getattr(x, name)`).
+struct ConstantAttr {
+    _receiver: Rc<Native>,
+    attr: Box<str>,
+    value: Value,
+}
+
+/// Entries `constant_attrs` keeps at most: a body that builds a table per row must not grow
+/// it without bound.
+const MAX_CONSTANT_ATTRS: usize = 4096;
 
 /// One entry of `Interp::global_names`: valid for this module scope at this generation, and
 /// for this name (a syntax tree's text can be freed and its address reused).
@@ -325,6 +342,7 @@ impl<'h> Interp<'h> {
             builtins: Default::default(),
             global_names: Default::default(),
             module_attrs: Default::default(),
+            constant_attrs: Default::default(),
         }
     }
 
@@ -374,6 +392,34 @@ impl<'h> Interp<'h> {
             .ok_or_else(|| exc("NameError", format!("name '{name}' is not defined")))?;
         self.builtins.insert(name.to_string(), v.clone());
         Ok(v)
+    }
+
+    /// `this.attr`, answered from `constant_attrs` where the receiver allows it.
+    fn get_attr(&mut self, this: &Value, attr: &str) -> R<Value> {
+        let Value::Native(n) = this else {
+            return builtins::get_attr(self, this, attr);
+        };
+        if !n.attrs_are_constant() {
+            return builtins::get_attr(self, this, attr);
+        }
+        let key = (Rc::as_ptr(n) as usize, attr.as_ptr() as usize);
+        if let Some(hit) = self.constant_attrs.get(&key) {
+            if *hit.attr == *attr {
+                return Ok(hit.value.clone());
+            }
+        }
+        let value = builtins::get_attr(self, this, attr)?;
+        if self.constant_attrs.len() < MAX_CONSTANT_ATTRS {
+            self.constant_attrs.insert(
+                key,
+                ConstantAttr {
+                    _receiver: n.clone(),
+                    attr: attr.into(),
+                    value: value.clone(),
+                },
+            );
+        }
+        Ok(value)
     }
 
     /// `module.attr`, computed by `compute` the first time only.
@@ -1020,7 +1066,7 @@ impl<'h> Interp<'h> {
             ExprKind::Attribute { value, attr } => {
                 let v = self.eval(value, scope)?;
                 self.here = e.span;
-                builtins::get_attr(self, &v, attr)?
+                self.get_attr(&v, attr)?
             }
             ExprKind::Subscript { value, index } => {
                 let v = self.eval(value, scope)?;
@@ -1049,7 +1095,7 @@ impl<'h> Interp<'h> {
                             return builtins::call_direct(self, method, this, pos, kw);
                         }
                         self.here = func.span;
-                        builtins::get_attr(self, &this, attr)?
+                        self.get_attr(&this, attr)?
                     }
                     _ => self.eval(func, scope)?,
                 };

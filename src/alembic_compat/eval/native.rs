@@ -1033,6 +1033,17 @@ impl Native {
         }
     }
 
+    /// Whether `get_attr` on this native gives the same, immutable attribute every time, so
+    /// that the interpreter may keep the answer (tables and their column collections, the
+    /// `datetime` classes).
+    pub fn attrs_are_constant(&self) -> bool {
+        match self {
+            Native::Table(_) | Native::TableColumns(_) => true,
+            Native::Func(f) => f.starts_with("datetime."),
+            _ => false,
+        }
+    }
+
     pub fn iterate(&self) -> R<Vec<Value>> {
         match self {
             Native::Result(r) => {
