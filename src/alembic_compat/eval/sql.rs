@@ -415,8 +415,12 @@ fn utf8_len(first: u8) -> usize {
 }
 
 pub fn render(stmt: &Statement, inline: bool) -> Rendered {
+    // Sized for a typical statement: a data loop renders one per row, and growing the text
+    // from empty reallocated it four or five times.
     let mut r = Renderer {
         inline,
+        sql: String::with_capacity(128),
+        params: Vec::with_capacity(4),
         ..Renderer::default()
     };
     let mut result_types = Vec::new();
