@@ -822,6 +822,23 @@ fn to_server_default(v: &Value) -> R<Option<ServerDefault>> {
 }
 
 /// A value used inside a SQL expression: SQL nodes stay, Python values become binds.
+/// `to_sql` of a value the caller no longer needs: an expression nothing else holds
+/// (`t.c.id == key` passed straight to `.where(...)`, on every row of a data loop) is moved
+/// into the statement instead of copied node by node.
+pub fn to_sql_owned(v: Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
+    if let Value::Native(n) = &v {
+        if Rc::strong_count(n) == 1 && matches!(&**n, Native::Sql(_)) {
+            if let Value::Native(n) = v {
+                if let Ok(Native::Sql(node)) = Rc::try_unwrap(n) {
+                    return Ok(*node);
+                }
+            }
+            return Err(type_error("SQL expression lost its node"));
+        }
+    }
+    to_sql(&v, type_)
+}
+
 pub fn to_sql(v: &Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
     Ok(match v {
         Value::None => SqlNode::Null,
@@ -3850,8 +3867,8 @@ fn stmt_apply(
         ("where" | "filter", Statement::Select { wheres, .. })
         | ("where" | "filter", Statement::Update { wheres, .. })
         | ("where" | "filter", Statement::Delete { wheres, .. }) => {
-            for a in &args {
-                wheres.push(to_sql(a, None)?);
+            for a in args {
+                wheres.push(to_sql_owned(a, None)?);
             }
         }
         ("values", Statement::Insert { table, values })
@@ -3876,7 +3893,7 @@ fn stmt_apply(
                     .find(|(c, _)| **c == *k)
                     .and_then(|(_, t)| t.clone());
                 values.retain(|(n, _)| *n != k);
-                values.push((k, to_sql(&v, ty.as_ref())?));
+                values.push((k, to_sql_owned(v, ty.as_ref())?));
             }
         }
         ("order_by", Statement::Select { order_by, .. }) => {
