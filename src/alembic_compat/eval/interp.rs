@@ -292,7 +292,12 @@ pub struct Interp<'h> {
     /// `timezone.utc`, `table.c.id`), by the receiver's address and the attribute text's: a
     /// data loop asks for the same ones on every row, and each answer was a new object.
     constant_attrs: rustc_hash::FxHashMap<(usize, usize), ConstantAttr>,
+    /// Scopes of finished calls, for the next calls (see `call_scope`).
+    spare_scopes: Vec<Rc<Scope>>,
 }
+
+/// Spare scopes kept at most: about the depth of helper calls a loop body nests.
+const MAX_SPARE_SCOPES: usize = 16;
 
 /// One entry of `Interp::constant_attrs`. It holds the receiver, so that its address is not
 /// reused while the entry lives, and the attribute's text, which need not be the syntax
@@ -343,6 +348,7 @@ impl<'h> Interp<'h> {
             global_names: Default::default(),
             module_attrs: Default::default(),
             constant_attrs: Default::default(),
+            spare_scopes: Vec::new(),
         }
     }
 
@@ -1402,8 +1408,11 @@ impl<'h> Interp<'h> {
         if self.depth >= MAX_CALL_DEPTH {
             return Err(exc("RecursionError", "maximum recursion depth exceeded"));
         }
-        let scope = Scope::child(&func.scope);
-        bind_params(func, args, kwargs, &scope)?;
+        let scope = self.call_scope(&func.scope);
+        if let Err(e) = bind_params(func, args, kwargs, &scope) {
+            self.recycle_scope(scope);
+            return Err(e);
+        }
         self.depth += 1;
         let result = match &func.body {
             FunctionBody::Lambda(body) => self.eval(body, &scope),
@@ -1414,7 +1423,43 @@ impl<'h> Interp<'h> {
             },
         };
         self.depth -= 1;
+        self.recycle_scope(scope);
         result
+    }
+
+    /// A fresh scope for a call of a function defined in `parent`: one a finished call left
+    /// behind when there is one. A data loop calls its helpers on every row, and each call
+    /// allocated a scope and its variables' vector, then freed both.
+    fn call_scope(&mut self, parent: &Rc<Scope>) -> Rc<Scope> {
+        match self.spare_scopes.pop() {
+            Some(mut scope) => {
+                if let Some(s) = Rc::get_mut(&mut scope) {
+                    s.parent = Some(parent.clone());
+                    return scope;
+                }
+                Scope::child(parent)
+            }
+            None => Scope::child(parent),
+        }
+    }
+
+    /// Keeps a finished call's scope for the next call, unless something still holds it (a
+    /// closure defined in the call, a generator): emptied, with its vector's room kept.
+    fn recycle_scope(&mut self, mut scope: Rc<Scope>) {
+        if self.spare_scopes.len() >= MAX_SPARE_SCOPES {
+            return;
+        }
+        let Some(s) = Rc::get_mut(&mut scope) else {
+            return;
+        };
+        s.parent = None;
+        match s.vars.get_mut() {
+            Vars::Few(v) => v.clear(),
+            Vars::Many(_) => return,
+        }
+        s.globals_declared.get_mut().clear();
+        s.changed();
+        self.spare_scopes.push(scope);
     }
 
     pub fn iterate(&mut self, v: &Value) -> R<Vec<Value>> {
