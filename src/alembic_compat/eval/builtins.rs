@@ -712,6 +712,27 @@ pub fn set_add(set: &mut Vec<Value>, v: Value) -> R<()> {
     Ok(())
 }
 
+/// `iterate` of a value the caller no longer needs: a list or a row nothing else holds gives
+/// up its items instead of copying them. A data loop's `for a, b in conn.execute(q).all()`
+/// walks a fresh list of rows and unpacks each row once.
+pub fn iterate_owned(v: Value) -> R<Vec<Value>> {
+    match v {
+        Value::List(l) => Ok(match Rc::try_unwrap(l) {
+            Ok(items) => items.into_inner(),
+            Err(l) => l.borrow().clone(),
+        }),
+        Value::Native(n) if matches!(&*n, Native::Row(_)) => match Rc::try_unwrap(n) {
+            Ok(Native::Row(row)) => Ok(match Rc::try_unwrap(row) {
+                Ok(data) => data.values,
+                Err(row) => row.values.clone(),
+            }),
+            Ok(other) => other.iterate(),
+            Err(n) => n.iterate(),
+        },
+        other => iterate(&other),
+    }
+}
+
 pub fn iterate(v: &Value) -> R<Vec<Value>> {
     Ok(match v {
         Value::List(l) => l.borrow().clone(),

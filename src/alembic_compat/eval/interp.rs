@@ -636,7 +636,7 @@ impl<'h> Interp<'h> {
                 orelse,
             } => {
                 let it = self.eval(iter, scope)?;
-                let items = self.iterate(&it)?;
+                let items = builtins::iterate_owned(it)?;
                 for item in items {
                     self.assign(target, item, scope)?;
                     match self.exec_block(body, scope)? {
@@ -952,7 +952,7 @@ impl<'h> Interp<'h> {
                 Ok(())
             }
             ExprKind::Tuple(elts) | ExprKind::List(elts) => {
-                let items = self.iterate(&value)?;
+                let items = builtins::iterate_owned(value)?;
                 let star = elts
                     .iter()
                     .position(|e| matches!(e.kind, ExprKind::Starred(_)));
