@@ -3421,8 +3421,8 @@ pub(super) fn run_statement(
             result_types,
         } = sql::render(&stmt, false);
         let mut bound = Vec::with_capacity(params.len());
-        for (lit, ty) in &params {
-            bound.push(store_literal(lit, ty.as_deref()));
+        for (lit, _) in params {
+            bound.push(store_literal(lit));
         }
         let out = interp
             .host
@@ -3518,10 +3518,10 @@ fn with_params<'s>(
 }
 
 /// A Python value as SQLAlchemy's SQLite types store it.
-fn store_literal(lit: &Literal, type_: Option<&TypeSpec>) -> Literal {
-    match (type_.map(|t| t.name.as_str()), lit) {
-        (_, Literal::Bool(b)) => Literal::Int(i64::from(*b)),
-        _ => lit.clone(),
+fn store_literal(lit: Literal) -> Literal {
+    match lit {
+        Literal::Bool(b) => Literal::Int(i64::from(b)),
+        other => other,
     }
 }
 

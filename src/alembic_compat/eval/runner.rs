@@ -341,7 +341,7 @@ impl Host for ContextHost<'_> {
         };
         let mut stmt = conn.prepare_cached(sql_text).map_err(sql_error)?;
         let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
-        let values: Vec<rusqlite::types::Value> = params.iter().map(to_value).collect();
+        let values = params.iter().map(Param);
         let n = columns.len();
         let mut rows = Vec::new();
         let rowcount = if n == 0 {
@@ -402,15 +402,21 @@ impl Host for ContextHost<'_> {
     }
 }
 
-fn to_value(l: &Literal) -> rusqlite::types::Value {
-    use rusqlite::types::Value;
-    match l {
-        Literal::None => Value::Null,
-        Literal::Bool(b) => Value::Integer(i64::from(*b)),
-        Literal::Int(i) => Value::Integer(*i),
-        Literal::Float(f) => Value::Real(*f),
-        Literal::Str(s) => Value::Text(s.clone()),
-        Literal::Bytes(b) => Value::Blob(b.clone()),
-        other => Value::Text(sql::literal_sql(other)),
+/// A statement parameter bound straight from its literal: text and bytes are lent to SQLite,
+/// not copied (a data loop binds a key on every row).
+struct Param<'a>(&'a Literal);
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+        Ok(match self.0 {
+            Literal::None => ToSqlOutput::Borrowed(ValueRef::Null),
+            Literal::Bool(b) => ToSqlOutput::Owned(Value::Integer(i64::from(*b))),
+            Literal::Int(i) => ToSqlOutput::Owned(Value::Integer(*i)),
+            Literal::Float(f) => ToSqlOutput::Owned(Value::Real(*f)),
+            Literal::Str(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Literal::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            other => ToSqlOutput::Owned(Value::Text(sql::literal_sql(other))),
+        })
     }
 }
