@@ -1329,12 +1329,13 @@ pub fn direct_method(this: &Native, attr: &str) -> Option<&'static str> {
     methods.iter().copied().find(|m| *m == attr)
 }
 
-/// Calls `this.name(...)` for a method [`direct_method`] found, as calling the bound method
-/// would: a statement nothing else holds is changed in place (see [`call_owned`]).
+/// Calls the method `this.name(...)` with a receiver the caller gives up (a method
+/// [`direct_method`] found, or a bound method [`call_owned`] unwrapped): a statement nothing
+/// else holds is changed in place instead of copied.
 pub fn call_method_owned(
     interp: &mut Interp<'_>,
     this: Rc<Native>,
-    name: &'static str,
+    name: &str,
     args: Vec<Value>,
     kwargs: Vec<(String, Value)>,
 ) -> R<Value> {
@@ -1519,23 +1520,13 @@ pub fn call_owned(
     args: Vec<Value>,
     kwargs: Vec<(String, Value)>,
 ) -> R<Value> {
-    let unique_stmt = match &*n {
-        Native::Bound { this, .. } => {
-            Rc::strong_count(&n) == 1
-                && Rc::strong_count(this) == 1
-                && matches!(&**this, Native::Stmt(_))
-        }
-        _ => false,
-    };
-    if unique_stmt {
-        if let Ok(Native::Bound { name, this }) = Rc::try_unwrap(n) {
-            return match Rc::try_unwrap(this) {
-                Ok(Native::Stmt(s)) => stmt_apply(*s, &name, args, kwargs),
-                Ok(other) => call_bound(interp, &Rc::new(other), &name, args, kwargs),
-                Err(this) => call_bound(interp, &this, &name, args, kwargs),
-            };
-        }
-        return Err(type_error("statement method lost its statement"));
+    if Rc::strong_count(&n) == 1 && matches!(&*n, Native::Bound { .. }) {
+        return match Rc::try_unwrap(n) {
+            Ok(Native::Bound { name, this }) => {
+                call_method_owned(interp, this, &name, args, kwargs)
+            }
+            _ => Err(type_error("bound method lost its receiver")),
+        };
     }
     call(interp, &n, args, kwargs)
 }
