@@ -289,9 +289,12 @@ pub struct Interp<'h> {
     global_names: rustc_hash::FxHashMap<usize, GlobalName>,
     module_attrs: rustc_hash::FxHashMap<&'static str, rustc_hash::FxHashMap<Box<str>, Value>>,
     /// Attributes of natives that give the same attribute every time (`datetime.fromisoformat`,
-    /// `timezone.utc`, `table.c.id`), by the receiver's address and the attribute text's: a
-    /// data loop asks for the same ones on every row, and each answer was a new object.
-    constant_attrs: rustc_hash::FxHashMap<(usize, usize), ConstantAttr>,
+    /// `timezone.utc`, `table.c.id`), by the receiver's address: a data loop asks for the
+    /// same ones on every row, and each answer was a new object. Kept, `t.c.id is t.c.id`
+    /// also holds, as in SQLAlchemy.
+    constant_attrs: rustc_hash::FxHashMap<usize, ConstantAttrs>,
+    /// Attributes in `constant_attrs`, all receivers together.
+    constant_attr_count: usize,
     /// Scopes of finished calls, for the next calls (see `call_scope`).
     spare_scopes: Vec<Rc<Scope>>,
 }
@@ -299,17 +302,15 @@ pub struct Interp<'h> {
 /// Spare scopes kept at most: about the depth of helper calls a loop body nests.
 const MAX_SPARE_SCOPES: usize = 16;
 
-/// One entry of `Interp::constant_attrs`. It holds the receiver, so that its address is not
-/// reused while the entry lives, and the attribute's text, which need not be the syntax
-/// tree's (`getattr(x, name)`).
-struct ConstantAttr {
+/// The kept attributes of one receiver, which the entry holds so that its address is not
+/// reused while the entry lives. A receiver has a few, found by name.
+struct ConstantAttrs {
     _receiver: Rc<Native>,
-    attr: Box<str>,
-    value: Value,
+    attrs: Vec<(Box<str>, Value)>,
 }
 
-/// Entries `constant_attrs` keeps at most: a body that builds a table per row must not grow
-/// it without bound.
+/// Attributes `constant_attrs` keeps at most: a body that builds a table per row must not
+/// grow it without bound.
 const MAX_CONSTANT_ATTRS: usize = 4096;
 
 /// One entry of `Interp::global_names`: valid for this module scope at this generation, and
@@ -348,6 +349,7 @@ impl<'h> Interp<'h> {
             global_names: Default::default(),
             module_attrs: Default::default(),
             constant_attrs: Default::default(),
+            constant_attr_count: 0,
             spare_scopes: Vec::new(),
         }
     }
@@ -408,22 +410,23 @@ impl<'h> Interp<'h> {
         if !n.attrs_are_constant() {
             return builtins::get_attr(self, this, attr);
         }
-        let key = (Rc::as_ptr(n) as usize, attr.as_ptr() as usize);
-        if let Some(hit) = self.constant_attrs.get(&key) {
-            if *hit.attr == *attr {
-                return Ok(hit.value.clone());
+        let key = Rc::as_ptr(n) as usize;
+        if let Some(kept) = self.constant_attrs.get(&key) {
+            if let Some((_, v)) = kept.attrs.iter().find(|(a, _)| **a == *attr) {
+                return Ok(v.clone());
             }
         }
         let value = builtins::get_attr(self, this, attr)?;
-        if self.constant_attrs.len() < MAX_CONSTANT_ATTRS {
-            self.constant_attrs.insert(
-                key,
-                ConstantAttr {
+        if self.constant_attr_count < MAX_CONSTANT_ATTRS {
+            self.constant_attr_count += 1;
+            self.constant_attrs
+                .entry(key)
+                .or_insert_with(|| ConstantAttrs {
                     _receiver: n.clone(),
-                    attr: attr.into(),
-                    value: value.clone(),
-                },
-            );
+                    attrs: Vec::new(),
+                })
+                .attrs
+                .push((attr.into(), value.clone()));
         }
         Ok(value)
     }
@@ -1479,7 +1482,10 @@ impl<'h> Interp<'h> {
 
     fn compare(&mut self, op: CmpOp, l: &Value, r: &Value) -> R<Value> {
         let sql_side = |v: &Value| matches!(v, Value::Native(n) if n.is_sql());
-        if (sql_side(l) || sql_side(r)) && !matches!(op, CmpOp::In | CmpOp::NotIn) {
+        // `is` and `is not` are identity in Python, which no SQLAlchemy object can overload:
+        // `column is None` is False, not `column IS NULL` (that is `column.is_(None)`).
+        let overloadable = !matches!(op, CmpOp::In | CmpOp::NotIn | CmpOp::Is | CmpOp::IsNot);
+        if (sql_side(l) || sql_side(r)) && overloadable {
             return native::sql_compare(op, l, r);
         }
         Ok(Value::Bool(match op {
