@@ -20,11 +20,8 @@ use serde_json::Value as Json;
 #[global_allocator]
 static GLOBAL: meshview::allocator::Allocator = meshview::allocator::Allocator;
 
-// The heap laid out as `ralembic`'s is (see `src/bin/ralembic.rs`).
-#[cfg(target_os = "linux")]
-#[used]
-#[link_section = ".init_array"]
-static RESERVE_SMALL_ARENAS: extern "C" fn() = meshview::allocator::reserve_small_arenas;
+// The heap laid out as `ralembic`'s is.
+meshview::reserve_small_arenas_before_main!();
 
 struct Statement {
     sql: String,

@@ -84,10 +84,25 @@ pub const MI_OPTION_ARENA_RESERVE: std::ffi::c_int = 23;
 /// once the host has taken the memory back. A 32 MiB first arena keeps the bookkeeping
 /// small enough for the first pages to share its huge page; later arenas are reserved as the
 /// heap grows, doubling every eight. For short commands only: it must run before the first
-/// allocation, so `ralembic` registers it as an ELF constructor.
+/// allocation, so a binary registers it with [`reserve_small_arenas_before_main!`].
 pub extern "C" fn reserve_small_arenas() {
     // SAFETY: sets a process-wide allocator option before mimalloc reserves any arena.
-    unsafe { mi_option_set(MI_OPTION_ARENA_RESERVE, 32 * 1024) };
+    unsafe { mi_option_set(MI_OPTION_ARENA_RESERVE, SMALL_ARENA_RESERVE_KIB) };
+}
+
+/// The first arena [`reserve_small_arenas`] asks for: 32 MiB, in KiB as mimalloc counts it.
+pub const SMALL_ARENA_RESERVE_KIB: std::ffi::c_long = 32 * 1024;
+
+/// Registers [`reserve_small_arenas`] as an ELF constructor of the binary that expands it:
+/// Rust's runtime allocates on its way to `main`, so `main` is too late.
+#[macro_export]
+macro_rules! reserve_small_arenas_before_main {
+    () => {
+        #[cfg(target_os = "linux")]
+        #[used]
+        #[link_section = ".init_array"]
+        static RESERVE_SMALL_ARENAS: extern "C" fn() = $crate::allocator::reserve_small_arenas;
+    };
 }
 
 /// A command is one short process: memory mimalloc frees is worth keeping until exit, not
@@ -154,35 +169,37 @@ pub fn sqlite_allocates_with_mimalloc() -> bool {
 mod tests {
     use super::*;
 
+    /// An option's default, or None when the environment variable that overrides it is set.
+    /// Nothing in this test binary sets options (it registers no constructor either).
+    fn option_default(option: std::ffi::c_int, env: &str) -> Option<std::ffi::c_long> {
+        if std::env::var_os(env).is_some() {
+            return None;
+        }
+        // SAFETY: reads an allocator option.
+        Some(unsafe { mi_option_get(option) })
+    }
+
     #[test]
     fn the_arena_reserve_option_index_is_mimallocs() {
-        if std::env::var_os("MIMALLOC_ARENA_RESERVE").is_some() {
-            return;
-        }
-        // This test binary registers no constructor, so the option holds its default:
         // 1 GiB in KiB on 64-bit targets, which no neighbouring option has.
-        // SAFETY: reads an allocator option.
-        let default = unsafe { mi_option_get(MI_OPTION_ARENA_RESERVE) };
-        assert_eq!(
-            default,
-            1024 * 1024,
-            "option {MI_OPTION_ARENA_RESERVE} is not arena_reserve"
-        );
+        if let Some(default) = option_default(MI_OPTION_ARENA_RESERVE, "MIMALLOC_ARENA_RESERVE") {
+            assert_eq!(
+                default,
+                1024 * 1024,
+                "option {MI_OPTION_ARENA_RESERVE} is not arena_reserve"
+            );
+        }
     }
 
     #[test]
     fn the_purge_delay_option_index_is_mimallocs() {
-        // Nothing in this test binary sets the option, so it holds its default.
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-            return;
-        }
-        // SAFETY: reads an allocator option.
-        let default = unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) };
         // 1000 ms in mimalloc v3, 10 ms in v2; no neighbouring option has either default.
-        assert!(
-            default == 1000 || default == 10,
-            "option {MI_OPTION_PURGE_DELAY} is not purge_delay (default {default})"
-        );
+        if let Some(default) = option_default(MI_OPTION_PURGE_DELAY, "MIMALLOC_PURGE_DELAY") {
+            assert!(
+                default == 1000 || default == 10,
+                "option {MI_OPTION_PURGE_DELAY} is not purge_delay (default {default})"
+            );
+        }
     }
 
     #[test]

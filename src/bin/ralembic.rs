@@ -7,11 +7,8 @@ use meshview::alembic_compat::command::cli;
 #[global_allocator]
 static GLOBAL: meshview::allocator::Allocator = meshview::allocator::Allocator;
 
-// Before `main`: Rust's runtime allocates on its way there. See the function for why.
-#[cfg(target_os = "linux")]
-#[used]
-#[link_section = ".init_array"]
-static RESERVE_SMALL_ARENAS: extern "C" fn() = meshview::allocator::reserve_small_arenas;
+// A short command's heap in a small first arena (see `allocator::reserve_small_arenas`).
+meshview::reserve_small_arenas_before_main!();
 
 fn main() {
     meshview::allocator::keep_freed_memory();
@@ -83,6 +80,6 @@ mod tests {
         // This test binary is built from this file, constructor included.
         // SAFETY: reads an allocator option.
         let reserve = unsafe { mi_option_get(meshview::allocator::MI_OPTION_ARENA_RESERVE) };
-        assert_eq!(reserve, 32 * 1024);
+        assert_eq!(reserve, meshview::allocator::SMALL_ARENA_RESERVE_KIB);
     }
 }
