@@ -721,13 +721,12 @@ pub fn iterate_owned(v: Value) -> R<Vec<Value>> {
             Ok(items) => items.into_inner(),
             Err(l) => l.borrow().clone(),
         }),
-        Value::Native(n) if matches!(&*n, Native::Row(_)) => match Rc::try_unwrap(n) {
-            Ok(Native::Row(row)) => Ok(match Rc::try_unwrap(row) {
-                Ok(data) => data.values,
-                Err(row) => row.values.clone(),
-            }),
-            Ok(other) => other.iterate(),
-            Err(n) => n.iterate(),
+        Value::Native(mut n) => match Rc::get_mut(&mut n) {
+            Some(Native::Row(row)) => match Rc::get_mut(row) {
+                Some(data) => Ok(std::mem::take(&mut data.values)),
+                None => n.iterate(),
+            },
+            _ => n.iterate(),
         },
         other => iterate(&other),
     }

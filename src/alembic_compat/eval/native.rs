@@ -825,15 +825,10 @@ fn to_server_default(v: &Value) -> R<Option<ServerDefault>> {
 /// `to_sql` of a value the caller no longer needs: an expression nothing else holds
 /// (`t.c.id == key` passed straight to `.where(...)`, on every row of a data loop) is moved
 /// into the statement instead of copied node by node.
-pub fn to_sql_owned(v: Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
-    if let Value::Native(n) = &v {
-        if Rc::strong_count(n) == 1 && matches!(&**n, Native::Sql(_)) {
-            if let Value::Native(n) = v {
-                if let Ok(Native::Sql(node)) = Rc::try_unwrap(n) {
-                    return Ok(*node);
-                }
-            }
-            return Err(type_error("SQL expression lost its node"));
+pub fn to_sql_owned(mut v: Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
+    if let Value::Native(n) = &mut v {
+        if let Some(Native::Sql(node)) = Rc::get_mut(n) {
+            return Ok(std::mem::replace(&mut **node, SqlNode::Null));
         }
     }
     to_sql(&v, type_)
