@@ -287,6 +287,21 @@ INSERT INTO packet_seen VALUES
   (1, 10, 1741064767, 3, 3, 'LongFast', -7.5, -101, 'msh/US', '2025-03-04 05:06:08'),
   (1, 11, 1741064768, 2, 3, 'LongFast', 4.25, -90, 'msh/US', '2025-03-04 05:06:09');
 INSERT INTO traceroute VALUES (1, 2, 11, 1, X'00', '2025-03-05 00:00:01');
+-- Enough nodes for b7c3c2e3a1f0's loops to hand their UPDATEs to the worker thread.
+INSERT INTO node (id, node_id, long_name, short_name, last_update)
+WITH RECURSIVE n(i, t) AS (
+  SELECT 1, 1741000000 UNION ALL SELECT i + 1, t + 3607 FROM n WHERE i < 300
+)
+SELECT printf('!1%07x', i), 1000 + i, 'Node ' || i, 'N' || i,
+  CASE
+    WHEN i % 11 = 0 THEN strftime('%Y-%m-%dT%H:%M:%f', t, 'unixepoch')
+    WHEN i % 5 = 0 THEN strftime('%Y-%m-%d %H:%M:%f', t, 'unixepoch')
+    WHEN i % 5 = 1 THEN strftime('%Y-%m-%dT%H:%M:%SZ', t, 'unixepoch')
+    WHEN i % 5 = 2 THEN datetime(t, 'unixepoch') || '+05:30'
+    WHEN i % 5 = 3 THEN NULL
+    ELSE date(t, 'unixepoch')
+  END
+FROM n;
 ";
 
 /// A copy of the repository's alembic.ini + alembic/ (MeshView's history) over a seeded
@@ -410,6 +425,21 @@ fn migrations_match_alembic() {
             &logging(),
             "alembic_version",
             &["upgrade f1", "!partial upgrade head"],
+        ),
+        // Data loops long enough for their statements to run on the worker thread: the rows
+        // they leave, what they print, and a statement that fails mid-loop.
+        sequence(
+            w,
+            "_loopfail",
+            "loopfail",
+            &logging(),
+            "alembic_version",
+            &[
+                "upgrade l1",
+                "downgrade base",
+                "upgrade l1",
+                "!partial upgrade head",
+            ],
         ),
         // One transaction per revision: the dry run of the whole plan finds the failure before
         // f1 is committed.

@@ -116,6 +116,48 @@ fn a_refused_body_writes_nothing() {
 }
 
 #[test]
+fn a_data_loop_failing_in_the_background_is_raised_where_it_ran() {
+    // l2's loop runs its UPDATEs on the worker thread (400 rows, past the in-line start);
+    // the one of row 300 fails, and the body goes on to raise a RuntimeError at row 350
+    // before the failure is noticed. Python would stop at row 300: so must we, in the
+    // error, the output and the database.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    common::copy_dir(&repo_root().join("tests/fixtures/_loopfail"), &dir);
+    let db = dir.join("test.db");
+    let out = ralembic(&dir, &["upgrade", "l1"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = observe_db(&db, "alembic_version");
+    let out = ralembic(&dir, &["upgrade", "head"])
+        .env("RUST_LOG", "meshview=debug")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("statements run on a worker thread"),
+        "the loop must have used the worker thread (this needs 2 cores): {err}"
+    );
+    assert!(
+        err.contains("sqlalchemy.exc.IntegrityError: ")
+            && err.contains(
+                "l2_breaks.py:23:9: (sqlite3.IntegrityError) NOT NULL constraint failed: item.v"
+            ),
+        "{err}"
+    );
+    assert!(!err.contains("RuntimeError"), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "row 0\nrow 50\nrow 100\nrow 150\nrow 200\n"
+    );
+    assert_eq!(observe_db(&db, "alembic_version"), before);
+}
+
+#[test]
 fn a_locked_database_fails_cleanly_after_the_timeout() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("p");

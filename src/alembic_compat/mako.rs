@@ -562,7 +562,7 @@ impl Renderer<'_, '_> {
         let pos = self.interp.pos(at.span);
         let located = |p: Option<SourcePos>| p.unwrap_or_else(|| pos.clone());
         match u {
-            Unwind::Exc(e) => {
+            Unwind::Exc(e) | Unwind::Detached(e) => {
                 let p = located(e.pos.clone());
                 if e.message.is_empty() {
                     TemplateError::Render(format!("{p}: {}", e.class))

@@ -276,7 +276,7 @@ fn run_env_emulation(sd: &ScriptDirectory, ctx: &mut Ctx, sql: bool) -> Result<(
 
 fn exc_failure(u: Unwind) -> Failure {
     match u {
-        Unwind::Exc(e) => Failure::python(&e.class, &e.message),
+        Unwind::Exc(e) | Unwind::Detached(e) => Failure::python(&e.class, &e.message),
         Unwind::Unsupported(r) => {
             Failure::python("NotImplementedError", &format!("{}: {}", r.what, r.why))
         }

@@ -2135,6 +2135,7 @@ pub fn call_builtin(
                 _ => "\n".into(),
             };
             let text = args.iter().map(str_of).collect::<Vec<_>>().join(&sep);
+            interp.settle()?;
             interp.host.print(&format!("{text}{end}"));
             Value::None
         }

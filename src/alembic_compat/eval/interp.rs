@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::builtins;
 use super::native::{self, Native};
 use super::value::{as_number, py_eq, Dict, Function, FunctionBody, Num, Value};
-use super::{EvalError, Host};
+use super::{DetachedFailure, EvalError, Host};
 use crate::alembic_compat::ops::SourcePos;
 use crate::alembic_compat::script::ast::{
     Arg, BinOp, BoolOp, CmpOp, Comprehension, Constant, Expr, ExprKind, FStringPart, IntLit,
@@ -44,6 +44,10 @@ pub enum Unwind {
     Exc(Box<PyExc>),
     /// Outside the model: never caught by the body's `try`.
     Unsupported(Box<Refusal>),
+    /// A statement the host ran in the background failed (see `Host::execute_unobserved`).
+    /// It is noticed later than Python would raise it, but no `try` was active where it
+    /// was run, and none entered since may catch it.
+    Detached(Box<PyExc>),
 }
 
 /// What `Unwind::Unsupported` carries; boxed, like `PyExc`, so that every `R<Value>` the
@@ -78,6 +82,15 @@ pub fn unsupported(what: impl Into<String>, why: impl Into<String>) -> Unwind {
 
 pub fn type_error(message: impl Into<String>) -> Unwind {
     exc("TypeError", message)
+}
+
+pub fn detached(f: DetachedFailure) -> Unwind {
+    let DetachedFailure { error, pos } = f;
+    Unwind::Detached(Box::new(PyExc {
+        class: error.class,
+        message: error.message,
+        pos: Some(pos),
+    }))
 }
 
 enum Flow {
@@ -266,6 +279,12 @@ pub fn run_revision_function(
                     format!("module has no attribute '{function}'"),
                 )),
             });
+    // A statement still running in the background failed before whatever else the body
+    // did, so its failure is the one Python would have raised.
+    let outcome = match interp.settle() {
+        Err(failure) => Err(failure),
+        Ok(()) => outcome,
+    };
     outcome.map_err(|u| interp.to_error(u, Span::new(0, 0)))
 }
 
@@ -297,6 +316,15 @@ pub struct Interp<'h> {
     constant_attr_count: usize,
     /// Scopes of finished calls, for the next calls (see `call_scope`).
     spare_scopes: Vec<Rc<Scope>>,
+    /// `try` statements running, in all frames: a statement whose failure one of them could
+    /// catch is never handed to the host to run later.
+    try_depth: usize,
+    /// The expression of the innermost expression statement being run: its value is
+    /// discarded. Only compared, never read; it points into a syntax tree being run.
+    unused_value: *const Expr,
+    /// Set just before a connection's method is called for a discarded `conn.execute(...)`
+    /// outside any `try`; the method takes it.
+    pub result_unused: bool,
 }
 
 /// Spare scopes kept at most: about the depth of helper calls a loop body nests.
@@ -351,7 +379,16 @@ impl<'h> Interp<'h> {
             constant_attrs: Default::default(),
             constant_attr_count: 0,
             spare_scopes: Vec::new(),
+            try_depth: 0,
+            unused_value: std::ptr::null(),
+            result_unused: false,
         }
+    }
+
+    /// Waits for the statements the host runs in the background; raises the first that
+    /// failed. Called before anything else reaches the database or the output.
+    pub fn settle(&mut self) -> R<()> {
+        self.host.settle().map_err(detached)
     }
 
     /// A name's value: the innermost function scope that binds it, else the module's
@@ -462,14 +499,14 @@ impl<'h> Interp<'h> {
         match &mut u {
             Unwind::Exc(e) if e.pos.is_none() => e.pos = Some(self.pos(span)),
             Unwind::Unsupported(r) if r.pos.is_none() => r.pos = Some(self.pos(span)),
-            _ => {}
+            Unwind::Exc(_) | Unwind::Unsupported(_) | Unwind::Detached(_) => {}
         }
         u
     }
 
     fn to_error(&self, u: Unwind, fallback: Span) -> EvalError {
         match u {
-            Unwind::Exc(e) => EvalError::Exception {
+            Unwind::Exc(e) | Unwind::Detached(e) => EvalError::Exception {
                 class: e.class,
                 message: e.message,
                 pos: e.pos.unwrap_or_else(|| self.pos(fallback)),
@@ -511,7 +548,12 @@ impl<'h> Interp<'h> {
             // the text on every call of a helper that a data loop calls per row.
             StmtKind::Expr(e) if matches!(e.kind, ExprKind::Constant(_)) => {}
             StmtKind::Expr(e) => {
-                self.eval(e, scope)?;
+                // Restored afterwards: a helper called while `e` is evaluated has expression
+                // statements of its own, and `e` must still be recognised when it is called.
+                let outer = std::mem::replace(&mut self.unused_value, e);
+                let result = self.eval(e, scope);
+                self.unused_value = outer;
+                result?;
             }
             StmtKind::Assign { targets, value } => {
                 let v = self.eval(value, scope)?;
@@ -667,18 +709,9 @@ impl<'h> Interp<'h> {
                 orelse,
                 finalbody,
             } => {
-                let outcome = match self.exec_block(body, scope) {
-                    Ok(Flow::Normal) => self.exec_block(orelse, scope),
-                    Ok(flow) => Ok(flow),
-                    Err(Unwind::Exc(e)) => self.handle(e, handlers, scope),
-                    Err(other) => Err(other),
-                };
-                if !finalbody.is_empty() {
-                    match self.exec_block(finalbody, scope)? {
-                        Flow::Normal => {}
-                        flow => return Ok(flow),
-                    }
-                }
+                self.try_depth += 1;
+                let outcome = self.exec_try(body, handlers, orelse, finalbody, scope);
+                self.try_depth -= 1;
                 return outcome;
             }
             StmtKind::FunctionDef(def) => {
@@ -703,6 +736,29 @@ impl<'h> Interp<'h> {
             }
         }
         Ok(Flow::Normal)
+    }
+
+    fn exec_try(
+        &mut self,
+        body: &[Stmt],
+        handlers: &[crate::alembic_compat::script::ast::ExceptHandler],
+        orelse: &[Stmt],
+        finalbody: &[Stmt],
+        scope: &Rc<Scope>,
+    ) -> R<Flow> {
+        let outcome = match self.exec_block(body, scope) {
+            Ok(Flow::Normal) => self.exec_block(orelse, scope),
+            Ok(flow) => Ok(flow),
+            Err(Unwind::Exc(e)) => self.handle(e, handlers, scope),
+            Err(other) => Err(other),
+        };
+        if !finalbody.is_empty() {
+            match self.exec_block(finalbody, scope)? {
+                Flow::Normal => {}
+                flow => return Ok(flow),
+            }
+        }
+        outcome
     }
 
     fn handle(
@@ -1101,7 +1157,12 @@ impl<'h> Interp<'h> {
                         if let Some(method) = builtins::direct_method(&this, attr) {
                             let (pos, kw) = self.eval_args(args, scope)?;
                             self.here = e.span;
-                            return builtins::call_direct(self, method, this, pos, kw);
+                            self.result_unused = std::ptr::eq(e, self.unused_value)
+                                && self.try_depth == 0
+                                && matches!(&this, Value::Native(n) if matches!(**n, Native::Connection));
+                            let result = builtins::call_direct(self, method, this, pos, kw);
+                            self.result_unused = false;
+                            return result;
                         }
                         self.here = func.span;
                         self.get_attr(&this, attr)?

@@ -15,6 +15,7 @@ pub mod custom;
 pub mod interp;
 pub mod native;
 pub mod orm;
+mod pipeline;
 pub mod runner;
 pub mod sql;
 pub mod value;
@@ -46,6 +47,42 @@ pub trait Host {
     /// `str(engine.url)`. Bodies use it to tell dialects apart (`.startswith("sqlite")`).
     fn url(&self) -> String {
         "sqlite://".into()
+    }
+    /// Runs a data statement whose result the body never reads (`conn.execute(...)` as a
+    /// statement of its own, outside any `try`). A host may queue it and run it later, in
+    /// order, reporting its failure from a later call or from [`settle`](Host::settle).
+    fn execute_unobserved(
+        &mut self,
+        sql: String,
+        params: Vec<Literal>,
+        pos: &SourcePos,
+    ) -> Result<(), DetachedFailure> {
+        self.query(&sql, &params)
+            .map(|_| ())
+            .map_err(|error| DetachedFailure::new(error, pos))
+    }
+    /// Waits until every statement [`execute_unobserved`](Host::execute_unobserved) queued
+    /// has run. The interpreter calls it before anything else reaches the database or the
+    /// output; once a queued statement has failed, every later call reports that failure.
+    fn settle(&mut self) -> Result<(), DetachedFailure> {
+        Ok(())
+    }
+}
+
+/// A statement run by [`Host::execute_unobserved`] that failed, and where the body ran it:
+/// the failure may be noticed later, but it is raised at that place.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DetachedFailure {
+    pub error: HostError,
+    pub pos: SourcePos,
+}
+
+impl DetachedFailure {
+    pub fn new(error: HostError, pos: &SourcePos) -> DetachedFailure {
+        DetachedFailure {
+            error,
+            pos: pos.clone(),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use std::rc::Rc;
 
 use super::builtins::{self, repr, str_of};
-use super::interp::{exc, type_error, unsupported, Interp, PyExc, Unwind, R};
+use super::interp::{detached, exc, type_error, unsupported, Interp, PyExc, Unwind, R};
 use super::sql::{self, Rendered, SqlNode, Statement, TableRef};
 use super::value::{as_number, py_eq, DateTimeValue, Num, Temporal, Value};
 use crate::alembic_compat::ops::{
@@ -402,7 +402,7 @@ pub fn import_from(module: &Value, module_name: &str, name: &str) -> R<Value> {
         }
     }
     module_attr(m, name).map_err(|e| match e {
-        Unwind::Unsupported(_) => e,
+        Unwind::Unsupported(_) | Unwind::Detached(_) => e,
         Unwind::Exc(_) => unsupported(
             format!("`from {module_name} import {name}`"),
             format!("`{name}` is not in ralembic's model of `{module_name}`"),
@@ -1749,6 +1749,7 @@ fn call_function(
         | "logging.critical" => {
             let level = log_level(f.trim_start_matches("logging."));
             let msg = log_message(&args)?;
+            interp.settle()?;
             interp.host.log(level, "root", &msg);
             Ok(Value::None)
         }
@@ -2648,6 +2649,7 @@ fn make_column(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Column> {
 
 fn apply(interp: &mut Interp<'_>, op: Op) -> R<Value> {
     let pos = interp.pos(interp.here);
+    interp.settle()?;
     interp
         .host
         .apply(&op, &pos)
@@ -3386,30 +3388,62 @@ fn take_rows(r: &mut ResultData) -> Vec<Vec<Value>> {
     rows
 }
 
+/// `stmt` with each set of `params` in turn (`executemany`), or once as it is.
+fn param_sets<'s>(
+    stmt: &'s Statement,
+    params: &'s [Vec<(String, Value)>],
+) -> impl Iterator<Item = R<std::borrow::Cow<'s, Statement>>> {
+    let once = params
+        .is_empty()
+        .then_some(Ok(std::borrow::Cow::Borrowed(stmt)));
+    params
+        .iter()
+        .map(move |set| with_params(stmt, set))
+        .chain(once)
+}
+
+/// A statement's parameters as SQLite binds them.
+fn bound_params(params: Vec<(Literal, sql::SqlType)>) -> Vec<Literal> {
+    params
+        .into_iter()
+        .map(|(lit, _)| store_literal(lit))
+        .collect()
+}
+
+/// `conn.execute(stmt)` as a statement of its own, outside any `try`: nothing reads the
+/// result, so the host may run it in the background while the body goes on.
+fn run_unobserved(
+    interp: &mut Interp<'_>,
+    stmt: &Statement,
+    params: &[Vec<(String, Value)>],
+) -> R<Value> {
+    let pos = interp.pos(interp.here);
+    for stmt in param_sets(stmt, params) {
+        let Rendered { sql, params, .. } = sql::render(&*stmt?, false);
+        interp
+            .host
+            .execute_unobserved(sql, bound_params(params), &pos)
+            .map_err(detached)?;
+    }
+    Ok(Value::None)
+}
+
 pub(super) fn run_statement(
     interp: &mut Interp<'_>,
     stmt: &Statement,
     params: &[Vec<(String, Value)>],
 ) -> R<Value> {
-    let no_params = [Vec::new()];
-    let sets: &[Vec<(String, Value)>] = if params.is_empty() {
-        &no_params
-    } else {
-        params
-    };
+    let sets = params.len().max(1);
     let mut last = ResultData::default();
     let mut total = 0i64;
-    for set in sets {
-        let stmt = with_params(stmt, set)?;
+    for stmt in param_sets(stmt, params) {
         let Rendered {
             sql,
             params,
             result_types,
-        } = sql::render(&stmt, false);
-        let mut bound = Vec::with_capacity(params.len());
-        for (lit, _) in params {
-            bound.push(store_literal(lit));
-        }
+        } = sql::render(&*stmt?, false);
+        let bound = bound_params(params);
+        interp.settle()?;
         let out = interp
             .host
             .query(&sql, &bound)
@@ -3434,7 +3468,7 @@ pub(super) fn run_statement(
             cursor: 0,
         };
     }
-    if sets.len() > 1 {
+    if sets > 1 {
         last.rowcount = total;
     }
     Ok(Value::native(Native::Result(Rc::new(RefCell::new(last)))))
@@ -3600,6 +3634,9 @@ fn call_bound(
                         .find(|(k, _)| k == "parameters")
                         .map(|(_, v)| v)),
                 )?;
+                if name == "execute" && std::mem::take(&mut interp.result_unused) {
+                    return run_unobserved(interp, stmt, &params);
+                }
                 let result = run_statement(interp, stmt, &params)?;
                 match name {
                     "scalar" => result_method(interp, &result, "scalar", Vec::new()),
@@ -3615,6 +3652,7 @@ fn call_bound(
                         bound.push(to_literal(&v)?);
                     }
                 }
+                interp.settle()?;
                 let out = interp
                     .host
                     .query(&sql, &bound)
@@ -3688,6 +3726,7 @@ fn call_bound(
                 return Ok(Value::None);
             }
             let msg = log_message(&args)?;
+            interp.settle()?;
             interp.host.log(log_level(name), logger, &msg);
             Ok(Value::None)
         }
@@ -4184,6 +4223,7 @@ fn query_rows(interp: &mut Interp<'_>, sql: &str, params: &[Literal]) -> R<Vec<V
             "offline mode has no database to read",
         ));
     }
+    interp.settle()?;
     interp
         .host
         .query(sql, params)

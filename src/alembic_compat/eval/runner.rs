@@ -10,10 +10,14 @@ use std::rc::Rc;
 use crate::alembic_compat::batch;
 use crate::alembic_compat::ddl::{self, DdlError, RenderOptions};
 use crate::alembic_compat::eval::check::check_module;
+use crate::alembic_compat::eval::pipeline::Pipeline;
 use crate::alembic_compat::eval::sql::{self, Statement};
-use crate::alembic_compat::eval::{run_revision_function, Host, HostError, QueryOutput};
+use crate::alembic_compat::eval::{
+    run_revision_function, DetachedFailure, Host, HostError, QueryOutput,
+};
 use crate::alembic_compat::ops::{self, Literal, Op, SourcePos};
 use crate::alembic_compat::runtime::log::Level;
+use crate::alembic_compat::runtime::{sqlalchemy_class, sqlite_class};
 use crate::alembic_compat::runtime::{BodyError, BodyRunner, MigrationContext, PlannedStep};
 use crate::alembic_compat::script::ast::Module;
 use crate::alembic_compat::script::sql_override::{load_override, OverrideFinder};
@@ -179,6 +183,8 @@ impl BodyRunner for EvalRunner {
         let mut host = ContextHost {
             ctx,
             opts: RenderOptions::default(),
+            pipeline: None,
+            unobserved: 0,
         };
         run_revision_function(&script.path, src, module, function_name(upgrade), &mut host).map_err(
             |e| BodyError {
@@ -225,7 +231,18 @@ fn run_override(
 struct ContextHost<'a> {
     ctx: &'a mut MigrationContext,
     opts: RenderOptions,
+    /// Runs unobserved statements in the background once a body has sent enough of them.
+    /// While it holds statements, the connection is the worker's: every method below that
+    /// reaches the connection or the output settles it first. Dropped (the worker joined)
+    /// with the host, before the runtime uses the connection again.
+    pipeline: Option<Pipeline>,
+    /// Unobserved statements run in line so far.
+    unobserved: usize,
 }
+
+/// Unobserved statements a body runs in line before a worker thread takes them over: a
+/// thread costs about as much as 30 rows of a data loop, and most bodies run none or a few.
+const INLINE_UNOBSERVED: usize = 128;
 
 fn runtime_error(e: crate::alembic_compat::runtime::RuntimeError) -> HostError {
     HostError {
@@ -242,6 +259,14 @@ fn ddl_error(e: DdlError) -> HostError {
 }
 
 impl ContextHost<'_> {
+    /// Waits for the background statements: the connection is this thread's again.
+    fn settle_pipeline(&mut self) -> Result<(), HostError> {
+        match &mut self.pipeline {
+            Some(p) => p.settle().map_err(|f| f.error),
+            None => Ok(()),
+        }
+    }
+
     fn run_all(&mut self, statements: &[String]) -> Result<(), HostError> {
         for s in statements {
             self.ctx.execute(s).map_err(runtime_error)?;
@@ -276,6 +301,7 @@ impl Host for ContextHost<'_> {
     }
 
     fn apply(&mut self, op: &Op, _pos: &SourcePos) -> Result<(), HostError> {
+        self.settle_pipeline()?;
         match op {
             Op::Batch(b) => {
                 let statements = match self.ctx.connection() {
@@ -317,6 +343,7 @@ impl Host for ContextHost<'_> {
     }
 
     fn query(&mut self, sql_text: &str, params: &[Literal]) -> Result<QueryOutput, HostError> {
+        self.settle_pipeline()?;
         let Some(conn) = self.ctx.connection() else {
             return Err(HostError {
                 class: "AttributeError".into(),
@@ -324,21 +351,7 @@ impl Host for ContextHost<'_> {
                     .into(),
             });
         };
-        let sql_error = |e: rusqlite::Error| {
-            let message = match &e {
-                rusqlite::Error::SqliteFailure(_, Some(m)) => m.clone(),
-                rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
-                other => other.to_string(),
-            };
-            let class = match e.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::ConstraintViolation) => "sqlalchemy.exc.IntegrityError",
-                _ => "sqlalchemy.exc.OperationalError",
-            };
-            HostError {
-                class: class.into(),
-                message: format!("(sqlite3.OperationalError) {message}\n[SQL: {sql_text}]"),
-            }
-        };
+        let sql_error = |e| statement_error(sql_text, e);
         let mut stmt = conn.prepare_cached(sql_text).map_err(sql_error)?;
         let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
         let values = params.iter().map(Param);
@@ -387,11 +400,18 @@ impl Host for ContextHost<'_> {
         self.ctx.x_arguments().to_vec()
     }
 
+    /// Output waits for the background statements, and a failed one silences it: the body
+    /// stops at the failure (the interpreter settles before printing, so this is a backstop).
     fn print(&mut self, text: &str) {
-        self.ctx.print_stdout(text);
+        if self.settle_pipeline().is_ok() {
+            self.ctx.print_stdout(text);
+        }
     }
 
     fn log(&mut self, level: u32, logger: &str, message: &str) {
+        if self.settle_pipeline().is_err() {
+            return;
+        }
         let level = match level {
             0..=10 => Level::Debug,
             11..=20 => Level::Info,
@@ -400,6 +420,79 @@ impl Host for ContextHost<'_> {
         };
         self.ctx.log.log(logger, level, message);
     }
+
+    fn execute_unobserved(
+        &mut self,
+        sql: String,
+        params: Vec<Literal>,
+        pos: &SourcePos,
+    ) -> Result<(), DetachedFailure> {
+        if self.pipeline.is_none() {
+            self.unobserved += 1;
+            if self.unobserved > INLINE_UNOBSERVED && crate::alembic_compat::cores() > 1 {
+                if let Some(conn) = self.ctx.connection() {
+                    // SAFETY: `MigrationContext` opens its connection with
+                    // SQLITE_OPEN_NO_MUTEX; it outlives this host, which owns the pipeline;
+                    // every method of this host that uses the connection settles the
+                    // pipeline first, and the runtime uses it only after the host is gone.
+                    self.pipeline = unsafe { Pipeline::start(conn) };
+                    if self.pipeline.is_some() {
+                        tracing::debug!(
+                            "unobserved statements run on a worker thread from the {}th on",
+                            INLINE_UNOBSERVED + 1
+                        );
+                    }
+                }
+            }
+        }
+        match &mut self.pipeline {
+            Some(p) => p.push(sql, params, pos),
+            None => self
+                .query(&sql, &params)
+                .map(|_| ())
+                .map_err(|error| DetachedFailure::new(error, pos)),
+        }
+    }
+
+    fn settle(&mut self) -> Result<(), DetachedFailure> {
+        match &mut self.pipeline {
+            Some(p) => p.settle(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A data statement's failure as SQLAlchemy raises it.
+fn statement_error(sql_text: &str, e: rusqlite::Error) -> HostError {
+    let message = match &e {
+        rusqlite::Error::SqliteFailure(_, Some(m)) => m.clone(),
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        other => other.to_string(),
+    };
+    let code = e.sqlite_error_code();
+    HostError {
+        class: sqlalchemy_class(&code).into(),
+        message: format!("({}) {message}\n[SQL: {sql_text}]", sqlite_class(&code)),
+    }
+}
+
+/// Runs a data statement to its end and drops what it returns (the rows of a `RETURNING`
+/// or a `SELECT` nobody reads).
+pub(super) fn execute_discarding(
+    conn: &rusqlite::Connection,
+    sql_text: &str,
+    params: &[Literal],
+) -> Result<(), HostError> {
+    let sql_error = |e| statement_error(sql_text, e);
+    let mut stmt = conn.prepare_cached(sql_text).map_err(sql_error)?;
+    let values = rusqlite::params_from_iter(params.iter().map(Param));
+    if stmt.column_count() == 0 {
+        stmt.execute(values).map_err(sql_error)?;
+    } else {
+        let mut rows = stmt.query(values).map_err(sql_error)?;
+        while rows.next().map_err(sql_error)?.is_some() {}
+    }
+    Ok(())
 }
 
 /// A statement parameter bound straight from its literal: text and bytes are lent to SQLite,

@@ -46,7 +46,8 @@ pub enum RuntimeError {
     },
 }
 
-fn sqlite_class(code: &Option<rusqlite::ErrorCode>) -> &'static str {
+/// The `sqlite3` module's exception class for a SQLite error.
+pub(crate) fn sqlite_class(code: &Option<rusqlite::ErrorCode>) -> &'static str {
     match code {
         Some(rusqlite::ErrorCode::NotADatabase) => "sqlite3.DatabaseError",
         Some(rusqlite::ErrorCode::ConstraintViolation) => "sqlite3.IntegrityError",
@@ -54,15 +55,22 @@ fn sqlite_class(code: &Option<rusqlite::ErrorCode>) -> &'static str {
     }
 }
 
+/// The SQLAlchemy exception class that wraps a SQLite error.
+pub(crate) fn sqlalchemy_class(code: &Option<rusqlite::ErrorCode>) -> &'static str {
+    match code {
+        Some(rusqlite::ErrorCode::NotADatabase) => "sqlalchemy.exc.DatabaseError",
+        Some(rusqlite::ErrorCode::ConstraintViolation) => "sqlalchemy.exc.IntegrityError",
+        _ => "sqlalchemy.exc.OperationalError",
+    }
+}
+
 impl RuntimeError {
     /// The exception class a traceback would name.
     pub fn python_class(&self) -> &'static str {
         match self {
-            RuntimeError::Sql { code, .. } | RuntimeError::Open { code, .. } => match code {
-                Some(rusqlite::ErrorCode::NotADatabase) => "sqlalchemy.exc.DatabaseError",
-                Some(rusqlite::ErrorCode::ConstraintViolation) => "sqlalchemy.exc.IntegrityError",
-                _ => "sqlalchemy.exc.OperationalError",
-            },
+            RuntimeError::Sql { code, .. } | RuntimeError::Open { code, .. } => {
+                sqlalchemy_class(code)
+            }
             RuntimeError::Url(UrlError::UnsupportedDialect(_) | UrlError::UnsupportedDriver(_)) => {
                 "sqlalchemy.exc.NoSuchModuleError"
             }
