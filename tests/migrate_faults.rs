@@ -117,8 +117,8 @@ fn a_refused_body_writes_nothing() {
 
 #[test]
 fn a_data_loop_failing_in_the_background_is_raised_where_it_ran() {
-    // l2's loop runs its UPDATEs on the worker thread (400 rows, past the in-line start);
-    // the one of row 300 fails, and the body goes on to raise a RuntimeError at row 350
+    // l2's loops run their UPDATEs on the worker thread (past the in-line start); in the
+    // second loop the one of row 300 fails, and the body goes on to raise a RuntimeError at row 350
     // before the failure is noticed. Python would stop at row 300: so must we, in the
     // error, the output and the database.
     let tmp = tempfile::tempdir().unwrap();
@@ -145,7 +145,7 @@ fn a_data_loop_failing_in_the_background_is_raised_where_it_ran() {
     assert!(
         err.contains("sqlalchemy.exc.IntegrityError: ")
             && err.contains(
-                "l2_breaks.py:23:9: (sqlite3.IntegrityError) NOT NULL constraint failed: item.v"
+                "l2_breaks.py:25:9: (sqlite3.IntegrityError) NOT NULL constraint failed: item.v"
             ),
         "{err}"
     );

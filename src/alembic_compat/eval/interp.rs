@@ -325,6 +325,8 @@ pub struct Interp<'h> {
     /// Set just before a connection's method is called for a discarded `conn.execute(...)`
     /// outside any `try`; the method takes it.
     pub result_unused: bool,
+    /// The last position `pos` computed: a loop asks for the same one on every row.
+    last_pos: RefCell<Option<(u32, SourcePos)>>,
 }
 
 /// Spare scopes kept at most: about the depth of helper calls a loop body nests.
@@ -382,6 +384,7 @@ impl<'h> Interp<'h> {
             try_depth: 0,
             unused_value: std::ptr::null(),
             result_unused: false,
+            last_pos: RefCell::new(None),
         }
     }
 
@@ -487,12 +490,19 @@ impl<'h> Interp<'h> {
     }
 
     pub fn pos(&self, span: Span) -> SourcePos {
+        if let Some((start, pos)) = &*self.last_pos.borrow() {
+            if *start == span.start {
+                return pos.clone();
+            }
+        }
         let (line, col) = self.lines.line_col(&self.src, span.start as usize);
-        SourcePos {
+        let pos = SourcePos {
             path: self.path.clone(),
             line: u32::try_from(line).unwrap_or(u32::MAX),
             col: u32::try_from(col).unwrap_or(u32::MAX),
-        }
+        };
+        *self.last_pos.borrow_mut() = Some((span.start, pos.clone()));
+        pos
     }
 
     fn locate(&self, mut u: Unwind, span: Span) -> Unwind {

@@ -16,12 +16,13 @@
 //! which one connection may be used by several threads but never by two at once. The
 //! worker gets its own `rusqlite::Connection` over the same handle (rusqlite does not close a
 //! handle it did not open), so the two threads share no Rust state, only the SQLite handle,
-//! and they take turns with it through `settle`.
+//! and they take turns with it through `settle`. No Rust callback (SQL function, hook,
+//! busy handler) is registered on the connection, so none can run on the worker.
 
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use super::runner::execute_discarding;
+use super::runner::{prepare_statement, run_discarding};
 use super::{DetachedFailure, HostError};
 use crate::alembic_compat::ops::{Literal, SourcePos};
 
@@ -33,9 +34,12 @@ const BATCH: usize = 64;
 const QUEUED_BATCHES: usize = 16;
 
 struct Queued {
-    sql: String,
+    /// `None`: the same text as the statement before it. A loop sends one statement over
+    /// and over; the worker then keeps it prepared instead of looking it up by its text.
+    sql: Option<String>,
     params: Vec<Literal>,
-    pos: SourcePos,
+    /// Index into `Pipeline::positions`: the positions stay on the body's thread.
+    at: u32,
 }
 
 enum Job {
@@ -44,8 +48,9 @@ enum Job {
     Settle,
 }
 
-/// What the worker answers to `Job::Settle`: the statement that failed, if one did.
-type Settled = Option<DetachedFailure>;
+/// What the worker answers to `Job::Settle`: the statement that failed, if one did, and the
+/// index of its position.
+type Settled = Option<(HostError, u32)>;
 
 pub struct Pipeline {
     jobs: Option<SyncSender<Job>>,
@@ -56,8 +61,10 @@ pub struct Pipeline {
     unsettled: bool,
     /// Once a statement has failed, every later call reports it.
     failure: Option<DetachedFailure>,
-    /// Where the last statement was queued: for the error if the worker itself is gone.
-    last_pos: Option<SourcePos>,
+    /// Where the statements were run, each place once per run of statements from it.
+    positions: Vec<SourcePos>,
+    /// The text of the last statement sent.
+    last_sql: String,
 }
 
 /// The raw SQLite handle, moved to the worker.
@@ -99,7 +106,8 @@ impl Pipeline {
             batch: Vec::with_capacity(BATCH),
             unsettled: false,
             failure: None,
-            last_pos: None,
+            positions: Vec::new(),
+            last_sql: String::new(),
         })
     }
 
@@ -114,12 +122,20 @@ impl Pipeline {
         if let Some(f) = &self.failure {
             return Err(f.clone());
         }
-        self.batch.push(Queued {
-            sql,
-            params,
-            pos: pos.clone(),
+        let same_place = self.positions.last().is_some_and(|p| {
+            p.line == pos.line && p.col == pos.col && std::sync::Arc::ptr_eq(&p.path, &pos.path)
         });
-        self.last_pos = Some(pos.clone());
+        if !same_place {
+            self.positions.push(pos.clone());
+        }
+        let at = u32::try_from(self.positions.len() - 1).unwrap_or(u32::MAX);
+        let sql = if sql == self.last_sql {
+            None
+        } else {
+            self.last_sql.clone_from(&sql);
+            Some(sql)
+        };
+        self.batch.push(Queued { sql, params, at });
         if self.batch.len() >= BATCH {
             self.send_batch()?;
         }
@@ -153,7 +169,10 @@ impl Pipeline {
         };
         match answer {
             Some(None) => Ok(()),
-            Some(Some(failure)) => Err(self.fail(failure)),
+            Some(Some((error, at))) => {
+                let pos = self.position(at);
+                Err(self.fail(DetachedFailure { error, pos }))
+            }
             None => Err(self.fail(self.worker_gone())),
         }
     }
@@ -163,17 +182,26 @@ impl Pipeline {
         failure
     }
 
+    fn position(&self, at: u32) -> SourcePos {
+        usize::try_from(at)
+            .ok()
+            .and_then(|i| self.positions.get(i))
+            .or(self.positions.last())
+            .cloned()
+            .unwrap_or_else(|| SourcePos {
+                path: Default::default(),
+                line: 1,
+                col: 1,
+            })
+    }
+
     fn worker_gone(&self) -> DetachedFailure {
         DetachedFailure {
             error: HostError {
                 class: "RuntimeError".into(),
                 message: "the thread running the body's statements stopped".into(),
             },
-            pos: self.last_pos.clone().unwrap_or_else(|| SourcePos {
-                path: Default::default(),
-                line: 1,
-                col: 1,
-            }),
+            pos: self.position(u32::MAX),
         }
     }
 }
@@ -196,6 +224,8 @@ impl Drop for Pipeline {
 /// stopped there) and reports the failure at every settle.
 fn work(conn: &rusqlite::Connection, inbox: &Receiver<Job>, answer: &SyncSender<Settled>) {
     let mut failure: Settled = None;
+    let mut sql = String::new();
+    let mut prepared: Option<rusqlite::CachedStatement<'_>> = None;
     for job in inbox {
         match job {
             Job::Run(batch) => {
@@ -203,8 +233,20 @@ fn work(conn: &rusqlite::Connection, inbox: &Receiver<Job>, answer: &SyncSender<
                     if failure.is_some() {
                         break;
                     }
-                    if let Err(error) = execute_discarding(conn, &q.sql, &q.params) {
-                        failure = Some(DetachedFailure::new(error, &q.pos));
+                    if let Some(text) = q.sql {
+                        prepared = None;
+                        sql = text;
+                    }
+                    let outcome = match &mut prepared {
+                        Some(stmt) => run_discarding(stmt, &sql, &q.params),
+                        None => prepare_statement(conn, &sql).and_then(|mut stmt| {
+                            let ran = run_discarding(&mut stmt, &sql, &q.params);
+                            prepared = Some(stmt);
+                            ran
+                        }),
+                    };
+                    if let Err(error) = outcome {
+                        failure = Some((error, q.at));
                     }
                 }
             }

@@ -352,7 +352,7 @@ impl Host for ContextHost<'_> {
             });
         };
         let sql_error = |e| statement_error(sql_text, e);
-        let mut stmt = conn.prepare_cached(sql_text).map_err(sql_error)?;
+        let mut stmt = prepare_statement(conn, sql_text)?;
         let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
         let values = params.iter().map(Param);
         let n = columns.len();
@@ -476,15 +476,22 @@ fn statement_error(sql_text: &str, e: rusqlite::Error) -> HostError {
     }
 }
 
-/// Runs a data statement to its end and drops what it returns (the rows of a `RETURNING`
-/// or a `SELECT` nobody reads).
-pub(super) fn execute_discarding(
-    conn: &rusqlite::Connection,
+pub(super) fn prepare_statement<'c>(
+    conn: &'c rusqlite::Connection,
+    sql_text: &str,
+) -> Result<rusqlite::CachedStatement<'c>, HostError> {
+    conn.prepare_cached(sql_text)
+        .map_err(|e| statement_error(sql_text, e))
+}
+
+/// Runs a prepared data statement to its end and drops what it returns (the rows of a
+/// `RETURNING` or a `SELECT` nobody reads).
+pub(super) fn run_discarding(
+    stmt: &mut rusqlite::Statement<'_>,
     sql_text: &str,
     params: &[Literal],
 ) -> Result<(), HostError> {
     let sql_error = |e| statement_error(sql_text, e);
-    let mut stmt = conn.prepare_cached(sql_text).map_err(sql_error)?;
     let values = rusqlite::params_from_iter(params.iter().map(Param));
     if stmt.column_count() == 0 {
         stmt.execute(values).map_err(sql_error)?;
