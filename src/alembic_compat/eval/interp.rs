@@ -388,6 +388,12 @@ impl<'h> Interp<'h> {
         }
     }
 
+    /// Whether a statement run now may be handed to the host to run later: no `try` could
+    /// catch its failure.
+    pub fn may_defer(&self) -> bool {
+        self.try_depth == 0
+    }
+
     /// Waits for the statements the host runs in the background; raises the first that
     /// failed. Called before anything else reaches the database or the output.
     pub fn settle(&mut self) -> R<()> {
@@ -1168,7 +1174,7 @@ impl<'h> Interp<'h> {
                             let (pos, kw) = self.eval_args(args, scope)?;
                             self.here = e.span;
                             self.result_unused = std::ptr::eq(e, self.unused_value)
-                                && self.try_depth == 0
+                                && self.may_defer()
                                 && matches!(&this, Value::Native(n) if matches!(**n, Native::Connection));
                             let result = builtins::call_direct(self, method, this, pos, kw);
                             self.result_unused = false;

@@ -3333,6 +3333,9 @@ fn op_execute(interp: &mut Interp<'_>, stmt: &Value) -> R<Value> {
                             params: Vec::new(),
                         }),
                     )
+                } else if interp.may_defer() {
+                    // `op.execute` returns None: its result is never read.
+                    run_unobserved(interp, s, &[])
                 } else {
                     run_statement(interp, s, &[])?;
                     Ok(Value::None)
@@ -3410,8 +3413,9 @@ fn bound_params(params: Vec<(Literal, sql::SqlType)>) -> Vec<Literal> {
         .collect()
 }
 
-/// `conn.execute(stmt)` as a statement of its own, outside any `try`: nothing reads the
-/// result, so the host may run it in the background while the body goes on.
+/// `conn.execute(stmt)` as a statement of its own, or `op.execute(stmt)`, outside any
+/// `try`: nothing reads the result, so the host may run it in the background while the
+/// body goes on.
 fn run_unobserved(
     interp: &mut Interp<'_>,
     stmt: &Statement,
