@@ -7,7 +7,9 @@
 //! (builtin functions, str/list/dict methods, datetime/json/...), `native` (alembic `op`,
 //! SQLAlchemy `sa`, connections, inspectors), `sql` (data statements rendered as SQLAlchemy's
 //! SQLite compiler does), `check` (the static preflight), `custom` (a revision file's own
-//! SQLAlchemy types and `@compiles` functions; `contextmanager` generators run in `interp`).
+//! SQLAlchemy types and `@compiles` functions; `contextmanager` generators run in `interp`),
+//! `runner` (the [`Host`] over a migration context) and `pipeline` (its worker thread for
+//! statements whose results a body never reads).
 
 pub mod builtins;
 pub mod check;
