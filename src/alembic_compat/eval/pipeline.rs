@@ -258,3 +258,83 @@ fn work(conn: &rusqlite::Connection, inbox: &Receiver<Job>, answer: &SyncSender<
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn open() -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open_with_flags(
+            ":memory:",
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)")
+            .unwrap();
+        conn
+    }
+
+    fn at(line: u32) -> SourcePos {
+        SourcePos {
+            path: Arc::new("body.py".into()),
+            line,
+            col: 5,
+        }
+    }
+
+    fn insert(p: &mut Pipeline, id: i64, v: Literal, line: u32) -> Result<(), DetachedFailure> {
+        p.push(
+            "INSERT INTO t (id, v) VALUES (?, ?)".into(),
+            vec![Literal::Int(id), v],
+            &at(line),
+        )
+    }
+
+    #[test]
+    fn statements_run_in_order_and_a_failure_stops_the_rest() {
+        let conn = open();
+        {
+            // SAFETY: opened NO_MUTEX above; `conn` is touched only after the last settle.
+            let mut p = unsafe { Pipeline::start(&conn) }.unwrap();
+            for id in 0..300 {
+                insert(&mut p, id, Literal::Int(id * 2), 10).unwrap();
+            }
+            p.push(
+                "UPDATE t SET v = v + 1 WHERE id < ?".into(),
+                vec![Literal::Int(100)],
+                &at(11),
+            )
+            .unwrap();
+            p.settle().unwrap();
+            // Row 300's NULL fails; 301 is queued after it and must not run.
+            insert(&mut p, 300, Literal::None, 12).unwrap();
+            insert(&mut p, 301, Literal::Int(1), 13).unwrap();
+            let failure = p.settle().unwrap_err();
+            assert_eq!((failure.pos.line, failure.pos.col), (12, 5));
+            assert_eq!(failure.error.class, "sqlalchemy.exc.IntegrityError");
+            assert!(
+                failure
+                    .error
+                    .message
+                    .starts_with("(sqlite3.IntegrityError) NOT NULL constraint failed: t.v"),
+                "{}",
+                failure.error.message
+            );
+            // From then on every call reports the same failure.
+            assert_eq!(
+                insert(&mut p, 302, Literal::Int(1), 14),
+                Err(failure.clone())
+            );
+            assert_eq!(p.settle(), Err(failure));
+        }
+        let (n, sum): (i64, i64) = conn
+            .query_row("SELECT count(*), sum(v) FROM t", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((n, sum), (300, (0..300).map(|i| i * 2).sum::<i64>() + 100));
+    }
+}
