@@ -61,7 +61,8 @@ pub struct Pipeline {
     unsettled: bool,
     /// Once a statement has failed, every later call reports it.
     failure: Option<DetachedFailure>,
-    /// Where the statements were run, each place once per run of statements from it.
+    /// Where the statements queued since the last settle were run, each place once per run
+    /// of statements from it.
     positions: Vec<SourcePos>,
     /// The text of the last statement sent.
     last_sql: String,
@@ -168,7 +169,11 @@ impl Pipeline {
             _ => None,
         };
         match answer {
-            Some(None) => Ok(()),
+            Some(None) => {
+                // Nothing queued refers to them any more.
+                self.positions.clear();
+                Ok(())
+            }
             Some(Some((error, at))) => {
                 let pos = self.position(at);
                 Err(self.fail(DetachedFailure { error, pos }))
