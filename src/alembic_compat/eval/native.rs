@@ -852,16 +852,28 @@ pub fn to_sql(v: &Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
                 sql: sql.clone(),
                 params: params.clone(),
             },
-            _ => SqlNode::Bind {
-                value: to_literal(v)?,
-                type_: type_.cloned(),
-            },
+            _ => bind_node(v, type_)?,
         },
-        _ => SqlNode::Bind {
-            value: to_literal(v)?,
-            type_: type_.cloned(),
-        },
+        _ => bind_node(v, type_)?,
     })
+}
+
+/// A bound parameter, its value as the column's type binds it.
+fn bind_node(v: &Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
+    Ok(SqlNode::Bind {
+        value: bind_literal(v, type_.map(|t| &**t))?,
+        type_: type_.cloned(),
+    })
+}
+
+/// A value given to `values()` or as an execute parameter of an insert or update. There
+/// SQLAlchemy binds None too (`v=?`, stored as the type stores None: JSON's `null`), where
+/// elsewhere None is SQL NULL (`coalesce(x, NULL)`, `IS NULL`).
+fn value_sql(v: Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
+    match v {
+        Value::None => bind_node(&v, type_),
+        v => to_sql_owned(v, type_),
+    }
 }
 
 fn sql_value(node: SqlNode) -> Value {
@@ -3291,19 +3303,22 @@ pub fn exit(interp: &mut Interp<'_>, manager: &Value, ok: bool) -> R<()> {
     Ok(())
 }
 
+/// A value as SQLAlchemy binds it for a column of `type_`: JSON encodes any value, None
+/// included (as `null`, unless the type says `none_as_null=True`), Boolean stores 0/1.
 fn bind_literal(v: &Value, type_: Option<&TypeSpec>) -> R<Literal> {
-    let lit = to_literal(v)?;
-    let Some(t) = type_ else { return Ok(lit) };
+    let Some(t) = type_ else { return to_literal(v) };
     Ok(match (t.name.as_str(), v) {
-        ("JSON" | "JSONB", Value::Dict(_) | Value::List(_) | Value::Tuple(_) | Value::None) => {
-            match v {
-                Value::None => Literal::None,
-                _ => Literal::Str(json_dumps(v)?),
-            }
-        }
+        ("JSON" | "JSONB", Value::None) if none_as_null(t) => Literal::None,
+        ("JSON" | "JSONB", _) => Literal::Str(json_dumps(v)?),
         ("Boolean" | "BOOLEAN", Value::Bool(b)) => Literal::Int(i64::from(*b)),
-        _ => lit,
+        _ => to_literal(v)?,
     })
+}
+
+fn none_as_null(t: &TypeSpec) -> bool {
+    t.kwargs
+        .iter()
+        .any(|(k, v)| k == "none_as_null" && matches!(v, Literal::Bool(true)))
 }
 
 fn op_execute(interp: &mut Interp<'_>, stmt: &Value) -> R<Value> {
@@ -3509,7 +3524,7 @@ fn with_params<'s>(
                     .find(|(c, _)| **c == *k)
                     .and_then(|(_, t)| t.clone());
                 values.retain(|(n, _)| n != k);
-                values.push((k.clone(), to_sql(v, ty.as_ref())?));
+                values.push((k.clone(), value_sql(v.clone(), ty.as_ref())?));
             }
             Statement::Insert {
                 table: table.clone(),
@@ -3529,7 +3544,7 @@ fn with_params<'s>(
                     .find(|(c, _)| **c == *k)
                     .and_then(|(_, t)| t.clone());
                 values.retain(|(n, _)| n != k);
-                values.push((k.clone(), to_sql(v, ty.as_ref())?));
+                values.push((k.clone(), value_sql(v.clone(), ty.as_ref())?));
             }
             Statement::Update {
                 table: table.clone(),
@@ -3922,7 +3937,7 @@ fn stmt_apply(
                     .find(|(c, _)| **c == *k)
                     .and_then(|(_, t)| t.clone());
                 values.retain(|(n, _)| *n != k);
-                values.push((k, to_sql_owned(v, ty.as_ref())?));
+                values.push((k, value_sql(v, ty.as_ref())?));
             }
         }
         ("order_by", Statement::Select { order_by, .. }) => {
