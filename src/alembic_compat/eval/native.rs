@@ -3303,22 +3303,50 @@ pub fn exit(interp: &mut Interp<'_>, manager: &Value, ok: bool) -> R<()> {
     Ok(())
 }
 
-/// A value as SQLAlchemy binds it for a column of `type_`: JSON encodes any value, None
-/// included (as `null`, unless the type says `none_as_null=True`), Boolean stores 0/1.
+/// A value as SQLAlchemy binds it for a column of `type_` on SQLite: JSON encodes any
+/// value, None included (as `null`, unless the type says `none_as_null=True`); Boolean
+/// stores 0/1; Uuid its 32 hex digits; Interval the datetime `1970-01-01 + value`.
 fn bind_literal(v: &Value, type_: Option<&TypeSpec>) -> R<Literal> {
     let Some(t) = type_ else { return to_literal(v) };
-    Ok(match (t.name.as_str(), v) {
-        ("JSON" | "JSONB", Value::None) if none_as_null(t) => Literal::None,
-        ("JSON" | "JSONB", _) => Literal::Str(json_dumps(v)?),
-        ("Boolean" | "BOOLEAN", Value::Bool(b)) => Literal::Int(i64::from(*b)),
+    let native = match v {
+        Value::Native(n) => Some(&**n),
+        _ => None,
+    };
+    Ok(match (t.name.as_str(), v, native) {
+        ("JSON" | "JSONB", Value::None, _) if type_flag(t, "none_as_null", false) => Literal::None,
+        ("JSON" | "JSONB", _, _) => Literal::Str(json_dumps(v)?),
+        ("Boolean" | "BOOLEAN", Value::Bool(b), _) => Literal::Int(i64::from(*b)),
+        ("Uuid" | "UUID", _, Some(Native::Uuid(u))) => Literal::Str(u.replace('-', "")),
+        ("Uuid" | "UUID", Value::Str(s), _) => {
+            if type_flag(t, "as_uuid", true) {
+                return Err(exc("AttributeError", "'str' object has no attribute 'hex'"));
+            }
+            Literal::Str(s.replace('-', ""))
+        }
+        ("Interval", _, Some(Native::Temporal(Temporal::Delta(micros)))) => {
+            let moment = interval_epoch()
+                .checked_add_signed(chrono::Duration::microseconds(*micros))
+                .ok_or_else(|| exc("OverflowError", "date value out of range"))?;
+            Literal::Str(temporal_sql(&Temporal::DateTime(DateTimeValue {
+                naive: moment,
+                offset: None,
+            })))
+        }
         _ => to_literal(v)?,
     })
 }
 
-fn none_as_null(t: &TypeSpec) -> bool {
+/// A boolean keyword argument of a type (`JSON(none_as_null=True)`), or its default.
+fn type_flag(t: &TypeSpec, name: &str, default: bool) -> bool {
     t.kwargs
         .iter()
-        .any(|(k, v)| k == "none_as_null" && matches!(v, Literal::Bool(true)))
+        .find(|(k, _)| k == name)
+        .map_or(default, |(_, v)| matches!(v, Literal::Bool(true)))
+}
+
+/// What SQLAlchemy's Interval adds its value to, to store it as a datetime.
+fn interval_epoch() -> chrono::NaiveDateTime {
+    chrono::DateTime::UNIX_EPOCH.naive_utc()
 }
 
 fn op_execute(interp: &mut Interp<'_>, stmt: &Value) -> R<Value> {
@@ -3580,6 +3608,22 @@ fn load_literal(lit: Literal, type_: Option<&TypeSpec>) -> R<Value> {
             parse_iso_date(s.as_bytes()).ok_or_else(|| invalid_isoformat(&s))?,
         ))),
         Literal::Int(i) if is(&["BOOLEAN"]) => Value::Bool(i != 0),
+        // `as_uuid=False` reads the dashed text, not the stored hex.
+        Literal::Str(s) if is(&["UUID"]) => {
+            let text = uuid_text(&s)?;
+            if type_.is_some_and(|t| type_flag(t, "as_uuid", true)) {
+                Value::native(Native::Uuid(text))
+            } else {
+                Value::str(text)
+            }
+        }
+        Literal::Str(s) if is(&["INTERVAL"]) => {
+            let moment = parse_isoformat(&s).ok_or_else(|| invalid_isoformat(&s))?;
+            let micros = (moment.naive - interval_epoch())
+                .num_microseconds()
+                .ok_or_else(|| exc("OverflowError", "timedelta out of range"))?;
+            Value::native(Native::Temporal(Temporal::Delta(micros)))
+        }
         Literal::Str(s) if is(&["JSON"]) => match serde_json::from_str::<serde_json::Value>(&s) {
             Ok(j) => from_json(&j),
             Err(e) => return Err(exc("json.decoder.JSONDecodeError", e.to_string())),
@@ -3591,6 +3635,30 @@ fn load_literal(lit: Literal, type_: Option<&TypeSpec>) -> R<Value> {
         Literal::Bytes(b) => Value::Bytes(b.into()),
         other => Value::str(sql::literal_sql(&other)),
     })
+}
+
+/// `uuid.UUID(text)`: 32 hex digits, with or without dashes, braces or a `urn:uuid:`
+/// prefix, in the canonical dashed lower-case form.
+fn uuid_text(s: &str) -> R<String> {
+    let hex: String = s
+        .trim_start_matches("urn:")
+        .trim_start_matches("uuid:")
+        .trim_matches(|c| c == '{' || c == '}')
+        .chars()
+        .filter(|c| *c != '-')
+        .collect();
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(exc("ValueError", "badly formed hexadecimal UUID string"));
+    }
+    let hex = hex.to_ascii_lowercase();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
 }
 
 fn invalid_isoformat(s: &str) -> Unwind {
