@@ -3323,6 +3323,28 @@ fn bind_literal(v: &Value, type_: Option<&TypeSpec>) -> R<Literal> {
             }
             Literal::Str(s.replace('-', ""))
         }
+        // SQLAlchemy's SQLite DateTime and Date store their own fields (a date as midnight,
+        // a datetime's date part) and refuse anything that is not a date or datetime.
+        ("DateTime" | "DATETIME" | "TIMESTAMP", _, Some(Native::Temporal(Temporal::DateTime(_))))
+        | ("Date" | "DATE", _, Some(Native::Temporal(Temporal::Date(_)))) => to_literal(v)?,
+        ("DateTime" | "DATETIME" | "TIMESTAMP", _, Some(Native::Temporal(Temporal::Date(d)))) => {
+            Literal::Str(d.format("%Y-%m-%d 00:00:00.000000").to_string())
+        }
+        ("Date" | "DATE", _, Some(Native::Temporal(Temporal::DateTime(d)))) => {
+            Literal::Str(d.naive.format("%Y-%m-%d").to_string())
+        }
+        ("DateTime" | "DATETIME" | "TIMESTAMP", value, _) if !matches!(value, Value::None) => {
+            return Err(exc(
+                "sqlalchemy.exc.StatementError",
+                "(builtins.TypeError) SQLite DateTime type only accepts Python datetime and date objects as input.",
+            ))
+        }
+        ("Date" | "DATE", value, _) if !matches!(value, Value::None) => {
+            return Err(exc(
+                "sqlalchemy.exc.StatementError",
+                "(builtins.TypeError) SQLite Date type only accepts Python date objects as input.",
+            ))
+        }
         ("Interval", _, Some(Native::Temporal(Temporal::Delta(micros)))) => {
             let moment = interval_epoch()
                 .checked_add_signed(chrono::Duration::microseconds(*micros))
