@@ -113,6 +113,19 @@ pub struct ResultData {
     pub rowcount: i64,
     /// Rows already handed out by fetchone/first.
     pub cursor: usize,
+    /// What each row is handed out as.
+    pub shape: RowShape,
+}
+
+/// A `CursorResult` hands out rows; `.scalars()` and `.mappings()` give results (with the
+/// same methods: `all`, `first`, `one`, iteration...) that hand out a column's values or
+/// `RowMapping`s.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum RowShape {
+    #[default]
+    Rows,
+    Scalars,
+    Mappings,
 }
 
 #[derive(Debug)]
@@ -944,7 +957,12 @@ impl Native {
             Native::Dialect => "SQLiteDialect".into(),
             Native::MigrationContext => "MigrationContext".into(),
             Native::Inspector => "Inspector".into(),
-            Native::Result(_) => "CursorResult".into(),
+            Native::Result(r) => match r.borrow().shape {
+                RowShape::Rows => "CursorResult",
+                RowShape::Scalars => "ScalarResult",
+                RowShape::Mappings => "MappingResult",
+            }
+            .into(),
             Native::Row(_) => "Row".into(),
             Native::Mapping(_) => "RowMapping".into(),
             Native::Temporal(t) => match t {
@@ -1072,10 +1090,10 @@ impl Native {
         match self {
             Native::Result(r) => {
                 let mut r = r.borrow_mut();
-                let cols = r.columns.clone();
+                let (cols, shape) = (r.columns.clone(), r.shape);
                 Ok(take_rows(&mut r)
                     .into_iter()
-                    .map(|v| row_value(&cols, v))
+                    .map(|v| shaped_row(shape, &cols, v))
                     .collect())
             }
             Native::Row(r) => Ok(r.values.clone()),
@@ -1163,6 +1181,18 @@ fn row_value(columns: &Rc<Vec<String>>, values: Vec<Value>) -> Value {
         columns: columns.clone(),
         values,
     })))
+}
+
+/// A result's row as its shape hands it out.
+fn shaped_row(shape: RowShape, columns: &Rc<Vec<String>>, values: Vec<Value>) -> Value {
+    match shape {
+        RowShape::Rows => row_value(columns, values),
+        RowShape::Scalars => values.into_iter().next().unwrap_or(Value::None),
+        RowShape::Mappings => Value::native(Native::Mapping(Rc::new(RowData {
+            columns: columns.clone(),
+            values,
+        }))),
+    }
 }
 
 fn table_column(t: &TableRef, name: &str) -> R<Value> {
@@ -1273,6 +1303,8 @@ const STMT_METHODS: &[&str] = &[
     "where",
     "filter",
     "values",
+    "group_by",
+    "having",
     "order_by",
     "limit",
     "offset",
@@ -2200,6 +2232,8 @@ fn sa_call(
                 columns,
                 from,
                 wheres: Vec::new(),
+                group_by: Vec::new(),
+                having: Vec::new(),
                 order_by: Vec::new(),
                 limit: None,
                 offset: None,
@@ -2492,7 +2526,30 @@ fn collect_from(node: &SqlNode, from: &mut Vec<TableRef>) {
             collect_from(right, from);
         }
         SqlNode::Label { inner, .. } | SqlNode::Cast { inner, .. } => collect_from(inner, from),
-        _ => {}
+        SqlNode::Unary { operand, .. } => collect_from(operand, from),
+        SqlNode::InList {
+            operand, values, ..
+        } => {
+            collect_from(operand, from);
+            values.iter().for_each(|v| collect_from(v, from));
+        }
+        SqlNode::Conjunction { items, .. } => items.iter().for_each(|i| collect_from(i, from)),
+        SqlNode::Case { whens, else_ } => {
+            for (when, then) in whens {
+                collect_from(when, from);
+                collect_from(then, from);
+            }
+            if let Some(e) = else_ {
+                collect_from(e, from);
+            }
+        }
+        SqlNode::Column { table: None, .. }
+        | SqlNode::Bind { .. }
+        | SqlNode::Inline(_)
+        | SqlNode::Text { .. }
+        | SqlNode::Null
+        | SqlNode::True
+        | SqlNode::False => {}
     }
 }
 
@@ -2505,6 +2562,8 @@ fn inline_sql(node: &SqlNode) -> String {
                     columns: vec![node.clone()],
                     from: Vec::new(),
                     wheres: Vec::new(),
+                    group_by: Vec::new(),
+                    having: Vec::new(),
                     order_by: Vec::new(),
                     limit: None,
                     offset: None,
@@ -3535,6 +3594,7 @@ pub(super) fn run_statement(
             rows,
             rowcount: out.rowcount,
             cursor: 0,
+            shape: RowShape::Rows,
         };
     }
     if sets > 1 {
@@ -3782,6 +3842,7 @@ fn call_bound(
                         rows,
                         rowcount: out.rowcount,
                         cursor: 0,
+                        shape: RowShape::Rows,
                     },
                 )))))
             }
@@ -3888,12 +3949,12 @@ pub(super) fn result_method(
         return Err(type_error("not a result"));
     };
     let mut r = r.borrow_mut();
-    let cols = r.columns.clone();
+    let (cols, shape) = (r.columns.clone(), r.shape);
     Ok(match name {
         "fetchall" | "all" => Value::list(
             take_rows(&mut r)
                 .into_iter()
-                .map(|v| row_value(&cols, v))
+                .map(|v| shaped_row(shape, &cols, v))
                 .collect(),
         ),
         "fetchone" | "first" => {
@@ -3903,7 +3964,8 @@ pub(super) fn result_method(
             } else {
                 r.cursor + 1
             };
-            row.map(|v| row_value(&cols, v)).unwrap_or(Value::None)
+            row.map(|v| shaped_row(shape, &cols, v))
+                .unwrap_or(Value::None)
         }
         "one" | "one_or_none" | "scalar_one" | "scalar_one_or_none" => {
             let rows = take_rows(&mut r);
@@ -3917,7 +3979,7 @@ pub(super) fn result_method(
                 Some(v) if name.starts_with("scalar") => {
                     v.into_iter().next().unwrap_or(Value::None)
                 }
-                Some(v) => row_value(&cols, v),
+                Some(v) => shaped_row(shape, &cols, v),
                 None if name.ends_with("or_none") => Value::None,
                 None => {
                     return Err(exc(
@@ -3933,25 +3995,37 @@ pub(super) fn result_method(
             row.and_then(|v| v.into_iter().next())
                 .unwrap_or(Value::None)
         }
-        "scalars" => {
-            let rows = take_rows(&mut r);
-            Value::list(
-                rows.into_iter()
-                    .map(|v| v.into_iter().next().unwrap_or(Value::None))
-                    .collect(),
-            )
+        // A result of the rows not yet handed out, which it takes over (SQLAlchemy's
+        // ScalarResult and MappingResult read the same cursor).
+        "scalars" | "mappings" => {
+            let mut rows = take_rows(&mut r);
+            let mut columns = cols;
+            let shape = if name == "scalars" {
+                // `.scalars(i)`: column i instead of the first.
+                if let Some(Value::Int(i)) = _args.first() {
+                    let i =
+                        usize::try_from(*i).map_err(|_| exc("IndexError", "index out of range"))?;
+                    for row in &mut rows {
+                        let v = row
+                            .get(i)
+                            .cloned()
+                            .ok_or_else(|| exc("IndexError", "index out of range"))?;
+                        *row = vec![v];
+                    }
+                    columns = Rc::new(columns.get(i).cloned().into_iter().collect());
+                }
+                RowShape::Scalars
+            } else {
+                RowShape::Mappings
+            };
+            Value::native(Native::Result(Rc::new(RefCell::new(ResultData {
+                columns,
+                rows,
+                rowcount: r.rowcount,
+                cursor: 0,
+                shape,
+            }))))
         }
-        "mappings" => Value::list(
-            take_rows(&mut r)
-                .into_iter()
-                .map(|values| {
-                    Value::native(Native::Mapping(Rc::new(RowData {
-                        columns: cols.clone(),
-                        values,
-                    })))
-                })
-                .collect(),
-        ),
         "keys" => Value::list(cols.iter().map(|c| Value::str(c.as_str())).collect()),
         "tuples" | "unique" => result.clone(),
         "close" => Value::None,
@@ -3966,7 +4040,7 @@ pub(super) fn result_method(
             Value::list(
                 r.rows[start..end]
                     .iter()
-                    .map(|v| row_value(&cols, v.clone()))
+                    .map(|v| shaped_row(shape, &cols, v.clone()))
                     .collect(),
             )
         }
@@ -3998,8 +4072,15 @@ fn stmt_apply(
             }
         }
         ("columns", Statement::Text { .. }) => {}
-        ("where" | "filter", Statement::Select { wheres, .. })
-        | ("where" | "filter", Statement::Update { wheres, .. })
+        // A table the criteria name is selected from too, as in SQLAlchemy.
+        ("where" | "filter", Statement::Select { wheres, from, .. }) => {
+            for a in args {
+                let node = to_sql_owned(a, None)?;
+                collect_from(&node, from);
+                wheres.push(node);
+            }
+        }
+        ("where" | "filter", Statement::Update { wheres, .. })
         | ("where" | "filter", Statement::Delete { wheres, .. }) => {
             for a in args {
                 wheres.push(to_sql_owned(a, None)?);
@@ -4028,6 +4109,16 @@ fn stmt_apply(
                     .and_then(|(_, t)| t.clone());
                 values.retain(|(n, _)| *n != k);
                 values.push((k, value_sql(v, ty.as_ref())?));
+            }
+        }
+        ("group_by", Statement::Select { group_by, .. }) => {
+            for a in &args {
+                group_by.push(to_sql(a, None)?);
+            }
+        }
+        ("having", Statement::Select { having, .. }) => {
+            for a in args {
+                having.push(to_sql_owned(a, None)?);
             }
         }
         ("order_by", Statement::Select { order_by, .. }) => {

@@ -602,6 +602,8 @@ fn select(q: &Query, columns: Vec<SqlNode>) -> Statement {
         columns,
         from: vec![q.joined_table()],
         wheres: q.wheres.clone(),
+        group_by: Vec::new(),
+        having: Vec::new(),
         order_by: q.order_by.clone(),
         limit: q.limit,
         offset: None,

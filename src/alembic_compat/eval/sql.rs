@@ -142,6 +142,8 @@ pub enum Statement {
         columns: Vec<SqlNode>,
         from: Vec<TableRef>,
         wheres: Vec<SqlNode>,
+        group_by: Vec<SqlNode>,
+        having: Vec<SqlNode>,
         order_by: Vec<SqlNode>,
         limit: Option<i64>,
         offset: Option<i64>,
@@ -430,6 +432,8 @@ pub fn render(stmt: &Statement, inline: bool) -> Rendered {
             columns,
             from,
             wheres,
+            group_by,
+            having,
             order_by,
             limit,
             offset,
@@ -467,6 +471,16 @@ pub fn render(stmt: &Statement, inline: bool) -> Rendered {
                 }
             }
             where_clause(&mut r, wheres, " \nWHERE ");
+            if !group_by.is_empty() {
+                r.sql.push_str(" GROUP BY ");
+                for (i, g) in group_by.iter().enumerate() {
+                    if i > 0 {
+                        r.sql.push_str(", ");
+                    }
+                    r.node(g, false);
+                }
+            }
+            where_clause(&mut r, having, " \nHAVING ");
             if !order_by.is_empty() {
                 r.sql.push_str(" ORDER BY ");
                 for (i, o) in order_by.iter().enumerate() {
