@@ -1004,6 +1004,16 @@ impl Native {
                 r.values.iter().map(repr).collect::<Vec<_>>().join(", ")
                     + if r.values.len() == 1 { "," } else { "" }
             ),
+            // A RowMapping shows as the dict it reads like.
+            Native::Mapping(r) => format!(
+                "{{{}}}",
+                r.columns
+                    .iter()
+                    .zip(&r.values)
+                    .map(|(c, v)| format!("{}: {}", builtins::str_repr(c), repr(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Native::Exception(e) => format!(
                 "{}({})",
                 e.class.rsplit('.').next().unwrap_or(&e.class),
@@ -2291,11 +2301,7 @@ fn sa_call(
         "false" => Ok(sql_value(SqlNode::False)),
         "desc" | "asc" => {
             let inner = to_sql(args.first().unwrap_or(&Value::None), None)?;
-            Ok(sql_value(SqlNode::Inline(format!(
-                "{} {}",
-                inline_sql(&inner),
-                name.to_uppercase()
-            ))))
+            Ok(sql_value(ordering(inner, name)))
         }
         "case" => {
             let mut whens = Vec::new();
@@ -2553,26 +2559,12 @@ fn collect_from(node: &SqlNode, from: &mut Vec<TableRef>) {
     }
 }
 
-fn inline_sql(node: &SqlNode) -> String {
-    match node.to_ddl() {
-        ops::SqlExpr::Text(t) | ops::SqlExpr::Column(t) => t,
-        _ => {
-            let r = sql::render(
-                &Statement::Select {
-                    columns: vec![node.clone()],
-                    from: Vec::new(),
-                    wheres: Vec::new(),
-                    group_by: Vec::new(),
-                    having: Vec::new(),
-                    order_by: Vec::new(),
-                    limit: None,
-                    offset: None,
-                    distinct: false,
-                },
-                true,
-            );
-            r.sql.trim_start_matches("SELECT ").to_string()
-        }
+/// `col.desc()` / `sa.asc(col)`: the expression rendered as everywhere else (qualified,
+/// values bound), then the keyword.
+fn ordering(node: SqlNode, name: &str) -> SqlNode {
+    SqlNode::Unary {
+        op: if name == "desc" { " DESC" } else { " ASC" }.into(),
+        operand: Box::new(node),
     }
 }
 
@@ -4237,7 +4229,7 @@ fn sql_method(node: &SqlNode, name: &str, args: Vec<Value>) -> R<Value> {
                 right: Box::new(to_sql(&arg(1), ty.as_ref())?),
             }),
         },
-        "desc" | "asc" => SqlNode::Inline(format!("{} {}", inline_sql(node), name.to_uppercase())),
+        "desc" | "asc" => ordering(node.clone(), name),
         "label" => SqlNode::Label {
             inner: me,
             name: to_str(&arg(0))?,

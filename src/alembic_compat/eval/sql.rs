@@ -98,7 +98,7 @@ impl SqlNode {
                 op: op.to_string(),
                 right: Box::new(right.to_ddl()),
             },
-            SqlNode::Unary { op, operand } => SqlExpr::Unary {
+            SqlNode::Unary { op, operand } if !is_postfix(op) => SqlExpr::Unary {
                 op: op.to_string(),
                 operand: Box::new(operand.to_ddl()),
             },
@@ -274,10 +274,15 @@ impl Renderer {
                 self.sql.push(' ');
                 self.sql.push_str(op);
                 self.sql.push(' ');
-                self.node(right, true);
+                // `x BETWEEN a AND b`: the bounds are not a parenthesized AND.
+                self.node(right, op != "BETWEEN");
                 if nested {
                     self.sql.push(')');
                 }
+            }
+            SqlNode::Unary { op, operand } if is_postfix(op) => {
+                self.node(operand, false);
+                self.sql.push_str(op);
             }
             SqlNode::Unary { op, operand } => {
                 self.sql.push_str(op);
@@ -546,6 +551,11 @@ pub fn render(stmt: &Statement, inline: bool) -> Rendered {
         params: r.params,
         result_types,
     }
+}
+
+/// A unary operator written after its operand (` DESC`, ` ASC`) starts with its space.
+fn is_postfix(op: &str) -> bool {
+    op.starts_with(' ')
 }
 
 fn where_clause(r: &mut Renderer, wheres: &[SqlNode], keyword: &str) {
