@@ -59,9 +59,7 @@ pub trait Host {
         params: Vec<Literal>,
         pos: &SourcePos,
     ) -> Result<(), DetachedFailure> {
-        self.query(&sql, &params)
-            .map(|_| ())
-            .map_err(|error| DetachedFailure::new(error, pos))
+        execute_in_line(self, &sql, &params, pos)
     }
     /// Waits until every statement [`execute_unobserved`](Host::execute_unobserved) queued
     /// has run. The interpreter calls it before anything else reaches the database or the
@@ -69,6 +67,18 @@ pub trait Host {
     fn settle(&mut self) -> Result<(), DetachedFailure> {
         Ok(())
     }
+}
+
+/// [`Host::execute_unobserved`] without a queue: the statement runs now.
+pub fn execute_in_line<H: Host + ?Sized>(
+    host: &mut H,
+    sql: &str,
+    params: &[Literal],
+    pos: &SourcePos,
+) -> Result<(), DetachedFailure> {
+    host.query(sql, params)
+        .map(|_| ())
+        .map_err(|error| DetachedFailure::new(error, pos))
 }
 
 /// A statement run by [`Host::execute_unobserved`] that failed, and where the body ran it:

@@ -13,7 +13,7 @@ use crate::alembic_compat::eval::check::check_module;
 use crate::alembic_compat::eval::pipeline::Pipeline;
 use crate::alembic_compat::eval::sql::{self, Statement};
 use crate::alembic_compat::eval::{
-    run_revision_function, DetachedFailure, Host, HostError, QueryOutput,
+    execute_in_line, run_revision_function, DetachedFailure, Host, HostError, QueryOutput,
 };
 use crate::alembic_compat::ops::{self, Literal, Op, SourcePos};
 use crate::alembic_compat::runtime::log::Level;
@@ -447,10 +447,7 @@ impl Host for ContextHost<'_> {
         }
         match &mut self.pipeline {
             Some(p) => p.push(sql, params, pos),
-            None => self
-                .query(&sql, &params)
-                .map(|_| ())
-                .map_err(|error| DetachedFailure::new(error, pos)),
+            None => execute_in_line(self, &sql, &params, pos),
         }
     }
 
