@@ -221,6 +221,7 @@ const SA_FUNCS: &[&str] = &[
     "Identity",
     "desc",
     "asc",
+    "distinct",
     "exists",
     "func",
     "exc",
@@ -1299,6 +1300,7 @@ const SQL_METHODS: &[&str] = &[
     "ilike",
     "desc",
     "asc",
+    "distinct",
     "label",
     "startswith",
     "endswith",
@@ -2283,6 +2285,10 @@ fn sa_call(
             }))
         }
         "not_" => sql_not(args.first().unwrap_or(&Value::None)),
+        "distinct" => Ok(sql_value(distinct(to_sql(
+            args.first().unwrap_or(&Value::None),
+            None,
+        )?))),
         "literal" => {
             let type_ = match args
                 .get(1)
@@ -2556,6 +2562,14 @@ fn collect_from(node: &SqlNode, from: &mut Vec<TableRef>) {
         | SqlNode::Null
         | SqlNode::True
         | SqlNode::False => {}
+    }
+}
+
+/// `sa.distinct(col)` / `col.distinct()`: `DISTINCT t.name`, as in `count(DISTINCT t.name)`.
+fn distinct(node: SqlNode) -> SqlNode {
+    SqlNode::Unary {
+        op: "DISTINCT".into(),
+        operand: Box::new(node),
     }
 }
 
@@ -4230,6 +4244,7 @@ fn sql_method(node: &SqlNode, name: &str, args: Vec<Value>) -> R<Value> {
             }),
         },
         "desc" | "asc" => ordering(node.clone(), name),
+        "distinct" => distinct(node.clone()),
         "label" => SqlNode::Label {
             inner: me,
             name: to_str(&arg(0))?,
