@@ -3377,12 +3377,13 @@ fn bind_literal(v: &Value, type_: Option<&TypeSpec>) -> R<Literal> {
         Value::Native(n) => Some(&**n),
         _ => None,
     };
-    Ok(match (t.name.as_str(), v, native) {
-        ("JSON" | "JSONB", Value::None, _) if type_flag(t, "none_as_null", false) => Literal::None,
-        ("JSON" | "JSONB", _, _) => Literal::Str(json_dumps(v)?),
-        ("Boolean" | "BOOLEAN", Value::Bool(b), _) => Literal::Int(i64::from(*b)),
-        ("Uuid" | "UUID", _, Some(Native::Uuid(u))) => Literal::Str(u.replace('-', "")),
-        ("Uuid" | "UUID", Value::Str(s), _) => {
+    use TypeFamily as F;
+    Ok(match (type_family(type_), v, native) {
+        (F::Json, Value::None, _) if type_flag(t, "none_as_null", false) => Literal::None,
+        (F::Json, _, _) => Literal::Str(json_dumps(v)?),
+        (F::Boolean, Value::Bool(b), _) => Literal::Int(i64::from(*b)),
+        (F::Uuid, _, Some(Native::Uuid(u))) => Literal::Str(u.replace('-', "")),
+        (F::Uuid, Value::Str(s), _) => {
             if type_flag(t, "as_uuid", true) {
                 return Err(exc("AttributeError", "'str' object has no attribute 'hex'"));
             }
@@ -3390,27 +3391,27 @@ fn bind_literal(v: &Value, type_: Option<&TypeSpec>) -> R<Literal> {
         }
         // SQLAlchemy's SQLite DateTime and Date store their own fields (a date as midnight,
         // a datetime's date part) and refuse anything that is not a date or datetime.
-        ("DateTime" | "DATETIME" | "TIMESTAMP", _, Some(Native::Temporal(Temporal::DateTime(_))))
-        | ("Date" | "DATE", _, Some(Native::Temporal(Temporal::Date(_)))) => to_literal(v)?,
-        ("DateTime" | "DATETIME" | "TIMESTAMP", _, Some(Native::Temporal(Temporal::Date(d)))) => {
+        (F::DateTime, _, Some(Native::Temporal(Temporal::DateTime(_))))
+        | (F::Date, _, Some(Native::Temporal(Temporal::Date(_)))) => to_literal(v)?,
+        (F::DateTime, _, Some(Native::Temporal(Temporal::Date(d)))) => {
             Literal::Str(d.format("%Y-%m-%d 00:00:00.000000").to_string())
         }
-        ("Date" | "DATE", _, Some(Native::Temporal(Temporal::DateTime(d)))) => {
+        (F::Date, _, Some(Native::Temporal(Temporal::DateTime(d)))) => {
             Literal::Str(d.naive.format("%Y-%m-%d").to_string())
         }
-        ("DateTime" | "DATETIME" | "TIMESTAMP", value, _) if !matches!(value, Value::None) => {
+        (F::DateTime, value, _) if !matches!(value, Value::None) => {
             return Err(exc(
                 "sqlalchemy.exc.StatementError",
                 "(builtins.TypeError) SQLite DateTime type only accepts Python datetime and date objects as input.",
             ))
         }
-        ("Date" | "DATE", value, _) if !matches!(value, Value::None) => {
+        (F::Date, value, _) if !matches!(value, Value::None) => {
             return Err(exc(
                 "sqlalchemy.exc.StatementError",
                 "(builtins.TypeError) SQLite Date type only accepts Python date objects as input.",
             ))
         }
-        ("Interval", _, Some(Native::Temporal(Temporal::Delta(micros)))) => {
+        (F::Interval, _, Some(Native::Temporal(Temporal::Delta(micros)))) => {
             let moment = interval_epoch()
                 .checked_add_signed(chrono::Duration::microseconds(*micros))
                 .ok_or_else(|| exc("OverflowError", "date value out of range"))?;
@@ -3421,6 +3422,41 @@ fn bind_literal(v: &Value, type_: Option<&TypeSpec>) -> R<Literal> {
         }
         _ => to_literal(v)?,
     })
+}
+
+/// The SQLAlchemy types whose values are bound and read back other than as plain SQLite
+/// values; one table for binding (`bind_literal`) and reading (`load_literal`).
+#[derive(Clone, Copy, PartialEq)]
+enum TypeFamily {
+    Json,
+    Boolean,
+    Uuid,
+    DateTime,
+    Date,
+    Interval,
+    Plain,
+}
+
+/// Names compare case-blind (`DateTime`, `DATETIME`), without an upper-cased copy per
+/// column of every row.
+fn type_family(type_: Option<&TypeSpec>) -> TypeFamily {
+    let Some(t) = type_ else {
+        return TypeFamily::Plain;
+    };
+    const FAMILIES: &[(&str, TypeFamily)] = &[
+        ("DATETIME", TypeFamily::DateTime),
+        ("TIMESTAMP", TypeFamily::DateTime),
+        ("DATE", TypeFamily::Date),
+        ("BOOLEAN", TypeFamily::Boolean),
+        ("UUID", TypeFamily::Uuid),
+        ("INTERVAL", TypeFamily::Interval),
+        ("JSON", TypeFamily::Json),
+        ("JSONB", TypeFamily::Json),
+    ];
+    FAMILIES
+        .iter()
+        .find(|(name, _)| t.name.eq_ignore_ascii_case(name))
+        .map_or(TypeFamily::Plain, |(_, f)| *f)
 }
 
 /// A boolean keyword argument of a type (`JSON(none_as_null=True)`), or its default.
@@ -3682,22 +3718,23 @@ fn store_literal(lit: Literal) -> Literal {
 
 /// A stored value as SQLAlchemy's result processing for the column type returns it.
 fn load_literal(lit: Literal, type_: Option<&TypeSpec>) -> R<Value> {
-    // Type names compare case-blind, without an upper-cased copy per column of every row.
-    let is = |names: &[&str]| {
-        type_.is_some_and(|t| names.iter().any(|n| t.name.eq_ignore_ascii_case(n)))
+    let family = match lit {
+        Literal::None => return Ok(Value::None),
+        _ => type_family(type_),
     };
+    let is = |f: TypeFamily| family == f;
     Ok(match lit {
         Literal::None => Value::None,
         // SQLAlchemy 2's SQLite DATETIME/DATE/TIME results go through `fromisoformat`.
-        Literal::Str(s) if is(&["DATETIME", "TIMESTAMP"]) => Value::native(Native::Temporal(
+        Literal::Str(s) if is(TypeFamily::DateTime) => Value::native(Native::Temporal(
             Temporal::DateTime(parse_isoformat(&s).ok_or_else(|| invalid_isoformat(&s))?),
         )),
-        Literal::Str(s) if is(&["DATE"]) => Value::native(Native::Temporal(Temporal::Date(
+        Literal::Str(s) if is(TypeFamily::Date) => Value::native(Native::Temporal(Temporal::Date(
             parse_iso_date(s.as_bytes()).ok_or_else(|| invalid_isoformat(&s))?,
         ))),
-        Literal::Int(i) if is(&["BOOLEAN"]) => Value::Bool(i != 0),
+        Literal::Int(i) if is(TypeFamily::Boolean) => Value::Bool(i != 0),
         // `as_uuid=False` reads the dashed text, not the stored hex.
-        Literal::Str(s) if is(&["UUID"]) => {
+        Literal::Str(s) if is(TypeFamily::Uuid) => {
             let text = uuid_text(&s)?;
             if type_.is_some_and(|t| type_flag(t, "as_uuid", true)) {
                 Value::native(Native::Uuid(text))
@@ -3705,17 +3742,19 @@ fn load_literal(lit: Literal, type_: Option<&TypeSpec>) -> R<Value> {
                 Value::str(text)
             }
         }
-        Literal::Str(s) if is(&["INTERVAL"]) => {
+        Literal::Str(s) if is(TypeFamily::Interval) => {
             let moment = parse_isoformat(&s).ok_or_else(|| invalid_isoformat(&s))?;
             let micros = (moment.naive - interval_epoch())
                 .num_microseconds()
                 .ok_or_else(|| exc("OverflowError", "timedelta out of range"))?;
             Value::native(Native::Temporal(Temporal::Delta(micros)))
         }
-        Literal::Str(s) if is(&["JSON"]) => match serde_json::from_str::<serde_json::Value>(&s) {
-            Ok(j) => from_json(&j),
-            Err(e) => return Err(exc("json.decoder.JSONDecodeError", e.to_string())),
-        },
+        Literal::Str(s) if is(TypeFamily::Json) => {
+            match serde_json::from_str::<serde_json::Value>(&s) {
+                Ok(j) => from_json(&j),
+                Err(e) => return Err(exc("json.decoder.JSONDecodeError", e.to_string())),
+            }
+        }
         Literal::Bool(b) => Value::Bool(b),
         Literal::Int(i) => Value::Int(i),
         Literal::Float(f) => Value::Float(f),
