@@ -20,8 +20,8 @@ use serde_json::Value as Json;
 #[global_allocator]
 static GLOBAL: meshview::allocator::Allocator = meshview::allocator::Allocator;
 
-// The heap laid out as `ralembic`'s is.
-meshview::reserve_small_arenas_before_main!();
+// The heap laid out as `ralembic upgrade`'s is.
+meshview::reserve_small_arenas_before_main!(without_huge_pages);
 
 struct Statement {
     sql: String,

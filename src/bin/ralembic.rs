@@ -7,7 +7,8 @@ use meshview::alembic_compat::command::cli;
 #[global_allocator]
 static GLOBAL: meshview::allocator::Allocator = meshview::allocator::Allocator;
 
-// A short command's heap in a small first arena (see `allocator::reserve_small_arenas`).
+// A short command's heap in a small first arena, in 4 KiB pages for the commands that write
+// the database (see `allocator::reserve_small_arenas`).
 meshview::reserve_small_arenas_before_main!();
 
 fn main() {
