@@ -737,7 +737,7 @@ impl<'h> Interp<'h> {
                     decorators.push(self.eval(d, scope)?);
                 }
                 let mut f = self.make_function(&def.name, &def.params, scope, |_| {
-                    FunctionBody::Block(Arc::new(def.body.clone()))
+                    FunctionBody::Block(def.body.clone())
                 })?;
                 for (d, expr) in decorators.iter().zip(&def.decorators).rev() {
                     f = self
@@ -990,7 +990,7 @@ impl<'h> Interp<'h> {
     fn make_function(
         &mut self,
         name: &str,
-        params: &Params,
+        params: &Arc<Params>,
         scope: &Rc<Scope>,
         body: impl FnOnce(&mut Self) -> FunctionBody,
     ) -> R<Value> {
@@ -1011,7 +1011,7 @@ impl<'h> Interp<'h> {
         }
         Ok(Value::Function(Rc::new(Function {
             name: name.to_string(),
-            params: Arc::new(params.clone()),
+            params: params.clone(),
             param_keys: params.args.iter().map(|p| p.name.as_str().into()).collect(),
             defaults,
             kw_defaults,

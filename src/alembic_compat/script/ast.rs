@@ -151,10 +151,12 @@ pub struct ExceptHandler {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FunctionDef {
     pub name: String,
-    pub params: Params,
+    /// Shared with every function object the `def` makes (a revision's `upgrade` and
+    /// `downgrade` are made at each run; cloning their bodies was most of that).
+    pub params: Arc<Params>,
     pub returns: Option<Expr>,
     pub decorators: Vec<Expr>,
-    pub body: Vec<Stmt>,
+    pub body: Arc<Vec<Stmt>>,
     pub span: Span,
 }
 

@@ -490,10 +490,10 @@ impl<'a> Conv<'a> {
                 let body = self.block(self.need(&pair, it.next())?)?;
                 StmtKind::FunctionDef(std::sync::Arc::new(FunctionDef {
                     name,
-                    params,
+                    params: std::sync::Arc::new(params),
                     returns,
                     decorators,
-                    body,
+                    body: std::sync::Arc::new(body),
                     span,
                 }))
             }
