@@ -293,6 +293,16 @@ impl MigrationContext {
         sql: &str,
         params: &[Literal],
     ) -> Result<(), RuntimeError> {
+        self.execute_with_params_counted(sql, params).map(|_| ())
+    }
+
+    /// Like [`execute_with_params`](Self::execute_with_params), returning the number of rows
+    /// changed (0 offline).
+    pub fn execute_with_params_counted(
+        &mut self,
+        sql: &str,
+        params: &[Literal],
+    ) -> Result<usize, RuntimeError> {
         match &self.target {
             Target::Online { conn, .. } => {
                 let values = params
@@ -303,12 +313,11 @@ impl MigrationContext {
                 // cached statement by itself when the schema has changed since.
                 conn.prepare_cached(sql)
                     .and_then(|mut stmt| stmt.execute(rusqlite::params_from_iter(values)))
-                    .map(|_| ())
                     .map_err(|e| RuntimeError::sql(sql, e))
             }
             Target::Offline => {
                 let inlined = inline_params(sql, params)?;
-                self.execute(&inlined)
+                self.execute_counted(&inlined)
             }
         }
     }

@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 
 use super::context::{MigrationContext, RuntimeError};
+use crate::alembic_compat::ops::Literal;
 use crate::alembic_compat::revision::{Direction, RevisionMap, RevisionStep, StampStep};
 
 /// One planned unit of work.
@@ -139,8 +140,8 @@ impl HeadMaintainer {
 
     fn delete(&mut self, ctx: &mut MigrationContext, version: &str) -> Result<(), RuntimeError> {
         self.remove(version)?;
-        let sql = ctx.version_table().delete_sql(version);
-        let n = ctx.execute_counted(&sql)?;
+        let sql = ctx.version_table().delete_sql();
+        let n = ctx.execute_with_params_counted(&sql, &[Literal::Str(version.into())])?;
         if !ctx.is_offline() && n != 1 {
             return Err(RuntimeError::Command(format!(
                 "Online migration expected to match one row when deleting '{version}' in '{}'; {n} found",
@@ -161,8 +162,11 @@ impl HeadMaintainer {
         }
         self.remove(from)?;
         self.heads.push(to.to_string());
-        let sql = ctx.version_table().update_sql(from, to);
-        let n = ctx.execute_counted(&sql)?;
+        let sql = ctx.version_table().update_sql();
+        let n = ctx.execute_with_params_counted(
+            &sql,
+            &[Literal::Str(to.into()), Literal::Str(from.into())],
+        )?;
         if !ctx.is_offline() && n != 1 {
             return Err(RuntimeError::Command(format!(
                 "Online migration expected to match one row when updating '{from}' to '{to}' in '{}'; {n} found",

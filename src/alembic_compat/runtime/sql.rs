@@ -55,21 +55,17 @@ impl VersionTable {
         )
     }
 
-    pub fn update_sql(&self, from: &str, to: &str) -> String {
+    /// Bound to (new, old). One text for every step, so SQLite prepares it once per run
+    /// (a long upgrade sends one per revision); offline, the values are inlined.
+    pub fn update_sql(&self) -> String {
         let t = self.qualified();
-        format!(
-            "UPDATE {t} SET version_num={} WHERE {t}.version_num = {}",
-            sql_string(to),
-            sql_string(from)
-        )
+        format!("UPDATE {t} SET version_num=? WHERE {t}.version_num = ?")
     }
 
-    pub fn delete_sql(&self, version: &str) -> String {
+    /// Bound to the version, as [`update_sql`](Self::update_sql) is.
+    pub fn delete_sql(&self) -> String {
         let t = self.qualified();
-        format!(
-            "DELETE FROM {t} WHERE {t}.version_num = {}",
-            sql_string(version)
-        )
+        format!("DELETE FROM {t} WHERE {t}.version_num = ?")
     }
 
     pub fn delete_all_sql(&self) -> String {
@@ -117,12 +113,12 @@ mod tests {
             "CREATE TABLE main.\"My Version\" (\n\tversion_num VARCHAR(32) NOT NULL, \n\tCONSTRAINT \"My Version_pkc\" PRIMARY KEY (version_num)\n)"
         );
         assert_eq!(
-            vt.update_sql("y", "x"),
-            "UPDATE main.\"My Version\" SET version_num='x' WHERE main.\"My Version\".version_num = 'y'"
+            vt.update_sql(),
+            "UPDATE main.\"My Version\" SET version_num=? WHERE main.\"My Version\".version_num = ?"
         );
         assert_eq!(
-            vt.delete_sql("y"),
-            "DELETE FROM main.\"My Version\" WHERE main.\"My Version\".version_num = 'y'"
+            vt.delete_sql(),
+            "DELETE FROM main.\"My Version\" WHERE main.\"My Version\".version_num = ?"
         );
         assert_eq!(
             VersionTable::default().insert_sql("y", true),
