@@ -14,7 +14,7 @@ use super::ast::Module;
 use super::directory::MetaCache;
 
 /// Changes whenever the parser could produce a different AST.
-fn parser_fingerprint() -> u64 {
+pub(super) fn parser_fingerprint() -> u64 {
     static FP: OnceLock<u64> = OnceLock::new();
     *FP.get_or_init(|| {
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -97,14 +97,21 @@ fn store_at(path: &std::path::Path, module: &Module) {
         return;
     }
     prune(dir);
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
-        std::process::id()
-    ));
-    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
+    let _ = write_replacing(path, &bytes);
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it and a rename, creating the
+/// directory: a concurrent reader finds the old file or the new one, never half of one.
+pub(super) fn write_replacing(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let written = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    written
 }
 
 /// Entries kept at most; edited files leave old entries behind, so the oldest go first.

@@ -38,6 +38,9 @@ pub struct Script {
     pub path: PathBuf,
     pub revision: String,
     pub meta: ScriptMeta,
+    /// The file's size and modification time when it was listed, which key its entry in
+    /// the body cache ([`super::body_pack`]).
+    pub(crate) stamp: Option<FileStamp>,
 }
 
 impl Script {
@@ -432,7 +435,10 @@ pub fn load_scripts(locations: &[PathBuf], recursive: bool) -> Result<Loaded, Ve
     }
     if !to_parse.is_empty() {
         for (i, r) in to_parse.iter().zip(load_parallel(&paths)) {
-            results[*i] = Some(r);
+            results[*i] = Some(r.map(|mut s| {
+                s.stamp = stamps[*i];
+                s
+            }));
         }
     }
     if let Some(mut cache) = cache {
@@ -555,17 +561,27 @@ pub fn load_one(path: &Path) -> Result<Script, LoadError> {
         path: path.to_path_buf(),
         revision,
         meta,
+        stamp: None,
     })
 }
 
 /// Identifies one version of a file's content cheaply, as Python's bytecode cache does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct FileStamp {
+pub(crate) struct FileStamp {
     size: u64,
     mtime_ns: i128,
 }
 
 impl FileStamp {
+    /// True once the file has gone unchanged for longer than a clock tick can hide: an edit
+    /// made within the tick of an earlier one can leave size and time as they were.
+    pub(crate) fn settled(&self) -> bool {
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        now_ns - self.mtime_ns > SETTLE_NS
+    }
+
     fn of_path(path: &Path) -> Option<FileStamp> {
         let md = std::fs::metadata(path).ok()?;
         let mtime = md.modified().ok()?;
@@ -620,11 +636,17 @@ pub struct MetaCache {
 /// recently written go first (a project whose cache goes then pays one full parse).
 const MAX_CACHE_FILES: usize = 512;
 
+/// Removes the least recently written of our cache files in `dir` once there are more than
+/// [`MAX_CACHE_FILES`].
+pub(super) fn prune_cache_files(dir: &Path) {
+    super::ast_cache::prune_oldest(dir, MAX_CACHE_FILES, is_cache_file_name);
+}
+
 /// Our cache files' names (this version's and older formats'): the cache directory may be one
 /// the user shares with other files, which are never touched.
 fn is_cache_file_name(name: &str) -> bool {
     match name.split_once('.') {
-        Some((stem, "meta" | "json")) => {
+        Some((stem, "meta" | "json" | "bodies")) => {
             stem.len() == 16 && stem.bytes().all(|b| b.is_ascii_hexdigit())
         }
         _ => false,
@@ -722,6 +744,7 @@ impl MetaCache {
                 path,
                 revision: c.revision,
                 meta: c.meta,
+                stamp: Some(stamp),
             }),
             None => Err(path),
         }
@@ -734,7 +757,7 @@ impl MetaCache {
             // A location seen for the first time (every temporary project of a test suite
             // is one): keep the number of cache files bounded.
             if let Some(dir) = self.path.parent() {
-                super::ast_cache::prune_oldest(dir, MAX_CACHE_FILES, is_cache_file_name);
+                prune_cache_files(dir);
             }
         }
         let (files, entries): (Vec<PathBuf>, Vec<Option<CachedScript>>) = files.into_iter().unzip();
@@ -743,26 +766,18 @@ impl MetaCache {
             listing,
             files,
         };
-        let Some(dir) = self.path.parent() else {
-            return;
-        };
-        let tmp = self
-            .path
-            .with_extension(format!("tmp{}", std::process::id()));
-        let written = std::fs::create_dir_all(dir)
-            .and_then(|_| {
-                let mut bytes = postcard::to_stdvec(&head).map_err(std::io::Error::other)?;
-                bytes.extend(postcard::to_stdvec(&entries).map_err(std::io::Error::other)?);
-                Ok(bytes)
-            })
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|_| std::fs::rename(&tmp, &self.path));
+        let bytes = postcard::to_stdvec(&head).and_then(|mut bytes| {
+            bytes.extend(postcard::to_stdvec(&entries)?);
+            Ok(bytes)
+        });
+        let written = bytes
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| super::ast_cache::write_replacing(&self.path, &bytes));
         if let Err(e) = written {
             tracing::debug!(
                 "could not write the metadata cache {}: {e}",
                 self.path.display()
             );
-            let _ = std::fs::remove_file(&tmp);
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod ast;
 pub mod ast_cache;
+pub mod body_pack;
 pub mod directory;
 pub mod dump;
 pub mod lines;
