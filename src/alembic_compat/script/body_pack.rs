@@ -11,6 +11,9 @@
 //! [`FileStamp::settled`]'s two seconds, so an edit in the same clock tick as the stored
 //! version cannot go unseen; anything else goes through the per-content cache. Each entry
 //! carries a checksum, so a damaged pack is a miss, never a wrong tree.
+//!
+//! Only the index is read when the pack is opened; each body is then read at its offset, so
+//! a one-revision upgrade on a long history reads one body, not the whole pack.
 
 use std::collections::HashMap;
 use std::hash::Hasher;
@@ -104,7 +107,11 @@ struct Slot {
 
 struct Pack {
     path: PathBuf,
-    bytes: Vec<u8>,
+    /// The pack as opened: its bodies are read from this inode even if another run has
+    /// replaced the file since.
+    file: Option<std::fs::File>,
+    /// Where the bodies start and end in `file`.
+    blobs: Range<usize>,
     slots: rustc_hash::FxHashMap<String, Slot>,
     /// Read from the file in this order (kept so a rewrite keeps old entries in place).
     order: Vec<String>,
@@ -145,38 +152,74 @@ impl Pack {
     }
 
     fn load(path: PathBuf) -> Pack {
-        let bytes = std::fs::read(&path).unwrap_or_default();
         let mut pack = Pack {
             path,
-            bytes: Vec::new(),
+            file: None,
+            blobs: 0..0,
             slots: Default::default(),
             order: Vec::new(),
             added: Vec::new(),
         };
-        if let Some((head, at)) = Self::head(&bytes) {
-            let mut next = at;
-            for (key, stamp, source_len, tree_len, sum) in head.entries {
-                let source = next..next + source_len as usize;
-                let tree = source.end..source.end + tree_len as usize;
-                if tree.end > bytes.len() {
-                    // Truncated: nothing from here on can be trusted.
-                    break;
-                }
-                next = tree.end;
-                pack.order.push(key.clone());
-                pack.slots.insert(
-                    key,
-                    Slot {
-                        stamp,
-                        source,
-                        tree,
-                        sum,
-                    },
-                );
+        let Some((file, head, at, len)) = Self::read_head(&pack.path) else {
+            return pack;
+        };
+        let mut next = at;
+        for (key, stamp, source_len, tree_len, sum) in head.entries {
+            let source = next..next + source_len as usize;
+            let tree = source.end..source.end + tree_len as usize;
+            if tree.end > len {
+                // Truncated: nothing from here on can be trusted.
+                break;
             }
-            pack.bytes = bytes;
+            next = tree.end;
+            pack.order.push(key.clone());
+            pack.slots.insert(
+                key,
+                Slot {
+                    stamp,
+                    source,
+                    tree,
+                    sum,
+                },
+            );
         }
+        pack.file = Some(file);
+        pack.blobs = at..next;
         pack
+    }
+
+    /// The open pack, its head, where the bodies start and the file's length.
+    fn read_head(path: &Path) -> Option<(std::fs::File, Head, usize, usize)> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path).ok()?;
+        let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+        let mut bytes = vec![0u8; 4];
+        file.read_exact(&mut bytes).ok()?;
+        let size = u32::from_le_bytes(bytes[..4].try_into().ok()?) as usize;
+        if 4 + size > len {
+            return None;
+        }
+        bytes.resize(4 + size, 0);
+        file.read_exact(&mut bytes[4..]).ok()?;
+        let (head, at) = Self::head(&bytes)?;
+        Some((file, head, at, len))
+    }
+
+    /// `range` of the pack as opened.
+    fn read_at(&self, range: Range<usize>) -> Option<Vec<u8>> {
+        let file = self.file.as_ref()?;
+        let mut buf = vec![0u8; range.len()];
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileExt;
+            file.read_exact_at(&mut buf, range.start as u64).ok()?;
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (file, &mut buf);
+            return None;
+        }
+        Some(buf)
     }
 
     /// The head and where the blobs start, if `bytes` is a pack of this parser's format.
@@ -192,13 +235,14 @@ impl Pack {
         if slot.stamp != stamp {
             return None;
         }
-        let source = self.bytes.get(slot.source.clone())?;
-        let tree = self.bytes.get(slot.tree.clone())?;
-        if checksum(source, tree) != slot.sum {
+        // Source and tree are stored side by side: one read.
+        let mut both = self.read_at(slot.source.start..slot.tree.end)?;
+        let tree = both.split_off(slot.source.len());
+        if checksum(&both, &tree) != slot.sum {
             return None;
         }
-        let source = String::from_utf8(source.to_vec()).ok()?;
-        let module = postcard::from_bytes(tree).ok()?;
+        let source = String::from_utf8(both).ok()?;
+        let module = postcard::from_bytes(&tree).ok()?;
         Some((source, module))
     }
 
@@ -222,11 +266,17 @@ impl Pack {
             entries: Vec::with_capacity(kept.len() + added.len()),
         };
         let mut blobs = Vec::new();
+        // The kept bodies, read back in one piece (a rewrite is rare: only after a miss).
+        let old = if kept.is_empty() {
+            Vec::new()
+        } else {
+            self.read_at(self.blobs.clone()).unwrap_or_default()
+        };
+        let at = |r: &Range<usize>| {
+            old.get(r.start.checked_sub(self.blobs.start)?..r.end.checked_sub(self.blobs.start)?)
+        };
         for (key, slot) in kept {
-            let (Some(source), Some(tree)) = (
-                self.bytes.get(slot.source.clone()),
-                self.bytes.get(slot.tree.clone()),
-            ) else {
+            let (Some(source), Some(tree)) = (at(&slot.source), at(&slot.tree)) else {
                 continue;
             };
             head.entries.push((
@@ -265,7 +315,7 @@ impl Pack {
         out.extend_from_slice(&head_len.to_le_bytes());
         out.extend_from_slice(&head_bytes);
         out.extend_from_slice(&blobs);
-        if let (true, Some(dir)) = (self.bytes.is_empty(), self.path.parent()) {
+        if let (true, Some(dir)) = (self.file.is_none(), self.path.parent()) {
             // A directory seen for the first time: keep the number of cache files bounded.
             super::directory::prune_cache_files(dir);
         }
