@@ -117,9 +117,14 @@ pub(super) fn write_replacing(path: &std::path::Path, bytes: &[u8]) -> std::io::
 /// Entries kept at most; edited files leave old entries behind, so the oldest go first.
 const MAX_ENTRIES: usize = 20_000;
 
-/// Only called after a cache miss, so a directory listing here costs little.
+/// At most once per process, after its first cache miss: listing and stating the whole
+/// directory on every miss made a cold run quadratic (10,000 new revisions took 84 s, nearly
+/// all of it `stat`). A run adds at most its own files past the limit; the next run prunes.
 fn prune(dir: &std::path::Path) {
-    prune_oldest(dir, MAX_ENTRIES, |_| true);
+    static PRUNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !PRUNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        prune_oldest(dir, MAX_ENTRIES, |_| true);
+    }
 }
 
 /// Once `dir` holds more than `max` of the files `ours` accepts (by name), removes the least
