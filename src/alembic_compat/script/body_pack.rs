@@ -26,6 +26,11 @@ use super::directory::{FileStamp, Script};
 /// Entries kept at most per pack: edited files replace their entry, removed ones linger.
 const MAX_ENTRIES: usize = 20_000;
 
+/// A pack is used when its index takes at most this many bytes per body the plan needs (an
+/// entry takes about 100): decoding an entry of the index costs about a microsecond, reading
+/// a file one by one (its text and its per-content tree) about fifty here.
+const HEAD_BYTES_PER_WANTED: usize = 2048;
+
 /// The packs of the directories a command's scripts live in, opened on first use.
 #[derive(Default)]
 pub struct BodyPacks {
@@ -35,11 +40,16 @@ pub struct BodyPacks {
 impl BodyPacks {
     /// Opens the packs of every directory `scripts` live in (with the cache off, none).
     pub fn open_for<'a>(&mut self, scripts: impl IntoIterator<Item = &'a Script>) {
+        let mut wanted: HashMap<&Path, usize> = HashMap::new();
         for s in scripts {
             if let Some(dir) = s.path.parent() {
-                if !self.by_dir.contains_key(dir) {
-                    self.by_dir.insert(dir.to_path_buf(), Pack::open(dir));
-                }
+                *wanted.entry(dir).or_default() += 1;
+            }
+        }
+        for (dir, wanted) in wanted {
+            if !self.by_dir.contains_key(dir) {
+                self.by_dir
+                    .insert(dir.to_path_buf(), Pack::open(dir, wanted));
             }
         }
     }
@@ -98,6 +108,9 @@ struct Head {
     entries: Vec<(String, FileStamp, u32, u32, u64)>,
 }
 
+/// A pack whose index is too large for the plan at hand.
+struct TooLarge;
+
 struct Slot {
     stamp: FileStamp,
     source: Range<usize>,
@@ -147,11 +160,18 @@ impl Pack {
         Some(cache.join(format!("{:016x}.bodies", h.finish())))
     }
 
-    fn open(dir: &Path) -> Option<Pack> {
-        Some(Self::load(Self::file_for(dir)?))
+    /// The pack of `dir` for a plan that runs `wanted` of its files; none when its index
+    /// alone would cost more than reading those files one by one (a one-revision upgrade on
+    /// a history of 10,000 whose bodies were all stored by an earlier upgrade from empty:
+    /// decoding the index took 10 ms there).
+    fn open(dir: &Path, wanted: usize) -> Option<Pack> {
+        let path = Self::file_for(dir)?;
+        Self::load(path, wanted.saturating_mul(HEAD_BYTES_PER_WANTED)).ok()
     }
 
-    fn load(path: PathBuf) -> Pack {
+    /// The pack at `path` (empty when there is none or it cannot be read), unless its index
+    /// is larger than `max_head` bytes.
+    fn load(path: PathBuf, max_head: usize) -> Result<Pack, TooLarge> {
         let mut pack = Pack {
             path,
             file: None,
@@ -160,8 +180,8 @@ impl Pack {
             order: Vec::new(),
             added: Vec::new(),
         };
-        let Some((file, head, at, len)) = Self::read_head(&pack.path) else {
-            return pack;
+        let Some((file, head, at, len)) = Self::read_head(&pack.path, max_head)? else {
+            return Ok(pack);
         };
         let mut next = at;
         for (key, stamp, source_len, tree_len, sum) in head.entries {
@@ -185,24 +205,40 @@ impl Pack {
         }
         pack.file = Some(file);
         pack.blobs = at..next;
-        pack
+        Ok(pack)
     }
 
-    /// The open pack, its head, where the bodies start and the file's length.
-    fn read_head(path: &Path) -> Option<(std::fs::File, Head, usize, usize)> {
+    /// The open pack, its head, where the bodies start and the file's length; none when
+    /// there is no readable pack of this format.
+    #[allow(clippy::type_complexity)]
+    fn read_head(
+        path: &Path,
+        max_head: usize,
+    ) -> Result<Option<(std::fs::File, Head, usize, usize)>, TooLarge> {
         use std::io::Read;
-        let mut file = std::fs::File::open(path).ok()?;
-        let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
-        let mut bytes = vec![0u8; 4];
-        file.read_exact(&mut bytes).ok()?;
-        let size = u32::from_le_bytes(bytes[..4].try_into().ok()?) as usize;
-        if 4 + size > len {
-            return None;
+        let Ok(mut file) = std::fs::File::open(path) else {
+            return Ok(None);
+        };
+        let mut size = [0u8; 4];
+        if file.read_exact(&mut size).is_err() {
+            return Ok(None);
         }
-        bytes.resize(4 + size, 0);
-        file.read_exact(&mut bytes[4..]).ok()?;
-        let (head, at) = Self::head(&bytes)?;
-        Some((file, head, at, len))
+        let size = u32::from_le_bytes(size) as usize;
+        if size > max_head {
+            return Err(TooLarge);
+        }
+        let read = || {
+            let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+            if 4 + size > len {
+                return None;
+            }
+            let mut bytes = vec![0u8; 4 + size];
+            bytes[..4].copy_from_slice(&(size as u32).to_le_bytes());
+            (&file).read_exact(&mut bytes[4..]).ok()?;
+            let (head, at) = Self::head(&bytes)?;
+            Some((head, at, len))
+        };
+        Ok(read().map(|(head, at, len)| (file, head, at, len)))
     }
 
     /// `range` of the pack as opened.
@@ -357,7 +393,7 @@ mod tests {
         let dir = script.path.parent().unwrap().to_path_buf();
         packs
             .by_dir
-            .insert(dir, Some(Pack::load(file.to_path_buf())));
+            .insert(dir, Pack::load(file.to_path_buf(), usize::MAX).ok());
         packs
     }
 
@@ -397,6 +433,9 @@ mod tests {
         let s = stored(std::time::Duration::from_secs(60));
         let packs = packs_at(&s.cache, &s.script);
         assert_eq!(packs.get(&s.script), Some(s.body.clone()));
+        // An index larger than the plan warrants is not read at all.
+        assert!(Pack::load(s.cache.clone(), 8).is_err());
+        assert!(Pack::load(s.cache.clone(), HEAD_BYTES_PER_WANTED).is_ok());
 
         // Another version of the file (another size and time): not the stored entry.
         let edited = script(
