@@ -3,7 +3,7 @@
 //! tree to run, the text for the line and column of what it reports), and through the
 //! per-content cache ([`super::ast_cache`]) that is two small files opened and read per
 //! revision: on the benchmark machine about 25 microseconds each, a sixth of a 200-revision
-//! upgrade. The pack is read once.
+//! upgrade. One file replaces them.
 //!
 //! An entry is keyed by the file's path and its stamp (size and modification time, taken
 //! when the directory was listed, as the metadata cache keys its entries) and is used only
@@ -67,13 +67,14 @@ impl BodyPacks {
         let Some(stamp) = script.stamp.filter(FileStamp::settled) else {
             return;
         };
-        let Some(dir) = script.path.parent() else {
+        // Paths are stored as text: a file whose path is not UTF-8 stays out of the packs.
+        let (Some(dir), Some(key)) = (script.path.parent(), script.path.to_str()) else {
             return;
         };
         if let Some(Some(pack)) = self.by_dir.get_mut(dir) {
             if let Ok(tree) = postcard::to_stdvec(module) {
                 pack.added
-                    .push((path_key(&script.path), stamp, source.to_string(), tree));
+                    .push((key.to_string(), stamp, source.to_string(), tree));
             }
         }
     }
@@ -136,11 +137,6 @@ fn format_tag() -> String {
         "ralembic-bodies-1-{:016x}",
         super::ast_cache::parser_fingerprint()
     )
-}
-
-/// Paths are stored as text; a path that is not UTF-8 gets a key no stored entry has.
-fn path_key(path: &Path) -> String {
-    path.to_str().map_or_else(String::new, str::to_string)
 }
 
 fn checksum(source: &[u8], tree: &[u8]) -> u64 {
