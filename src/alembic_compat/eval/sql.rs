@@ -215,6 +215,17 @@ impl Renderer {
         }
     }
 
+    /// `items` separated by commas, each unparenthesized (arguments, IN lists, GROUP BY,
+    /// ORDER BY, VALUES).
+    fn node_list<'n>(&mut self, items: impl IntoIterator<Item = &'n SqlNode>) {
+        for (i, n) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.node(n, false);
+        }
+    }
+
     fn node(&mut self, n: &SqlNode, nested: bool) {
         match n {
             SqlNode::Column { table, name, .. } => {
@@ -258,12 +269,7 @@ impl Renderer {
                 }
                 self.sql.push_str(name);
                 self.sql.push('(');
-                for (i, a) in args.iter().enumerate() {
-                    if i > 0 {
-                        self.sql.push_str(", ");
-                    }
-                    self.node(a, false);
-                }
+                self.node_list(args);
                 self.sql.push(')');
             }
             SqlNode::Binary { left, op, right } => {
@@ -299,12 +305,7 @@ impl Renderer {
                 self.node(operand, true);
                 self.sql
                     .push_str(if *negate { " NOT IN (" } else { " IN (" });
-                for (i, v) in values.iter().enumerate() {
-                    if i > 0 {
-                        self.sql.push_str(", ");
-                    }
-                    self.node(v, false);
-                }
+                self.node_list(values);
                 self.sql.push(')');
             }
             SqlNode::Conjunction { op, items } => {
@@ -478,22 +479,12 @@ pub fn render(stmt: &Statement, inline: bool) -> Rendered {
             where_clause(&mut r, wheres, " \nWHERE ");
             if !group_by.is_empty() {
                 r.sql.push_str(" GROUP BY ");
-                for (i, g) in group_by.iter().enumerate() {
-                    if i > 0 {
-                        r.sql.push_str(", ");
-                    }
-                    r.node(g, false);
-                }
+                r.node_list(group_by);
             }
             where_clause(&mut r, having, " \nHAVING ");
             if !order_by.is_empty() {
                 r.sql.push_str(" ORDER BY ");
-                for (i, o) in order_by.iter().enumerate() {
-                    if i > 0 {
-                        r.sql.push_str(", ");
-                    }
-                    r.node(o, false);
-                }
+                r.node_list(order_by);
             }
             if let Some(l) = limit {
                 r.sql.push_str(" LIMIT ");
@@ -512,12 +503,7 @@ pub fn render(stmt: &Statement, inline: bool) -> Rendered {
             r.sql.push_str(&table_sql(table));
             let names: Vec<_> = values.iter().map(|(n, _)| quote_ident(n)).collect();
             r.sql.push_str(&format!(" ({}) VALUES (", names.join(", ")));
-            for (i, (_, v)) in values.iter().enumerate() {
-                if i > 0 {
-                    r.sql.push_str(", ");
-                }
-                r.node(v, false);
-            }
+            r.node_list(values.iter().map(|(_, v)| v));
             r.sql.push(')');
         }
         Statement::Update {
