@@ -319,6 +319,28 @@ mod tests {
         }
     }
 
+    /// The scanner repeats the CLI's value-taking global options (it runs before clap can be
+    /// built): every such option of the real parser must make it skip a value.
+    #[test]
+    fn the_verb_scanner_knows_every_global_option_that_takes_a_value() {
+        use clap::CommandFactory;
+        let cli = crate::alembic_compat::command::cli::Cli::command();
+        for arg in cli.get_arguments() {
+            if !arg.get_action().takes_values() {
+                continue;
+            }
+            let short = arg.get_short().map(|c| format!("-{c}"));
+            let long = arg.get_long().map(|l| format!("--{l}"));
+            for flag in short.into_iter().chain(long) {
+                let line = [flag.as_bytes(), b"upgrade", b"heads"];
+                assert!(
+                    command_keeps_huge_pages(line),
+                    "{flag} takes a value, so `{flag} upgrade heads` runs `heads`"
+                );
+            }
+        }
+    }
+
     #[test]
     fn only_commands_that_write_the_database_give_up_huge_pages() {
         let keeps =
