@@ -15,8 +15,11 @@
 //! outside quotes and comments; a `CREATE TRIGGER` runs to its `END;`. Alembic loads only
 //! `*.py` files, so these files never change the revision graph.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// One statement and the 1-based line it starts on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,43 +62,76 @@ pub fn find_override(script_path: &Path, revision: &str, dialect: &str) -> Optio
 /// system 400 times for files that did not exist.
 #[derive(Debug, Default)]
 pub struct OverrideFinder {
-    /// Per directory, the names in it that end in `.sql` (any dialect's override files);
-    /// `None` when it could not be listed (then each revision asks the file system).
-    listed: std::cell::RefCell<HashMap<PathBuf, Option<HashSet<std::ffi::OsString>>>>,
-    /// Per revision file and dialect, the answer given.
-    found: std::cell::RefCell<HashMap<(PathBuf, String), Option<PathBuf>>>,
+    /// Per directory (its path's bytes), the names in it that end in `.sql` (any dialect's
+    /// override files); `None` when it could not be listed (then each revision asks the file
+    /// system, once). Keyed and hashed as bytes: hashing a `Path` walks its components, and
+    /// each revision is asked about twice (preflight and run).
+    listed: RefCell<FxHashMap<OsString, Listing>>,
+}
+
+#[derive(Debug)]
+enum Listing {
+    /// Listed, with no `.sql` file: the answer for every revision there, with nothing to
+    /// remember per revision.
+    Empty,
+    Names {
+        names: FxHashSet<OsString>,
+        /// Per revision file name and dialect, the answer given.
+        found: FxHashMap<(OsString, String), Option<PathBuf>>,
+    },
+    Unlisted {
+        found: FxHashMap<(OsString, String), Option<PathBuf>>,
+    },
 }
 
 impl OverrideFinder {
     pub fn find(&self, script_path: &Path, revision: &str, dialect: &str) -> Option<PathBuf> {
-        let key = (script_path.to_path_buf(), dialect.to_string());
-        if let Some(known) = self.found.borrow().get(&key) {
-            return known.clone();
-        }
-        let answer = self.look(script_path, revision, dialect);
-        self.found.borrow_mut().insert(key, answer.clone());
-        answer
-    }
-
-    fn look(&self, script_path: &Path, revision: &str, dialect: &str) -> Option<PathBuf> {
         let dir = script_path.parent()?;
-        let name = format!("{revision}.{dialect}.sql");
         let mut listed = self.listed.borrow_mut();
-        let names = listed.entry(dir.to_path_buf()).or_insert_with(|| {
-            let entries = std::fs::read_dir(dir).ok()?;
-            Some(
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.file_name())
-                    .filter(|n| n.to_str().is_some_and(|n| n.ends_with(".sql")))
-                    .collect(),
-            )
-        });
-        match names {
-            // Listed: only a name that is there can be the file (a directory or a dangling
-            // link of that name is not, as `is_file` says).
-            Some(names) if !names.contains(std::ffi::OsStr::new(&name)) => None,
-            _ => find_override(script_path, revision, dialect),
+        if !listed.contains_key(dir.as_os_str()) {
+            listed.insert(dir.as_os_str().to_owned(), list_sql_files(dir));
+        }
+        let listing = listed.get_mut(dir.as_os_str())?;
+        let found = match listing {
+            Listing::Empty => return None,
+            Listing::Names { names, found } => {
+                // Only a name that is there can be the file (a directory or a dangling link
+                // of that name is not, as `is_file` says).
+                if !names.contains(std::ffi::OsStr::new(&format!("{revision}.{dialect}.sql"))) {
+                    return None;
+                }
+                found
+            }
+            Listing::Unlisted { found } => found,
+        };
+        let key = (
+            script_path.file_name().unwrap_or_default().to_owned(),
+            dialect.to_string(),
+        );
+        found
+            .entry(key)
+            .or_insert_with(|| find_override(script_path, revision, dialect))
+            .clone()
+    }
+}
+
+fn list_sql_files(dir: &Path) -> Listing {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Listing::Unlisted {
+            found: FxHashMap::default(),
+        };
+    };
+    let names: FxHashSet<OsString> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .filter(|n| n.to_str().is_some_and(|n| n.ends_with(".sql")))
+        .collect();
+    if names.is_empty() {
+        Listing::Empty
+    } else {
+        Listing::Names {
+            names,
+            found: FxHashMap::default(),
         }
     }
 }
@@ -312,6 +348,12 @@ mod tests {
             finder.find(&v.join("c3_x.py"), "c3", "postgresql"),
             Some(v.join("c3.postgresql.sql"))
         );
+        // A directory listed with no override file keeps answering no, as it first did.
+        let plain = v.join("plain");
+        std::fs::create_dir(&plain).expect("mkdir");
+        assert_eq!(finder.find(&plain.join("f6_x.py"), "f6", "sqlite"), None);
+        std::fs::write(plain.join("f6.sqlite.sql"), "-- upgrade\n").expect("write");
+        assert_eq!(finder.find(&plain.join("f6_x.py"), "f6", "sqlite"), None);
         // A directory that cannot be listed: each revision asks the file system.
         let missing = v.join("gone").join("e5_x.py");
         assert_eq!(finder.find(&missing, "e5", "sqlite"), None);
