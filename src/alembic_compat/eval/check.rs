@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use std::collections::HashMap;
 
 use super::interp::{Interp, Unwind};
 use super::native::{self, Native};
@@ -50,7 +49,7 @@ pub fn check_module(path: &Path, src: &str, module: &Module) -> Vec<EvalError> {
 /// and `attr` is outside what ralembic models: found anywhere in the file, as running the
 /// body would find it when reached.
 fn check_attributes(interp: &Interp<'_>, module: &Module, out: &mut Vec<EvalError>) {
-    let mut aliases: HashMap<String, &'static str> = HashMap::new();
+    let mut aliases: rustc_hash::FxHashMap<String, &'static str> = Default::default();
     for_each_stmt(&module.body, &mut |stmt| match &stmt.kind {
         StmtKind::Import(names) => {
             for a in names {
@@ -87,7 +86,7 @@ fn check_attributes(interp: &Interp<'_>, module: &Module, out: &mut Vec<EvalErro
     if aliases.is_empty() {
         return;
     }
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = rustc_hash::FxHashSet::default();
     for_each_expr(&module.body, &mut |e| {
         if let ExprKind::Attribute { value, attr } = &e.kind {
             if let ExprKind::Name(n) = &value.kind {

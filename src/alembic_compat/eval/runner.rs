@@ -3,7 +3,6 @@
 //! by `ddl` and executed (or printed offline) inside the context's transaction.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::rc::Rc;
 
@@ -31,7 +30,7 @@ use crate::alembic_compat::script::Script;
 pub struct EvalRunner {
     /// Keyed by the path's text: hashing a `Path` walks its components, which cost more
     /// than a short revision's whole lookup.
-    parsed: RefCell<HashMap<OsString, Rc<Parsed>>>,
+    parsed: RefCell<rustc_hash::FxHashMap<OsString, Rc<Parsed>>>,
     /// Sources and trees of earlier runs, one read per versions directory.
     packs: RefCell<BodyPacks>,
     overrides: OverrideFinder,
@@ -126,7 +125,7 @@ impl BodyRunner for EvalRunner {
         ctx: &MigrationContext,
     ) -> Result<(), Vec<BodyError>> {
         let mut errors = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = rustc_hash::FxHashSet::default();
         let scripts: Vec<&Script> = steps
             .iter()
             .filter(|s| seen.insert(s.script.path.as_os_str()))

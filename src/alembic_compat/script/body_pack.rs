@@ -15,7 +15,6 @@
 //! Only the index is read when the pack is opened; each body is then read at its offset, so
 //! a one-revision upgrade on a long history reads one body, not the whole pack.
 
-use std::collections::HashMap;
 use std::hash::Hasher;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -34,22 +33,24 @@ const HEAD_BYTES_PER_WANTED: usize = 2048;
 /// The packs of the directories a command's scripts live in, opened on first use.
 #[derive(Default)]
 pub struct BodyPacks {
-    by_dir: HashMap<PathBuf, Option<Pack>>,
+    /// Keyed by the directory path's bytes: hashing a `Path` walks its components, and
+    /// every script asks.
+    by_dir: rustc_hash::FxHashMap<std::ffi::OsString, Option<Pack>>,
 }
 
 impl BodyPacks {
     /// Opens the packs of every directory `scripts` live in (with the cache off, none).
     pub fn open_for<'a>(&mut self, scripts: impl IntoIterator<Item = &'a Script>) {
-        let mut wanted: HashMap<&Path, usize> = HashMap::new();
+        let mut wanted: rustc_hash::FxHashMap<&Path, usize> = Default::default();
         for s in scripts {
             if let Some(dir) = s.path.parent() {
                 *wanted.entry(dir).or_default() += 1;
             }
         }
         for (dir, wanted) in wanted {
-            if !self.by_dir.contains_key(dir) {
+            if !self.by_dir.contains_key(dir.as_os_str()) {
                 self.by_dir
-                    .insert(dir.to_path_buf(), Pack::open(dir, wanted));
+                    .insert(dir.as_os_str().to_owned(), Pack::open(dir, wanted));
             }
         }
     }
@@ -58,7 +59,7 @@ impl BodyPacks {
     /// Only directories opened with [`open_for`](Self::open_for) are looked in.
     pub fn get(&self, script: &Script) -> Option<(String, Module)> {
         let stamp = script.stamp?;
-        let pack = self.by_dir.get(script.path.parent()?)?.as_ref()?;
+        let pack = self.by_dir.get(script.path.parent()?.as_os_str())?.as_ref()?;
         pack.get(&script.path, stamp)
     }
 
@@ -71,7 +72,7 @@ impl BodyPacks {
         let (Some(dir), Some(key)) = (script.path.parent(), script.path.to_str()) else {
             return;
         };
-        if let Some(Some(pack)) = self.by_dir.get_mut(dir) {
+        if let Some(Some(pack)) = self.by_dir.get_mut(dir.as_os_str()) {
             if let Ok(tree) = postcard::to_stdvec(module) {
                 pack.added
                     .push((key.to_string(), stamp, source.to_string(), tree));
@@ -386,7 +387,7 @@ mod tests {
 
     fn packs_at(file: &Path, script: &Script) -> BodyPacks {
         let mut packs = BodyPacks::default();
-        let dir = script.path.parent().unwrap().to_path_buf();
+        let dir = script.path.parent().unwrap().as_os_str().to_owned();
         packs
             .by_dir
             .insert(dir, Pack::load(file.to_path_buf(), usize::MAX).ok());
