@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-
 use super::interp::{Interp, Unwind};
 use super::native::{self, Native};
 use super::value::Value;

@@ -59,7 +59,10 @@ impl BodyPacks {
     /// Only directories opened with [`open_for`](Self::open_for) are looked in.
     pub fn get(&self, script: &Script) -> Option<(String, Module)> {
         let stamp = script.stamp?;
-        let pack = self.by_dir.get(script.path.parent()?.as_os_str())?.as_ref()?;
+        let pack = self
+            .by_dir
+            .get(script.path.parent()?.as_os_str())?
+            .as_ref()?;
         pack.get(&script.path, stamp)
     }
 
