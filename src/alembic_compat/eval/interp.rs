@@ -24,11 +24,16 @@ const MAX_CALL_DEPTH: usize = 200;
 /// `RALEMBIC_STEP_LIMIT` overrides it.
 pub const MAX_STEPS: u64 = 50_000_000;
 
+/// Read once per process: every interpreter asks (one per body run and per preflight check),
+/// and looking a name up in the environment walks all of it.
 fn step_limit() -> u64 {
-    std::env::var("RALEMBIC_STEP_LIMIT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(MAX_STEPS)
+    static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("RALEMBIC_STEP_LIMIT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(MAX_STEPS)
+    })
 }
 
 /// A raised Python exception travelling up the interpreter.
