@@ -188,22 +188,7 @@ pub fn repr(v: &Value) -> String {
         Value::Int(i) => i.to_string(),
         Value::Float(f) => float_repr(*f),
         Value::Str(s) => str_repr(s),
-        Value::Bytes(b) => {
-            let mut out = String::from("b'");
-            for &c in b.iter() {
-                match c {
-                    b'\\' => out.push_str("\\\\"),
-                    b'\'' => out.push_str("\\'"),
-                    b'\n' => out.push_str("\\n"),
-                    b'\r' => out.push_str("\\r"),
-                    b'\t' => out.push_str("\\t"),
-                    0x20..=0x7e => out.push(c as char),
-                    _ => out.push_str(&format!("\\x{c:02x}")),
-                }
-            }
-            out.push('\'');
-            out
-        }
+        Value::Bytes(b) => bytes_repr(b),
         Value::List(l) => format!("[{}]", join_repr(&l.borrow())),
         Value::Tuple(t) if t.len() == 1 => format!("({},)", repr(&t[0])),
         Value::Tuple(t) => format!("({})", join_repr(t)),
@@ -221,6 +206,23 @@ pub fn repr(v: &Value) -> String {
         Value::Function(f) => format!("<function {}>", f.name),
         Value::Native(n) => n.repr(),
     }
+}
+
+pub fn bytes_repr(b: &[u8]) -> String {
+    let mut out = String::from("b'");
+    for &c in b {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'\'' => out.push_str("\\'"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x20..=0x7e => out.push(c as char),
+            _ => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 fn join_repr(items: &[Value]) -> String {

@@ -16,7 +16,7 @@ use crate::alembic_compat::eval::{
 };
 use crate::alembic_compat::ops::{self, Literal, Op, SourcePos};
 use crate::alembic_compat::runtime::log::Level;
-use crate::alembic_compat::runtime::{sqlalchemy_class, sqlite_class};
+use crate::alembic_compat::runtime::{background, sqlalchemy_class, sqlite_class};
 use crate::alembic_compat::runtime::{BodyError, BodyRunner, MigrationContext, PlannedStep};
 use crate::alembic_compat::script::ast::Module;
 use crate::alembic_compat::script::body_pack::BodyPacks;
@@ -375,7 +375,7 @@ impl Host for ContextHost<'_> {
                     .into(),
             });
         };
-        let sql_error = |e| statement_error(sql_text, e);
+        let sql_error = |e| statement_error(sql_text, params, e);
         let mut stmt = prepare_statement(conn, sql_text)?;
         let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
         let values = params.iter().map(Param);
@@ -483,8 +483,9 @@ impl Host for ContextHost<'_> {
     }
 }
 
-/// A data statement's failure as SQLAlchemy raises it.
-fn statement_error(sql_text: &str, e: rusqlite::Error) -> HostError {
+/// A data statement's failure as SQLAlchemy raises it: SQLite's message, the statement, its
+/// parameters (when it has any) and the page explaining the error's class.
+fn statement_error(sql_text: &str, params: &[Literal], e: rusqlite::Error) -> HostError {
     let message = match &e {
         rusqlite::Error::SqliteFailure(_, Some(m)) => m.clone(),
         rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
@@ -493,8 +494,53 @@ fn statement_error(sql_text: &str, e: rusqlite::Error) -> HostError {
     let code = e.sqlite_error_code();
     HostError {
         class: sqlalchemy_class(&code).into(),
-        message: format!("({}) {message}\n[SQL: {sql_text}]", sqlite_class(&code)),
+        message: format!(
+            "({}) {message}\n[SQL: {sql_text}]{}\n{}",
+            sqlite_class(&code),
+            params_detail(params),
+            background(&code)
+        ),
     }
+}
+
+/// `[parameters: (...)]` as SQLAlchemy shows the values it handed the driver: a Python tuple,
+/// each value's repr cut to 300 characters around the middle (empty without parameters).
+fn params_detail(params: &[Literal]) -> String {
+    if params.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = params.iter().map(|p| truncated(literal_repr(p))).collect();
+    let tuple = if items.len() == 1 {
+        format!("({},)", items[0])
+    } else {
+        format!("({})", items.join(", "))
+    };
+    format!("\n[parameters: {tuple}]")
+}
+
+fn literal_repr(l: &Literal) -> String {
+    match l {
+        Literal::None => "None".into(),
+        Literal::Bool(b) => if *b { "True" } else { "False" }.into(),
+        Literal::Int(i) => i.to_string(),
+        Literal::Float(f) => super::builtins::float_repr(*f),
+        Literal::Str(s) => super::builtins::str_repr(s),
+        Literal::Bytes(b) => super::builtins::bytes_repr(b),
+        other => super::builtins::str_repr(&sql::literal_sql(other)),
+    }
+}
+
+/// SQLAlchemy's `_repr_base.trunc`: a repr longer than 300 characters keeps its first and last
+/// 150.
+fn truncated(repr: String) -> String {
+    const MAX: usize = 300;
+    let n = repr.chars().count();
+    if n <= MAX {
+        return repr;
+    }
+    let head: String = repr.chars().take(MAX / 2).collect();
+    let tail: String = repr.chars().skip(n - MAX / 2).collect();
+    format!("{head} ... ({} characters truncated) ... {tail}", n - MAX)
 }
 
 pub(super) fn prepare_statement<'c>(
@@ -502,7 +548,7 @@ pub(super) fn prepare_statement<'c>(
     sql_text: &str,
 ) -> Result<rusqlite::CachedStatement<'c>, HostError> {
     conn.prepare_cached(sql_text)
-        .map_err(|e| statement_error(sql_text, e))
+        .map_err(|e| statement_error(sql_text, &[], e))
 }
 
 /// Runs a prepared data statement to its end and drops what it returns (the rows of a
@@ -512,7 +558,7 @@ pub(super) fn run_discarding(
     sql_text: &str,
     params: &[Literal],
 ) -> Result<(), HostError> {
-    let sql_error = |e| statement_error(sql_text, e);
+    let sql_error = |e| statement_error(sql_text, params, e);
     let values = rusqlite::params_from_iter(params.iter().map(Param));
     if stmt.column_count() == 0 {
         stmt.execute(values).map_err(sql_error)?;
@@ -539,5 +585,81 @@ impl rusqlite::ToSql for Param<'_> {
             Literal::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
             other => ToSqlOutput::Owned(Value::Text(sql::literal_sql(other))),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(sql_text: &str, params: &[Literal]) -> HostError {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL, b BOOLEAN)")
+            .unwrap();
+        let failed = match prepare_statement(&conn, sql_text) {
+            Ok(mut stmt) => run_discarding(&mut stmt, sql_text, params).unwrap_err(),
+            Err(e) => e,
+        };
+        failed
+    }
+
+    /// The expected texts are `str()` of what SQLAlchemy 2.1 raised for the same statements
+    /// (`conn.execute(sa.text(...), params)` on SQLite).
+    #[test]
+    fn statement_errors_read_as_sqlalchemy_s() {
+        let e = failure(
+            "insert into t (id, v) values (?, ?)",
+            &[Literal::Int(1), Literal::None],
+        );
+        assert_eq!(e.class, "sqlalchemy.exc.IntegrityError");
+        assert_eq!(
+            e.message,
+            "(sqlite3.IntegrityError) NOT NULL constraint failed: t.v\n\
+             [SQL: insert into t (id, v) values (?, ?)]\n\
+             [parameters: (1, None)]\n\
+             (Background on this error at: https://sqlalche.me/e/21/gkpj)"
+        );
+        let e = failure(
+            "insert into t (id, v, b) values (?, ?, ?)",
+            &[
+                Literal::Str("x'y".into()),
+                Literal::None,
+                Literal::Bool(true),
+            ],
+        );
+        assert_eq!(
+            e.message,
+            "(sqlite3.IntegrityError) datatype mismatch\n\
+             [SQL: insert into t (id, v, b) values (?, ?, ?)]\n\
+             [parameters: (\"x'y\", None, True)]\n\
+             (Background on this error at: https://sqlalche.me/e/21/gkpj)"
+        );
+        let e = failure("insert into t (id, v) values (1, null)", &[]);
+        assert_eq!(
+            e.message,
+            "(sqlite3.IntegrityError) NOT NULL constraint failed: t.v\n\
+             [SQL: insert into t (id, v) values (1, null)]\n\
+             (Background on this error at: https://sqlalche.me/e/21/gkpj)"
+        );
+        let e = failure("select nosuch from t", &[]);
+        assert_eq!(e.class, "sqlalchemy.exc.OperationalError");
+        assert_eq!(
+            e.message,
+            "(sqlite3.OperationalError) no such column: nosuch\n\
+             [SQL: select nosuch from t]\n\
+             (Background on this error at: https://sqlalche.me/e/21/e3q8)"
+        );
+    }
+
+    #[test]
+    fn long_parameters_keep_their_ends() {
+        let long = "x".repeat(400);
+        let shown = params_detail(&[Literal::Str(long), Literal::Float(0.5)]);
+        let want = format!(
+            "\n[parameters: ('{} ... (102 characters truncated) ... {}', 0.5)]",
+            "x".repeat(149),
+            "x".repeat(149)
+        );
+        assert_eq!(shown, want);
     }
 }

@@ -18,7 +18,7 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// SQLite refused a statement (SQLAlchemy wraps it as `OperationalError` & co).
-    #[error("({}) {message}\n[SQL: {sql}]", sqlite_class(.code))]
+    #[error("({}) {message}\n[SQL: {sql}]\n{}", sqlite_class(.code), background(.code))]
     Sql {
         sql: String,
         message: String,
@@ -46,22 +46,63 @@ pub enum RuntimeError {
     },
 }
 
-/// The `sqlite3` module's exception class for a SQLite error.
-pub(crate) fn sqlite_class(code: &Option<rusqlite::ErrorCode>) -> &'static str {
+/// The `sqlite3` exception class for a SQLite result code (as CPython's `_sqlite` module
+/// picks it), the SQLAlchemy class that wraps it, and the page of SQLAlchemy's
+/// documentation about that class.
+fn dbapi_error(code: &Option<rusqlite::ErrorCode>) -> [&'static str; 3] {
+    use rusqlite::ErrorCode as C;
     match code {
-        Some(rusqlite::ErrorCode::NotADatabase) => "sqlite3.DatabaseError",
-        Some(rusqlite::ErrorCode::ConstraintViolation) => "sqlite3.IntegrityError",
-        _ => "sqlite3.OperationalError",
+        Some(C::InternalMalfunction | C::NotFound) => [
+            "sqlite3.InternalError",
+            "sqlalchemy.exc.InternalError",
+            "2j85",
+        ],
+        Some(
+            C::DatabaseCorrupt
+            | C::NotADatabase
+            | C::NoLargeFileSupport
+            | C::AuthorizationForStatementDenied,
+        ) => [
+            "sqlite3.DatabaseError",
+            "sqlalchemy.exc.DatabaseError",
+            "4xp6",
+        ],
+        Some(C::TooBig) => ["sqlite3.DataError", "sqlalchemy.exc.DataError", "9h9h"],
+        Some(C::ConstraintViolation | C::TypeMismatch) => [
+            "sqlite3.IntegrityError",
+            "sqlalchemy.exc.IntegrityError",
+            "gkpj",
+        ],
+        Some(C::ApiMisuse | C::ParameterOutOfRange) => [
+            "sqlite3.InterfaceError",
+            "sqlalchemy.exc.InterfaceError",
+            "rvf5",
+        ],
+        // SQLITE_ERROR (rusqlite's `Unknown`), locks, I/O, read-only, schema changes...
+        _ => [
+            "sqlite3.OperationalError",
+            "sqlalchemy.exc.OperationalError",
+            "e3q8",
+        ],
     }
+}
+
+/// The `sqlite3` exception class of a SQLite error, as SQLAlchemy's message names it.
+pub(crate) fn sqlite_class(code: &Option<rusqlite::ErrorCode>) -> &'static str {
+    dbapi_error(code)[0]
 }
 
 /// The SQLAlchemy exception class that wraps a SQLite error.
 pub(crate) fn sqlalchemy_class(code: &Option<rusqlite::ErrorCode>) -> &'static str {
-    match code {
-        Some(rusqlite::ErrorCode::NotADatabase) => "sqlalchemy.exc.DatabaseError",
-        Some(rusqlite::ErrorCode::ConstraintViolation) => "sqlalchemy.exc.IntegrityError",
-        _ => "sqlalchemy.exc.OperationalError",
-    }
+    dbapi_error(code)[1]
+}
+
+/// The last line of a SQLAlchemy database error: the page that explains its class.
+pub(crate) fn background(code: &Option<rusqlite::ErrorCode>) -> String {
+    format!(
+        "(Background on this error at: https://sqlalche.me/e/21/{})",
+        dbapi_error(code)[2]
+    )
 }
 
 impl RuntimeError {
@@ -593,7 +634,7 @@ mod tests {
         assert_eq!(err.python_class(), "sqlalchemy.exc.OperationalError");
         assert_eq!(
             err.to_string(),
-            "(sqlite3.OperationalError) table alembic_version already exists\n[SQL: CREATE TABLE alembic_version (x)]"
+            "(sqlite3.OperationalError) table alembic_version already exists\n[SQL: CREATE TABLE alembic_version (x)]\n(Background on this error at: https://sqlalche.me/e/21/e3q8)"
         );
     }
 }
