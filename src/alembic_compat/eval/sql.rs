@@ -189,6 +189,101 @@ struct Renderer {
 
 use crate::alembic_compat::ddl::sqlite::quote as quote_ident;
 
+/// The label SQLAlchemy's compiler gives a SELECT column that has no name of its own, which
+/// is also the key its rows are read by: `count(*) AS count_1`, `max(t.x) AS max_1`, a
+/// second `count(*)` as `count_2`, any other expression `anon_1`, `anon_2`...; a cast is named
+/// as what it casts. Columns, labels and literal text keep their own names. Checked against
+/// SQLAlchemy by the `_ops` fixture's data revision.
+fn anonymous_label(column: &SqlNode, counts: &mut Vec<(String, u32)>) -> Option<String> {
+    let base = match column {
+        SqlNode::Column { .. }
+        | SqlNode::Label { .. }
+        | SqlNode::Inline(_)
+        | SqlNode::Text { .. } => return None,
+        // A cast is named as what it casts.
+        SqlNode::Cast { inner, .. } => match &**inner {
+            SqlNode::Column { name, .. } => return Some(name.to_string()),
+            SqlNode::Label { name, .. } => return Some(name.clone()),
+            SqlNode::Inline(text) if is_plain_name(text) => return Some(text.clone()),
+            SqlNode::Func { .. } | SqlNode::Cast { .. } | SqlNode::Unary { .. } => {
+                match anonymous_label(inner, counts) {
+                    Some(label) => return Some(label),
+                    None => "anon".to_string(),
+                }
+            }
+            _ => "anon".to_string(),
+        },
+        SqlNode::Func { name, .. } => generic_function_name(name),
+        // `NOT flag` keeps the column's name; a sign, `DISTINCT` or an ordering none.
+        SqlNode::Unary { op, operand } if op == "NOT" => match &**operand {
+            SqlNode::Column { name, .. } => return Some(name.to_string()),
+            _ => "anon".to_string(),
+        },
+        SqlNode::Unary { .. } => return None,
+        _ => "anon".to_string(),
+    };
+    let n = match counts.iter_mut().find(|(b, _)| *b == base) {
+        Some((_, n)) => {
+            *n += 1;
+            *n
+        }
+        None => {
+            counts.push((base.clone(), 1));
+            1
+        }
+    };
+    Some(format!("{base}_{n}"))
+}
+
+fn is_plain_name(text: &str) -> bool {
+    !text.is_empty()
+        && !text.starts_with(|c: char| c.is_ascii_digit())
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// SQLAlchemy's registered functions (`func.COUNT`, `func.Max`) go by their own lower-case
+/// name, whatever case the call used; any other keeps the name as written.
+fn generic_function_name(name: &str) -> String {
+    const GENERIC: &[&str] = &[
+        "aggregate_strings",
+        "array_agg",
+        "char_length",
+        "coalesce",
+        "concat",
+        "count",
+        "cube",
+        "cume_dist",
+        "current_date",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "dense_rank",
+        "grouping_sets",
+        "localtime",
+        "localtimestamp",
+        "max",
+        "min",
+        "mode",
+        "now",
+        "percent_rank",
+        "percentile_cont",
+        "percentile_disc",
+        "random",
+        "rank",
+        "rollup",
+        "session_user",
+        "sum",
+        "sysdate",
+        "user",
+    ];
+    let lower = name.to_ascii_lowercase();
+    if GENERIC.contains(&lower.as_str()) {
+        lower
+    } else {
+        name.to_string()
+    }
+}
+
 pub fn literal_sql(v: &Literal) -> String {
     match v {
         Literal::None => "NULL".into(),
@@ -450,11 +545,16 @@ pub fn render(stmt: &Statement, inline: bool) -> Rendered {
             if *distinct {
                 r.sql.push_str("DISTINCT ");
             }
+            let mut anon_counts: Vec<(String, u32)> = Vec::new();
             for (i, c) in columns.iter().enumerate() {
                 if i > 0 {
                     r.sql.push_str(", ");
                 }
                 r.node(c, false);
+                if let Some(label) = anonymous_label(c, &mut anon_counts) {
+                    r.sql.push_str(" AS ");
+                    r.sql.push_str(&quote_ident(&label));
+                }
                 result_types.push(c.type_().cloned());
             }
             if !from.is_empty() {
