@@ -241,8 +241,9 @@ fn is_plain_name(text: &str) -> bool {
         && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// SQLAlchemy's registered functions (`func.COUNT`, `func.Max`) go by their own lower-case
-/// name, whatever case the call used; any other keeps the name as written.
+/// SQLAlchemy's registered functions (`func.COUNT`, `func.Max`) render and are labelled by
+/// their own lower-case name, whatever case the call used; any other keeps the name as
+/// written (`func.LOWER(x)` is `LOWER(x) AS "LOWER_1"`).
 fn generic_function_name(name: &str) -> String {
     const GENERIC: &[&str] = &[
         "aggregate_strings",
@@ -268,6 +269,7 @@ fn generic_function_name(name: &str) -> String {
         "percent_rank",
         "percentile_cont",
         "percentile_disc",
+        "pow",
         "random",
         "rank",
         "rollup",
@@ -358,11 +360,10 @@ impl Renderer {
                 }
                 // `func.count()` counts rows.
                 if upper == "COUNT" && args.is_empty() {
-                    self.sql.push_str(name);
-                    self.sql.push_str("(*)");
+                    self.sql.push_str("count(*)");
                     return;
                 }
-                self.sql.push_str(name);
+                self.sql.push_str(&generic_function_name(name));
                 self.sql.push('(');
                 self.node_list(args);
                 self.sql.push(')');
