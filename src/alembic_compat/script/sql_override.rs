@@ -62,23 +62,25 @@ pub fn find_override(script_path: &Path, revision: &str, dialect: &str) -> Optio
 /// system 400 times for files that did not exist.
 #[derive(Debug, Default)]
 pub struct OverrideFinder {
-    /// Per directory (its path's bytes), the names in it that end in `.sql` (any dialect's
-    /// override files); `None` when it could not be listed (then each revision asks the file
-    /// system, once). Keyed and hashed as bytes: hashing a `Path` walks its components, and
-    /// each revision is asked about twice (preflight and run).
+    /// Per directory, what its listing says about override files. Keyed and hashed as the
+    /// path's bytes: hashing a `Path` walks its components, and each revision is asked about
+    /// twice (preflight and run).
     listed: RefCell<FxHashMap<OsString, Listing>>,
 }
 
+/// A versions directory's override files, and the answers given for it.
 #[derive(Debug)]
 enum Listing {
     /// Listed, with no `.sql` file: the answer for every revision there, with nothing to
     /// remember per revision.
     Empty,
+    /// Listed: the names in it that end in `.sql` (any dialect's override files).
     Names {
         names: FxHashSet<OsString>,
         /// Per revision file name and dialect, the answer given.
         found: FxHashMap<(OsString, String), Option<PathBuf>>,
     },
+    /// Not listable: each revision asks the file system, once.
     Unlisted {
         found: FxHashMap<(OsString, String), Option<PathBuf>>,
     },
