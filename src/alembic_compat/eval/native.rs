@@ -1247,6 +1247,9 @@ pub fn isinstance_native(v: &Value, class: &Native) -> bool {
             "datetime.timedelta" => {
                 matches!(v, Value::Native(n) if matches!(&**n, Native::Temporal(Temporal::Delta(_))))
             }
+            "datetime.time" => {
+                matches!(v, Value::Native(n) if matches!(&**n, Native::Temporal(Temporal::Time(_))))
+            }
             "uuid.UUID" => matches!(v, Value::Native(n) if matches!(&**n, Native::Uuid(_))),
             _ => false,
         },
@@ -1528,6 +1531,14 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
                 Ok(Value::native(Native::Func(format!("{f}.{attr}"))))
             }
             "min" | "max" => Err(unsupported(format!("`datetime.{attr}`"), "not modelled")),
+            _ => Err(no_attr()),
+        },
+        Native::Func(f) if f == "datetime.time" => match attr {
+            "fromisoformat" => Ok(Value::native(Native::Func(format!("{f}.{attr}")))),
+            "min" | "max" => Err(unsupported(
+                format!("`datetime.time.{attr}`"),
+                "not modelled",
+            )),
             _ => Err(no_attr()),
         },
         Native::Func(f) if f == "datetime.timezone" && attr == "utc" => {
@@ -3423,6 +3434,13 @@ fn bind_literal(v: &Value, type_: Option<&TypeSpec>) -> R<Literal> {
                 "(builtins.TypeError) SQLite DateTime type only accepts Python datetime and date objects as input.",
             ))
         }
+        (F::Time, _, Some(Native::Temporal(Temporal::Time(_)))) => to_literal(v)?,
+        (F::Time, value, _) if !matches!(value, Value::None) => {
+            return Err(exc(
+                "sqlalchemy.exc.StatementError",
+                "(builtins.TypeError) SQLite Time type only accepts Python time objects as input.",
+            ))
+        }
         (F::Date, value, _) if !matches!(value, Value::None) => {
             return Err(exc(
                 "sqlalchemy.exc.StatementError",
@@ -3451,6 +3469,7 @@ enum TypeFamily {
     Uuid,
     DateTime,
     Date,
+    Time,
     Interval,
     Plain,
 }
@@ -3465,6 +3484,7 @@ fn type_family(type_: Option<&TypeSpec>) -> TypeFamily {
         ("DATETIME", TypeFamily::DateTime),
         ("TIMESTAMP", TypeFamily::DateTime),
         ("DATE", TypeFamily::Date),
+        ("TIME", TypeFamily::Time),
         ("BOOLEAN", TypeFamily::Boolean),
         ("UUID", TypeFamily::Uuid),
         ("INTERVAL", TypeFamily::Interval),
@@ -3749,6 +3769,9 @@ fn load_literal(lit: Literal, type_: Option<&TypeSpec>) -> R<Value> {
         )),
         Literal::Str(s) if is(TypeFamily::Date) => Value::native(Native::Temporal(Temporal::Date(
             parse_iso_date(s.as_bytes()).ok_or_else(|| invalid_isoformat(&s))?,
+        ))),
+        Literal::Str(s) if is(TypeFamily::Time) => Value::native(Native::Temporal(Temporal::Time(
+            parse_iso_time(&s).ok_or_else(|| invalid_isoformat(&s))?,
         ))),
         Literal::Int(i) if is(TypeFamily::Boolean) => Value::Bool(i != 0),
         // `as_uuid=False` reads the dashed text, not the stored hex.
@@ -4868,7 +4891,7 @@ fn temporal_str(t: &Temporal) -> String {
     match t {
         Temporal::DateTime(d) => iso(d, ' '),
         Temporal::Date(d) => d.format("%Y-%m-%d").to_string(),
-        Temporal::Time(t) => t.format("%H:%M:%S").to_string(),
+        Temporal::Time(t) => time_iso(t),
         Temporal::Delta(us) => {
             let days = us.div_euclid(86_400_000_000);
             let rest = us.rem_euclid(86_400_000_000);
@@ -4998,6 +5021,12 @@ fn temporal_attr(this: &Rc<Native>, t: &Temporal, attr: &str) -> Option<Value> {
             Some(o) => Value::native(Native::Temporal(Temporal::Zone(o))),
             None => Value::None,
         }),
+        (Temporal::Time(t), "hour") => int(i64::from(t.hour())),
+        (Temporal::Time(t), "minute") => int(i64::from(t.minute())),
+        (Temporal::Time(t), "second") => int(i64::from(t.second())),
+        (Temporal::Time(t), "microsecond") => int(i64::from(t.nanosecond() / 1000)),
+        (Temporal::Time(_), "tzinfo") => Some(Value::None),
+        (Temporal::Time(_), "isoformat" | "strftime" | "replace") => Some(bound(this, attr)),
         (Temporal::Date(d), "year") => int(i64::from(d.year())),
         (Temporal::Date(d), "month") => int(i64::from(d.month())),
         (Temporal::Date(d), "day") => int(i64::from(d.day())),
@@ -5010,6 +5039,44 @@ fn temporal_attr(this: &Rc<Native>, t: &Temporal, attr: &str) -> Option<Value> {
         }
         _ => None,
     }
+}
+
+/// An integer argument of a `datetime` constructor or `replace()`, or `default` when absent.
+fn int_arg(v: Option<&Value>, default: i64) -> R<i64> {
+    match v {
+        None => Ok(default),
+        Some(v) => match as_number(v) {
+            Some(Num::Int(i)) => Ok(i),
+            _ => Err(type_error("an integer is required")),
+        },
+    }
+}
+
+/// `time.isoformat()` and `str(time)`: seconds always, microseconds when there are any.
+fn time_iso(t: &chrono::NaiveTime) -> String {
+    use chrono::Timelike;
+    if t.nanosecond() / 1000 == 0 {
+        t.format("%H:%M:%S").to_string()
+    } else {
+        t.format("%H:%M:%S%.6f").to_string()
+    }
+}
+
+/// A time of day from its fields, refused with Python's messages when one is out of range.
+fn clock(hour: i64, minute: i64, second: i64, micro: i64) -> R<chrono::NaiveTime> {
+    for (value, top, what) in [
+        (hour, 23, "hour must be in 0..23"),
+        (minute, 59, "minute must be in 0..59"),
+        (second, 59, "second must be in 0..59"),
+        (micro, 999_999, "microsecond must be in 0..999999"),
+    ] {
+        if !(0..=top).contains(&value) {
+            return Err(exc("ValueError", what));
+        }
+    }
+    let field = |v: i64| u32::try_from(v).unwrap_or(0);
+    chrono::NaiveTime::from_hms_micro_opt(field(hour), field(minute), field(second), field(micro))
+        .ok_or_else(|| exc("ValueError", "time out of range"))
 }
 
 fn tz_of(v: &Value) -> R<Option<i32>> {
@@ -5060,15 +5127,7 @@ fn temporal_method(
                 args,
                 kwargs,
             )?;
-            let get = |i: usize, cur: i64| -> R<i64> {
-                match b.get(i) {
-                    Some(v) => match as_number(v) {
-                        Some(Num::Int(x)) => Ok(x),
-                        _ => Err(type_error("an integer is required")),
-                    },
-                    None => Ok(cur),
-                }
-            };
+            let get = |i: usize, cur: i64| int_arg(b.get(i), cur);
             let n = d.naive;
             let date = chrono::NaiveDate::from_ymd_opt(
                 i32::try_from(get(0, i64::from(n.year()))?).unwrap_or(0),
@@ -5145,6 +5204,38 @@ fn temporal_method(
             d.format(&to_str(args.first().unwrap_or(&Value::None))?)
                 .to_string(),
         )),
+        (Temporal::Time(t), "isoformat") => Ok(Value::str(time_iso(t))),
+        (Temporal::Time(t), "strftime") => Ok(Value::str(strftime(
+            // Python formats a time's date fields as 1900-01-01.
+            &DateTimeValue {
+                naive: chrono::NaiveDate::from_ymd_opt(1900, 1, 1)
+                    .unwrap_or_default()
+                    .and_time(*t),
+                offset: None,
+            },
+            &to_str(args.first().unwrap_or(&Value::None))?,
+        ))),
+        (Temporal::Time(t), "replace") => {
+            let b = bind(
+                "replace",
+                &["hour", "minute", "second", "microsecond", "tzinfo"],
+                args,
+                kwargs,
+            )?;
+            let field = |i: usize, cur: u32| int_arg(b.get(i), i64::from(cur));
+            if b.get(4).is_some_and(|v| !matches!(v, Value::None)) {
+                return Err(unsupported(
+                    "a `datetime.time` with a tzinfo",
+                    "not modelled",
+                ));
+            }
+            Ok(Value::native(Native::Temporal(Temporal::Time(clock(
+                field(0, t.hour())?,
+                field(1, t.minute())?,
+                field(2, t.second())?,
+                field(3, t.nanosecond() / 1000)?,
+            )?))))
+        }
         (Temporal::Delta(us), "total_seconds") => Ok(Value::Float(*us as f64 / 1e6)),
         _ => Err(exc("AttributeError", name.to_string())),
     }
@@ -5160,15 +5251,7 @@ fn local_offset_naive(naive_local: chrono::NaiveDateTime) -> i32 {
 
 fn datetime_call(f: &str, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Value> {
     let dt = |d: DateTimeValue| Value::native(Native::Temporal(Temporal::DateTime(d)));
-    let int = |v: Option<&Value>, default: i64| -> R<i64> {
-        match v {
-            None => Ok(default),
-            Some(v) => match as_number(v) {
-                Some(Num::Int(i)) => Ok(i),
-                _ => Err(type_error("an integer is required")),
-            },
-        }
-    };
+    let int = int_arg;
     match f {
         "datetime.datetime" | "datetime.date" => {
             let b = bind(
@@ -5205,6 +5288,62 @@ fn datetime_call(f: &str, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<V
             Ok(dt(DateTimeValue {
                 naive: date.and_time(time),
                 offset: match b.get(7) {
+                    Some(v) => tz_of(v)?,
+                    None => None,
+                },
+            }))
+        }
+        "datetime.time" => {
+            let b = bind(
+                f,
+                &["hour", "minute", "second", "microsecond", "tzinfo", "fold"],
+                args,
+                kwargs,
+            )?;
+            if b.get(4).is_some_and(|v| !matches!(v, Value::None)) {
+                return Err(unsupported(
+                    "a `datetime.time` with a tzinfo",
+                    "not modelled",
+                ));
+            }
+            Ok(Value::native(Native::Temporal(Temporal::Time(clock(
+                int(b.get(0), 0)?,
+                int(b.get(1), 0)?,
+                int(b.get(2), 0)?,
+                int(b.get(3), 0)?,
+            )?))))
+        }
+        "datetime.time.fromisoformat" => {
+            let s = to_str(args.first().unwrap_or(&Value::None))?;
+            parse_iso_time(&s)
+                .map(|t| Value::native(Native::Temporal(Temporal::Time(t))))
+                .ok_or_else(|| {
+                    exc(
+                        "ValueError",
+                        format!("Invalid isoformat string: {}", builtins::str_repr(&s)),
+                    )
+                })
+        }
+        "datetime.datetime.combine" => {
+            let b = bind(f, &["date", "time", "tzinfo"], args, kwargs)?;
+            let date = match b.get(0) {
+                Some(Value::Native(n)) => match &**n {
+                    Native::Temporal(Temporal::Date(d)) => *d,
+                    Native::Temporal(Temporal::DateTime(d)) => d.naive.date(),
+                    _ => return Err(type_error("combine() argument 1 must be datetime.date")),
+                },
+                _ => return Err(type_error("combine() argument 1 must be datetime.date")),
+            };
+            let time = match b.get(1) {
+                Some(Value::Native(n)) => match &**n {
+                    Native::Temporal(Temporal::Time(t)) => *t,
+                    _ => return Err(type_error("combine() argument 2 must be datetime.time")),
+                },
+                _ => return Err(type_error("combine() argument 2 must be datetime.time")),
+            };
+            Ok(dt(DateTimeValue {
+                naive: date.and_time(time),
+                offset: match b.get(2) {
                     Some(v) => tz_of(v)?,
                     None => None,
                 },
@@ -5466,6 +5605,14 @@ fn parse_iso_date_part(b: &[u8]) -> Option<chrono::NaiveDate> {
 /// after `HH:MM:SS:`), with CPython's leniencies: a fraction may follow any field and digits
 /// past the sixth are dropped. Returns hour, minute, second, microseconds and whether nothing
 /// trails them.
+/// `time.fromisoformat` (and SQLAlchemy's SQLite TIME results, which go through it) for a
+/// time without an offset.
+fn parse_iso_time(s: &str) -> Option<chrono::NaiveTime> {
+    parse_iso_clock(s.as_bytes())
+        .filter(|&(.., complete)| complete)
+        .and_then(|(h, m, sec, us, _)| chrono::NaiveTime::from_hms_micro_opt(h, m, sec, us))
+}
+
 fn parse_iso_clock(t: &[u8]) -> Option<(u32, u32, u32, u32, bool)> {
     let mut f = [0u32; 3];
     let mut at = 0;
