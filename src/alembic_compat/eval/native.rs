@@ -2584,10 +2584,12 @@ fn collect_from(node: &SqlNode, from: &mut Vec<TableRef>) {
                 collect_from(e, from);
             }
         }
+        // A subquery selects from its own tables.
         SqlNode::Column { table: None, .. }
         | SqlNode::Bind { .. }
         | SqlNode::Inline(_)
         | SqlNode::Text { .. }
+        | SqlNode::Subquery(_)
         | SqlNode::Null
         | SqlNode::True
         | SqlNode::False => {}
@@ -4252,10 +4254,26 @@ fn sql_method(node: &SqlNode, name: &str, args: Vec<Value>) -> R<Value> {
     let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::None);
     Ok(sql_value(match name {
         "in_" | "not_in" | "notin_" => {
-            let mut values = Vec::new();
-            for v in builtins::iterate(&arg(0))? {
-                values.push(to_sql(&v, ty.as_ref())?);
-            }
+            let list = arg(0);
+            let subquery = match &list {
+                Value::Native(n) => match &**n {
+                    Native::Stmt(s) if matches!(**s, Statement::Select { .. }) => {
+                        Some(SqlNode::Subquery(s.clone()))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            let values = match subquery {
+                Some(q) => vec![q],
+                None => {
+                    let mut values = Vec::new();
+                    for v in builtins::iterate(&list)? {
+                        values.push(to_sql(&v, ty.as_ref())?);
+                    }
+                    values
+                }
+            };
             SqlNode::InList {
                 operand: me,
                 values,

@@ -71,6 +71,9 @@ pub enum SqlNode {
         inner: Box<SqlNode>,
         type_name: String,
     },
+    /// A SELECT inside another statement (`col.in_(sa.select(...))`), rendered in place with
+    /// its values bound in order.
+    Subquery(Box<Statement>),
 }
 
 impl SqlNode {
@@ -442,6 +445,11 @@ impl Renderer {
                 }
                 self.sql.push_str(" END");
             }
+            SqlNode::Subquery(stmt) => {
+                let outer = self.qualify;
+                self.statement(stmt);
+                self.qualify = outer;
+            }
             SqlNode::Cast { inner, type_name } => {
                 self.sql.push_str("CAST(");
                 self.node(inner, false);
@@ -527,116 +535,125 @@ pub fn render(stmt: &Statement, inline: bool) -> Rendered {
         params: Vec::with_capacity(4),
         ..Renderer::default()
     };
-    let mut result_types = Vec::new();
-    match stmt {
-        Statement::Text { sql, params } => r.text(sql, params),
-        Statement::Select {
-            columns,
-            from,
-            wheres,
-            group_by,
-            having,
-            order_by,
-            limit,
-            offset,
-            distinct,
-        } => {
-            r.qualify = true;
-            r.sql.push_str("SELECT ");
-            if *distinct {
-                r.sql.push_str("DISTINCT ");
-            }
-            let mut anon_counts: Vec<(String, u32)> = Vec::new();
-            for (i, c) in columns.iter().enumerate() {
-                if i > 0 {
-                    r.sql.push_str(", ");
-                }
-                r.node(c, false);
-                if let Some(label) = anonymous_label(c, &mut anon_counts) {
-                    r.sql.push_str(" AS ");
-                    r.sql.push_str(&quote_ident(&label));
-                }
-                result_types.push(c.type_().cloned());
-            }
-            if !from.is_empty() {
-                r.sql.push_str(" \nFROM ");
-                for (i, t) in from.iter().enumerate() {
-                    if i > 0 {
-                        r.sql.push_str(", ");
-                    }
-                    r.sql.push_str(&table_sql(t));
-                    for j in &t.joins {
-                        r.sql.push_str(if j.outer {
-                            " LEFT OUTER JOIN "
-                        } else {
-                            " JOIN "
-                        });
-                        r.sql.push_str(&table_sql(&j.table));
-                        r.sql.push_str(" ON ");
-                        r.node(&j.on, false);
-                    }
-                }
-            }
-            where_clause(&mut r, wheres, " \nWHERE ");
-            if !group_by.is_empty() {
-                r.sql.push_str(" GROUP BY ");
-                r.node_list(group_by);
-            }
-            where_clause(&mut r, having, " \nHAVING ");
-            if !order_by.is_empty() {
-                r.sql.push_str(" ORDER BY ");
-                r.node_list(order_by);
-            }
-            if let Some(l) = limit {
-                r.sql.push_str(" LIMIT ");
-                r.bind(&Literal::Int(*l), None);
-            }
-            if let Some(o) = offset {
-                if limit.is_none() {
-                    r.sql.push_str(" LIMIT -1");
-                }
-                r.sql.push_str(" OFFSET ");
-                r.bind(&Literal::Int(*o), None);
-            }
-        }
-        Statement::Insert { table, values } => {
-            r.sql.push_str("INSERT INTO ");
-            r.sql.push_str(&table_sql(table));
-            let names: Vec<_> = values.iter().map(|(n, _)| quote_ident(n)).collect();
-            r.sql.push_str(&format!(" ({}) VALUES (", names.join(", ")));
-            r.node_list(values.iter().map(|(_, v)| v));
-            r.sql.push(')');
-        }
-        Statement::Update {
-            table,
-            values,
-            wheres,
-        } => {
-            r.sql.push_str("UPDATE ");
-            r.sql.push_str(&table_sql(table));
-            r.sql.push_str(" SET ");
-            for (i, (n, v)) in values.iter().enumerate() {
-                if i > 0 {
-                    r.sql.push_str(", ");
-                }
-                r.sql.push_str(&quote_ident(n));
-                r.sql.push('=');
-                r.node(v, false);
-            }
-            r.qualify = true;
-            where_clause(&mut r, wheres, " WHERE ");
-        }
-        Statement::Delete { table, wheres } => {
-            r.sql.push_str("DELETE FROM ");
-            r.sql.push_str(&table_sql(table));
-            r.qualify = true;
-            where_clause(&mut r, wheres, " WHERE ");
-        }
-    }
+    let result_types = r.statement(stmt);
     Rendered {
         sql: r.sql,
         params: r.params,
         result_types,
+    }
+}
+
+impl Renderer {
+    /// Renders a whole statement; the result columns' types of a SELECT.
+    fn statement(&mut self, stmt: &Statement) -> Vec<SqlType> {
+        let mut result_types = Vec::new();
+        match stmt {
+            Statement::Text { sql, params } => self.text(sql, params),
+            Statement::Select {
+                columns,
+                from,
+                wheres,
+                group_by,
+                having,
+                order_by,
+                limit,
+                offset,
+                distinct,
+            } => {
+                self.qualify = true;
+                self.sql.push_str("SELECT ");
+                if *distinct {
+                    self.sql.push_str("DISTINCT ");
+                }
+                let mut anon_counts: Vec<(String, u32)> = Vec::new();
+                for (i, c) in columns.iter().enumerate() {
+                    if i > 0 {
+                        self.sql.push_str(", ");
+                    }
+                    self.node(c, false);
+                    if let Some(label) = anonymous_label(c, &mut anon_counts) {
+                        self.sql.push_str(" AS ");
+                        self.sql.push_str(&quote_ident(&label));
+                    }
+                    result_types.push(c.type_().cloned());
+                }
+                if !from.is_empty() {
+                    self.sql.push_str(" \nFROM ");
+                    for (i, t) in from.iter().enumerate() {
+                        if i > 0 {
+                            self.sql.push_str(", ");
+                        }
+                        self.sql.push_str(&table_sql(t));
+                        for j in &t.joins {
+                            self.sql.push_str(if j.outer {
+                                " LEFT OUTER JOIN "
+                            } else {
+                                " JOIN "
+                            });
+                            self.sql.push_str(&table_sql(&j.table));
+                            self.sql.push_str(" ON ");
+                            self.node(&j.on, false);
+                        }
+                    }
+                }
+                where_clause(self, wheres, " \nWHERE ");
+                if !group_by.is_empty() {
+                    self.sql.push_str(" GROUP BY ");
+                    self.node_list(group_by);
+                }
+                where_clause(self, having, " \nHAVING ");
+                if !order_by.is_empty() {
+                    self.sql.push_str(" ORDER BY ");
+                    self.node_list(order_by);
+                }
+                if let Some(l) = limit {
+                    self.sql.push_str(" LIMIT ");
+                    self.bind(&Literal::Int(*l), None);
+                }
+                if let Some(o) = offset {
+                    if limit.is_none() {
+                        self.sql.push_str(" LIMIT -1");
+                    }
+                    self.sql.push_str(" OFFSET ");
+                    self.bind(&Literal::Int(*o), None);
+                }
+            }
+            Statement::Insert { table, values } => {
+                self.sql.push_str("INSERT INTO ");
+                self.sql.push_str(&table_sql(table));
+                let names: Vec<_> = values.iter().map(|(n, _)| quote_ident(n)).collect();
+                self.sql
+                    .push_str(&format!(" ({}) VALUES (", names.join(", ")));
+                self.node_list(values.iter().map(|(_, v)| v));
+                self.sql.push(')');
+            }
+            Statement::Update {
+                table,
+                values,
+                wheres,
+            } => {
+                self.sql.push_str("UPDATE ");
+                self.sql.push_str(&table_sql(table));
+                self.sql.push_str(" SET ");
+                for (i, (n, v)) in values.iter().enumerate() {
+                    if i > 0 {
+                        self.sql.push_str(", ");
+                    }
+                    self.sql.push_str(&quote_ident(n));
+                    self.sql.push('=');
+                    self.node(v, false);
+                }
+                self.qualify = true;
+                where_clause(self, wheres, " WHERE ");
+            }
+            Statement::Delete { table, wheres } => {
+                self.sql.push_str("DELETE FROM ");
+                self.sql.push_str(&table_sql(table));
+                self.qualify = true;
+                where_clause(self, wheres, " WHERE ");
+            }
+        }
+        result_types
     }
 }
 
