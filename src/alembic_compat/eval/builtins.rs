@@ -208,7 +208,7 @@ pub fn repr(v: &Value) -> String {
     }
 }
 
-pub fn bytes_repr(b: &[u8]) -> String {
+fn bytes_repr(b: &[u8]) -> String {
     let mut out = String::from("b'");
     for &c in b {
         match c {

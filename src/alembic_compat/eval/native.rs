@@ -3757,7 +3757,7 @@ fn store_literal(lit: Literal) -> Literal {
 }
 
 /// A stored value as SQLAlchemy's result processing for the column type returns it.
-fn load_literal(lit: Literal, type_: Option<&TypeSpec>) -> R<Value> {
+pub(super) fn load_literal(lit: Literal, type_: Option<&TypeSpec>) -> R<Value> {
     let family = match lit {
         Literal::None => return Ok(Value::None),
         _ => type_family(type_),

@@ -16,7 +16,7 @@ use crate::alembic_compat::eval::{
 };
 use crate::alembic_compat::ops::{self, Literal, Op, SourcePos};
 use crate::alembic_compat::runtime::log::Level;
-use crate::alembic_compat::runtime::{background, sqlalchemy_class, sqlite_class};
+use crate::alembic_compat::runtime::{dbapi_message, split_sqlite_error, sqlalchemy_class};
 use crate::alembic_compat::runtime::{BodyError, BodyRunner, MigrationContext, PlannedStep};
 use crate::alembic_compat::script::ast::Module;
 use crate::alembic_compat::script::body_pack::BodyPacks;
@@ -486,20 +486,10 @@ impl Host for ContextHost<'_> {
 /// A data statement's failure as SQLAlchemy raises it: SQLite's message, the statement, its
 /// parameters (when it has any) and the page explaining the error's class.
 fn statement_error(sql_text: &str, params: &[Literal], e: rusqlite::Error) -> HostError {
-    let message = match &e {
-        rusqlite::Error::SqliteFailure(_, Some(m)) => m.clone(),
-        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
-        other => other.to_string(),
-    };
-    let code = e.sqlite_error_code();
+    let (message, code) = split_sqlite_error(e);
     HostError {
         class: sqlalchemy_class(&code).into(),
-        message: format!(
-            "({}) {message}\n[SQL: {sql_text}]{}\n{}",
-            sqlite_class(&code),
-            params_detail(params),
-            background(&code)
-        ),
+        message: dbapi_message(&code, &message, Some(sql_text), &params_detail(params)),
     }
 }
 
@@ -518,15 +508,11 @@ fn params_detail(params: &[Literal]) -> String {
     format!("\n[parameters: {tuple}]")
 }
 
+/// A bound value's repr, as the interpreter reprs the value it reads back as.
 fn literal_repr(l: &Literal) -> String {
-    match l {
-        Literal::None => "None".into(),
-        Literal::Bool(b) => if *b { "True" } else { "False" }.into(),
-        Literal::Int(i) => i.to_string(),
-        Literal::Float(f) => super::builtins::float_repr(*f),
-        Literal::Str(s) => super::builtins::str_repr(s),
-        Literal::Bytes(b) => super::builtins::bytes_repr(b),
-        other => super::builtins::str_repr(&sql::literal_sql(other)),
+    match super::native::load_literal(l.clone(), None) {
+        Ok(v) => super::builtins::repr(&v),
+        Err(_) => super::builtins::str_repr(&sql::literal_sql(l)),
     }
 }
 

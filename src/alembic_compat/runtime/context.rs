@@ -18,14 +18,14 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// SQLite refused a statement (SQLAlchemy wraps it as `OperationalError` & co).
-    #[error("({}) {message}\n[SQL: {sql}]\n{}", sqlite_class(.code), background(.code))]
+    #[error("{}", dbapi_message(.code, .message, Some(.sql), ""))]
     Sql {
         sql: String,
         message: String,
         code: Option<rusqlite::ErrorCode>,
     },
     /// The database could not be opened.
-    #[error("({}) {message}", sqlite_class(.code))]
+    #[error("{}", dbapi_message(.code, .message, None, ""))]
     Open {
         message: String,
         code: Option<rusqlite::ErrorCode>,
@@ -87,22 +87,25 @@ fn dbapi_error(code: &Option<rusqlite::ErrorCode>) -> [&'static str; 3] {
     }
 }
 
-/// The `sqlite3` exception class of a SQLite error, as SQLAlchemy's message names it.
-pub(crate) fn sqlite_class(code: &Option<rusqlite::ErrorCode>) -> &'static str {
-    dbapi_error(code)[0]
-}
-
 /// The SQLAlchemy exception class that wraps a SQLite error.
 pub(crate) fn sqlalchemy_class(code: &Option<rusqlite::ErrorCode>) -> &'static str {
     dbapi_error(code)[1]
 }
 
-/// The last line of a SQLAlchemy database error: the page that explains its class.
-pub(crate) fn background(code: &Option<rusqlite::ErrorCode>) -> String {
-    format!(
-        "(Background on this error at: https://sqlalche.me/e/21/{})",
-        dbapi_error(code)[2]
-    )
+/// `str()` of the SQLAlchemy error wrapping a SQLite one, as a traceback ends with it:
+/// `(sqlite3.X) message`, the statement (`[SQL: …]`) and the lines in `details` (its
+/// parameters) when there is one, then the page that explains the class.
+pub(crate) fn dbapi_message(
+    code: &Option<rusqlite::ErrorCode>,
+    message: &str,
+    sql: Option<&str>,
+    details: &str,
+) -> String {
+    let [dbapi, _, page] = dbapi_error(code);
+    let statement = sql
+        .map(|sql| format!("\n[SQL: {sql}]{details}"))
+        .unwrap_or_default();
+    format!("({dbapi}) {message}{statement}\n(Background on this error at: https://sqlalche.me/e/21/{page})")
 }
 
 impl RuntimeError {
@@ -146,7 +149,7 @@ impl RuntimeError {
     }
 }
 
-fn split_sqlite_error(e: rusqlite::Error) -> (String, Option<rusqlite::ErrorCode>) {
+pub(crate) fn split_sqlite_error(e: rusqlite::Error) -> (String, Option<rusqlite::ErrorCode>) {
     match e {
         rusqlite::Error::SqliteFailure(f, msg) => {
             (msg.unwrap_or_else(|| f.to_string()), Some(f.code))
@@ -607,6 +610,32 @@ mod tests {
             "INSERT INTO t (a, \"b?\") VALUES ('it''s', 3, '?', NULL)"
         );
         assert!(inline_params("?", &[]).is_err());
+    }
+
+    /// `str()` of what SQLAlchemy 2.1 raises connecting to a file in a missing directory,
+    /// except that the message names the file (SQLite's through rusqlite does; Python's
+    /// sqlite3 drops it, and the file is what the user needs to know).
+    #[test]
+    fn a_database_that_cannot_be_opened_reads_as_sqlalchemy_s_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:///{}/missing/x.db", dir.path().display());
+        let err = MigrationContext::open(
+            &url,
+            dir.path(),
+            ContextOptions::default(),
+            AlembicLog::disabled(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.python_class(), "sqlalchemy.exc.OperationalError");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "(sqlite3.OperationalError) unable to open database file: {}\n\
+                 (Background on this error at: https://sqlalche.me/e/21/e3q8)",
+                dir.path().join("missing/x.db").display()
+            )
+        );
     }
 
     #[test]
