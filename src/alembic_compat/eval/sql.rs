@@ -216,7 +216,7 @@ fn anonymous_label(column: &SqlNode, counts: &mut Vec<(String, u32)>) -> Option<
             }
             _ => "anon".to_string(),
         },
-        SqlNode::Func { name, .. } => generic_function_name(name),
+        SqlNode::Func { name, .. } => generic_function_name(name).to_string(),
         // `NOT flag` keeps the column's name; a sign, `DISTINCT` or an ordering none.
         SqlNode::Unary { op, operand } if op == "NOT" => match &**operand {
             SqlNode::Column { name, .. } => return Some(name.to_string()),
@@ -247,7 +247,7 @@ fn is_plain_name(text: &str) -> bool {
 /// SQLAlchemy's registered functions (`func.COUNT`, `func.Max`) render and are labelled by
 /// their own lower-case name, whatever case the call used; any other keeps the name as
 /// written (`func.LOWER(x)` is `LOWER(x) AS "LOWER_1"`).
-fn generic_function_name(name: &str) -> String {
+fn generic_function_name(name: &str) -> &str {
     const GENERIC: &[&str] = &[
         "aggregate_strings",
         "array_agg",
@@ -281,12 +281,10 @@ fn generic_function_name(name: &str) -> String {
         "sysdate",
         "user",
     ];
-    let lower = name.to_ascii_lowercase();
-    if GENERIC.contains(&lower.as_str()) {
-        lower
-    } else {
-        name.to_string()
-    }
+    GENERIC
+        .iter()
+        .find(|g| g.eq_ignore_ascii_case(name))
+        .map_or(name, |g| g)
 }
 
 pub fn literal_sql(v: &Literal) -> String {
@@ -339,34 +337,34 @@ impl Renderer {
             SqlNode::Inline(s) => self.sql.push_str(s),
             SqlNode::Text { sql, params } => self.text(sql, params),
             SqlNode::Func { name, args } => {
-                let upper = name.to_ascii_uppercase();
                 // SQLAlchemy's ANSI functions render without parentheses.
-                if args.is_empty()
-                    && matches!(
-                        upper.as_str(),
-                        "CURRENT_TIMESTAMP"
-                            | "CURRENT_DATE"
-                            | "CURRENT_TIME"
-                            | "LOCALTIME"
-                            | "LOCALTIMESTAMP"
-                            | "CURRENT_USER"
-                            | "SESSION_USER"
-                            | "USER"
-                    )
-                {
-                    self.sql.push_str(&upper);
+                const ANSI: &[&str] = &[
+                    "CURRENT_TIMESTAMP",
+                    "CURRENT_DATE",
+                    "CURRENT_TIME",
+                    "LOCALTIME",
+                    "LOCALTIMESTAMP",
+                    "CURRENT_USER",
+                    "SESSION_USER",
+                    "USER",
+                ];
+                if let (true, Some(ansi)) = (
+                    args.is_empty(),
+                    ANSI.iter().find(|a| a.eq_ignore_ascii_case(name)),
+                ) {
+                    self.sql.push_str(ansi);
                     return;
                 }
-                if upper == "NOW" {
+                if name.eq_ignore_ascii_case("NOW") {
                     self.sql.push_str("CURRENT_TIMESTAMP");
                     return;
                 }
                 // `func.count()` counts rows.
-                if upper == "COUNT" && args.is_empty() {
+                if name.eq_ignore_ascii_case("COUNT") && args.is_empty() {
                     self.sql.push_str("count(*)");
                     return;
                 }
-                self.sql.push_str(&generic_function_name(name));
+                self.sql.push_str(generic_function_name(name));
                 self.sql.push('(');
                 self.node_list(args);
                 self.sql.push(')');
