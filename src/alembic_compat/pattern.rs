@@ -21,6 +21,10 @@ pub struct Pattern {
     /// the prefilter the engine would have built, for a few bytes of code. A text without
     /// one of them is not searched, and the pattern is not even compiled for it.
     needles: &'static [&'static str],
+    /// Texts one of which begins every match (ASCII case aside), or none. The ASCII form
+    /// then tries only the places where one begins, anchored there, instead of running the
+    /// backtracker from every byte of the text.
+    starts: &'static [&'static str],
     ascii: OnceLock<Option<regex_automata::meta::Regex>>,
     unicode: OnceLock<Option<regex::Regex>>,
 }
@@ -89,9 +93,22 @@ impl Pattern {
     /// case). A second needle pays where the first is common: every table's SQL says
     /// `PRIMARY KEY`, few name the constraint.
     pub const fn needing(source: &'static str, needles: &'static [&'static str]) -> Pattern {
+        Pattern::starting(source, needles, &[])
+    }
+
+    /// [`Pattern::needing`], for a pattern every match of which begins with one of
+    /// `starts` (compared ignoring ASCII case). The leftmost match is then the first one
+    /// found anchored at the earliest place such a text begins: the same match, found
+    /// without searching the bytes in between.
+    pub const fn starting(
+        source: &'static str,
+        needles: &'static [&'static str],
+        starts: &'static [&'static str],
+    ) -> Pattern {
         Pattern {
             source,
             needles,
+            starts,
             ascii: OnceLock::new(),
             unicode: OnceLock::new(),
         }
@@ -148,13 +165,7 @@ impl Pattern {
                 return None;
             }
             if let Some(re) = self.ascii() {
-                let mut c = re.create_captures();
-                let input = regex_automata::Input::new(text.as_bytes()).range(start..);
-                re.search_captures(&input, &mut c);
-                if !c.is_match() {
-                    return None;
-                }
-                return Some(Caps::new(text, c.iter().map(|g| g.map(|m| m.range()))));
+                return self.ascii_captures_at(re, text, start);
             }
         }
         let c = self.unicode()?.captures_at(text, start)?;
@@ -168,10 +179,24 @@ impl Pattern {
                 return Vec::new();
             }
             if let Some(re) = self.ascii() {
-                return re
-                    .captures_iter(text.as_bytes())
-                    .map(|c| Caps::new(text, c.iter().map(|g| g.map(|m| m.range()))))
-                    .collect();
+                if self.starts.is_empty() {
+                    return re
+                        .captures_iter(text.as_bytes())
+                        .map(|c| Caps::new(text, c.iter().map(|g| g.map(|m| m.range()))))
+                        .collect();
+                }
+                // Every match begins with a start text, so none is empty and the next
+                // search begins where the last match ended, as the engine's iterator does.
+                let mut out = Vec::new();
+                let mut at = 0;
+                while let Some(c) = self.ascii_captures_at(re, text, at) {
+                    let Some(end) = c.get(0).map(|m| m.end()).filter(|e| *e > at) else {
+                        break;
+                    };
+                    out.push(c);
+                    at = end;
+                }
+                return out;
             }
         }
         let Some(re) = self.unicode() else {
@@ -180,6 +205,55 @@ impl Pattern {
         re.captures_iter(text)
             .map(|c| Caps::new(text, c.iter().map(|g| g.map(|m| m.range()))))
             .collect()
+    }
+
+    /// The first match of the ASCII form at or after `start`.
+    fn ascii_captures_at<'t>(
+        &self,
+        re: &regex_automata::meta::Regex,
+        text: &'t str,
+        start: usize,
+    ) -> Option<Caps<'t>> {
+        use regex_automata::{Anchored, Input};
+        let hay = text.as_bytes();
+        let mut c = re.create_captures();
+        if self.starts.is_empty() {
+            re.search_captures(&Input::new(hay).range(start..), &mut c);
+        } else {
+            let mut at = start;
+            while let Some(p) = self.next_start(hay, at) {
+                let input = Input::new(hay).range(p..).anchored(Anchored::Yes);
+                re.search_captures(&input, &mut c);
+                if c.is_match() {
+                    break;
+                }
+                at = p + 1;
+            }
+            // A wrong start text would silently lose matches: every test run checks it.
+            debug_assert_eq!(
+                c.get_match().map(|m| m.range()),
+                re.search(&Input::new(hay).range(start..))
+                    .map(|m| m.range()),
+                "pattern {} matches where none of {:?} begins",
+                self.source,
+                self.starts
+            );
+        }
+        if !c.is_match() {
+            return None;
+        }
+        Some(Caps::new(text, c.iter().map(|g| g.map(|m| m.range()))))
+    }
+
+    /// The first place at or after `from` where one of the start texts begins.
+    fn next_start(&self, hay: &[u8], from: usize) -> Option<usize> {
+        (from..hay.len()).find(|&i| {
+            let rest = &hay[i..];
+            self.starts.iter().any(|s| {
+                let s = s.as_bytes();
+                rest.len() >= s.len() && rest[..s.len()].eq_ignore_ascii_case(s)
+            })
+        })
     }
 
     /// False when `text` lacks the needle, so nothing can match. Only for ASCII text: with
@@ -276,6 +350,49 @@ mod tests {
     fn a_wrong_needle_is_caught_in_tests() {
         static WRONG: Pattern = Pattern::needing(r"(?i)foreign\s+key", &["FOREIGN", "REFERENCES"]);
         let _ = WRONG.captures("FOREIGN KEY (a)");
+    }
+
+    /// Searching only where a start text begins finds the very matches a full search
+    /// finds, including after a start text that begins no match.
+    #[test]
+    fn start_texts_find_the_same_matches() {
+        const SOURCE: &str = r#"(?i)(?:CONSTRAINT\s+(\w+)\s+)?UNIQUE\s*\((.+?)\)"#;
+        static NAMED: Pattern = Pattern::starting(SOURCE, &["UNIQUE"], &["CONSTRAINT", "UNIQUE"]);
+        let re = regex::Regex::new(SOURCE).unwrap();
+        for text in [
+            "a INT, CONSTRAINT uq_a UNIQUE (a), unique(b, c)",
+            "constraint ck CHECK (x), CONSTRAINT  u2\tUnique ( d )",
+            "xUNIQUE (e) CONSTRAINT UNIQUE (f)",
+            "CONSTRAINTCONSTRAINT uq UNIQUE (g)",
+            "no match: UNIQUE without parentheses",
+        ] {
+            let fast: Vec<Vec<Option<(usize, usize)>>> = NAMED
+                .captures_iter(text)
+                .into_iter()
+                .map(|c| c.spans)
+                .collect();
+            let slow: Vec<Vec<Option<(usize, usize)>>> = re
+                .captures_iter(text)
+                .map(|c| c.iter().map(|g| g.map(|m| (m.start(), m.end()))).collect())
+                .collect();
+            assert_eq!(fast, slow, "{text}");
+            let at = |p: &Pattern, from| p.captures_at(text, from).map(|c| c.spans);
+            for from in 0..text.len() {
+                let slow = re
+                    .captures_at(text, from)
+                    .map(|c| c.iter().map(|g| g.map(|m| (m.start(), m.end()))).collect());
+                assert_eq!(at(&NAMED, from), slow, "{text} from {from}");
+            }
+        }
+    }
+
+    #[cfg(debug_assertions)]
+    #[test]
+    #[should_panic(expected = "matches where none of")]
+    fn a_wrong_start_text_is_caught_in_tests() {
+        static WRONG: Pattern =
+            Pattern::starting(r"(?i)(?:CONSTRAINT\s+)?UNIQUE", &[], &["CONSTRAINT"]);
+        let _ = WRONG.captures("a UNIQUE");
     }
 
     #[test]

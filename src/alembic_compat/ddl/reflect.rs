@@ -180,9 +180,10 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
             type_events: false,
         })
         .collect::<Vec<_>>();
-    static PK_NAME: Pattern = Pattern::needing(
+    static PK_NAME: Pattern = Pattern::starting(
         r#"(?i)CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+PRIMARY\s+KEY"#,
         &["CONSTRAINT", "PRIMARY"],
+        &["CONSTRAINT"],
     );
     let pk_name = PK_NAME
         .captures(&table_sql)
@@ -250,12 +251,17 @@ fn reflect_fks(conn: &Connection, qname: &str, table_sql: &str) -> Result<Vec<Co
             }
         }
     }
+    if groups.is_empty() {
+        // The text only names and qualifies what PRAGMA lists.
+        return Ok(vec![]);
+    }
     // SQLAlchemy lists them in id order, which is the reverse of declaration.
     groups.sort_by_key(|g| g.0);
     // Names and options come only from table-level FOREIGN KEY clauses.
-    static FK: Pattern = Pattern::needing(
+    static FK: Pattern = Pattern::starting(
         r#"(?i)(?:CONSTRAINT\s+(\w+|"(?:[^"]|"")+")\s+)?FOREIGN KEY\s*\(\s*(.+?)\s*\)\s+REFERENCES\s+(?:"(.+?)"|([a-z0-9_]+))\s*\(\s*((?:(?:"[^"]+"|[a-z0-9_]+)\s*(?:,\s*)?)+)\)\s*((?:ON (?:DELETE|UPDATE) (?:SET NULL|SET DEFAULT|CASCADE|RESTRICT|NO ACTION)\s*)*)((?:NOT\s+)?DEFERRABLE)?(?:\s+INITIALLY\s+(DEFERRED|IMMEDIATE))?"#,
         &["FOREIGN KEY", "REFERENCES"],
+        &["CONSTRAINT", "FOREIGN KEY"],
     );
     let parsed: Vec<_> = FK
         .captures_iter(table_sql)
@@ -409,10 +415,16 @@ fn reflect_uniques(
             auto_sigs.push(sig);
         }
     }
+    // A parsed clause counts only when an automatic index vouches for it: with none left
+    // to vouch, the rest of the text cannot change the answer and is not searched.
+    if auto_sigs.is_empty() {
+        return Ok(vec![]);
+    }
     let mut parsed: Vec<(Option<String>, Vec<String>)> = vec![];
-    static NAMED: Pattern = Pattern::needing(
+    static NAMED: Pattern = Pattern::starting(
         r#"(?i)(?:CONSTRAINT\s+(?:"(.+?)"|(\w+))\s+)?UNIQUE\s*\((.+?)\)"#,
         &["UNIQUE"],
+        &["CONSTRAINT", "UNIQUE"],
     );
     for c in NAMED.captures_iter(table_sql) {
         parsed.push((
@@ -424,7 +436,18 @@ fn reflect_uniques(
         r#"(?i)(?:(".+?")|(?:[\[`])?([a-z0-9_]+)(?:[\]`])?)[\t ]+[a-z0-9_]+(?:[\t ]+[a-z0-9_]+)*?[\t ]+UNIQUE"#,
         &["UNIQUE"],
     );
-    for c in INLINE.captures_iter(table_sql) {
+    let mut unvouched = auto_sigs.clone();
+    for (_, columns) in &parsed {
+        if let Some(i) = unvouched.iter().position(|s| s == columns) {
+            unvouched.remove(i);
+        }
+    }
+    let inline = if !unvouched.is_empty() {
+        INLINE.captures_iter(table_sql)
+    } else {
+        vec![]
+    };
+    for c in inline {
         if let Some(m) = c.get(1).or(c.get(2)) {
             parsed.push((None, cols_in_sig(m.as_str())));
         }
@@ -442,9 +465,10 @@ fn reflect_uniques(
 /// Named CHECKs only: an unnamed reflected CHECK is dropped by batch mode anyway.
 fn reflect_checks(table_sql: &str) -> Vec<ConsDef> {
     let mut out = vec![];
-    static CHECK: Pattern = Pattern::needing(
+    static CHECK: Pattern = Pattern::starting(
         r#"(?i)CONSTRAINT\s+(?:"((?:[^"]|"")+)"|(\w+))\s+CHECK\s*\("#,
         &["CONSTRAINT", "CHECK"],
+        &["CONSTRAINT"],
     );
     for c in CHECK.captures_iter(table_sql) {
         let end = c.get(0).map_or(0, |m| m.end());
@@ -500,9 +524,10 @@ fn matching_paren(text: &str, open: usize) -> Option<usize> {
 /// (name, SQL text), sorted by name with the unnamed last. Autogenerate renders these in a
 /// created or dropped table; [`reflect_table`] keeps only named ones (what batch needs).
 pub fn check_constraints(table_sql: &str) -> Vec<(Option<String>, String)> {
-    static CHECK: Pattern = Pattern::needing(
+    static CHECK: Pattern = Pattern::starting(
         r#"(?i)(?:CONSTRAINT\s+("(?:[^"]|"")+"|'(?:[^']|'')+'|\[(?:[^\]]|\]\])+\]|`(?:[^`]|``)+`|\S+)\s+)?CHECK\s*\("#,
         &["CHECK"],
+        &["CONSTRAINT", "CHECK"],
     );
     let mut out = vec![];
     let mut pos = 0;
@@ -580,7 +605,7 @@ fn index_columns(conn: &Connection, name: &str) -> Result<Vec<Option<String>>, D
 
 fn reflect_indexes(conn: &Connection, rows: Vec<ListedIndex>) -> Result<Vec<IdxDef>, DdlError> {
     let mut out = vec![];
-    static WHERE: Pattern = Pattern::needing(r"(?is)\bWHERE\b\s*(.+)$", &["WHERE"]);
+    static WHERE: Pattern = Pattern::starting(r"(?is)\bWHERE\b\s*(.+)$", &["WHERE"], &["WHERE"]);
     // index_list is newest first and SQLAlchemy keeps that order. Alembic then walks
     // `Table.indexes`, a Python set, so with several indexes its order is not guaranteed.
     for (name, unique, origin) in rows {
