@@ -407,6 +407,21 @@ fn migrations_match_alembic() {
             "alembic_version",
             &OPS[..10],
         ),
+        // Data statements' SQL text (grouping, negation, IN, LIKE forms) byte for byte in
+        // --sql, then their effect on rows online.
+        sequence(
+            w,
+            "_sqltext",
+            "sqltext",
+            &logging(),
+            "alembic_version",
+            &[
+                "upgrade head --sql",
+                "upgrade head",
+                "downgrade head:base --sql",
+                "downgrade base",
+            ],
+        ),
         meshview_sequence(w),
         // SQL that fails after DDL and a batch copy ran: Alembic keeps what it did, ralembic
         // rolls the unit back (the whole run, then just the failing revision).

@@ -1319,6 +1319,10 @@ const SQL_METHODS: &[&str] = &[
     "isnot",
     "like",
     "ilike",
+    "not_like",
+    "notlike",
+    "not_ilike",
+    "notilike",
     "desc",
     "asc",
     "distinct",
@@ -2308,10 +2312,10 @@ fn sa_call(
             for a in &args {
                 items.push(to_sql(a, None)?);
             }
-            Ok(sql_value(SqlNode::Conjunction {
-                op: if name == "and_" { "AND" } else { "OR" },
+            Ok(sql_value(SqlNode::conjunction(
+                if name == "and_" { "AND" } else { "OR" },
                 items,
-            }))
+            )))
         }
         "not_" => sql_not(args.first().unwrap_or(&Value::None)),
         "distinct" => Ok(sql_value(distinct(to_sql(
@@ -2567,7 +2571,13 @@ fn collect_from(node: &SqlNode, from: &mut Vec<TableRef>) {
             collect_from(right, from);
         }
         SqlNode::Label { inner, .. } | SqlNode::Cast { inner, .. } => collect_from(inner, from),
-        SqlNode::Unary { operand, .. } => collect_from(operand, from),
+        SqlNode::Unary { operand, .. } | SqlNode::Truth { operand, .. } => {
+            collect_from(operand, from)
+        }
+        SqlNode::Contains { left, pattern, .. } => {
+            collect_from(left, from);
+            collect_from(pattern, from);
+        }
         SqlNode::InList {
             operand, values, ..
         } => {
@@ -4285,8 +4295,8 @@ fn sql_method(node: &SqlNode, name: &str, args: Vec<Value>) -> R<Value> {
             op: if name == "is_" { "IS" } else { "IS NOT" }.into(),
             right: Box::new(to_sql(&arg(0), ty.as_ref())?),
         },
-        "like" | "ilike" => SqlNode::Binary {
-            left: if name == "ilike" {
+        "like" | "ilike" | "not_like" | "notlike" | "not_ilike" | "notilike" => SqlNode::Binary {
+            left: if name.ends_with("ilike") {
                 Box::new(SqlNode::Func {
                     name: "lower".into(),
                     args: vec![node.clone()],
@@ -4294,8 +4304,13 @@ fn sql_method(node: &SqlNode, name: &str, args: Vec<Value>) -> R<Value> {
             } else {
                 me
             },
-            op: "LIKE".into(),
-            right: Box::new(if name == "ilike" {
+            op: if name.starts_with("not") {
+                "NOT LIKE"
+            } else {
+                "LIKE"
+            }
+            .into(),
+            right: Box::new(if name.ends_with("ilike") {
                 SqlNode::Func {
                     name: "lower".into(),
                     args: vec![to_sql(&arg(0), None)?],
@@ -4326,10 +4341,10 @@ fn sql_method(node: &SqlNode, name: &str, args: Vec<Value>) -> R<Value> {
                     right: Box::new(SqlNode::Inline("'%'".into())),
                 },
             };
-            SqlNode::Binary {
+            SqlNode::Contains {
                 left: me,
-                op: "LIKE".into(),
-                right: Box::new(pattern),
+                pattern: Box::new(pattern),
+                negate: false,
             }
         }
         "between" => SqlNode::Binary {
@@ -4405,10 +4420,7 @@ pub fn sql_compare(op: CmpOp, l: &Value, r: &Value) -> R<Value> {
 }
 
 pub fn sql_not(v: &Value) -> R<Value> {
-    Ok(sql_value(SqlNode::Unary {
-        op: "NOT".into(),
-        operand: Box::new(to_sql(v, None)?),
-    }))
+    Ok(sql_value(to_sql(v, None)?.negated()))
 }
 
 pub fn sql_unary(op: &str, v: &Value) -> R<Value> {
@@ -4438,34 +4450,60 @@ pub fn sql_unary(op: &str, v: &Value) -> R<Value> {
 pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Option<Value>> {
     let is_sql = |v: &Value| matches!(v, Value::Native(n) if n.is_sql());
     if is_sql(l) || is_sql(r) {
+        // `a & b` and `a | b` are `and_(a, b)` and `or_(a, b)`.
+        if let BinOp::BitAnd | BinOp::BitOr = op {
+            let items = vec![to_sql(l, None)?, to_sql(r, None)?];
+            let op = if op == BinOp::BitAnd { "AND" } else { "OR" };
+            return Ok(Some(sql_value(SqlNode::conjunction(op, items))));
+        }
         let text = match op {
             BinOp::Add => "+",
             BinOp::Sub => "-",
             BinOp::Mult => "*",
             BinOp::Div => "/",
+            BinOp::FloorDiv => "//",
             BinOp::Mod => "%",
-            BinOp::BitAnd => "AND",
-            BinOp::BitOr => "OR",
             _ => return Ok(None),
         };
-        let left = to_sql(l, None)?;
-        let ty = left.type_().cloned();
+        // The expression's side decides the operator and types a Python value on the other
+        // (`"x" + col` is the column's `__radd__`).
+        let (left, right) = if is_sql(l) {
+            let left = to_sql(l, None)?;
+            let right = to_sql(r, left.type_())?;
+            (left, right)
+        } else {
+            let right = to_sql(r, None)?;
+            (to_sql(l, right.type_())?, right)
+        };
+        let ty = left.type_().or(right.type_()).cloned();
+        let type_is = |t: &Option<Rc<TypeSpec>>, names: &[&str]| {
+            t.as_ref()
+                .is_some_and(|t| names.iter().any(|n| t.name.eq_ignore_ascii_case(n)))
+        };
         // String concatenation renders `||` in SQLAlchemy.
-        let is_string = ty.as_ref().is_some_and(|t| {
-            matches!(
-                t.name.as_str(),
-                "String" | "Text" | "Unicode" | "VARCHAR" | "TEXT"
-            )
-        });
-        let right = to_sql(r, ty.as_ref())?;
-        return Ok(Some(sql_value(SqlNode::Binary {
+        let is_string = type_is(
+            &ty,
+            &["String", "Text", "Unicode", "UnicodeText", "VARCHAR"],
+        );
+        const INTEGERS: &[&str] = &["Integer", "BigInteger", "SmallInteger", "INTEGER", "BIGINT"];
+        let node = |op: &'static str, left: SqlNode, right: SqlNode| SqlNode::Binary {
             left: Box::new(left),
-            op: if is_string && op == BinOp::Add {
-                "||".into()
-            } else {
-                text.into()
-            },
+            op: op.into(),
             right: Box::new(right),
+        };
+        return Ok(Some(sql_value(match op {
+            BinOp::Add if is_string => node("||", left, right),
+            // SQLite divides integers as floor division does; anything else is floored.
+            BinOp::FloorDiv
+                if !(type_is(&left.type_().cloned(), INTEGERS)
+                    && type_is(&right.type_().cloned(), INTEGERS)) =>
+            {
+                SqlNode::Func {
+                    name: "FLOOR".into(),
+                    args: vec![node("//", left, right)],
+                }
+            }
+            _ => node(text, left, right),
         })));
     }
     let t = |v: &Value| match v {

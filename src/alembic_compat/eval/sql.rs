@@ -74,6 +74,20 @@ pub enum SqlNode {
     /// A SELECT inside another statement (`col.in_(sa.select(...))`), rendered in place with
     /// its values bound in order.
     Subquery(Box<Statement>),
+    /// `col.contains(x)`, `startswith`, `endswith` (negated: `NOT LIKE`), with the pattern
+    /// built around `x`. SQLAlchemy ranks these operators below every other, so they are
+    /// parenthesized wherever an expression is grouped.
+    Contains {
+        left: Box<SqlNode>,
+        pattern: Box<SqlNode>,
+        negate: bool,
+    },
+    /// A Boolean expression tested for truth, as SQLite (which has no boolean type) spells
+    /// `~flag` and a bare Boolean column in a WHERE clause: `x = 1`, `x = 0`.
+    Truth {
+        operand: Box<SqlNode>,
+        value: bool,
+    },
 }
 
 impl SqlNode {
@@ -81,7 +95,96 @@ impl SqlNode {
         match self {
             SqlNode::Column { type_, .. } | SqlNode::Bind { type_, .. } => type_.as_ref(),
             SqlNode::Label { inner, .. } => inner.type_(),
+            // Arithmetic and concatenation keep their operands' type (a concatenation
+            // concatenates again: `(col + "s") + "t"`).
+            SqlNode::Binary { left, op, right }
+                if matches!(&**op, "+" | "-" | "*" | "/" | "//" | "%" | "||") =>
+            {
+                left.type_().or(right.type_())
+            }
             _ => None,
+        }
+    }
+
+    /// `~x` / `sa.not_(x)`, as SQLAlchemy negates: a comparison becomes its opposite
+    /// (`=` and `!=`, `IN` and `NOT IN`, `LIKE` and `NOT LIKE`...), a Boolean column a test
+    /// against 0, anything else `NOT` before it.
+    pub fn negated(self) -> SqlNode {
+        match self {
+            SqlNode::Binary { left, op, right } => match opposite(&op) {
+                Some(opposite) => SqlNode::Binary {
+                    left,
+                    op: opposite.into(),
+                    right,
+                },
+                None => SqlNode::not(SqlNode::Binary { left, op, right }),
+            },
+            SqlNode::InList {
+                operand,
+                values,
+                negate,
+            } => SqlNode::InList {
+                operand,
+                values,
+                negate: !negate,
+            },
+            SqlNode::Contains {
+                left,
+                pattern,
+                negate,
+            } => SqlNode::Contains {
+                left,
+                pattern,
+                negate: !negate,
+            },
+            SqlNode::Truth { operand, value } => SqlNode::Truth {
+                operand,
+                value: !value,
+            },
+            n if n.is_boolean_column() => SqlNode::Truth {
+                operand: Box::new(n),
+                value: false,
+            },
+            n => SqlNode::not(n),
+        }
+    }
+
+    fn not(operand: SqlNode) -> SqlNode {
+        SqlNode::Unary {
+            op: "NOT".into(),
+            operand: Box::new(operand),
+        }
+    }
+
+    fn is_boolean_column(&self) -> bool {
+        matches!(self, SqlNode::Column { type_: Some(t), .. }
+            if t.name.eq_ignore_ascii_case("Boolean"))
+    }
+
+    /// `sa.and_(...)` / `sa.or_(...)` as SQLAlchemy builds them: `true()` in an AND (false()
+    /// in an OR) drops out, `false()` in an AND (`true()` in an OR) is the whole answer, and
+    /// a single remaining clause stands for itself.
+    pub fn conjunction(op: &'static str, clauses: Vec<SqlNode>) -> SqlNode {
+        let (continue_on, skip_on) = if op == "AND" {
+            (SqlNode::True, SqlNode::False)
+        } else {
+            (SqlNode::False, SqlNode::True)
+        };
+        let mut items = Vec::with_capacity(clauses.len());
+        let mut saw_continue = false;
+        for c in clauses {
+            if c == continue_on {
+                saw_continue = true;
+            } else if c == skip_on {
+                return skip_on;
+            } else {
+                items.push(c);
+            }
+        }
+        match items.len() {
+            0 if saw_continue => continue_on,
+            1 => items.pop().unwrap_or(continue_on),
+            _ => SqlNode::Conjunction { op, items },
         }
     }
 
@@ -113,7 +216,7 @@ impl SqlNode {
                     inline: true,
                     ..Renderer::default()
                 };
-                r.node(other, false);
+                r.node(other, Group::Never);
                 SqlExpr::Text(r.sql)
             }
         }
@@ -303,6 +406,142 @@ pub fn literal_sql(v: &Literal) -> String {
     }
 }
 
+/// The opposite comparison, which SQLAlchemy renders for a negated one.
+fn opposite(op: &str) -> Option<&'static str> {
+    Some(match op {
+        "=" => "!=",
+        "!=" => "=",
+        "<" => ">=",
+        ">=" => "<",
+        ">" => "<=",
+        "<=" => ">",
+        "IS" => "IS NOT",
+        "IS NOT" => "IS",
+        "LIKE" => "NOT LIKE",
+        "NOT LIKE" => "LIKE",
+        "BETWEEN" => "NOT BETWEEN",
+        "NOT BETWEEN" => "BETWEEN",
+        _ => return None,
+    })
+}
+
+/// An operator as SQLAlchemy ranks it (`sqlalchemy.sql.operators._PRECEDENCE`); `name`
+/// tells operators of one rank apart.
+#[derive(Clone, Copy)]
+struct Op<'a> {
+    prec: i8,
+    name: &'a str,
+}
+
+impl<'a> Op<'a> {
+    fn binary(name: &'a str) -> Op<'a> {
+        let prec = match name {
+            "*" | "/" | "//" | "%" => 8,
+            "+" | "-" | "&" | "|" | "^" | "<<" | ">>" => 7,
+            "||" | "LIKE" | "NOT LIKE" | "IN" | "NOT IN" | "IS" | "IS NOT" | "=" | "!=" | "<"
+            | ">" | "<=" | ">=" | "BETWEEN" | "NOT BETWEEN" => 5,
+            "COLLATE" => 4,
+            "AND" => 3,
+            "OR" => 2,
+            // A custom operator's default precedence.
+            _ => 0,
+        };
+        Op { prec, name }
+    }
+
+    fn unary(name: &'a str) -> Op<'a> {
+        let prec = match name {
+            "-" | "~" => 8,
+            " DESC" | " ASC" => 3,
+            // NOT, DISTINCT
+            _ => 5,
+        };
+        Op { prec, name }
+    }
+
+    /// `contains`, `startswith`, `endswith`: no rank, below everything.
+    const UNRANKED: Op<'static> = Op {
+        prec: -100,
+        name: "CONTAINS",
+    };
+    /// A clause standing alone where a boolean is wanted (a WHERE clause's only criterion).
+    const AS_BOOL: Op<'static> = Op {
+        prec: -10,
+        name: "ASBOOL",
+    };
+    /// Items of a comma-separated list (function arguments, ORDER BY).
+    const COMMA: Op<'static> = Op {
+        prec: -1,
+        name: ",",
+    };
+    /// A label's expression.
+    const AS: Op<'static> = Op {
+        prec: -1,
+        name: "AS",
+    };
+
+    /// `(a op b) op c` needs no parentheses for these.
+    fn is_associative(&self) -> bool {
+        matches!(self.name, "+" | "*" | "||" | "AND" | "OR")
+    }
+
+    /// SQLAlchemy's `is_boolean`: comparisons and the logical operators.
+    fn is_boolean(&self) -> bool {
+        matches!(
+            self.name,
+            "=" | "!=" | "<" | ">" | "<=" | ">=" | "AND" | "OR" | "NOT"
+        )
+    }
+
+    fn wants_truth(&self) -> bool {
+        matches!(self.name, "AND" | "OR" | "ASBOOL")
+    }
+}
+
+/// Where an expression is rendered, as SQLAlchemy's `self_group(against=...)` sees it:
+/// whether an operator expression there is parenthesized.
+#[derive(Clone, Copy)]
+enum Group<'a> {
+    /// Never: a SELECT column, a CAST's operand, an item of an IN list.
+    Never,
+    /// `self_group()` with no operator: every operator expression (UPDATE SET and INSERT
+    /// values, CASE conditions).
+    Always,
+    /// `self_group(against=op)`: when its own operator binds no tighter than `op`.
+    Against(Op<'a>),
+}
+
+impl Group<'_> {
+    /// SQLAlchemy's `is_precedent`, with its rule that a negated non-boolean operator
+    /// expression is always grouped.
+    fn groups(&self, own: Op<'_>) -> bool {
+        match self {
+            Group::Never => false,
+            Group::Always => true,
+            Group::Against(against) => {
+                if own.name == against.name && own.is_associative() {
+                    false
+                } else {
+                    own.prec <= against.prec || (against.name == "NOT" && !own.is_boolean())
+                }
+            }
+        }
+    }
+}
+
+/// The operator an expression is made by, which decides its grouping; none for a column,
+/// a value, a function call and the like (and for a CASE, a cast or a truth test).
+fn own_operator(n: &SqlNode) -> Option<Op<'_>> {
+    match n {
+        SqlNode::Binary { op, .. } => Some(Op::binary(op)),
+        SqlNode::Unary { op, .. } if !is_postfix(op) => Some(Op::unary(op)),
+        SqlNode::InList { negate, .. } => Some(Op::binary(if *negate { "NOT IN" } else { "IN" })),
+        SqlNode::Conjunction { op, items } if items.len() > 1 => Some(Op::binary(op)),
+        SqlNode::Contains { .. } => Some(Op::UNRANKED),
+        _ => None,
+    }
+}
+
 impl Renderer {
     fn bind(&mut self, value: &Literal, type_: Option<&Rc<TypeSpec>>) {
         if self.inline {
@@ -313,18 +552,38 @@ impl Renderer {
         }
     }
 
-    /// `items` separated by commas, each unparenthesized (arguments, IN lists, GROUP BY,
-    /// ORDER BY, VALUES).
-    fn node_list<'n>(&mut self, items: impl IntoIterator<Item = &'n SqlNode>) {
+    /// `items` separated by commas, each grouped as `group` says (arguments, IN lists,
+    /// GROUP BY, ORDER BY, VALUES).
+    fn node_list<'n>(&mut self, items: impl IntoIterator<Item = &'n SqlNode>, group: Group<'_>) {
         for (i, n) in items.into_iter().enumerate() {
             if i > 0 {
                 self.sql.push_str(", ");
             }
-            self.node(n, false);
+            self.node(n, group);
         }
     }
 
-    fn node(&mut self, n: &SqlNode, nested: bool) {
+    /// `n`, parenthesized where SQLAlchemy groups it.
+    fn node(&mut self, n: &SqlNode, group: Group<'_>) {
+        if let Group::Against(against) = group {
+            // SQLAlchemy's AsBoolean: a Boolean column standing as a condition.
+            if against.wants_truth() && n.is_boolean_column() {
+                self.node(n, Group::Never);
+                self.sql.push_str(" = 1");
+                return;
+            }
+        }
+        let grouped = own_operator(n).is_some_and(|op| group.groups(op));
+        if grouped {
+            self.sql.push('(');
+        }
+        self.ungrouped(n);
+        if grouped {
+            self.sql.push(')');
+        }
+    }
+
+    fn ungrouped(&mut self, n: &SqlNode) {
         match n {
             SqlNode::Column { table, name, .. } => {
                 if let (true, Some(t)) = (self.qualify, table) {
@@ -366,25 +625,47 @@ impl Renderer {
                 }
                 self.sql.push_str(generic_function_name(name));
                 self.sql.push('(');
-                self.node_list(args);
+                self.node_list(args, Group::Against(Op::COMMA));
                 self.sql.push(')');
             }
             SqlNode::Binary { left, op, right } => {
-                if nested {
-                    self.sql.push('(');
+                let me = Op::binary(op);
+                self.node(left, Group::Against(me));
+                match &**op {
+                    // SQLite divides integers as integers; SQLAlchemy's true division
+                    // makes the divisor a float.
+                    "/" => {
+                        self.sql.push_str(" / (");
+                        self.node(right, Group::Against(me));
+                        self.sql.push_str(" + 0.0)");
+                        return;
+                    }
+                    // Floor division of integers is SQLite's own division.
+                    "//" => self.sql.push_str(" / "),
+                    _ => {
+                        self.sql.push(' ');
+                        self.sql.push_str(op);
+                        self.sql.push(' ');
+                    }
                 }
-                self.node(left, true);
-                self.sql.push(' ');
-                self.sql.push_str(op);
-                self.sql.push(' ');
-                // `x BETWEEN a AND b`: the bounds are not a parenthesized AND.
-                self.node(right, op != "BETWEEN");
-                if nested {
-                    self.sql.push(')');
+                match &**right {
+                    // `x BETWEEN a AND b`: the bounds are a list joined by AND, not grouped
+                    // as a whole.
+                    SqlNode::Binary {
+                        left: low,
+                        op: and,
+                        right: high,
+                    } if me.name.ends_with("BETWEEN") && and == "AND" => {
+                        let and = Op::binary("AND");
+                        self.node(low, Group::Against(and));
+                        self.sql.push_str(" AND ");
+                        self.node(high, Group::Against(and));
+                    }
+                    _ => self.node(right, Group::Against(me)),
                 }
             }
             SqlNode::Unary { op, operand } if is_postfix(op) => {
-                self.node(operand, false);
+                self.node(operand, Group::Against(Op::unary(op)));
                 self.sql.push_str(op);
             }
             SqlNode::Unary { op, operand } => {
@@ -392,40 +673,62 @@ impl Renderer {
                 if op.chars().all(char::is_alphabetic) {
                     self.sql.push(' ');
                 }
-                self.node(operand, true);
+                self.node(operand, Group::Against(Op::unary(op)));
             }
             SqlNode::InList {
                 operand,
                 values,
                 negate,
             } => {
-                self.node(operand, true);
-                self.sql
-                    .push_str(if *negate { " NOT IN (" } else { " IN (" });
-                self.node_list(values);
-                self.sql.push(')');
-            }
-            SqlNode::Conjunction { op, items } => {
-                if nested && items.len() > 1 {
+                // SQLAlchemy parenthesizes every NOT IN itself (its empty form is an OR).
+                if *negate {
                     self.sql.push('(');
                 }
+                let me = Op::binary(if *negate { "NOT IN" } else { "IN" });
+                self.node(operand, Group::Against(me));
+                self.sql
+                    .push_str(if *negate { " NOT IN (" } else { " IN (" });
+                if values.is_empty() {
+                    // SQLite's spelling of an empty set.
+                    self.sql.push_str("SELECT 1 FROM (SELECT 1) WHERE 1!=1");
+                } else {
+                    self.node_list(values, Group::Never);
+                }
+                self.sql.push(')');
+                if *negate {
+                    self.sql.push(')');
+                }
+            }
+            SqlNode::Conjunction { op, items } => {
+                let me = Op::binary(op);
                 for (i, it) in items.iter().enumerate() {
                     if i > 0 {
                         self.sql.push(' ');
                         self.sql.push_str(op);
                         self.sql.push(' ');
                     }
-                    self.node(it, true);
+                    self.node(it, Group::Against(me));
                 }
-                if nested && items.len() > 1 {
-                    self.sql.push(')');
-                }
+            }
+            SqlNode::Contains {
+                left,
+                pattern,
+                negate,
+            } => {
+                self.node(left, Group::Against(Op::UNRANKED));
+                self.sql
+                    .push_str(if *negate { " NOT LIKE " } else { " LIKE " });
+                self.node(pattern, Group::Never);
+            }
+            SqlNode::Truth { operand, value } => {
+                self.node(operand, Group::Never);
+                self.sql.push_str(if *value { " = 1" } else { " = 0" });
             }
             SqlNode::Null => self.sql.push_str("NULL"),
             SqlNode::True => self.sql.push('1'),
             SqlNode::False => self.sql.push('0'),
             SqlNode::Label { inner, name } => {
-                self.node(inner, true);
+                self.node(inner, Group::Against(Op::AS));
                 self.sql.push_str(" AS ");
                 self.sql.push_str(&quote_ident(name));
             }
@@ -433,13 +736,13 @@ impl Renderer {
                 self.sql.push_str("CASE");
                 for (c, v) in whens {
                     self.sql.push_str(" WHEN ");
-                    self.node(c, false);
+                    self.node(c, Group::Always);
                     self.sql.push_str(" THEN ");
-                    self.node(v, false);
+                    self.node(v, Group::Never);
                 }
                 if let Some(e) = else_ {
                     self.sql.push_str(" ELSE ");
-                    self.node(e, false);
+                    self.node(e, Group::Never);
                 }
                 self.sql.push_str(" END");
             }
@@ -450,7 +753,7 @@ impl Renderer {
             }
             SqlNode::Cast { inner, type_name } => {
                 self.sql.push_str("CAST(");
-                self.node(inner, false);
+                self.node(inner, Group::Never);
                 self.sql.push_str(" AS ");
                 self.sql.push_str(type_name);
                 self.sql.push(')');
@@ -568,7 +871,7 @@ impl Renderer {
                     if i > 0 {
                         self.sql.push_str(", ");
                     }
-                    self.node(c, false);
+                    self.node(c, Group::Never);
                     if let Some(label) = anonymous_label(c, &mut anon_counts) {
                         self.sql.push_str(" AS ");
                         self.sql.push_str(&quote_ident(&label));
@@ -590,19 +893,19 @@ impl Renderer {
                             });
                             self.sql.push_str(&table_sql(&j.table));
                             self.sql.push_str(" ON ");
-                            self.node(&j.on, false);
+                            self.node(&j.on, Group::Against(Op::AS_BOOL));
                         }
                     }
                 }
                 where_clause(self, wheres, " \nWHERE ");
                 if !group_by.is_empty() {
                     self.sql.push_str(" GROUP BY ");
-                    self.node_list(group_by);
+                    self.node_list(group_by, Group::Against(Op::COMMA));
                 }
                 where_clause(self, having, " \nHAVING ");
                 if !order_by.is_empty() {
                     self.sql.push_str(" ORDER BY ");
-                    self.node_list(order_by);
+                    self.node_list(order_by, Group::Against(Op::COMMA));
                 }
                 if let Some(l) = limit {
                     self.sql.push_str(" LIMIT ");
@@ -622,7 +925,7 @@ impl Renderer {
                 let names: Vec<_> = values.iter().map(|(n, _)| quote_ident(n)).collect();
                 self.sql
                     .push_str(&format!(" ({}) VALUES (", names.join(", ")));
-                self.node_list(values.iter().map(|(_, v)| v));
+                self.node_list(values.iter().map(|(_, v)| v), Group::Always);
                 self.sql.push(')');
             }
             Statement::Update {
@@ -633,15 +936,16 @@ impl Renderer {
                 self.sql.push_str("UPDATE ");
                 self.sql.push_str(&table_sql(table));
                 self.sql.push_str(" SET ");
+                // The assigned names stand alone; columns in the values are qualified.
+                self.qualify = true;
                 for (i, (n, v)) in values.iter().enumerate() {
                     if i > 0 {
                         self.sql.push_str(", ");
                     }
                     self.sql.push_str(&quote_ident(n));
                     self.sql.push('=');
-                    self.node(v, false);
+                    self.node(v, Group::Always);
                 }
-                self.qualify = true;
                 where_clause(self, wheres, " WHERE ");
             }
             Statement::Delete { table, wheres } => {
@@ -669,7 +973,13 @@ fn where_clause(r: &mut Renderer, wheres: &[SqlNode], keyword: &str) {
         if i > 0 {
             r.sql.push_str(" AND ");
         }
-        r.node(w, wheres.len() > 1);
+        // Several criteria are ANDed together, each grouped against AND.
+        let against = if wheres.len() > 1 {
+            Op::binary("AND")
+        } else {
+            Op::AS_BOOL
+        };
+        r.node(w, Group::Against(against));
     }
 }
 
