@@ -283,7 +283,6 @@ const SA_UNSUPPORTED: &[(&str, &str)] = &[
         "bindparam",
         "pass values to text() with .bindparams() or execute() parameters",
     ),
-    ("exists", "write the EXISTS in sa.text()"),
 ];
 
 /// Whether `module.attr` is in the model: `Err` with the refusal when it is not (what
@@ -1333,11 +1332,19 @@ const SQL_METHODS: &[&str] = &[
     "between",
     "is_distinct_from",
     "cast",
+    "collate",
+    "where",
+    "filter",
+    "select_from",
     "bindparams",
     "columns",
 ];
 const STMT_METHODS: &[&str] = &[
     "where",
+    "scalar_subquery",
+    "as_scalar",
+    "exists",
+    "from_select",
     "filter",
     "values",
     "group_by",
@@ -2273,17 +2280,9 @@ fn sa_call(
                     }
                 }
             }
-            Ok(Value::native(Native::Stmt(Box::new(Statement::Select {
-                columns,
-                from,
-                wheres: Vec::new(),
-                group_by: Vec::new(),
-                having: Vec::new(),
-                order_by: Vec::new(),
-                limit: None,
-                offset: None,
-                distinct: false,
-            }))))
+            Ok(Value::native(Native::Stmt(Box::new(select_of(
+                columns, from,
+            )))))
         }
         "insert" | "update" | "delete" => {
             let table = args
@@ -2295,6 +2294,8 @@ fn sa_call(
                 "insert" => Box::new(Statement::Insert {
                     table,
                     values: Vec::new(),
+                    rows: Vec::new(),
+                    select: None,
                 }),
                 "update" => Box::new(Statement::Update {
                     table,
@@ -2343,30 +2344,76 @@ fn sa_call(
             Ok(sql_value(ordering(inner, name)))
         }
         "case" => {
-            let mut whens = Vec::new();
-            for w in &args {
-                let pair = builtins::iterate(w)?;
-                if pair.len() != 2 {
-                    return Err(exc(
-                        "sqlalchemy.exc.ArgumentError",
-                        "case() takes (condition, value) pairs",
-                    ));
+            let value = match kwargs.iter().find(|(k, _)| k == "value") {
+                Some((_, v)) => Some(Box::new(to_sql(v, None)?)),
+                None => None,
+            };
+            // `case({when: then, ...}, value=x)` or `case((when, then), ...)`.
+            let pairs: Vec<(Value, Value)> = match args.as_slice() {
+                [Value::Dict(d)] => d.borrow().items.clone(),
+                _ => {
+                    let mut pairs = Vec::new();
+                    for w in &args {
+                        match builtins::iterate(w)?.as_slice() {
+                            [when, then] => pairs.push((when.clone(), then.clone())),
+                            _ => {
+                                return Err(exc(
+                                    "sqlalchemy.exc.ArgumentError",
+                                    "case() takes (condition, value) pairs",
+                                ))
+                            }
+                        }
+                    }
+                    pairs
                 }
-                whens.push((to_sql(&pair[0], None)?, to_sql(&pair[1], None)?));
+            };
+            let mut whens = Vec::new();
+            for (when, then) in &pairs {
+                whens.push((to_sql(when, None)?, to_sql(then, None)?));
             }
             let else_ = match kwargs.iter().find(|(k, _)| k == "else_") {
                 Some((_, v)) => Some(Box::new(to_sql(v, None)?)),
                 None => None,
             };
-            Ok(sql_value(SqlNode::Case { whens, else_ }))
+            Ok(sql_value(SqlNode::Case {
+                value,
+                whens,
+                else_,
+            }))
         }
         "cast" => {
             let inner = to_sql(args.first().unwrap_or(&Value::None), None)?;
             let t = to_type(args.get(1).unwrap_or(&Value::None))?;
-            Ok(sql_value(SqlNode::Cast {
-                inner: Box::new(inner),
-                type_name: type_str(&t),
-            }))
+            Ok(sql_value(cast(inner, t)))
+        }
+        // `sa.exists()` (then `.where(...)`), `sa.exists(select)`, `sa.exists(column)`.
+        "exists" => {
+            let select = match args.first() {
+                Some(Value::Native(n)) if matches!(n.as_stmt(), Some(Statement::Select { .. })) => {
+                    n.as_stmt().cloned()
+                }
+                _ => None,
+            };
+            let select = match select {
+                Some(s) => s,
+                None => {
+                    let columns = if args.is_empty() {
+                        vec![SqlNode::Inline("*".into())]
+                    } else {
+                        let mut cols = Vec::new();
+                        for a in &args {
+                            cols.push(to_sql(a, None)?);
+                        }
+                        cols
+                    };
+                    let mut from = Vec::new();
+                    for c in &columns {
+                        collect_from(c, &mut from);
+                    }
+                    select_of(columns, from)
+                }
+            };
+            Ok(sql_value(SqlNode::Exists(Box::new(select))))
         }
         "inspect" => match args.first() {
             Some(Value::Native(n))
@@ -2585,7 +2632,14 @@ fn collect_from(node: &SqlNode, from: &mut Vec<TableRef>) {
             values.iter().for_each(|v| collect_from(v, from));
         }
         SqlNode::Conjunction { items, .. } => items.iter().for_each(|i| collect_from(i, from)),
-        SqlNode::Case { whens, else_ } => {
+        SqlNode::Case {
+            value,
+            whens,
+            else_,
+        } => {
+            if let Some(v) = value {
+                collect_from(v, from);
+            }
             for (when, then) in whens {
                 collect_from(when, from);
                 collect_from(then, from);
@@ -2600,9 +2654,35 @@ fn collect_from(node: &SqlNode, from: &mut Vec<TableRef>) {
         | SqlNode::Inline(_)
         | SqlNode::Text { .. }
         | SqlNode::Subquery(_)
+        | SqlNode::ScalarSubquery(_)
+        | SqlNode::Exists(_)
         | SqlNode::Null
         | SqlNode::True
         | SqlNode::False => {}
+    }
+}
+
+/// A SELECT of `columns` from `from`, nothing else yet.
+fn select_of(columns: Vec<SqlNode>, from: Vec<TableRef>) -> Statement {
+    Statement::Select {
+        columns,
+        from,
+        wheres: Vec::new(),
+        group_by: Vec::new(),
+        having: Vec::new(),
+        order_by: Vec::new(),
+        limit: None,
+        offset: None,
+        distinct: false,
+    }
+}
+
+/// `CAST(x AS type)`, typed as the type it casts to.
+fn cast(inner: SqlNode, t: TypeSpec) -> SqlNode {
+    SqlNode::Cast {
+        inner: Box::new(inner),
+        type_name: type_str(&t),
+        type_: Some(Rc::new(t)),
     }
 }
 
@@ -3717,7 +3797,12 @@ fn with_params<'s>(
                 params: p,
             }
         }
-        Statement::Insert { table, values } => {
+        Statement::Insert {
+            table,
+            values,
+            rows,
+            select,
+        } => {
             let mut values = values.clone();
             for (k, v) in set {
                 let ty = table
@@ -3731,6 +3816,8 @@ fn with_params<'s>(
             Statement::Insert {
                 table: table.clone(),
                 values,
+                rows: rows.clone(),
+                select: select.clone(),
             }
         }
         Statement::Update {
@@ -4184,8 +4271,10 @@ fn stmt_apply(
                 wheres.push(to_sql_owned(a, None)?);
             }
         }
-        ("values", Statement::Insert { table, values })
-        | ("values", Statement::Update { table, values, .. }) => {
+        ("values", Statement::Insert { table, values, .. })
+        | ("values", Statement::Update { table, values, .. })
+            if !matches!(args.first(), Some(Value::List(_))) =>
+        {
             let mut pairs: Vec<(String, Value)> = kwargs;
             if let Some(m) = args.first() {
                 for (k, v) in builtins::mapping_items(m)? {
@@ -4237,6 +4326,75 @@ fn stmt_apply(
             })
         }
         ("distinct", Statement::Select { distinct, .. }) => *distinct = true,
+        ("scalar_subquery" | "as_scalar", Statement::Select { .. }) => {
+            return Ok(sql_value(SqlNode::ScalarSubquery(Box::new(s))))
+        }
+        ("exists", Statement::Select { .. }) => return Ok(sql_value(SqlNode::Exists(Box::new(s)))),
+        ("from_select", Statement::Insert { select, .. }) => {
+            let mut names = Vec::new();
+            for n in builtins::iterate(args.first().unwrap_or(&Value::None))? {
+                names.push(match &n {
+                    Value::Native(c) => match c.as_sql() {
+                        Some(SqlNode::Column { name, .. }) => name.to_string(),
+                        _ => to_str(&n)?,
+                    },
+                    _ => to_str(&n)?,
+                });
+            }
+            let query = match args.get(1) {
+                Some(Value::Native(n)) => match n.as_stmt() {
+                    Some(q @ Statement::Select { .. }) => q.clone(),
+                    _ => return Err(type_error("from_select() takes a select()")),
+                },
+                _ => return Err(type_error("from_select() takes a select()")),
+            };
+            *select = Some((names, Box::new(query)));
+        }
+        // `values([{...}, {...}])`: one INSERT of several rows.
+        (
+            "values",
+            Statement::Insert {
+                table,
+                values,
+                rows,
+                ..
+            },
+        ) if matches!(args.first(), Some(Value::List(_))) => {
+            let dicts = builtins::iterate(args.first().unwrap_or(&Value::None))?;
+            let mut names: Vec<String> = Vec::new();
+            for (i, d) in dicts.iter().enumerate() {
+                let mut row = Vec::new();
+                for (k, v) in builtins::mapping_items(d)? {
+                    let key = to_str(&k)?;
+                    let ty = table
+                        .columns
+                        .iter()
+                        .find(|(c, _)| **c == *key)
+                        .and_then(|(_, t)| t.clone());
+                    row.push((key, value_sql(v, ty.as_ref())?));
+                }
+                if i == 0 {
+                    names = row.iter().map(|(k, _)| k.clone()).collect();
+                    *values = row;
+                } else {
+                    // SQLAlchemy takes the columns from the first row; the others give theirs
+                    // in that order.
+                    let mut ordered = Vec::new();
+                    for n in &names {
+                        match row.iter().position(|(k, _)| k == n) {
+                            Some(p) => ordered.push(row.swap_remove(p).1),
+                            None => {
+                                return Err(exc(
+                                    "sqlalchemy.exc.CompileError",
+                                    format!("INSERT value for column {n} is explicitly rendered as a boundparameter in the VALUES clause; a Python-side value or SQL expression is required"),
+                                ))
+                            }
+                        }
+                    }
+                    rows.push(ordered);
+                }
+            }
+        }
         // Session synchronisation and the like: nothing that changes the SQL.
         ("execution_options", _) => {}
         ("select_from", Statement::Select { from, .. }) => {
@@ -4367,9 +4525,32 @@ fn sql_method(node: &SqlNode, name: &str, args: Vec<Value>) -> R<Value> {
             op: "IS NOT".into(),
             right: Box::new(to_sql(&arg(0), ty.as_ref())?),
         },
-        "cast" => SqlNode::Cast {
-            inner: me,
-            type_name: type_str(&to_type(&arg(0))?),
+        "cast" => cast(*me, to_type(&arg(0))?),
+        "collate" => SqlNode::Binary {
+            left: me,
+            op: "COLLATE".into(),
+            right: Box::new(SqlNode::Inline(
+                crate::alembic_compat::ddl::sqlite::quote(&to_str(&arg(0))?).into_owned(),
+            )),
+        },
+        // Criteria of `sa.exists()`, added to its SELECT.
+        "where" | "filter" | "select_from" => match node {
+            SqlNode::Exists(select) => {
+                let applied = stmt_apply((**select).clone(), name, args, Vec::new())?;
+                match applied {
+                    Value::Native(n) => match n.as_stmt() {
+                        Some(s) => SqlNode::Exists(Box::new(s.clone())),
+                        None => return Err(type_error("exists() criteria")),
+                    },
+                    _ => return Err(type_error("exists() criteria")),
+                }
+            }
+            _ => {
+                return Err(unsupported(
+                    format!("`.{name}()` on a SQL expression"),
+                    "not modelled",
+                ))
+            }
         },
         _ => {
             return Err(unsupported(

@@ -373,6 +373,8 @@ fn insert_row(interp: &mut Interp<'_>, model: &Model, pairs: &[(String, Value)])
     let stmt = Statement::Insert {
         table: model.table.clone(),
         values: column_values(model, pairs)?,
+        rows: Vec::new(),
+        select: None,
     };
     native::run_statement(interp, &stmt, &[])
 }

@@ -63,17 +63,26 @@ pub enum SqlNode {
         inner: Box<SqlNode>,
         name: String,
     },
+    /// `CASE [value] WHEN ... THEN ... [ELSE ...] END`; with a value, each WHEN is a value
+    /// it is compared with.
     Case {
+        value: Option<Box<SqlNode>>,
         whens: Vec<(SqlNode, SqlNode)>,
         else_: Option<Box<SqlNode>>,
     },
     Cast {
         inner: Box<SqlNode>,
         type_name: String,
+        /// What the result is: `cast(x, String) + "-"` concatenates.
+        type_: SqlType,
     },
     /// A SELECT inside another statement (`col.in_(sa.select(...))`), rendered in place with
     /// its values bound in order.
     Subquery(Box<Statement>),
+    /// `select(...).scalar_subquery()`: a SELECT of one value, in parentheses.
+    ScalarSubquery(Box<Statement>),
+    /// `sa.exists(...)` / `select(...).exists()`: `EXISTS (SELECT ...)`.
+    Exists(Box<Statement>),
     /// `col.contains(x)`, `startswith`, `endswith` (negated: `NOT LIKE`), with the pattern
     /// built around `x`. SQLAlchemy ranks these operators below every other, so they are
     /// parenthesized wherever an expression is grouped.
@@ -93,7 +102,9 @@ pub enum SqlNode {
 impl SqlNode {
     pub fn type_(&self) -> Option<&Rc<TypeSpec>> {
         match self {
-            SqlNode::Column { type_, .. } | SqlNode::Bind { type_, .. } => type_.as_ref(),
+            SqlNode::Column { type_, .. }
+            | SqlNode::Bind { type_, .. }
+            | SqlNode::Cast { type_, .. } => type_.as_ref(),
             SqlNode::Label { inner, .. } => inner.type_(),
             // Arithmetic and concatenation keep their operands' type (a concatenation
             // concatenates again: `(col + "s") + "t"`).
@@ -257,7 +268,12 @@ pub enum Statement {
     },
     Insert {
         table: TableRef,
+        /// The first row's columns and values.
         values: Vec<(String, SqlNode)>,
+        /// Further rows of `values([{...}, {...}])`, in the first row's column order.
+        rows: Vec<Vec<SqlNode>>,
+        /// `from_select(names, select)`: the columns and the SELECT that fills them.
+        select: Option<(Vec<String>, Box<Statement>)>,
     },
     Update {
         table: TableRef,
@@ -291,6 +307,9 @@ struct Renderer {
     inline: bool,
     /// Qualify columns with their table (SELECT with FROM does; UPDATE SET does not).
     qualify: bool,
+    /// The tables of the statements a subquery is inside: SQLAlchemy correlates them, so
+    /// the subquery's FROM leaves them out and its columns name the outer rows.
+    enclosing: Vec<Rc<str>>,
 }
 
 use crate::alembic_compat::ddl::sqlite::quote as quote_ident;
@@ -479,6 +498,10 @@ impl<'a> Op<'a> {
         prec: -1,
         name: "AS",
     };
+    const EXISTS: Op<'static> = Op {
+        prec: 0,
+        name: "EXISTS",
+    };
 
     /// `(a op b) op c` needs no parentheses for these.
     fn is_associative(&self) -> bool {
@@ -538,6 +561,7 @@ fn own_operator(n: &SqlNode) -> Option<Op<'_>> {
         SqlNode::InList { negate, .. } => Some(Op::binary(if *negate { "NOT IN" } else { "IN" })),
         SqlNode::Conjunction { op, items } if items.len() > 1 => Some(Op::binary(op)),
         SqlNode::Contains { .. } => Some(Op::UNRANKED),
+        SqlNode::Exists(_) => Some(Op::EXISTS),
         _ => None,
     }
 }
@@ -732,8 +756,16 @@ impl Renderer {
                 self.sql.push_str(" AS ");
                 self.sql.push_str(&quote_ident(name));
             }
-            SqlNode::Case { whens, else_ } => {
+            SqlNode::Case {
+                value,
+                whens,
+                else_,
+            } => {
                 self.sql.push_str("CASE");
+                if let Some(v) = value {
+                    self.sql.push(' ');
+                    self.node(v, Group::Never);
+                }
                 for (c, v) in whens {
                     self.sql.push_str(" WHEN ");
                     self.node(c, Group::Always);
@@ -746,12 +778,20 @@ impl Renderer {
                 }
                 self.sql.push_str(" END");
             }
-            SqlNode::Subquery(stmt) => {
-                let outer = self.qualify;
-                self.statement(stmt);
-                self.qualify = outer;
+            SqlNode::Subquery(stmt) => self.subquery(stmt),
+            SqlNode::ScalarSubquery(stmt) => {
+                self.sql.push('(');
+                self.subquery(stmt);
+                self.sql.push(')');
             }
-            SqlNode::Cast { inner, type_name } => {
+            SqlNode::Exists(stmt) => {
+                self.sql.push_str("EXISTS (");
+                self.subquery(stmt);
+                self.sql.push(')');
+            }
+            SqlNode::Cast {
+                inner, type_name, ..
+            } => {
                 self.sql.push_str("CAST(");
                 self.node(inner, Group::Never);
                 self.sql.push_str(" AS ");
@@ -845,6 +885,13 @@ pub fn render(stmt: &Statement, inline: bool) -> Rendered {
 }
 
 impl Renderer {
+    /// A SELECT inside this statement, correlated to the tables around it.
+    fn subquery(&mut self, stmt: &Statement) {
+        let outer = self.qualify;
+        self.statement(stmt);
+        self.qualify = outer;
+    }
+
     /// Renders a whole statement; the result columns' types of a SELECT.
     fn statement(&mut self, stmt: &Statement) -> Vec<SqlType> {
         let mut result_types = Vec::new();
@@ -862,6 +909,21 @@ impl Renderer {
                 distinct,
             } => {
                 self.qualify = true;
+                // Auto-correlation, as SQLAlchemy does it: an enclosing statement's table is
+                // not selected from again, unless nothing would be left. Subqueries in this
+                // SELECT's columns and criteria are correlated to its own tables.
+                let correlated = |t: &&TableRef| self.enclosing.contains(&t.name);
+                let own: Vec<&TableRef> = if from.iter().all(|t| correlated(&t)) {
+                    from.iter().collect()
+                } else {
+                    from.iter().filter(|t| !correlated(t)).collect()
+                };
+                let depth = self.enclosing.len();
+                for t in &own {
+                    self.enclosing.push(t.name.clone());
+                    self.enclosing
+                        .extend(t.joins.iter().map(|j| j.table.name.clone()));
+                }
                 self.sql.push_str("SELECT ");
                 if *distinct {
                     self.sql.push_str("DISTINCT ");
@@ -878,9 +940,9 @@ impl Renderer {
                     }
                     result_types.push(c.type_().cloned());
                 }
-                if !from.is_empty() {
+                if !own.is_empty() {
                     self.sql.push_str(" \nFROM ");
-                    for (i, t) in from.iter().enumerate() {
+                    for (i, t) in own.into_iter().enumerate() {
                         if i > 0 {
                             self.sql.push_str(", ");
                         }
@@ -918,15 +980,32 @@ impl Renderer {
                     self.sql.push_str(" OFFSET ");
                     self.bind(&Literal::Int(*o), None);
                 }
+                self.enclosing.truncate(depth);
             }
-            Statement::Insert { table, values } => {
+            Statement::Insert {
+                table,
+                values,
+                rows,
+                select,
+            } => {
                 self.sql.push_str("INSERT INTO ");
                 self.sql.push_str(&table_sql(table));
+                if let Some((names, select)) = select {
+                    let names: Vec<_> = names.iter().map(|n| quote_ident(n)).collect();
+                    self.sql.push_str(&format!(" ({}) ", names.join(", ")));
+                    self.statement(select);
+                    return result_types;
+                }
                 let names: Vec<_> = values.iter().map(|(n, _)| quote_ident(n)).collect();
                 self.sql
                     .push_str(&format!(" ({}) VALUES (", names.join(", ")));
                 self.node_list(values.iter().map(|(_, v)| v), Group::Always);
                 self.sql.push(')');
+                for row in rows {
+                    self.sql.push_str(", (");
+                    self.node_list(row, Group::Always);
+                    self.sql.push(')');
+                }
             }
             Statement::Update {
                 table,
@@ -938,6 +1017,7 @@ impl Renderer {
                 self.sql.push_str(" SET ");
                 // The assigned names stand alone; columns in the values are qualified.
                 self.qualify = true;
+                self.enclosing.push(table.name.clone());
                 for (i, (n, v)) in values.iter().enumerate() {
                     if i > 0 {
                         self.sql.push_str(", ");
@@ -947,12 +1027,15 @@ impl Renderer {
                     self.node(v, Group::Always);
                 }
                 where_clause(self, wheres, " WHERE ");
+                self.enclosing.pop();
             }
             Statement::Delete { table, wheres } => {
                 self.sql.push_str("DELETE FROM ");
                 self.sql.push_str(&table_sql(table));
                 self.qualify = true;
+                self.enclosing.push(table.name.clone());
                 where_clause(self, wheres, " WHERE ");
+                self.enclosing.pop();
             }
         }
         result_types
