@@ -176,7 +176,9 @@ pub fn batch_steps(
                 ))),
             )
         }
-        (None, Some(c)) => match reflect_table(c, &batch.table) {
+        (None, Some(c)) => match reflect_table(c, &batch.table)
+            .and_then(|t| with_reflect_args(t, &batch.reflect_args, opts))
+        {
             Ok(t) => (t, true),
             Err(e) => return (vec![], Some(e)),
         },
@@ -191,6 +193,48 @@ pub fn batch_steps(
         }
     }
     apply.create()
+}
+
+/// `reflect_args`: columns given to the reflected `Table`, as SQLAlchemy adds them after
+/// reflecting. One named as a reflected column replaces it in its place (type, nullability,
+/// default and the constraints its type brings); another is appended.
+fn with_reflect_args(
+    mut table: TableDef,
+    columns: &[super::ops::Column],
+    opts: &RenderOptions,
+) -> Result<TableDef, DdlError> {
+    for column in columns {
+        let ct = super::ops::CreateTable {
+            name: table.name.clone(),
+            columns: vec![column.clone()],
+            ..Default::default()
+        };
+        let mut def = table_def(&ct, opts)?;
+        let Some(new) = def.columns.pop() else {
+            continue;
+        };
+        match table.columns.iter().position(|c| c.name == new.name) {
+            Some(i) => {
+                if table.columns[i].primary_key && !new.primary_key {
+                    return Err(DdlError::Argument(format!(
+                        "Trying to redefine primary-key column '{}' as a non-primary-key \
+                         column on table '{}'",
+                        new.name, table.name
+                    )));
+                }
+                table.columns[i] = new;
+            }
+            None => {
+                if new.primary_key {
+                    table.pk_columns.push(new.name.clone());
+                }
+                table.columns.push(new);
+            }
+        }
+        table.constraints.append(&mut def.constraints);
+        table.indexes.append(&mut def.indexes);
+    }
+    Ok(table)
 }
 
 struct Transfer {
