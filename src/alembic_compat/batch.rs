@@ -432,6 +432,20 @@ impl<'a> Apply<'a> {
             }
             Op::AlterColumn(a) => {
                 let tq = quote(&tname);
+                // Operations.alter_column drops the constraints the existing type brings
+                // (the batch ignores one it does not have) and, after the change, adds the
+                // new type's: a named one with the named constraints, another after them.
+                if let (Some(_), Some(existing)) = (&a.type_, &a.existing_type) {
+                    if let Some(ck) = type_bound_ck(&a.column, existing, &tname, &conv)? {
+                        if let Some(n) = ck.name() {
+                            self.named.retain(|(k, _)| k != n);
+                        }
+                    }
+                }
+                let new_type_check = match &a.type_ {
+                    Some(t) => type_bound_ck(&a.column, t, &tname, &conv)?,
+                    None => None,
+                };
                 if let Some(t) = &a.type_ {
                     let existing_aff = {
                         let c = self.col(&a.column)?;
@@ -471,6 +485,12 @@ impl<'a> Apply<'a> {
                     } else {
                         super::ops::Autoincrement::False
                     };
+                }
+                if let Some(ck) = new_type_check {
+                    match ck.name() {
+                        Some(_) => self.add_constraint(ck)?,
+                        None => self.unnamed.push(ck),
+                    }
                 }
             }
             Op::CreateIndex(i) => self.new_indexes.push(idx_def(i, self.opts)?),
