@@ -716,6 +716,7 @@ impl<'a> Apply<'a> {
             strict: self.table.strict,
             prefixes: vec![],
             if_not_exists: false,
+            pk_on_conflict: self.table.pk_on_conflict.clone(),
         };
         let mut out = vec![];
         match render_create_table(&new) {

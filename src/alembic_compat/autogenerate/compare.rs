@@ -137,7 +137,9 @@ fn constraints(t: &TableDef, from_conn: bool) -> Vec<Constraint> {
     }
     for c in &t.constraints {
         match c {
-            ConsDef::Unique { name: n, columns } => out.push(Constraint::Unique {
+            ConsDef::Unique {
+                name: n, columns, ..
+            } => out.push(Constraint::Unique {
                 name: n.as_deref().map(|n| name(n, from_conn)),
                 columns: columns.clone(),
                 kwargs: vec![],
@@ -593,7 +595,7 @@ fn uniques(t: &TableDef) -> Vec<Obj<'_>> {
     t.constraints
         .iter()
         .filter_map(|c| match c {
-            ConsDef::Unique { name, columns } => Some(Obj::Unique(name.as_deref(), columns)),
+            ConsDef::Unique { name, columns, .. } => Some(Obj::Unique(name.as_deref(), columns)),
             _ => None,
         })
         .collect()

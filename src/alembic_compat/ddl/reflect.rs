@@ -178,6 +178,7 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
             inline: vec![],
             has_fk: false,
             type_events: false,
+            on_conflict: Default::default(),
         })
         .collect::<Vec<_>>();
     static PK_NAME: Pattern = Pattern::starting(
@@ -208,6 +209,7 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
         strict: false,
         prefixes: vec![],
         if_not_exists: false,
+        pk_on_conflict: None,
     };
     for c in t.constraints.iter() {
         if let ConsDef::ForeignKey { columns, .. } = c {
@@ -456,7 +458,12 @@ fn reflect_uniques(
     for (name, columns) in parsed {
         if let Some(i) = auto_sigs.iter().position(|s| *s == columns) {
             auto_sigs.remove(i);
-            out.push(ConsDef::Unique { name, columns });
+            // SQLite keeps no conflict clause SQLAlchemy reflects.
+            out.push(ConsDef::Unique {
+                name,
+                columns,
+                on_conflict: None,
+            });
         }
     }
     Ok(out)

@@ -579,6 +579,16 @@ pub struct ColDef {
     pub has_fk: bool,
     /// Whether the type's own CHECK (Boolean/Enum `create_constraint`) is produced.
     pub type_events: bool,
+    /// `sqlite_on_conflict_not_null`, `_primary_key`, `_unique`: SQLite's conflict
+    /// clauses for this column's NOT NULL, primary key and single-column UNIQUE.
+    pub on_conflict: ColumnConflicts,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ColumnConflicts {
+    pub not_null: Option<String>,
+    pub primary_key: Option<String>,
+    pub unique: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -586,6 +596,8 @@ pub enum ConsDef {
     Unique {
         name: Option<String>,
         columns: Vec<String>,
+        /// `sqlite_on_conflict=` of the constraint itself.
+        on_conflict: Option<String>,
     },
     Check {
         name: Option<String>,
@@ -654,6 +666,8 @@ pub struct TableDef {
     pub strict: bool,
     pub prefixes: Vec<String>,
     pub if_not_exists: bool,
+    /// `PrimaryKeyConstraint(..., sqlite_on_conflict=...)`.
+    pub pk_on_conflict: Option<String>,
 }
 
 /// Naming conventions as SQLAlchemy applies them (`sqlalchemy.sql.naming`).
@@ -829,7 +843,23 @@ fn col_def(c: &Column, table: &str, conv: &Conventions) -> Result<ColDef, DdlErr
         inline,
         has_fk: !c.foreign_keys.is_empty(),
         type_events: true,
+        on_conflict: ColumnConflicts {
+            not_null: lit_str(&c.kwargs, "sqlite_on_conflict_not_null"),
+            primary_key: lit_str(&c.kwargs, "sqlite_on_conflict_primary_key"),
+            unique: lit_str(&c.kwargs, "sqlite_on_conflict_unique"),
+        },
     })
+}
+
+/// A string keyword argument (`sqlite_on_conflict="IGNORE"`).
+fn lit_str(kwargs: &[(String, Literal)], key: &str) -> Option<String> {
+    kwargs
+        .iter()
+        .find(|(k, _)| k == key)
+        .and_then(|(_, v)| match v {
+            Literal::Str(s) => Some(s.clone()),
+            _ => None,
+        })
 }
 
 /// Resolves a constraint written in Python into its final form.
@@ -840,7 +870,12 @@ pub fn cons_def(
 ) -> Result<Option<ConsDef>, DdlError> {
     Ok(match c {
         Constraint::PrimaryKey { .. } => None,
-        Constraint::Unique { name, columns, .. } => Some(ConsDef::Unique {
+        Constraint::Unique {
+            name,
+            columns,
+            kwargs,
+        } => Some(ConsDef::Unique {
+            on_conflict: lit_str(kwargs, "sqlite_on_conflict"),
             name: conv.apply(
                 "uq",
                 name.as_ref(),
@@ -932,6 +967,8 @@ pub fn column_implicit(
                 },
             )?,
             columns: cols.clone(),
+            // The column's sqlite_on_conflict_unique applies when it is rendered.
+            on_conflict: None,
         });
     }
     if let Some(t) = &c.type_ {
@@ -1037,12 +1074,16 @@ pub fn table_def(ct: &CreateTable, opts: &RenderOptions) -> Result<TableDef, Ddl
         .map(|c| c.name.clone())
         .collect();
     let mut explicit_pk = None;
+    let mut pk_on_conflict = None;
     for k in &ct.constraints {
         if let Constraint::PrimaryKey {
-            name, columns: pc, ..
+            name,
+            columns: pc,
+            kwargs,
         } = k
         {
             explicit_pk = Some((name.clone(), pc.clone()));
+            pk_on_conflict = lit_str(kwargs, "sqlite_on_conflict");
         }
     }
     if let Some((name, pc)) = explicit_pk {
@@ -1110,6 +1151,7 @@ pub fn table_def(ct: &CreateTable, opts: &RenderOptions) -> Result<TableDef, Ddl
         strict: lit_bool(&ct.kwargs, "sqlite_strict").unwrap_or(false),
         prefixes: ct.prefixes.clone(),
         if_not_exists: ct.if_not_exists,
+        pk_on_conflict,
     })
 }
 
@@ -1142,6 +1184,10 @@ pub fn column_spec(c: &ColDef, t: &TableDef) -> Result<String, TypeError> {
     }
     if !c.nullable {
         s += " NOT NULL";
+        if let Some(oc) = &c.on_conflict.not_null {
+            s += " ON CONFLICT ";
+            s += oc;
+        }
     }
     if c.primary_key {
         if c.autoincrement == Autoincrement::True && t.pk_columns.len() != 1 {
@@ -1151,7 +1197,12 @@ pub fn column_spec(c: &ColDef, t: &TableDef) -> Result<String, TypeError> {
             });
         }
         if t.autoincrement && t.pk_columns.len() == 1 && ty.1 == Affinity::Integer && !c.has_fk {
-            s += " PRIMARY KEY AUTOINCREMENT";
+            s += " PRIMARY KEY";
+            if let Some(oc) = &c.on_conflict.primary_key {
+                s += " ON CONFLICT ";
+                s += oc;
+            }
+            s += " AUTOINCREMENT";
         }
     }
     for (name, body) in &c.inline {
@@ -1188,15 +1239,33 @@ fn cols_list(cols: &[String]) -> String {
 
 pub fn render_constraint(c: &ConsDef, t: &TableDef) -> Option<String> {
     match c {
-        ConsDef::Unique { name, columns } => {
+        ConsDef::Unique {
+            name,
+            columns,
+            on_conflict,
+        } => {
             if columns.is_empty() {
                 return Some(String::new());
             }
-            Some(format!(
+            let mut text = format!(
                 "{}UNIQUE ({})",
                 preamble(name.as_deref()),
                 cols_list(columns)
-            ))
+            );
+            // The constraint's own clause, else its single column's.
+            let on_conflict = on_conflict.as_ref().or_else(|| match columns.as_slice() {
+                [only] => t
+                    .columns
+                    .iter()
+                    .find(|c| c.name == *only)
+                    .and_then(|c| c.on_conflict.unique.as_ref()),
+                _ => None,
+            });
+            if let Some(oc) = on_conflict {
+                text += " ON CONFLICT ";
+                text += oc;
+            }
+            Some(text)
         }
         ConsDef::Check { name, sql, .. } => {
             Some(format!("{}CHECK ({})", preamble(name.as_deref()), sql))
@@ -1278,11 +1347,28 @@ pub fn render_create_table(t: &TableDef) -> Result<String, DdlError> {
                         .unwrap_or(false)
             });
         if !single_autoinc {
-            parts.push(format!(
+            let mut pk = format!(
                 "{}PRIMARY KEY ({})",
                 preamble(t.pk_name.as_deref()),
                 cols_list(&t.pk_columns)
-            ));
+            );
+            // The constraint's own clause, else a single key column's.
+            let on_conflict = t
+                .pk_on_conflict
+                .as_ref()
+                .or_else(|| match t.pk_columns.as_slice() {
+                    [only] => t
+                        .columns
+                        .iter()
+                        .find(|c| c.name == *only)
+                        .and_then(|c| c.on_conflict.primary_key.as_ref()),
+                    _ => None,
+                });
+            if let Some(oc) = on_conflict {
+                pk += " ON CONFLICT ";
+                pk += oc;
+            }
+            parts.push(pk);
         }
     }
     for c in &t.constraints {
