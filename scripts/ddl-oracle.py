@@ -274,6 +274,7 @@ class FColumn:
             self.type = rest.pop(0)
         self.fks = [a for a in rest if isinstance(a, FForeignKey)]
         self.constraints = [a for a in rest if isinstance(a, FConstraint)]
+        self.computed = next((a for a in rest if isinstance(a, FComputed)), None)
         self.kw = kw
 
     def to_json(self):
@@ -298,8 +299,16 @@ class FColumn:
             "foreign_keys": [f.to_json() for f in self.fks],
             "constraints": [c.to_json() for c in self.constraints],
             "kwargs": [[k, lit(v)] for k, v in kw.items()],
+            "computed": None
+            if self.computed is None
+            else {"sqltext": expr(self.computed.sqltext), "persisted": self.computed.persisted},
         }
         return out
+
+
+class FComputed:
+    def __init__(self, sqltext, persisted=None):
+        self.sqltext, self.persisted = sqltext, persisted
 
 
 class FForeignKey:
@@ -386,6 +395,7 @@ class FSa:
             return lambda cols, refs, **k: FConstraint("ForeignKey", (cols, refs), k)
         simple = {
             "Column": FColumn,
+            "Computed": FComputed,
             "ForeignKey": FForeignKey,
             "Table": FTable,
             "MetaData": lambda **k: None,

@@ -252,11 +252,25 @@ fn ddl_matches_alembic() {
         let (ours, conn) = run_online(&ops, &seed, &opts);
         let want = &case["online"];
         let mut diffs = vec![];
-        if json!(ours.statements) != want["statements"] {
+        // When a batch copy fails, Alembic drops its temporary table before raising;
+        // ralembic rolls the whole unit back instead, so it sends no such DROP.
+        let mut want_statements = want["statements"].clone();
+        if !want["error"].is_null() {
+            if let Some(list) = want_statements.as_array_mut() {
+                let cleanup = list
+                    .last()
+                    .and_then(|s| s["sql"].as_str())
+                    .is_some_and(|sql| sql.trim_start().starts_with("DROP TABLE _alembic_tmp_"));
+                if cleanup {
+                    list.pop();
+                }
+            }
+        }
+        if json!(ours.statements) != want_statements {
             diffs.push(format!(
                 "statements\n  ours:   {}\n  alembic: {}",
                 serde_json::to_string_pretty(&ours.statements).unwrap(),
-                serde_json::to_string_pretty(&want["statements"]).unwrap()
+                serde_json::to_string_pretty(&want_statements).unwrap()
             ));
         }
         if norm_err(&ours.error) != norm_err(&want["error"]) {

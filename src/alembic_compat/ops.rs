@@ -168,6 +168,15 @@ pub struct Column {
     pub constraints: Vec<Constraint>,
     /// `sqlite_on_conflict_*`, `info=`, ... kept for the renderer to honour or ignore.
     pub kwargs: Vec<(String, Literal)>,
+    /// `sa.Computed(sqltext, persisted=)` given to the column.
+    pub computed: Option<ComputedSpec>,
+}
+
+/// `sa.Computed`: a generated column's expression and whether it is stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComputedSpec {
+    pub sqltext: SqlExpr,
+    pub persisted: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 //! Batch mode renders the result, so reflection's losses are kept on purpose (e.g. a collation,
 //! an unnamed CHECK, the ON DELETE of a column-level REFERENCES).
 
-use super::sqlite::{quote, ColDef, ConsDef, IdxDef, TableDef};
+use super::sqlite::{quote, ColDef, Computed, ConsDef, IdxDef, TableDef};
 use super::DdlError;
 use crate::alembic_compat::ops::{Autoincrement, Literal, TypeSpec};
 use crate::alembic_compat::pattern::Pattern;
@@ -137,6 +137,48 @@ fn balanced(s: &str) -> Option<&str> {
     None
 }
 
+/// SQLite declares a generated column's type as, e.g., `INTEGER GENERATED ALWAYS`;
+/// SQLAlchemy removes both words wherever they are, ignoring case.
+pub(crate) fn generated_type(declared: &str) -> String {
+    let mut t = declared.to_string();
+    for word in ["generated", "always"] {
+        let mut out = String::with_capacity(t.len());
+        let mut rest = t.as_str();
+        while let Some(i) = rest.to_ascii_lowercase().find(word) {
+            out.push_str(&rest[..i]);
+            rest = &rest[i + word.len()..];
+        }
+        out.push_str(rest);
+        t = out;
+    }
+    t.trim().to_string()
+}
+
+/// What SQLAlchemy searches for generated columns' expressions: the table's SQL between
+/// `CREATE TABLE ... (` and the last `)` (before `WITHOUT ROWID` / `STRICT`).
+pub(crate) fn table_body(table_sql: &str) -> String {
+    static BODY: Pattern =
+        Pattern::new(r"(?is)^create table .*?\((.*)\)(?:\s*,?\s*(?:WITHOUT\s+ROWID|STRICT))*$");
+    BODY.captures(table_sql.trim())
+        .and_then(|c| c.get(1))
+        .map_or(String::new(), |m| m.as_str().trim().to_string())
+}
+
+/// A generated column's expression, found in the table's body with SQLAlchemy's pattern
+/// (greedy, one line at most: on a table written on one line it takes too much, and the
+/// copy fails as Alembic's does).
+pub(crate) fn generated_sqltext(column: &str, table_body: &str) -> String {
+    let pattern = format!(
+        r"(?i){}[^,]*\s+GENERATED\s+ALWAYS\s+AS\s+\((.*)\)\s*(?:virtual|stored)?",
+        regex::escape(column)
+    );
+    regex::Regex::new(&pattern)
+        .ok()
+        .and_then(|re| re.captures(table_body))
+        .and_then(|c| c.get(1))
+        .map_or(String::new(), |m| m.as_str().to_string())
+}
+
 pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError> {
     let table_sql: Option<String> = conn
         .query_row(
@@ -149,16 +191,28 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
         return Err(DdlError::NoSuchTable(name.to_string()));
     };
     let qname = format!("\"{}\"", name.replace('"', "\"\""));
+    // table_xinfo, as SQLAlchemy reads it: generated columns are hidden from table_info.
     let mut st = conn
-        .prepare(&format!("PRAGMA table_info({qname})"))
+        .prepare(&format!("PRAGMA table_xinfo({qname})"))
         .map_err(sql_err)?;
-    let rows: Vec<(String, String, bool, Option<String>, i64)> = st
+    let rows: Vec<(String, String, bool, Option<String>, i64, i64)> = st
         .query_map([], |r| {
-            Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            Ok((
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
         })
         .map_err(sql_err)?
-        .collect::<Result<_, _>>()
-        .map_err(sql_err)?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_err)?
+        .into_iter()
+        // 1: a virtual table's hidden column; 2 and 3: generated, virtual and stored.
+        .filter(|r| r.5 != 1)
+        .collect();
     let mut pk: Vec<(i64, String)> = rows
         .iter()
         .filter(|r| r.4 > 0)
@@ -166,11 +220,20 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
         .collect();
     pk.sort();
     let pk_columns: Vec<String> = pk.into_iter().map(|p| p.1).collect();
+    let body = if rows.iter().any(|r| r.5 >= 2) {
+        table_body(&table_sql)
+    } else {
+        String::new()
+    };
     let columns = rows
         .iter()
-        .map(|(n, ty, notnull, dflt, pkpos)| ColDef {
+        .map(|(n, ty, notnull, dflt, pkpos, hidden)| ColDef {
             name: n.clone(),
-            type_: resolve_type(ty),
+            type_: if *hidden >= 2 {
+                resolve_type(&generated_type(ty))
+            } else {
+                resolve_type(ty)
+            },
             nullable: !notnull,
             primary_key: *pkpos > 0,
             autoincrement: Autoincrement::Auto,
@@ -179,6 +242,10 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
             has_fk: false,
             type_events: false,
             on_conflict: Default::default(),
+            computed: (*hidden >= 2).then(|| Computed {
+                sqltext: generated_sqltext(n, &body),
+                persisted: Some(*hidden == 3),
+            }),
         })
         .collect::<Vec<_>>();
     static PK_NAME: Pattern = Pattern::starting(

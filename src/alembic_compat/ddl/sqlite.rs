@@ -582,6 +582,16 @@ pub struct ColDef {
     /// `sqlite_on_conflict_not_null`, `_primary_key`, `_unique`: SQLite's conflict
     /// clauses for this column's NOT NULL, primary key and single-column UNIQUE.
     pub on_conflict: ColumnConflicts,
+    /// `sa.Computed(...)`, or a generated column reflected.
+    pub computed: Option<Computed>,
+}
+
+/// `GENERATED ALWAYS AS (sqltext) [STORED|VIRTUAL]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Computed {
+    pub sqltext: String,
+    /// `persisted=`: True is STORED, False VIRTUAL, None says neither.
+    pub persisted: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -848,6 +858,10 @@ fn col_def(c: &Column, table: &str, conv: &Conventions) -> Result<ColDef, DdlErr
             primary_key: lit_str(&c.kwargs, "sqlite_on_conflict_primary_key"),
             unique: lit_str(&c.kwargs, "sqlite_on_conflict_unique"),
         },
+        computed: c.computed.as_ref().map(|g| Computed {
+            sqltext: render_expr(&g.sqltext),
+            persisted: g.persisted,
+        }),
     })
 }
 
@@ -1203,6 +1217,14 @@ pub fn column_spec(c: &ColDef, t: &TableDef) -> Result<String, TypeError> {
                 s += oc;
             }
             s += " AUTOINCREMENT";
+        }
+    }
+    if let Some(g) = &c.computed {
+        s += &format!(" GENERATED ALWAYS AS ({})", g.sqltext);
+        match g.persisted {
+            Some(true) => s += " STORED",
+            Some(false) => s += " VIRTUAL",
+            None => {}
         }
     }
     for (name, body) in &c.inline {

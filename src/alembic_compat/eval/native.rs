@@ -78,6 +78,8 @@ pub enum Native {
     },
     Column(Box<Column>),
     ForeignKey(Box<ForeignKey>),
+    /// `sa.Computed(...)`, for a column.
+    Computed(Box<ops::ComputedSpec>),
     Constraint(Box<Constraint>),
     Index(Box<Index>),
     FinalName(String),
@@ -277,7 +279,6 @@ const OP_UNSUPPORTED: &[&str] = &[
 
 /// SQLAlchemy names outside the model, and why.
 const SA_UNSUPPORTED: &[(&str, &str)] = &[
-    ("Computed", "computed columns are not rendered yet"),
     ("Identity", "identity columns are not rendered yet"),
     (
         "bindparam",
@@ -686,13 +687,30 @@ impl Bound {
         self.extra_literals_except("")
     }
     /// Dialect keyword arguments as literals, leaving out one that is an expression.
+    /// Another dialect's option (`postgresql_where=sa.text(...)`) is left out whatever its
+    /// value: SQLAlchemy's SQLite compiler never reads it.
     fn extra_literals_except(&self, skip: &str) -> R<Vec<(String, Literal)>> {
-        self.extra
-            .iter()
-            .filter(|(k, _)| k != skip)
-            .map(|(k, v)| Ok((k.clone(), to_literal(v)?)))
-            .collect()
+        let mut out = Vec::new();
+        for (k, v) in &self.extra {
+            if k == skip {
+                continue;
+            }
+            match to_literal(v) {
+                Ok(l) => out.push((k.clone(), l)),
+                Err(_) if is_other_dialect_option(k) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
+}
+
+/// `postgresql_where`, `mysql_length`, `mssql_clustered`...: options of dialects other than
+/// SQLite, which compiling for SQLite ignores.
+fn is_other_dialect_option(key: &str) -> bool {
+    const OTHERS: &[&str] = &["postgresql", "mysql", "mariadb", "mssql", "oracle"];
+    key.split_once('_')
+        .is_some_and(|(dialect, rest)| !rest.is_empty() && OTHERS.contains(&dialect))
 }
 
 fn to_str(v: &Value) -> R<String> {
@@ -961,6 +979,7 @@ impl Native {
             },
             Native::Column(_) => "Column".into(),
             Native::ForeignKey(_) => "ForeignKey".into(),
+            Native::Computed(_) => "Computed".into(),
             Native::Constraint(_) => "Constraint".into(),
             Native::Index(_) => "Index".into(),
             Native::FinalName(_) => "conv".into(),
@@ -1191,7 +1210,7 @@ impl Native {
             }
             // `Union[str, None]`, `Sequence[str]`: annotations only.
             Native::Opaque(_) => Ok(Value::native(Native::Opaque("typing".into()))),
-            Native::Sql(_) => Err(unsupported(
+            Native::Sql(_) | Native::Column(_) => Err(unsupported(
                 "a JSON or ARRAY index on a SQL expression (`col[...]`)",
                 "JSON path operators are not modelled; write this revision's SQL in an \
                  override file",
@@ -2079,6 +2098,19 @@ fn sa_call(
                 use_alter: b.flag(2),
             }))))
         }
+        "Computed" => {
+            let b = bind("Computed", &["sqltext", "persisted"], args, kwargs)?;
+            let persisted = match b.get(1) {
+                None | Some(Value::None) => None,
+                Some(v) => Some(v.truthy()),
+            };
+            Ok(Value::native(Native::Computed(Box::new(
+                ops::ComputedSpec {
+                    sqltext: ddl_expr(b.req(0, "Computed", "sqltext")?)?,
+                    persisted,
+                },
+            ))))
+        }
         "PrimaryKeyConstraint" | "UniqueConstraint" => {
             let b = bind(
                 name,
@@ -2765,6 +2797,7 @@ fn make_column(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Column> {
             Value::Native(n) => match &**n {
                 Native::ForeignKey(fk) => col.foreign_keys.push((**fk).clone()),
                 Native::Constraint(c) => col.constraints.push((**c).clone()),
+                Native::Computed(g) => col.computed = Some((**g).clone()),
                 Native::FinalName(s) if !named => {
                     col.name = s.clone();
                     named = true;
@@ -2829,9 +2862,11 @@ fn make_column(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Column> {
             "default" | "onupdate" | "info" | "doc" | "key" | "quote" | "system"
             | "insert_default" | "sort_order" => {}
             "server_onupdate" => {}
-            other if other.contains('_') && !other.starts_with('_') => {
-                col.kwargs.push((other.to_string(), to_literal(&v)?))
-            }
+            other if other.contains('_') && !other.starts_with('_') => match to_literal(&v) {
+                Ok(l) => col.kwargs.push((other.to_string(), l)),
+                Err(_) if is_other_dialect_option(other) => {}
+                Err(e) => return Err(e),
+            },
             other => {
                 return Err(exc(
                     "sqlalchemy.exc.ArgumentError",
@@ -4822,16 +4857,38 @@ fn inspector_call(
         "get_columns" => {
             let t = table()?;
             ensure_table(interp, &t)?;
+            // table_xinfo, as SQLAlchemy reads it: generated columns are hidden from
+            // table_info (hidden 1 is a virtual table's hidden column, skipped).
             let rows = query_rows(
                 interp,
-                "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?)",
-                &[Literal::Str(t)],
+                "SELECT name, type, \"notnull\", dflt_value, pk, hidden \
+                 FROM pragma_table_xinfo(?) WHERE hidden != 1",
+                &[Literal::Str(t.clone())],
             )?;
+            let body = if rows.iter().any(|r| lit_int(&r[5]) >= 2) {
+                let sql = query_rows(
+                    interp,
+                    "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                    &[Literal::Str(t)],
+                )?;
+                let sql = sql.first().map(|r| lit_str(&r[0])).unwrap_or_default();
+                crate::alembic_compat::ddl::reflect::table_body(&sql)
+            } else {
+                String::new()
+            };
             Value::list(
                 rows.iter()
                     .map(|r| {
-                        let ty = lit_str(&r[1]);
-                        Value::dict(vec![
+                        use crate::alembic_compat::ddl::reflect::{
+                            generated_sqltext, generated_type,
+                        };
+                        let hidden = lit_int(&r[5]);
+                        let ty = if hidden >= 2 {
+                            generated_type(&lit_str(&r[1]))
+                        } else {
+                            lit_str(&r[1])
+                        };
+                        let mut items = vec![
                             (s("name"), s(&lit_str(&r[0]))),
                             (
                                 s("type"),
@@ -4846,7 +4903,18 @@ fn inspector_call(
                                 },
                             ),
                             (s("primary_key"), Value::Int(lit_int(&r[4]))),
-                        ])
+                        ];
+                        if hidden >= 2 {
+                            let name = lit_str(&r[0]);
+                            items.push((
+                                s("computed"),
+                                Value::dict(vec![
+                                    (s("sqltext"), s(&generated_sqltext(&name, &body))),
+                                    (s("persisted"), Value::Bool(hidden == 3)),
+                                ]),
+                            ));
+                        }
+                        Value::dict(items)
                     })
                     .collect(),
             )
