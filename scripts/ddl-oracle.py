@@ -275,6 +275,9 @@ class FColumn:
         self.fks = [a for a in rest if isinstance(a, FForeignKey)]
         self.constraints = [a for a in rest if isinstance(a, FConstraint)]
         self.computed = next((a for a in rest if isinstance(a, FComputed)), None)
+        # Identity renders nothing on SQLite; it makes the column NOT NULL by default.
+        if any(isinstance(a, FIdentity) for a in rest) and "nullable" not in kw:
+            kw = dict(kw, nullable=False)
         self.kw = kw
 
     def to_json(self):
@@ -304,6 +307,11 @@ class FColumn:
             else {"sqltext": expr(self.computed.sqltext), "persisted": self.computed.persisted},
         }
         return out
+
+
+class FIdentity:
+    def __init__(self, *args, **kw):
+        pass
 
 
 class FComputed:
@@ -396,6 +404,7 @@ class FSa:
         simple = {
             "Column": FColumn,
             "Computed": FComputed,
+            "Identity": FIdentity,
             "ForeignKey": FForeignKey,
             "Table": FTable,
             "MetaData": lambda **k: None,

@@ -80,6 +80,9 @@ pub enum Native {
     ForeignKey(Box<ForeignKey>),
     /// `sa.Computed(...)`, for a column.
     Computed(Box<ops::ComputedSpec>),
+    /// `sa.Identity(...)`: SQLite has no identity columns, and SQLAlchemy's SQLite
+    /// compiler renders none; the column only becomes NOT NULL unless told otherwise.
+    Identity,
     Constraint(Box<Constraint>),
     Index(Box<Index>),
     FinalName(String),
@@ -278,13 +281,10 @@ const OP_UNSUPPORTED: &[&str] = &[
 ];
 
 /// SQLAlchemy names outside the model, and why.
-const SA_UNSUPPORTED: &[(&str, &str)] = &[
-    ("Identity", "identity columns are not rendered yet"),
-    (
-        "bindparam",
-        "pass values to text() with .bindparams() or execute() parameters",
-    ),
-];
+const SA_UNSUPPORTED: &[(&str, &str)] = &[(
+    "bindparam",
+    "pass values to text() with .bindparams() or execute() parameters",
+)];
 
 /// Whether `module.attr` is in the model: `Err` with the refusal when it is not (what
 /// running the body would raise at that attribute).
@@ -980,6 +980,7 @@ impl Native {
             Native::Column(_) => "Column".into(),
             Native::ForeignKey(_) => "ForeignKey".into(),
             Native::Computed(_) => "Computed".into(),
+            Native::Identity => "Identity".into(),
             Native::Constraint(_) => "Constraint".into(),
             Native::Index(_) => "Index".into(),
             Native::FinalName(_) => "conv".into(),
@@ -2098,6 +2099,8 @@ fn sa_call(
                 use_alter: b.flag(2),
             }))))
         }
+        // Its arguments (start, increment, always, ...) mean nothing on SQLite.
+        "Identity" => Ok(Value::native(Native::Identity)),
         "Computed" => {
             let b = bind("Computed", &["sqltext", "persisted"], args, kwargs)?;
             let persisted = match b.get(1) {
@@ -2787,6 +2790,8 @@ fn column_spec(v: &Value) -> R<String> {
 fn make_column(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Column> {
     let mut col = Column::default();
     let mut named = false;
+    let mut identity = false;
+    let mut server_onupdate = false;
     for a in args {
         match &a {
             Value::Str(s) if !named => {
@@ -2798,6 +2803,7 @@ fn make_column(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Column> {
                 Native::ForeignKey(fk) => col.foreign_keys.push((**fk).clone()),
                 Native::Constraint(c) => col.constraints.push((**c).clone()),
                 Native::Computed(g) => col.computed = Some((**g).clone()),
+                Native::Identity => identity = true,
                 Native::FinalName(s) if !named => {
                     col.name = s.clone();
                     named = true;
@@ -2861,7 +2867,8 @@ fn make_column(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Column> {
             // Python-side only: never rendered.
             "default" | "onupdate" | "info" | "doc" | "key" | "quote" | "system"
             | "insert_default" | "sort_order" => {}
-            "server_onupdate" => {}
+            // Not rendered in DDL; only Identity minds it.
+            "server_onupdate" => server_onupdate |= !matches!(v, Value::None),
             other if other.contains('_') && !other.starts_with('_') => match to_literal(&v) {
                 Ok(l) => col.kwargs.push((other.to_string(), l)),
                 Err(_) if is_other_dialect_option(other) => {}
@@ -2873,6 +2880,25 @@ fn make_column(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Column> {
                     format!("Unknown argument '{other}' to Column"),
                 ))
             }
+        }
+    }
+    if identity {
+        // Identity._set_parent's rules.
+        if col.server_default.is_some() || server_onupdate {
+            return Err(exc(
+                "sqlalchemy.exc.ArgumentError",
+                "A column with an Identity object cannot specify a server_default or a \
+                 server_onupdate argument",
+            ));
+        }
+        if col.autoincrement == Autoincrement::False {
+            return Err(exc(
+                "sqlalchemy.exc.ArgumentError",
+                "A column with an Identity object cannot specify autoincrement=False",
+            ));
+        }
+        if col.nullable.is_none() {
+            col.nullable = Some(false);
         }
     }
     Ok(col)
