@@ -281,10 +281,7 @@ const OP_UNSUPPORTED: &[&str] = &[
 ];
 
 /// SQLAlchemy names outside the model, and why.
-const SA_UNSUPPORTED: &[(&str, &str)] = &[(
-    "bindparam",
-    "pass values to text() with .bindparams() or execute() parameters",
-)];
+const SA_UNSUPPORTED: &[(&str, &str)] = &[];
 
 /// Whether `module.attr` is in the model: `Err` with the refusal when it is not (what
 /// running the body would raise at that attribute).
@@ -887,7 +884,22 @@ pub fn to_sql(v: &Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
     Ok(match v {
         Value::None => SqlNode::Null,
         Value::Native(n) => match (n.as_stmt(), &**n) {
-            (_, Native::Sql(node)) => (**node).clone(),
+            // A bindparam without a type takes the one of what it is compared with.
+            (_, Native::Sql(node)) => match (&**node, type_) {
+                (
+                    SqlNode::Param {
+                        key,
+                        value,
+                        type_: None,
+                    },
+                    Some(t),
+                ) => SqlNode::Param {
+                    key: key.clone(),
+                    value: value.clone(),
+                    type_: Some(t.clone()),
+                },
+                _ => (**node).clone(),
+            },
             (_, Native::Column(c)) => SqlNode::Column {
                 table: None,
                 name: c.name.as_str().into(),
@@ -1464,6 +1476,12 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
     match &**n {
         Native::Module(m) => interp.module_attr(m, attr, || module_attr(n, attr)),
         Native::Opaque(_) => Ok(Value::native(Native::Opaque(attr.to_string()))),
+        // `type(e).__name__`, `SomeError.__name__`: the class's own name.
+        Native::TypeOf(name) | Native::ExcClass(name)
+            if attr == "__name__" || attr == "__qualname__" =>
+        {
+            Ok(Value::str(name.rsplit('.').next().unwrap_or(name)))
+        }
         Native::FuncNamespace => Ok(Value::native(Native::FuncName(attr.to_string()))),
         Native::Table(t) => match attr {
             "c" | "columns" => Ok(Value::native(Native::TableColumns(t.clone()))),
@@ -2101,6 +2119,44 @@ fn sa_call(
         }
         // Its arguments (start, increment, always, ...) mean nothing on SQLite.
         "Identity" => Ok(Value::native(Native::Identity)),
+        "bindparam" => {
+            let b = bind(
+                "bindparam",
+                &[
+                    "key",
+                    "value",
+                    "type_",
+                    "unique",
+                    "required",
+                    "quote",
+                    "callable_",
+                    "expanding",
+                    "isoutparam",
+                    "literal_execute",
+                ],
+                args,
+                kwargs,
+            )?;
+            if b.flag(7) {
+                return Err(unsupported(
+                    "`sa.bindparam(..., expanding=True)`",
+                    "pass the list to `in_()` itself",
+                ));
+            }
+            let type_ = match b.given(2) {
+                Some(t) => Some(Rc::new(to_type(t)?)),
+                None => None,
+            };
+            let value = match b.get(1) {
+                Some(v) => Some(bind_literal(v, type_.as_deref())?),
+                None => None,
+            };
+            Ok(sql_value(SqlNode::Param {
+                key: to_str(b.req(0, "bindparam", "key")?)?,
+                value,
+                type_,
+            }))
+        }
         "Computed" => {
             let b = bind("Computed", &["sqltext", "persisted"], args, kwargs)?;
             let persisted = match b.get(1) {
@@ -2689,6 +2745,7 @@ fn collect_from(node: &SqlNode, from: &mut Vec<TableRef>) {
         | SqlNode::Inline(_)
         | SqlNode::Text { .. }
         | SqlNode::Subquery(_)
+        | SqlNode::Param { .. }
         | SqlNode::ScalarSubquery(_)
         | SqlNode::Exists(_)
         | SqlNode::Null
@@ -3780,7 +3837,15 @@ fn run_unobserved(
 ) -> R<Value> {
     let pos = interp.pos(interp.here);
     for stmt in param_sets(stmt, params) {
-        let Rendered { sql, params, .. } = sql::render(&*stmt?, false);
+        let Rendered {
+            sql,
+            params,
+            unbound,
+            ..
+        } = sql::render(&*stmt?, false);
+        if let Some(key) = unbound {
+            return Err(unbound_error(&key, &sql));
+        }
         interp
             .host
             .execute_unobserved(sql, bound_params(params), &pos)
@@ -3802,7 +3867,11 @@ pub(super) fn run_statement(
             sql,
             params,
             result_types,
+            unbound,
         } = sql::render(&*stmt?, false);
+        if let Some(key) = unbound {
+            return Err(unbound_error(&key, &sql));
+        }
         let bound = bound_params(params);
         interp.settle()?;
         let out = interp
@@ -3846,7 +3915,67 @@ fn with_params<'s>(
     if set.is_empty() {
         return Ok(std::borrow::Cow::Borrowed(stmt));
     }
-    Ok(std::borrow::Cow::Owned(match stmt {
+    // Parameters named by `bindparam()`s fill them; the others are values of an INSERT's
+    // or UPDATE's columns (or a text()'s `:names`).
+    if matches!(stmt, Statement::Text { .. }) {
+        return set_values(stmt, set).map(std::borrow::Cow::Owned);
+    }
+    let mut filled = stmt.clone();
+    let used = fill_params(&mut filled, set)?;
+    if used.is_empty() {
+        return set_values(stmt, set).map(std::borrow::Cow::Owned);
+    }
+    let rest: Vec<(String, Value)> = set
+        .iter()
+        .filter(|(k, _)| !used.contains(k))
+        .cloned()
+        .collect();
+    if rest.is_empty() {
+        return Ok(std::borrow::Cow::Owned(filled));
+    }
+    set_values(&filled, &rest).map(std::borrow::Cow::Owned)
+}
+
+/// Gives each `bindparam()` named in `set` its value (typed as the parameter is); the
+/// keys used.
+fn fill_params(stmt: &mut Statement, set: &[(String, Value)]) -> R<Vec<String>> {
+    let mut used: Vec<String> = Vec::new();
+    let mut failed = None;
+    stmt.walk_mut(&mut |n| {
+        if let SqlNode::Param { key, value, type_ } = n {
+            if let Some((k, v)) = set.iter().find(|(k, _)| k == key) {
+                match bind_literal(v, type_.as_deref()) {
+                    Ok(l) => *value = Some(l),
+                    Err(e) => failed = Some(e),
+                }
+                if !used.contains(k) {
+                    used.push(k.clone());
+                }
+            }
+        }
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(used),
+    }
+}
+
+/// The error SQLAlchemy raises for a statement run with a `bindparam()` left without a
+/// value.
+fn unbound_error(key: &str, sql: &str) -> Unwind {
+    exc(
+        "sqlalchemy.exc.StatementError",
+        format!(
+            "(sqlalchemy.exc.InvalidRequestError) A value is required for bind parameter \
+             '{key}'\n[SQL: {sql}]\n(Background on this error at: https://sqlalche.me/e/21/cd3x)"
+        ),
+    )
+}
+
+/// Execute parameters as the columns' values of an INSERT or UPDATE, or a text()'s
+/// parameters.
+fn set_values(stmt: &Statement, set: &[(String, Value)]) -> R<Statement> {
+    Ok(match stmt {
         Statement::Text { sql, params } => {
             let mut p = params.clone();
             for (k, v) in set {
@@ -3903,7 +4032,7 @@ fn with_params<'s>(
             }
         }
         other => other.clone(),
-    }))
+    })
 }
 
 /// A Python value as SQLAlchemy's SQLite types store it.
@@ -4312,6 +4441,20 @@ fn stmt_apply(
 ) -> R<Value> {
     match (name, &mut s) {
         ("bindparams", Statement::Text { params, .. }) => {
+            // `bindparams(sa.bindparam("x", 5))`: a parameter object with its value.
+            for a in &args {
+                if let Some(SqlNode::Param {
+                    key,
+                    value: Some(v),
+                    ..
+                }) = match a {
+                    Value::Native(n) => n.as_sql(),
+                    _ => None,
+                } {
+                    params.retain(|(n, _)| n != key);
+                    params.push((key.clone(), v.clone()));
+                }
+            }
             for (k, v) in kwargs {
                 params.retain(|(n, _)| *n != k);
                 params.push((k, to_literal(&v)?));

@@ -83,6 +83,13 @@ pub enum SqlNode {
     ScalarSubquery(Box<Statement>),
     /// `sa.exists(...)` / `select(...).exists()`: `EXISTS (SELECT ...)`.
     Exists(Box<Statement>),
+    /// `sa.bindparam(key[, value])`: a value named by its key, given by the statement's
+    /// execute parameters (or its own value).
+    Param {
+        key: String,
+        value: Option<Literal>,
+        type_: SqlType,
+    },
     /// `col.contains(x)`, `startswith`, `endswith` (negated: `NOT LIKE`), with the pattern
     /// built around `x`. SQLAlchemy ranks these operators below every other, so they are
     /// parenthesized wherever an expression is grouped.
@@ -104,6 +111,7 @@ impl SqlNode {
         match self {
             SqlNode::Column { type_, .. }
             | SqlNode::Bind { type_, .. }
+            | SqlNode::Param { type_, .. }
             | SqlNode::Cast { type_, .. } => type_.as_ref(),
             SqlNode::Label { inner, .. } => inner.type_(),
             // Arithmetic and concatenation keep their operands' type (a concatenation
@@ -114,6 +122,58 @@ impl SqlNode {
                 left.type_().or(right.type_())
             }
             _ => None,
+        }
+    }
+
+    /// `f` on this node and every node inside it, subqueries included.
+    pub fn walk_mut(&mut self, f: &mut dyn FnMut(&mut SqlNode)) {
+        f(self);
+        match self {
+            SqlNode::Func { args: items, .. } | SqlNode::Conjunction { items, .. } => {
+                items.iter_mut().for_each(|n| n.walk_mut(f))
+            }
+            SqlNode::Binary { left, right, .. }
+            | SqlNode::Contains {
+                left,
+                pattern: right,
+                ..
+            } => {
+                left.walk_mut(f);
+                right.walk_mut(f);
+            }
+            SqlNode::Unary { operand, .. } | SqlNode::Truth { operand, .. } => operand.walk_mut(f),
+            SqlNode::InList {
+                operand, values, ..
+            } => {
+                operand.walk_mut(f);
+                values.iter_mut().for_each(|n| n.walk_mut(f));
+            }
+            SqlNode::Label { inner, .. } | SqlNode::Cast { inner, .. } => inner.walk_mut(f),
+            SqlNode::Case {
+                value,
+                whens,
+                else_,
+            } => {
+                if let Some(v) = value {
+                    v.walk_mut(f);
+                }
+                for (w, t) in whens {
+                    w.walk_mut(f);
+                    t.walk_mut(f);
+                }
+                if let Some(e) = else_ {
+                    e.walk_mut(f);
+                }
+            }
+            SqlNode::Subquery(s) | SqlNode::ScalarSubquery(s) | SqlNode::Exists(s) => s.walk_mut(f),
+            SqlNode::Column { .. }
+            | SqlNode::Bind { .. }
+            | SqlNode::Param { .. }
+            | SqlNode::Inline(_)
+            | SqlNode::Text { .. }
+            | SqlNode::Null
+            | SqlNode::True
+            | SqlNode::False => {}
         }
     }
 
@@ -290,6 +350,53 @@ pub enum Statement {
     },
 }
 
+impl Statement {
+    /// `f` on every expression node of the statement, nested ones included.
+    pub fn walk_mut(&mut self, f: &mut dyn FnMut(&mut SqlNode)) {
+        let each = |nodes: &mut Vec<SqlNode>, f: &mut dyn FnMut(&mut SqlNode)| {
+            nodes.iter_mut().for_each(|n| n.walk_mut(f))
+        };
+        match self {
+            Statement::Select {
+                columns,
+                from,
+                wheres,
+                group_by,
+                having,
+                order_by,
+                ..
+            } => {
+                each(columns, f);
+                for t in from {
+                    t.joins.iter_mut().for_each(|j| j.on.walk_mut(f));
+                }
+                each(wheres, f);
+                each(group_by, f);
+                each(having, f);
+                each(order_by, f);
+            }
+            Statement::Insert {
+                values,
+                rows,
+                select,
+                ..
+            } => {
+                values.iter_mut().for_each(|(_, v)| v.walk_mut(f));
+                rows.iter_mut().for_each(|r| each(r, f));
+                if let Some((_, s)) = select {
+                    s.walk_mut(f);
+                }
+            }
+            Statement::Update { values, wheres, .. } => {
+                values.iter_mut().for_each(|(_, v)| v.walk_mut(f));
+                each(wheres, f);
+            }
+            Statement::Delete { wheres, .. } => each(wheres, f),
+            Statement::Text { .. } => {}
+        }
+    }
+}
+
 /// SQL text with `?` placeholders and the values in order, plus the result columns' types
 /// (for SQLAlchemy's result processing, e.g. DateTime strings back to datetimes).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -297,6 +404,8 @@ pub struct Rendered {
     pub sql: String,
     pub params: Vec<(Literal, SqlType)>,
     pub result_types: Vec<SqlType>,
+    /// The key of a `bindparam()` that got no value, if any: the statement cannot run.
+    pub unbound: Option<String>,
 }
 
 #[derive(Default)]
@@ -307,6 +416,7 @@ struct Renderer {
     inline: bool,
     /// Qualify columns with their table (SELECT with FROM does; UPDATE SET does not).
     qualify: bool,
+    unbound: Option<String>,
     /// The tables of the statements a subquery is inside: SQLAlchemy correlates them, so
     /// the subquery's FROM leaves them out and its columns name the outer rows.
     enclosing: Vec<Rc<str>>,
@@ -617,6 +727,15 @@ impl Renderer {
                 self.sql.push_str(&quote_ident(name));
             }
             SqlNode::Bind { value, type_ } => self.bind(value, type_.as_ref()),
+            SqlNode::Param { key, value, type_ } => match value {
+                Some(v) => self.bind(v, type_.as_ref()),
+                // SQLAlchemy renders NULL for a literal with no value (with a warning).
+                None if self.inline => self.sql.push_str("NULL"),
+                None => {
+                    self.unbound.get_or_insert_with(|| key.clone());
+                    self.sql.push('?');
+                }
+            },
             SqlNode::Inline(s) => self.sql.push_str(s),
             SqlNode::Text { sql, params } => self.text(sql, params),
             SqlNode::Func { name, args } => {
@@ -881,6 +1000,7 @@ pub fn render(stmt: &Statement, inline: bool) -> Rendered {
         sql: r.sql,
         params: r.params,
         result_types,
+        unbound: r.unbound,
     }
 }
 
@@ -996,14 +1116,15 @@ impl Renderer {
                     self.statement(select);
                     return result_types;
                 }
-                let names: Vec<_> = values.iter().map(|(n, _)| quote_ident(n)).collect();
+                let order = table_order(table, values);
+                let names: Vec<_> = order.iter().map(|&i| quote_ident(&values[i].0)).collect();
                 self.sql
                     .push_str(&format!(" ({}) VALUES (", names.join(", ")));
-                self.node_list(values.iter().map(|(_, v)| v), Group::Always);
+                self.node_list(order.iter().map(|&i| &values[i].1), Group::Always);
                 self.sql.push(')');
                 for row in rows {
                     self.sql.push_str(", (");
-                    self.node_list(row, Group::Always);
+                    self.node_list(order.iter().filter_map(|&i| row.get(i)), Group::Always);
                     self.sql.push(')');
                 }
             }
@@ -1018,7 +1139,11 @@ impl Renderer {
                 // The assigned names stand alone; columns in the values are qualified.
                 self.qualify = true;
                 self.enclosing.push(table.name.clone());
-                for (i, (n, v)) in values.iter().enumerate() {
+                for (i, (n, v)) in table_order(table, values)
+                    .into_iter()
+                    .map(|i| &values[i])
+                    .enumerate()
+                {
                     if i > 0 {
                         self.sql.push_str(", ");
                     }
@@ -1040,6 +1165,22 @@ impl Renderer {
         }
         result_types
     }
+}
+
+/// The order SQLAlchemy writes an INSERT's columns and an UPDATE's SET clauses in: the
+/// table's column order, whatever order `values()` got them in (names the table does not
+/// list last, as given).
+fn table_order(table: &TableRef, values: &[(String, SqlNode)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    let position = |name: &str| {
+        table
+            .columns
+            .iter()
+            .position(|(c, _)| **c == *name)
+            .unwrap_or(usize::MAX)
+    };
+    order.sort_by_key(|&i| position(&values[i].0));
+    order
 }
 
 /// A unary operator written after its operand (` DESC`, ` ASC`) starts with its space.
