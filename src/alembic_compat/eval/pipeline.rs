@@ -244,7 +244,7 @@ fn work(conn: &rusqlite::Connection, inbox: &Receiver<Job>, answer: &SyncSender<
                     }
                     let outcome = match &mut prepared {
                         Some(stmt) => run_discarding(stmt, &sql, &q.params),
-                        None => prepare_statement(conn, &sql).and_then(|mut stmt| {
+                        None => prepare_statement(conn, &sql, &q.params).and_then(|mut stmt| {
                             let ran = run_discarding(&mut stmt, &sql, &q.params);
                             prepared = Some(stmt);
                             ran

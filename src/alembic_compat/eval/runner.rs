@@ -376,7 +376,7 @@ impl Host for ContextHost<'_> {
             });
         };
         let sql_error = |e| statement_error(sql_text, params, e);
-        let mut stmt = prepare_statement(conn, sql_text)?;
+        let mut stmt = prepare_statement(conn, sql_text, params)?;
         let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
         let values = params.iter().map(Param);
         let n = columns.len();
@@ -529,12 +529,15 @@ fn truncated(repr: String) -> String {
     format!("{head} ... ({} characters truncated) ... {tail}", n - MAX)
 }
 
+/// Its failure (a syntax error, a missing table) names the parameters too, as SQLAlchemy's
+/// does: Python's sqlite3 prepares while executing with them.
 pub(super) fn prepare_statement<'c>(
     conn: &'c rusqlite::Connection,
     sql_text: &str,
+    params: &[Literal],
 ) -> Result<rusqlite::CachedStatement<'c>, HostError> {
     conn.prepare_cached(sql_text)
-        .map_err(|e| statement_error(sql_text, &[], e))
+        .map_err(|e| statement_error(sql_text, params, e))
 }
 
 /// Runs a prepared data statement to its end and drops what it returns (the rows of a
@@ -582,7 +585,7 @@ mod tests {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL, b BOOLEAN)")
             .unwrap();
-        let failed = match prepare_statement(&conn, sql_text) {
+        let failed = match prepare_statement(&conn, sql_text, params) {
             Ok(mut stmt) => run_discarding(&mut stmt, sql_text, params).unwrap_err(),
             Err(e) => e,
         };
@@ -619,6 +622,19 @@ mod tests {
              [SQL: insert into t (id, v, b) values (?, ?, ?)]\n\
              [parameters: (\"x'y\", None, True)]\n\
              (Background on this error at: https://sqlalche.me/e/21/gkpj)"
+        );
+        // A statement SQLite cannot prepare names its parameters too.
+        let e = failure(
+            "SELECT ? AS lit, NULL AS nothing",
+            &[Literal::Str("x".into())],
+        );
+        assert_eq!(e.class, "sqlalchemy.exc.OperationalError");
+        assert_eq!(
+            e.message,
+            "(sqlite3.OperationalError) near \"nothing\": syntax error\n\
+             [SQL: SELECT ? AS lit, NULL AS nothing]\n\
+             [parameters: ('x',)]\n\
+             (Background on this error at: https://sqlalche.me/e/21/e3q8)"
         );
         let e = failure("insert into t (id, v) values (1, null)", &[]);
         assert_eq!(
