@@ -1822,8 +1822,57 @@ fn call_function(
             )),
         },
         "json.dumps" => {
-            let v = args.first().cloned().unwrap_or(Value::None);
-            Ok(Value::str(json_dumps(&v)?))
+            let b = bind(
+                "dumps",
+                &[
+                    "obj",
+                    "skipkeys",
+                    "ensure_ascii",
+                    "check_circular",
+                    "allow_nan",
+                    "cls",
+                    "indent",
+                    "separators",
+                    "default",
+                    "sort_keys",
+                ],
+                args,
+                kwargs,
+            )?;
+            if b.given(5).is_some() || b.given(8).is_some() {
+                return Err(unsupported(
+                    "`json.dumps(cls=...)` / `json.dumps(default=...)`",
+                    "only values JSON encodes by itself are modelled",
+                ));
+            }
+            let indent = match b.given(6) {
+                None => None,
+                Some(Value::Int(n)) => Some(" ".repeat(usize::try_from(*n).unwrap_or(0))),
+                Some(v) => Some(to_str(v)?),
+            };
+            let (item_sep, key_sep) = match b.given(7) {
+                Some(sep) => match builtins::iterate(sep)?.as_slice() {
+                    [i, k] => (to_str(i)?, to_str(k)?),
+                    _ => {
+                        return Err(type_error(
+                            "separators takes (item_separator, key_separator)",
+                        ))
+                    }
+                },
+                // With an indent, items end their lines: no space after the comma.
+                None if indent.is_some() => (",".to_string(), ": ".to_string()),
+                None => (", ".to_string(), ": ".to_string()),
+            };
+            let opts = JsonOpts {
+                indent,
+                item_sep,
+                key_sep,
+                sort_keys: b.flag(9),
+                ensure_ascii: b.get(2).map_or(true, Value::truthy),
+            };
+            let mut out = String::new();
+            json_write(&mut out, b.get(0).unwrap_or(&Value::None), &opts, 0)?;
+            Ok(Value::str(out))
         }
         "json.loads" => {
             let s = to_str(args.first().unwrap_or(&Value::None))?;
@@ -1942,6 +1991,105 @@ pub(crate) fn uuid4() -> String {
         &h[16..20],
         &h[20..]
     )
+}
+
+/// `json.dumps`'s formatting options.
+struct JsonOpts {
+    indent: Option<String>,
+    item_sep: String,
+    key_sep: String,
+    sort_keys: bool,
+    ensure_ascii: bool,
+}
+
+/// `json.dumps(v, indent=..., separators=..., sort_keys=..., ensure_ascii=...)`, as Python
+/// writes it.
+fn json_write(out: &mut String, v: &Value, o: &JsonOpts, level: usize) -> R<()> {
+    let newline = |out: &mut String, level: usize| {
+        if let Some(ind) = &o.indent {
+            out.push('\n');
+            for _ in 0..level {
+                out.push_str(ind);
+            }
+        }
+    };
+    match v {
+        Value::List(_) | Value::Tuple(_) => {
+            let items = builtins::iterate(v)?;
+            if items.is_empty() {
+                out.push_str("[]");
+                return Ok(());
+            }
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(&o.item_sep);
+                }
+                newline(out, level + 1);
+                json_write(out, item, o, level + 1)?;
+            }
+            newline(out, level);
+            out.push(']');
+        }
+        Value::Dict(d) => {
+            let mut items: Vec<(String, Value)> = Vec::new();
+            for (k, val) in d.borrow().items.iter() {
+                items.push((json_key(k)?, val.clone()));
+            }
+            if items.is_empty() {
+                out.push_str("{}");
+                return Ok(());
+            }
+            if o.sort_keys {
+                items.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+            out.push('{');
+            for (i, (k, val)) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(&o.item_sep);
+                }
+                newline(out, level + 1);
+                out.push_str(&json_text(k, o.ensure_ascii));
+                out.push_str(&o.key_sep);
+                json_write(out, val, o, level + 1)?;
+            }
+            newline(out, level);
+            out.push('}');
+        }
+        Value::Str(s) => out.push_str(&json_text(s, o.ensure_ascii)),
+        other => out.push_str(&json_dumps(other)?),
+    }
+    Ok(())
+}
+
+/// A dict key as JSON writes it, before quoting.
+fn json_key(k: &Value) -> R<String> {
+    match k {
+        Value::Str(s) => Ok(s.to_string()),
+        Value::Int(_) | Value::Float(_) | Value::Bool(_) | Value::None => json_dumps(k),
+        _ => Err(type_error(format!(
+            "keys must be str, int, float, bool or None, not {}",
+            k.type_name()
+        ))),
+    }
+}
+
+/// A JSON string; `ensure_ascii=False` keeps non-ASCII characters as they are.
+fn json_text(s: &str, ensure_ascii: bool) -> String {
+    if ensure_ascii {
+        return json_str(s);
+    }
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        if c.is_ascii() {
+            let quoted = json_str(&c.to_string());
+            out.push_str(&quoted[1..quoted.len() - 1]);
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('"');
+    out
 }
 
 pub fn json_dumps(v: &Value) -> R<String> {
