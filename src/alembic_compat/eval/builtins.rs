@@ -340,6 +340,12 @@ pub fn format_value(v: &Value, spec: &str) -> R<String> {
         sign = chars[i];
         i += 1;
     }
+    // `#`: the alternate form, `0x`/`0o`/`0b` before an integer's digits.
+    let mut alternate = false;
+    if i < chars.len() && chars[i] == '#' {
+        alternate = true;
+        i += 1;
+    }
     if i < chars.len() && chars[i] == '0' {
         fill = '0';
         align.get_or_insert('=');
@@ -369,6 +375,7 @@ pub fn format_value(v: &Value, spec: &str) -> R<String> {
     if i + usize::from(ty.is_some()) != chars.len() {
         return Err(exc("ValueError", "Invalid format specifier"));
     }
+    let mut prefix = "";
     let (body, negative) = match (v, ty) {
         (Value::Str(s), None | Some('s')) => {
             let s: String = match precision {
@@ -395,12 +402,15 @@ pub fn format_value(v: &Value, spec: &str) -> R<String> {
                 return Err(exc("ValueError", "Unknown format code for non-integer"));
             };
             let a = n.unsigned_abs();
-            let s = match ty {
-                Some('x') => format!("{a:x}"),
-                Some('X') => format!("{a:X}"),
-                Some('o') => format!("{a:o}"),
-                _ => format!("{a:b}"),
+            let (s, p) = match ty {
+                Some('x') => (format!("{a:x}"), "0x"),
+                Some('X') => (format!("{a:X}"), "0X"),
+                Some('o') => (format!("{a:o}"), "0o"),
+                _ => (format!("{a:b}"), "0b"),
             };
+            if alternate {
+                prefix = p;
+            }
             (s, n < 0)
         }
         (_, Some('f' | 'F' | 'e' | 'E' | '%' | 'g' | 'G')) | (Value::Float(_), None) => {
@@ -453,6 +463,9 @@ pub fn format_value(v: &Value, spec: &str) -> R<String> {
         (false, ' ') => " ",
         _ => "",
     };
+    // The prefix stays with the sign, before any zero padding.
+    let sign_text = format!("{sign_text}{prefix}");
+    let sign_text = sign_text.as_str();
     let len = body.chars().count() + sign_text.len();
     if len >= width {
         return Ok(format!("{sign_text}{body}"));

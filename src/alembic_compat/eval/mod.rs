@@ -18,6 +18,7 @@ pub mod interp;
 pub mod native;
 pub mod orm;
 mod pipeline;
+mod re;
 pub mod runner;
 pub mod sql;
 pub mod value;

@@ -80,6 +80,10 @@ pub enum Native {
     ForeignKey(Box<ForeignKey>),
     /// `sa.Computed(...)`, for a column.
     Computed(Box<ops::ComputedSpec>),
+    /// `re.compile(...)` and what the module's functions compile.
+    RePattern(Rc<super::re::Pattern>),
+    /// What `re.match` & co. find.
+    ReMatch(Rc<super::re::Match>),
     /// `sa.Identity(...)`: SQLite has no identity columns, and SQLAlchemy's SQLite
     /// compiler renders none; the column only becomes NOT NULL unless told otherwise.
     Identity,
@@ -364,6 +368,7 @@ pub fn import_module(name: &str) -> R<Value> {
         "typing" | "typing_extensions" | "collections.abc" | "__future__" => "typing",
         "datetime" => "datetime",
         "json" => "json",
+        "re" => "re",
         "uuid" => "uuid",
         "logging" => "logging",
         "os" => "os",
@@ -567,6 +572,18 @@ fn module_attr(m: &Native, attr: &str) -> R<Value> {
         },
         "uuid" => match attr {
             "uuid4" | "UUID" => func("uuid"),
+            _ => return Err(missing()),
+        },
+        "re" => match attr {
+            "match" | "search" | "fullmatch" | "sub" | "subn" | "findall" | "finditer"
+            | "split" | "compile" | "escape" => func("re"),
+            "I" | "IGNORECASE" => Value::Int(super::re::IGNORECASE),
+            "M" | "MULTILINE" => Value::Int(super::re::MULTILINE),
+            "S" | "DOTALL" => Value::Int(super::re::DOTALL),
+            "X" | "VERBOSE" => Value::Int(super::re::VERBOSE),
+            "A" | "ASCII" => Value::Int(256),
+            "U" | "UNICODE" => Value::Int(32),
+            "error" => Value::native(Native::ExcClass("re.error".into())),
             _ => return Err(missing()),
         },
         "logging" => match attr {
@@ -1026,6 +1043,8 @@ impl Native {
             Native::Logger(_) => "Logger".into(),
             Native::Environ => "_Environ".into(),
             Native::Uuid(_) => "UUID".into(),
+            Native::RePattern(_) => "re.Pattern".into(),
+            Native::ReMatch(_) => "re.Match".into(),
         }
     }
 
@@ -1049,6 +1068,8 @@ impl Native {
         match self {
             Native::FinalName(s) => builtins::str_repr(s),
             Native::Uuid(u) => format!("UUID('{u}')"),
+            Native::RePattern(p) => super::re::pattern_repr(p),
+            Native::ReMatch(m) => super::re::match_repr(m),
             Native::Row(r) => format!(
                 "({})",
                 r.values.iter().map(repr).collect::<Vec<_>>().join(", ")
@@ -1064,6 +1085,8 @@ impl Native {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            // A KeyError's text is already its key's repr (`str(KeyError('k'))` is "'k'").
+            Native::Exception(e) if e.class == "KeyError" => format!("KeyError({})", e.message),
             Native::Exception(e) => format!(
                 "{}({})",
                 e.class.rsplit('.').next().unwrap_or(&e.class),
@@ -1197,6 +1220,7 @@ impl Native {
 
     pub fn get_item(&self, k: &Value) -> R<Value> {
         match self {
+            Native::ReMatch(m) => super::re::match_item(m, k),
             Native::Row(r) => match k {
                 Value::Str(_) => Err(type_error(
                     "tuple indices must be integers or slices, not str",
@@ -1429,6 +1453,8 @@ const DATETIME_METHODS: &[&str] = &[
     "date",
     "time",
     "utcoffset",
+    "weekday",
+    "isoweekday",
 ];
 
 /// `this.attr` when `get_attr` would bind it as a method of one of the natives above.
@@ -1601,6 +1627,16 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
         Native::Environ => match attr {
             "get" | "keys" | "items" | "values" => Ok(bound(n, attr)),
             _ => Err(no_attr()),
+        },
+        Native::RePattern(p) => match super::re::pattern_attr(p, attr) {
+            Some(v) => Ok(v),
+            None if super::re::PATTERN_METHODS.contains(&attr) => Ok(bound(n, attr)),
+            None => Err(no_attr()),
+        },
+        Native::ReMatch(m) => match super::re::match_attr(m, attr) {
+            Some(v) => Ok(v),
+            None if super::re::MATCH_METHODS.contains(&attr) => Ok(bound(n, attr)),
+            None => Err(no_attr()),
         },
         Native::Uuid(u) => match attr {
             "hex" => Ok(Value::str(u.replace('-', ""))),
@@ -1821,6 +1857,7 @@ fn call_function(
                 "contextmanager() takes the one function it decorates",
             )),
         },
+        _ if f.starts_with("re.") => super::re::module_call(interp, &f[3..], args, kwargs),
         "json.dumps" => {
             let b = bind(
                 "dumps",
@@ -4285,6 +4322,8 @@ fn call_bound(
             let b = b.clone();
             op_call(interp, Some(&b), name, args, kwargs)
         }
+        Native::RePattern(p) => super::re::pattern_method(interp, p, name, args, kwargs),
+        Native::ReMatch(m) => super::re::match_method(m, name, args, kwargs),
         Native::Session => super::orm::session_method(interp, name, args, kwargs),
         Native::Query(q) => super::orm::query_method(interp, q, name, args, kwargs),
         Native::Type(t) if name == "with_variant" => {
@@ -5073,6 +5112,24 @@ pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Option<Value>> {
                 d.num_microseconds().unwrap_or(i64::MAX),
             ))))
         }
+        // A date moves by whole days: Python uses only the timedelta's days.
+        (Some(Temporal::Date(d)), Some(Temporal::Delta(us)), BinOp::Add | BinOp::Sub) => {
+            let days = us.div_euclid(86_400_000_000);
+            let days = if op == BinOp::Add { days } else { -days };
+            let moved = d
+                .checked_add_signed(chrono::Duration::days(days))
+                .ok_or_else(|| exc("OverflowError", "date value out of range"))?;
+            Some(Value::native(Native::Temporal(Temporal::Date(moved))))
+        }
+        (Some(Temporal::Delta(us)), Some(Temporal::Date(d)), BinOp::Add) => {
+            let moved = d
+                .checked_add_signed(chrono::Duration::days(us.div_euclid(86_400_000_000)))
+                .ok_or_else(|| exc("OverflowError", "date value out of range"))?;
+            Some(Value::native(Native::Temporal(Temporal::Date(moved))))
+        }
+        (Some(Temporal::Date(a)), Some(Temporal::Date(b)), BinOp::Sub) => Some(Value::native(
+            Native::Temporal(Temporal::Delta((a - b).num_days() * 86_400_000_000)),
+        )),
         (Some(Temporal::Delta(a)), Some(Temporal::Delta(b)), BinOp::Add | BinOp::Sub) => {
             Some(Value::native(Native::Temporal(Temporal::Delta(
                 if op == BinOp::Add { a + b } else { a - b },
@@ -5656,9 +5713,8 @@ fn temporal_attr(this: &Rc<Native>, t: &Temporal, attr: &str) -> Option<Value> {
         (Temporal::Delta(us), "seconds") => int(us.rem_euclid(86_400_000_000) / 1_000_000),
         (Temporal::Delta(us), "microseconds") => int(us.rem_euclid(1_000_000)),
         (Temporal::DateTime(_), _) if DATETIME_METHODS.contains(&attr) => Some(bound(this, attr)),
-        (Temporal::Date(_), "isoformat" | "strftime") | (Temporal::Delta(_), "total_seconds") => {
-            Some(bound(this, attr))
-        }
+        (Temporal::Date(_), "isoformat" | "strftime" | "weekday" | "isoweekday")
+        | (Temporal::Delta(_), "total_seconds") => Some(bound(this, attr)),
         _ => None,
     }
 }
@@ -5822,6 +5878,19 @@ fn temporal_method(
             None => Value::None,
         }),
         (Temporal::Date(d), "isoformat") => Ok(Value::str(d.format("%Y-%m-%d").to_string())),
+        // Monday is 0 (isoweekday: 1).
+        (Temporal::Date(d), "weekday") => {
+            Ok(Value::Int(i64::from(d.weekday().num_days_from_monday())))
+        }
+        (Temporal::Date(d), "isoweekday") => {
+            Ok(Value::Int(i64::from(d.weekday().number_from_monday())))
+        }
+        (Temporal::DateTime(d), "weekday") => Ok(Value::Int(i64::from(
+            d.naive.weekday().num_days_from_monday(),
+        ))),
+        (Temporal::DateTime(d), "isoweekday") => Ok(Value::Int(i64::from(
+            d.naive.weekday().number_from_monday(),
+        ))),
         (Temporal::Date(d), "strftime") => Ok(Value::str(
             d.format(&to_str(args.first().unwrap_or(&Value::None))?)
                 .to_string(),
