@@ -2204,6 +2204,51 @@ fn json_str(s: &str) -> String {
     out
 }
 
+/// A statement about to be rendered with literal values: a JSON column's None is NULL,
+/// any other JSON value SQLAlchemy cannot render (its CompileError).
+fn offline_json_literals(s: &Statement) -> R<Statement> {
+    let mut s = s.clone();
+    let mut failed = None;
+    s.walk_mut(&mut |n| {
+        if let SqlNode::Bind { value, type_ } = n {
+            if type_family(type_.as_deref()) != TypeFamily::Json {
+                return;
+            }
+            match value {
+                // How the JSON type bound Python's None (none_as_null=False).
+                Literal::Str(text) if text == "null" => *value = Literal::None,
+                Literal::None => {}
+                Literal::Str(text) => {
+                    let original = serde_json::from_str(text)
+                        .map(|j| from_json(&j))
+                        .unwrap_or_else(|_| Value::str(text.as_str()));
+                    failed.get_or_insert_with(|| json_literal_error(&original));
+                }
+                other => {
+                    failed.get_or_insert_with(|| {
+                        json_literal_error(&Value::str(sql::literal_sql(other)))
+                    });
+                }
+            }
+        }
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(s),
+    }
+}
+
+/// SQLAlchemy's CompileError for a JSON value rendered as a literal (`--sql`).
+pub(super) fn json_literal_error(v: &Value) -> Unwind {
+    exc(
+        "sqlalchemy.exc.CompileError",
+        format!(
+            "No literal value renderer is available for literal value \"{}\" with datatype JSON",
+            repr(v)
+        ),
+    )
+}
+
 fn from_json(v: &serde_json::Value) -> Value {
     match v {
         serde_json::Value::Null => Value::None,
@@ -3641,7 +3686,16 @@ fn op_call(
                         .iter()
                         .find(|(c, _)| Some(c.as_str()) == k.as_str())
                         .and_then(|(_, t)| t.as_ref());
-                    row.push((to_str(&k)?, bind_literal(&v, ty)?));
+                    // In --sql mode SQLAlchemy renders values as literals: None is NULL
+                    // whatever the type, and it has no literal for a JSON value.
+                    let literal = match (interp.host.is_offline(), &v) {
+                        (true, Value::None) => Literal::None,
+                        (true, _) if type_family(ty) == TypeFamily::Json => {
+                            return Err(json_literal_error(&v))
+                        }
+                        _ => bind_literal(&v, ty)?,
+                    };
+                    row.push((to_str(&k)?, literal));
                 }
                 rows.push(row);
             }
@@ -3924,6 +3978,7 @@ fn op_execute(interp: &mut Interp<'_>, stmt: &Value) -> R<Value> {
             ),
             (Some(s), _) => {
                 if interp.host.is_offline() {
+                    let s = &offline_json_literals(s)?;
                     let r = sql::render(s, true);
                     apply(
                         interp,

@@ -114,6 +114,15 @@ impl SqlNode {
             | SqlNode::Param { type_, .. }
             | SqlNode::Cast { type_, .. } => type_.as_ref(),
             SqlNode::Label { inner, .. } => inner.type_(),
+            // SQLAlchemy's functions of the argument's type (`ReturnTypeFromArgs`):
+            // `coalesce(name, '') + 'x'` concatenates.
+            SqlNode::Func { name, args }
+                if ["coalesce", "max", "min", "sum"]
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(name)) =>
+            {
+                args.iter().find_map(SqlNode::type_)
+            }
             // Arithmetic and concatenation keep their operands' type (a concatenation
             // concatenates again: `(col + "s") + "t"`).
             SqlNode::Binary { left, op, right }
