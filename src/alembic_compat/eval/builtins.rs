@@ -192,15 +192,21 @@ pub fn repr(v: &Value) -> String {
         Value::List(l) => format!("[{}]", join_repr(&l.borrow())),
         Value::Tuple(t) if t.len() == 1 => format!("({},)", repr(&t[0])),
         Value::Tuple(t) => format!("({})", join_repr(t)),
-        Value::Dict(d) => format!(
-            "{{{}}}",
-            d.borrow()
-                .items
-                .iter()
-                .map(|(k, v)| format!("{}: {}", repr(k), repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Value::Dict(d) => {
+            let d = d.borrow();
+            let body = format!(
+                "{{{}}}",
+                d.items
+                    .iter()
+                    .map(|(k, v)| format!("{}: {}", repr(k), repr(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            match &d.default_factory {
+                Some(f) => format!("defaultdict({}, {body})", repr(f)),
+                None => body,
+            }
+        }
         Value::Set(s) if s.borrow().is_empty() => "set()".into(),
         Value::Set(s) => format!("{{{}}}", join_repr(&s.borrow())),
         Value::Function(f) => format!("<function {}>", f.name),

@@ -1167,7 +1167,22 @@ impl<'h> Interp<'h> {
                     builtins::slice(&v, l, u, s)?
                 } else {
                     let k = self.eval(index, scope)?;
-                    builtins::get_item(&v, &k)?
+                    // A defaultdict's missing key: the factory's value, stored.
+                    let factory = match &v {
+                        Value::Dict(d) => {
+                            let d = d.borrow();
+                            d.default_factory.clone().filter(|_| d.get(&k).is_none())
+                        }
+                        _ => None,
+                    };
+                    match factory {
+                        Some(f) => {
+                            let made = self.call(&f, Vec::new(), Vec::new())?;
+                            builtins::set_item(&v, k, made.clone())?;
+                            made
+                        }
+                        None => builtins::get_item(&v, &k)?,
+                    }
                 }
             }
             ExprKind::Slice { .. } => return Err(exc("SyntaxError", "slice outside subscript")),

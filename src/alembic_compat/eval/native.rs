@@ -369,6 +369,7 @@ pub fn import_module(name: &str) -> R<Value> {
         "datetime" => "datetime",
         "json" => "json",
         "re" => "re",
+        "collections" => "collections",
         "uuid" => "uuid",
         "logging" => "logging",
         "os" => "os",
@@ -573,6 +574,15 @@ fn module_attr(m: &Native, attr: &str) -> R<Value> {
         "uuid" => match attr {
             "uuid4" | "UUID" => func("uuid"),
             _ => return Err(missing()),
+        },
+        "collections" => match attr {
+            "defaultdict" | "OrderedDict" => func("collections"),
+            _ => {
+                return Err(unsupported(
+                    format!("`collections.{attr}`"),
+                    "of collections only defaultdict and OrderedDict are modelled",
+                ))
+            }
         },
         "re" => match attr {
             "match" | "search" | "fullmatch" | "sub" | "subn" | "findall" | "finditer"
@@ -1069,6 +1079,11 @@ impl Native {
             Native::FinalName(s) => builtins::str_repr(s),
             Native::Uuid(u) => format!("UUID('{u}')"),
             Native::RePattern(p) => super::re::pattern_repr(p),
+            // The builtins that are classes in Python.
+            Native::Builtin(
+                name @ ("list" | "dict" | "set" | "tuple" | "int" | "float" | "str" | "bool"
+                | "bytes" | "frozenset" | "object"),
+            ) => format!("<class '{name}'>"),
             Native::ReMatch(m) => super::re::match_repr(m),
             Native::Row(r) => format!(
                 "({})",
@@ -1858,6 +1873,17 @@ fn call_function(
             )),
         },
         _ if f.starts_with("re.") => super::re::module_call(interp, &f[3..], args, kwargs),
+        // An OrderedDict is a dict: every dict keeps insertion order.
+        "collections.OrderedDict" => builtins::call_builtin(interp, "dict", args, kwargs),
+        "collections.defaultdict" => {
+            let mut args = args.into_iter();
+            let factory = args.next().filter(|f| !matches!(f, Value::None));
+            let made = builtins::call_builtin(interp, "dict", args.collect(), kwargs)?;
+            if let Value::Dict(d) = &made {
+                d.borrow_mut().default_factory = factory;
+            }
+            Ok(made)
+        }
         "json.dumps" => {
             let b = bind(
                 "dumps",

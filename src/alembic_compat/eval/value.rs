@@ -52,6 +52,8 @@ pub enum FunctionBody {
 #[derive(Clone, Debug, Default)]
 pub struct Dict {
     pub items: Vec<(Value, Value)>,
+    /// `collections.defaultdict`'s factory, called for a missing key.
+    pub default_factory: Option<Value>,
 }
 
 impl Dict {
