@@ -18,14 +18,33 @@ pub const DOTALL: i64 = 16;
 pub const VERBOSE: i64 = 64;
 const ASCII: i64 = 256;
 
-/// A compiled pattern (`re.compile`), with the forms `match` and `fullmatch` search with.
+/// A compiled pattern (`re.compile`). `match` and `fullmatch` search with anchored forms,
+/// compiled the first time one is used.
 #[derive(Debug)]
 pub struct Pattern {
     pub source: String,
     pub flags: i64,
+    /// The pattern as the crate reads it (flags inline), for the anchored forms.
+    crate_source: String,
     search: regex::Regex,
-    anchored: regex::Regex,
-    full: regex::Regex,
+    anchored: std::cell::OnceCell<regex::Regex>,
+    full: std::cell::OnceCell<regex::Regex>,
+}
+
+impl Pattern {
+    /// `\A(?:...)` (`match`) or `\A(?:...)\z` (`fullmatch`).
+    fn anchored_form(&self, full: bool) -> R<&regex::Regex> {
+        let (cell, end) = if full {
+            (&self.full, r"\z")
+        } else {
+            (&self.anchored, "")
+        };
+        if let Some(re) = cell.get() {
+            return Ok(re);
+        }
+        let re = regex_of(&format!(r"\A(?:{}){end}", self.crate_source))?;
+        Ok(cell.get_or_init(|| re))
+    }
 }
 
 /// A match object: the text it was found in and each group's span.
@@ -37,8 +56,44 @@ pub struct Match {
 }
 
 /// `re.compile(source, flags)`; a construct the crate does not run is refused, a syntax
-/// error is `re.error`.
+/// error is `re.error`. Compiled patterns are kept, as Python's `re` keeps them: a loop
+/// calling `re.sub(pattern, ...)` on every row compiles it once.
 pub fn compile(source: &str, flags: i64) -> R<Rc<Pattern>> {
+    thread_local! {
+        static COMPILED: std::cell::RefCell<rustc_hash::FxHashMap<(String, i64), Rc<Pattern>>> =
+            std::cell::RefCell::default();
+    }
+    let key = (source.to_string(), flags);
+    if let Some(p) = COMPILED.with(|c| c.borrow().get(&key).cloned()) {
+        return Ok(p);
+    }
+    let p = compile_new(source, flags)?;
+    COMPILED.with(|c| {
+        let mut c = c.borrow_mut();
+        // Python's cache holds 512 patterns too, and starts over when full.
+        if c.len() >= 512 {
+            c.clear();
+        }
+        c.insert(key, p.clone());
+    });
+    Ok(p)
+}
+
+fn regex_of(pattern: &str) -> R<regex::Regex> {
+    regex::Regex::new(pattern).map_err(|e| {
+        exc(
+            "re.error",
+            e.to_string()
+                .lines()
+                .last()
+                .unwrap_or("bad pattern")
+                .trim()
+                .to_string(),
+        )
+    })
+}
+
+fn compile_new(source: &str, flags: i64) -> R<Rc<Pattern>> {
     if flags & ASCII != 0 {
         return Err(unsupported(
             "`re.ASCII`",
@@ -62,25 +117,14 @@ pub fn compile(source: &str, flags: i64) -> R<Rc<Pattern>> {
     } else {
         format!("(?{inline})")
     };
-    let build = |body: String| {
-        regex::Regex::new(&format!("{prefix}{body}")).map_err(|e| {
-            exc(
-                "re.error",
-                e.to_string()
-                    .lines()
-                    .last()
-                    .unwrap_or("bad pattern")
-                    .trim()
-                    .to_string(),
-            )
-        })
-    };
+    let crate_source = format!("{prefix}{translated}");
     Ok(Rc::new(Pattern {
         source: source.to_string(),
         flags,
-        search: build(translated.clone())?,
-        anchored: build(format!(r"\A(?:{translated})"))?,
-        full: build(format!(r"\A(?:{translated})\z"))?,
+        search: regex_of(&crate_source)?,
+        crate_source,
+        anchored: std::cell::OnceCell::new(),
+        full: std::cell::OnceCell::new(),
     }))
 }
 
@@ -269,9 +313,9 @@ pub fn pattern_method(
         "match" | "search" | "fullmatch" => {
             let text = text_arg(args.first().or(kw("string")), name)?;
             let re = match name {
-                "match" => &p.anchored,
+                "match" => p.anchored_form(false)?,
                 "search" => &p.search,
-                _ => &p.full,
+                _ => p.anchored_form(true)?,
             };
             Ok(found(p, &text, re.captures(&text)))
         }
