@@ -1198,10 +1198,7 @@ pub fn column_spec(c: &ColDef, t: &TableDef) -> Result<String, TypeError> {
     }
     if !c.nullable {
         s += " NOT NULL";
-        if let Some(oc) = &c.on_conflict.not_null {
-            s += " ON CONFLICT ";
-            s += oc;
-        }
+        s += &on_conflict(c.on_conflict.not_null.as_ref());
     }
     if c.primary_key {
         if c.autoincrement == Autoincrement::True && t.pk_columns.len() != 1 {
@@ -1212,10 +1209,7 @@ pub fn column_spec(c: &ColDef, t: &TableDef) -> Result<String, TypeError> {
         }
         if t.autoincrement && t.pk_columns.len() == 1 && ty.1 == Affinity::Integer && !c.has_fk {
             s += " PRIMARY KEY";
-            if let Some(oc) = &c.on_conflict.primary_key {
-                s += " ON CONFLICT ";
-                s += oc;
-            }
+            s += &on_conflict(c.on_conflict.primary_key.as_ref());
             s += " AUTOINCREMENT";
         }
     }
@@ -1235,6 +1229,28 @@ pub fn column_spec(c: &ColDef, t: &TableDef) -> Result<String, TypeError> {
         s += &format!("CHECK ({body})");
     }
     Ok(s)
+}
+
+/// SQLite's ` ON CONFLICT <resolution>`, when there is one.
+fn on_conflict(clause: Option<&String>) -> String {
+    clause.map_or(String::new(), |c| format!(" ON CONFLICT {c}"))
+}
+
+/// A one-column constraint without a clause of its own takes its column's
+/// (`sqlite_on_conflict_unique` / `_primary_key`), as SQLAlchemy's compiler does.
+fn single_column_conflict<'t>(
+    t: &'t TableDef,
+    columns: &[String],
+    of: impl Fn(&'t ColumnConflicts) -> Option<&'t String>,
+) -> Option<&'t String> {
+    match columns {
+        [only] => t
+            .columns
+            .iter()
+            .find(|c| c.name == *only)
+            .and_then(|c| of(&c.on_conflict)),
+        _ => None,
+    }
 }
 
 fn deferrability(deferrable: Option<bool>, initially: &Option<String>) -> String {
@@ -1269,25 +1285,15 @@ pub fn render_constraint(c: &ConsDef, t: &TableDef) -> Option<String> {
             if columns.is_empty() {
                 return Some(String::new());
             }
-            let mut text = format!(
-                "{}UNIQUE ({})",
+            let clause = on_conflict
+                .as_ref()
+                .or_else(|| single_column_conflict(t, columns, |c| c.unique.as_ref()));
+            Some(format!(
+                "{}UNIQUE ({}){}",
                 preamble(name.as_deref()),
-                cols_list(columns)
-            );
-            // The constraint's own clause, else its single column's.
-            let on_conflict = on_conflict.as_ref().or_else(|| match columns.as_slice() {
-                [only] => t
-                    .columns
-                    .iter()
-                    .find(|c| c.name == *only)
-                    .and_then(|c| c.on_conflict.unique.as_ref()),
-                _ => None,
-            });
-            if let Some(oc) = on_conflict {
-                text += " ON CONFLICT ";
-                text += oc;
-            }
-            Some(text)
+                cols_list(columns),
+                self::on_conflict(clause)
+            ))
         }
         ConsDef::Check { name, sql, .. } => {
             Some(format!("{}CHECK ({})", preamble(name.as_deref()), sql))
@@ -1369,28 +1375,16 @@ pub fn render_create_table(t: &TableDef) -> Result<String, DdlError> {
                         .unwrap_or(false)
             });
         if !single_autoinc {
-            let mut pk = format!(
-                "{}PRIMARY KEY ({})",
-                preamble(t.pk_name.as_deref()),
-                cols_list(&t.pk_columns)
-            );
-            // The constraint's own clause, else a single key column's.
-            let on_conflict = t
+            let clause = t
                 .pk_on_conflict
                 .as_ref()
-                .or_else(|| match t.pk_columns.as_slice() {
-                    [only] => t
-                        .columns
-                        .iter()
-                        .find(|c| c.name == *only)
-                        .and_then(|c| c.on_conflict.primary_key.as_ref()),
-                    _ => None,
-                });
-            if let Some(oc) = on_conflict {
-                pk += " ON CONFLICT ";
-                pk += oc;
-            }
-            parts.push(pk);
+                .or_else(|| single_column_conflict(t, &t.pk_columns, |c| c.primary_key.as_ref()));
+            parts.push(format!(
+                "{}PRIMARY KEY ({}){}",
+                preamble(t.pk_name.as_deref()),
+                cols_list(&t.pk_columns),
+                on_conflict(clause)
+            ));
         }
     }
     for c in &t.constraints {
