@@ -2949,65 +2949,20 @@ fn table_object(
 }
 
 fn collect_from(node: &SqlNode, from: &mut Vec<TableRef>) {
-    match node {
-        SqlNode::Column { table: Some(t), .. } => add_from(
-            from,
-            TableRef {
-                name: t.clone(),
-                schema: None,
-                columns: Rc::default(),
-                joins: Vec::new(),
-            },
-        ),
-        SqlNode::Func { args, .. } => args.iter().for_each(|a| collect_from(a, from)),
-        SqlNode::Binary { left, right, .. } => {
-            collect_from(left, from);
-            collect_from(right, from);
+    // A subquery selects from its own tables: it is not entered.
+    node.visit(&mut |n| {
+        if let SqlNode::Column { table: Some(t), .. } = n {
+            add_from(
+                from,
+                TableRef {
+                    name: t.clone(),
+                    schema: None,
+                    columns: Rc::default(),
+                    joins: Vec::new(),
+                },
+            )
         }
-        SqlNode::Label { inner, .. } | SqlNode::Cast { inner, .. } => collect_from(inner, from),
-        SqlNode::Unary { operand, .. } | SqlNode::Truth { operand, .. } => {
-            collect_from(operand, from)
-        }
-        SqlNode::Contains { left, pattern, .. } => {
-            collect_from(left, from);
-            collect_from(pattern, from);
-        }
-        SqlNode::InList {
-            operand, values, ..
-        } => {
-            collect_from(operand, from);
-            values.iter().for_each(|v| collect_from(v, from));
-        }
-        SqlNode::Conjunction { items, .. } => items.iter().for_each(|i| collect_from(i, from)),
-        SqlNode::Case {
-            value,
-            whens,
-            else_,
-        } => {
-            if let Some(v) = value {
-                collect_from(v, from);
-            }
-            for (when, then) in whens {
-                collect_from(when, from);
-                collect_from(then, from);
-            }
-            if let Some(e) = else_ {
-                collect_from(e, from);
-            }
-        }
-        // A subquery selects from its own tables.
-        SqlNode::Column { table: None, .. }
-        | SqlNode::Bind { .. }
-        | SqlNode::Inline(_)
-        | SqlNode::Text { .. }
-        | SqlNode::Subquery(_)
-        | SqlNode::Param { .. }
-        | SqlNode::ScalarSubquery(_)
-        | SqlNode::Exists(_)
-        | SqlNode::Null
-        | SqlNode::True
-        | SqlNode::False => {}
-    }
+    });
 }
 
 /// A SELECT of `columns` from `from`, nothing else yet.

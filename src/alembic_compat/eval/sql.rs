@@ -134,6 +134,60 @@ impl SqlNode {
         }
     }
 
+    /// `f` on this node and every node inside it, not entering subqueries (whose tables
+    /// and columns are their own).
+    pub fn visit(&self, f: &mut dyn FnMut(&SqlNode)) {
+        f(self);
+        match self {
+            SqlNode::Func { args: items, .. } | SqlNode::Conjunction { items, .. } => {
+                items.iter().for_each(|n| n.visit(f))
+            }
+            SqlNode::Binary { left, right, .. }
+            | SqlNode::Contains {
+                left,
+                pattern: right,
+                ..
+            } => {
+                left.visit(f);
+                right.visit(f);
+            }
+            SqlNode::Unary { operand, .. } | SqlNode::Truth { operand, .. } => operand.visit(f),
+            SqlNode::InList {
+                operand, values, ..
+            } => {
+                operand.visit(f);
+                values.iter().for_each(|n| n.visit(f));
+            }
+            SqlNode::Label { inner, .. } | SqlNode::Cast { inner, .. } => inner.visit(f),
+            SqlNode::Case {
+                value,
+                whens,
+                else_,
+            } => {
+                if let Some(v) = value {
+                    v.visit(f);
+                }
+                for (w, t) in whens {
+                    w.visit(f);
+                    t.visit(f);
+                }
+                if let Some(e) = else_ {
+                    e.visit(f);
+                }
+            }
+            // A subquery's statement is its own.
+            SqlNode::Subquery(_) | SqlNode::ScalarSubquery(_) | SqlNode::Exists(_) => {}
+            SqlNode::Column { .. }
+            | SqlNode::Bind { .. }
+            | SqlNode::Param { .. }
+            | SqlNode::Inline(_)
+            | SqlNode::Text { .. }
+            | SqlNode::Null
+            | SqlNode::True
+            | SqlNode::False => {}
+        }
+    }
+
     /// `f` on this node and every node inside it, subqueries included.
     pub fn walk_mut(&mut self, f: &mut dyn FnMut(&mut SqlNode)) {
         f(self);
