@@ -477,7 +477,7 @@ struct Renderer {
     params: Vec<(Literal, SqlType)>,
     /// Render values inline (DDL, `--sql`) instead of binding them.
     inline: bool,
-    /// Qualify columns with their table (SELECT with FROM does; UPDATE SET does not).
+    /// Qualify columns with their table, as SELECT, UPDATE (SET values included) and DELETE do.
     qualify: bool,
     unbound: Option<String>,
     /// The tables of the statements a subquery is inside: SQLAlchemy correlates them, so
