@@ -143,8 +143,26 @@ fn translate(source: &str) -> R<String> {
         match c {
             '\\' => match chars.next() {
                 Some('Z') if !in_class => out.push_str(r"\z"),
-                Some(d) if d.is_ascii_digit() && d != '0' && !in_class => {
-                    return refuse("a backreference");
+                // Python's octal escapes (`\0`, `\012`, `\1` in a class, `\141`); other
+                // digits outside a class are a backreference.
+                Some(d) if d.is_ascii_digit() => {
+                    let is_octal = |c: &char| ('0'..='7').contains(c);
+                    let ahead: Vec<char> = chars.clone().take(2).collect();
+                    let three = ahead.len() == 2 && ahead.iter().all(is_octal) && is_octal(&d);
+                    let digits = if d == '0' {
+                        1 + ahead.iter().take_while(|c| is_octal(c)).count()
+                    } else if three {
+                        3
+                    } else if in_class && is_octal(&d) {
+                        1 + ahead.iter().take_while(|c| is_octal(c)).count()
+                    } else {
+                        return refuse("a backreference");
+                    };
+                    let mut code = d.to_digit(8).unwrap_or(0);
+                    for _ in 1..digits {
+                        code = code * 8 + chars.next().and_then(|c| c.to_digit(8)).unwrap_or(0);
+                    }
+                    out.push_str(&format!(r"\x{{{code:x}}}"));
                 }
                 Some(n) => {
                     out.push('\\');
@@ -626,3 +644,54 @@ pub const PATTERN_METHODS: &[&str] = &[
     "subn",
 ];
 pub const MATCH_METHODS: &[&str] = &["group", "groups", "groupdict", "start", "end", "span"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alembic_compat::eval::interp::Unwind;
+
+    fn refusal(source: &str) -> String {
+        match compile(source, 0) {
+            Err(Unwind::Unsupported(r)) => r.what,
+            other => panic!("{source}: expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// What the regex crate cannot run is refused, never run as something else.
+    #[test]
+    fn backreferences_and_lookaround_are_refused() {
+        assert_eq!(refusal(r"(a)\1"), "a backreference in a regular expression");
+        assert_eq!(
+            refusal(r"(?P<x>a)(?P=x)"),
+            "a backreference in a regular expression"
+        );
+        for look in [r"a(?=b)", r"a(?!b)", r"(?<=a)b", r"(?<!a)b"] {
+            assert_eq!(refusal(look), "a lookaround in a regular expression");
+        }
+        // Not backreferences: \0 and digits inside a class.
+        assert!(compile(r"[\1]x\0", 0).is_ok());
+    }
+
+    /// Python's class and anchor spellings reach the crate as Python means them.
+    #[test]
+    fn python_spellings_translate() {
+        let p = compile(r"[]a]+\Z", 0).unwrap();
+        assert!(p.search.is_match("a]a"));
+        assert!(!p.search.is_match("a]a\n"));
+        let p = compile(r"[a&&b]", 0).unwrap();
+        assert!(p.search.is_match("&"));
+        assert!(matches!(
+            compile("(unclosed", 0),
+            Err(Unwind::Exc(e)) if e.class == "re.error"
+        ));
+    }
+
+    /// A pattern used on every row is compiled once.
+    #[test]
+    fn compiled_patterns_are_kept() {
+        let a = compile(r"\d+", IGNORECASE).unwrap();
+        let b = compile(r"\d+", IGNORECASE).unwrap();
+        assert!(Rc::ptr_eq(&a, &b));
+        assert!(!Rc::ptr_eq(&a, &compile(r"\d+", 0).unwrap()));
+    }
+}
