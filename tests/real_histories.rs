@@ -153,6 +153,7 @@ fn real_histories_migrate_like_python() {
     let common_dir = repo_root().join("tests/fixtures/_common");
     let mut full = Vec::new();
     let mut shares = Vec::new();
+    let mut verdicts = Vec::new();
     for row in &rows {
         let proj = make_project(row, &tmp.path().join("projects"), &common_dir);
         let revs = compat_verdicts(&proj);
@@ -162,6 +163,7 @@ fn real_histories_migrate_like_python() {
             row.name,
             revs.len()
         ));
+        verdicts.push(revs.clone());
         if runs == 0 {
             continue;
         }
@@ -202,7 +204,10 @@ fn real_histories_migrate_like_python() {
     // its database is half-migrated; the comparison ends there.
     let probe = run_oracle(&full, &["0"], &tmp.path().join("probe"));
     let mut seqs = Vec::new();
-    for (q, obs) in full.into_iter().zip(&probe[0]) {
+    let mut islands = Vec::new();
+    let native: Vec<&Vec<(String, bool)>> =
+        verdicts.iter().filter(|v| v.iter().any(|r| r.1)).collect();
+    for ((q, obs), revs) in full.into_iter().zip(&probe[0]).zip(native) {
         let stop = obs
             .iter()
             .position(|o| !matches!(o.outcome.code, Some(0) | Some(255)));
@@ -219,9 +224,45 @@ fn real_histories_migrate_like_python() {
                 q.steps.truncate(k + 1);
                 q.partial_in_alembic = vec![k];
             }
+            // The native revisions past that point, each on its own from a database stamped
+            // at its parent: up, then down. Those Python runs that way are compared too.
+            if k < revs.len() {
+                for j in (k + 1).max(1)..revs.len() {
+                    if !revs[j].1 {
+                        continue;
+                    }
+                    let parent = &revs[j - 1].0;
+                    islands.push(Sequence {
+                        label: format!("{} {} alone", q.label, revs[j].0),
+                        project: q.project.clone(),
+                        db: "test.db".into(),
+                        version_table: q.version_table.clone(),
+                        steps: vec![
+                            argv(&format!("stamp {parent}")),
+                            argv(&format!("upgrade {}", revs[j].0)),
+                            argv(&format!("downgrade {parent}")),
+                        ],
+                        partial_in_alembic: Vec::new(),
+                        alembic_steps: Vec::new(),
+                    });
+                }
+            }
         }
         seqs.push(q);
     }
+    let island_probe = run_oracle(&islands, &["0"], &tmp.path().join("probe-islands"));
+    let mut alone = Vec::new();
+    for (q, obs) in islands.into_iter().zip(&island_probe[0]) {
+        if obs.iter().all(|o| matches!(o.outcome.code, Some(0))) {
+            alone.push(q.label.clone());
+            seqs.push(q);
+        }
+    }
+    eprintln!(
+        "real_histories_migrate_like_python: {} revisions past Python's stop compared alone: {}",
+        alone.len(),
+        alone.join(", ")
+    );
     differential(&seqs, &["0"], &tmp.path().join("run"))
         .finish("real_histories_migrate_like_python");
 }

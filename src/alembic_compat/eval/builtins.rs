@@ -962,6 +962,19 @@ pub fn slice(
             )
         }
         Value::Bytes(b) => Value::Bytes(pick(b.len()).into_iter().map(|i| b[i]).collect()),
+        // A result row slices as its tuple does.
+        Value::Native(n) if matches!(**n, Native::Row(_)) => {
+            let values = match &**n {
+                Native::Row(r) => r.values.as_slice(),
+                _ => &[],
+            };
+            Value::tuple(
+                pick(values.len())
+                    .into_iter()
+                    .map(|i| values[i].clone())
+                    .collect(),
+            )
+        }
         other => {
             return Err(type_error(format!(
                 "'{}' object is not subscriptable",

@@ -1262,11 +1262,15 @@ impl Native {
             }
             // `Union[str, None]`, `Sequence[str]`: annotations only.
             Native::Opaque(_) => Ok(Value::native(Native::Opaque("typing".into()))),
-            Native::Sql(_) | Native::Column(_) => Err(unsupported(
-                "a JSON or ARRAY index on a SQL expression (`col[...]`)",
-                "JSON path operators are not modelled; write this revision's SQL in an \
-                 override file",
-            )),
+            Native::Sql(node) => json_index((**node).clone(), k),
+            Native::Column(c) => json_index(
+                SqlNode::Column {
+                    table: None,
+                    name: c.name.as_str().into(),
+                    type_: c.type_.clone().map(Rc::new),
+                },
+                k,
+            ),
             _ => Err(type_error(format!(
                 "'{}' object is not subscriptable",
                 self.type_name()
@@ -1404,6 +1408,12 @@ const SQL_METHODS: &[&str] = &[
     "is_distinct_from",
     "cast",
     "collate",
+    "as_string",
+    "as_integer",
+    "as_float",
+    "as_boolean",
+    "as_numeric",
+    "as_json",
     "where",
     "filter",
     "select_from",
@@ -2980,11 +2990,107 @@ fn select_of(columns: Vec<SqlNode>, from: Vec<TableRef>) -> Statement {
     }
 }
 
-/// `CAST(x AS type)`, typed as the type it casts to.
+/// `expr[key]` on a JSON expression, as SQLAlchemy's JSON comparator builds it: a list or
+/// tuple key is a path, anything else one step. The path is bound already formatted, as
+/// SQLite's JSON index types bind it (and as `--sql` shows it).
+fn json_index(target: SqlNode, key: &Value) -> R<Value> {
+    let json = target.type_().cloned();
+    if type_family(json.as_deref()) != TypeFamily::Json {
+        // Only JSON is indexable on SQLite (ARRAY is PostgreSQL's).
+        return Err(exc(
+            "NotImplementedError",
+            "Operator 'getitem' is not supported on this expression",
+        ));
+    }
+    let step = |v: &Value| match v {
+        Value::Int(_) | Value::Bool(_) => format!("[{}]", builtins::str_of(v)),
+        other => format!(".\"{}\"", builtins::str_of(other)),
+    };
+    let path = match key {
+        Value::List(_) | Value::Tuple(_) => {
+            let mut path = String::from("$");
+            for v in builtins::iterate(key)? {
+                path.push_str(&step(&v));
+            }
+            path
+        }
+        one => format!("${}", step(one)),
+    };
+    Ok(sql_value(SqlNode::JsonGet {
+        target: Box::new(target),
+        path: Box::new(SqlNode::Bind {
+            value: Literal::Str(path),
+            type_: None,
+        }),
+        type_: json,
+    }))
+}
+
+/// `expr[key].as_string()` and the like: the unquoted value cast to the type, as
+/// SQLAlchemy's SQLite compiler renders a JSON index whose type is not JSON.
+fn json_cast(node: &SqlNode, method: &str, args: &[Value]) -> R<SqlNode> {
+    let SqlNode::JsonGet {
+        target,
+        path,
+        type_: Some(_),
+    } = node
+    else {
+        return Err(exc(
+            "sqlalchemy.exc.InvalidRequestError",
+            format!(
+                "The JSON cast operator JSON.{method}() only works with a JSON index \
+                 expression e.g. col['q'].{method}()"
+            ),
+        ));
+    };
+    let type_named = |name: &str, args: Vec<Literal>| TypeSpec {
+        dialect: None,
+        name: name.to_string(),
+        args,
+        kwargs: Vec::new(),
+        custom: None,
+    };
+    let to = match method {
+        "as_json" => return Ok(node.clone()),
+        "as_string" => type_named("String", Vec::new()),
+        "as_integer" => type_named("Integer", Vec::new()),
+        "as_float" => type_named("Float", Vec::new()),
+        "as_boolean" => type_named("Boolean", Vec::new()),
+        _ => {
+            let (precision, scale) = match args {
+                [p, s, ..] => (int_arg(Some(p), 0)?, int_arg(Some(s), 0)?),
+                _ => {
+                    return Err(type_error(
+                        "as_numeric() missing required positional arguments: 'precision' and \
+                         'scale'",
+                    ))
+                }
+            };
+            type_named(
+                "Numeric",
+                vec![Literal::Int(precision), Literal::Int(scale)],
+            )
+        }
+    };
+    Ok(cast(
+        SqlNode::JsonGet {
+            target: target.clone(),
+            path: path.clone(),
+            type_: None,
+        },
+        to,
+    ))
+}
+
+/// `CAST(x AS type)`, typed as the type it casts to. The type is named as in DDL
+/// (`NUMERIC(10, 2)`, `VARCHAR(1)` for an Enum of one-letter values), as SQLAlchemy's type
+/// compiler names it in both.
 fn cast(inner: SqlNode, t: TypeSpec) -> SqlNode {
+    let type_name = crate::alembic_compat::ddl::sqlite::render_type(&t)
+        .map_or_else(|_| type_str(&t), |(name, _)| name);
     SqlNode::Cast {
         inner: Box::new(inner),
-        type_name: type_str(&t),
+        type_name,
         type_: Some(Rc::new(t)),
     }
 }
@@ -4953,6 +5059,9 @@ fn sql_method(node: &SqlNode, name: &str, args: Vec<Value>) -> R<Value> {
             right: Box::new(to_sql(&arg(0), ty.as_ref())?),
         },
         "cast" => cast(*me, to_type(&arg(0))?),
+        "as_string" | "as_integer" | "as_float" | "as_boolean" | "as_numeric" | "as_json" => {
+            json_cast(node, name, &args)?
+        }
         "collate" => SqlNode::Binary {
             left: me,
             op: "COLLATE".into(),
@@ -5005,7 +5114,14 @@ pub fn sql_compare(op: CmpOp, l: &Value, r: &Value) -> R<Value> {
         ),
     };
     let left = to_sql(l, None)?;
-    let right = to_sql(r, left.type_())?;
+    // SQLAlchemy's `coerce_compared_value`: a value compared with a JSON expression keeps
+    // its own type (`doc["k"] == "x"` binds 'x', not '"x"'); only a value no SQL type
+    // stands for (a dict, a list) is bound as JSON.
+    let right_type = left.type_().filter(|t| {
+        type_family(Some(t)) != TypeFamily::Json
+            || matches!(r, Value::List(_) | Value::Dict(_) | Value::Tuple(_))
+    });
+    let right = to_sql(r, right_type)?;
     let null_right = matches!(right, SqlNode::Null);
     let text = match op {
         CmpOp::Eq if null_right => "IS",

@@ -104,6 +104,15 @@ pub enum SqlNode {
         operand: Box<SqlNode>,
         value: bool,
     },
+    /// `col["key"]`, `col[0]`, `col[("a", 0)]` on a JSON expression: `JSON_EXTRACT` at the
+    /// path (bound as SQLAlchemy's SQLite JSON index types format it: `$."key"`, `$[0]`,
+    /// `$."a"[0]`). A JSON value itself (`type_` JSON) is wrapped in `JSON_QUOTE`; under an
+    /// `as_string()`-like cast (`type_` None) it is not.
+    JsonGet {
+        target: Box<SqlNode>,
+        path: Box<SqlNode>,
+        type_: SqlType,
+    },
 }
 
 impl SqlNode {
@@ -112,7 +121,8 @@ impl SqlNode {
             SqlNode::Column { type_, .. }
             | SqlNode::Bind { type_, .. }
             | SqlNode::Param { type_, .. }
-            | SqlNode::Cast { type_, .. } => type_.as_ref(),
+            | SqlNode::Cast { type_, .. }
+            | SqlNode::JsonGet { type_, .. } => type_.as_ref(),
             SqlNode::Label { inner, .. } => inner.type_(),
             // SQLAlchemy's functions of the argument's type (`ReturnTypeFromArgs`):
             // `coalesce(name, '') + 'x'` concatenates.
@@ -146,6 +156,11 @@ impl SqlNode {
             | SqlNode::Contains {
                 left,
                 pattern: right,
+                ..
+            }
+            | SqlNode::JsonGet {
+                target: left,
+                path: right,
                 ..
             } => {
                 left.visit(f);
@@ -199,6 +214,11 @@ impl SqlNode {
             | SqlNode::Contains {
                 left,
                 pattern: right,
+                ..
+            }
+            | SqlNode::JsonGet {
+                target: left,
+                path: right,
                 ..
             } => {
                 left.walk_mut(f);
@@ -979,6 +999,24 @@ impl Renderer {
                 self.sql.push_str(" AS ");
                 self.sql.push_str(type_name);
                 self.sql.push(')');
+            }
+            SqlNode::JsonGet {
+                target,
+                path,
+                type_,
+            } => {
+                let quoted = type_.is_some();
+                if quoted {
+                    self.sql.push_str("JSON_QUOTE(");
+                }
+                self.sql.push_str("JSON_EXTRACT(");
+                self.node(target, Group::Never);
+                self.sql.push_str(", ");
+                self.node(path, Group::Never);
+                self.sql.push(')');
+                if quoted {
+                    self.sql.push(')');
+                }
             }
         }
     }
