@@ -1363,7 +1363,7 @@ fn str_arg<'a>(v: &'a Value, what: &str) -> R<&'a str> {
         .ok_or_else(|| type_error(format!("{what} must be str, not {}", v.type_name())))
 }
 
-fn int_arg(v: &Value) -> R<i64> {
+pub(super) fn int_arg(v: &Value) -> R<i64> {
     match as_number(v) {
         Some(Num::Int(i)) => Ok(i),
         _ => Err(type_error(format!(

@@ -21,6 +21,7 @@ mod pipeline;
 mod re;
 pub mod runner;
 pub mod sql;
+mod stdlib;
 pub mod value;
 
 /// The only dialect revision bodies run against so far (`bind.dialect.name`, `with_variant`,

@@ -374,6 +374,8 @@ pub fn import_module(name: &str) -> R<Value> {
         "logging" => "logging",
         "os" => "os",
         "enum" => "enum",
+        "math" => "math",
+        "time" => "time",
         _ => {
             return Err(unsupported(
                 format!("`import {name}`"),
@@ -393,11 +395,9 @@ fn unknown_module_reason(name: &str) -> &'static str {
         "collections",
         "re",
         "decimal",
-        "math",
         "random",
         "string",
         "textwrap",
-        "time",
         "copy",
         "hashlib",
         "base64",
@@ -460,6 +460,8 @@ fn module_attr(m: &Native, attr: &str) -> R<Value> {
         "alembic" => match attr {
             "op" => Value::native(Native::Module("alembic.op")),
             "context" => Value::native(Native::Module("alembic.context")),
+            // The Alembic whose behaviour ralembic follows (a revision may test for features).
+            "__version__" => Value::str("1.20.1"),
             _ => return Err(missing()),
         },
         "alembic.op" if OP_UNSUPPORTED.contains(&attr) => {
@@ -567,6 +569,23 @@ fn module_attr(m: &Native, attr: &str) -> R<Value> {
             "UTC" => Value::native(Native::Temporal(Temporal::Zone(0))),
             _ => return Err(missing()),
         },
+        "math" => match super::stdlib::math_attr(attr) {
+            Some(super::stdlib::MathAttr::Constant(f)) => Value::Float(f),
+            Some(super::stdlib::MathAttr::Function) => func("math"),
+            None => {
+                return Err(unsupported(
+                    format!("`math.{attr}`"),
+                    "not in ralembic's model of `math`",
+                ))
+            }
+        },
+        "time" if super::stdlib::time_attr(attr) => func("time"),
+        "time" => {
+            return Err(unsupported(
+                format!("`time.{attr}`"),
+                "of `time` only the clocks and sleep() are modelled",
+            ))
+        }
         "json" => match attr {
             "dumps" | "loads" => func("json"),
             _ => return Err(missing()),
@@ -1883,6 +1902,8 @@ fn call_function(
             )),
         },
         _ if f.starts_with("re.") => super::re::module_call(interp, &f[3..], args, kwargs),
+        _ if f.starts_with("math.") => super::stdlib::math_call(&f[5..], args, kwargs),
+        _ if f.starts_with("time.") => super::stdlib::time_call(&f[5..], args, kwargs),
         // An OrderedDict is a dict: every dict keeps insertion order.
         "collections.OrderedDict" => builtins::call_builtin(interp, "dict", args, kwargs),
         "collections.defaultdict" => {

@@ -1,0 +1,360 @@
+//! Small standard-library modules revision files call: `math` (rounding, checks, the usual
+//! functions and constants) and `time` (clocks and `sleep`), with CPython's results and
+//! error messages.
+
+use super::interp::{exc, type_error, unsupported, R};
+use super::value::{as_number, Num, Value};
+
+/// `math.<attr>`: its constants, or whether the function is modelled.
+pub fn math_attr(attr: &str) -> Option<MathAttr> {
+    Some(match attr {
+        "pi" => MathAttr::Constant(std::f64::consts::PI),
+        "e" => MathAttr::Constant(std::f64::consts::E),
+        "tau" => MathAttr::Constant(std::f64::consts::TAU),
+        "inf" => MathAttr::Constant(f64::INFINITY),
+        "nan" => MathAttr::Constant(f64::NAN),
+        "floor" | "ceil" | "trunc" | "sqrt" | "isfinite" | "isnan" | "isinf" | "fabs" | "log"
+        | "log10" | "log2" | "exp" | "pow" | "isclose" | "gcd" | "copysign" => MathAttr::Function,
+        _ => return None,
+    })
+}
+
+pub enum MathAttr {
+    Constant(f64),
+    Function,
+}
+
+/// `time.<attr>` is one of the modelled functions.
+pub fn time_attr(attr: &str) -> bool {
+    matches!(
+        attr,
+        "time" | "time_ns" | "monotonic" | "monotonic_ns" | "perf_counter" | "sleep"
+    )
+}
+
+fn real(v: &Value) -> R<f64> {
+    match as_number(v) {
+        Some(n) => Ok(n.as_f64()),
+        None => Err(type_error(format!(
+            "must be real number, not {}",
+            v.type_name()
+        ))),
+    }
+}
+
+fn domain_error() -> super::interp::Unwind {
+    exc("ValueError", "math domain error")
+}
+
+/// A float result as CPython checks it: an infinite result from finite arguments overflowed.
+fn ranged(result: f64, args_finite: bool) -> R<Value> {
+    if result.is_infinite() && args_finite {
+        return Err(exc("OverflowError", "math range error"));
+    }
+    if result.is_nan() && args_finite {
+        return Err(domain_error());
+    }
+    Ok(Value::Float(result))
+}
+
+/// `floor`, `ceil`, `trunc`: an int stays itself, a float becomes the int it rounds to.
+fn to_int(name: &str, v: &Value, round: fn(f64) -> f64) -> R<Value> {
+    match as_number(v) {
+        Some(Num::Int(i)) => Ok(Value::Int(i)),
+        Some(Num::Float(f)) => {
+            if f.is_nan() {
+                return Err(exc("ValueError", "cannot convert float NaN to integer"));
+            }
+            if f.is_infinite() {
+                return Err(exc(
+                    "OverflowError",
+                    "cannot convert float infinity to integer",
+                ));
+            }
+            let r = round(f);
+            if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&r) {
+                return Err(unsupported(
+                    format!("math.{name}() of {f}"),
+                    "integers are 64-bit here",
+                ));
+            }
+            // In range just above: the conversion is exact.
+            Ok(Value::Int(r as i64))
+        }
+        None => Err(type_error(format!(
+            "must be real number, not {}",
+            v.type_name()
+        ))),
+    }
+}
+
+fn one<'a>(name: &str, args: &'a [Value], kwargs: &[(String, Value)]) -> R<&'a Value> {
+    if let Some((k, _)) = kwargs.first() {
+        return Err(type_error(format!(
+            "math.{name}() takes no keyword arguments (got '{k}')"
+        )));
+    }
+    match args {
+        [v] => Ok(v),
+        _ => Err(type_error(format!(
+            "math.{name}() takes exactly one argument ({} given)",
+            args.len()
+        ))),
+    }
+}
+
+fn two<'a>(name: &str, args: &'a [Value], kwargs: &[(String, Value)]) -> R<(&'a Value, &'a Value)> {
+    if !kwargs.is_empty() {
+        return Err(type_error(format!(
+            "math.{name}() takes no keyword arguments"
+        )));
+    }
+    match args {
+        [a, b] => Ok((a, b)),
+        _ => Err(type_error(format!(
+            "{name} expected 2 arguments, got {}",
+            args.len()
+        ))),
+    }
+}
+
+pub fn math_call(name: &str, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Value> {
+    match name {
+        "floor" => to_int(name, one(name, &args, &kwargs)?, f64::floor),
+        "ceil" => to_int(name, one(name, &args, &kwargs)?, f64::ceil),
+        "trunc" => to_int(name, one(name, &args, &kwargs)?, f64::trunc),
+        "isfinite" => Ok(Value::Bool(real(one(name, &args, &kwargs)?)?.is_finite())),
+        "isnan" => Ok(Value::Bool(real(one(name, &args, &kwargs)?)?.is_nan())),
+        "isinf" => Ok(Value::Bool(real(one(name, &args, &kwargs)?)?.is_infinite())),
+        "fabs" => Ok(Value::Float(real(one(name, &args, &kwargs)?)?.abs())),
+        "sqrt" => {
+            let x = real(one(name, &args, &kwargs)?)?;
+            if x < 0.0 {
+                return Err(domain_error());
+            }
+            Ok(Value::Float(x.sqrt()))
+        }
+        "exp" => {
+            let x = real(one(name, &args, &kwargs)?)?;
+            ranged(x.exp(), x.is_finite())
+        }
+        "log10" | "log2" => {
+            let x = real(one(name, &args, &kwargs)?)?;
+            if x <= 0.0 {
+                return Err(domain_error());
+            }
+            Ok(Value::Float(if name == "log10" {
+                x.log10()
+            } else {
+                x.log2()
+            }))
+        }
+        "log" => {
+            if !kwargs.is_empty() {
+                return Err(type_error("math.log() takes no keyword arguments"));
+            }
+            let (x, base) = match args.as_slice() {
+                [x] => (real(x)?, None),
+                [x, b] => (real(x)?, Some(real(b)?)),
+                _ => {
+                    return Err(type_error(format!(
+                        "log expected at least 1 argument, got {}",
+                        args.len()
+                    )))
+                }
+            };
+            if x <= 0.0 || base.is_some_and(|b| b <= 0.0) {
+                return Err(domain_error());
+            }
+            match base {
+                None => Ok(Value::Float(x.ln())),
+                Some(1.0) => Err(exc("ZeroDivisionError", "float division by zero")),
+                Some(b) => Ok(Value::Float(x.ln() / b.ln())),
+            }
+        }
+        "pow" => {
+            let (a, b) = two(name, &args, &kwargs)?;
+            let (x, y) = (real(a)?, real(b)?);
+            if x == 0.0 && y < 0.0 {
+                return Err(domain_error());
+            }
+            if x < 0.0 && x.is_finite() && y.is_finite() && y.fract() != 0.0 {
+                return Err(domain_error());
+            }
+            ranged(x.powf(y), x.is_finite() && y.is_finite())
+        }
+        "copysign" => {
+            let (a, b) = two(name, &args, &kwargs)?;
+            Ok(Value::Float(real(a)?.copysign(real(b)?)))
+        }
+        "gcd" => {
+            if let Some((k, _)) = kwargs.first() {
+                return Err(type_error(format!(
+                    "gcd() takes no keyword arguments (got '{k}')"
+                )));
+            }
+            let mut g: u64 = 0;
+            for a in &args {
+                let mut b = super::builtins::int_arg(a)?.unsigned_abs();
+                while b != 0 {
+                    (g, b) = (b, g % b);
+                }
+            }
+            i64::try_from(g)
+                .map(Value::Int)
+                .map_err(|_| unsupported("math.gcd() beyond 64 bits", "integers are 64-bit here"))
+        }
+        "isclose" => {
+            let (a, b) = match args.as_slice() {
+                [a, b] => (real(a)?, real(b)?),
+                _ => {
+                    return Err(type_error(format!(
+                        "isclose() takes exactly 2 positional arguments ({} given)",
+                        args.len()
+                    )))
+                }
+            };
+            let mut rel_tol = 1e-9;
+            let mut abs_tol = 0.0;
+            for (k, v) in &kwargs {
+                match k.as_str() {
+                    "rel_tol" => rel_tol = real(v)?,
+                    "abs_tol" => abs_tol = real(v)?,
+                    _ => {
+                        return Err(type_error(format!(
+                            "isclose() got an unexpected keyword argument '{k}'"
+                        )))
+                    }
+                }
+            }
+            if rel_tol < 0.0 || abs_tol < 0.0 {
+                return Err(exc("ValueError", "tolerances must be non-negative"));
+            }
+            if a == b {
+                return Ok(Value::Bool(true));
+            }
+            if a.is_infinite() || b.is_infinite() {
+                return Ok(Value::Bool(false));
+            }
+            let diff = (b - a).abs();
+            Ok(Value::Bool(
+                diff <= (rel_tol * b).abs() || diff <= (rel_tol * a).abs() || diff <= abs_tol,
+            ))
+        }
+        _ => Err(unsupported(
+            format!("`math.{name}`"),
+            "not in ralembic's model of `math`",
+        )),
+    }
+}
+
+fn since_epoch() -> std::time::Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// One clock for `monotonic` and `perf_counter`, started with the process: both are only
+/// ever compared with themselves.
+fn process_clock() -> std::time::Duration {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed()
+}
+
+pub fn time_call(name: &str, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Value> {
+    if let Some((k, _)) = kwargs.first() {
+        return Err(type_error(format!(
+            "time.{name}() takes no keyword arguments (got '{k}')"
+        )));
+    }
+    let no_args = |args: &[Value]| -> R<()> {
+        match args.len() {
+            0 => Ok(()),
+            n => Err(type_error(format!(
+                "time.{name}() takes no arguments ({n} given)"
+            ))),
+        }
+    };
+    let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    match name {
+        "time" => {
+            no_args(&args)?;
+            Ok(Value::Float(since_epoch().as_secs_f64()))
+        }
+        "time_ns" => {
+            no_args(&args)?;
+            Ok(Value::Int(nanos(since_epoch())))
+        }
+        "monotonic" | "perf_counter" => {
+            no_args(&args)?;
+            Ok(Value::Float(process_clock().as_secs_f64()))
+        }
+        "monotonic_ns" => {
+            no_args(&args)?;
+            Ok(Value::Int(nanos(process_clock())))
+        }
+        "sleep" => {
+            let [secs] = args.as_slice() else {
+                return Err(type_error(format!(
+                    "time.sleep() takes exactly one argument ({} given)",
+                    args.len()
+                )));
+            };
+            let secs = match as_number(secs) {
+                Some(n) => n.as_f64(),
+                None => {
+                    return Err(type_error(format!(
+                        "'{}' object cannot be interpreted as an integer",
+                        secs.type_name()
+                    )))
+                }
+            };
+            if secs.is_nan() {
+                return Err(exc("ValueError", "Invalid value NaN (not a number)"));
+            }
+            if secs < 0.0 {
+                return Err(exc("ValueError", "sleep length must be non-negative"));
+            }
+            let d = std::time::Duration::try_from_secs_f64(secs)
+                .map_err(|_| exc("OverflowError", "sleep length is too large"))?;
+            std::thread::sleep(d);
+            Ok(Value::None)
+        }
+        _ => Err(unsupported(
+            format!("`time.{name}`"),
+            "not in ralembic's model of `time`",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_keeps_ints_and_refuses_what_python_refuses() {
+        assert!(matches!(
+            math_call("floor", vec![Value::Float(-1.5)], vec![]),
+            Ok(Value::Int(-2))
+        ));
+        assert!(matches!(
+            math_call("ceil", vec![Value::Int(7)], vec![]),
+            Ok(Value::Int(7))
+        ));
+        assert!(math_call("floor", vec![Value::Float(f64::NAN)], vec![]).is_err());
+        assert!(math_call("trunc", vec![Value::Float(1e300)], vec![]).is_err());
+        assert!(math_call("gcd", vec![Value::Int(i64::MIN), Value::Int(0)], vec![]).is_err());
+    }
+
+    #[test]
+    fn clocks_move_forward() {
+        let Ok(Value::Float(a)) = time_call("monotonic", vec![], vec![]) else {
+            panic!("monotonic() is a float")
+        };
+        let Ok(Value::Float(b)) = time_call("perf_counter", vec![], vec![]) else {
+            panic!("perf_counter() is a float")
+        };
+        assert!(b >= a);
+        assert!(time_call("sleep", vec![Value::Float(-1.0)], vec![]).is_err());
+    }
+}
