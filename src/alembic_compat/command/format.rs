@@ -59,6 +59,11 @@ pub fn doc_of(longdoc: &str) -> &str {
 /// Python's `str.splitlines()` (no keepends): splits on every Unicode line boundary Python
 /// knows, `\r\n` counting as one; no trailing empty piece.
 pub fn py_splitlines(s: &str) -> Vec<&str> {
+    py_split_lines(s, false)
+}
+
+/// `str.splitlines(keepends)`: with `keepends`, each line keeps its line break.
+pub fn py_split_lines(s: &str, keepends: bool) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut iter = s.char_indices().peekable();
@@ -78,7 +83,6 @@ pub fn py_splitlines(s: &str) -> Vec<&str> {
         if !is_break {
             continue;
         }
-        out.push(&s[start..i]);
         let mut end = i + c.len_utf8();
         if c == '\r' {
             if let Some(&(j, '\n')) = iter.peek() {
@@ -86,6 +90,11 @@ pub fn py_splitlines(s: &str) -> Vec<&str> {
                 end = j + 1;
             }
         }
+        out.push(if keepends {
+            &s[start..end]
+        } else {
+            &s[start..i]
+        });
         start = end;
     }
     if start < s.len() {

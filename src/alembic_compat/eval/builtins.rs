@@ -1559,7 +1559,18 @@ fn str_method(s: &str, name: &str, args: &[Value], kwargs: &[(String, Value)]) -
             Value::Bool(hit)
         }
         "format" => Value::str(str_format(s, args, kwargs)?),
-        "splitlines" => Value::list(s.lines().map(Value::str).collect()),
+        "splitlines" => {
+            let keepends = args.first().or(kw(kwargs, "keepends"));
+            Value::list(
+                crate::alembic_compat::command::format::py_split_lines(
+                    s,
+                    keepends.is_some_and(Value::truthy),
+                )
+                .into_iter()
+                .map(Value::str)
+                .collect(),
+            )
+        }
         "find" | "index" => {
             let sub = str_arg(args.first().unwrap_or(&Value::None), "must be str")?;
             match s.find(sub) {

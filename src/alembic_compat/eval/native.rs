@@ -376,6 +376,7 @@ pub fn import_module(name: &str) -> R<Value> {
         "enum" => "enum",
         "math" => "math",
         "time" => "time",
+        "textwrap" => "textwrap",
         _ => {
             return Err(unsupported(
                 format!("`import {name}`"),
@@ -397,7 +398,6 @@ fn unknown_module_reason(name: &str) -> &'static str {
         "decimal",
         "random",
         "string",
-        "textwrap",
         "copy",
         "hashlib",
         "base64",
@@ -580,6 +580,13 @@ fn module_attr(m: &Native, attr: &str) -> R<Value> {
             }
         },
         "time" if super::stdlib::time_attr(attr) => func("time"),
+        "textwrap" if super::stdlib::textwrap_attr(attr) => func("textwrap"),
+        "textwrap" => {
+            return Err(unsupported(
+                format!("`textwrap.{attr}`"),
+                "of `textwrap` only dedent() and indent() are modelled",
+            ))
+        }
         "time" => {
             return Err(unsupported(
                 format!("`time.{attr}`"),
@@ -1904,6 +1911,9 @@ fn call_function(
         _ if f.starts_with("re.") => super::re::module_call(interp, &f[3..], args, kwargs),
         _ if f.starts_with("math.") => super::stdlib::math_call(&f[5..], args, kwargs),
         _ if f.starts_with("time.") => super::stdlib::time_call(&f[5..], args, kwargs),
+        _ if f.starts_with("textwrap.") => {
+            super::stdlib::textwrap_call(interp, &f[9..], args, kwargs)
+        }
         // An OrderedDict is a dict: every dict keeps insertion order.
         "collections.OrderedDict" => builtins::call_builtin(interp, "dict", args, kwargs),
         "collections.defaultdict" => {

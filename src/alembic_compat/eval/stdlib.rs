@@ -1,8 +1,8 @@
 //! Small standard-library modules revision files call: `math` (rounding, checks, the usual
-//! functions and constants) and `time` (clocks and `sleep`), with CPython's results and
-//! error messages.
+//! functions and constants), `time` (clocks and `sleep`) and `textwrap` (`dedent` and
+//! `indent`, for SQL written inside the file), with CPython's results and error messages.
 
-use super::interp::{exc, type_error, unsupported, R};
+use super::interp::{exc, type_error, unsupported, Interp, R};
 use super::value::{as_number, Num, Value};
 
 /// `math.<attr>`: its constants, or whether the function is modelled.
@@ -327,6 +327,102 @@ pub fn time_call(name: &str, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> 
     }
 }
 
+/// `textwrap.<attr>` is one of the modelled functions (`fill`, `wrap` and `shorten` re-flow
+/// text with rules of their own and are refused at their names).
+pub fn textwrap_attr(attr: &str) -> bool {
+    matches!(attr, "dedent" | "indent")
+}
+
+fn text<'a>(func: &str, v: Option<&'a Value>) -> R<&'a str> {
+    match v {
+        Some(Value::Str(s)) => Ok(s),
+        Some(other) => Err(type_error(format!(
+            "{func}() argument must be str, not {}",
+            other.type_name()
+        ))),
+        None => Err(type_error(format!("{func}() missing a required argument"))),
+    }
+}
+
+pub fn textwrap_call(
+    interp: &mut Interp<'_>,
+    name: &str,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    let named = |k: &str| kwargs.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+    match name {
+        "dedent" => Ok(Value::str(dedent(text(
+            "dedent",
+            args.first().or(named("text")),
+        )?))),
+        "indent" => {
+            let body = text("indent", args.first().or(named("text")))?;
+            let prefix = text("indent", args.get(1).or(named("prefix")))?;
+            let predicate = args
+                .get(2)
+                .or(named("predicate"))
+                .filter(|p| !matches!(p, Value::None))
+                .cloned();
+            let mut out = String::with_capacity(body.len());
+            for line in crate::alembic_compat::command::format::py_split_lines(body, true) {
+                let wanted = match &predicate {
+                    Some(p) => interp.call(p, vec![Value::str(line)], Vec::new())?.truthy(),
+                    None => !line.trim().is_empty(),
+                };
+                if wanted {
+                    out.push_str(prefix);
+                }
+                out.push_str(line);
+            }
+            Ok(Value::str(out))
+        }
+        _ => Err(unsupported(
+            format!("`textwrap.{name}`"),
+            "of `textwrap` only dedent() and indent() are modelled",
+        )),
+    }
+}
+
+/// Python's `textwrap.dedent`: lines of only blanks and tabs become empty, then the
+/// leading whitespace every other line shares is removed. Lines end at `\n` only.
+fn dedent(s: &str) -> String {
+    let lines: Vec<&str> = s.split('\n').collect();
+    let is_blank = |l: &str| !l.is_empty() && l.bytes().all(|b| b == b' ' || b == b'\t');
+    let mut margin: Option<&str> = None;
+    for l in &lines {
+        if l.is_empty() || is_blank(l) {
+            continue;
+        }
+        let indent = &l[..l.len() - l.trim_start_matches([' ', '\t']).len()];
+        margin = Some(match margin {
+            None => indent,
+            Some(m) if indent.starts_with(m) => m,
+            Some(m) if m.starts_with(indent) => indent,
+            Some(m) => {
+                let common = m
+                    .bytes()
+                    .zip(indent.bytes())
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                &m[..common]
+            }
+        });
+    }
+    let margin = margin.unwrap_or("");
+    let mut out = String::with_capacity(s.len());
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if is_blank(l) {
+            continue;
+        }
+        out.push_str(l.strip_prefix(margin).unwrap_or(l));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,5 +452,13 @@ mod tests {
         };
         assert!(b >= a);
         assert!(time_call("sleep", vec![Value::Float(-1.0)], vec![]).is_err());
+    }
+
+    #[test]
+    fn dedent_keeps_what_python_keeps() {
+        assert_eq!(dedent("    a\n      b\n    c\n"), "a\n  b\nc\n");
+        assert_eq!(dedent("\n  x\n \t\n  y"), "\nx\n\ny");
+        assert_eq!(dedent("\ta\n  b"), "\ta\n  b");
+        assert_eq!(dedent("  a\r\n  b"), "a\r\nb");
     }
 }
