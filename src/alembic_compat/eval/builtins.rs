@@ -1212,6 +1212,10 @@ const STR_METHODS: &[&str] = &[
     "title",
     "capitalize",
     "find",
+    "rfind",
+    "rindex",
+    "swapcase",
+    "isascii",
     "count",
     "isdigit",
     "isalpha",
@@ -1298,11 +1302,71 @@ pub fn get_attr(interp: &mut Interp<'_>, v: &Value, attr: &str) -> R<Value> {
             name: m,
             this: v.clone(),
         })),
+        // A method Python's type has and ralembic does not model is outside the model, not
+        // an AttributeError a body's `except` could take for Python's answer.
+        None if unmodelled_method(v, attr) => Err(unsupported(
+            format!("`{}.{attr}()`", v.type_name()),
+            format!("not in ralembic's model of {}", v.type_name()),
+        )),
         None => Err(exc(
             "AttributeError",
             format!("'{}' object has no attribute '{attr}'", v.type_name()),
         )),
     }
+}
+
+/// Methods of Python's `str`, `list` and `dict` that ralembic leaves out.
+fn unmodelled_method(v: &Value, attr: &str) -> bool {
+    let names: &[&str] = match v {
+        Value::Str(_) => &[
+            "casefold",
+            "expandtabs",
+            "format_map",
+            "isdecimal",
+            "isidentifier",
+            "isnumeric",
+            "isprintable",
+            "istitle",
+            "maketrans",
+            "translate",
+        ],
+        Value::Dict(_) => &["fromkeys"],
+        _ => &[],
+    };
+    names.contains(&attr)
+}
+
+/// The part of `s` that `start` and `end` (slice indices, negative from the end, None for
+/// the default) select, for `find`, `count`, `startswith` and the like: its first
+/// character's index and its text; None when `start` lies past the end of `s` or past
+/// `end`, where Python finds nothing (not even an empty string).
+fn str_window<'s>(
+    s: &'s str,
+    start: Option<&Value>,
+    end: Option<&Value>,
+) -> R<Option<(usize, &'s str)>> {
+    let n = s.chars().count() as i64;
+    let index = |v: Option<&Value>, default: i64| -> R<i64> {
+        match v {
+            None | Some(Value::None) => Ok(default),
+            Some(v) => match as_number(v) {
+                Some(Num::Int(i)) => Ok(if i < 0 { (i + n).max(0) } else { i }),
+                _ => Err(type_error(
+                    "slice indices must be integers or None or have an __index__ method",
+                )),
+            },
+        }
+    };
+    let (lo, hi) = (index(start, 0)?, index(end, n)?.min(n));
+    if lo > n || lo > hi {
+        return Ok(None);
+    }
+    let byte = |c: i64| {
+        s.char_indices()
+            .nth(usize::try_from(c).unwrap_or(usize::MAX))
+            .map_or(s.len(), |(b, _)| b)
+    };
+    Ok(Some((lo as usize, &s[byte(lo)..byte(hi)])))
 }
 
 /// A method `this.attr` that a call can run without binding it first.
@@ -1542,19 +1606,22 @@ fn str_method(s: &str, name: &str, args: &[Value], kwargs: &[(String, Value)]) -
             }
         }
         "startswith" | "endswith" => {
-            arg_count(name, args, 1, 1)?;
+            arg_count(name, args, 1, 3)?;
             let candidates = match &args[0] {
                 Value::Tuple(t) => t.to_vec(),
                 v => vec![v.clone()],
             };
+            let window = str_window(s, args.get(1), args.get(2))?;
             let mut hit = false;
             for c in &candidates {
                 let c = str_arg(c, name)?;
-                hit |= if name == "startswith" {
-                    s.starts_with(c)
-                } else {
-                    s.ends_with(c)
-                };
+                hit |= window.is_some_and(|(_, w)| {
+                    if name == "startswith" {
+                        w.starts_with(c)
+                    } else {
+                        w.ends_with(c)
+                    }
+                });
             }
             Value::Bool(hit)
         }
@@ -1571,22 +1638,47 @@ fn str_method(s: &str, name: &str, args: &[Value], kwargs: &[(String, Value)]) -
                 .collect(),
             )
         }
-        "find" | "index" => {
-            let sub = str_arg(args.first().unwrap_or(&Value::None), "must be str")?;
-            match s.find(sub) {
-                Some(b) => Value::Int(s[..b].chars().count() as i64),
-                None if name == "find" => Value::Int(-1),
+        "find" | "index" | "rfind" | "rindex" => {
+            arg_count(name, args, 1, 3)?;
+            let sub = str_arg(&args[0], "must be str")?;
+            let found = str_window(s, args.get(1), args.get(2))?.and_then(|(first, w)| {
+                let at = if name.starts_with('r') {
+                    w.rfind(sub)
+                } else {
+                    w.find(sub)
+                };
+                at.map(|b| first + w[..b].chars().count())
+            });
+            match found {
+                Some(i) => Value::Int(i as i64),
+                None if name.ends_with("find") => Value::Int(-1),
                 None => return Err(exc("ValueError", "substring not found")),
             }
         }
         "count" => {
-            let sub = str_arg(args.first().unwrap_or(&Value::None), "must be str")?;
-            Value::Int(if sub.is_empty() {
-                s.chars().count() as i64 + 1
-            } else {
-                s.matches(sub).count() as i64
+            arg_count(name, args, 1, 3)?;
+            let sub = str_arg(&args[0], "must be str")?;
+            Value::Int(match str_window(s, args.get(1), args.get(2))? {
+                None => 0,
+                Some((_, w)) if sub.is_empty() => w.chars().count() as i64 + 1,
+                Some((_, w)) => w.matches(sub).count() as i64,
             })
         }
+        "swapcase" => Value::str(
+            s.chars()
+                .flat_map(|c| {
+                    let swapped: Vec<char> = if c.is_uppercase() {
+                        c.to_lowercase().collect()
+                    } else if c.is_lowercase() {
+                        c.to_uppercase().collect()
+                    } else {
+                        vec![c]
+                    };
+                    swapped
+                })
+                .collect::<String>(),
+        ),
+        "isascii" => Value::Bool(s.is_ascii()),
         "isdigit" => Value::Bool(!s.is_empty() && s.chars().all(|c| c.is_ascii_digit())),
         "isalpha" => Value::Bool(!s.is_empty() && s.chars().all(char::is_alphabetic)),
         "isalnum" => Value::Bool(!s.is_empty() && s.chars().all(char::is_alphanumeric)),
