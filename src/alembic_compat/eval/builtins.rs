@@ -48,7 +48,50 @@ const BUILTIN_FUNCTIONS: &[&str] = &[
     "chr",
     "divmod",
     "bytes",
+    "pow",
+    "bin",
+    "oct",
+    "format",
+    "issubclass",
 ];
+
+/// Python's other builtins: a name of these is refused where it is used, never the
+/// NameError Python would not raise.
+const UNMODELLED_BUILTINS: &[&str] = &[
+    "aiter",
+    "anext",
+    "ascii",
+    "breakpoint",
+    "bytearray",
+    "classmethod",
+    "compile",
+    "complex",
+    "delattr",
+    "dir",
+    "eval",
+    "exec",
+    "exit",
+    "globals",
+    "hash",
+    "help",
+    "id",
+    "input",
+    "locals",
+    "memoryview",
+    "object",
+    "open",
+    "property",
+    "quit",
+    "setattr",
+    "slice",
+    "staticmethod",
+    "super",
+    "vars",
+];
+
+pub fn is_unmodelled_builtin(name: &str) -> bool {
+    UNMODELLED_BUILTINS.contains(&name)
+}
 
 /// Exception classes and their parent, for `except` matching.
 const EXCEPTIONS: &[(&str, &str)] = &[
@@ -291,7 +334,7 @@ pub fn float_repr(f: f64) -> String {
     let s = format!("{f:e}");
     let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    if (-5..16).contains(&exp) {
+    if (-4..16).contains(&exp) {
         let plain = format!("{f}");
         if plain.contains('.') {
             plain
@@ -317,6 +360,58 @@ pub fn str_of(v: &Value) -> String {
 }
 
 // ----- formatting ------------------------------------------------------------------------
+
+/// Python's `g` presentation of a non-negative float: `precision` significant digits
+/// (6 by default), fixed-point while the exponent is from -4 to below the precision, else
+/// scientific; trailing zeros dropped unless `alternate` (`#`). `repr_style` is the spec
+/// with a precision and no type (`.3`), whose fixed-point form keeps a digit after the
+/// point, so it switches to scientific one exponent sooner.
+fn general_float(
+    a: f64,
+    precision: Option<usize>,
+    alternate: bool,
+    upper: bool,
+    repr_style: bool,
+) -> String {
+    if !a.is_finite() {
+        let s = if a.is_nan() { "nan" } else { "inf" };
+        return if upper {
+            s.to_uppercase()
+        } else {
+            s.to_string()
+        };
+    }
+    let p = precision.unwrap_or(6).max(1);
+    let sci = format!("{:.*e}", p - 1, a);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i64 = exp.parse().unwrap_or(0);
+    let limit = if repr_style { p as i64 - 1 } else { p as i64 };
+    let trim = |mut t: String| {
+        if !alternate && t.contains('.') {
+            t.truncate(t.trim_end_matches('0').trim_end_matches('.').len());
+        }
+        if alternate && !t.contains('.') {
+            t.push('.');
+        }
+        t
+    };
+    let out = if (-4..limit).contains(&exp) {
+        let decimals = usize::try_from(p as i64 - 1 - exp).unwrap_or(0);
+        let mut fixed = trim(format!("{a:.decimals$}"));
+        if repr_style && !fixed.contains('.') {
+            fixed.push_str(".0");
+        }
+        fixed
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa.to_string()), exp.abs())
+    };
+    if upper {
+        out.to_uppercase()
+    } else {
+        out
+    }
+}
 
 /// `format(v, spec)` for the format-spec mini-language subset revision files use:
 /// `[[fill]align][sign][0][width][,][.precision][type]`.
@@ -434,13 +529,9 @@ pub fn format_value(v: &Value, spec: &str) -> R<String> {
                 Some('e') => python_exp(&format!("{a:.p$e}")),
                 Some('E') => python_exp(&format!("{a:.p$e}")).to_uppercase(),
                 Some('%') => format!("{:.p$}%", a * 100.0),
+                Some(g @ ('g' | 'G')) => general_float(a, precision, alternate, g == 'G', false),
                 None if precision.is_none() => float_repr(a),
-                _ => {
-                    return Err(unsupported(
-                        format!("the format spec '{spec}'"),
-                        "use f, e, d, x or %",
-                    ))
-                }
+                _ => general_float(a, precision, alternate, false, true),
             };
             let s = if grouping {
                 match s.split_once('.') {
@@ -450,7 +541,8 @@ pub fn format_value(v: &Value, spec: &str) -> R<String> {
             } else {
                 s
             };
-            (s, f.is_sign_negative() && f != 0.0)
+            // -0.0 keeps its sign, as in Python.
+            (s, f.is_sign_negative() && !f.is_nan())
         }
         _ => {
             return Err(exc(
@@ -1422,6 +1514,94 @@ fn arg_count(name: &str, args: &[Value], min: usize, max: usize) -> R<()> {
     Ok(())
 }
 
+/// A float already rounded to a whole number, as the int Python makes of it: NaN and the
+/// infinities raise Python's errors; beyond 64 bits is outside the model.
+pub(super) fn float_to_int(whole: f64) -> R<i64> {
+    if whole.is_nan() {
+        return Err(exc("ValueError", "cannot convert float NaN to integer"));
+    }
+    if whole.is_infinite() {
+        return Err(exc(
+            "OverflowError",
+            "cannot convert float infinity to integer",
+        ));
+    }
+    if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&whole) {
+        return Err(unsupported(
+            "an integer beyond 64 bits",
+            "integers are 64-bit here",
+        ));
+    }
+    // In range just above, and whole: the conversion is exact.
+    Ok(whole as i64)
+}
+
+enum IntText {
+    Invalid,
+    TooBig,
+    /// Python reads any Unicode decimal digit; ralembic only ASCII ones.
+    NonAscii,
+}
+
+/// `int(text, base)` as Python reads the text: surrounding whitespace, a sign, the base's
+/// prefix (`0x`, `0o`, `0b`; with base 0 the prefix decides, and a decimal may not start
+/// with 0), underscores only between digits or right after a prefix.
+fn parse_int(text: &str, base: u32) -> Result<i64, IntText> {
+    let t = text.trim();
+    let (negative, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let prefix =
+        |p: u8| t.len() >= 2 && t.as_bytes()[0] == b'0' && t.as_bytes()[1].eq_ignore_ascii_case(&p);
+    let (base, digits, prefixed) = match base {
+        0 | 16 if prefix(b'x') => (16, &t[2..], true),
+        0 | 8 if prefix(b'o') => (8, &t[2..], true),
+        0 | 2 if prefix(b'b') => (2, &t[2..], true),
+        0 => {
+            // Base 0 reads a decimal, which may not have leading zeros ("00" is 0).
+            if t.len() > 1 && t.starts_with('0') && t.bytes().any(|b| b != b'0' && b != b'_') {
+                return Err(IntText::Invalid);
+            }
+            (10, t, false)
+        }
+        b => (b, t, false),
+    };
+    let digits = match digits.strip_prefix('_') {
+        Some(rest) if prefixed => rest,
+        _ => digits,
+    };
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+    {
+        return Err(IntText::Invalid);
+    }
+    if !digits.is_ascii() {
+        return Err(IntText::NonAscii);
+    }
+    if !digits.chars().all(|c| c == '_' || c.is_digit(base)) {
+        return Err(IntText::Invalid);
+    }
+    let mut value: i64 = 0;
+    for c in digits.chars().filter(|c| *c != '_') {
+        let d = c.to_digit(base).ok_or(IntText::Invalid)?;
+        value = value
+            .checked_mul(i64::from(base))
+            .and_then(|v| {
+                if negative {
+                    v.checked_sub(i64::from(d))
+                } else {
+                    v.checked_add(i64::from(d))
+                }
+            })
+            .ok_or(IntText::TooBig)?;
+    }
+    Ok(value)
+}
+
 fn str_arg<'a>(v: &'a Value, what: &str) -> R<&'a str> {
     v.as_str()
         .ok_or_else(|| type_error(format!("{what} must be str, not {}", v.type_name())))
@@ -1788,8 +1968,27 @@ fn list_method(
             return Ok(l.remove(i));
         }
         "index" | "remove" | "count" => {
-            arg_count(name, &args, 1, 1)?;
-            let pos = l.borrow().iter().position(|x| py_eq(x, &args[0]));
+            arg_count(name, &args, 1, if name == "index" { 3 } else { 1 })?;
+            let pos = {
+                let items = l.borrow();
+                let n = items.len() as i64;
+                let bound = |v: Option<&Value>, default: i64| -> R<usize> {
+                    let i = match v {
+                        None => default,
+                        Some(v) => int_arg(v)?,
+                    };
+                    let i = if i < 0 { (i + n).max(0) } else { i.min(n) };
+                    Ok(usize::try_from(i).unwrap_or(0))
+                };
+                let (lo, hi) = (bound(args.get(1), 0)?, bound(args.get(2), n)?);
+                items
+                    .iter()
+                    .enumerate()
+                    .take(hi)
+                    .skip(lo)
+                    .find(|(_, x)| py_eq(x, &args[0]))
+                    .map(|(i, _)| i)
+            };
             match name {
                 "count" => {
                     return Ok(Value::Int(
@@ -2156,23 +2355,41 @@ pub fn call_builtin(
             Some(v) => match (v, args.get(1)) {
                 (Value::Str(s), base) => {
                     let base = match base {
-                        Some(b) => u32::try_from(int_arg(b)?).unwrap_or(10),
+                        Some(b) => int_arg(b)?,
                         None => 10,
                     };
-                    let t = s.trim().replace('_', "");
-                    i64::from_str_radix(&t, base).map(Value::Int).map_err(|_| {
-                        exc(
+                    if base != 0 && !(2..=36).contains(&base) {
+                        return Err(exc(
                             "ValueError",
-                            format!("invalid literal for int() with base {base}: {}", repr(v)),
-                        )
-                    })?
-                }
-                (Value::Float(f), _) => {
-                    if !f.is_finite() {
-                        return Err(exc("ValueError", "cannot convert float to integer"));
+                            "int() base must be >= 2 and <= 36, or 0",
+                        ));
                     }
-                    Value::Int(f.trunc() as i64)
+                    match parse_int(s, base as u32) {
+                        Ok(i) => Value::Int(i),
+                        Err(IntText::TooBig) => {
+                            return Err(unsupported(
+                                "an integer beyond 64 bits",
+                                "integers are 64-bit here",
+                            ))
+                        }
+                        Err(IntText::NonAscii) => {
+                            return Err(unsupported(
+                                "int() of non-ASCII digits",
+                                "only ASCII digits are read",
+                            ))
+                        }
+                        Err(IntText::Invalid) => {
+                            return Err(exc(
+                                "ValueError",
+                                format!("invalid literal for int() with base {base}: {}", repr(v)),
+                            ))
+                        }
+                    }
                 }
+                (_, Some(_)) => {
+                    return Err(type_error("int() can't convert non-string with explicit base"))
+                }
+                (Value::Float(f), _) => Value::Int(float_to_int(f.trunc())?),
                 (Value::Bool(b), _) => Value::Int(i64::from(*b)),
                 (Value::Int(i), _) => Value::Int(*i),
                 (other, _) => {
@@ -2311,12 +2528,28 @@ pub fn call_builtin(
             match args.get(1) {
                 None | Some(Value::None) => match x {
                     Num::Int(i) => Value::Int(i),
-                    Num::Float(f) => Value::Int(round_half_even(f) as i64),
+                    Num::Float(f) => Value::Int(float_to_int(round_half_even(f))?),
                 },
                 Some(nd) => {
                     let nd = int_arg(nd)?;
                     match x {
-                        Num::Int(i) => Value::Int(i),
+                        Num::Int(i) if nd >= 0 => Value::Int(i),
+                        // To tens, hundreds...: half to even, as for floats.
+                        Num::Int(i) => {
+                            let Some(m) = u32::try_from(-nd)
+                                .ok()
+                                .and_then(|p| 10i128.checked_pow(p))
+                                .filter(|m| *m <= i128::from(i64::MAX))
+                            else {
+                                return Ok(Value::Int(0));
+                            };
+                            let (q, r) = (i128::from(i).div_euclid(m), i128::from(i).rem_euclid(m));
+                            let up = 2 * r > m || (2 * r == m && q % 2 != 0);
+                            let rounded = (q + i128::from(up)) * m;
+                            Value::Int(i64::try_from(rounded).map_err(|_| {
+                                unsupported("an integer beyond 64 bits", "integers are 64-bit here")
+                            })?)
+                        }
                         // Decimal rounding of the exact binary value, as CPython does.
                         Num::Float(f) if nd >= 0 => {
                             let p = usize::try_from(nd).unwrap_or(0);
@@ -2374,13 +2607,90 @@ pub fn call_builtin(
             one(&args)?,
             Value::Function(_) | Value::Native(_)
         )),
-        "hex" => {
+        "hex" | "oct" | "bin" => {
             let i = int_arg(&one(&args)?)?;
-            Value::str(if i < 0 {
-                format!("-0x{:x}", i.unsigned_abs())
-            } else {
-                format!("0x{i:x}")
-            })
+            let digits = match name {
+                "hex" => format!("0x{:x}", i.unsigned_abs()),
+                "oct" => format!("0o{:o}", i.unsigned_abs()),
+                _ => format!("0b{:b}", i.unsigned_abs()),
+            };
+            Value::str(if i < 0 { format!("-{digits}") } else { digits })
+        }
+        "pow" => match args.as_slice() {
+            [b, e] => binop(BinOp::Pow, b, e)?,
+            [b, e, m] => {
+                let (b, e, m) = (int_arg(b)?, int_arg(e)?, int_arg(m)?);
+                if m == 0 {
+                    return Err(exc("ValueError", "pow() 3rd argument cannot be 0"));
+                }
+                if e < 0 {
+                    return Err(unsupported(
+                        "pow() with a negative exponent and a modulus",
+                        "modular inverses are not modelled",
+                    ));
+                }
+                // Python's result has the modulus's sign.
+                let m128 = i128::from(m);
+                let mut result: i128 = 1;
+                let mut base = i128::from(b).rem_euclid(m128.abs());
+                let mut e = e;
+                while e > 0 {
+                    if e & 1 == 1 {
+                        result = result * base % m128.abs();
+                    }
+                    base = base * base % m128.abs();
+                    e >>= 1;
+                }
+                let mut r = result % m128.abs();
+                if m < 0 && r != 0 {
+                    r += m128;
+                }
+                Value::Int(i64::try_from(r).unwrap_or_default())
+            }
+            _ => {
+                return Err(type_error(format!(
+                    "pow expected 2 or 3 arguments, got {}",
+                    args.len()
+                )))
+            }
+        },
+        "format" => {
+            arg_count("format", &args, 1, 2)?;
+            let spec = match args.get(1) {
+                Some(s) => str_arg(s, "format() argument 2")?.to_string(),
+                None => String::new(),
+            };
+            Value::str(format_value(&args[0], &spec)?)
+        }
+        "issubclass" => {
+            arg_count("issubclass", &args, 2, 2)?;
+            let class_name = |v: &Value| match v {
+                Value::Native(n) => match &**n {
+                    Native::ExcClass(c) => Some(c.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let Some(c) = class_name(&args[0]) else {
+                return Err(type_error("issubclass() arg 1 must be a class"));
+            };
+            let parents = match &args[1] {
+                Value::Tuple(t) => t.to_vec(),
+                v => vec![v.clone()],
+            };
+            let mut hit = false;
+            for p in &parents {
+                match class_name(p) {
+                    Some(p) => hit |= is_subclass(&c, &p),
+                    None => {
+                        return Err(unsupported(
+                            "issubclass() of a class other than an exception",
+                            "only exception classes are modelled as classes",
+                        ))
+                    }
+                }
+            }
+            Value::Bool(hit)
         }
         "ord" => {
             let v = one(&args)?;

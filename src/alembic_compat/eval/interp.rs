@@ -447,8 +447,13 @@ impl<'h> Interp<'h> {
         if let Some(v) = self.builtins.get(name) {
             return Ok(v.clone());
         }
-        let v = builtins::builtin(name)
-            .ok_or_else(|| exc("NameError", format!("name '{name}' is not defined")))?;
+        let v = builtins::builtin(name).ok_or_else(|| {
+            if builtins::is_unmodelled_builtin(name) {
+                unsupported(format!("the builtin `{name}`"), "not modelled")
+            } else {
+                exc("NameError", format!("name '{name}' is not defined"))
+            }
+        })?;
         self.builtins.insert(name.to_string(), v.clone());
         Ok(v)
     }

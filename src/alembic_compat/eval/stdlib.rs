@@ -58,29 +58,10 @@ fn ranged(result: f64, args_finite: bool) -> R<Value> {
 }
 
 /// `floor`, `ceil`, `trunc`: an int stays itself, a float becomes the int it rounds to.
-fn to_int(name: &str, v: &Value, round: fn(f64) -> f64) -> R<Value> {
+fn to_int(v: &Value, round: fn(f64) -> f64) -> R<Value> {
     match as_number(v) {
         Some(Num::Int(i)) => Ok(Value::Int(i)),
-        Some(Num::Float(f)) => {
-            if f.is_nan() {
-                return Err(exc("ValueError", "cannot convert float NaN to integer"));
-            }
-            if f.is_infinite() {
-                return Err(exc(
-                    "OverflowError",
-                    "cannot convert float infinity to integer",
-                ));
-            }
-            let r = round(f);
-            if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&r) {
-                return Err(unsupported(
-                    format!("math.{name}() of {f}"),
-                    "integers are 64-bit here",
-                ));
-            }
-            // In range just above: the conversion is exact.
-            Ok(Value::Int(r as i64))
-        }
+        Some(Num::Float(f)) => Ok(Value::Int(super::builtins::float_to_int(round(f))?)),
         None => Err(type_error(format!(
             "must be real number, not {}",
             v.type_name()
@@ -120,9 +101,9 @@ fn two<'a>(name: &str, args: &'a [Value], kwargs: &[(String, Value)]) -> R<(&'a 
 
 pub fn math_call(name: &str, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Value> {
     match name {
-        "floor" => to_int(name, one(name, &args, &kwargs)?, f64::floor),
-        "ceil" => to_int(name, one(name, &args, &kwargs)?, f64::ceil),
-        "trunc" => to_int(name, one(name, &args, &kwargs)?, f64::trunc),
+        "floor" => to_int(one(name, &args, &kwargs)?, f64::floor),
+        "ceil" => to_int(one(name, &args, &kwargs)?, f64::ceil),
+        "trunc" => to_int(one(name, &args, &kwargs)?, f64::trunc),
         "isfinite" => Ok(Value::Bool(real(one(name, &args, &kwargs)?)?.is_finite())),
         "isnan" => Ok(Value::Bool(real(one(name, &args, &kwargs)?)?.is_nan())),
         "isinf" => Ok(Value::Bool(real(one(name, &args, &kwargs)?)?.is_infinite())),
