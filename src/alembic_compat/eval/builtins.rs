@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use super::interp::{exc, type_error, unsupported, Interp, Unwind, R};
 use super::native::{self, Native};
-use super::value::{as_number, py_eq, Dict, Num, Value};
+use super::value::{as_number, py_eq, Dict, Num, Temporal, Value};
 use crate::alembic_compat::script::ast::BinOp;
 
 const BUILTIN_FUNCTIONS: &[&str] = &[
@@ -702,13 +702,46 @@ pub fn percent_format(fmt: &str, args: &Value) -> R<String> {
                 }
                 format!("{sign}{digits}")
             }
-            'f' | 'e' | 'g' | 'x' | 'X' => format_value(
-                &v,
-                &format!(
-                    "{}{conv}",
-                    spec.trim_start_matches(|c: char| c.is_ascii_digit())
-                ),
-            )?,
+            // The `0` flag pads to the width after the sign, as the format spec `0` does;
+            // any other width is applied below.
+            'f' | 'F' | 'e' | 'E' | 'g' | 'G' | 'x' | 'X' | 'o' => {
+                let flags: String = spec.chars().take_while(|c| "+ #0".contains(*c)).collect();
+                let rest = &spec[flags.len()..];
+                let sign = if flags.contains('+') {
+                    "+"
+                } else if flags.contains(' ') {
+                    " "
+                } else {
+                    ""
+                };
+                let alternate = if flags.contains('#') { "#" } else { "" };
+                let zero_width = if flags.contains('0') && !left {
+                    rest.split('.').next().unwrap_or("")
+                } else {
+                    ""
+                };
+                let precision = rest.find('.').map_or("", |i| &rest[i..]);
+                let fill = if zero_width.is_empty() { "" } else { "0" };
+                format_value(
+                    &v,
+                    &format!("{sign}{alternate}{fill}{zero_width}{precision}{conv}"),
+                )?
+            }
+            'c' => match &v {
+                Value::Str(s) if s.chars().count() == 1 => s.to_string(),
+                Value::Int(i) => u32::try_from(*i)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .map(String::from)
+                    .ok_or_else(|| exc("OverflowError", "%c arg not in range(0x110000)"))?,
+                _ => return Err(type_error("%c requires int or char")),
+            },
+            'a' | 'u' | 'b' => {
+                return Err(unsupported(
+                    format!("the %-format `%{conv}`"),
+                    "not modelled",
+                ))
+            }
             other => {
                 return Err(exc(
                     "ValueError",
@@ -2515,6 +2548,13 @@ pub fn call_builtin(
             Value::Int(i) => Value::Int(i.checked_abs().ok_or_else(overflow)?),
             Value::Bool(b) => Value::Int(i64::from(b)),
             Value::Float(f) => Value::Float(f.abs()),
+            // A negative timedelta is negated, as `-td` negates it.
+            Value::Native(n) if matches!(&*n, Native::Temporal(Temporal::Delta(d)) if *d < 0) => {
+                native::sql_unary("-", &Value::Native(n))?
+            }
+            Value::Native(n) if matches!(&*n, Native::Temporal(Temporal::Delta(_))) => {
+                Value::Native(n)
+            }
             other => {
                 return Err(type_error(format!(
                     "bad operand type for abs(): '{}'",
@@ -2733,7 +2773,7 @@ pub fn call_builtin(
     })
 }
 
-fn round_half_even(f: f64) -> f64 {
+pub(super) fn round_half_even(f: f64) -> f64 {
     let r = f.round();
     if (f - f.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
         r - f.signum()

@@ -1597,6 +1597,22 @@ impl<'h> Interp<'h> {
             CmpOp::IsNot => !is_same(l, r),
             CmpOp::In => builtins::contains(r, l)?,
             CmpOp::NotIn => !builtins::contains(r, l)?,
+            CmpOp::Lt | CmpOp::LtE | CmpOp::Gt | CmpOp::GtE
+                if matches!((l, r), (Value::Set(_), Value::Set(_))) =>
+            {
+                // Subset and superset tests.
+                let (small, big) = match op {
+                    CmpOp::Lt | CmpOp::LtE => (l, r),
+                    _ => (r, l),
+                };
+                let mut within = true;
+                for x in builtins::iterate(small)? {
+                    within &= builtins::contains(big, &x)?;
+                }
+                let strict = matches!(op, CmpOp::Lt | CmpOp::Gt);
+                within
+                    && (!strict || builtins::iterate(small)?.len() < builtins::iterate(big)?.len())
+            }
             CmpOp::Lt | CmpOp::LtE | CmpOp::Gt | CmpOp::GtE => {
                 let ord = builtins::py_cmp(l, r).ok_or_else(|| {
                     type_error(format!(

@@ -1497,6 +1497,7 @@ const RESULT_METHODS: &[&str] = &[
 ];
 const DATETIME_METHODS: &[&str] = &[
     "replace",
+    "tzname",
     "astimezone",
     "timestamp",
     "isoformat",
@@ -1650,7 +1651,16 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
             "get" | "keys" | "values" | "items" => Ok(bound(n, attr)),
             _ => Err(no_attr()),
         },
-        Native::Temporal(t) => temporal_attr(n, t, attr).ok_or_else(no_attr),
+        Native::Temporal(t) => temporal_attr(n, t, attr).ok_or_else(|| {
+            if unmodelled_temporal_attr(attr) {
+                unsupported(
+                    format!("`{}.{attr}`", n.type_name()),
+                    "not in ralembic's model of datetime",
+                )
+            } else {
+                no_attr()
+            }
+        }),
         Native::Func(f) if f == "datetime.datetime" || f == "datetime.date" => match attr {
             "now" | "utcnow" | "fromisoformat" | "fromtimestamp" | "utcfromtimestamp"
             | "strptime" | "today" | "combine" => {
@@ -5318,16 +5328,115 @@ pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Option<Value>> {
                 if op == BinOp::Add { a + b } else { a - b },
             ))))
         }
-        (Some(Temporal::Delta(a)), None, BinOp::Mult) => as_number(r).map(|n| {
-            Value::native(Native::Temporal(Temporal::Delta(
-                (a as f64 * n.as_f64()).round() as i64,
-            )))
-        }),
+        (Some(Temporal::Delta(a)), None, BinOp::Mult) => delta_scaled(a, r, false)?,
+        (None, Some(Temporal::Delta(b)), BinOp::Mult) => delta_scaled(b, l, false)?,
+        (Some(Temporal::Delta(a)), None, BinOp::Div) => delta_scaled(a, r, true)?,
         (Some(Temporal::Delta(a)), Some(Temporal::Delta(b)), BinOp::Div) => {
+            if b == 0 {
+                return Err(exc("ZeroDivisionError", "division by zero"));
+            }
             Some(Value::Float(a as f64 / b as f64))
         }
+        (Some(Temporal::Delta(a)), Some(Temporal::Delta(b)), BinOp::FloorDiv | BinOp::Mod) => {
+            if b == 0 {
+                return Err(exc(
+                    "ZeroDivisionError",
+                    if op == BinOp::Mod {
+                        "integer modulo by zero"
+                    } else {
+                        "integer division or modulo by zero"
+                    },
+                ));
+            }
+            let (q, m) = floor_divmod(a, b);
+            Some(if op == BinOp::Mod {
+                Value::native(Native::Temporal(Temporal::Delta(m)))
+            } else {
+                Value::Int(q)
+            })
+        }
+        (Some(Temporal::Delta(a)), None, BinOp::FloorDiv) => match r {
+            Value::Int(0) | Value::Bool(false) => {
+                return Err(exc(
+                    "ZeroDivisionError",
+                    "integer division or modulo by zero",
+                ))
+            }
+            Value::Int(_) | Value::Bool(_) => {
+                let n = as_number(r).map_or(1, |n| match n {
+                    Num::Int(i) => i,
+                    Num::Float(_) => 1,
+                });
+                Some(Value::native(Native::Temporal(Temporal::Delta(
+                    floor_divmod(a, n).0,
+                ))))
+            }
+            _ => None,
+        },
         _ => None,
     })
+}
+
+/// Python's floor division and modulo (the remainder has the divisor's sign).
+fn floor_divmod(a: i64, b: i64) -> (i64, i64) {
+    let (mut q, mut m) = (a / b, a % b);
+    if m != 0 && ((m < 0) != (b < 0)) {
+        q -= 1;
+        m += b;
+    }
+    (q, m)
+}
+
+/// `timedelta * n` and `timedelta / n`: by an int exactly, by a float rounded half to even
+/// to the microsecond, as Python's timedelta rounds.
+fn delta_scaled(us: i64, n: &Value, divide: bool) -> R<Option<Value>> {
+    let scaled = match (as_number(n), divide) {
+        (None, _) => return Ok(None),
+        (Some(Num::Int(0)), true) => {
+            return Err(exc(
+                "ZeroDivisionError",
+                "integer division or modulo by zero",
+            ))
+        }
+        (Some(Num::Int(k)), false) => us
+            .checked_mul(k)
+            .ok_or_else(|| exc("OverflowError", "date value out of range"))?,
+        (Some(Num::Int(k)), true) => {
+            // Exactly, half to even.
+            let (q, r) = floor_divmod(us, k);
+            let twice = i128::from(r) * 2;
+            let k = i128::from(k);
+            let up = if k > 0 {
+                twice > k || (twice == k && q % 2 != 0)
+            } else {
+                twice < k || (twice == k && q % 2 != 0)
+            };
+            q + i64::from(up)
+        }
+        (Some(Num::Float(f)), divide) => {
+            // Python scales by the float's exact ratio.
+            if !f.is_finite() {
+                return Err(exc(
+                    "OverflowError",
+                    format!(
+                        "cannot convert {} to integer ratio",
+                        if f.is_nan() { "NaN" } else { "Infinity" }
+                    ),
+                ));
+            }
+            if divide && f == 0.0 {
+                return Err(exc(
+                    "ZeroDivisionError",
+                    "integer division or modulo by zero",
+                ));
+            }
+            let x = if divide { us as f64 / f } else { us as f64 * f };
+            builtins::float_to_int(builtins::round_half_even(x))?
+        }
+    };
+    Ok(Some(Value::native(Native::Temporal(Temporal::Delta(
+        scaled,
+    )))))
 }
 
 // ----- inspector -------------------------------------------------------------------------------
@@ -5854,14 +5963,46 @@ fn temporal_sql(t: &Temporal) -> String {
     }
 }
 
+/// `strftime` as CPython on glibc formats in the C locale: each directive in place, `%f`
+/// the microseconds, `%z`/`%Z` the offset and zone name (empty when naive), and an unknown
+/// directive (or a lone `%` at the end) copied as it stands.
 fn strftime(d: &DateTimeValue, fmt: &str) -> String {
-    let fmt = fmt.replace("%f", "%6f");
-    let mut out = d
-        .naive
-        .format(&fmt.replace("%z", "").replace("%Z", ""))
-        .to_string();
-    if fmt.contains("%z") || fmt.contains("%Z") {
-        out.push_str(&d.offset.map(|o| offset_text(o, false)).unwrap_or_default());
+    use std::fmt::Write;
+    // Directives chrono formats as glibc does; one at a time, so none can fail.
+    const SAME: &str = "aAwdbBmyYHIpMSjUWcxXeGVuCDFTRhklPrnt";
+    let mut out = String::with_capacity(fmt.len() + 16);
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            None => out.push('%'),
+            Some('%') => out.push('%'),
+            Some('f') => {
+                let _ = write!(out, "{:06}", d.naive.and_utc().timestamp_subsec_micros());
+            }
+            Some('z') => {
+                if let Some(o) = d.offset {
+                    out.push_str(&offset_text(o, false));
+                }
+            }
+            Some('Z') => {
+                if let Some(o) = d.offset {
+                    out.push_str(&temporal_str(&Temporal::Zone(o)));
+                }
+            }
+            Some(x) if SAME.contains(x) => {
+                let mut spec = [0u8; 4];
+                let spec = format!("%{}", x.encode_utf8(&mut spec));
+                let _ = write!(out, "{}", d.naive.format(&spec));
+            }
+            Some(x) => {
+                out.push('%');
+                out.push(x);
+            }
+        }
     }
     out
 }
@@ -5896,10 +6037,29 @@ fn temporal_attr(this: &Rc<Native>, t: &Temporal, attr: &str) -> Option<Value> {
         (Temporal::Delta(us), "seconds") => int(us.rem_euclid(86_400_000_000) / 1_000_000),
         (Temporal::Delta(us), "microseconds") => int(us.rem_euclid(1_000_000)),
         (Temporal::DateTime(_), _) if DATETIME_METHODS.contains(&attr) => Some(bound(this, attr)),
-        (Temporal::Date(_), "isoformat" | "strftime" | "weekday" | "isoweekday")
+        (Temporal::Date(_), "isoformat" | "strftime" | "weekday" | "isoweekday" | "replace")
         | (Temporal::Delta(_), "total_seconds") => Some(bound(this, attr)),
         _ => None,
     }
+}
+
+/// Attributes Python's date, time, datetime and timedelta have that ralembic leaves out:
+/// refused where used, never an AttributeError a body's `except` could take for Python's.
+fn unmodelled_temporal_attr(attr: &str) -> bool {
+    matches!(
+        attr,
+        "toordinal"
+            | "ctime"
+            | "timetuple"
+            | "utctimetuple"
+            | "isocalendar"
+            | "dst"
+            | "fold"
+            | "timetz"
+            | "resolution"
+            | "min"
+            | "max"
+    )
 }
 
 /// An integer argument of a `datetime` constructor or `replace()`, or `default` when absent.
@@ -6040,11 +6200,31 @@ fn temporal_method(
             Ok(Value::Float(us as f64 / 1e6))
         }
         (Temporal::DateTime(d), "isoformat") => {
-            let sep = match args.first() {
+            let b = bind("isoformat", &["sep", "timespec"], args, kwargs)?;
+            let sep = match b.get(0) {
                 Some(Value::Str(s)) => s.chars().next().unwrap_or('T'),
                 _ => 'T',
             };
-            Ok(Value::str(iso(d, sep)))
+            match b.get(1) {
+                None => Ok(Value::str(iso(d, sep))),
+                Some(spec) => {
+                    let spec = to_str(spec)?;
+                    let clock = match spec.as_str() {
+                        "auto" => return Ok(Value::str(iso(d, sep))),
+                        "hours" => "%H",
+                        "minutes" => "%H:%M",
+                        "seconds" => "%H:%M:%S",
+                        "milliseconds" => "%H:%M:%S%.3f",
+                        "microseconds" => "%H:%M:%S%.6f",
+                        _ => return Err(exc("ValueError", "Unknown timespec value")),
+                    };
+                    let mut out = d.naive.format(&format!("%Y-%m-%d{sep}{clock}")).to_string();
+                    if let Some(o) = d.offset {
+                        out.push_str(&offset_text(o, true));
+                    }
+                    Ok(Value::str(out))
+                }
+            }
         }
         (Temporal::DateTime(d), "strftime") => Ok(Value::str(strftime(
             d,
@@ -6074,10 +6254,29 @@ fn temporal_method(
         (Temporal::DateTime(d), "isoweekday") => Ok(Value::Int(i64::from(
             d.naive.weekday().number_from_monday(),
         ))),
-        (Temporal::Date(d), "strftime") => Ok(Value::str(
-            d.format(&to_str(args.first().unwrap_or(&Value::None))?)
-                .to_string(),
-        )),
+        // Python formats a date's time fields as midnight.
+        (Temporal::Date(d), "strftime") => Ok(Value::str(strftime(
+            &DateTimeValue {
+                naive: d.and_time(chrono::NaiveTime::MIN),
+                offset: None,
+            },
+            &to_str(args.first().unwrap_or(&Value::None))?,
+        ))),
+        (Temporal::Date(d), "replace") => {
+            let b = bind("replace", &["year", "month", "day"], args, kwargs)?;
+            let get = |i: usize, cur: i64| int_arg(b.get(i), cur);
+            let moved = chrono::NaiveDate::from_ymd_opt(
+                i32::try_from(get(0, i64::from(d.year()))?).unwrap_or(0),
+                u32::try_from(get(1, i64::from(d.month()))?).unwrap_or(0),
+                u32::try_from(get(2, i64::from(d.day()))?).unwrap_or(0),
+            )
+            .ok_or_else(|| exc("ValueError", "day is out of range for month"))?;
+            Ok(Value::native(Native::Temporal(Temporal::Date(moved))))
+        }
+        (Temporal::DateTime(d), "tzname") => Ok(match d.offset {
+            Some(o) => Value::str(temporal_str(&Temporal::Zone(o))),
+            None => Value::None,
+        }),
         (Temporal::Time(t), "isoformat") => Ok(Value::str(time_iso(t))),
         (Temporal::Time(t), "strftime") => Ok(Value::str(strftime(
             // Python formats a time's date fields as 1900-01-01.
