@@ -1008,6 +1008,48 @@ pub fn set_item(obj: &Value, k: Value, v: Value) -> R<()> {
     }
 }
 
+/// `l[lo:hi] = items` (`items` given) or `del l[lo:hi]`, on a list, with Python's
+/// clamping of the bounds (negative from the end, an upper bound below the lower one empty).
+pub fn splice(
+    obj: &Value,
+    lo: Option<Value>,
+    hi: Option<Value>,
+    items: Option<Vec<Value>>,
+) -> R<()> {
+    let Value::List(l) = obj else {
+        return Err(type_error(format!(
+            "'{}' object does not support item {}",
+            obj.type_name(),
+            if items.is_some() {
+                "assignment"
+            } else {
+                "deletion"
+            }
+        )));
+    };
+    let mut l = l.borrow_mut();
+    let n = l.len() as i64;
+    let bound = |v: Option<Value>, default: i64| -> R<usize> {
+        let i = match v {
+            None => default,
+            Some(v) => match as_number(&v) {
+                Some(Num::Int(i)) => i,
+                _ => {
+                    return Err(type_error(
+                        "slice indices must be integers or None or have an __index__ method",
+                    ))
+                }
+            },
+        };
+        let i = if i < 0 { (i + n).max(0) } else { i.min(n) };
+        Ok(usize::try_from(i).unwrap_or(0))
+    };
+    let lo = bound(lo, 0)?;
+    let hi = bound(hi, n)?.max(lo);
+    l.splice(lo..hi, items.unwrap_or_default());
+    Ok(())
+}
+
 pub fn del_item(obj: &Value, k: &Value) -> R<()> {
     match obj {
         Value::List(l) => {
@@ -1370,6 +1412,7 @@ const DICT_METHODS: &[&str] = &[
     "items",
     "setdefault",
     "pop",
+    "popitem",
     "update",
     "copy",
     "clear",
@@ -1664,7 +1707,10 @@ pub fn call_method(
     match this {
         Value::Str(s) => str_method(s, name, &args, &kwargs),
         Value::List(l) => list_method(interp, l, name, args, &kwargs),
-        Value::Dict(d) => dict_method(d, name, args),
+        Value::Dict(d) => dict_method(d, name, args, kwargs),
+        Value::Set(_) if !kwargs.is_empty() => Err(type_error(format!(
+            "set.{name}() takes no keyword arguments"
+        ))),
         Value::Set(s) => set_method(s, name, args),
         Value::Tuple(t) => match name {
             "count" => Ok(Value::Int(
@@ -2064,7 +2110,17 @@ fn list_method(
     Ok(Value::None)
 }
 
-fn dict_method(d: &Rc<RefCell<Dict>>, name: &str, args: Vec<Value>) -> R<Value> {
+fn dict_method(
+    d: &Rc<RefCell<Dict>>,
+    name: &str,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Value> {
+    if !kwargs.is_empty() && name != "update" {
+        return Err(type_error(format!(
+            "dict.{name}() takes no keyword arguments"
+        )));
+    }
     let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::None);
     Ok(match name {
         "get" => {
@@ -2080,6 +2136,15 @@ fn dict_method(d: &Rc<RefCell<Dict>>, name: &str, args: Vec<Value>) -> R<Value> 
                 .map(|(k, v)| Value::tuple(vec![k.clone(), v.clone()]))
                 .collect(),
         ),
+        // The last item in, as in Python 3.7+.
+        "popitem" => {
+            arg_count("popitem", &args, 0, 0)?;
+            let last = d.borrow_mut().items.pop();
+            match last {
+                Some((k, v)) => Value::tuple(vec![k, v]),
+                None => return Err(exc("KeyError", "'popitem(): dictionary is empty'")),
+            }
+        }
         "setdefault" => {
             arg_count("setdefault", &args, 1, 2)?;
             let existing = d.borrow().get(&args[0]).cloned();
@@ -2101,10 +2166,15 @@ fn dict_method(d: &Rc<RefCell<Dict>>, name: &str, args: Vec<Value>) -> R<Value> 
             }
         }
         "update" => {
+            arg_count("update", &args, 0, 1)?;
             for a in &args {
                 for (k, v) in mapping_items(a)? {
                     d.borrow_mut().insert(k, v);
                 }
+            }
+            // Keywords after the mapping, as Python applies them.
+            for (k, v) in kwargs {
+                d.borrow_mut().insert(Value::str(k), v);
             }
             Value::None
         }
@@ -2211,8 +2281,9 @@ pub fn sort_values(
                 failed.get_or_insert_with(|| {
                     type_error(format!(
                         "'<' not supported between instances of '{}' and '{}'",
-                        b.type_name(),
-                        a.type_name()
+                        // Both sorts first ask whether a later item is less than an earlier.
+                        a.type_name(),
+                        b.type_name()
                     ))
                 });
                 Ordering::Equal

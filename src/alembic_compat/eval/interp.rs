@@ -1091,6 +1091,11 @@ impl<'h> Interp<'h> {
             }
             ExprKind::Subscript { value: obj, index } => {
                 let obj = self.eval(obj, scope)?;
+                if let ExprKind::Slice { lower, upper, step } = &index.kind {
+                    let (lo, hi) = self.simple_slice(lower, upper, step, scope)?;
+                    let items = builtins::iterate_owned(value)?;
+                    return builtins::splice(&obj, lo, hi, Some(items));
+                }
                 let key = self.eval(index, scope)?;
                 builtins::set_item(&obj, key, value)
             }
@@ -1100,6 +1105,31 @@ impl<'h> Interp<'h> {
             )),
             _ => Err(exc("SyntaxError", "cannot assign to expression")),
         }
+    }
+
+    /// The bounds of `x[lower:upper]` as a target of assignment or `del`; a step other
+    /// than 1 (an extended slice, whose assignment has rules of its own) is refused.
+    fn simple_slice(
+        &mut self,
+        lower: &Option<Box<Expr>>,
+        upper: &Option<Box<Expr>>,
+        step: &Option<Box<Expr>>,
+        scope: &Rc<Scope>,
+    ) -> R<(Option<Value>, Option<Value>)> {
+        let mut bound = |x: &Option<Box<Expr>>| -> R<Option<Value>> {
+            match x {
+                Some(x) => Ok(Some(self.eval(x, scope)?).filter(|v| !matches!(v, Value::None))),
+                None => Ok(None),
+            }
+        };
+        let (lo, hi, st) = (bound(lower)?, bound(upper)?, bound(step)?);
+        if st.is_some_and(|s| !matches!(s, Value::Int(1))) {
+            return Err(unsupported(
+                "assigning to or deleting an extended slice (`x[a:b:step]`)",
+                "not modelled",
+            ));
+        }
+        Ok((lo, hi))
     }
 
     fn delete(&mut self, target: &Expr, scope: &Rc<Scope>) -> R<()> {
@@ -1112,6 +1142,10 @@ impl<'h> Interp<'h> {
             }
             ExprKind::Subscript { value, index } => {
                 let obj = self.eval(value, scope)?;
+                if let ExprKind::Slice { lower, upper, step } = &index.kind {
+                    let (lo, hi) = self.simple_slice(lower, upper, step, scope)?;
+                    return builtins::splice(&obj, lo, hi, None);
+                }
                 let key = self.eval(index, scope)?;
                 builtins::del_item(&obj, &key)
             }

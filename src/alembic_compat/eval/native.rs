@@ -1187,6 +1187,11 @@ impl Native {
             }
             (Native::ExcClass(a), Native::ExcClass(b)) => a == b,
             (Native::Builtin(a), Native::Builtin(b)) => a == b,
+            // `type(1) is int`: the type of a value is the builtin class of its name.
+            (Native::TypeOf(a), Native::TypeOf(b)) => a == b,
+            (Native::Builtin(a), Native::TypeOf(b)) | (Native::TypeOf(b), Native::Builtin(a)) => {
+                a == b
+            }
             (Native::Module(a), Native::Module(b)) => a == b,
             _ => false,
         }
