@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use super::interp::{exc, type_error, unsupported, Interp, Unwind, R};
 use super::native::{self, Native};
-use super::value::{as_number, py_eq, Dict, Num, Temporal, Value};
+use super::value::{as_number, py_eq, Dict, Num, PySet, Temporal, Value};
 use crate::alembic_compat::script::ast::BinOp;
 
 const BUILTIN_FUNCTIONS: &[&str] = &[
@@ -239,7 +239,7 @@ pub fn repr(v: &Value) -> String {
             let d = d.borrow();
             let body = format!(
                 "{{{}}}",
-                d.items
+                d.items()
                     .iter()
                     .map(|(k, v)| format!("{}: {}", repr(k), repr(v)))
                     .collect::<Vec<_>>()
@@ -251,7 +251,7 @@ pub fn repr(v: &Value) -> String {
             }
         }
         Value::Set(s) if s.borrow().is_empty() => "set()".into(),
-        Value::Set(s) => format!("{{{}}}", join_repr(&s.borrow())),
+        Value::Set(s) => format!("{{{}}}", join_repr(s.borrow().items())),
         Value::Function(f) => format!("<function {}>", f.name),
         Value::Native(n) => n.repr(),
     }
@@ -850,12 +850,14 @@ pub fn check_hashable(v: &Value) -> R<()> {
     }
 }
 
-pub fn set_add(set: &mut Vec<Value>, v: Value) -> R<()> {
+pub fn set_add(set: &mut PySet, v: Value) -> R<()> {
     check_hashable(&v)?;
-    if !set.iter().any(|x| py_eq(x, &v)) {
-        set.push(v);
-    }
+    set.add(v);
     Ok(())
+}
+
+pub fn new_set(set: PySet) -> Value {
+    Value::Set(Rc::new(RefCell::new(set)))
 }
 
 /// `iterate` of a value the caller no longer needs: a list or a row nothing else holds gives
@@ -882,8 +884,8 @@ pub fn iterate(v: &Value) -> R<Vec<Value>> {
     Ok(match v {
         Value::List(l) => l.borrow().clone(),
         Value::Tuple(t) => t.to_vec(),
-        Value::Set(s) => s.borrow().clone(),
-        Value::Dict(d) => d.borrow().items.iter().map(|(k, _)| k.clone()).collect(),
+        Value::Set(s) => s.borrow().items().to_vec(),
+        Value::Dict(d) => d.borrow().items().iter().map(|(k, _)| k.clone()).collect(),
         Value::Str(s) => s.chars().map(|c| Value::str(c.to_string())).collect(),
         Value::Bytes(b) => b.iter().map(|&c| Value::Int(i64::from(c))).collect(),
         Value::Native(n) => n.iterate()?,
@@ -898,7 +900,7 @@ pub fn iterate(v: &Value) -> R<Vec<Value>> {
 
 pub fn mapping_items(v: &Value) -> R<Vec<(Value, Value)>> {
     match v {
-        Value::Dict(d) => Ok(d.borrow().items.clone()),
+        Value::Dict(d) => Ok(d.borrow().items().to_vec()),
         Value::Native(n) => n
             .mapping_items()
             .ok_or_else(|| type_error(format!("'{}' object is not a mapping", v.type_name()))),
@@ -921,6 +923,7 @@ pub fn contains(container: &Value, item: &Value) -> R<bool> {
             }
         },
         Value::Dict(d) => d.borrow().get(item).is_some(),
+        Value::Set(s) => s.borrow().contains(item),
         Value::Native(n) => match n.mapping_items() {
             Some(items) => items.iter().any(|(k, _)| py_eq(k, item)),
             None => iterate(container)?.iter().any(|x| py_eq(x, item)),
@@ -1217,7 +1220,7 @@ pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Value> {
         (BinOp::Mod, Value::Str(f), args) => Ok(Value::str(percent_format(f, args)?)),
         (BinOp::BitOr, Value::Dict(a), Value::Dict(b)) => {
             let mut d = a.borrow().clone();
-            for (k, v) in b.borrow().items.iter() {
+            for (k, v) in b.borrow().items().iter() {
                 d.insert(k.clone(), v.clone());
             }
             Ok(Value::Dict(Rc::new(RefCell::new(d))))
@@ -1228,8 +1231,9 @@ pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Value> {
             Value::Set(b),
         ) => {
             let (a, b) = (a.borrow(), b.borrow());
-            let in_b = |x: &Value| b.iter().any(|y| py_eq(x, y));
-            let in_a = |x: &Value| a.iter().any(|y| py_eq(x, y));
+            let in_b = |x: &Value| b.contains(x);
+            let in_a = |x: &Value| a.contains(x);
+            let (a, b) = (a.items(), b.items());
             let out: Vec<Value> = match op {
                 BinOp::BitOr => a
                     .iter()
@@ -1245,7 +1249,7 @@ pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Value> {
                     .cloned()
                     .collect(),
             };
-            Ok(Value::Set(Rc::new(RefCell::new(out))))
+            Ok(new_set(PySet::from_values(out)))
         }
         _ => Err(type_error(format!(
             "unsupported operand type(s) for {}: '{}' and '{}'",
@@ -2127,11 +2131,11 @@ fn dict_method(
             arg_count("get", &args, 1, 2)?;
             d.borrow().get(&args[0]).cloned().unwrap_or(arg(1))
         }
-        "keys" => Value::list(d.borrow().items.iter().map(|(k, _)| k.clone()).collect()),
-        "values" => Value::list(d.borrow().items.iter().map(|(_, v)| v.clone()).collect()),
+        "keys" => Value::list(d.borrow().items().iter().map(|(k, _)| k.clone()).collect()),
+        "values" => Value::list(d.borrow().items().iter().map(|(_, v)| v.clone()).collect()),
         "items" => Value::list(
             d.borrow()
-                .items
+                .items()
                 .iter()
                 .map(|(k, v)| Value::tuple(vec![k.clone(), v.clone()]))
                 .collect(),
@@ -2139,7 +2143,7 @@ fn dict_method(
         // The last item in, as in Python 3.7+.
         "popitem" => {
             arg_count("popitem", &args, 0, 0)?;
-            let last = d.borrow_mut().items.pop();
+            let last = d.borrow_mut().pop_last();
             match last {
                 Some((k, v)) => Value::tuple(vec![k, v]),
                 None => return Err(exc("KeyError", "'popitem(): dictionary is empty'")),
@@ -2180,7 +2184,7 @@ fn dict_method(
         }
         "copy" => Value::Dict(Rc::new(RefCell::new(d.borrow().clone()))),
         "clear" => {
-            d.borrow_mut().items.clear();
+            d.borrow_mut().clear();
             Value::None
         }
         _ => {
@@ -2192,7 +2196,7 @@ fn dict_method(
     })
 }
 
-fn set_method(s: &Rc<RefCell<Vec<Value>>>, name: &str, args: Vec<Value>) -> R<Value> {
+fn set_method(s: &Rc<RefCell<PySet>>, name: &str, args: Vec<Value>) -> R<Value> {
     let others = || -> R<Vec<Vec<Value>>> { args.iter().map(iterate).collect() };
     Ok(match name {
         "add" => {
@@ -2210,43 +2214,40 @@ fn set_method(s: &Rc<RefCell<Vec<Value>>>, name: &str, args: Vec<Value>) -> R<Va
         }
         "discard" | "remove" => {
             arg_count(name, &args, 1, 1)?;
-            let mut set = s.borrow_mut();
-            match set.iter().position(|x| py_eq(x, &args[0])) {
-                Some(i) => {
-                    set.remove(i);
-                }
-                None if name == "remove" => return Err(exc("KeyError", repr(&args[0]))),
-                None => {}
+            let removed = s.borrow_mut().remove(&args[0]);
+            if removed.is_none() && name == "remove" {
+                return Err(exc("KeyError", repr(&args[0])));
             }
             Value::None
         }
-        "pop" => {
-            let mut set = s.borrow_mut();
-            if set.is_empty() {
-                return Err(exc("KeyError", "'pop from an empty set'"));
-            }
-            set.remove(0)
+        "pop" => match s.borrow_mut().pop_first() {
+            Some(v) => v,
+            None => return Err(exc("KeyError", "'pop from an empty set'")),
+        },
+        "clear" => {
+            s.borrow_mut().clear();
+            Value::None
         }
-        "copy" => Value::Set(Rc::new(RefCell::new(s.borrow().clone()))),
+        "copy" => new_set(s.borrow().clone()),
         "union" | "intersection" | "difference" => {
-            let mut acc = Value::Set(Rc::new(RefCell::new(s.borrow().clone())));
+            let mut acc = new_set(s.borrow().clone());
             let op = match name {
                 "union" => BinOp::BitOr,
                 "intersection" => BinOp::BitAnd,
                 _ => BinOp::Sub,
             };
             for o in others()? {
-                acc = binop(op, &acc, &Value::Set(Rc::new(RefCell::new(o))))?;
+                acc = binop(op, &acc, &new_set(PySet::from_values(o)))?;
             }
             acc
         }
         "issubset" | "issuperset" => {
-            let o = others()?.into_iter().next().unwrap_or_default();
+            let o = PySet::from_values(others()?.into_iter().next().unwrap_or_default());
             let set = s.borrow();
             Value::Bool(if name == "issubset" {
-                set.iter().all(|x| o.iter().any(|y| py_eq(x, y)))
+                set.items().iter().all(|x| o.contains(x))
             } else {
-                o.iter().all(|x| set.iter().any(|y| py_eq(x, y)))
+                o.items().iter().all(|x| set.contains(x))
             })
         }
         _ => {
@@ -2321,7 +2322,7 @@ pub fn call_builtin(
                 Value::Bytes(b) => b.len(),
                 Value::List(l) => l.borrow().len(),
                 Value::Tuple(t) => t.len(),
-                Value::Dict(d) => d.borrow().items.len(),
+                Value::Dict(d) => d.borrow().items().len(),
                 Value::Set(s) => s.borrow().len(),
                 Value::Native(n) => n.len().ok_or_else(|| {
                     type_error(format!("object of type '{}' has no len()", v.type_name()))
@@ -2546,13 +2547,13 @@ pub fn call_builtin(
             None => Vec::new(),
         }),
         "set" | "frozenset" => {
-            let mut out = Vec::new();
+            let mut out = PySet::default();
             if let Some(v) = args.first() {
                 for x in iterate(v)? {
                     set_add(&mut out, x)?;
                 }
             }
-            Value::Set(Rc::new(RefCell::new(out)))
+            new_set(out)
         }
         "dict" => {
             let mut d = Dict::default();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::builtins;
 use super::native::{self, Native};
-use super::value::{as_number, py_eq, Dict, Function, FunctionBody, Num, Value};
+use super::value::{as_number, py_eq, Dict, Function, FunctionBody, Num, PySet, Value};
 use super::{DetachedFailure, EvalError, Host};
 use crate::alembic_compat::ops::SourcePos;
 use crate::alembic_compat::script::ast::{
@@ -1348,11 +1348,11 @@ impl<'h> Interp<'h> {
             ExprKind::List(elts) => Value::list(self.eval_elts(elts, scope)?),
             ExprKind::Tuple(elts) => Value::tuple(self.eval_elts(elts, scope)?),
             ExprKind::Set(elts) => {
-                let mut out: Vec<Value> = Vec::new();
+                let mut out = PySet::default();
                 for v in self.eval_elts(elts, scope)? {
                     builtins::set_add(&mut out, v)?;
                 }
-                Value::Set(Rc::new(RefCell::new(out)))
+                builtins::new_set(out)
             }
             ExprKind::Dict(items) => {
                 let mut d = Dict::default();
@@ -1384,13 +1384,13 @@ impl<'h> Interp<'h> {
                 Value::list(out)
             }
             ExprKind::SetComp { elt, generators } => {
-                let mut out = Vec::new();
+                let mut out = PySet::default();
                 let inner = Scope::child(scope);
                 self.comprehension(generators, 0, &inner, &mut |me, s| {
                     let v = me.eval(elt, s)?;
                     builtins::set_add(&mut out, v)
                 })?;
-                Value::Set(Rc::new(RefCell::new(out)))
+                builtins::new_set(out)
             }
             ExprKind::DictComp {
                 key,
