@@ -778,8 +778,23 @@ pub fn percent_format(fmt: &str, args: &Value) -> R<String> {
 
 /// `str.format(*args, **kwargs)`.
 fn str_format(fmt: &str, args: &[Value], kwargs: &[(String, Value)]) -> R<String> {
-    let mut out = String::new();
     let mut auto = 0usize;
+    format_fields(fmt, args, kwargs, &mut auto, 0)
+}
+
+/// `str.format`'s replacement fields in `fmt`; `depth` counts the format specs being
+/// expanded (`"{:>{}}"`), which Python allows two deep.
+fn format_fields(
+    fmt: &str,
+    args: &[Value],
+    kwargs: &[(String, Value)],
+    auto: &mut usize,
+    depth: usize,
+) -> R<String> {
+    if depth > 1 {
+        return Err(exc("ValueError", "Max string recursion exceeded"));
+    }
+    let mut out = String::new();
     let mut chars = fmt.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -792,50 +807,117 @@ fn str_format(fmt: &str, args: &[Value], kwargs: &[(String, Value)]) -> R<String
                 out.push('}');
             }
             '{' => {
+                // The field, nested fields of its format spec included.
                 let mut field = String::new();
+                let mut open = 1;
                 for c in chars.by_ref() {
-                    if c == '}' {
-                        break;
+                    match c {
+                        '{' => open += 1,
+                        '}' => {
+                            open -= 1;
+                            if open == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
                     }
                     field.push(c);
                 }
-                let (name, spec) = field.split_once(':').unwrap_or((&field, ""));
-                let (name, conv) = match name.split_once('!') {
-                    Some((n, c)) => (n, c.chars().next()),
-                    None => (name, None),
-                };
-                let v = if name.is_empty() {
-                    auto += 1;
-                    args.get(auto - 1).cloned()
-                } else if let Ok(i) = name.parse::<usize>() {
-                    args.get(i).cloned()
-                } else {
-                    kwargs
-                        .iter()
-                        .find(|(k, _)| k == name)
-                        .map(|(_, v)| v.clone())
-                };
-                let v = v.ok_or_else(|| {
-                    if name.is_empty() || name.parse::<usize>().is_ok() {
-                        exc(
-                            "IndexError",
-                            "Replacement index out of range for positional args tuple",
-                        )
-                    } else {
-                        exc("KeyError", str_repr(name))
+                if open != 0 {
+                    return Err(exc("ValueError", "expected '}' before end of string"));
+                }
+                // The name ends at a `!` or `:` outside an index.
+                let mut in_index = false;
+                let end = field
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        match c {
+                            '[' => in_index = true,
+                            ']' => in_index = false,
+                            _ => {}
+                        }
+                        !in_index && (c == '!' || c == ':')
+                    })
+                    .map_or(field.len(), |(i, _)| i);
+                let (name, rest) = field.split_at(end);
+                let (conv, spec) = match rest.strip_prefix('!') {
+                    Some(r) => {
+                        let (c, s) = r.split_once(':').unwrap_or((r, ""));
+                        (c.chars().next(), s)
                     }
-                })?;
+                    None => (None, rest.strip_prefix(':').unwrap_or("")),
+                };
+                let v = format_field_value(name, args, kwargs, auto)?;
+                let spec = if spec.contains('{') {
+                    format_fields(spec, args, kwargs, auto, depth + 1)?
+                } else {
+                    spec.to_string()
+                };
                 let v = match conv {
                     Some('r') => Value::str(repr(&v)),
                     Some('s') => Value::str(str_of(&v)),
                     _ => v,
                 };
-                out.push_str(&format_value(&v, spec)?);
+                out.push_str(&format_value(&v, &spec)?);
             }
             c => out.push(c),
         }
     }
     Ok(out)
+}
+
+/// The value a replacement field names: by position (given or automatic) or keyword, then
+/// indexed (`{0[key]}`, `{row[2]}`) as Python's format does.
+fn format_field_value(
+    name: &str,
+    args: &[Value],
+    kwargs: &[(String, Value)],
+    auto: &mut usize,
+) -> R<Value> {
+    let first_end = name.find(['[', '.']).unwrap_or(name.len());
+    let (arg, mut rest) = name.split_at(first_end);
+    let v = if arg.is_empty() {
+        *auto += 1;
+        args.get(*auto - 1).cloned()
+    } else if let Ok(i) = arg.parse::<usize>() {
+        args.get(i).cloned()
+    } else {
+        kwargs
+            .iter()
+            .find(|(k, _)| k == arg)
+            .map(|(_, v)| v.clone())
+    };
+    let mut v = v.ok_or_else(|| {
+        if arg.is_empty() || arg.parse::<usize>().is_ok() {
+            exc(
+                "IndexError",
+                "Replacement index out of range for positional args tuple",
+            )
+        } else {
+            exc("KeyError", str_repr(arg))
+        }
+    })?;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('[') {
+            let close = r
+                .find(']')
+                .ok_or_else(|| exc("ValueError", "Missing ']' in format string"))?;
+            let key = &r[..close];
+            // Digits index a sequence; anything else is a string key.
+            let key = match key.parse::<i64>() {
+                Ok(i) if !key.starts_with(['-', '+']) => Value::Int(i),
+                _ => Value::str(key),
+            };
+            v = get_item(&v, &key)?;
+            rest = &r[close + 1..];
+        } else {
+            return Err(unsupported(
+                "an attribute in a format field (`{x.attr}`)",
+                "not modelled",
+            ));
+        }
+    }
+    Ok(v)
 }
 
 // ----- containers ------------------------------------------------------------------------

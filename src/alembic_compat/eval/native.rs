@@ -1127,6 +1127,10 @@ impl Native {
                     .join(", ")
             ),
             // A KeyError's text is already its key's repr (`str(KeyError('k'))` is "'k'").
+            // Raised bare (`raise RuntimeError`): no arguments.
+            Native::Exception(e) if e.message.is_empty() => {
+                format!("{}()", e.class.rsplit('.').next().unwrap_or(&e.class))
+            }
             Native::Exception(e) if e.class == "KeyError" => format!("KeyError({})", e.message),
             Native::Exception(e) => format!(
                 "{}({})",
@@ -1709,6 +1713,7 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
             _ => Err(no_attr()),
         },
         Native::Exception(e) => match attr {
+            "args" if e.message.is_empty() => Ok(Value::tuple(Vec::new())),
             "args" => Ok(Value::tuple(vec![Value::str(e.message.as_str())])),
             "orig" | "statement" => Ok(Value::str(e.message.as_str())),
             _ => Err(no_attr()),
