@@ -87,3 +87,39 @@ fn interpreter_prints_what_cpython_prints() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// What Python has and ralembic leaves out is refused at its position, never raised as the
+/// AttributeError or NameError a body's `except` could take for Python's answer.
+#[test]
+fn unmodelled_python_is_refused_not_caught() {
+    let cases = [
+        ("\"Straße\".casefold()", "str.casefold"),
+        ("hash(1)", "hash"),
+        ("sa.select(sa.column('x')).subquery()", "subquery"),
+        ("sa.column('x').op('||')('y')", ".op"),
+        ("datetime.date(2024, 1, 1).toordinal()", "toordinal"),
+        ("time.strftime('%Y')", "time.strftime"),
+        ("textwrap.fill('a b')", "textwrap.fill"),
+        ("math.fsum([0.1])", "math.fsum"),
+    ];
+    for (expr, what) in cases {
+        let src = format!(
+            "import datetime\nimport math\nimport textwrap\nimport time\n\
+             import sqlalchemy as sa\n\n\ndef upgrade():\n    try:\n        {expr}\n    \
+             except (AttributeError, NameError, TypeError):\n        print('caught')\n"
+        );
+        let path = std::path::Path::new("refusal.py");
+        let module = parse_module("refusal.py", &src).unwrap();
+        let mut host = Collect::default();
+        let outcome = run_revision_function(path, &src, &module, "upgrade", &mut host);
+        match outcome {
+            Err(meshview::alembic_compat::eval::EvalError::Unsupported {
+                what: w, pos, ..
+            }) => {
+                assert!(w.contains(what), "{expr}: refused as {w:?}");
+                assert_eq!((pos.line, pos.col), (10, 9), "{expr}: position");
+            }
+            other => panic!("{expr}: expected a refusal, got {other:?} ({:?})", host.out),
+        }
+    }
+}

@@ -1093,6 +1093,19 @@ impl Native {
         }
     }
 
+    /// A statement, expression, table, connection or result: what SQLAlchemy's API hands out.
+    fn is_sqlalchemy_object(&self) -> bool {
+        matches!(
+            self,
+            Native::Sql(_)
+                | Native::Column(_)
+                | Native::Stmt(_)
+                | Native::Table(_)
+                | Native::Connection
+                | Native::Result(_)
+        )
+    }
+
     pub fn is_sql(&self) -> bool {
         matches!(
             self,
@@ -1504,6 +1517,82 @@ const RESULT_METHODS: &[&str] = &[
     "unique",
     "close",
 ];
+/// Public attributes of SQLAlchemy's statements, expressions, connections and results that
+/// ralembic leaves out (see `get_attr`).
+const SQLALCHEMY_UNMODELLED: &[&str] = &[
+    "subquery",
+    "alias",
+    "cte",
+    "union",
+    "union_all",
+    "except_",
+    "except_all",
+    "intersect",
+    "intersect_all",
+    "returning",
+    "join",
+    "outerjoin",
+    "join_from",
+    "outerjoin_from",
+    "with_only_columns",
+    "add_columns",
+    "correlate",
+    "correlate_except",
+    "lateral",
+    "prefix_with",
+    "suffix_with",
+    "with_for_update",
+    "execution_options",
+    "params",
+    "compile",
+    "inline",
+    "ordered_values",
+    "return_defaults",
+    "with_hint",
+    "fetch",
+    "filter_by",
+    "selected_columns",
+    "set_label_style",
+    "options",
+    "op",
+    "bool_op",
+    "regexp_match",
+    "regexp_replace",
+    "any_",
+    "all_",
+    "match",
+    "concat",
+    "icontains",
+    "istartswith",
+    "iendswith",
+    "nulls_first",
+    "nulls_last",
+    "nullsfirst",
+    "nullslast",
+    "is_not_distinct_from",
+    "isnot_distinct_from",
+    "comparator",
+    "expression",
+    "exec_driver_sql",
+    "begin",
+    "begin_nested",
+    "commit",
+    "rollback",
+    "close",
+    "in_transaction",
+    "engine",
+    "partitions",
+    "unique",
+    "columns",
+    "keys",
+    "freeze",
+    "yield_per",
+    "tuples",
+    "one_or_none",
+    "scalar_one",
+    "scalar_one_or_none",
+];
+
 const DATETIME_METHODS: &[&str] = &[
     "replace",
     "tzname",
@@ -1555,6 +1644,15 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
         return v;
     }
     let no_attr = || {
+        // SQLAlchemy has it and ralembic does not model it: outside the model, never an
+        // AttributeError a body's `except` could take for SQLAlchemy's answer.
+        if n.is_sqlalchemy_object() && SQLALCHEMY_UNMODELLED.contains(&attr) {
+            return unsupported(
+                format!("`.{attr}` of a SQLAlchemy {}", n.type_name()),
+                "not in ralembic's model of SQLAlchemy; write this revision's SQL in an \
+                 override file (<revision>.sqlite.sql next to it)",
+            );
+        }
         exc(
             "AttributeError",
             format!("'{}' object has no attribute '{attr}'", n.type_name()),
