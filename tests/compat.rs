@@ -74,3 +74,46 @@ fn overrides_and_refusals_are_reported() {
     );
     assert!(text.ends_with("3 revisions: 2 native, 0 override, 1 unsupported\n"));
 }
+
+/// What only shows when a body runs is found by running the upgrades on a throwaway
+/// in-memory database: the revision is reported unsupported at the place, and the run stops
+/// there (the revisions after it keep the static verdict).
+#[test]
+fn a_refusal_found_by_running_is_reported() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("p");
+    copy_dir(&repo_root().join("tests/fixtures/_override"), &dir);
+    let o3 = std::fs::read_dir(dir.join("alembic/versions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("o3"))
+        .unwrap();
+    let src = std::fs::read_to_string(&o3).unwrap().replace(
+        "def upgrade():\n",
+        "def upgrade():\n    label = \"Emails\".casefold()\n",
+    );
+    std::fs::write(&o3, src).unwrap();
+    let out = compat(&dir, false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.code, Some(1), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[..2],
+        ["o1  native       users", "o2  override     o2.sqlite.sql"],
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("o3  unsupported  ")
+            && lines[2].contains("o3_")
+            && lines[2].contains("`str.casefold()` is not supported by ralembic"),
+        "{text}"
+    );
+    assert_eq!(
+        lines[3],
+        "(the dry run of the upgrades stopped at o3, which cannot run; the revisions after it \
+         were read, not run)"
+    );
+    assert_eq!(lines[4], "3 revisions: 1 native, 1 override, 1 unsupported");
+    // The throwaway database is in memory: the project's own is not created.
+    assert!(!dir.join("test.db").exists());
+}

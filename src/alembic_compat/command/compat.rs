@@ -5,10 +5,19 @@
 //! One line per revision, oldest first: `<id>  native|override|unsupported  <message>`; with
 //! `-v`, every refused place on its own line under its revision. A summary line ends the
 //! report. Exit status 0 when everything runs (natively or by override), 1 otherwise.
+//!
+//! Two checks: every file is read statically (imports, classes, the modules' attributes),
+//! then the upgrades run, oldest first, on an empty in-memory database that is thrown away,
+//! so that what only shows when a body runs (a method, an SQLAlchemy construct ralembic
+//! leaves out) is reported too. The run stops at the first revision it cannot pass; the ones
+//! after it keep the static verdict, and a line says where and why it stopped.
 
+use super::migrate::{default_runner, environment};
 use super::{script_error_failure, Ctx, Failure, ScriptDirectory};
 use crate::alembic_compat::eval::check::check_module;
 use crate::alembic_compat::revision::{RevArg, ScriptRevisions};
+use crate::alembic_compat::runtime::log::AlembicLog;
+use crate::alembic_compat::runtime::MigrationContext;
 use crate::alembic_compat::script::sql_override::{load_override, OverrideFinder};
 use crate::alembic_compat::script::Script;
 
@@ -57,10 +66,16 @@ pub fn compat(sd: &ScriptDirectory, ctx: &mut Ctx, verbose: bool) -> Result<(), 
     let width = order.iter().map(|&i| r.map.id(i).len()).max().unwrap_or(0);
     let (mut native, mut overridden, mut unsupported) = (0usize, 0usize, 0usize);
     let overrides = OverrideFinder::default();
-    for i in order {
+    let mut verdicts: Vec<Verdict> = order
+        .iter()
+        .map(|&i| judge(&r.scripts[i], &overrides))
+        .collect();
+    let scripts: Vec<&Script> = order.iter().map(|&i| &r.scripts[i]).collect();
+    let stopped = dry_run(sd, &scripts, &mut verdicts);
+    for (&i, verdict) in order.iter().zip(verdicts) {
         let script = &r.scripts[i];
         let id = r.map.id(i);
-        match judge(script, &overrides) {
+        match verdict {
             Verdict::Native => {
                 native += 1;
                 ctx.print(&format!(
@@ -96,6 +111,9 @@ pub fn compat(sd: &ScriptDirectory, ctx: &mut Ctx, verbose: bool) -> Result<(), 
             }
         }
     }
+    if let Some(why) = stopped {
+        ctx.print(&why);
+    }
     ctx.print(&format!(
         "{} revision{}: {native} native, {overridden} override, {unsupported} unsupported",
         native + overridden + unsupported,
@@ -109,4 +127,49 @@ pub fn compat(sd: &ScriptDirectory, ctx: &mut Ctx, verbose: bool) -> Result<(), 
         return Err(Failure::Quiet(1));
     }
     Ok(())
+}
+
+/// Runs the upgrades in `scripts` (oldest first) on an empty in-memory database, inside a
+/// transaction that is rolled back, until one fails or is refused statically. A body refused
+/// when it runs turns its revision's verdict into `Unsupported`. Returns a line saying where
+/// the run stopped short of the end, if it did.
+fn dry_run(sd: &ScriptDirectory, scripts: &[&Script], verdicts: &mut [Verdict]) -> Option<String> {
+    let (opts, _) = environment(sd, false, None).ok()?;
+    let mut mctx =
+        MigrationContext::open("sqlite://", &sd.cwd, opts, AlembicLog::disabled()).ok()?;
+    mctx.begin().ok()?;
+    let runner = default_runner();
+    let mut stopped = None;
+    for (script, verdict) in scripts.iter().zip(verdicts.iter_mut()) {
+        if matches!(verdict, Verdict::Unsupported(_)) {
+            stopped = Some(format!(
+                "(the dry run of the upgrades stopped at {}, which cannot run; the revisions \
+                 after it were read, not run)",
+                script.revision
+            ));
+            break;
+        }
+        if let Err(e) = runner.run(script, true, &mut mctx) {
+            stopped = Some(if e.message.contains("is not supported by ralembic") {
+                *verdict = Verdict::Unsupported(vec![e.message]);
+                format!(
+                    "(the dry run of the upgrades stopped at {}, which cannot run; the \
+                     revisions after it were read, not run)",
+                    script.revision
+                )
+            } else {
+                format!(
+                    "(the dry run of the upgrades on an empty database stopped at {}: {}; \
+                     the revisions after it were read, not run)",
+                    script.revision,
+                    e.to_string().lines().next().unwrap_or("")
+                )
+            });
+            break;
+        }
+        let _ = mctx.take_stdout();
+        let _ = mctx.take_stderr();
+    }
+    mctx.rollback();
+    stopped
 }
