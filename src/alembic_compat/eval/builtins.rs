@@ -239,8 +239,7 @@ pub fn repr(v: &Value) -> String {
             let d = d.borrow();
             let body = format!(
                 "{{{}}}",
-                d.items()
-                    .iter()
+                d.iter()
                     .map(|(k, v)| format!("{}: {}", repr(k), repr(v)))
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -251,7 +250,10 @@ pub fn repr(v: &Value) -> String {
             }
         }
         Value::Set(s) if s.borrow().is_empty() => "set()".into(),
-        Value::Set(s) => format!("{{{}}}", join_repr(s.borrow().items())),
+        Value::Set(s) => format!(
+            "{{{}}}",
+            join_repr(&s.borrow().iter().cloned().collect::<Vec<_>>())
+        ),
         Value::Function(f) => format!("<function {}>", f.name),
         Value::Native(n) => n.repr(),
     }
@@ -966,8 +968,8 @@ pub fn iterate(v: &Value) -> R<Vec<Value>> {
     Ok(match v {
         Value::List(l) => l.borrow().clone(),
         Value::Tuple(t) => t.to_vec(),
-        Value::Set(s) => s.borrow().items().to_vec(),
-        Value::Dict(d) => d.borrow().items().iter().map(|(k, _)| k.clone()).collect(),
+        Value::Set(s) => s.borrow().iter().cloned().collect(),
+        Value::Dict(d) => d.borrow().iter().map(|(k, _)| k.clone()).collect(),
         Value::Str(s) => s.chars().map(|c| Value::str(c.to_string())).collect(),
         Value::Bytes(b) => b.iter().map(|&c| Value::Int(i64::from(c))).collect(),
         Value::Native(n) => n.iterate()?,
@@ -982,7 +984,7 @@ pub fn iterate(v: &Value) -> R<Vec<Value>> {
 
 pub fn mapping_items(v: &Value) -> R<Vec<(Value, Value)>> {
     match v {
-        Value::Dict(d) => Ok(d.borrow().items().to_vec()),
+        Value::Dict(d) => Ok(d.borrow().iter().cloned().collect()),
         Value::Native(n) => n
             .mapping_items()
             .ok_or_else(|| type_error(format!("'{}' object is not a mapping", v.type_name()))),
@@ -1302,7 +1304,7 @@ pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Value> {
         (BinOp::Mod, Value::Str(f), args) => Ok(Value::str(percent_format(f, args)?)),
         (BinOp::BitOr, Value::Dict(a), Value::Dict(b)) => {
             let mut d = a.borrow().clone();
-            for (k, v) in b.borrow().items().iter() {
+            for (k, v) in b.borrow().iter() {
                 d.insert(k.clone(), v.clone());
             }
             Ok(Value::Dict(Rc::new(RefCell::new(d))))
@@ -1315,7 +1317,6 @@ pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Value> {
             let (a, b) = (a.borrow(), b.borrow());
             let in_b = |x: &Value| b.contains(x);
             let in_a = |x: &Value| a.contains(x);
-            let (a, b) = (a.items(), b.items());
             let out: Vec<Value> = match op {
                 BinOp::BitOr => a
                     .iter()
@@ -2213,11 +2214,10 @@ fn dict_method(
             arg_count("get", &args, 1, 2)?;
             d.borrow().get(&args[0]).cloned().unwrap_or(arg(1))
         }
-        "keys" => Value::list(d.borrow().items().iter().map(|(k, _)| k.clone()).collect()),
-        "values" => Value::list(d.borrow().items().iter().map(|(_, v)| v.clone()).collect()),
+        "keys" => Value::list(d.borrow().iter().map(|(k, _)| k.clone()).collect()),
+        "values" => Value::list(d.borrow().iter().map(|(_, v)| v.clone()).collect()),
         "items" => Value::list(
             d.borrow()
-                .items()
                 .iter()
                 .map(|(k, v)| Value::tuple(vec![k.clone(), v.clone()]))
                 .collect(),
@@ -2327,9 +2327,9 @@ fn set_method(s: &Rc<RefCell<PySet>>, name: &str, args: Vec<Value>) -> R<Value> 
             let o = PySet::from_values(others()?.into_iter().next().unwrap_or_default());
             let set = s.borrow();
             Value::Bool(if name == "issubset" {
-                set.items().iter().all(|x| o.contains(x))
+                set.iter().all(|x| o.contains(x))
             } else {
-                o.items().iter().all(|x| set.contains(x))
+                o.iter().all(|x| set.contains(x))
             })
         }
         _ => {
@@ -2404,7 +2404,7 @@ pub fn call_builtin(
                 Value::Bytes(b) => b.len(),
                 Value::List(l) => l.borrow().len(),
                 Value::Tuple(t) => t.len(),
-                Value::Dict(d) => d.borrow().items().len(),
+                Value::Dict(d) => d.borrow().len(),
                 Value::Set(s) => s.borrow().len(),
                 Value::Native(n) => n.len().ok_or_else(|| {
                     type_error(format!("object of type '{}' has no len()", v.type_name()))

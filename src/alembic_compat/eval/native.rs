@@ -2255,7 +2255,7 @@ fn json_write(out: &mut String, v: &Value, o: &JsonOpts, level: usize) -> R<()> 
         }
         Value::Dict(d) => {
             let mut items: Vec<(String, Value)> = Vec::new();
-            for (k, val) in d.borrow().items().iter() {
+            for (k, val) in d.borrow().iter() {
                 items.push((json_key(k)?, val.clone()));
             }
             if items.is_empty() {
@@ -2339,7 +2339,7 @@ pub fn json_dumps(v: &Value) -> R<String> {
         ),
         Value::Dict(d) => {
             let mut parts = Vec::new();
-            for (k, val) in d.borrow().items().iter() {
+            for (k, val) in d.borrow().iter() {
                 let key = match k {
                     Value::Str(s) => json_str(s),
                     Value::Int(_) | Value::Float(_) | Value::Bool(_) | Value::None => {
@@ -2856,7 +2856,7 @@ fn sa_call(
             };
             // `case({when: then, ...}, value=x)` or `case((when, then), ...)`.
             let pairs: Vec<(Value, Value)> = match args.as_slice() {
-                [Value::Dict(d)] => d.borrow().items().to_vec(),
+                [Value::Dict(d)] => d.borrow().iter().cloned().collect(),
                 _ => {
                     let mut pairs = Vec::new();
                     for w in &args {

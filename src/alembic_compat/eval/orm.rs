@@ -333,7 +333,6 @@ pub fn session_method(
                 };
                 let pairs: Vec<(String, Value)> = d
                     .borrow()
-                    .items()
                     .iter()
                     .map(|(k, v)| (builtins::str_of(k), v.clone()))
                     .collect();
@@ -553,7 +552,7 @@ pub fn query_method(
                     return Err(type_error("update() takes a dict of values"));
                 };
                 let mut values = Vec::new();
-                for (k, v) in d.borrow().items() {
+                for (k, v) in d.borrow().iter() {
                     let column = match k {
                         Value::Str(s) => match q.model.column_of(s) {
                             Some(c) => c.to_string(),

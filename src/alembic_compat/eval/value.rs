@@ -46,65 +46,92 @@ pub enum FunctionBody {
     Lambda(Arc<Expr>),
 }
 
-/// Insertion-ordered mapping with Python key equality (`1 == 1.0 == True`).
+/// Insertion-ordered mapping with Python key equality (`1 == 1.0 == True`). A removed item
+/// leaves an empty slot, so that removal neither moves the later items nor renumbers the
+/// index; the slots are compacted once half of them are empty.
 #[derive(Clone, Debug, Default)]
 pub struct Dict {
-    items: Vec<(Value, Value)>,
+    slots: Vec<Option<(Value, Value)>>,
+    live: usize,
     index: KeyIndex,
     /// `collections.defaultdict`'s factory, called for a missing key.
     pub default_factory: Option<Value>,
 }
 
 impl Dict {
-    pub fn items(&self) -> &[(Value, Value)] {
-        &self.items
+    /// The items in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = &(Value, Value)> {
+        self.slots.iter().flatten()
     }
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.live
     }
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.live == 0
     }
     fn position(&self, key: &Value) -> Option<usize> {
-        self.index.find(key, self.items.len(), |i| &self.items[i].0)
+        self.index.find(key, self.slots.len(), |i| {
+            self.slots[i].as_ref().map(|(k, _)| k)
+        })
     }
     pub fn get(&self, key: &Value) -> Option<&Value> {
-        self.position(key).map(|i| &self.items[i].1)
+        self.position(key)
+            .and_then(|i| self.slots[i].as_ref().map(|(_, v)| v))
     }
     pub fn insert(&mut self, key: Value, value: Value) {
-        match self.position(&key) {
-            Some(i) => self.items[i].1 = value,
+        match self.position(&key).and_then(|i| self.slots[i].as_mut()) {
+            Some(slot) => slot.1 = value,
             None => {
-                self.index.added(&key, self.items.len());
-                self.items.push((key, value));
-                let items = &self.items;
-                self.index.grown(items.len(), |i| &items[i].0);
+                self.index.added(&key, self.slots.len());
+                self.slots.push(Some((key, value)));
+                self.live += 1;
+                let slots = &self.slots;
+                self.index.grown(self.live, slots.len(), |i| {
+                    slots[i].as_ref().map(|(k, _)| k)
+                });
             }
         }
     }
     pub fn remove(&mut self, key: &Value) -> Option<Value> {
         let i = self.position(key)?;
-        let (k, v) = self.items.remove(i);
-        self.index.removed(&k, i);
+        let (k, v) = self.slots[i].take()?;
+        self.index.forget(&k, i);
+        self.live -= 1;
+        self.compact();
         Some(v)
     }
     /// `popitem()`: the last item in.
     pub fn pop_last(&mut self) -> Option<(Value, Value)> {
-        let (k, v) = self.items.pop()?;
-        self.index.removed(&k, self.items.len());
+        while let Some(None) = self.slots.last() {
+            self.slots.pop();
+        }
+        let (k, v) = self.slots.pop()??;
+        self.index.forget(&k, self.slots.len());
+        self.live -= 1;
         Some((k, v))
     }
     pub fn clear(&mut self) {
-        self.items.clear();
+        self.slots.clear();
+        self.live = 0;
         self.index = KeyIndex::default();
+    }
+    fn compact(&mut self) {
+        if self.slots.len() < INDEXED_FROM || self.live * 2 > self.slots.len() {
+            return;
+        }
+        self.slots.retain(Option::is_some);
+        let slots = &self.slots;
+        self.index
+            .rebuild(slots.len(), |i| slots[i].as_ref().map(|(k, _)| k));
     }
 }
 
 /// A set: insertion-ordered (see the note on set order in docs/compatibility.md), with
-/// Python key equality.
+/// Python key equality, and removal as in `Dict`.
 #[derive(Clone, Debug, Default)]
 pub struct PySet {
-    items: Vec<Value>,
+    slots: Vec<Option<Value>>,
+    live: usize,
     index: KeyIndex,
 }
 
@@ -116,55 +143,72 @@ impl PySet {
         }
         s
     }
-    pub fn items(&self) -> &[Value] {
-        &self.items
+    /// The values in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = &Value> {
+        self.slots.iter().flatten()
     }
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.live
     }
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.live == 0
+    }
+    fn position(&self, v: &Value) -> Option<usize> {
+        self.index
+            .find(v, self.slots.len(), |i| self.slots[i].as_ref())
     }
     pub fn contains(&self, v: &Value) -> bool {
-        self.index
-            .find(v, self.items.len(), |i| &self.items[i])
-            .is_some()
+        self.position(v).is_some()
     }
     /// Adds `v` unless an equal value is there; true when it was added.
     pub fn add(&mut self, v: Value) -> bool {
         if self.contains(&v) {
             return false;
         }
-        self.index.added(&v, self.items.len());
-        self.items.push(v);
-        let items = &self.items;
-        self.index.grown(items.len(), |i| &items[i]);
+        self.index.added(&v, self.slots.len());
+        self.slots.push(Some(v));
+        self.live += 1;
+        let slots = &self.slots;
+        self.index
+            .grown(self.live, slots.len(), |i| slots[i].as_ref());
         true
     }
     pub fn remove(&mut self, v: &Value) -> Option<Value> {
-        let i = self.index.find(v, self.items.len(), |i| &self.items[i])?;
-        let removed = self.items.remove(i);
-        self.index.removed(&removed, i);
+        let i = self.position(v)?;
+        let removed = self.slots[i].take()?;
+        self.index.forget(&removed, i);
+        self.live -= 1;
+        self.compact();
         Some(removed)
     }
+    /// `set.pop()`: the first value in.
     pub fn pop_first(&mut self) -> Option<Value> {
-        if self.items.is_empty() {
-            return None;
-        }
-        let removed = self.items.remove(0);
-        self.index.removed(&removed, 0);
+        let i = self.slots.iter().position(Option::is_some)?;
+        let removed = self.slots[i].take()?;
+        self.index.forget(&removed, i);
+        self.live -= 1;
+        self.compact();
         Some(removed)
     }
     pub fn clear(&mut self) {
-        self.items.clear();
+        self.slots.clear();
+        self.live = 0;
         self.index = KeyIndex::default();
+    }
+    fn compact(&mut self) {
+        if self.slots.len() < INDEXED_FROM || self.live * 2 > self.slots.len() {
+            return;
+        }
+        self.slots.retain(Option::is_some);
+        let slots = &self.slots;
+        self.index.rebuild(slots.len(), |i| slots[i].as_ref());
     }
 }
 
-/// Where a dict's or set's keys are, by their hash: a data loop that de-duplicates or
-/// counts rows looks a key up on every row, and a scan made that quadratic. Collections
-/// smaller than `INDEXED_FROM` are scanned; so is one holding a key this hash does not
-/// cover (datetimes, UUIDs and other objects), for as long as it holds one.
+/// Where a dict's or set's keys are (their slots), by their hash: a data loop that
+/// de-duplicates or counts rows looks a key up on every row, and a scan made that
+/// quadratic. Collections smaller than `INDEXED_FROM` are scanned; so is one holding a key
+/// this hash does not cover (datetimes, UUIDs and other objects), for as long as it holds one.
 #[derive(Clone, Debug, Default)]
 struct KeyIndex {
     by_hash: Option<rustc_hash::FxHashMap<u64, Vec<usize>>>,
@@ -174,11 +218,12 @@ struct KeyIndex {
 const INDEXED_FROM: usize = 16;
 
 impl KeyIndex {
+    /// The slot holding a key equal to `key`; `key_at` gives a slot's key (None if empty).
     fn find<'a>(
         &self,
         key: &Value,
-        len: usize,
-        key_at: impl Fn(usize) -> &'a Value,
+        slots: usize,
+        key_at: impl Fn(usize) -> Option<&'a Value>,
     ) -> Option<usize> {
         if let (Some(by_hash), 0) = (&self.by_hash, self.unhashed) {
             if let Some(h) = py_hash(key) {
@@ -186,52 +231,63 @@ impl KeyIndex {
                     .get(&h)?
                     .iter()
                     .copied()
-                    .find(|&i| py_eq(key_at(i), key));
+                    .find(|&i| key_at(i).is_some_and(|k| py_eq(k, key)));
             }
         }
-        (0..len).find(|&i| py_eq(key_at(i), key))
+        (0..slots).find(|&i| key_at(i).is_some_and(|k| py_eq(k, key)))
     }
 
-    fn added(&mut self, key: &Value, at: usize) {
+    fn added(&mut self, key: &Value, slot: usize) {
         match py_hash(key) {
             Some(h) => {
                 if let Some(by_hash) = &mut self.by_hash {
-                    by_hash.entry(h).or_default().push(at);
+                    by_hash.entry(h).or_default().push(slot);
                 }
             }
             None => self.unhashed += 1,
         }
     }
 
-    /// Builds the index once the collection is large enough to need it.
-    fn grown<'a>(&mut self, len: usize, key_at: impl Fn(usize) -> &'a Value) {
-        if self.by_hash.is_some() || len < INDEXED_FROM {
+    /// Builds the index once the collection holds enough keys to need it.
+    fn grown<'a>(
+        &mut self,
+        live: usize,
+        slots: usize,
+        key_at: impl Fn(usize) -> Option<&'a Value>,
+    ) {
+        if self.by_hash.is_none() && live >= INDEXED_FROM {
+            self.rebuild(slots, key_at);
+        }
+    }
+
+    /// The index of the slots as they are now (after compaction renumbered them).
+    fn rebuild<'a>(&mut self, slots: usize, key_at: impl Fn(usize) -> Option<&'a Value>) {
+        if self.by_hash.is_none() && slots < INDEXED_FROM {
             return;
         }
         let mut by_hash = rustc_hash::FxHashMap::<u64, Vec<usize>>::default();
-        for i in 0..len {
-            if let Some(h) = py_hash(key_at(i)) {
+        for i in 0..slots {
+            if let Some(h) = key_at(i).and_then(py_hash) {
                 by_hash.entry(h).or_default().push(i);
             }
         }
         self.by_hash = Some(by_hash);
     }
 
-    /// The key at `at` is gone and the ones after it moved down by one.
-    fn removed(&mut self, key: &Value, at: usize) {
-        if py_hash(key).is_none() {
-            self.unhashed = self.unhashed.saturating_sub(1);
-        }
-        if let Some(by_hash) = &mut self.by_hash {
-            by_hash.retain(|_, positions| {
-                positions.retain(|&p| p != at);
-                for p in positions.iter_mut() {
-                    if *p > at {
-                        *p -= 1;
+    /// The key in `slot` was removed.
+    fn forget(&mut self, key: &Value, slot: usize) {
+        match py_hash(key) {
+            None => self.unhashed = self.unhashed.saturating_sub(1),
+            Some(h) => {
+                if let Some(by_hash) = &mut self.by_hash {
+                    if let Some(slots) = by_hash.get_mut(&h) {
+                        slots.retain(|&p| p != slot);
+                        if slots.is_empty() {
+                            by_hash.remove(&h);
+                        }
                     }
                 }
-                !positions.is_empty()
-            });
+            }
         }
     }
 }
@@ -371,14 +427,11 @@ pub fn py_eq(a: &Value, b: &Value) -> bool {
         (Value::Tuple(x), Value::Tuple(y)) => seq_eq(x, y),
         (Value::Dict(x), Value::Dict(y)) => {
             let (x, y) = (x.borrow(), y.borrow());
-            x.len() == y.len()
-                && x.items()
-                    .iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| py_eq(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| py_eq(v, w)))
         }
         (Value::Set(x), Value::Set(y)) => {
             let (x, y) = (x.borrow(), y.borrow());
-            x.len() == y.len() && x.items().iter().all(|v| y.contains(v))
+            x.len() == y.len() && x.iter().all(|v| y.contains(v))
         }
         (Value::Function(x), Value::Function(y)) => Rc::ptr_eq(x, y),
         (Value::Native(x), Value::Native(y)) => Rc::ptr_eq(x, y) || x.native_eq(y),
@@ -430,7 +483,7 @@ mod tests {
         // Removal moves the later keys down; they are still found.
         assert!(d.remove(&Value::Int(0)).is_some());
         assert!(matches!(d.get(&Value::Int(99)), Some(Value::Int(990))));
-        assert!(matches!(d.items()[0].0, Value::Int(1)));
+        assert!(matches!(d.iter().next(), Some((Value::Int(1), _))));
         assert!(matches!(d.pop_last(), Some((Value::Int(99), _))));
         assert!(d.get(&Value::Int(99)).is_none());
         let t = Value::tuple(vec![Value::str("a"), Value::Int(1)]);
@@ -446,6 +499,40 @@ mod tests {
         assert!(matches!(d.get(&Value::Int(51)), Some(Value::Int(510))));
         d.clear();
         assert!(d.is_empty() && d.get(&Value::Int(5)).is_none());
+    }
+
+    #[test]
+    fn removals_keep_order_and_lookups_through_compaction() {
+        let mut d = Dict::default();
+        for i in 0..1000 {
+            d.insert(Value::Int(i), Value::Int(i));
+        }
+        for i in (0..1000).filter(|i| i % 3 != 0) {
+            assert!(d.remove(&Value::Int(i)).is_some(), "{i}");
+        }
+        assert_eq!(d.len(), 334);
+        let keys: Vec<i64> = d
+            .iter()
+            .map(|(k, _)| match k {
+                Value::Int(i) => *i,
+                _ => -1,
+            })
+            .collect();
+        assert_eq!(keys, (0..1000).filter(|i| i % 3 == 0).collect::<Vec<_>>());
+        assert!(matches!(d.get(&Value::Int(999)), Some(Value::Int(999))));
+        assert!(d.get(&Value::Int(998)).is_none());
+        d.insert(Value::Int(5), Value::Int(-5));
+        assert!(matches!(
+            d.pop_last(),
+            Some((Value::Int(5), Value::Int(-5)))
+        ));
+        assert!(matches!(d.pop_last(), Some((Value::Int(999), _))));
+        let mut s = PySet::from_values((0..500).map(Value::Int));
+        for _ in 0..499 {
+            assert!(s.pop_first().is_some());
+        }
+        assert_eq!(s.len(), 1);
+        assert!(s.contains(&Value::Int(499)) && !s.contains(&Value::Int(0)));
     }
 
     #[test]
