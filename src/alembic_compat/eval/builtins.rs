@@ -113,6 +113,8 @@ const EXCEPTIONS: &[(&str, &str)] = &[
     ("TypeError", "Exception"),
     ("ValueError", "Exception"),
     ("UnicodeError", "ValueError"),
+    ("UnicodeDecodeError", "UnicodeError"),
+    ("json.decoder.JSONDecodeError", "ValueError"),
     ("OSError", "Exception"),
     ("SyntaxError", "Exception"),
     ("sqlalchemy.exc.SQLAlchemyError", "Exception"),
@@ -142,6 +144,28 @@ const EXCEPTIONS: &[(&str, &str)] = &[
         "sqlalchemy.exc.InvalidRequestError",
         "sqlalchemy.exc.SQLAlchemyError",
     ),
+    (
+        "sqlalchemy.exc.NoResultFound",
+        "sqlalchemy.exc.InvalidRequestError",
+    ),
+    (
+        "sqlalchemy.exc.MultipleResultsFound",
+        "sqlalchemy.exc.InvalidRequestError",
+    ),
+    (
+        "sqlalchemy.exc.ResourceClosedError",
+        "sqlalchemy.exc.InvalidRequestError",
+    ),
+    ("sqlalchemy.exc.DataError", "sqlalchemy.exc.DatabaseError"),
+    (
+        "sqlalchemy.exc.InternalError",
+        "sqlalchemy.exc.DatabaseError",
+    ),
+    (
+        "sqlalchemy.exc.NotSupportedError",
+        "sqlalchemy.exc.DatabaseError",
+    ),
+    ("sqlalchemy.exc.InterfaceError", "sqlalchemy.exc.DBAPIError"),
     (
         "sqlalchemy.exc.CompileError",
         "sqlalchemy.exc.SQLAlchemyError",
@@ -179,7 +203,9 @@ fn is_subclass(mut class: &str, of: &str) -> bool {
         }
         match EXCEPTIONS.iter().find(|(n, _)| *n == class) {
             Some((_, parent)) if !parent.is_empty() => class = parent,
-            _ => return false,
+            Some(_) => return false,
+            // A class raised here but not listed above is still an Exception.
+            None => class = "Exception",
         }
     }
 }

@@ -595,6 +595,9 @@ fn module_attr(m: &Native, attr: &str) -> R<Value> {
         }
         "json" => match attr {
             "dumps" | "loads" => func("json"),
+            "JSONDecodeError" => {
+                Value::native(Native::ExcClass("json.decoder.JSONDecodeError".into()))
+            }
             _ => return Err(missing()),
         },
         "uuid" => match attr {
@@ -1582,15 +1585,9 @@ const SQLALCHEMY_UNMODELLED: &[&str] = &[
     "in_transaction",
     "engine",
     "partitions",
-    "unique",
     "columns",
-    "keys",
     "freeze",
     "yield_per",
-    "tuples",
-    "one_or_none",
-    "scalar_one",
-    "scalar_one_or_none",
 ];
 
 const DATETIME_METHODS: &[&str] = &[
