@@ -685,9 +685,17 @@ pub fn percent_format(fmt: &str, args: &Value) -> R<String> {
         };
         let left = spec.starts_with('-');
         let spec = spec.trim_start_matches('-');
+        // `%.3s`: at most that many characters.
+        let cut = |t: String| match spec
+            .split_once('.')
+            .and_then(|(_, p)| p.parse::<usize>().ok())
+        {
+            Some(p) => t.chars().take(p).collect(),
+            None => t,
+        };
         let text = match conv {
-            's' => str_of(&v),
-            'r' => repr(&v),
+            's' => cut(str_of(&v)),
+            'r' => cut(repr(&v)),
             'd' | 'i' => {
                 let i = match as_number(&v) {
                     Some(Num::Int(i)) => i,
@@ -714,6 +722,8 @@ pub fn percent_format(fmt: &str, args: &Value) -> R<String> {
                     "-"
                 } else if spec.contains('+') {
                     "+"
+                } else if spec.starts_with(' ') {
+                    " "
                 } else {
                     ""
                 };
@@ -2081,6 +2091,15 @@ fn str_method(s: &str, name: &str, args: &[Value], kwargs: &[(String, Value)]) -
                 Some(Value::Str(f)) => f.chars().next().unwrap_or(' '),
                 _ => ' ',
             };
+            let n = s.chars().count();
+            if name == "center" && w > n {
+                // str.center puts the odd fill character on the left when the width is odd,
+                // unlike format()'s `^`.
+                let marg = w - n;
+                let left = marg / 2 + (marg & w & 1);
+                let pad = |k: usize| fill.to_string().repeat(k);
+                return Ok(Value::str(format!("{}{s}{}", pad(left), pad(marg - left))));
+            }
             let spec = format!(
                 "{fill}{}{w}",
                 match name {
