@@ -46,14 +46,10 @@ pub enum FunctionBody {
     Lambda(Arc<Expr>),
 }
 
-/// Insertion-ordered mapping with Python key equality (`1 == 1.0 == True`). A removed item
-/// leaves an empty slot, so that removal neither moves the later items nor renumbers the
-/// index; the slots are compacted once half of them are empty.
+/// Insertion-ordered mapping with Python key equality (`1 == 1.0 == True`).
 #[derive(Clone, Debug, Default)]
 pub struct Dict {
-    slots: Vec<Option<(Value, Value)>>,
-    live: usize,
-    index: KeyIndex,
+    items: Slots<(Value, Value)>,
     /// `collections.defaultdict`'s factory, called for a missing key.
     pub default_factory: Option<Value>,
 }
@@ -61,78 +57,40 @@ pub struct Dict {
 impl Dict {
     /// The items in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = &(Value, Value)> {
-        self.slots.iter().flatten()
+        self.items.iter()
     }
     pub fn len(&self) -> usize {
-        self.live
+        self.items.live
     }
     pub fn is_empty(&self) -> bool {
-        self.live == 0
-    }
-    fn position(&self, key: &Value) -> Option<usize> {
-        self.index.find(key, self.slots.len(), |i| {
-            self.slots[i].as_ref().map(|(k, _)| k)
-        })
+        self.items.live == 0
     }
     pub fn get(&self, key: &Value) -> Option<&Value> {
-        self.position(key)
-            .and_then(|i| self.slots[i].as_ref().map(|(_, v)| v))
+        self.items.find(key).map(|(_, v)| v)
     }
     pub fn insert(&mut self, key: Value, value: Value) {
-        match self.position(&key).and_then(|i| self.slots[i].as_mut()) {
-            Some(slot) => slot.1 = value,
-            None => {
-                self.index.added(&key, self.slots.len());
-                self.slots.push(Some((key, value)));
-                self.live += 1;
-                let slots = &self.slots;
-                self.index.grown(self.live, slots.len(), |i| {
-                    slots[i].as_ref().map(|(k, _)| k)
-                });
-            }
+        match self.items.find_mut(&key) {
+            Some(item) => item.1 = value,
+            None => self.items.push((key, value)),
         }
     }
     pub fn remove(&mut self, key: &Value) -> Option<Value> {
-        let i = self.position(key)?;
-        let (k, v) = self.slots[i].take()?;
-        self.index.forget(&k, i);
-        self.live -= 1;
-        self.compact();
-        Some(v)
+        self.items.remove(key).map(|(_, v)| v)
     }
     /// `popitem()`: the last item in.
     pub fn pop_last(&mut self) -> Option<(Value, Value)> {
-        while let Some(None) = self.slots.last() {
-            self.slots.pop();
-        }
-        let (k, v) = self.slots.pop()??;
-        self.index.forget(&k, self.slots.len());
-        self.live -= 1;
-        Some((k, v))
+        self.items.pop_last()
     }
     pub fn clear(&mut self) {
-        self.slots.clear();
-        self.live = 0;
-        self.index = KeyIndex::default();
-    }
-    fn compact(&mut self) {
-        if self.slots.len() < INDEXED_FROM || self.live * 2 > self.slots.len() {
-            return;
-        }
-        self.slots.retain(Option::is_some);
-        let slots = &self.slots;
-        self.index
-            .rebuild(slots.len(), |i| slots[i].as_ref().map(|(k, _)| k));
+        self.items = Slots::default();
     }
 }
 
 /// A set: insertion-ordered (see the note on set order in docs/compatibility.md), with
-/// Python key equality, and removal as in `Dict`.
+/// Python key equality.
 #[derive(Clone, Debug, Default)]
 pub struct PySet {
-    slots: Vec<Option<Value>>,
-    live: usize,
-    index: KeyIndex,
+    items: Slots<Value>,
 }
 
 impl PySet {
@@ -145,63 +103,129 @@ impl PySet {
     }
     /// The values in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = &Value> {
-        self.slots.iter().flatten()
+        self.items.iter()
     }
     pub fn len(&self) -> usize {
-        self.live
+        self.items.live
     }
     pub fn is_empty(&self) -> bool {
-        self.live == 0
-    }
-    fn position(&self, v: &Value) -> Option<usize> {
-        self.index
-            .find(v, self.slots.len(), |i| self.slots[i].as_ref())
+        self.items.live == 0
     }
     pub fn contains(&self, v: &Value) -> bool {
-        self.position(v).is_some()
+        self.items.find(v).is_some()
     }
     /// Adds `v` unless an equal value is there; true when it was added.
     pub fn add(&mut self, v: Value) -> bool {
         if self.contains(&v) {
             return false;
         }
-        self.index.added(&v, self.slots.len());
-        self.slots.push(Some(v));
-        self.live += 1;
-        let slots = &self.slots;
-        self.index
-            .grown(self.live, slots.len(), |i| slots[i].as_ref());
+        self.items.push(v);
         true
     }
     pub fn remove(&mut self, v: &Value) -> Option<Value> {
-        let i = self.position(v)?;
-        let removed = self.slots[i].take()?;
-        self.index.forget(&removed, i);
-        self.live -= 1;
-        self.compact();
-        Some(removed)
+        self.items.remove(v)
     }
     /// `set.pop()`: the first value in.
     pub fn pop_first(&mut self) -> Option<Value> {
-        let i = self.slots.iter().position(Option::is_some)?;
-        let removed = self.slots[i].take()?;
-        self.index.forget(&removed, i);
-        self.live -= 1;
-        self.compact();
-        Some(removed)
+        let i = self.items.slots.iter().position(Option::is_some)?;
+        self.items.take(i)
     }
     pub fn clear(&mut self) {
-        self.slots.clear();
-        self.live = 0;
-        self.index = KeyIndex::default();
+        self.items = Slots::default();
     }
-    fn compact(&mut self) {
-        if self.slots.len() < INDEXED_FROM || self.live * 2 > self.slots.len() {
-            return;
+}
+
+/// What a dict or set holds in a slot: an item with a key.
+trait Keyed {
+    fn key(&self) -> &Value;
+}
+
+impl Keyed for (Value, Value) {
+    fn key(&self) -> &Value {
+        &self.0
+    }
+}
+
+impl Keyed for Value {
+    fn key(&self) -> &Value {
+        self
+    }
+}
+
+/// The items of a dict or set in insertion order, found through `KeyIndex`. A removed item
+/// leaves an empty slot, so that removal neither moves the later items nor renumbers the
+/// index; the slots are compacted once half of them are empty.
+#[derive(Clone, Debug)]
+struct Slots<T> {
+    slots: Vec<Option<T>>,
+    live: usize,
+    index: KeyIndex,
+}
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Slots {
+            slots: Vec::new(),
+            live: 0,
+            index: KeyIndex::default(),
         }
-        self.slots.retain(Option::is_some);
+    }
+}
+
+impl<T: Keyed> Slots<T> {
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().flatten()
+    }
+    fn key_at(&self, i: usize) -> Option<&Value> {
+        self.slots[i].as_ref().map(Keyed::key)
+    }
+    fn position(&self, key: &Value) -> Option<usize> {
+        self.index.find(key, self.slots.len(), |i| self.key_at(i))
+    }
+    fn find(&self, key: &Value) -> Option<&T> {
+        self.position(key).and_then(|i| self.slots[i].as_ref())
+    }
+    fn find_mut(&mut self, key: &Value) -> Option<&mut T> {
+        let i = self.position(key)?;
+        self.slots[i].as_mut()
+    }
+    /// Appends an item whose key is not there yet.
+    fn push(&mut self, item: T) {
+        self.index.added(item.key(), self.slots.len());
+        self.slots.push(Some(item));
+        self.live += 1;
+        if self.live >= INDEXED_FROM && !self.index.is_built() {
+            self.reindex();
+        }
+    }
+    fn remove(&mut self, key: &Value) -> Option<T> {
+        let i = self.position(key)?;
+        self.take(i)
+    }
+    /// Empties slot `i`, compacting the slots once half are empty.
+    fn take(&mut self, i: usize) -> Option<T> {
+        let item = self.slots[i].take()?;
+        self.index.forget(item.key(), i);
+        self.live -= 1;
+        if self.slots.len() >= INDEXED_FROM && self.live * 2 <= self.slots.len() {
+            self.slots.retain(Option::is_some);
+            self.reindex();
+        }
+        Some(item)
+    }
+    fn pop_last(&mut self) -> Option<T> {
+        while let Some(None) = self.slots.last() {
+            self.slots.pop();
+        }
+        let item = self.slots.pop()??;
+        self.index.forget(item.key(), self.slots.len());
+        self.live -= 1;
+        Some(item)
+    }
+    fn reindex(&mut self) {
         let slots = &self.slots;
-        self.index.rebuild(slots.len(), |i| slots[i].as_ref());
+        self.index
+            .rebuild(slots.len(), |i| slots[i].as_ref().map(Keyed::key));
     }
 }
 
@@ -248,23 +272,12 @@ impl KeyIndex {
         }
     }
 
-    /// Builds the index once the collection holds enough keys to need it.
-    fn grown<'a>(
-        &mut self,
-        live: usize,
-        slots: usize,
-        key_at: impl Fn(usize) -> Option<&'a Value>,
-    ) {
-        if self.by_hash.is_none() && live >= INDEXED_FROM {
-            self.rebuild(slots, key_at);
-        }
+    fn is_built(&self) -> bool {
+        self.by_hash.is_some()
     }
 
     /// The index of the slots as they are now (after compaction renumbered them).
     fn rebuild<'a>(&mut self, slots: usize, key_at: impl Fn(usize) -> Option<&'a Value>) {
-        if self.by_hash.is_none() && slots < INDEXED_FROM {
-            return;
-        }
         let mut by_hash = rustc_hash::FxHashMap::<u64, Vec<usize>>::default();
         for i in 0..slots {
             if let Some(h) = key_at(i).and_then(py_hash) {
