@@ -11,7 +11,7 @@ impl Host for Printer {
     fn is_offline(&self) -> bool {
         false
     }
-    fn apply(&mut self, op: &Op, pos: &SourcePos) -> Result<(), HostError> {
+    fn apply(&mut self, op: &Op, pos: &SourcePos, _: bool) -> Result<(), HostError> {
         println!("{pos}: {op:?}");
         Ok(())
     }

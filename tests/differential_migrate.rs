@@ -456,6 +456,21 @@ fn migrations_match_alembic() {
                 "!partial upgrade head",
             ],
         ),
+        // Batch copies that fail: caught in the body (Alembic drops the new table before it
+        // raises; `e.orig` and `e.statement`), then with nothing to catch them.
+        sequence(
+            w,
+            "_batchfail",
+            "batchfail",
+            &logging(),
+            "alembic_version",
+            &[
+                "upgrade b2",
+                "downgrade base",
+                "upgrade b2",
+                "!partial upgrade head",
+            ],
+        ),
         // One transaction per revision: the dry run of the whole plan finds the failure before
         // f1 is committed.
         sequence(

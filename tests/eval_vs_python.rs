@@ -19,7 +19,7 @@ impl Host for Collect {
     fn is_offline(&self) -> bool {
         false
     }
-    fn apply(&mut self, op: &Op, _: &SourcePos) -> Result<(), HostError> {
+    fn apply(&mut self, op: &Op, _: &SourcePos, _: bool) -> Result<(), HostError> {
         self.out.push_str(&format!("<op {op:?}>\n"));
         Ok(())
     }

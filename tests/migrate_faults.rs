@@ -158,6 +158,52 @@ fn a_data_loop_failing_in_the_background_is_raised_where_it_ran() {
 }
 
 #[test]
+fn a_failing_batch_copy_names_alembics_statement_and_changes_nothing() {
+    // b3's copy runs as INSERT OR FAIL (no try can catch it): the error must still show
+    // the statement Alembic runs, and the rollback must leave no trace of the copy.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    prepare_project(
+        &repo_root().join("tests/fixtures/_batchfail"),
+        &dir,
+        &ProjectSetup {
+            logging: true,
+            configure_extra: String::new(),
+        },
+    );
+    let db = dir.join("test.db");
+    let out = ralembic(&dir, &["upgrade", "b2"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = |db: &Path| -> Vec<(i64, Option<String>, i64)> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let mut stmt = conn.prepare("SELECT id, v, w FROM t ORDER BY id").unwrap();
+        let got = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        got
+    };
+    let before = (observe_db(&db, "alembic_version"), rows(&db));
+    let out = ralembic(&dir, &["upgrade", "head"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "b3_uncaught.py:19:9: (sqlite3.IntegrityError) NOT NULL constraint failed: \
+             _alembic_tmp_t.v\n[SQL: INSERT INTO _alembic_tmp_t (id, v, w) SELECT t.id, t.v, t.w \nFROM t]"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("OR FAIL"), "{err}");
+    assert_eq!((observe_db(&db, "alembic_version"), rows(&db)), before);
+}
+
+#[test]
 fn a_locked_database_fails_cleanly_after_the_timeout() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("p");

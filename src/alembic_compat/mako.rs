@@ -735,7 +735,7 @@ impl Host for NoHost {
     fn is_offline(&self) -> bool {
         true
     }
-    fn apply(&mut self, _op: &Op, _pos: &SourcePos) -> Result<(), HostError> {
+    fn apply(&mut self, _op: &Op, _pos: &SourcePos, _: bool) -> Result<(), HostError> {
         Err(HostError {
             class: "NotImplementedError".into(),
             message: "templates cannot run operations".into(),

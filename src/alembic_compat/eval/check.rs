@@ -19,7 +19,7 @@ impl Host for NoHost {
     fn is_offline(&self) -> bool {
         true
     }
-    fn apply(&mut self, _: &Op, _: &SourcePos) -> Result<(), HostError> {
+    fn apply(&mut self, _: &Op, _: &SourcePos, _: bool) -> Result<(), HostError> {
         Ok(())
     }
     fn query(&mut self, _: &str, _: &[Literal]) -> Result<QueryOutput, HostError> {

@@ -38,8 +38,9 @@ pub use interp::run_revision_function;
 /// MigrationContext; tests implement it on a bare SQLite connection.
 pub trait Host {
     fn is_offline(&self) -> bool;
-    /// Renders and executes (or, offline, prints) one operation.
-    fn apply(&mut self, op: &Op, pos: &SourcePos) -> Result<(), HostError>;
+    /// Renders and executes (or, offline, prints) one operation. `uncatchable`: no `try`
+    /// of the body could catch its failure, so a failure ends the unit (and rolls it back).
+    fn apply(&mut self, op: &Op, pos: &SourcePos, uncatchable: bool) -> Result<(), HostError>;
     /// Runs a data statement with bound parameters and returns its rows (online only).
     fn query(&mut self, sql: &str, params: &[Literal]) -> Result<QueryOutput, HostError>;
     /// `-x key=value` arguments, in order.

@@ -15,6 +15,7 @@ use crate::alembic_compat::ops::{
     self, AlterColumn, Autoincrement, Batch, Column, Constraint, CreateTable, ForeignKey, Index,
     IndexKey, Literal, Name, Op, Recreate, ServerDefault, TableClause, TypeSpec,
 };
+use crate::alembic_compat::runtime::dbapi_parts;
 use crate::alembic_compat::script::ast::{BinOp, CmpOp};
 
 #[derive(Debug)]
@@ -1810,7 +1811,16 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
         Native::Exception(e) => match attr {
             "args" if e.message.is_empty() => Ok(Value::tuple(Vec::new())),
             "args" => Ok(Value::tuple(vec![Value::str(e.message.as_str())])),
-            "orig" | "statement" => Ok(Value::str(e.message.as_str())),
+            // A database error's driver exception and statement; `orig` stands for the
+            // driver's exception by its message, which is what `str()` of it gives.
+            "orig" => Ok(Value::str(
+                dbapi_parts(&e.message).map_or(e.message.as_str(), |(orig, _)| orig),
+            )),
+            "statement" => Ok(match dbapi_parts(&e.message) {
+                Some((_, Some(sql))) => Value::str(sql),
+                Some((_, None)) => Value::None,
+                None => Value::str(e.message.as_str()),
+            }),
             _ => Err(no_attr()),
         },
         Native::Column(c) => match attr {
@@ -3429,9 +3439,10 @@ fn make_column(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Column> {
 fn apply(interp: &mut Interp<'_>, op: Op) -> R<Value> {
     let pos = interp.pos(interp.here);
     interp.settle()?;
+    let uncatchable = interp.may_defer();
     interp
         .host
-        .apply(&op, &pos)
+        .apply(&op, &pos, uncatchable)
         .map_err(|e| exc(&e.class, e.message))?;
     Ok(Value::None)
 }

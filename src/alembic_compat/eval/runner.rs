@@ -298,6 +298,42 @@ impl ContextHost<'_> {
         Ok(())
     }
 
+    /// A batch block's statements. A failing copy, or a failing `DROP TABLE` of the old
+    /// table, drops the new table before it raises, as Alembic does.
+    fn run_batch(&mut self, plan: &batch::BatchSql, uncatchable: bool) -> Result<(), HostError> {
+        let Some(copy) = &plan.copy else {
+            return self.run_all(&plan.statements);
+        };
+        let (before, from_copy) = plan.statements.split_at(copy.at.min(plan.statements.len()));
+        self.run_all(before)?;
+        let Some((insert, after)) = from_copy.split_first() else {
+            return Ok(());
+        };
+        // A failure that no `try` catches rolls the whole transaction back.
+        let rolls_back = uncatchable
+            && self
+                .ctx
+                .connection()
+                .is_some_and(|conn| !conn.is_autocommit());
+        let copied = match rolls_back
+            .then(|| plan.copy_without_statement_journal())
+            .flatten()
+        {
+            Some(quick) => self.ctx.execute(&quick).map_err(|e| e.shown_as(insert)),
+            None => self.ctx.execute(insert),
+        };
+        let (drop_old, rest) = match after.split_first() {
+            Some((d, rest)) => (Some(d), rest),
+            None => (None, after),
+        };
+        let moved = copied.and_then(|()| drop_old.map_or(Ok(()), |d| self.ctx.execute(d)));
+        if let Err(e) = moved {
+            self.ctx.execute(&copy.drop_new).map_err(runtime_error)?;
+            return Err(runtime_error(e));
+        }
+        self.run_all(rest)
+    }
+
     fn bulk_insert(
         &mut self,
         table: &ops::TableClause,
@@ -324,16 +360,16 @@ impl Host for ContextHost<'_> {
         self.ctx.is_offline()
     }
 
-    fn apply(&mut self, op: &Op, _pos: &SourcePos) -> Result<(), HostError> {
+    fn apply(&mut self, op: &Op, _pos: &SourcePos, uncatchable: bool) -> Result<(), HostError> {
         self.settle_pipeline()?;
         match op {
             Op::Batch(b) => {
-                let statements = match self.ctx.connection() {
+                let plan = match self.ctx.connection() {
                     Some(conn) => batch::batch_statements(conn, b, &self.opts),
                     None => batch::batch_statements_offline(b, &self.opts),
                 }
                 .map_err(ddl_error)?;
-                self.run_all(&statements)
+                self.run_batch(&plan, uncatchable)
             }
             Op::BulkInsert {
                 table,

@@ -108,6 +108,28 @@ pub(crate) fn dbapi_message(
     format!("({dbapi}) {message}{statement}\n(Background on this error at: https://sqlalche.me/e/21/{page})")
 }
 
+/// The parts of a [`dbapi_message`]: the driver's own message (what `str(e.orig)` gives) and
+/// the statement (`e.statement`), if the message is one.
+pub(crate) fn dbapi_parts(message: &str) -> Option<(&str, Option<&str>)> {
+    let rest = message.strip_prefix("(sqlite3.")?;
+    let body = &rest[rest.find(") ")? + 2..];
+    let body = match body.rfind("\n(Background on this error at: ") {
+        Some(end) => &body[..end],
+        None => body,
+    };
+    Some(match body.find("\n[SQL: ") {
+        Some(at) => {
+            let sql = &body[at + "\n[SQL: ".len()..];
+            let sql = match sql.rfind("]\n[parameters: ") {
+                Some(end) => &sql[..end],
+                None => sql.strip_suffix(']').unwrap_or(sql),
+            };
+            (&body[..at], Some(sql))
+        }
+        None => (body, None),
+    })
+}
+
 impl RuntimeError {
     /// The exception class a traceback would name.
     pub fn python_class(&self) -> &'static str {
@@ -137,6 +159,19 @@ impl RuntimeError {
                 ..
             }
         )
+    }
+
+    /// The same failure, naming `shown` as the statement: for a statement run in another
+    /// form than the one a user would recognise (see `batch::copy_without_statement_journal`).
+    pub fn shown_as(self, shown: &str) -> RuntimeError {
+        match self {
+            RuntimeError::Sql { message, code, .. } => RuntimeError::Sql {
+                sql: shown.to_string(),
+                message,
+                code,
+            },
+            other => other,
+        }
     }
 
     fn sql(sql: &str, e: rusqlite::Error) -> RuntimeError {
@@ -596,6 +631,30 @@ fn inline_params(sql: &str, params: &[Literal]) -> Result<String, RuntimeError> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dbapi_parts_take_a_formatted_message_apart() {
+        use rusqlite::ErrorCode;
+        let code = Some(ErrorCode::ConstraintViolation);
+        let m = super::dbapi_message(
+            &code,
+            "NOT NULL constraint failed: t.v",
+            Some("INSERT INTO t (v) SELECT x[1] \nFROM s"),
+            "\n[parameters: (1,)]",
+        );
+        assert_eq!(
+            super::dbapi_parts(&m),
+            Some((
+                "NOT NULL constraint failed: t.v",
+                Some("INSERT INTO t (v) SELECT x[1] \nFROM s")
+            ))
+        );
+        let m = super::dbapi_message(&code, "boom", Some("SELECT 1"), "");
+        assert_eq!(super::dbapi_parts(&m), Some(("boom", Some("SELECT 1"))));
+        let m = super::dbapi_message(&code, "cannot open", None, "");
+        assert_eq!(super::dbapi_parts(&m), Some(("cannot open", None)));
+        assert_eq!(super::dbapi_parts("a plain message"), None);
+    }
+
     use super::*;
 
     #[test]
