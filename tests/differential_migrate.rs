@@ -456,18 +456,19 @@ fn migrations_match_alembic() {
                 "!partial upgrade head",
             ],
         ),
-        // Batch copies that fail: caught in the body (Alembic drops the new table before it
-        // raises; `e.orig` and `e.statement`), then with nothing to catch them.
+        // Database errors caught in the body (a batch copy's: Alembic drops the new table
+        // before it raises; what `e.orig`, `e.statement`, `e.args` and `e.code` give), then a
+        // batch copy that fails with nothing to catch it.
         sequence(
             w,
-            "_batchfail",
-            "batchfail",
+            "_dberrors",
+            "dberrors",
             &logging(),
             "alembic_version",
             &[
-                "upgrade b2",
+                "upgrade b3",
                 "downgrade base",
-                "upgrade b2",
+                "upgrade b3",
                 "!partial upgrade head",
             ],
         ),

@@ -159,12 +159,12 @@ fn a_data_loop_failing_in_the_background_is_raised_where_it_ran() {
 
 #[test]
 fn a_failing_batch_copy_names_alembics_statement_and_changes_nothing() {
-    // b3's copy runs as INSERT OR FAIL (no try can catch it): the error must still show
+    // b4's copy runs as INSERT OR FAIL (no try can catch it): the error must still show
     // the statement Alembic runs, and the rollback must leave no trace of the copy.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("p");
     prepare_project(
-        &repo_root().join("tests/fixtures/_batchfail"),
+        &repo_root().join("tests/fixtures/_dberrors"),
         &dir,
         &ProjectSetup {
             logging: true,
@@ -172,7 +172,7 @@ fn a_failing_batch_copy_names_alembics_statement_and_changes_nothing() {
         },
     );
     let db = dir.join("test.db");
-    let out = ralembic(&dir, &["upgrade", "b2"]).output().unwrap();
+    let out = ralembic(&dir, &["upgrade", "b3"]).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -194,7 +194,7 @@ fn a_failing_batch_copy_names_alembics_statement_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains(
-            "b3_uncaught.py:19:9: (sqlite3.IntegrityError) NOT NULL constraint failed: \
+            "b4_uncaught.py:19:9: (sqlite3.IntegrityError) NOT NULL constraint failed: \
              _alembic_tmp_t.v\n[SQL: INSERT INTO _alembic_tmp_t (id, v, w) SELECT t.id, t.v, t.w \nFROM t]"
         ),
         "{err}"

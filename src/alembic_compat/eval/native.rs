@@ -1810,17 +1810,49 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
         },
         Native::Exception(e) => match attr {
             "args" if e.message.is_empty() => Ok(Value::tuple(Vec::new())),
-            "args" => Ok(Value::tuple(vec![Value::str(e.message.as_str())])),
-            // A database error's driver exception and statement; `orig` stands for the
-            // driver's exception by its message, which is what `str()` of it gives.
-            "orig" => Ok(Value::str(
-                dbapi_parts(&e.message).map_or(e.message.as_str(), |(orig, _)| orig),
-            )),
-            "statement" => Ok(match dbapi_parts(&e.message) {
-                Some((_, Some(sql))) => Value::str(sql),
-                Some((_, None)) => Value::None,
-                None => Value::str(e.message.as_str()),
-            }),
+            // SQLAlchemy's error keeps the first line as its argument; the statement and
+            // the background link are added by its `__str__`.
+            "args" => Ok(Value::tuple(vec![Value::str(
+                match dbapi_parts(&e.message) {
+                    Some(parts) => {
+                        e.message[..parts.driver_class.len() + 3 + parts.message.len()].to_string()
+                    }
+                    None => e.message.clone(),
+                },
+            )])),
+            // A caught database error: the driver's exception, the statement and SQLAlchemy's
+            // code, from its text.
+            "orig"
+            | "statement"
+            | "params"
+            | "code"
+            | "sqlite_errorname"
+            | "sqlite_errorcode"
+            | "detail"
+            | "connection_invalidated"
+            | "ismulti" => match dbapi_parts(&e.message) {
+                Some(parts) => match attr {
+                    "orig" => Ok(Value::native(Native::Exception(Box::new(PyExc {
+                        class: parts.driver_class.to_string(),
+                        message: parts.message.to_string(),
+                        pos: e.pos.clone(),
+                    })))),
+                    "statement" => Ok(parts.statement.map_or(Value::None, Value::str)),
+                    "params" if !parts.has_params => Ok(Value::tuple(Vec::new())),
+                    "code" => Ok(parts.code.map_or(Value::None, Value::str)),
+                    "detail" => Ok(Value::list(Vec::new())),
+                    "connection_invalidated" => Ok(Value::Bool(false)),
+                    _ => Err(unsupported(
+                        format!("`.{attr}` of a caught database error"),
+                        "not modelled: the parameters' values and SQLite's result codes",
+                    )),
+                },
+                None if e.class.starts_with("sqlite3.") => Err(unsupported(
+                    format!("`.{attr}` of a driver exception"),
+                    "not modelled",
+                )),
+                None => Err(no_attr()),
+            },
             _ => Err(no_attr()),
         },
         Native::Column(c) => match attr {

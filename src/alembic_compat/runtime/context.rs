@@ -108,25 +108,57 @@ pub(crate) fn dbapi_message(
     format!("({dbapi}) {message}{statement}\n(Background on this error at: https://sqlalche.me/e/21/{page})")
 }
 
-/// The parts of a [`dbapi_message`]: the driver's own message (what `str(e.orig)` gives) and
-/// the statement (`e.statement`), if the message is one.
-pub(crate) fn dbapi_parts(message: &str) -> Option<(&str, Option<&str>)> {
-    let rest = message.strip_prefix("(sqlite3.")?;
-    let body = &rest[rest.find(") ")? + 2..];
-    let body = match body.rfind("\n(Background on this error at: ") {
-        Some(end) => &body[..end],
-        None => body,
+/// A [`dbapi_message`] taken apart: what a body reads from a caught database error.
+#[derive(Debug, PartialEq)]
+pub(crate) struct DbapiParts<'a> {
+    /// The driver's exception class, `sqlite3.IntegrityError` (`type(e.orig)`).
+    pub driver_class: &'a str,
+    /// The driver's message (`str(e.orig)`).
+    pub message: &'a str,
+    /// `e.statement`.
+    pub statement: Option<&'a str>,
+    /// Whether the statement had bound parameters (`e.params` is otherwise `()`).
+    pub has_params: bool,
+    /// SQLAlchemy's error code (`e.code`), from the background link.
+    pub code: Option<&'a str>,
+}
+
+pub(crate) fn dbapi_parts(text: &str) -> Option<DbapiParts<'_>> {
+    const BACKGROUND: &str = "\n(Background on this error at: https://sqlalche.me/e/21/";
+    let rest = text.strip_prefix('(')?;
+    let close = rest.find(") ")?;
+    let driver_class = &rest[..close];
+    if !driver_class.starts_with("sqlite3.") {
+        return None;
+    }
+    let body = &rest[close + 2..];
+    let (body, code) = match body.rfind(BACKGROUND) {
+        Some(end) => (
+            &body[..end],
+            body[end + BACKGROUND.len()..].strip_suffix(')'),
+        ),
+        None => (body, None),
     };
-    Some(match body.find("\n[SQL: ") {
+    let (message, statement, has_params) = match body.find("\n[SQL: ") {
         Some(at) => {
             let sql = &body[at + "\n[SQL: ".len()..];
-            let sql = match sql.rfind("]\n[parameters: ") {
-                Some(end) => &sql[..end],
-                None => sql.strip_suffix(']').unwrap_or(sql),
-            };
-            (&body[..at], Some(sql))
+            match sql.rfind("]\n[parameters: ") {
+                Some(end) => (&body[..at], Some(&sql[..end]), true),
+                None => (
+                    &body[..at],
+                    Some(sql.strip_suffix(']').unwrap_or(sql)),
+                    false,
+                ),
+            }
         }
-        None => (body, None),
+        None => (body, None, false),
+    };
+    Some(DbapiParts {
+        driver_class,
+        message,
+        statement,
+        has_params,
+        code,
     })
 }
 
@@ -633,26 +665,39 @@ fn inline_params(sql: &str, params: &[Literal]) -> Result<String, RuntimeError> 
 mod tests {
     #[test]
     fn dbapi_parts_take_a_formatted_message_apart() {
+        use super::{dbapi_message, dbapi_parts, DbapiParts};
         use rusqlite::ErrorCode;
         let code = Some(ErrorCode::ConstraintViolation);
-        let m = super::dbapi_message(
+        let sql = "INSERT INTO t (v) SELECT x[1] \nFROM s";
+        let m = dbapi_message(
             &code,
             "NOT NULL constraint failed: t.v",
-            Some("INSERT INTO t (v) SELECT x[1] \nFROM s"),
+            Some(sql),
             "\n[parameters: (1,)]",
         );
         assert_eq!(
-            super::dbapi_parts(&m),
-            Some((
-                "NOT NULL constraint failed: t.v",
-                Some("INSERT INTO t (v) SELECT x[1] \nFROM s")
-            ))
+            dbapi_parts(&m),
+            Some(DbapiParts {
+                driver_class: "sqlite3.IntegrityError",
+                message: "NOT NULL constraint failed: t.v",
+                statement: Some(sql),
+                has_params: true,
+                code: Some("gkpj"),
+            })
         );
-        let m = super::dbapi_message(&code, "boom", Some("SELECT 1"), "");
-        assert_eq!(super::dbapi_parts(&m), Some(("boom", Some("SELECT 1"))));
-        let m = super::dbapi_message(&code, "cannot open", None, "");
-        assert_eq!(super::dbapi_parts(&m), Some(("cannot open", None)));
-        assert_eq!(super::dbapi_parts("a plain message"), None);
+        let m = dbapi_message(&None, "boom", Some("SELECT 1"), "");
+        let parts = dbapi_parts(&m).unwrap();
+        assert_eq!(
+            (parts.message, parts.statement, parts.has_params),
+            ("boom", Some("SELECT 1"), false)
+        );
+        let m = dbapi_message(&code, "cannot open", None, "");
+        assert_eq!(
+            dbapi_parts(&m).map(|p| (p.message, p.statement)),
+            Some(("cannot open", None))
+        );
+        assert_eq!(dbapi_parts("a plain message"), None);
+        assert_eq!(dbapi_parts("(ValueError) not a database error"), None);
     }
 
     use super::*;
