@@ -1152,7 +1152,7 @@ impl Native {
             Native::Exception(e) => format!(
                 "{}({})",
                 e.class.rsplit('.').next().unwrap_or(&e.class),
-                builtins::str_repr(&e.message)
+                builtins::str_repr(exception_arg(e))
             ),
             Native::Temporal(t) => temporal_repr(t),
             other => format!("<{}>", other.type_name()),
@@ -1589,6 +1589,20 @@ const SQLALCHEMY_UNMODELLED: &[&str] = &[
     "columns",
     "freeze",
     "yield_per",
+    // A result's insert bookkeeping and cursor.
+    "inserted_primary_key",
+    "inserted_primary_key_rows",
+    "lastrowid",
+    "is_insert",
+    "last_inserted_params",
+    "last_updated_params",
+    "returned_defaults",
+    "postfetch_cols",
+    "prefetch_cols",
+    "supports_sane_rowcount",
+    "supports_sane_multi_rowcount",
+    "cursor",
+    "context",
 ];
 
 const DATETIME_METHODS: &[&str] = &[
@@ -1738,6 +1752,7 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
         Native::Inspector => Ok(bound(n, attr)),
         Native::Result(r) => match attr {
             "rowcount" => Ok(Value::Int(r.borrow().rowcount)),
+            "returns_rows" => Ok(Value::Bool(!r.borrow().columns.is_empty())),
             _ if RESULT_METHODS.contains(&attr) => Ok(bound(n, attr)),
             _ => Err(no_attr()),
         },
@@ -1810,16 +1825,8 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
         },
         Native::Exception(e) => match attr {
             "args" if e.message.is_empty() => Ok(Value::tuple(Vec::new())),
-            // SQLAlchemy's error keeps the first line as its argument; the statement and
-            // the background link are added by its `__str__`.
-            "args" => Ok(Value::tuple(vec![Value::str(
-                match dbapi_parts(&e.message) {
-                    Some(parts) => {
-                        e.message[..parts.driver_class.len() + 3 + parts.message.len()].to_string()
-                    }
-                    None => e.message.clone(),
-                },
-            )])),
+            "args" => Ok(Value::tuple(vec![Value::str(exception_arg(e))])),
+            "__class__" => Ok(Value::native(Native::TypeOf(n.type_name()))),
             // A caught database error: the driver's exception, the statement and SQLAlchemy's
             // code, from its text.
             "orig"
@@ -3468,6 +3475,15 @@ fn make_column(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Column> {
 
 // ----- alembic op --------------------------------------------------------------------------------
 
+/// An exception's one argument (`e.args[0]`, what its repr shows). SQLAlchemy's database
+/// error keeps only the first line there; its `__str__` adds the statement and the link.
+fn exception_arg(e: &PyExc) -> &str {
+    match dbapi_parts(&e.message) {
+        Some(parts) => &e.message[..parts.driver_class.len() + 3 + parts.message.len()],
+        None => &e.message,
+    }
+}
+
 fn apply(interp: &mut Interp<'_>, op: Op) -> R<Value> {
     let pos = interp.pos(interp.here);
     interp.settle()?;
@@ -4481,10 +4497,7 @@ fn fill_params(stmt: &mut Statement, set: &[(String, Value)]) -> R<Vec<String>> 
 fn unbound_error(key: &str, sql: &str) -> Unwind {
     exc(
         "sqlalchemy.exc.StatementError",
-        format!(
-            "(sqlalchemy.exc.InvalidRequestError) A value is required for bind parameter \
-             '{key}'\n[SQL: {sql}]\n(Background on this error at: https://sqlalche.me/e/21/cd3x)"
-        ),
+        sql::unbound_message(key, sql),
     )
 }
 

@@ -376,7 +376,9 @@ impl Host for ContextHost<'_> {
                 rows,
                 multiinsert,
             } => self.bulk_insert(table, rows, *multiinsert),
-            Op::Execute(ops::Statement::Text { sql: text, params }) if !params.is_empty() => {
+            // As text(): `:name` parameters bound (an unbound one is SQLAlchemy's error, or
+            // NULL offline) and `\:` unescaped, whether or not the body gave values.
+            Op::Execute(ops::Statement::Text { sql: text, params }) => {
                 let rendered = sql::render(
                     &Statement::Text {
                         sql: text.clone(),
@@ -384,6 +386,15 @@ impl Host for ContextHost<'_> {
                     },
                     self.ctx.is_offline(),
                 );
+                if let Some(key) = rendered.unbound {
+                    return Err(HostError {
+                        class: "sqlalchemy.exc.StatementError".into(),
+                        message: sql::unbound_message(&key, &rendered.sql),
+                    });
+                }
+                if rendered.params.is_empty() {
+                    return self.ctx.execute(&rendered.sql).map_err(runtime_error);
+                }
                 let values: Vec<Literal> = rendered.params.into_iter().map(|(l, _)| l).collect();
                 self.ctx
                     .execute_with_params(&rendered.sql, &values)

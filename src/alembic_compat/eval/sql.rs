@@ -1021,70 +1021,72 @@ impl Renderer {
         }
     }
 
-    /// `:name` placeholders of a text() construct, in order of appearance.
+    /// A text() construct's `:name` placeholders, found as SQLAlchemy's patterns find them: a
+    /// colon not after a word character, `:` or a backslash, then a name of word characters
+    /// not followed by another colon (so `'12:30'` and `x::int` stay as written, and quotes
+    /// do not matter: `'a :b'` binds `b`). `\:name` is an escaped colon.
     fn text(&mut self, sql: &str, params: &[(String, Literal)]) {
-        let bytes = sql.as_bytes();
-        let mut i = 0;
-        let mut quote: Option<u8> = None;
-        while i < bytes.len() {
-            let c = bytes[i];
-            if quote.is_some() || c == b'\'' || c == b'"' {
-                match quote {
-                    Some(q) if c == q => quote = None,
-                    None => quote = Some(c),
-                    Some(_) => {}
-                }
-                let ch_len = utf8_len(c);
-                self.sql.push_str(&sql[i..(i + ch_len).min(sql.len())]);
-                i += ch_len;
-                continue;
-            }
-            // `\:` escapes a colon; `::` is a cast, not a parameter.
-            if c == b':'
-                && bytes
-                    .get(i + 1)
-                    .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
-                && (i == 0 || bytes[i - 1] != b':')
-            {
-                let start = i + 1;
-                let mut end = start;
-                while end < bytes.len()
-                    && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
-                {
-                    end += 1;
-                }
-                let name = &sql[start..end];
-                match params.iter().find(|(n, _)| n == name) {
-                    Some((_, v)) => self.bind(v, None),
-                    // An unbound parameter: SQLAlchemy raises at execution; keep the text so
-                    // SQLite reports it.
-                    None => {
-                        self.sql.push(':');
-                        self.sql.push_str(name);
+        let is_name = |c: char| c.is_alphanumeric() || c == '_';
+        let name_end = |from: usize| {
+            sql[from..]
+                .char_indices()
+                .find(|(_, c)| !is_name(*c))
+                .map_or(sql.len(), |(k, _)| from + k)
+        };
+        let mut prev: Option<char> = None;
+        let mut copied = 0;
+        let mut chars = sql.char_indices();
+        while let Some((i, c)) = chars.next() {
+            let after_colon = i + c.len_utf8();
+            let escaped = c == '\\' && sql[after_colon..].starts_with(':');
+            let bind = c == ':' && !prev.is_some_and(|p| is_name(p) || p == ':' || p == '\\');
+            if escaped || bind {
+                let start = if escaped {
+                    after_colon + 1
+                } else {
+                    after_colon
+                };
+                let end = name_end(start);
+                let followed_by_colon = sql[end..].starts_with(':');
+                if escaped && !followed_by_colon {
+                    // `\:name` (or a bare `\:`): the colon, without its backslash.
+                    self.sql.push_str(&sql[copied..i]);
+                    copied = after_colon;
+                } else if bind && end > start && !followed_by_colon {
+                    self.sql.push_str(&sql[copied..i]);
+                    let name = &sql[start..end];
+                    match params.iter().find(|(n, _)| n == name) {
+                        Some((_, v)) => self.bind(v, None),
+                        // An unbound parameter: SQLAlchemy's StatementError when the
+                        // statement runs; offline, a literal NULL (with a warning).
+                        None if self.inline => self.sql.push_str("NULL"),
+                        None => {
+                            self.unbound.get_or_insert_with(|| name.to_string());
+                            self.sql.push('?');
+                        }
                     }
+                    copied = end;
+                    // Skip the name; the character before the next one is its last.
+                    while chars.clone().next().is_some_and(|(k, _)| k < end) {
+                        chars.next();
+                    }
+                    prev = sql[..end].chars().next_back();
+                    continue;
                 }
-                i = end;
-                continue;
             }
-            if c == b'\\' && bytes.get(i + 1) == Some(&b':') {
-                self.sql.push(':');
-                i += 2;
-                continue;
-            }
-            let ch_len = utf8_len(c);
-            self.sql.push_str(&sql[i..(i + ch_len).min(sql.len())]);
-            i += ch_len;
+            prev = Some(c);
         }
+        self.sql.push_str(&sql[copied..]);
     }
 }
 
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0x00..=0x7f => 1,
-        0xc0..=0xdf => 2,
-        0xe0..=0xef => 3,
-        _ => 4,
-    }
+/// The text of SQLAlchemy's error for a statement run with a bound parameter left without
+/// a value (a `bindparam()` or a text()'s `:name`).
+pub fn unbound_message(key: &str, sql: &str) -> String {
+    format!(
+        "(sqlalchemy.exc.InvalidRequestError) A value is required for bind parameter \
+         '{key}'\n[SQL: {sql}]\n(Background on this error at: https://sqlalche.me/e/21/cd3x)"
+    )
 }
 
 pub fn render(stmt: &Statement, inline: bool) -> Rendered {
@@ -1312,5 +1314,56 @@ fn table_sql(t: &TableRef) -> std::borrow::Cow<'_, str> {
     match &t.schema {
         Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&t.name)).into(),
         None => quote_ident(&t.name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_placeholders_are_found_as_sqlalchemy_finds_them() {
+        // Expected texts from SQLAlchemy 2.1's SQLite compiler.
+        let one = |name: &str| (name.to_string(), Literal::Int(1));
+        let text = |sql: &str, params: Vec<(String, Literal)>, inline: bool| {
+            render(
+                &Statement::Text {
+                    sql: sql.into(),
+                    params,
+                },
+                inline,
+            )
+        };
+        for (sql, bound, want) in [
+            ("SELECT :a, :b", vec!["a", "b"], "SELECT ?, ?"),
+            ("SELECT 'x :a' || ':a'", vec!["a"], "SELECT 'x ?' || '?'"),
+            (
+                "SELECT '12:30', x::int, :a::int",
+                vec![],
+                "SELECT '12:30', x::int, :a::int",
+            ),
+            (r"SELECT 'a\:b', \:a, \::", vec![], r"SELECT 'a:b', :a, \::"),
+            (
+                "SELECT :a$1 + $:a + é:a + :é",
+                vec!["a", "é"],
+                "SELECT ?$1 + $? + é:a + ?",
+            ),
+            ("SELECT :ab:c, ::a, :", vec![], "SELECT :ab:c, ::a, :"),
+            ("SELECT x:a, _:a, 1:a", vec![], "SELECT x:a, _:a, 1:a"),
+            (r"SELECT \:ab:c, \:", vec![], r"SELECT \:ab:c, :"),
+            ("SELECT :_x, :1a", vec!["_x", "1a"], "SELECT ?, ?"),
+        ] {
+            let r = text(sql, bound.iter().map(|n| one(n)).collect(), false);
+            assert_eq!((r.sql.as_str(), r.unbound), (want, None), "{sql}");
+        }
+        let r = text("SELECT :a, :b", vec![one("a")], false);
+        assert_eq!(
+            (r.sql.as_str(), r.unbound.as_deref()),
+            ("SELECT ?, ?", Some("b"))
+        );
+        assert_eq!(
+            text("SELECT :a, :b", vec![one("a")], true).sql,
+            "SELECT 1, NULL"
+        );
     }
 }

@@ -111,7 +111,8 @@ pub(crate) fn dbapi_message(
 /// A [`dbapi_message`] taken apart: what a body reads from a caught database error.
 #[derive(Debug, PartialEq)]
 pub(crate) struct DbapiParts<'a> {
-    /// The driver's exception class, `sqlite3.IntegrityError` (`type(e.orig)`).
+    /// The driver's exception class, `sqlite3.IntegrityError` (`type(e.orig)`), or
+    /// SQLAlchemy's under a StatementError.
     pub driver_class: &'a str,
     /// The driver's message (`str(e.orig)`).
     pub message: &'a str,
@@ -128,7 +129,8 @@ pub(crate) fn dbapi_parts(text: &str) -> Option<DbapiParts<'_>> {
     let rest = text.strip_prefix('(')?;
     let close = rest.find(") ")?;
     let driver_class = &rest[..close];
-    if !driver_class.starts_with("sqlite3.") {
+    // A driver's error, or SQLAlchemy's own under a StatementError (an unbound parameter).
+    if !driver_class.starts_with("sqlite3.") && !driver_class.starts_with("sqlalchemy.exc.") {
         return None;
     }
     let body = &rest[close + 2..];
