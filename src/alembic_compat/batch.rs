@@ -806,63 +806,48 @@ impl<'a> Apply<'a> {
             sqlite::format_table(&self.temp, self.table.schema.as_deref()),
             quote(&tname)
         ));
-        // Alembic gathers every index before creating any, so a new index naming a column
-        // renamed in the same block (looked up by key: KeyError) stops them all.
-        for idx in &self.new_indexes {
-            if let Some(cols) = &idx.columns {
-                if let Some(missing) = cols.iter().find(|k| !live.contains(k)) {
-                    return (
-                        BatchSql {
-                            statements: out,
-                            copy: Some(copy),
-                        },
-                        Some(DdlError::Key(format!("'{missing}'"))),
-                    );
+        // The indexes, after the swap: a failure among them keeps the statements before it.
+        let mut indexes = || -> Result<(), DdlError> {
+            // Alembic gathers every index before creating any, so a new index naming a column
+            // renamed in the same block (looked up by key: KeyError) stops them all.
+            for idx in &self.new_indexes {
+                if let Some(cols) = &idx.columns {
+                    if let Some(missing) = cols.iter().find(|k| !live.contains(k)) {
+                        return Err(DdlError::Key(format!("'{missing}'")));
+                    }
                 }
             }
-        }
-        for idx in self.indexes.iter().filter(|i| !i.column_flag) {
-            let mut i = idx.clone();
-            // Alembic re-creates an index even when the block dropped one of its columns;
-            // SQLite then fails with "no such column", as it does under Alembic.
-            if let Some(cols) = &idx.columns {
-                let names: Vec<String> = cols.iter().map(|k| key_to_name(k)).collect();
-                i.exprs = names.iter().map(|n| quote(n).into_owned()).collect();
-                i.columns = Some(names);
-            }
-            match render_create_index(&i, &tname, self.table.schema.as_deref()) {
-                Ok(s) => out.push(s),
-                Err(e) => {
-                    return (
-                        BatchSql {
-                            statements: out,
-                            copy: Some(copy),
-                        },
-                        Some(e),
-                    )
+            for idx in self.indexes.iter().filter(|i| !i.column_flag) {
+                let mut i = idx.clone();
+                // Alembic re-creates an index even when the block dropped one of its columns;
+                // SQLite then fails with "no such column", as it does under Alembic.
+                if let Some(cols) = &idx.columns {
+                    let names: Vec<String> = cols.iter().map(|k| key_to_name(k)).collect();
+                    i.exprs = names.iter().map(|n| quote(n).into_owned()).collect();
+                    i.columns = Some(names);
                 }
+                out.push(render_create_index(
+                    &i,
+                    &tname,
+                    self.table.schema.as_deref(),
+                )?);
             }
-        }
-        for idx in &self.new_indexes {
-            match render_create_index(idx, &tname, self.table.schema.as_deref()) {
-                Ok(s) => out.push(s),
-                Err(e) => {
-                    return (
-                        BatchSql {
-                            statements: out,
-                            copy: Some(copy),
-                        },
-                        Some(e),
-                    )
-                }
+            for idx in &self.new_indexes {
+                out.push(render_create_index(
+                    idx,
+                    &tname,
+                    self.table.schema.as_deref(),
+                )?);
             }
-        }
+            Ok(())
+        };
+        let failure = indexes().err();
         (
             BatchSql {
                 statements: out,
                 copy: Some(copy),
             },
-            None,
+            failure,
         )
     }
 }

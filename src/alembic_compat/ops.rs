@@ -317,6 +317,9 @@ pub enum Statement {
         sql: String,
         params: Vec<(String, Literal)>,
     },
+    /// A statement construct already compiled with its values inline (`--sql` mode): run as
+    /// it is, not read as text() again.
+    Compiled(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1673,7 +1673,9 @@ pub fn render_op_steps(op: &Op, opts: &RenderOptions) -> (Vec<String>, Option<Dd
             vec![],
             Some(DdlError::NotImplemented(NO_CONSTRAINT_ALTER.into())),
         ),
-        Op::Execute(Statement::Text { sql, .. }) => (vec![sql.clone()], None),
+        Op::Execute(Statement::Text { sql, .. } | Statement::Compiled(sql)) => {
+            (vec![sql.clone()], None)
+        }
         Op::BulkInsert {
             table,
             rows,

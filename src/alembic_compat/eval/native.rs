@@ -4272,13 +4272,7 @@ fn op_execute(interp: &mut Interp<'_>, stmt: &Value) -> R<Value> {
                 if interp.host.is_offline() {
                     let s = &offline_json_literals(s)?;
                     let r = sql::render(s, true);
-                    apply(
-                        interp,
-                        Op::Execute(ops::Statement::Text {
-                            sql: r.sql,
-                            params: Vec::new(),
-                        }),
-                    )
+                    apply(interp, Op::Execute(ops::Statement::Compiled(r.sql)))
                 } else if interp.may_defer() {
                     // `op.execute` returns None: its result is never read.
                     run_unobserved(interp, s, &[])
