@@ -1742,11 +1742,9 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
             // the --sql output.
             "bind" | "connection" => Ok(Value::native(Native::Connection)),
             "as_sql" => Ok(Value::Bool(interp.host.is_offline())),
-            "get_x_argument"
-            | "is_offline_mode"
-            | "execute"
-            | "get_current_revision"
-            | "autocommit_block" => Ok(bound(n, attr)),
+            // `get_x_argument` and `is_offline_mode` belong to `alembic.context` (the
+            // EnvironmentContext), not to the MigrationContext `op.get_context()` returns.
+            "execute" | "get_current_revision" | "autocommit_block" => Ok(bound(n, attr)),
             _ => Err(no_attr()),
         },
         Native::Inspector => Ok(bound(n, attr)),
@@ -4755,8 +4753,6 @@ fn call_bound(
             _ => Err(exc("AttributeError", name.to_string())),
         },
         Native::MigrationContext => match name {
-            "get_x_argument" => x_argument(interp, args, kwargs),
-            "is_offline_mode" => Ok(Value::Bool(interp.host.is_offline())),
             "execute" => op_execute(interp, args.first().unwrap_or(&Value::None)),
             _ => Err(unsupported(
                 format!("`MigrationContext.{name}()`"),
