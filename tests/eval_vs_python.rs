@@ -103,6 +103,7 @@ fn unmodelled_python_is_refused_not_caught() {
             "op.get_bind().execute(sa.text('SELECT 1')).lastrowid",
             "lastrowid",
         ),
+        ("op.get_context().impl", "MigrationContext.impl"),
     ];
     for (expr, what) in cases {
         let src = format!(

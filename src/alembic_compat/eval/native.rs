@@ -1745,6 +1745,27 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
             // `get_x_argument` and `is_offline_mode` belong to `alembic.context` (the
             // EnvironmentContext), not to the MigrationContext `op.get_context()` returns.
             "execute" | "get_current_revision" | "autocommit_block" => Ok(bound(n, attr)),
+            // Alembic's MigrationContext has these; a `try` must not catch their absence.
+            "impl"
+            | "opts"
+            | "script"
+            | "config"
+            | "environment_context"
+            | "version_table"
+            | "version_table_schema"
+            | "transaction_per_migration"
+            | "output_buffer"
+            | "literal_binds"
+            | "purge"
+            | "on_version_apply_callbacks"
+            | "get_current_heads"
+            | "stamp"
+            | "run_migrations"
+            | "begin_transaction"
+            | "configure" => Err(unsupported(
+                format!("`MigrationContext.{attr}`"),
+                "not in ralembic's model of op.get_context()",
+            )),
             _ => Err(no_attr()),
         },
         Native::Inspector => Ok(bound(n, attr)),
