@@ -851,3 +851,40 @@ impl<'a> Apply<'a> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{BatchSql, CopyStep};
+
+    fn plan(create: &str) -> BatchSql {
+        BatchSql {
+            statements: vec![
+                create.to_string(),
+                "INSERT INTO _alembic_tmp_t (id) SELECT t.id \nFROM t".to_string(),
+                "\nDROP TABLE t".to_string(),
+            ],
+            copy: Some(CopyStep {
+                at: 1,
+                drop_new: "\nDROP TABLE _alembic_tmp_t".to_string(),
+            }),
+        }
+    }
+
+    #[test]
+    fn the_copy_skips_the_statement_journal_unless_a_constraint_names_its_conflict_clause() {
+        assert_eq!(
+            plan("CREATE TABLE _alembic_tmp_t (id INTEGER NOT NULL)")
+                .copy_without_statement_journal()
+                .as_deref(),
+            Some("INSERT OR FAIL INTO _alembic_tmp_t (id) SELECT t.id \nFROM t")
+        );
+        // A statement's OR clause would override the constraint's own.
+        assert_eq!(
+            plan("CREATE TABLE _alembic_tmp_t (id INTEGER NOT NULL ON CONFLICT IGNORE)")
+                .copy_without_statement_journal(),
+            None
+        );
+        let no_copy: BatchSql = vec!["ALTER TABLE t ADD COLUMN x INTEGER".to_string()].into();
+        assert_eq!(no_copy.copy_without_statement_journal(), None);
+    }
+}

@@ -15,7 +15,9 @@ pub mod log;
 mod sql;
 
 pub use body::{BodyError, BodyRunner, PassOnlyRunner, PlannedStep};
-pub(crate) use context::{dbapi_message, dbapi_parts, split_sqlite_error, sqlalchemy_class};
+pub(crate) use context::{
+    dbapi_message, dbapi_parts, split_sqlite_error, sqlalchemy_class, DbapiParts,
+};
 pub use context::{ContextOptions, MigrationContext, RuntimeError, DEFAULT_LOCK_TIMEOUT};
 pub use heads::{HeadMaintainer, Step};
 pub use sql::{quote_identifier, VersionTable};

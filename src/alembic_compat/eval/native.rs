@@ -15,7 +15,7 @@ use crate::alembic_compat::ops::{
     self, AlterColumn, Autoincrement, Batch, Column, Constraint, CreateTable, ForeignKey, Index,
     IndexKey, Literal, Name, Op, Recreate, ServerDefault, TableClause, TypeSpec,
 };
-use crate::alembic_compat::runtime::dbapi_parts;
+use crate::alembic_compat::runtime::{dbapi_parts, DbapiParts};
 use crate::alembic_compat::script::ast::{BinOp, CmpOp};
 
 #[derive(Debug)]
@@ -1856,7 +1856,7 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
             | "sqlite_errorcode"
             | "detail"
             | "connection_invalidated"
-            | "ismulti" => match dbapi_parts(&e.message) {
+            | "ismulti" => match db_error_parts(e) {
                 Some(parts) => match attr {
                     "orig" => Ok(Value::native(Native::Exception(Box::new(PyExc {
                         class: parts.driver_class.to_string(),
@@ -3497,9 +3497,19 @@ fn make_column(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Column> {
 /// An exception's one argument (`e.args[0]`, what its repr shows). SQLAlchemy's database
 /// error keeps only the first line there; its `__str__` adds the statement and the link.
 fn exception_arg(e: &PyExc) -> &str {
-    match dbapi_parts(&e.message) {
+    match db_error_parts(e) {
         Some(parts) => &e.message[..parts.driver_class.len() + 3 + parts.message.len()],
         None => &e.message,
+    }
+}
+
+/// The parts of a database error SQLAlchemy raised (see `dbapi_parts`). Only its own
+/// classes carry them: a body's `raise RuntimeError(str(e))` keeps the whole text.
+fn db_error_parts(e: &PyExc) -> Option<DbapiParts<'_>> {
+    if e.class.starts_with("sqlalchemy.exc.") {
+        dbapi_parts(&e.message)
+    } else {
+        None
     }
 }
 

@@ -1035,26 +1035,20 @@ impl Renderer {
         };
         let mut prev: Option<char> = None;
         let mut copied = 0;
-        let mut chars = sql.char_indices();
-        while let Some((i, c)) = chars.next() {
-            let after_colon = i + c.len_utf8();
-            let escaped = c == '\\' && sql[after_colon..].starts_with(':');
-            let bind = c == ':' && !prev.is_some_and(|p| is_name(p) || p == ':' || p == '\\');
-            if escaped || bind {
-                let start = if escaped {
-                    after_colon + 1
-                } else {
-                    after_colon
-                };
-                let end = name_end(start);
-                let followed_by_colon = sql[end..].starts_with(':');
-                if escaped && !followed_by_colon {
-                    // `\:name` (or a bare `\:`): the colon, without its backslash.
+        let mut i = 0;
+        while let Some(c) = sql[i..].chars().next() {
+            let next = i + c.len_utf8();
+            if c == '\\' && sql[next..].starts_with(':') {
+                // `\:name` (or a bare `\:`): the colon, without its backslash.
+                if !sql[name_end(next + 1)..].starts_with(':') {
                     self.sql.push_str(&sql[copied..i]);
-                    copied = after_colon;
-                } else if bind && end > start && !followed_by_colon {
+                    copied = next;
+                }
+            } else if c == ':' && !prev.is_some_and(|p| is_name(p) || p == ':' || p == '\\') {
+                let end = name_end(next);
+                if end > next && !sql[end..].starts_with(':') {
                     self.sql.push_str(&sql[copied..i]);
-                    let name = &sql[start..end];
+                    let name = &sql[next..end];
                     match params.iter().find(|(n, _)| n == name) {
                         Some((_, v)) => self.bind(v, None),
                         // An unbound parameter: SQLAlchemy's StatementError when the
@@ -1066,15 +1060,13 @@ impl Renderer {
                         }
                     }
                     copied = end;
-                    // Skip the name; the character before the next one is its last.
-                    while chars.clone().next().is_some_and(|(k, _)| k < end) {
-                        chars.next();
-                    }
                     prev = sql[..end].chars().next_back();
+                    i = end;
                     continue;
                 }
             }
             prev = Some(c);
+            i = next;
         }
         self.sql.push_str(&sql[copied..]);
     }

@@ -196,7 +196,7 @@ impl RuntimeError {
     }
 
     /// The same failure, naming `shown` as the statement: for a statement run in another
-    /// form than the one a user would recognise (see `batch::copy_without_statement_journal`).
+    /// form than the one a user would recognise (see `BatchSql::copy_without_statement_journal`).
     pub fn shown_as(self, shown: &str) -> RuntimeError {
         match self {
             RuntimeError::Sql { message, code, .. } => RuntimeError::Sql {
@@ -665,9 +665,10 @@ fn inline_params(sql: &str, params: &[Literal]) -> Result<String, RuntimeError> 
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn dbapi_parts_take_a_formatted_message_apart() {
-        use super::{dbapi_message, dbapi_parts, DbapiParts};
         use rusqlite::ErrorCode;
         let code = Some(ErrorCode::ConstraintViolation);
         let sql = "INSERT INTO t (v) SELECT x[1] \nFROM s";
@@ -701,8 +702,6 @@ mod tests {
         assert_eq!(dbapi_parts("a plain message"), None);
         assert_eq!(dbapi_parts("(ValueError) not a database error"), None);
     }
-
-    use super::*;
 
     #[test]
     fn offline_params_are_inlined() {
