@@ -456,6 +456,41 @@ fn migrations_match_alembic() {
                 "!partial upgrade head",
             ],
         ),
+        // Thirty revisions in one run: their operations' statements and version rows are
+        // queued on a worker thread across revisions, with reflection, batch blocks, a data
+        // loop, prints and log lines in between; shorter runs of the same history run in
+        // line. Then failures found only after later revisions ran: a bad index (l14), and
+        // a version row the body deleted (l19).
+        sequence(
+            w,
+            "_long",
+            "long",
+            &logging(),
+            "alembic_version",
+            &[
+                "upgrade head",
+                "downgrade base",
+                "upgrade l20",
+                "upgrade head",
+                "downgrade l03",
+            ],
+        ),
+        sequence(
+            w,
+            "_long",
+            "long-fail-op",
+            &logging(),
+            "alembic_version",
+            &["!partial -x fail=op upgrade head"],
+        ),
+        sequence(
+            w,
+            "_long",
+            "long-fail-row",
+            &logging(),
+            "alembic_version",
+            &["!partial -x fail=row upgrade head"],
+        ),
         // Database errors caught in the body (a batch copy's: Alembic drops the new table
         // before it raises; what `e.orig`, `e.statement`, `e.args` and `e.code` give), then a
         // batch copy that fails with nothing to catch it.

@@ -12,6 +12,7 @@ mod body;
 mod context;
 pub mod heads;
 pub mod log;
+pub mod pipeline;
 mod sql;
 
 pub use body::{BodyError, BodyRunner, PassOnlyRunner, PlannedStep};

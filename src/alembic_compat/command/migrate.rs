@@ -15,9 +15,10 @@ use std::time::Duration;
 use super::{db, ids_arg, script_error_failure, Ctx, Failure, Revisions, ScriptDirectory};
 use crate::alembic_compat::revision::{RevArg, ScriptRevisions};
 use crate::alembic_compat::runtime::log::AlembicLog;
+use crate::alembic_compat::runtime::pipeline::Failure as QueuedFailure;
 use crate::alembic_compat::runtime::{
-    BodyRunner, ContextOptions, HeadMaintainer, MigrationContext, PlannedStep, RuntimeError, Step,
-    DEFAULT_LOCK_TIMEOUT,
+    BodyError, BodyRunner, ContextOptions, HeadMaintainer, MigrationContext, PlannedStep,
+    RuntimeError, Step, DEFAULT_LOCK_TIMEOUT,
 };
 
 /// The body runner the command line uses.
@@ -353,11 +354,30 @@ fn drive(
         rehearse(ctx, mctx, r, &steps, &heads, runner)?;
     }
     let mut maintainer = HeadMaintainer::new(&heads);
+    // With one transaction per revision every step commits, and so settles, anyway.
+    mctx.set_defer_operations(!per_migration && steps.len() >= DEFER_FROM_STEPS);
+    let scope = if mctx.is_offline() {
+        ""
+    } else if per_migration {
+        "; this revision was rolled back, earlier ones are committed"
+    } else {
+        "; rolled back, the database is as before this command"
+    };
+    let describe = |k: usize| {
+        steps.get(k).map(|step| {
+            let script = match step {
+                Step::Revision(rs) => Some(&r.scripts[rs.revision]),
+                Step::Stamp(_) => None,
+            };
+            step.describe(&r.map, script.map(|s| s.meta.doc()))
+        })
+    };
     for (k, step) in steps.iter().enumerate() {
         if !mctx.is_offline() && per_migration && k > 0 {
             mctx.begin().map_err(runtime_failure)?;
             check_unchanged(mctx, &maintainer)?;
         }
+        mctx.start_step(u32::try_from(k).unwrap_or(u32::MAX));
         if mctx.is_offline() && maintainer.heads().is_empty() {
             let create = mctx.version_table().create_sql();
             mctx.execute(&create).map_err(runtime_failure)?;
@@ -373,8 +393,9 @@ fn drive(
             mctx.static_output(&format!("-- Running {}", step.short_log(&r.map)));
         }
         // Shown before the body runs, as Alembic's logging does: a long data migration
-        // should say what it is doing while it does it.
-        flush(mctx, ctx);
+        // should say what it is doing while it does it (unless an earlier step's statements
+        // are still queued: if one fails, Alembic would not have got this far).
+        flush_settled(mctx, ctx);
         let outcome: Result<(), Failure> = match script {
             Some(s) => runner
                 .run(s, step.is_upgrade(), mctx)
@@ -388,18 +409,24 @@ fn drive(
                 .update_to_step(step, &r.map, mctx)
                 .map_err(runtime_failure)
         });
+        if outcome.is_err() {
+            // An earlier step's statement may have failed first.
+            let _ = mctx.settle();
+        }
+        if let Some(f) = mctx.queued_failure() {
+            let body_lines = match outcome {
+                Err(Failure::Python { lines }) if f.shows_params && f.step as usize == k => {
+                    Some(lines)
+                }
+                _ => None,
+            };
+            return Err(queued_failure(mctx, ctx, f, body_lines, &describe, scope));
+        }
         match outcome {
             Ok(()) => {}
             Err(e @ (Failure::Command(_) | Failure::Quiet(_))) => return Err(e),
             Err(Failure::Python { lines }) => {
                 mctx.rollback();
-                let scope = if mctx.is_offline() {
-                    ""
-                } else if per_migration {
-                    "; this revision was rolled back, earlier ones are committed"
-                } else {
-                    "; rolled back, the database is as before this command"
-                };
                 let mut all = vec![format!("ralembic: Running {described} failed{scope}")];
                 all.extend(lines);
                 flush(mctx, ctx);
@@ -409,9 +436,59 @@ fn drive(
         if per_migration {
             mctx.commit().map_err(runtime_failure)?;
         }
+        flush_settled(mctx, ctx);
+    }
+    if let Err(f) = mctx.settle() {
+        return Err(queued_failure(mctx, ctx, f, None, &describe, scope));
+    }
+    mctx.commit().map_err(runtime_failure)?;
+    flush(mctx, ctx);
+    Ok(())
+}
+
+/// Runs of at least this many steps queue their operations' statements on a worker thread,
+/// across revisions, while the interpreter goes on with the next bodies. A handoff between
+/// threads costs tens of microseconds here, and every batch block (which reads the table
+/// it rebuilds) waits for the worker: a short history gains nothing from it.
+const DEFER_FROM_STEPS: usize = 24;
+
+/// A queued statement failed: the run stops as it would have stopped had the statement run
+/// in line, in the step that issued it. The output of the steps after that one is dropped
+/// (Alembic would not have reached them), and the failure is reported for its own step.
+fn queued_failure(
+    mctx: &mut MigrationContext,
+    ctx: &mut Ctx,
+    f: QueuedFailure,
+    body_lines: Option<Vec<String>>,
+    describe: &dyn Fn(usize) -> Option<String>,
+    scope: &str,
+) -> Failure {
+    mctx.discard_output_after(f.step);
+    mctx.rollback();
+    let error = f.error.to_runtime();
+    if let RuntimeError::Command(m) = error {
+        return Failure::Command(m);
+    }
+    let shown = body_lines.unwrap_or_else(|| {
+        vec![BodyError {
+            message: format!("{}: {error}", f.pos),
+            python_class: error.python_class().to_string(),
+        }
+        .to_string()]
+    });
+    let described = describe(f.step as usize).unwrap_or_default();
+    let mut all = vec![format!("ralembic: Running {described} failed{scope}")];
+    all.extend(shown);
+    flush(mctx, ctx);
+    Failure::Python { lines: all }
+}
+
+/// [`flush`], unless queued statements are still pending: what was logged after them is
+/// held until they have run.
+fn flush_settled(mctx: &mut MigrationContext, ctx: &mut Ctx) {
+    if !mctx.has_pending() {
         flush(mctx, ctx);
     }
-    mctx.commit().map_err(runtime_failure)
 }
 
 /// With one transaction per revision a failure in a later revision would come after earlier

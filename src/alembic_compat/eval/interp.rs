@@ -286,7 +286,7 @@ pub fn run_revision_function(
             });
     // A statement still running in the background failed before whatever else the body
     // did, so its failure is the one Python would have raised.
-    let outcome = match interp.settle() {
+    let outcome = match interp.host.finish().map_err(detached) {
         Err(failure) => Err(failure),
         Ok(()) => outcome,
     };
@@ -303,6 +303,8 @@ pub struct Interp<'h> {
     max_steps: u64,
     /// The innermost position reached, for errors raised by natives.
     pub here: Span,
+    /// The innermost statement running: where an exception raised in it is located.
+    pub statement: Span,
     /// `with` statements waiting for their context-manager generator to `yield`.
     yield_points: Vec<YieldPoint>,
     /// Builtins and module attributes met so far. Both are immutable and the same on every
@@ -379,6 +381,7 @@ impl<'h> Interp<'h> {
             steps: 0,
             max_steps: step_limit(),
             here: Span::new(0, 0),
+            statement: Span::new(0, 0),
             yield_points: Vec::new(),
             builtins: Default::default(),
             global_names: Default::default(),
@@ -549,10 +552,10 @@ impl<'h> Interp<'h> {
 
     fn exec_block(&mut self, body: &[Stmt], scope: &Rc<Scope>) -> R<Flow> {
         for stmt in body {
-            match self
-                .exec(stmt, scope)
-                .map_err(|u| self.locate(u, stmt.span))?
-            {
+            let outer = std::mem::replace(&mut self.statement, stmt.span);
+            let done = self.exec(stmt, scope);
+            self.statement = outer;
+            match done.map_err(|u| self.locate(u, stmt.span))? {
                 Flow::Normal => {}
                 other => return Ok(other),
             }

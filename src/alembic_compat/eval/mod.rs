@@ -8,8 +8,8 @@
 //! SQLAlchemy `sa`, connections, inspectors), `sql` (data statements rendered as SQLAlchemy's
 //! SQLite compiler does), `check` (the static preflight), `custom` (a revision file's own
 //! SQLAlchemy types and `@compiles` functions; `contextmanager` generators run in `interp`),
-//! `runner` (the [`Host`] over a migration context) and `pipeline` (its worker thread for
-//! statements whose results a body never reads).
+//! `runner` (the [`Host`] over a migration context; statements whose results a body never
+//! reads may run on the runtime's worker thread, `runtime::pipeline`).
 
 pub mod builtins;
 pub mod check;
@@ -17,7 +17,6 @@ pub mod custom;
 pub mod interp;
 pub mod native;
 pub mod orm;
-mod pipeline;
 mod re;
 pub mod runner;
 pub mod sql;
@@ -69,6 +68,19 @@ pub trait Host {
     /// output; once a queued statement has failed, every later call reports that failure.
     fn settle(&mut self) -> Result<(), DetachedFailure> {
         Ok(())
+    }
+    /// Queues an operation no `try` could catch the failure of, to run later in order;
+    /// `Ok(false)` when the host runs it now instead (through [`apply`](Host::apply), after
+    /// the interpreter has settled). Its failure is then the run's to report, for the step
+    /// that queued it.
+    fn defer(&mut self, _op: &Op, _pos: &SourcePos) -> Result<bool, DetachedFailure> {
+        Ok(false)
+    }
+    /// The body has ended: what it queued with
+    /// [`execute_unobserved`](Host::execute_unobserved) must have run, and a failure there
+    /// is the body's. Operations [`defer`](Host::defer) queued may still be running.
+    fn finish(&mut self) -> Result<(), DetachedFailure> {
+        self.settle()
     }
 }
 

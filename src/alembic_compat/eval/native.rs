@@ -3515,8 +3515,16 @@ fn db_error_parts(e: &PyExc) -> Option<DbapiParts<'_>> {
 
 fn apply(interp: &mut Interp<'_>, op: Op) -> R<Value> {
     let pos = interp.pos(interp.here);
-    interp.settle()?;
     let uncatchable = interp.may_defer();
+    // A queued operation's failure is raised where the same failure in line would be
+    // located: its statement.
+    if uncatchable {
+        let at = interp.pos(interp.statement);
+        if interp.host.defer(&op, &at).map_err(detached)? {
+            return Ok(Value::None);
+        }
+    }
+    interp.settle()?;
     interp
         .host
         .apply(&op, &pos, uncatchable)

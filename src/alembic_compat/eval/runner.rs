@@ -9,13 +9,13 @@ use std::rc::Rc;
 use crate::alembic_compat::batch;
 use crate::alembic_compat::ddl::{self, DdlError, RenderOptions};
 use crate::alembic_compat::eval::check::check_module;
-use crate::alembic_compat::eval::pipeline::Pipeline;
 use crate::alembic_compat::eval::sql::{self, Statement};
 use crate::alembic_compat::eval::{
     execute_in_line, run_revision_function, DetachedFailure, Host, HostError, QueryOutput,
 };
 use crate::alembic_compat::ops::{self, Literal, Op, SourcePos};
 use crate::alembic_compat::runtime::log::Level;
+use crate::alembic_compat::runtime::pipeline::{Failure, Issued, Param, QueuedError};
 use crate::alembic_compat::runtime::{dbapi_message, split_sqlite_error, sqlalchemy_class};
 use crate::alembic_compat::runtime::{BodyError, BodyRunner, MigrationContext, PlannedStep};
 use crate::alembic_compat::script::ast::Module;
@@ -207,8 +207,8 @@ impl BodyRunner for EvalRunner {
         let mut host = ContextHost {
             ctx,
             opts: RenderOptions::default(),
-            pipeline: None,
             unobserved: 0,
+            queued_data: false,
         };
         run_revision_function(&script.path, src, module, function_name(upgrade), &mut host).map_err(
             |e| BodyError {
@@ -255,13 +255,12 @@ fn run_override(
 struct ContextHost<'a> {
     ctx: &'a mut MigrationContext,
     opts: RenderOptions,
-    /// Runs unobserved statements in the background once a body has sent enough of them.
-    /// While it holds statements, the connection is the worker's: every method below that
-    /// reaches the connection or the output settles it first. Dropped (the worker joined)
-    /// with the host, before the runtime uses the connection again.
-    pipeline: Option<Pipeline>,
-    /// Unobserved statements run in line so far.
+    /// Unobserved statements run in line so far. Once a body has sent enough of them, they
+    /// go to the context's worker thread (`runtime::pipeline`); while it holds statements
+    /// the connection is the worker's, and the context settles it before any other use.
     unobserved: usize,
+    /// Whether this body queued data statements: they must have run when it ends.
+    queued_data: bool,
 }
 
 /// Unobserved statements a body runs in line before a worker thread takes them over: a
@@ -282,13 +281,49 @@ fn ddl_error(e: DdlError) -> HostError {
     }
 }
 
+/// A queued statement's failure as the body would have raised it in line: a data statement's
+/// as SQLAlchemy's (with its parameters), an operation's or a version row's as the runtime's.
+fn detached_failure(f: Failure) -> DetachedFailure {
+    let error = match (&f.error, f.shows_params) {
+        (QueuedError::Sql { sql, message, code }, true) => HostError {
+            class: sqlalchemy_class(code).into(),
+            message: dbapi_message(code, message, Some(sql), &params_detail(&f.params)),
+        },
+        (error, _) => runtime_error(error.to_runtime()),
+    };
+    DetachedFailure { error, pos: f.pos }
+}
+
+/// A parameter of a kind SQLite binds directly; the others as the text the in-line path binds.
+fn bindable(params: Vec<Literal>) -> Vec<Literal> {
+    if params.iter().all(is_plain) {
+        return params;
+    }
+    params
+        .into_iter()
+        .map(|p| match p {
+            plain if is_plain(&plain) => plain,
+            other => Literal::Str(sql::literal_sql(&other)),
+        })
+        .collect()
+}
+
+fn is_plain(l: &Literal) -> bool {
+    matches!(
+        l,
+        Literal::None
+            | Literal::Bool(_)
+            | Literal::Int(_)
+            | Literal::Float(_)
+            | Literal::Str(_)
+            | Literal::Bytes(_)
+    )
+}
+
 impl ContextHost<'_> {
-    /// Waits for the background statements: the connection is this thread's again.
+    /// Waits for the queued statements: the connection is this thread's again.
     fn settle_pipeline(&mut self) -> Result<(), HostError> {
-        match &mut self.pipeline {
-            Some(p) => p.settle().map_err(|f| f.error),
-            None => Ok(()),
-        }
+        self.ctx.settle().map_err(|f| detached_failure(f).error)
     }
 
     fn run_all(&mut self, statements: &[String]) -> Result<(), HostError> {
@@ -425,7 +460,14 @@ impl Host for ContextHost<'_> {
         let sql_error = |e| statement_error(sql_text, params, e);
         let mut stmt = prepare_statement(conn, sql_text, params)?;
         let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
-        let values = params.iter().map(Param);
+        let converted;
+        let bound = if params.iter().all(is_plain) {
+            params
+        } else {
+            converted = bindable(params.to_vec());
+            &converted
+        };
+        let values = bound.iter().map(Param);
         let n = columns.len();
         let mut rows = Vec::new();
         let rowcount = if n == 0 {
@@ -498,34 +540,85 @@ impl Host for ContextHost<'_> {
         params: Vec<Literal>,
         pos: &SourcePos,
     ) -> Result<(), DetachedFailure> {
-        if self.pipeline.is_none() {
+        if !self.ctx.is_queueing() {
             self.unobserved += 1;
-            if self.unobserved > INLINE_UNOBSERVED && crate::alembic_compat::cores() > 1 {
-                if let Some(conn) = self.ctx.connection() {
-                    // SAFETY: `MigrationContext` opens its connection with
-                    // SQLITE_OPEN_NO_MUTEX; it outlives this host, which owns the pipeline;
-                    // every method of this host that uses the connection settles the
-                    // pipeline first, and the runtime uses it only after the host is gone.
-                    self.pipeline = unsafe { Pipeline::start(conn) };
-                    if self.pipeline.is_some() {
-                        tracing::debug!(
-                            "unobserved statements run on a worker thread from the {}th on",
-                            INLINE_UNOBSERVED + 1
-                        );
-                    }
-                }
+            if self.unobserved <= INLINE_UNOBSERVED || !self.ctx.start_queueing() {
+                return execute_in_line(self, &sql, &params, pos);
             }
         }
-        match &mut self.pipeline {
-            Some(p) => p.push(sql, params, pos),
-            None => execute_in_line(self, &sql, &params, pos),
-        }
+        let issued = Issued {
+            pos: pos.clone(),
+            step: self.ctx.step(),
+            shows_params: true,
+            one_row: None,
+        };
+        self.queued_data = true;
+        self.ctx
+            .queue(sql, bindable(params), issued)
+            .map_err(detached_failure)
     }
 
     fn settle(&mut self) -> Result<(), DetachedFailure> {
-        match &mut self.pipeline {
-            Some(p) => p.settle(),
-            None => Ok(()),
+        self.ctx.settle().map_err(detached_failure)
+    }
+
+    /// Operations other than batch blocks and `op.execute` (whose text may hold several
+    /// statements) render without reading the database, so their statements can run while
+    /// the interpreter goes on, into later revisions.
+    fn defer(&mut self, op: &Op, pos: &SourcePos) -> Result<bool, DetachedFailure> {
+        if !self.ctx.defers_operations() {
+            return Ok(false);
+        }
+        let statements: Vec<(String, Vec<Literal>)> = match op {
+            Op::Batch(_) | Op::Execute(_) => return Ok(false),
+            Op::BulkInsert {
+                table,
+                rows,
+                multiinsert,
+            } => {
+                let mut all = Vec::new();
+                for (sql_text, param_rows) in ddl::bulk_insert_sql(table, rows, *multiinsert) {
+                    for params in param_rows {
+                        // The in-line path refuses other kinds with its own error.
+                        if !params.iter().all(is_plain) {
+                            return Ok(false);
+                        }
+                        all.push((sql_text.clone(), params));
+                    }
+                }
+                all
+            }
+            other => {
+                let (statements, failure) = ddl::render_op_steps(other, &self.opts);
+                if failure.is_some() {
+                    return Ok(false);
+                }
+                statements.into_iter().map(|s| (s, Vec::new())).collect()
+            }
+        };
+        if !self.ctx.is_queueing() && !self.ctx.start_queueing() {
+            return Ok(false);
+        }
+        for (sql_text, params) in statements {
+            let issued = Issued {
+                pos: pos.clone(),
+                step: self.ctx.step(),
+                shows_params: false,
+                one_row: None,
+            };
+            self.ctx
+                .queue(sql_text, params, issued)
+                .map_err(detached_failure)?;
+        }
+        self.ctx.send_queued().map_err(detached_failure)?;
+        Ok(true)
+    }
+
+    fn finish(&mut self) -> Result<(), DetachedFailure> {
+        if self.queued_data {
+            self.settle()
+        } else {
+            Ok(())
         }
     }
 }
@@ -578,50 +671,13 @@ fn truncated(repr: String) -> String {
 
 /// Its failure (a syntax error, a missing table) names the parameters too, as SQLAlchemy's
 /// does: Python's sqlite3 prepares while executing with them.
-pub(super) fn prepare_statement<'c>(
+fn prepare_statement<'c>(
     conn: &'c rusqlite::Connection,
     sql_text: &str,
     params: &[Literal],
 ) -> Result<rusqlite::CachedStatement<'c>, HostError> {
     conn.prepare_cached(sql_text)
         .map_err(|e| statement_error(sql_text, params, e))
-}
-
-/// Runs a prepared data statement to its end and drops what it returns (the rows of a
-/// `RETURNING` or a `SELECT` nobody reads).
-pub(super) fn run_discarding(
-    stmt: &mut rusqlite::Statement<'_>,
-    sql_text: &str,
-    params: &[Literal],
-) -> Result<(), HostError> {
-    let sql_error = |e| statement_error(sql_text, params, e);
-    let values = rusqlite::params_from_iter(params.iter().map(Param));
-    if stmt.column_count() == 0 {
-        stmt.execute(values).map_err(sql_error)?;
-    } else {
-        let mut rows = stmt.query(values).map_err(sql_error)?;
-        while rows.next().map_err(sql_error)?.is_some() {}
-    }
-    Ok(())
-}
-
-/// A statement parameter bound straight from its literal: text and bytes are lent to SQLite,
-/// not copied (a data loop binds a key on every row).
-struct Param<'a>(&'a Literal);
-
-impl rusqlite::ToSql for Param<'_> {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
-        Ok(match self.0 {
-            Literal::None => ToSqlOutput::Borrowed(ValueRef::Null),
-            Literal::Bool(b) => ToSqlOutput::Owned(Value::Integer(i64::from(*b))),
-            Literal::Int(i) => ToSqlOutput::Owned(Value::Integer(*i)),
-            Literal::Float(f) => ToSqlOutput::Owned(Value::Real(*f)),
-            Literal::Str(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-            Literal::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
-            other => ToSqlOutput::Owned(Value::Text(sql::literal_sql(other))),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -633,7 +689,11 @@ mod tests {
         conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL, b BOOLEAN)")
             .unwrap();
         let failed = match prepare_statement(&conn, sql_text, params) {
-            Ok(mut stmt) => run_discarding(&mut stmt, sql_text, params).unwrap_err(),
+            Ok(mut stmt) => {
+                crate::alembic_compat::runtime::pipeline::run_discarding(&mut stmt, params)
+                    .map_err(|e| statement_error(sql_text, params, e))
+                    .unwrap_err()
+            }
             Err(e) => e,
         };
         failed

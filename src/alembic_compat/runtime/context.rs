@@ -1,12 +1,14 @@
 //! [`MigrationContext`]: where a migration's SQL goes (a SQLite connection, or the offline
 //! `--sql` text) and the transaction units around it.
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
 use super::log::AlembicLog;
+use super::pipeline::{run_discarding, Failure, Issued, Pipeline, QueuedError};
 use super::sql::VersionTable;
 use crate::alembic_compat::config::{parse_sqlite_url, SqliteDatabase, UrlError};
 use crate::alembic_compat::ops::Literal;
@@ -270,6 +272,17 @@ enum Target {
 /// buffered here and handed to the command with [`MigrationContext::take_stdout`] /
 /// [`MigrationContext::take_stderr`], so bodies never hold the process's streams.
 pub struct MigrationContext {
+    /// Statements queued on a worker thread (see [`pipeline`](super::pipeline)). Declared
+    /// first: dropped, its worker joined, before the connection closes.
+    pipeline: RefCell<Option<Pipeline>>,
+    /// Whether operations' statements and version-row updates may be queued, across the
+    /// boundaries of revisions (set by the command for a run that gains from it).
+    defer_operations: bool,
+    /// The step of the run now running, recorded with each queued statement.
+    step: u32,
+    /// Where each step's output began in the buffers (step, stdout, log), since they were
+    /// last drained: a statement that fails after later steps ran takes their output back.
+    marks: Vec<(u32, usize, usize)>,
     target: Target,
     opts: ContextOptions,
     stdout: String,
@@ -332,6 +345,10 @@ impl MigrationContext {
 
     fn with_target(target: Target, opts: ContextOptions, log: AlembicLog) -> Self {
         let mut ctx = MigrationContext {
+            pipeline: RefCell::new(None),
+            defer_operations: false,
+            step: 0,
+            marks: Vec::new(),
             target,
             opts,
             stdout: String::new(),
@@ -346,8 +363,13 @@ impl MigrationContext {
         matches!(self.target, Target::Offline)
     }
 
-    /// The live connection (online mode), inside the current transaction unit.
+    /// The live connection (online mode), inside the current transaction unit. Statements
+    /// still queued run first; a failure among them is kept for [`queued_failure`] (the
+    /// caller goes on, and the run reports that failure instead of whatever follows).
+    ///
+    /// [`queued_failure`]: Self::queued_failure
     pub fn connection(&self) -> Option<&Connection> {
+        self.settle_quietly();
         match &self.target {
             Target::Online { conn, .. } => Some(conn),
             Target::Offline => None,
@@ -387,6 +409,7 @@ impl MigrationContext {
 
     /// Like [`execute`](Self::execute), returning the number of rows changed (0 offline).
     pub fn execute_counted(&mut self, sql: &str) -> Result<usize, RuntimeError> {
+        self.settle_quietly();
         match &self.target {
             Target::Online { conn, .. } => {
                 conn.execute(sql, []).map_err(|e| RuntimeError::sql(sql, e))
@@ -416,6 +439,7 @@ impl MigrationContext {
         sql: &str,
         params: &[Literal],
     ) -> Result<usize, RuntimeError> {
+        self.settle_quietly();
         match &self.target {
             Target::Online { conn, .. } => {
                 let values = params
@@ -449,12 +473,144 @@ impl MigrationContext {
 
     /// Offline output produced since the last call.
     pub fn take_stdout(&mut self) -> String {
+        self.marks.clear();
         std::mem::take(&mut self.stdout)
     }
 
     /// Log lines produced since the last call, formatted for stderr.
     pub fn take_stderr(&mut self) -> String {
+        self.marks.clear();
         self.log.take()
+    }
+
+    // ------------------------------------------------------------------ queued statements
+
+    /// Lets operations' statements and version-row updates be queued on a worker thread.
+    pub fn set_defer_operations(&mut self, on: bool) {
+        self.defer_operations = on && !self.is_offline() && crate::alembic_compat::cores() > 1;
+    }
+
+    pub fn defers_operations(&self) -> bool {
+        self.defer_operations
+    }
+
+    /// Starts step `step` of the run: statements queued from now on are its own, and the
+    /// output it produces can be taken back if an earlier step's statement fails.
+    pub fn start_step(&mut self, step: u32) {
+        self.step = step;
+        self.marks
+            .push((step, self.stdout.len(), self.log.buffered_len()));
+    }
+
+    pub fn step(&self) -> u32 {
+        self.step
+    }
+
+    /// Starts the worker thread statements are queued on, unless it runs already; false
+    /// where there is none (offline, one core, or no thread could start).
+    pub fn start_queueing(&mut self) -> bool {
+        let Target::Online { conn, .. } = &self.target else {
+            return false;
+        };
+        let slot = self.pipeline.get_mut();
+        if slot.is_none() && crate::alembic_compat::cores() > 1 {
+            // SAFETY: the connection is opened with SQLITE_OPEN_NO_MUTEX and outlives the
+            // pipeline (declared before it, so dropped after); every use of it here settles
+            // the pipeline first (`connection`, `execute*`, `begin`, `commit`) or drops it
+            // (`rollback`).
+            *slot = unsafe { Pipeline::start(conn) };
+            if slot.is_some() {
+                tracing::debug!("statements run on a worker thread from step {}", self.step);
+            }
+        }
+        slot.is_some()
+    }
+
+    /// Queues a statement on the worker thread (run in line where none was started, its
+    /// failure returned at once).
+    pub fn queue(
+        &mut self,
+        sql: String,
+        params: Vec<Literal>,
+        issued: Issued,
+    ) -> Result<(), Failure> {
+        if let Some(p) = self.pipeline.get_mut() {
+            return p.push(sql, params, issued);
+        }
+        let ran = match &self.target {
+            Target::Online { conn, .. } => conn
+                .prepare_cached(&sql)
+                .and_then(|mut stmt| run_discarding(&mut stmt, &params)),
+            Target::Offline => Err(rusqlite::Error::InvalidQuery),
+        };
+        let error = match ran {
+            Err(e) => {
+                let (message, code) = split_sqlite_error(e);
+                QueuedError::Sql { sql, message, code }
+            }
+            Ok(n) => match issued.one_row {
+                Some(text) if n != 1 => QueuedError::RowCount(format!("{text}{n} found")),
+                _ => return Ok(()),
+            },
+        };
+        Err(Failure {
+            error,
+            params,
+            shows_params: issued.shows_params,
+            pos: issued.pos,
+            step: issued.step,
+        })
+    }
+
+    /// Hands what is queued to the worker now rather than with a full batch.
+    pub fn send_queued(&mut self) -> Result<(), Failure> {
+        match self.pipeline.get_mut() {
+            Some(p) => p.send(),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a worker takes queued statements (started by an earlier [`queue`](Self::queue)).
+    pub fn is_queueing(&self) -> bool {
+        self.pipeline.borrow().is_some()
+    }
+
+    /// Waits for the queued statements; the first that failed, if one did.
+    pub fn settle(&self) -> Result<(), Failure> {
+        match self.pipeline.borrow_mut().as_mut() {
+            Some(p) => p.settle(),
+            None => Ok(()),
+        }
+    }
+
+    fn settle_quietly(&self) {
+        let _ = self.settle();
+    }
+
+    /// Whether queued statements may still be running or unreported (without waiting):
+    /// output produced after them is held until they are settled.
+    pub fn has_pending(&self) -> bool {
+        self.pipeline
+            .borrow()
+            .as_ref()
+            .is_some_and(Pipeline::pending)
+    }
+
+    /// A queued statement's failure, once a settle has seen it.
+    pub fn queued_failure(&self) -> Option<Failure> {
+        self.pipeline
+            .borrow()
+            .as_ref()
+            .and_then(|p| p.failure().cloned())
+    }
+
+    /// Drops the output of the steps after `step`: it was produced while one of `step`'s
+    /// statements, which failed, was still queued.
+    pub fn discard_output_after(&mut self, step: u32) {
+        if let Some(&(_, out, log)) = self.marks.iter().find(|(s, _, _)| *s > step) {
+            self.stdout.truncate(out);
+            self.log.truncate_buffered(log);
+        }
     }
 
     // ------------------------------------------------------------------ transaction units
@@ -462,6 +618,7 @@ impl MigrationContext {
     /// Starts a unit: `BEGIN IMMEDIATE` takes SQLite's write lock up front (waiting up to the
     /// lock timeout), so the version rows read next cannot change under us. Offline: nothing.
     pub fn begin(&mut self) -> Result<(), RuntimeError> {
+        self.settle_quietly();
         if let Target::Online {
             conn,
             in_transaction,
@@ -476,7 +633,12 @@ impl MigrationContext {
         Ok(())
     }
 
+    /// Commits the unit once every queued statement has run; a queued failure is returned
+    /// instead (the command reports it for the step that issued it, and rolls back).
     pub fn commit(&mut self) -> Result<(), RuntimeError> {
+        if let Err(f) = self.settle() {
+            return Err(f.error.to_runtime());
+        }
         if let Target::Online {
             conn,
             in_transaction,
@@ -494,6 +656,8 @@ impl MigrationContext {
     /// Undoes the current unit. Errors are reported but not returned: a failed rollback
     /// leaves SQLite to roll back when the connection closes, which it does on every path.
     pub fn rollback(&mut self) {
+        // What is still queued belongs to the unit being undone.
+        self.pipeline.get_mut().take();
         if let Target::Online {
             conn,
             in_transaction,

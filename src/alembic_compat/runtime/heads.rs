@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 
 use super::context::{MigrationContext, RuntimeError};
+use super::pipeline::Issued;
 use crate::alembic_compat::ops::Literal;
 use crate::alembic_compat::revision::{Direction, RevisionMap, RevisionStep, StampStep};
 
@@ -163,15 +164,26 @@ impl HeadMaintainer {
         self.remove(from)?;
         self.heads.push(to.to_string());
         let sql = ctx.version_table().update_sql();
-        let n = ctx.execute_with_params_counted(
-            &sql,
-            &[Literal::Str(to.into()), Literal::Str(from.into())],
-        )?;
+        let params = vec![Literal::Str(to.into()), Literal::Str(from.into())];
+        let expected = format!(
+            "Online migration expected to match one row when updating '{from}' to '{to}' in '{}'; ",
+            ctx.version_table().table
+        );
+        // Along a branch, the next revision's statements need not wait for this row: once
+        // the run queues statements, the row's update and its check are queued too.
+        if ctx.defers_operations() && ctx.is_queueing() {
+            let issued = Issued {
+                step: ctx.step(),
+                one_row: Some(expected),
+                ..Issued::default()
+            };
+            return ctx
+                .queue(sql, params, issued)
+                .map_err(|f| f.error.to_runtime());
+        }
+        let n = ctx.execute_with_params_counted(&sql, &params)?;
         if !ctx.is_offline() && n != 1 {
-            return Err(RuntimeError::Command(format!(
-                "Online migration expected to match one row when updating '{from}' to '{to}' in '{}'; {n} found",
-                ctx.version_table().table
-            )));
+            return Err(RuntimeError::Command(format!("{expected}{n} found")));
         }
         Ok(())
     }

@@ -217,6 +217,16 @@ impl AlembicLog {
         );
     }
 
+    /// The length of the lines logged since the last [`take`](Self::take).
+    pub fn buffered_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Forgets the lines logged after the first `len` bytes.
+    pub fn truncate_buffered(&mut self, len: usize) {
+        self.buf.truncate(len);
+    }
+
     /// The lines logged since the last call.
     pub fn take(&mut self) -> String {
         std::mem::take(&mut self.buf)

@@ -1,0 +1,643 @@
+//! Statements whose results nobody reads, run on a second thread.
+//!
+//! Two kinds of work are queued here. A data loop (`for row in rows:
+//! conn.execute(sa.update(t).where(...).values(...))`) spends about half its time in the
+//! interpreter and half in SQLite; and a long history of plain `op.*` revisions spends about
+//! as much in the interpreter as in SQLite's DDL. With the statements handed to a worker
+//! thread in order, the two halves overlap on two cores.
+//!
+//! What a body and the run see does not change:
+//! - the statements run in the order they were issued, in the same transaction;
+//! - nothing else reaches the database until the worker has run every queued statement:
+//!   [`MigrationContext`](super::MigrationContext) settles the pipeline before any other use
+//!   of the connection, and holds its output while statements are pending;
+//! - a failed statement stops the rest, and its failure names the place and the step of the
+//!   run that issued it. Only statements outside every `try` are queued, so no handler could
+//!   have caught it.
+//!
+//! Sharing the connection: SQLite is opened in multi-thread mode (`SQLITE_OPEN_NO_MUTEX`), in
+//! which one connection may be used by several threads but never by two at once. The
+//! worker gets its own `rusqlite::Connection` over the same handle (rusqlite does not close a
+//! handle it did not open), so the two threads share no Rust state, only the SQLite handle,
+//! and they take turns with it through `settle`. No Rust callback (SQL function, hook,
+//! busy handler) is registered on the connection, so none can run on the worker.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::context::{split_sqlite_error, RuntimeError};
+use crate::alembic_compat::ops::{Literal, SourcePos};
+
+/// Statements handed over together: one wake-up of the worker per batch, not per row.
+const BATCH: usize = 64;
+
+/// Batches queued at most before the issuer waits for the worker: memory stays bounded when
+/// SQLite is the slower side.
+const QUEUED_BATCHES: usize = 16;
+
+/// How long either side spins before it sleeps. A handoff through the kernel (one thread
+/// asleep, woken by the other) costs tens of microseconds on a small VM, more than most DDL
+/// statements; both threads run on their own cores while a run lasts.
+const SPIN: Duration = Duration::from_micros(60);
+
+/// What a queued statement's failure says.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QueuedError {
+    /// SQLite refused the statement.
+    Sql {
+        sql: String,
+        message: String,
+        code: Option<rusqlite::ErrorCode>,
+    },
+    /// The statement changed another number of rows than it must (the version row's UPDATE):
+    /// Alembic's `CommandError`.
+    RowCount(String),
+}
+
+impl QueuedError {
+    /// The error as the same statement run in line reports it (without its parameters).
+    pub fn to_runtime(&self) -> RuntimeError {
+        match self {
+            QueuedError::Sql { sql, message, code } => RuntimeError::Sql {
+                sql: sql.clone(),
+                message: message.clone(),
+                code: *code,
+            },
+            QueuedError::RowCount(m) => RuntimeError::Command(m.clone()),
+        }
+    }
+}
+
+/// A queued statement that failed, and who issued it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub error: QueuedError,
+    /// Its parameters; `shows_params`: whether its error names them (a data statement's
+    /// does, as SQLAlchemy's; an operation's statements run in line show none).
+    pub params: Vec<Literal>,
+    pub shows_params: bool,
+    /// Where the body issued it.
+    pub pos: SourcePos,
+    /// The step of the run that issued it.
+    pub step: u32,
+}
+
+/// How a queued statement is checked and reported.
+#[derive(Clone, Debug, Default)]
+pub struct Issued {
+    pub pos: SourcePos,
+    pub step: u32,
+    pub shows_params: bool,
+    /// The statement must change exactly one row; otherwise this text plus "N found" is the
+    /// failure.
+    pub one_row: Option<String>,
+}
+
+struct Queued {
+    /// `None`: the same text as the statement before it. A loop sends one statement over
+    /// and over; the worker then keeps it prepared instead of looking it up by its text.
+    sql: Option<String>,
+    params: Vec<Literal>,
+    /// Index into `Pipeline::issued`: those stay on the issuing thread.
+    at: u32,
+    one_row: Option<String>,
+}
+
+enum Job {
+    Run(Vec<Queued>),
+    /// Answer on `done` once everything before it has run.
+    Settle,
+}
+
+/// What the worker answers to `Job::Settle`: the statement that failed, if one did, its
+/// parameters and the index of its origin.
+type Settled = Option<(QueuedError, Vec<Literal>, u32)>;
+
+/// What both threads see without a message.
+#[derive(Default)]
+struct Shared {
+    /// Batches the worker has finished.
+    finished: AtomicU64,
+    /// Set once a statement has failed (before `finished` counts its batch).
+    failed: AtomicBool,
+    /// Set when the issuer drops the pipeline: the rest is skipped (the unit rolls back).
+    cancelled: AtomicBool,
+}
+
+pub struct Pipeline {
+    jobs: Option<SyncSender<Job>>,
+    done: Receiver<Settled>,
+    worker: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    batch: Vec<Queued>,
+    /// Batches sent, and whether any were sent since the last settle.
+    sent: u64,
+    unsettled: bool,
+    /// Once a statement has failed, every later call reports it.
+    failure: Option<Failure>,
+    /// Who issued the statements queued since the last settle, each origin once per run of
+    /// statements from it.
+    issued: Vec<(SourcePos, u32, bool)>,
+    /// The text of the last statement sent.
+    last_sql: String,
+}
+
+/// The raw SQLite handle, moved to the worker.
+struct Handle(*mut rusqlite::ffi::sqlite3);
+
+// SAFETY: SQLite in multi-thread mode lets any thread use a connection; `Pipeline`'s owner
+// guarantees that only one thread uses it at a time (see `Pipeline::start`).
+unsafe impl Send for Handle {}
+
+impl Pipeline {
+    /// Starts the worker over `conn`'s SQLite handle; `None` where a thread cannot start.
+    ///
+    /// # Safety
+    ///
+    /// `conn` must have been opened with `SQLITE_OPEN_NO_MUTEX` (or a stricter threading
+    /// mode), must stay open while the pipeline lives, and its owner must not use it between
+    /// a [`push`](Self::push) and the next [`settle`](Self::settle) that returned, nor before
+    /// the pipeline is dropped.
+    pub unsafe fn start(conn: &rusqlite::Connection) -> Option<Pipeline> {
+        // SAFETY: the handle stays valid for the pipeline's life (the caller's promise).
+        let handle = Handle(unsafe { conn.handle() });
+        let (jobs, inbox) = mpsc::sync_channel::<Job>(QUEUED_BATCHES);
+        let (answer, done) = mpsc::sync_channel::<Settled>(1);
+        let shared = Arc::new(Shared::default());
+        let seen = Arc::clone(&shared);
+        let worker = std::thread::Builder::new()
+            .name("ralembic-statements".into())
+            .spawn(move || {
+                let handle = handle;
+                // SAFETY: a connection that does not own the handle: dropping it finalizes
+                // its own prepared statements and leaves the handle open.
+                if let Ok(conn) = unsafe { rusqlite::Connection::from_handle(handle.0) } {
+                    work(&conn, &inbox, &answer, &seen);
+                }
+            })
+            .ok()?;
+        Some(Pipeline {
+            jobs: Some(jobs),
+            done,
+            worker: Some(worker),
+            shared,
+            batch: Vec::with_capacity(BATCH),
+            sent: 0,
+            unsettled: false,
+            failure: None,
+            issued: Vec::new(),
+            last_sql: String::new(),
+        })
+    }
+
+    /// Queues a statement; it is handed over with the next full batch or [`send`](Self::send).
+    /// Fails when one queued before has failed (and the issuer learnt of it), or when the
+    /// worker is gone.
+    pub fn push(
+        &mut self,
+        sql: String,
+        params: Vec<Literal>,
+        issued: Issued,
+    ) -> Result<(), Failure> {
+        if let Some(f) = &self.failure {
+            return Err(f.clone());
+        }
+        let same_origin = self.issued.last().is_some_and(|(p, step, shows)| {
+            *step == issued.step
+                && *shows == issued.shows_params
+                && p.line == issued.pos.line
+                && p.col == issued.pos.col
+                && Arc::ptr_eq(&p.path, &issued.pos.path)
+        });
+        if !same_origin {
+            self.issued
+                .push((issued.pos, issued.step, issued.shows_params));
+        }
+        let at = u32::try_from(self.issued.len() - 1).unwrap_or(u32::MAX);
+        let sql = if sql == self.last_sql {
+            None
+        } else {
+            self.last_sql.clone_from(&sql);
+            Some(sql)
+        };
+        self.batch.push(Queued {
+            sql,
+            params,
+            at,
+            one_row: issued.one_row,
+        });
+        if self.batch.len() >= BATCH {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the statements queued so far to the worker.
+    pub fn send(&mut self) -> Result<(), Failure> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.unsettled = true;
+        self.sent += 1;
+        match &self.jobs {
+            Some(jobs) if jobs.send(Job::Run(batch)).is_ok() => Ok(()),
+            _ => Err(self.fail(self.worker_gone())),
+        }
+    }
+
+    /// Whether statements may still be running or unreported (without waiting).
+    pub fn pending(&self) -> bool {
+        self.failure.is_some()
+            || !self.batch.is_empty()
+            || (self.unsettled
+                && (self.shared.finished.load(Ordering::Acquire) != self.sent
+                    || self.shared.failed.load(Ordering::Acquire)))
+    }
+
+    /// The failure already reported by [`settle`](Self::settle) or [`push`](Self::push).
+    pub fn failure(&self) -> Option<&Failure> {
+        self.failure.as_ref()
+    }
+
+    /// Waits until every queued statement has run; the first that failed, if one did.
+    pub fn settle(&mut self) -> Result<(), Failure> {
+        if let Some(f) = &self.failure {
+            return Err(f.clone());
+        }
+        self.send()?;
+        if !self.unsettled {
+            return Ok(());
+        }
+        // The worker is usually done or nearly so: watch its counter before asking it.
+        let started = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            if self.shared.finished.load(Ordering::Acquire) == self.sent {
+                if self.shared.failed.load(Ordering::Acquire) {
+                    break;
+                }
+                self.unsettled = false;
+                self.issued.clear();
+                return Ok(());
+            }
+            spins += 1;
+            if spins % 64 == 0 && started.elapsed() > SPIN {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        self.unsettled = false;
+        let answer = match &self.jobs {
+            Some(jobs) if jobs.send(Job::Settle).is_ok() => self.done.recv().ok(),
+            _ => None,
+        };
+        match answer {
+            Some(None) => {
+                // Nothing queued refers to them any more.
+                self.issued.clear();
+                Ok(())
+            }
+            Some(Some((error, params, at))) => {
+                let (pos, step, shows_params) = self.origin(at);
+                Err(self.fail(Failure {
+                    error,
+                    params,
+                    shows_params,
+                    pos,
+                    step,
+                }))
+            }
+            None => Err(self.fail(self.worker_gone())),
+        }
+    }
+
+    fn fail(&mut self, failure: Failure) -> Failure {
+        self.failure = Some(failure.clone());
+        failure
+    }
+
+    fn origin(&self, at: u32) -> (SourcePos, u32, bool) {
+        usize::try_from(at)
+            .ok()
+            .and_then(|i| self.issued.get(i))
+            .or(self.issued.last())
+            .cloned()
+            .unwrap_or_else(|| {
+                (
+                    SourcePos {
+                        path: Default::default(),
+                        line: 1,
+                        col: 1,
+                    },
+                    0,
+                    false,
+                )
+            })
+    }
+
+    fn worker_gone(&self) -> Failure {
+        let (pos, step, _) = self.origin(u32::MAX);
+        Failure {
+            error: QueuedError::Sql {
+                sql: String::new(),
+                message: "the thread running the queued statements stopped".into(),
+                code: None,
+            },
+            params: Vec::new(),
+            shows_params: false,
+            pos,
+            step,
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    /// The worker skips what is still queued (its unit is being rolled back or abandoned:
+    /// every commit settles first) and stops; the connection is its owner's again.
+    fn drop(&mut self) {
+        self.shared.cancelled.store(true, Ordering::Release);
+        self.jobs.take();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// A statement parameter bound straight from its literal: text and bytes are lent to SQLite,
+/// not copied (a data loop binds a key on every row). Only these kinds bind; a body's other
+/// values are turned into one of them first (`eval::runner`).
+pub(crate) struct Param<'a>(pub(crate) &'a Literal);
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+        Ok(match self.0 {
+            Literal::None => ToSqlOutput::Borrowed(ValueRef::Null),
+            Literal::Bool(b) => ToSqlOutput::Owned(Value::Integer(i64::from(*b))),
+            Literal::Int(i) => ToSqlOutput::Owned(Value::Integer(*i)),
+            Literal::Float(f) => ToSqlOutput::Owned(Value::Real(*f)),
+            Literal::Str(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Literal::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            other => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    format!("unsupported parameter value {other:?}").into(),
+                ))
+            }
+        })
+    }
+}
+
+/// Binds `params` and runs `stmt` to its end, dropping what it returns (the rows of a
+/// `RETURNING` or a `SELECT` nobody reads); the rows it changed.
+pub(crate) fn run_discarding(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: &[Literal],
+) -> rusqlite::Result<usize> {
+    let values = rusqlite::params_from_iter(params.iter().map(Param));
+    if stmt.column_count() == 0 {
+        stmt.execute(values)
+    } else {
+        let mut rows = stmt.query(values)?;
+        while rows.next()?.is_some() {}
+        Ok(0)
+    }
+}
+
+/// The worker: runs batches in order; after a failure it skips the rest (the issuer would
+/// have stopped there) and reports the failure at every settle.
+fn work(
+    conn: &rusqlite::Connection,
+    inbox: &Receiver<Job>,
+    answer: &SyncSender<Settled>,
+    shared: &Shared,
+) {
+    let mut failure: Settled = None;
+    let mut sql = String::new();
+    let mut prepared: Option<rusqlite::CachedStatement<'_>> = None;
+    while let Some(job) = next_job(inbox) {
+        match job {
+            Job::Run(batch) => {
+                for q in batch {
+                    if failure.is_some() || shared.cancelled.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if let Some(text) = q.sql {
+                        prepared = None;
+                        sql = text;
+                    }
+                    let outcome = match &mut prepared {
+                        Some(stmt) => run_discarding(stmt, &q.params),
+                        None => conn.prepare_cached(&sql).and_then(|mut stmt| {
+                            let ran = run_discarding(&mut stmt, &q.params);
+                            prepared = Some(stmt);
+                            ran
+                        }),
+                    };
+                    let error = match outcome {
+                        Err(e) => {
+                            let (message, code) = split_sqlite_error(e);
+                            Some(QueuedError::Sql {
+                                sql: sql.clone(),
+                                message,
+                                code,
+                            })
+                        }
+                        Ok(n) => match q.one_row {
+                            Some(text) if n != 1 => {
+                                Some(QueuedError::RowCount(format!("{text}{n} found")))
+                            }
+                            _ => None,
+                        },
+                    };
+                    if let Some(error) = error {
+                        shared.failed.store(true, Ordering::Release);
+                        failure = Some((error, q.params, q.at));
+                    }
+                }
+                shared.finished.fetch_add(1, Ordering::AcqRel);
+            }
+            Job::Settle => {
+                if answer.send(failure.clone()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The next job: watched for a moment before the worker sleeps on the channel.
+fn next_job(inbox: &Receiver<Job>) -> Option<Job> {
+    let started = Instant::now();
+    let mut spins = 0u32;
+    loop {
+        match inbox.try_recv() {
+            Ok(job) => return Some(job),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {}
+        }
+        spins += 1;
+        if spins % 64 == 0 && started.elapsed() > SPIN {
+            return inbox.recv().ok();
+        }
+        std::hint::spin_loop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open() -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open_with_flags(
+            ":memory:",
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)")
+            .unwrap();
+        conn
+    }
+
+    fn at(line: u32, step: u32) -> Issued {
+        Issued {
+            pos: SourcePos {
+                path: Arc::new("body.py".into()),
+                line,
+                col: 5,
+            },
+            step,
+            shows_params: true,
+            one_row: None,
+        }
+    }
+
+    fn insert(p: &mut Pipeline, id: i64, v: Literal, line: u32) -> Result<(), Failure> {
+        p.push(
+            "INSERT INTO t (id, v) VALUES (?, ?)".into(),
+            vec![Literal::Int(id), v],
+            at(line, 0),
+        )
+    }
+
+    fn count_and_sum(conn: &rusqlite::Connection) -> (i64, i64) {
+        conn.query_row("SELECT count(*), coalesce(sum(v), 0) FROM t", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn statements_run_in_order_and_a_failure_stops_the_rest() {
+        let conn = open();
+        {
+            // SAFETY: opened NO_MUTEX above; `conn` is touched only after the last settle.
+            let mut p = unsafe { Pipeline::start(&conn) }.unwrap();
+            for id in 0..300 {
+                insert(&mut p, id, Literal::Int(id * 2), 10).unwrap();
+            }
+            p.push(
+                "UPDATE t SET v = v + 1 WHERE id < ?".into(),
+                vec![Literal::Int(100)],
+                at(11, 0),
+            )
+            .unwrap();
+            p.settle().unwrap();
+            assert!(!p.pending());
+            // Row 300's NULL fails; 301 is queued after it and must not run.
+            insert(&mut p, 300, Literal::None, 12).unwrap();
+            insert(&mut p, 301, Literal::Int(1), 13).unwrap();
+            p.send().unwrap();
+            assert!(p.pending(), "sent and not yet settled, or failed");
+            let failure = p.settle().unwrap_err();
+            assert_eq!((failure.pos.line, failure.pos.col), (12, 5));
+            assert_eq!(failure.params, vec![Literal::Int(300), Literal::None]);
+            match &failure.error {
+                QueuedError::Sql { sql, message, .. } => {
+                    assert_eq!(sql, "INSERT INTO t (id, v) VALUES (?, ?)");
+                    assert_eq!(message, "NOT NULL constraint failed: t.v");
+                }
+                other => panic!("{other:?}"),
+            }
+            // From then on every call reports the same failure.
+            assert_eq!(
+                insert(&mut p, 302, Literal::Int(1), 14),
+                Err(failure.clone())
+            );
+            assert_eq!(p.settle(), Err(failure.clone()));
+            assert_eq!(p.failure(), Some(&failure));
+            assert!(p.pending());
+        }
+        assert_eq!(
+            count_and_sum(&conn),
+            (300, (0..300).map(|i| i * 2).sum::<i64>() + 100)
+        );
+    }
+
+    #[test]
+    fn a_row_check_fails_with_the_count_and_names_its_step() {
+        let conn = open();
+        conn.execute_batch("INSERT INTO t VALUES (1, 1), (2, 2)")
+            .unwrap();
+        // SAFETY: as above.
+        let mut p = unsafe { Pipeline::start(&conn) }.unwrap();
+        let checked = |line, step| Issued {
+            one_row: Some("expected one row; ".into()),
+            shows_params: false,
+            ..at(line, step)
+        };
+        p.push(
+            "UPDATE t SET v = 5 WHERE id = 1".into(),
+            Vec::new(),
+            checked(1, 3),
+        )
+        .unwrap();
+        p.settle().unwrap();
+        p.push("CREATE TABLE u (x)".into(), Vec::new(), at(2, 4))
+            .unwrap();
+        p.push("UPDATE t SET v = 6".into(), Vec::new(), checked(3, 5))
+            .unwrap();
+        let failure = p.settle().unwrap_err();
+        assert_eq!(
+            failure.error,
+            QueuedError::RowCount("expected one row; 2 found".into())
+        );
+        assert_eq!((failure.step, failure.pos.line), (5, 3));
+        assert!(!failure.shows_params);
+        drop(p);
+        // The statements before it ran (the unit's rollback is its owner's to do).
+        assert_eq!(count_and_sum(&conn), (2, 12));
+    }
+
+    #[test]
+    fn dropping_the_pipeline_skips_what_is_still_queued() {
+        let conn = open();
+        {
+            // SAFETY: as above.
+            let mut p = unsafe { Pipeline::start(&conn) }.unwrap();
+            // A slow statement first, so that the rest is still queued when the pipeline
+            // is dropped.
+            p.push(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) \
+                 SELECT count(*) FROM n"
+                    .into(),
+                Vec::new(),
+                at(1, 0),
+            )
+            .unwrap();
+            p.send().unwrap();
+            // Ten whole batches, all sent while the worker is busy with the first.
+            for id in 0..(10 * BATCH as i64) {
+                insert(&mut p, id, Literal::Int(1), 2).unwrap();
+            }
+            assert!(p.batch.is_empty());
+        }
+        let (n, _) = count_and_sum(&conn);
+        assert!(n < 10 * BATCH as i64, "{n} rows: the queue ran to its end");
+    }
+}
