@@ -1,6 +1,8 @@
 //! Crash safety: `kill -9` at random moments of a long `ralembic upgrade head` (batch copies
-//! of 10,000 seeded rows in every revision) must leave a database whose schema and data are exactly
-//! those of the revision its `alembic_version` names, and a later run must finish the job.
+//! of 10,000 seeded rows in twelve revisions, then plain columns and indexes in eighteen, which
+//! a run this long queues on its worker thread) must leave a database whose schema and data
+//! are exactly those of the revision its `alembic_version` names, and a later run must finish
+//! the job.
 //!
 //! Two projects: the default (the whole run is one transaction, so a killed run leaves the
 //! database as it was) and `transaction_per_migration=True` (a killed run leaves the last
@@ -17,7 +19,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const REVISIONS: usize = 12;
+/// Revisions with a batch copy; the rest (up to `REVISIONS`) add a column and its index.
+const BATCH_REVISIONS: usize = 12;
+const REVISIONS: usize = 30;
 const ROWS: usize = 10_000;
 
 fn write_project(dir: &Path, per_migration: bool) {
@@ -45,7 +49,11 @@ fn write_project(dir: &Path, per_migration: bool) {
         } else {
             format!("\"c{:02}\"", i - 1)
         };
-        let body = if i == 0 {
+        let body = if i >= BATCH_REVISIONS {
+            format!(
+                "    op.add_column(\"item\", sa.Column(\"y{i}\", sa.Integer(), server_default=\"{i}\"))\n    op.create_index(\"ix_item_y{i}\", \"item\", [\"y{i}\"])\n"
+            )
+        } else if i == 0 {
             format!(
                 "    op.create_table(\n        \"item\",\n        sa.Column(\"id\", sa.Integer(), primary_key=True),\n        sa.Column(\"name\", sa.String(40), nullable=False),\n        sa.Column(\"ratio\", sa.Float()),\n    )\n    op.create_index(\"ix_item_name\", \"item\", [\"name\"])\n    op.execute(\n        \"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS}) \"\n        \"INSERT INTO item (id, name, ratio) SELECT i, 'item-' || i, i / 3.0 FROM n\"\n    )\n"
             )

@@ -44,20 +44,18 @@ fn running_lines(stderr: &[u8]) -> usize {
         .count()
 }
 
-#[test]
-fn concurrent_runners_apply_each_revision_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("p");
-    project(&dir, "");
-    // 100 races, alternating up and down.
-    for round in 0..100 {
+/// `rounds` races of two runners, alternating `upgrade head` and `downgrade base` over a
+/// history of `revisions` revisions ending at `head`: each revision applied (or reverted) by
+/// exactly one of the two, neither failing, the version rows right after each race.
+fn race(dir: &Path, rounds: usize, head: &str, revisions: usize) {
+    for round in 0..rounds {
         let (args, rows): (&[&str], Vec<String>) = if round % 2 == 0 {
-            (&["upgrade", "head"], vec![LINEAR_HEAD.to_string()])
+            (&["upgrade", "head"], vec![head.to_string()])
         } else {
             (&["downgrade", "base"], vec![])
         };
-        let a = ralembic(&dir, args).spawn().unwrap();
-        let b = ralembic(&dir, args).spawn().unwrap();
+        let a = ralembic(dir, args).spawn().unwrap();
+        let b = ralembic(dir, args).spawn().unwrap();
         let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
         for o in [&a, &b] {
             assert!(
@@ -66,11 +64,10 @@ fn concurrent_runners_apply_each_revision_once() {
                 String::from_utf8_lossy(&o.stderr)
             );
         }
-        // Five revisions: each applied (or reverted) by exactly one of the two.
         let applied = running_lines(&a.stderr) + running_lines(&b.stderr);
         assert_eq!(
             applied,
-            5,
+            revisions,
             "round {round}:\n--- a\n{}\n--- b\n{}",
             String::from_utf8_lossy(&a.stderr),
             String::from_utf8_lossy(&b.stderr)
@@ -81,6 +78,32 @@ fn concurrent_runners_apply_each_revision_once() {
         );
         assert_eq!(observe_db(&dir.join("test.db"), "alembic_version").0, rows);
     }
+}
+
+#[test]
+fn concurrent_runners_apply_each_revision_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    project(&dir, "");
+    race(&dir, 100, LINEAR_HEAD, 5);
+}
+
+/// The same with thirty revisions, whose operations and version rows the winner queues on
+/// its worker thread across revisions: the loser still waits for the commit and then finds
+/// nothing to do.
+#[test]
+fn concurrent_runners_of_a_long_history_apply_each_revision_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    prepare_project(
+        &repo_root().join("tests/fixtures/_long"),
+        &dir,
+        &ProjectSetup {
+            logging: true,
+            configure_extra: String::new(),
+        },
+    );
+    race(&dir, 20, "l29", 30);
 }
 
 #[test]
