@@ -831,6 +831,98 @@ fn inline_params(sql: &str, params: &[Literal]) -> Result<String, RuntimeError> 
 mod tests {
     use super::*;
 
+    fn issued(step: u32, one_row: bool) -> Issued {
+        Issued {
+            step,
+            one_row: one_row.then(|| "one row expected; ".to_string()),
+            ..Issued::default()
+        }
+    }
+
+    #[test]
+    fn queued_statements_run_before_other_uses_and_fail_for_their_step() {
+        let mut ctx = MigrationContext::open(
+            "sqlite://",
+            Path::new("."),
+            ContextOptions::default(),
+            AlembicLog::disabled(),
+        )
+        .unwrap();
+        ctx.begin().unwrap();
+        // No worker yet: the statement runs at once, its failure returned at once.
+        ctx.queue(
+            "CREATE TABLE t (v INTEGER NOT NULL)".into(),
+            Vec::new(),
+            issued(0, false),
+        )
+        .unwrap();
+        let failed = ctx
+            .queue(
+                "INSERT INTO t VALUES (NULL)".into(),
+                Vec::new(),
+                issued(1, false),
+            )
+            .unwrap_err();
+        assert_eq!(failed.step, 1);
+        assert!(matches!(
+            &failed.error,
+            QueuedError::Sql { message, .. } if message == "NOT NULL constraint failed: t.v"
+        ));
+        let failed = ctx
+            .queue("UPDATE t SET v = 1".into(), Vec::new(), issued(2, true))
+            .unwrap_err();
+        assert_eq!(
+            failed.error,
+            QueuedError::RowCount("one row expected; 0 found".into())
+        );
+        if !ctx.start_queueing() {
+            assert_eq!(
+                crate::alembic_compat::cores(),
+                1,
+                "no worker on several cores"
+            );
+            return;
+        }
+        assert!(ctx.is_queueing());
+        for v in 0..500 {
+            ctx.queue(
+                "INSERT INTO t VALUES (?)".into(),
+                vec![Literal::Int(v)],
+                issued(3, false),
+            )
+            .unwrap();
+        }
+        // Any use of the connection waits for them.
+        let n: i64 = ctx
+            .connection()
+            .unwrap()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 500);
+        assert!(!ctx.has_pending());
+        // Output of the steps after a failing one is taken back.
+        ctx.start_step(4);
+        ctx.print_stdout("four\n");
+        ctx.queue(
+            "INSERT INTO t VALUES (NULL)".into(),
+            Vec::new(),
+            issued(4, false),
+        )
+        .unwrap();
+        ctx.send_queued().unwrap();
+        ctx.start_step(5);
+        ctx.print_stdout("five\n");
+        assert!(ctx.has_pending());
+        let commit = ctx.commit();
+        assert!(commit.is_err(), "committed over a failed statement");
+        let failure = ctx.queued_failure().unwrap();
+        assert_eq!(failure.step, 4);
+        ctx.discard_output_after(failure.step);
+        assert_eq!(ctx.take_stdout(), "four\n");
+        ctx.rollback();
+        assert!(!ctx.is_queueing());
+    }
+
     #[test]
     fn dbapi_parts_take_a_formatted_message_apart() {
         use rusqlite::ErrorCode;
