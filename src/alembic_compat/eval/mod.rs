@@ -42,6 +42,27 @@ pub trait Host {
     fn apply(&mut self, op: &Op, pos: &SourcePos, uncatchable: bool) -> Result<(), HostError>;
     /// Runs a data statement with bound parameters and returns its rows (online only).
     fn query(&mut self, sql: &str, params: &[Literal]) -> Result<QueryOutput, HostError>;
+    /// Like [`query`](Host::query), handing each row to `row` as it is read instead of
+    /// collecting them first: a data migration reads 100,000 rows, and each collected row was
+    /// allocated twice (once as literals, once as values). `row` returns false to stop.
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Literal],
+        row: &mut dyn FnMut(&[Cell<'_>]) -> bool,
+    ) -> Result<QueryShape, HostError> {
+        let out = self.query(sql, params)?;
+        for r in &out.rows {
+            let cells: Vec<Cell<'_>> = r.iter().map(Cell::of).collect();
+            if !row(&cells) {
+                break;
+            }
+        }
+        Ok(QueryShape {
+            columns: out.columns,
+            rowcount: out.rowcount,
+        })
+    }
     /// `-x key=value` arguments, in order.
     fn x_arguments(&self) -> Vec<String>;
     /// `print()` output: stdout, as Python would.
@@ -111,6 +132,50 @@ impl DetachedFailure {
             pos: pos.clone(),
         }
     }
+}
+
+/// One value of a row as the database returned it, borrowed from the driver where it can be.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell<'a> {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(std::borrow::Cow<'a, str>),
+    Blob(&'a [u8]),
+    /// A value of another kind, from a host that answers with literals.
+    Other(&'a Literal),
+}
+
+impl<'a> Cell<'a> {
+    pub fn of(l: &'a Literal) -> Cell<'a> {
+        match l {
+            Literal::None => Cell::Null,
+            Literal::Int(i) => Cell::Int(*i),
+            Literal::Float(f) => Cell::Float(*f),
+            Literal::Str(s) => Cell::Text(std::borrow::Cow::Borrowed(s)),
+            Literal::Bytes(b) => Cell::Blob(b),
+            other => Cell::Other(other),
+        }
+    }
+
+    pub fn to_literal(&self) -> Literal {
+        match self {
+            Cell::Null => Literal::None,
+            Cell::Int(i) => Literal::Int(*i),
+            Cell::Float(f) => Literal::Float(*f),
+            Cell::Text(t) => Literal::Str(t.to_string()),
+            Cell::Blob(b) => Literal::Bytes(b.to_vec()),
+            Cell::Other(l) => (*l).clone(),
+        }
+    }
+}
+
+/// What a data statement gives besides its rows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueryShape {
+    pub columns: Vec<String>,
+    /// As [`QueryOutput::rowcount`].
+    pub rowcount: i64,
 }
 
 /// Rows from a data statement, values as SQLite returned them.

@@ -11,6 +11,7 @@ use super::builtins::{self, repr, str_of};
 use super::interp::{detached, exc, type_error, unsupported, Interp, PyExc, Unwind, R};
 use super::sql::{self, Rendered, SqlNode, Statement, TableRef};
 use super::value::{as_number, py_eq, DateTimeValue, Num, Temporal, Value};
+use super::Cell;
 use crate::alembic_compat::ops::{
     self, AlterColumn, Autoincrement, Batch, Column, Constraint, CreateTable, ForeignKey, Index,
     IndexKey, Literal, Name, Op, Recreate, ServerDefault, TableClause, TypeSpec,
@@ -4437,27 +4438,39 @@ pub(super) fn run_statement(
         }
         let bound = bound_params(params);
         interp.settle()?;
-        let out = interp
+        let types = |i: usize| result_types.get(i).and_then(Option::as_deref);
+        let mut families: Vec<TypeFamily> = Vec::new();
+        let mut rows = Vec::new();
+        // A value SQLAlchemy's result processing would refuse stops the reading there.
+        let mut refused = None;
+        let shape = interp
             .host
-            .query(&sql, &bound)
+            .query_each(&sql, &bound, &mut |cells| {
+                if families.len() < cells.len() {
+                    families = (0..cells.len()).map(|i| type_family(types(i))).collect();
+                }
+                let mut values = Vec::with_capacity(cells.len());
+                for (i, cell) in cells.iter().enumerate() {
+                    match load_cell(cell, families[i], types(i)) {
+                        Ok(v) => values.push(v),
+                        Err(u) => {
+                            refused = Some(u);
+                            return false;
+                        }
+                    }
+                }
+                rows.push(values);
+                true
+            })
             .map_err(|e| exc(&e.class, e.message))?;
-        total += out.rowcount.max(0);
-        let columns = Rc::new(out.columns);
-        let mut rows = Vec::with_capacity(out.rows.len());
-        for r in out.rows {
-            let mut values = Vec::with_capacity(r.len());
-            for (i, lit) in r.into_iter().enumerate() {
-                values.push(load_literal(
-                    lit,
-                    result_types.get(i).and_then(Option::as_deref),
-                )?);
-            }
-            rows.push(values);
+        if let Some(u) = refused {
+            return Err(u);
         }
+        total += shape.rowcount.max(0);
         last = ResultData {
-            columns,
+            columns: Rc::new(shape.columns),
             rows,
-            rowcount: out.rowcount,
+            rowcount: shape.rowcount,
             cursor: 0,
             shape: RowShape::Rows,
         };
@@ -4605,52 +4618,54 @@ fn store_literal(lit: Literal) -> Literal {
 
 /// A stored value as SQLAlchemy's result processing for the column type returns it.
 pub(super) fn load_literal(lit: Literal, type_: Option<&TypeSpec>) -> R<Value> {
-    let family = match lit {
-        Literal::None => return Ok(Value::None),
-        _ => type_family(type_),
-    };
+    load_cell(&Cell::of(&lit), type_family(type_), type_)
+}
+
+/// [`load_literal`] for a value borrowed from the driver; `family` is `type_`'s, found once
+/// per column rather than once per value.
+fn load_cell(cell: &Cell<'_>, family: TypeFamily, type_: Option<&TypeSpec>) -> R<Value> {
     let is = |f: TypeFamily| family == f;
-    Ok(match lit {
-        Literal::None => Value::None,
+    Ok(match cell {
+        Cell::Null => Value::None,
         // SQLAlchemy 2's SQLite DATETIME/DATE/TIME results go through `fromisoformat`.
-        Literal::Str(s) if is(TypeFamily::DateTime) => Value::native(Native::Temporal(
-            Temporal::DateTime(parse_isoformat(&s).ok_or_else(|| invalid_isoformat(&s))?),
+        Cell::Text(s) if is(TypeFamily::DateTime) => Value::native(Native::Temporal(
+            Temporal::DateTime(parse_isoformat(s).ok_or_else(|| invalid_isoformat(s))?),
         )),
-        Literal::Str(s) if is(TypeFamily::Date) => Value::native(Native::Temporal(Temporal::Date(
-            parse_iso_date(s.as_bytes()).ok_or_else(|| invalid_isoformat(&s))?,
+        Cell::Text(s) if is(TypeFamily::Date) => Value::native(Native::Temporal(Temporal::Date(
+            parse_iso_date(s.as_bytes()).ok_or_else(|| invalid_isoformat(s))?,
         ))),
-        Literal::Str(s) if is(TypeFamily::Time) => Value::native(Native::Temporal(Temporal::Time(
-            parse_iso_time(&s).ok_or_else(|| invalid_isoformat(&s))?,
+        Cell::Text(s) if is(TypeFamily::Time) => Value::native(Native::Temporal(Temporal::Time(
+            parse_iso_time(s).ok_or_else(|| invalid_isoformat(s))?,
         ))),
-        Literal::Int(i) if is(TypeFamily::Boolean) => Value::Bool(i != 0),
+        Cell::Int(i) if is(TypeFamily::Boolean) => Value::Bool(*i != 0),
         // `as_uuid=False` reads the dashed text, not the stored hex.
-        Literal::Str(s) if is(TypeFamily::Uuid) => {
-            let text = uuid_text(&s)?;
+        Cell::Text(s) if is(TypeFamily::Uuid) => {
+            let text = uuid_text(s)?;
             if type_.is_some_and(|t| type_flag(t, "as_uuid", true)) {
                 Value::native(Native::Uuid(text))
             } else {
                 Value::str(text)
             }
         }
-        Literal::Str(s) if is(TypeFamily::Interval) => {
-            let moment = parse_isoformat(&s).ok_or_else(|| invalid_isoformat(&s))?;
+        Cell::Text(s) if is(TypeFamily::Interval) => {
+            let moment = parse_isoformat(s).ok_or_else(|| invalid_isoformat(s))?;
             let micros = (moment.naive - interval_epoch())
                 .num_microseconds()
                 .ok_or_else(|| exc("OverflowError", "timedelta out of range"))?;
             Value::native(Native::Temporal(Temporal::Delta(micros)))
         }
-        Literal::Str(s) if is(TypeFamily::Json) => {
-            match serde_json::from_str::<serde_json::Value>(&s) {
+        Cell::Text(s) if is(TypeFamily::Json) => {
+            match serde_json::from_str::<serde_json::Value>(s) {
                 Ok(j) => from_json(&j),
                 Err(e) => return Err(exc("json.decoder.JSONDecodeError", e.to_string())),
             }
         }
-        Literal::Bool(b) => Value::Bool(b),
-        Literal::Int(i) => Value::Int(i),
-        Literal::Float(f) => Value::Float(f),
-        Literal::Str(s) => Value::str(s),
-        Literal::Bytes(b) => Value::Bytes(b.into()),
-        other => Value::str(sql::literal_sql(&other)),
+        Cell::Other(Literal::Bool(b)) => Value::Bool(*b),
+        Cell::Int(i) => Value::Int(*i),
+        Cell::Float(f) => Value::Float(*f),
+        Cell::Text(s) => Value::str(&**s),
+        Cell::Blob(b) => Value::Bytes((*b).into()),
+        Cell::Other(other) => Value::str(sql::literal_sql(other)),
     })
 }
 
