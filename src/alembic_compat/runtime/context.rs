@@ -515,9 +515,9 @@ impl MigrationContext {
         let slot = self.pipeline.get_mut();
         if slot.is_none() && crate::alembic_compat::cores() > 1 {
             // SAFETY: the connection is opened with SQLITE_OPEN_NO_MUTEX and outlives the
-            // pipeline (declared before it, so dropped after); every use of it here settles
-            // the pipeline first (`connection`, `execute*`, `begin`, `commit`) or drops it
-            // (`rollback`).
+            // pipeline (the `pipeline` field comes before `target`, so it is dropped first);
+            // every use of the connection here settles the pipeline first (`connection`,
+            // `execute*`, `begin`, `commit`) or drops it (`rollback`).
             *slot = unsafe { Pipeline::start(conn) };
             if slot.is_some() {
                 tracing::debug!("statements run on a worker thread from step {}", self.step);
