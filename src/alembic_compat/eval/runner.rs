@@ -286,10 +286,9 @@ fn ddl_error(e: DdlError) -> HostError {
 /// as SQLAlchemy's (with its parameters), an operation's or a version row's as the runtime's.
 fn detached_failure(f: Failure) -> DetachedFailure {
     let error = match (&f.error, f.shows_params) {
-        (QueuedError::Sql { sql, message, code }, true) => HostError {
-            class: sqlalchemy_class(code).into(),
-            message: dbapi_message(code, message, Some(sql), &params_detail(&f.params)),
-        },
+        (QueuedError::Sql { sql, message, code }, true) => {
+            data_statement_error(sql, &f.params, message, code)
+        }
         (error, _) => runtime_error(error.to_runtime()),
     };
     DetachedFailure { error, pos: f.pos }
@@ -643,9 +642,18 @@ impl Host for ContextHost<'_> {
 /// parameters (when it has any) and the page explaining the error's class.
 fn statement_error(sql_text: &str, params: &[Literal], e: rusqlite::Error) -> HostError {
     let (message, code) = split_sqlite_error(e);
+    data_statement_error(sql_text, params, &message, &code)
+}
+
+fn data_statement_error(
+    sql_text: &str,
+    params: &[Literal],
+    message: &str,
+    code: &Option<rusqlite::ErrorCode>,
+) -> HostError {
     HostError {
-        class: sqlalchemy_class(&code).into(),
-        message: dbapi_message(&code, &message, Some(sql_text), &params_detail(params)),
+        class: sqlalchemy_class(code).into(),
+        message: dbapi_message(code, message, Some(sql_text), &params_detail(params)),
     }
 }
 
