@@ -20,6 +20,7 @@ use crate::alembic_compat::runtime::{
     BodyError, BodyRunner, ContextOptions, HeadMaintainer, MigrationContext, PlannedStep,
     RuntimeError, Step, DEFAULT_LOCK_TIMEOUT,
 };
+use crate::alembic_compat::script::Script;
 
 /// The body runner the command line uses.
 pub fn default_runner() -> Box<dyn BodyRunner> {
@@ -363,15 +364,7 @@ fn drive(
     } else {
         "; rolled back, the database is as before this command"
     };
-    let describe = |k: usize| {
-        steps.get(k).map(|step| {
-            let script = match step {
-                Step::Revision(rs) => Some(&r.scripts[rs.revision]),
-                Step::Stamp(_) => None,
-            };
-            step.describe(&r.map, script.map(|s| s.meta.doc()))
-        })
-    };
+    let describe = |k: usize| steps.get(k).map(|step| describe_step(r, step));
     for (k, step) in steps.iter().enumerate() {
         if !mctx.is_offline() && per_migration && k > 0 {
             mctx.begin().map_err(runtime_failure)?;
@@ -382,11 +375,8 @@ fn drive(
             let create = mctx.version_table().create_sql();
             mctx.execute(&create).map_err(runtime_failure)?;
         }
-        let script = match step {
-            Step::Revision(rs) => Some(&r.scripts[rs.revision]),
-            Step::Stamp(_) => None,
-        };
-        let described = step.describe(&r.map, script.map(|s| s.meta.doc()));
+        let script = script_of(r, step);
+        let described = describe_step(r, step);
         mctx.log
             .info("alembic.runtime.migration", &format!("Running {described}"));
         if mctx.is_offline() {
@@ -427,10 +417,7 @@ fn drive(
             Err(e @ (Failure::Command(_) | Failure::Quiet(_))) => return Err(e),
             Err(Failure::Python { lines }) => {
                 mctx.rollback();
-                let mut all = vec![format!("ralembic: Running {described} failed{scope}")];
-                all.extend(lines);
-                flush(mctx, ctx);
-                return Err(Failure::Python { lines: all });
+                return Err(step_failed(mctx, ctx, &described, scope, lines));
             }
         }
         if per_migration {
@@ -477,10 +464,35 @@ fn queued_failure(
         .to_string()]
     });
     let described = describe(f.step as usize).unwrap_or_default();
+    step_failed(mctx, ctx, &described, scope, shown)
+}
+
+/// A step's failure as the command reports it, once its unit is rolled back: which step,
+/// what became of the database, then the error's lines; the output up to it is written.
+fn step_failed(
+    mctx: &mut MigrationContext,
+    ctx: &mut Ctx,
+    described: &str,
+    scope: &str,
+    lines: Vec<String>,
+) -> Failure {
     let mut all = vec![format!("ralembic: Running {described} failed{scope}")];
-    all.extend(shown);
+    all.extend(lines);
     flush(mctx, ctx);
     Failure::Python { lines: all }
+}
+
+/// The revision file a step runs (none for a stamp).
+fn script_of<'r>(r: &'r Revisions, step: &Step) -> Option<&'r Script> {
+    match step {
+        Step::Revision(rs) => Some(&r.scripts[rs.revision]),
+        Step::Stamp(_) => None,
+    }
+}
+
+/// "upgrade a -> b, message", as Alembic's log line names a step.
+fn describe_step(r: &Revisions, step: &Step) -> String {
+    step.describe(&r.map, script_of(r, step).map(|s| s.meta.doc()))
 }
 
 /// [`flush`], unless queued statements are still pending: what was logged after them is
@@ -509,11 +521,8 @@ fn rehearse(
     let mut maintainer = HeadMaintainer::new(heads);
     let mut failure = None;
     for step in steps {
-        let script = match step {
-            Step::Revision(rs) => Some(&r.scripts[rs.revision]),
-            Step::Stamp(_) => None,
-        };
-        let described = step.describe(&r.map, script.map(|s| s.meta.doc()));
+        let script = script_of(r, step);
+        let described = describe_step(r, step);
         mctx.log
             .info("alembic.runtime.migration", &format!("Running {described}"));
         let outcome = match script {

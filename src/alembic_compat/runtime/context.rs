@@ -8,7 +8,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::log::AlembicLog;
-use super::pipeline::{run_discarding, Failure, Issued, Pipeline, QueuedError};
+use super::pipeline::{checked, run_discarding, Failure, Issued, Pipeline, QueuedError};
 use super::sql::VersionTable;
 use crate::alembic_compat::config::{parse_sqlite_url, SqliteDatabase, UrlError};
 use crate::alembic_compat::ops::Literal;
@@ -537,23 +537,21 @@ impl MigrationContext {
         if let Some(p) = self.pipeline.get_mut() {
             return p.push(sql, params, issued);
         }
-        let ran = match &self.target {
-            Target::Online { conn, .. } => conn
-                .prepare_cached(&sql)
-                .and_then(|mut stmt| run_discarding(&mut stmt, &params)),
-            Target::Offline => Err(rusqlite::Error::InvalidQuery),
+        let Target::Online { conn, .. } = &self.target else {
+            return Err(Failure {
+                error: QueuedError::Command(
+                    "no database to run statements on in --sql mode".into(),
+                ),
+                params,
+                shows_params: issued.shows_params,
+                pos: issued.pos,
+                step: issued.step,
+            });
         };
-        let error = match ran {
-            Err(e) => {
-                let (message, code) = split_sqlite_error(e);
-                QueuedError::Sql { sql, message, code }
-            }
-            Ok(n) => match issued.one_row {
-                Some(text) if n != 1 => QueuedError::RowCount(format!("{text}{n} found")),
-                _ => return Ok(()),
-            },
-        };
-        Err(Failure {
+        let ran = conn
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| run_discarding(&mut stmt, &params));
+        checked(ran, &sql, issued.one_row.as_deref()).map_err(|error| Failure {
             error,
             params,
             shows_params: issued.shows_params,
@@ -873,7 +871,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             failed.error,
-            QueuedError::RowCount("one row expected; 0 found".into())
+            QueuedError::Command("one row expected; 0 found".into())
         );
         if !ctx.start_queueing() {
             assert_eq!(

@@ -52,9 +52,9 @@ pub enum QueuedError {
         message: String,
         code: Option<rusqlite::ErrorCode>,
     },
-    /// The statement changed another number of rows than it must (the version row's UPDATE):
-    /// Alembic's `CommandError`.
-    RowCount(String),
+    /// Alembic's `CommandError`: the statement changed another number of rows than it must
+    /// (the version row's UPDATE).
+    Command(String),
 }
 
 impl QueuedError {
@@ -66,7 +66,7 @@ impl QueuedError {
                 message: message.clone(),
                 code: *code,
             },
-            QueuedError::RowCount(m) => RuntimeError::Command(m.clone()),
+            QueuedError::Command(m) => RuntimeError::Command(m.clone()),
         }
     }
 }
@@ -407,6 +407,29 @@ pub(crate) fn run_discarding(
     }
 }
 
+/// A statement's outcome as the queue reports it: SQLite's refusal, or (`one_row`: the
+/// failure's text) another number of changed rows than one.
+pub(crate) fn checked(
+    ran: rusqlite::Result<usize>,
+    sql: &str,
+    one_row: Option<&str>,
+) -> Result<(), QueuedError> {
+    match ran {
+        Err(e) => {
+            let (message, code) = split_sqlite_error(e);
+            Err(QueuedError::Sql {
+                sql: sql.to_string(),
+                message,
+                code,
+            })
+        }
+        Ok(n) => match one_row {
+            Some(text) if n != 1 => Err(QueuedError::Command(format!("{text}{n} found"))),
+            _ => Ok(()),
+        },
+    }
+}
+
 /// The worker: runs batches in order; after a failure it skips the rest (the issuer would
 /// have stopped there) and reports the failure at every settle.
 fn work(
@@ -437,23 +460,7 @@ fn work(
                             ran
                         }),
                     };
-                    let error = match outcome {
-                        Err(e) => {
-                            let (message, code) = split_sqlite_error(e);
-                            Some(QueuedError::Sql {
-                                sql: sql.clone(),
-                                message,
-                                code,
-                            })
-                        }
-                        Ok(n) => match q.one_row {
-                            Some(text) if n != 1 => {
-                                Some(QueuedError::RowCount(format!("{text}{n} found")))
-                            }
-                            _ => None,
-                        },
-                    };
-                    if let Some(error) = error {
+                    if let Err(error) = checked(outcome, &sql, q.one_row.as_deref()) {
                         shared.failed.store(true, Ordering::Release);
                         failure = Some((error, q.params, q.at));
                     }
@@ -605,7 +612,7 @@ mod tests {
         let failure = p.settle().unwrap_err();
         assert_eq!(
             failure.error,
-            QueuedError::RowCount("expected one row; 2 found".into())
+            QueuedError::Command("expected one row; 2 found".into())
         );
         assert_eq!((failure.step, failure.pos.line), (5, 3));
         assert!(!failure.shows_params);
