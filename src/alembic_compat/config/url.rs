@@ -109,6 +109,39 @@ fn parse_qsl(q: &str) -> Vec<(String, String)> {
 
 /// `make_url(text)`.
 pub fn parse_url(text: &str) -> Result<ParsedUrl, UrlError> {
+    match parse_plain(text) {
+        Some(parsed) => Ok(parsed),
+        None => parse_with_pattern(text),
+    }
+}
+
+/// The URL form almost every alembic.ini uses, `name:///path` (or `name://`) without a
+/// query, read without the pattern: compiling it took a tenth of a millisecond, about 2% of
+/// a short `upgrade`. For such a text the pattern can only match the database part (a
+/// username or host cannot start at a `/`), so both read it the same (a test compares them).
+fn parse_plain(text: &str) -> Option<ParsedUrl> {
+    let (name, rest) = text.split_once("://")?;
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '+';
+    if name.is_empty() || !name.chars().all(word) || rest.contains('?') {
+        return None;
+    }
+    let database = match rest.strip_prefix('/') {
+        Some(path) => Some(unquote(path)),
+        None if rest.is_empty() => None,
+        None => return None,
+    };
+    Some(ParsedUrl {
+        drivername: name.to_string(),
+        username: None,
+        password: None,
+        host: None,
+        port: None,
+        database,
+        query: Vec::new(),
+    })
+}
+
+fn parse_with_pattern(text: &str) -> Result<ParsedUrl, UrlError> {
     let caps = URL_RE
         .captures(text)
         .ok_or_else(|| UrlError::Unparseable(text.to_string()))?;
@@ -384,6 +417,53 @@ mod tests {
         assert_eq!(o("mysql://u:@h/d"), "mysql://u:***@h/d");
         assert_eq!(o("sqlite://@/x"), "sqlite://@/x");
         assert_eq!(o("pg://[::1]:5/d"), "pg://[::1]:5/d");
+    }
+
+    #[test]
+    fn plain_urls_read_as_the_pattern_reads_them() {
+        for u in [
+            "sqlite:///rel.db",
+            "sqlite:////abs/x.db",
+            "sqlite://",
+            "sqlite:///",
+            "sqlite+pysqlite:///a@b:c.db",
+            "sqlite:///my%20db.db",
+            "sqlite:///a\nb",
+            "x_1+y:///[::1]/d",
+        ] {
+            assert_eq!(
+                parse_plain(u).as_ref(),
+                parse_with_pattern(u).ok().as_ref(),
+                "{u}"
+            );
+        }
+        for u in [
+            "sqlite:///x?a=1",
+            "sqlite://h/x",
+            "sql:ite:///x",
+            "://x",
+            "é:///x",
+        ] {
+            assert_eq!(parse_plain(u), None, "{u}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_plain_reading_never_differs_from_the_pattern(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "sqlite", "+", "_", ":", "/", "//", "://", "?", "@", "[", "]", "%2F", "\n",
+                    "é", "a", ".", "=", "&",
+                ]),
+                0..12,
+            )
+        ) {
+            let u: String = parts.concat();
+            if let Some(plain) = parse_plain(&u) {
+                proptest::prop_assert_eq!(Some(plain), parse_with_pattern(&u).ok());
+            }
+        }
     }
 
     #[test]
