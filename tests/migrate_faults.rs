@@ -139,6 +139,53 @@ fn a_refused_body_writes_nothing() {
 }
 
 #[test]
+fn a_long_plan_reports_every_refused_body_and_writes_nothing() {
+    // Past 64 revisions the files are parsed and checked on several threads: what each
+    // check finds must still reach the one report, in plan order.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    prepare_project(
+        &repo_root().join("tests/fixtures/_long"),
+        &dir,
+        &ProjectSetup {
+            logging: true,
+            configure_extra: String::new(),
+        },
+    );
+    let versions = dir.join("alembic/versions");
+    for i in 30..80 {
+        let body = match i {
+            41 => "    from myapp.models import Note\n    op.drop_table(\"note\")",
+            77 => "    import numpy\n    op.execute(\"DELETE FROM note\")",
+            _ => "    op.execute(\"UPDATE note SET body = body WHERE id < 0\")",
+        };
+        std::fs::write(
+            versions.join(format!("l{i}.py")),
+            format!(
+                "from alembic import op\n\nrevision = \"l{i}\"\ndown_revision = \"l{}\"\n\
+                 branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n{body}\n\n\n\
+                 def downgrade():\n    pass\n",
+                i - 1
+            ),
+        )
+        .unwrap();
+    }
+    let out = ralembic(&dir, &["upgrade", "head"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("2 revision bodies cannot run; nothing was changed"),
+        "{err}"
+    );
+    let l41 = err.find("l41.py:10:").expect("l41's refusal");
+    let l77 = err.find("l77.py:10:").expect("l77's refusal");
+    assert!(l41 < l77, "{err}");
+    assert_eq!(running_lines(&out.stderr), 0, "{err}");
+    let (rows, schema) = observe_db(&dir.join("test.db"), "alembic_version");
+    assert!(rows.is_empty() && schema.is_empty(), "{rows:?} {schema:?}");
+}
+
+#[test]
 fn a_data_loop_failing_in_the_background_is_raised_where_it_ran() {
     // l2's loops run their UPDATEs on the worker thread (past the in-line start); in the
     // second loop the one of row 300 fails, and the body goes on to raise a RuntimeError at row 350

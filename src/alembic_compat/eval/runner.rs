@@ -11,8 +11,8 @@ use crate::alembic_compat::ddl::{self, DdlError, RenderOptions};
 use crate::alembic_compat::eval::check::check_module;
 use crate::alembic_compat::eval::sql::{self, Statement};
 use crate::alembic_compat::eval::{
-    execute_in_line, run_revision_function, Cell, DetachedFailure, Host, HostError, QueryOutput,
-    QueryShape,
+    execute_in_line, run_revision_function, Cell, DetachedFailure, EvalError, Host, HostError,
+    QueryOutput, QueryShape,
 };
 use crate::alembic_compat::ops::{self, Literal, Op, SourcePos};
 use crate::alembic_compat::runtime::log::Level;
@@ -39,23 +39,28 @@ pub struct EvalRunner {
 
 type Parsed = (String, Module);
 
+/// What [`check_module`] found in each file, by path.
+type Checks = rustc_hash::FxHashMap<OsString, Vec<EvalError>>;
+
 impl EvalRunner {
-    /// Parses the files on all cores (a long plan spends most of its CPU time parsing);
-    /// files that fail are left for [`parse`](Self::parse) to report. A short plan stays on
-    /// this thread: a file whose syntax tree is cached takes about 20 microseconds, and
-    /// starting the threads (and asking the cgroup how many cores there are) cost MeshView's
-    /// 10-revision upgrade 0.6 ms of its 9.7.
-    fn parse_all(&self, scripts: &[&Script]) {
+    /// Parses the files on all cores (a long plan spends most of its CPU time parsing) and
+    /// checks each for constructs outside the model there too; the checks' findings are
+    /// returned by path. Files that fail to parse are left for [`parse`](Self::parse) to
+    /// report. A short plan stays on this thread: a file whose syntax tree is cached takes
+    /// about 20 microseconds, and starting the threads (and asking the cgroup how many cores
+    /// there are) cost MeshView's 10-revision upgrade 0.6 ms of its 9.7.
+    fn parse_all(&self, scripts: &[&Script]) -> Checks {
         self.packs.borrow_mut().open_for(scripts.iter().copied());
+        let mut checks = Checks::default();
         if scripts.len() < 64 {
-            return;
+            return checks;
         }
         let threads = crate::alembic_compat::cores();
         if threads < 2 {
-            return;
+            return checks;
         }
         let chunk = scripts.len().div_ceil(threads);
-        let parsed: Vec<(&Script, Parsed, bool)> = {
+        let parsed: Vec<(&Script, Parsed, bool, Vec<EvalError>)> = {
             let packs = &*self.packs.borrow();
             std::thread::scope(|sc| {
                 let handles: Vec<_> = scripts
@@ -63,7 +68,11 @@ impl EvalRunner {
                     .map(|part| {
                         sc.spawn(move || {
                             part.iter()
-                                .filter_map(|s| load(s, packs).ok().map(|(p, hit)| (*s, p, hit)))
+                                .filter_map(|s| {
+                                    let (p, hit) = load(s, packs).ok()?;
+                                    let found = check_module(&s.path, &p.0, &p.1);
+                                    Some((*s, p, hit, found))
+                                })
                                 .collect::<Vec<_>>()
                         })
                     })
@@ -76,12 +85,15 @@ impl EvalRunner {
         };
         let mut cache = self.parsed.borrow_mut();
         let mut packs = self.packs.borrow_mut();
-        for (script, p, hit) in parsed {
+        for (script, p, hit, found) in parsed {
             if !hit {
                 packs.add(script, &p.0, &p.1);
             }
-            cache.insert(script.path.as_os_str().to_owned(), Rc::new(p));
+            let key = script.path.as_os_str().to_owned();
+            checks.insert(key.clone(), found);
+            cache.insert(key, Rc::new(p));
         }
+        checks
     }
 
     fn parse(&self, script: &Script) -> Result<Rc<Parsed>, BodyError> {
@@ -132,7 +144,7 @@ impl BodyRunner for EvalRunner {
             .filter(|s| seen.insert(s.script.path.as_os_str()))
             .map(|s| s.script)
             .collect();
-        self.parse_all(&scripts);
+        let mut checks = self.parse_all(&scripts);
         for script in scripts {
             if let Some(path) =
                 self.overrides
@@ -171,7 +183,10 @@ impl BodyRunner for EvalRunner {
             }
             match self.parse(script) {
                 Ok(parsed) => {
-                    for e in check_module(&script.path, &parsed.0, &parsed.1) {
+                    let found = checks
+                        .remove(script.path.as_os_str())
+                        .unwrap_or_else(|| check_module(&script.path, &parsed.0, &parsed.1));
+                    for e in found {
                         errors.push(BodyError {
                             message: e.to_string(),
                             python_class: e.python_class().to_string(),
