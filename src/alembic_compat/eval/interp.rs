@@ -179,6 +179,16 @@ impl Scope {
         self.generation.set(self.generation.get().wrapping_add(1));
     }
 
+    /// Unbinds every name. A module's functions hold its globals and its globals hold the
+    /// functions: without this, each revision's namespace outlived its run, and a long
+    /// upgrade took fresh memory for every revision instead of reusing the last one's.
+    fn clear(&self) {
+        let vars = std::mem::take(&mut *self.vars.borrow_mut());
+        self.changed();
+        // Dropped once the namespace is no longer borrowed: a value may hold this scope.
+        drop(vars);
+    }
+
     pub fn get(&self, name: &str) -> Option<Value> {
         self.lookup(name)
     }
@@ -290,7 +300,9 @@ pub fn run_revision_function(
         Err(failure) => Err(failure),
         Ok(()) => outcome,
     };
-    outcome.map_err(|u| interp.to_error(u, Span::new(0, 0)))
+    let outcome = outcome.map_err(|u| interp.to_error(u, Span::new(0, 0)));
+    globals.clear();
+    outcome
 }
 
 pub struct Interp<'h> {
