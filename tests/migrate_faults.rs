@@ -26,6 +26,22 @@ fn project(dir: &Path, configure_extra: &str) {
     );
 }
 
+/// A copy of fixture `name` with logging on, in a temporary directory kept while the first
+/// value lives.
+fn fixture_project(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    prepare_project(
+        &repo_root().join("tests/fixtures").join(name),
+        &dir,
+        &ProjectSetup {
+            logging: true,
+            configure_extra: String::new(),
+        },
+    );
+    (tmp, dir)
+}
+
 fn ralembic(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(ralembic_bin());
     c.args(args)
@@ -93,16 +109,7 @@ fn concurrent_runners_apply_each_revision_once() {
 /// nothing to do.
 #[test]
 fn concurrent_runners_of_a_long_history_apply_each_revision_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("p");
-    prepare_project(
-        &repo_root().join("tests/fixtures/_long"),
-        &dir,
-        &ProjectSetup {
-            logging: true,
-            configure_extra: String::new(),
-        },
-    );
+    let (_tmp, dir) = fixture_project("_long");
     race(&dir, 20, "l29", 30);
 }
 
@@ -142,16 +149,7 @@ fn a_refused_body_writes_nothing() {
 fn a_long_plan_reports_every_refused_body_and_writes_nothing() {
     // Past 64 revisions the files are parsed and checked on several threads: what each
     // check finds must still reach the one report, in plan order.
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("p");
-    prepare_project(
-        &repo_root().join("tests/fixtures/_long"),
-        &dir,
-        &ProjectSetup {
-            logging: true,
-            configure_extra: String::new(),
-        },
-    );
+    let (_tmp, dir) = fixture_project("_long");
     let versions = dir.join("alembic/versions");
     for i in 30..80 {
         let body = match i {
@@ -231,16 +229,7 @@ fn a_data_loop_failing_in_the_background_is_raised_where_it_ran() {
 fn a_failing_batch_copy_names_alembics_statement_and_changes_nothing() {
     // b4's copy runs as INSERT OR FAIL (no try can catch it): the error must still show
     // the statement Alembic runs, and the rollback must leave no trace of the copy.
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("p");
-    prepare_project(
-        &repo_root().join("tests/fixtures/_dberrors"),
-        &dir,
-        &ProjectSetup {
-            logging: true,
-            configure_extra: String::new(),
-        },
-    );
+    let (_tmp, dir) = fixture_project("_dberrors");
     let db = dir.join("test.db");
     let out = ralembic(&dir, &["upgrade", "b3"]).output().unwrap();
     assert!(
