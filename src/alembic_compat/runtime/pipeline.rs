@@ -488,9 +488,11 @@ fn work(
                         failure = Some((error, std::mem::take(&mut q.params), q.at));
                     }
                 }
-                shared.finished.fetch_add(1, Ordering::AcqRel);
-                // The issuer may be gone (it dropped the pipeline): then it is freed here.
+                // Handed back before the batch counts as finished, so that an issuer that has
+                // settled finds it. The issuer may be gone (it dropped the pipeline): then it
+                // is freed here.
                 let _ = recycle.send(batch);
+                shared.finished.fetch_add(1, Ordering::AcqRel);
             }
             Job::Settle => {
                 if answer.send(failure.clone()).is_err() {
