@@ -1,4 +1,8 @@
-//! Link options cargo cannot set per binary from Cargo.toml.
+//! Link options cargo cannot set per binary from Cargo.toml, and the fingerprint of the
+//! library's code that its caches are keyed by.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -13,5 +17,45 @@ fn main() {
     let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
     if linux {
         println!("cargo:rustc-link-arg-bin=ralembic=-no-pie");
+    }
+    code_fingerprint();
+}
+
+/// `RALEMBIC_CODE_FINGERPRINT`: a hash of every source file of the library. The caches of
+/// parsed revision files hold what this code derived from them (syntax trees, metadata, the
+/// checker's verdict), so any change to the code must make them misses. Computed here, not
+/// at each start: hashing the parser's sources cost every run about 0.1 ms.
+fn code_fingerprint() {
+    let root = Path::new("src/alembic_compat");
+    println!("cargo:rerun-if-changed={}", root.display());
+    let mut files = Vec::new();
+    collect(root, &mut files);
+    files.sort();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    env!("CARGO_PKG_VERSION").hash(&mut h);
+    for file in files {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        file.to_string_lossy().hash(&mut h);
+        bytes.hash(&mut h);
+    }
+    println!(
+        "cargo:rustc-env=RALEMBIC_CODE_FINGERPRINT={:016x}",
+        h.finish()
+    );
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(&path, out);
+        } else {
+            out.push(path);
+        }
     }
 }

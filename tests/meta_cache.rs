@@ -142,3 +142,74 @@ fn reused_listings_follow_added_and_removed_files() {
     );
     assert_cache_agrees(&project, &cache, "file removed from a reused listing");
 }
+
+/// The body packs keep the static check's verdict, so a plan of stored clean bodies runs
+/// without reading them first. A body edited to something the check refuses must be refused
+/// on every run after, with nothing written, however the earlier runs stored it.
+#[test]
+fn a_stored_verdict_never_lets_a_refused_body_run() {
+    use common::migrate::{observe_db, prepare_project, ProjectSetup};
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("p");
+    prepare_project(
+        &common::repo_root().join("tests/fixtures/linear"),
+        &project,
+        &ProjectSetup {
+            logging: true,
+            configure_extra: String::new(),
+        },
+    );
+    let cache = tmp.path().join("cache").to_string_lossy().to_string();
+    let versions = project.join("alembic/versions");
+    for entry in std::fs::read_dir(&versions).unwrap() {
+        set_mtime(&entry.unwrap().path(), 60);
+    }
+    let db = project.join("test.db");
+    let ok = |args: &str| {
+        let out = run(&project, &cache, args);
+        assert_eq!(
+            out.code,
+            Some(0),
+            "{args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // The first run stores the bodies; the second runs them from the packs.
+    ok("upgrade head");
+    let at_head = observe_db(&db, "alembic_version");
+    ok("downgrade base");
+    let at_base = observe_db(&db, "alembic_version");
+    ok("upgrade head");
+    assert_eq!(observe_db(&db, "alembic_version"), at_head);
+    assert!(
+        std::fs::read_dir(tmp.path().join("cache"))
+            .unwrap()
+            .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "bodies")),
+        "no body pack was written: the test would prove nothing"
+    );
+    ok("downgrade base");
+
+    let victim = versions.join("3983f98c5b1b_index_packets.py");
+    let src = std::fs::read_to_string(&victim).unwrap().replacen(
+        "def upgrade():\n    pass",
+        "def upgrade():\n    from myapp.models import Packet\n    op.create_index('ix', 'packets', ['t'])",
+        1,
+    );
+    std::fs::write(&victim, src).unwrap();
+    set_mtime(&victim, 30);
+    // The first refusal stores the edited body without the verdict; the second reads that.
+    for round in ["first", "second"] {
+        let out = run(&project, &cache, "upgrade head");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.code, Some(1), "{round} run: {err}");
+        assert!(
+            err.contains("3983f98c5b1b_index_packets.py:") && err.contains("NotImplementedError"),
+            "{round} run: {err}"
+        );
+        assert!(
+            !err.contains("] Running "),
+            "{round} run: refused only when it ran: {err}"
+        );
+        assert_eq!(observe_db(&db, "alembic_version"), at_base, "{round} run");
+    }
+}

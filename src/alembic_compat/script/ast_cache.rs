@@ -1,7 +1,8 @@
 //! Parsed revision files, cached by content: parsing with the pest grammar is the largest
 //! cost of `upgrade` on a small history (about a third of it), and a file's AST depends only
-//! on its text and on our parser. The key is a hash of both (the grammar and converter
-//! sources are part of it), so an edited file or a changed parser never meets a stale entry.
+//! on its text and on our parser. The key is a hash of both (a fingerprint of the library's
+//! code stands for the parser), so an edited file or a changed parser never meets a stale
+//! entry.
 //!
 //! Entries live under the metadata cache's directory (`ast/`), so `RALEMBIC_CACHE_DIR=off`
 //! disables both. Anything unreadable is parsed afresh; failures to write are ignored.
@@ -13,18 +14,10 @@ use std::sync::OnceLock;
 use super::ast::Module;
 use super::directory::MetaCache;
 
-/// Changes whenever the parser could produce a different AST.
-pub(super) fn parser_fingerprint() -> u64 {
+/// Changes whenever the code could produce a different AST (see `build.rs`).
+pub(crate) fn parser_fingerprint() -> u64 {
     static FP: OnceLock<u64> = OnceLock::new();
-    *FP.get_or_init(|| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        env!("CARGO_PKG_VERSION").hash(&mut h);
-        include_str!("grammar.pest").hash(&mut h);
-        include_str!("parse.rs").hash(&mut h);
-        include_str!("ast.rs").hash(&mut h);
-        include_str!("lines.rs").hash(&mut h);
-        h.finish()
-    })
+    *FP.get_or_init(|| u64::from_str_radix(env!("RALEMBIC_CODE_FINGERPRINT"), 16).unwrap_or(0))
 }
 
 fn entry_path(source: &str) -> Option<PathBuf> {

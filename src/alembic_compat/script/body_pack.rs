@@ -14,6 +14,11 @@
 //!
 //! Only the index is read when the pack is opened; each body is then read at its offset, so
 //! a one-revision upgrade on a long history reads one body, not the whole pack.
+//!
+//! An entry also records whether the interpreter's static check found nothing in the body:
+//! a plan whose bodies all carry that verdict starts running without reading any of them.
+//! The verdict is the code's as much as the file's, so the format tag holds a fingerprint of
+//! the library's code (see `build.rs`).
 
 use std::hash::Hasher;
 use std::ops::Range;
@@ -66,8 +71,24 @@ impl BodyPacks {
         pack.get(&script.path, stamp)
     }
 
-    /// Remembers a body parsed outside the packs, when its file has settled.
-    pub fn add(&mut self, script: &Script, source: &str, module: &Module) {
+    /// True when a pack holds `script`'s body for its current stamp, stored with the verdict
+    /// that the static check found nothing in it. The body itself is not read.
+    pub fn passed_check(&self, script: &Script) -> bool {
+        let found = || {
+            let stamp = script.stamp?;
+            let pack = self
+                .by_dir
+                .get(script.path.parent()?.as_os_str())?
+                .as_ref()?;
+            let slot = pack.slots.get(script.path.to_str()?)?;
+            Some(slot.stamp == stamp && slot.checked)
+        };
+        found().unwrap_or(false)
+    }
+
+    /// Remembers a body parsed outside the packs, when its file has settled; `checked` when
+    /// the static check found nothing in it.
+    pub fn add(&mut self, script: &Script, source: &str, module: &Module, checked: bool) {
         let Some(stamp) = script.stamp.filter(FileStamp::settled) else {
             return;
         };
@@ -77,8 +98,13 @@ impl BodyPacks {
         };
         if let Some(Some(pack)) = self.by_dir.get_mut(dir.as_os_str()) {
             if let Ok(tree) = postcard::to_stdvec(module) {
-                pack.added
-                    .push((key.to_string(), stamp, source.to_string(), tree));
+                pack.added.push(Added {
+                    key: key.to_string(),
+                    stamp,
+                    source: source.to_string(),
+                    tree,
+                    checked,
+                });
             }
         }
     }
@@ -109,8 +135,28 @@ impl Drop for BodyPacks {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Head {
     format: String,
-    /// (path, stamp, source length, tree length, checksum of both), in blob order.
-    entries: Vec<(String, FileStamp, u32, u32, u64)>,
+    /// In blob order.
+    entries: Vec<Entry>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Entry {
+    path: String,
+    stamp: FileStamp,
+    source_len: u32,
+    tree_len: u32,
+    /// Of source and tree.
+    sum: u64,
+    checked: bool,
+}
+
+/// A body to store at the next save.
+struct Added {
+    key: String,
+    stamp: FileStamp,
+    source: String,
+    tree: Vec<u8>,
+    checked: bool,
 }
 
 /// A pack whose index is too large for the plan at hand.
@@ -121,6 +167,7 @@ struct Slot {
     source: Range<usize>,
     tree: Range<usize>,
     sum: u64,
+    checked: bool,
 }
 
 struct Pack {
@@ -133,12 +180,12 @@ struct Pack {
     slots: rustc_hash::FxHashMap<String, Slot>,
     /// Read from the file in this order (kept so a rewrite keeps old entries in place).
     order: Vec<String>,
-    added: Vec<(String, FileStamp, String, Vec<u8>)>,
+    added: Vec<Added>,
 }
 
 fn format_tag() -> String {
     format!(
-        "ralembic-bodies-1-{:016x}",
+        "ralembic-bodies-2-{:016x}",
         super::ast_cache::parser_fingerprint()
     )
 }
@@ -184,22 +231,23 @@ impl Pack {
             return Ok(pack);
         };
         let mut next = at;
-        for (key, stamp, source_len, tree_len, sum) in head.entries {
-            let source = next..next + source_len as usize;
-            let tree = source.end..source.end + tree_len as usize;
+        for e in head.entries {
+            let source = next..next + e.source_len as usize;
+            let tree = source.end..source.end + e.tree_len as usize;
             if tree.end > len {
                 // Truncated: nothing from here on can be trusted.
                 break;
             }
             next = tree.end;
-            pack.order.push(key.clone());
+            pack.order.push(e.path.clone());
             pack.slots.insert(
-                key,
+                e.path,
                 Slot {
-                    stamp,
+                    stamp: e.stamp,
                     source,
                     tree,
-                    sum,
+                    sum: e.sum,
+                    checked: e.checked,
                 },
             );
         }
@@ -288,7 +336,7 @@ impl Pack {
         }
         let added = std::mem::take(&mut self.added);
         let replaced: std::collections::HashSet<&str> =
-            added.iter().map(|(k, ..)| k.as_str()).collect();
+            added.iter().map(|a| a.key.as_str()).collect();
         let kept: Vec<(&str, &Slot)> = self
             .order
             .iter()
@@ -315,31 +363,33 @@ impl Pack {
             let (Some(source), Some(tree)) = (at(&slot.source), at(&slot.tree)) else {
                 continue;
             };
-            head.entries.push((
-                key.to_string(),
-                slot.stamp,
-                source.len() as u32,
-                tree.len() as u32,
-                slot.sum,
-            ));
+            head.entries.push(Entry {
+                path: key.to_string(),
+                stamp: slot.stamp,
+                source_len: source.len() as u32,
+                tree_len: tree.len() as u32,
+                sum: slot.sum,
+                checked: slot.checked,
+            });
             blobs.extend_from_slice(source);
             blobs.extend_from_slice(tree);
         }
-        for (key, stamp, source, tree) in &added {
+        for a in &added {
             let (Ok(source_len), Ok(tree_len)) =
-                (u32::try_from(source.len()), u32::try_from(tree.len()))
+                (u32::try_from(a.source.len()), u32::try_from(a.tree.len()))
             else {
                 continue;
             };
-            head.entries.push((
-                key.clone(),
-                *stamp,
+            head.entries.push(Entry {
+                path: a.key.clone(),
+                stamp: a.stamp,
                 source_len,
                 tree_len,
-                checksum(source.as_bytes(), tree),
-            ));
-            blobs.extend_from_slice(source.as_bytes());
-            blobs.extend_from_slice(tree);
+                sum: checksum(a.source.as_bytes(), &a.tree),
+                checked: a.checked,
+            });
+            blobs.extend_from_slice(a.source.as_bytes());
+            blobs.extend_from_slice(&a.tree);
         }
         let Ok(head_bytes) = postcard::to_stdvec(&head) else {
             return;
@@ -407,7 +457,7 @@ mod tests {
         body: (String, Module),
     }
 
-    fn stored(age: std::time::Duration) -> Stored {
+    fn stored(age: std::time::Duration, checked: bool) -> Stored {
         let tmp = tempfile::tempdir().unwrap();
         let versions = tmp.path().join("versions");
         std::fs::create_dir(&versions).unwrap();
@@ -417,7 +467,7 @@ mod tests {
         let module = parse_module("x.py", &source).unwrap();
         let mut packs = packs_at(&cache, &script);
         assert!(packs.get(&script).is_none());
-        packs.add(&script, &source, &module);
+        packs.add(&script, &source, &module, checked);
         packs.save();
         Stored {
             _tmp: tmp,
@@ -430,9 +480,10 @@ mod tests {
 
     #[test]
     fn a_settled_file_is_read_back_while_its_stamp_holds() {
-        let s = stored(std::time::Duration::from_secs(60));
+        let s = stored(std::time::Duration::from_secs(60), true);
         let packs = packs_at(&s.cache, &s.script);
         assert_eq!(packs.get(&s.script), Some(s.body.clone()));
+        assert!(packs.passed_check(&s.script));
         // An index larger than the plan warrants is not read at all.
         assert!(Pack::load(s.cache.clone(), 8).is_err());
         assert!(Pack::load(s.cache.clone(), HEAD_BYTES_PER_WANTED).is_ok());
@@ -445,17 +496,26 @@ mod tests {
         );
         assert_ne!(edited.stamp, s.script.stamp);
         assert!(packs.get(&edited).is_none());
+        assert!(!packs.passed_check(&edited));
+    }
+
+    #[test]
+    fn a_body_the_check_refused_is_stored_without_the_verdict() {
+        let s = stored(std::time::Duration::from_secs(60), false);
+        let packs = packs_at(&s.cache, &s.script);
+        assert_eq!(packs.get(&s.script), Some(s.body.clone()));
+        assert!(!packs.passed_check(&s.script));
     }
 
     #[test]
     fn a_file_changed_just_now_is_not_stored() {
-        let s = stored(std::time::Duration::ZERO);
+        let s = stored(std::time::Duration::ZERO, true);
         assert!(!s.cache.exists());
     }
 
     #[test]
     fn a_damaged_or_foreign_pack_is_a_miss() {
-        let s = stored(std::time::Duration::from_secs(60));
+        let s = stored(std::time::Duration::from_secs(60), true);
         let good = std::fs::read(&s.cache).unwrap();
         let misses = |bytes: &[u8]| {
             std::fs::write(&s.cache, bytes).unwrap();
