@@ -21,6 +21,9 @@
 //! handle it did not open), so the two threads share no Rust state, only the SQLite handle,
 //! and they take turns with it through `settle`. No Rust callback (SQL function, hook,
 //! busy handler) is registered on the connection, so none can run on the worker.
+//!
+//! Two cores: on Linux the issuer and the worker are each held to a core of their own while
+//! the pipeline lives (see [`cores`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
@@ -137,6 +140,8 @@ pub struct Pipeline {
     /// fifth of this thread's time searching page lists and faulting in new pages.
     spent: Receiver<Vec<Queued>>,
     worker: Option<JoinHandle<()>>,
+    /// Where the issuer and the worker run; undone when the pipeline is dropped.
+    split: Option<cores::Split>,
     shared: Arc<Shared>,
     batch: Vec<Queued>,
     /// Batches sent, and whether any were sent since the last settle.
@@ -175,6 +180,7 @@ impl Pipeline {
         let (recycle, spent) = mpsc::channel::<Vec<Queued>>();
         let shared = Arc::new(Shared::default());
         let seen = Arc::clone(&shared);
+        let split = cores::Split::take();
         let worker = std::thread::Builder::new()
             .name("ralembic-statements".into())
             .spawn(move || {
@@ -185,12 +191,22 @@ impl Pipeline {
                     work(&conn, &inbox, &answer, &recycle, &seen);
                 }
             })
-            .ok()?;
+            .ok();
+        let Some(worker) = worker else {
+            if let Some(split) = split {
+                split.undo();
+            }
+            return None;
+        };
+        if let Some(split) = &split {
+            split.pin_worker(&worker);
+        }
         Some(Pipeline {
             jobs: Some(jobs),
             done,
             spent,
             worker: Some(worker),
+            split,
             shared,
             batch: Vec::with_capacity(BATCH),
             sent: 0,
@@ -385,6 +401,115 @@ impl Drop for Pipeline {
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
+        if let Some(split) = self.split.take() {
+            split.undo();
+        }
+    }
+}
+
+/// Holding the issuer and the worker to two different cores. Left to itself, the scheduler
+/// on the benchmark VM placed the worker on the issuer's core at every wake-up and kept it
+/// there: the worker ran only while the issuer was blocked on a full queue, so the two
+/// halves took turns on one core, with the other idle (measured with `sched_getcpu` on both
+/// sides: one core in every run; the queue filled up, then drained in one 0.6-1 ms burst).
+/// The issuer keeps the core it is on and the worker takes another one it may use; when the
+/// process may use only one core, or the calls fail, nothing is changed. The issuer's own
+/// set of cores is given back when the pipeline ends: a service that migrates at start-up
+/// does not stay pinned.
+mod cores {
+    #[cfg(target_os = "linux")]
+    pub(super) struct Split {
+        /// The issuer's cores before the split.
+        original: libc::cpu_set_t,
+        worker: usize,
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) struct Split(std::convert::Infallible);
+
+    #[cfg(target_os = "linux")]
+    impl Split {
+        /// Pins the calling thread to its current core and picks another for the worker.
+        pub(super) fn take() -> Option<Split> {
+            // SAFETY: `cpu_set_t` is plain data; the calls get its true size and only read
+            // or write it.
+            unsafe {
+                let mut original: libc::cpu_set_t = std::mem::zeroed();
+                let size = std::mem::size_of::<libc::cpu_set_t>();
+                if libc::sched_getaffinity(0, size, &mut original) != 0 {
+                    return None;
+                }
+                let here = usize::try_from(libc::sched_getcpu()).ok()?;
+                let allowed = |c: usize| libc::CPU_ISSET(c, &original);
+                if !allowed(here) {
+                    return None;
+                }
+                let worker = (0..libc::CPU_SETSIZE as usize).find(|&c| c != here && allowed(c))?;
+                if !set_this_thread(&only(here)) {
+                    return None;
+                }
+                Some(Split { original, worker })
+            }
+        }
+
+        #[cfg(test)]
+        pub(super) fn worker_core(&self) -> usize {
+            self.worker
+        }
+
+        /// Holds the worker to its core (from here, so it holds before `start` returns).
+        pub(super) fn pin_worker(&self, worker: &std::thread::JoinHandle<()>) {
+            use std::os::unix::thread::JoinHandleExt;
+            let set = only(self.worker);
+            // SAFETY: the thread is alive (its handle is not joined yet); `set` is a valid
+            // `cpu_set_t` of the size passed.
+            unsafe {
+                libc::pthread_setaffinity_np(
+                    worker.as_pthread_t(),
+                    std::mem::size_of::<libc::cpu_set_t>(),
+                    &set,
+                );
+            }
+        }
+
+        /// Gives the calling thread (the issuer) its cores back.
+        pub(super) fn undo(self) {
+            set_this_thread(&self.original);
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    impl Split {
+        pub(super) fn take() -> Option<Split> {
+            None
+        }
+
+        #[cfg(test)]
+        pub(super) fn worker_core(&self) -> usize {
+            match self.0 {}
+        }
+
+        pub(super) fn pin_worker(&self, _: &std::thread::JoinHandle<()>) {
+            match self.0 {}
+        }
+
+        pub(super) fn undo(self) {}
+    }
+
+    #[cfg(target_os = "linux")]
+    fn only(core: usize) -> libc::cpu_set_t {
+        // SAFETY: as above; `core` is below CPU_SETSIZE (it was found in a set).
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(core, &mut set);
+            set
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn set_this_thread(set: &libc::cpu_set_t) -> bool {
+        // SAFETY: `set` is a valid `cpu_set_t` of the size passed.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) == 0 }
     }
 }
 
@@ -694,5 +819,50 @@ mod tests {
         }
         let (n, _) = count_and_sum(&conn);
         assert!(n < 10 * BATCH as i64, "{n} rows: the queue ran to its end");
+    }
+
+    /// The cores the calling thread may run on.
+    #[cfg(target_os = "linux")]
+    fn my_cores() -> Vec<usize> {
+        // SAFETY: plain data of its true size.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(
+                libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
+                0
+            );
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &set))
+                .collect()
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_issuer_and_the_worker_keep_to_two_cores_until_the_pipeline_ends() {
+        let before = my_cores();
+        let conn = open();
+        // SAFETY: as in the tests above.
+        let p = unsafe { Pipeline::start(&conn) }.unwrap();
+        let Some(split) = &p.split else {
+            assert_eq!(before.len(), 1, "{before:?}: cores to split, not split");
+            return;
+        };
+        let worker = split.worker_core();
+        let during = my_cores();
+        assert_eq!(during.len(), 1, "{during:?}");
+        assert_ne!(during[0], worker);
+        assert!(before.contains(&during[0]) && before.contains(&worker));
+        // The worker thread holds to its core (other tests' workers may be running too).
+        let pinned = std::fs::read_dir("/proc/self/task").unwrap().any(|t| {
+            let t = t.unwrap().path();
+            let comm = std::fs::read_to_string(t.join("comm")).unwrap_or_default();
+            let status = std::fs::read_to_string(t.join("status")).unwrap_or_default();
+            comm.trim() == "ralembic-statem"
+                && status.contains(&format!("Cpus_allowed_list:\t{worker}\n"))
+        });
+        assert!(pinned, "no worker thread holds to core {worker}");
+        drop(p);
+        assert_eq!(my_cores(), before);
     }
 }
