@@ -1183,7 +1183,7 @@ impl<'h> Interp<'h> {
 
     fn eval_inner(&mut self, e: &Expr, scope: &Rc<Scope>) -> R<Value> {
         Ok(match &e.kind {
-            ExprKind::Name(n) => self.load_name(n, scope)?,
+            ExprKind::Name(n) => return self.load_name(n, scope),
             ExprKind::Constant(c) => match c {
                 Constant::None => Value::None,
                 Constant::Bool(b) => Value::Bool(*b),
@@ -1206,7 +1206,7 @@ impl<'h> Interp<'h> {
             ExprKind::Attribute { value, attr } => {
                 let v = self.eval(value, scope)?;
                 self.here = e.span;
-                self.get_attr(&v, attr)?
+                return self.get_attr(&v, attr);
             }
             ExprKind::Subscript { value, index } => {
                 let v = self.eval(value, scope)?;
@@ -1235,7 +1235,7 @@ impl<'h> Interp<'h> {
                             builtins::set_item(&v, k, made.clone())?;
                             made
                         }
-                        None => builtins::get_item(&v, &k)?,
+                        None => return builtins::get_item(&v, &k),
                     }
                 }
             }
@@ -1261,15 +1261,15 @@ impl<'h> Interp<'h> {
                 };
                 let (pos, kw) = self.eval_args(args, scope)?;
                 self.here = e.span;
-                match f {
-                    Value::Native(n) => native::call_owned(self, n, pos, kw)?,
-                    f => self.call(&f, pos, kw)?,
-                }
+                return match f {
+                    Value::Native(n) => native::call_owned(self, n, pos, kw),
+                    f => self.call(&f, pos, kw),
+                };
             }
             ExprKind::BinOp { left, op, right } => {
                 let l = self.eval(left, scope)?;
                 let r = self.eval(right, scope)?;
-                self.binop(*op, &l, &r)?
+                return self.binop(*op, &l, &r);
             }
             ExprKind::UnaryOp { op, operand } => {
                 let v = self.eval(operand, scope)?;
@@ -1333,6 +1333,10 @@ impl<'h> Interp<'h> {
             }
             ExprKind::Compare { left, ops } => {
                 let mut l = self.eval(left, scope)?;
+                if let [(op, right)] = ops.as_slice() {
+                    let r = self.eval(right, scope)?;
+                    return self.compare(*op, &l, &r);
+                }
                 let mut result = Value::Bool(true);
                 for (op, right) in ops {
                     let r = self.eval(right, scope)?;
@@ -1345,11 +1349,12 @@ impl<'h> Interp<'h> {
                 result
             }
             ExprKind::IfExp { test, body, orelse } => {
-                if self.eval(test, scope)?.truthy() {
-                    self.eval(body, scope)?
+                let chosen = if self.eval(test, scope)?.truthy() {
+                    body
                 } else {
-                    self.eval(orelse, scope)?
-                }
+                    orelse
+                };
+                return self.eval(chosen, scope);
             }
             ExprKind::Lambda { params, body } => {
                 let body = body.clone();
