@@ -155,30 +155,27 @@ impl BodyRunner for EvalRunner {
     ) -> Result<(), Vec<BodyError>> {
         let mut errors = Vec::new();
         let mut seen = rustc_hash::FxHashSet::default();
-        let scripts: Vec<(&Script, Option<std::path::PathBuf>)> = steps
+        let scripts: Vec<&Script> = steps
             .iter()
             .filter(|s| seen.insert(s.script.path.as_os_str()))
-            .map(|s| {
-                let found =
-                    self.overrides
-                        .find(&s.script.path, &s.script.revision, ctx.dialect_name());
-                (s.script, found)
-            })
+            .map(|s| s.script)
             .collect();
-        self.packs
-            .borrow_mut()
-            .open_for(scripts.iter().map(|(s, _)| *s));
-        // A body a pack holds with the checker's verdict that it is clean is neither decoded
-        // nor checked here: the run decodes it when it gets there, while the statements
-        // before it execute. Decoding and checking 200 stored trees was 1.4-2.2 ms of a
+        self.packs.borrow_mut().open_for(scripts.iter().copied());
+        // Each script with its override file, and whether it needs checking here. A body a
+        // pack holds with the checker's verdict that it is clean is neither decoded nor
+        // checked here: the run decodes it when it gets there, while the statements before
+        // it execute. Decoding and checking 200 stored trees was 1.4-2.2 ms of a
         // 200-revision upgrade's start, with the database idle.
         let scripts: Vec<(&Script, Option<std::path::PathBuf>, bool)> = {
             let packs = self.packs.borrow();
             scripts
                 .into_iter()
-                .map(|(s, o)| {
-                    let unchecked = o.is_none() && !packs.passed_check(s);
-                    (s, o, unchecked)
+                .map(|s| {
+                    let found = self
+                        .overrides
+                        .find(&s.path, &s.revision, ctx.dialect_name());
+                    let unchecked = found.is_none() && !packs.passed_check(s);
+                    (s, found, unchecked)
                 })
                 .collect()
         };
