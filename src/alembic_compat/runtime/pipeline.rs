@@ -843,7 +843,11 @@ mod tests {
         let before = my_cores();
         let conn = open();
         // SAFETY: as in the tests above.
-        let p = unsafe { Pipeline::start(&conn) }.unwrap();
+        let mut p = unsafe { Pipeline::start(&conn) }.unwrap();
+        // Once a statement has run, the worker thread has started and named itself (a new
+        // thread sets its own name: looked at too early, it still has its parent's).
+        insert(&mut p, 1, Literal::Int(1), 1).unwrap();
+        p.settle().unwrap();
         let Some(split) = &p.split else {
             assert_eq!(before.len(), 1, "{before:?}: cores to split, not split");
             return;
