@@ -9,16 +9,9 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use super::ast::Module;
 use super::directory::MetaCache;
-
-/// Changes whenever the code could produce a different AST (see `build.rs`).
-pub(crate) fn parser_fingerprint() -> u64 {
-    static FP: OnceLock<u64> = OnceLock::new();
-    *FP.get_or_init(|| u64::from_str_radix(env!("RALEMBIC_CODE_FINGERPRINT"), 16).unwrap_or(0))
-}
 
 fn entry_path(source: &str) -> Option<PathBuf> {
     entry_in(&MetaCache::dir()?, source)
@@ -27,7 +20,7 @@ fn entry_path(source: &str) -> Option<PathBuf> {
 fn entry_in(cache_dir: &std::path::Path, source: &str) -> Option<PathBuf> {
     let dir = cache_dir.join("ast");
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    parser_fingerprint().hash(&mut h);
+    code_fingerprint!().hash(&mut h);
     source.hash(&mut h);
     // A second hash, over the length and the last 4 KiB, makes a collision practically
     // impossible. The tail is hashed as one slice: byte by byte, this key cost more than

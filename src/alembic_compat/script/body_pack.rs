@@ -183,12 +183,8 @@ struct Pack {
     added: Vec<Added>,
 }
 
-fn format_tag() -> String {
-    format!(
-        "ralembic-bodies-2-{:016x}",
-        super::ast_cache::parser_fingerprint()
-    )
-}
+/// The pack format, with the code that wrote it.
+const FORMAT: &str = concat!("ralembic-bodies-2-", code_fingerprint!());
 
 fn checksum(source: &[u8], tree: &[u8]) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
@@ -311,7 +307,7 @@ impl Pack {
         let (len, rest) = bytes.split_first_chunk::<4>()?;
         let len = u32::from_le_bytes(*len) as usize;
         let head: Head = postcard::from_bytes(rest.get(..len)?).ok()?;
-        (head.format == format_tag()).then_some((head, 4 + len))
+        (head.format == FORMAT).then_some((head, 4 + len))
     }
 
     fn get(&self, path: &Path, stamp: FileStamp) -> Option<(String, Module)> {
@@ -346,7 +342,7 @@ impl Pack {
         let skip = (kept.len() + added.len()).saturating_sub(MAX_ENTRIES);
         let kept = &kept[skip.min(kept.len())..];
         let mut head = Head {
-            format: format_tag(),
+            format: FORMAT.to_string(),
             entries: Vec::with_capacity(kept.len() + added.len()),
         };
         let mut blobs = Vec::new();

@@ -657,8 +657,8 @@ fn decode_entries(body: &[u8]) -> Vec<Option<CachedScript>> {
     postcard::from_bytes(body).unwrap_or_default()
 }
 
-/// The code that extracted an entry is part of its format (see `build.rs`).
-const CACHE_FORMAT: &str = concat!("ralembic-meta-5-", env!("RALEMBIC_CODE_FINGERPRINT"));
+/// The code that extracted an entry is part of its format.
+const CACHE_FORMAT: &str = concat!("ralembic-meta-5-", code_fingerprint!());
 
 impl MetaCache {
     pub(crate) fn dir() -> Option<PathBuf> {

@@ -2,6 +2,16 @@
 //! our typed AST, the module-level metadata Alembic reads from them, and the loader that finds
 //! them in the version locations. Knows nothing of the revision graph or of SQL.
 
+/// The fingerprint of the library's code (see `build.rs`), as a literal for `concat!`. Every
+/// cache of what this code derived from revision files (syntax trees, metadata, the check's
+/// verdicts) is keyed by it, so a new build never trusts an old build's results. Defined
+/// before the modules, which see it by textual scope.
+macro_rules! code_fingerprint {
+    () => {
+        env!("RALEMBIC_CODE_FINGERPRINT")
+    };
+}
+
 pub mod ast;
 pub mod ast_cache;
 pub mod body_pack;
