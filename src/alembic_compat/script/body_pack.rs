@@ -63,27 +63,25 @@ impl BodyPacks {
     /// The source and tree of `script`, if a pack holds them for its current stamp.
     /// Only directories opened with [`open_for`](Self::open_for) are looked in.
     pub fn get(&self, script: &Script) -> Option<(String, Module)> {
-        let stamp = script.stamp?;
-        let pack = self
-            .by_dir
-            .get(script.path.parent()?.as_os_str())?
-            .as_ref()?;
-        pack.get(&script.path, stamp)
+        let (pack, slot) = self.slot(script)?;
+        pack.read(slot)
     }
 
     /// True when a pack holds `script`'s body for its current stamp, stored with the verdict
     /// that the static check found nothing in it. The body itself is not read.
     pub fn passed_check(&self, script: &Script) -> bool {
-        let found = || {
-            let stamp = script.stamp?;
-            let pack = self
-                .by_dir
-                .get(script.path.parent()?.as_os_str())?
-                .as_ref()?;
-            let slot = pack.slots.get(script.path.to_str()?)?;
-            Some(slot.stamp == stamp && slot.checked)
-        };
-        found().unwrap_or(false)
+        self.slot(script).is_some_and(|(_, slot)| slot.checked)
+    }
+
+    /// The pack and entry holding `script`'s body for its current stamp.
+    fn slot(&self, script: &Script) -> Option<(&Pack, &Slot)> {
+        let stamp = script.stamp?;
+        let pack = self
+            .by_dir
+            .get(script.path.parent()?.as_os_str())?
+            .as_ref()?;
+        let slot = pack.slots.get(script.path.to_str()?)?;
+        (slot.stamp == stamp).then_some((pack, slot))
     }
 
     /// Remembers a body parsed outside the packs, when its file has settled; `checked` when
@@ -310,11 +308,8 @@ impl Pack {
         (head.format == FORMAT).then_some((head, 4 + len))
     }
 
-    fn get(&self, path: &Path, stamp: FileStamp) -> Option<(String, Module)> {
-        let slot = self.slots.get(path.to_str()?)?;
-        if slot.stamp != stamp {
-            return None;
-        }
+    /// The source and tree of `slot`, unless the stored bytes fail their checksum.
+    fn read(&self, slot: &Slot) -> Option<(String, Module)> {
         // Source and tree are stored side by side: one read.
         let mut both = self.read_at(slot.source.start..slot.tree.end)?;
         let tree = both.split_off(slot.source.len());
