@@ -97,10 +97,7 @@ impl EvalRunner {
         if let Some(p) = self.parsed.borrow().get(script.path.as_os_str()) {
             return Ok(p.clone());
         }
-        let (parsed, hit) = load(script, &self.packs.borrow()).map_err(|e| BodyError {
-            message: e.to_string(),
-            python_class: "SyntaxError".into(),
-        })?;
+        let (parsed, hit) = load(script, &self.packs.borrow()).map_err(syntax_error)?;
         let parsed = (Rc::new(parsed), hit);
         self.parsed
             .borrow_mut()
@@ -136,6 +133,27 @@ fn load(script: &Script, packs: &BodyPacks) -> Result<(Parsed, bool), LoadError>
     match packs.get(script) {
         Some(p) => Ok((p, true)),
         None => script.parse().map(|p| (p, false)),
+    }
+}
+
+/// A revision file or override file that cannot be read, as Python reports it.
+fn syntax_error(e: impl std::fmt::Display) -> BodyError {
+    BodyError {
+        message: e.to_string(),
+        python_class: "SyntaxError".into(),
+    }
+}
+
+/// An override file without the section for the function (`upgrade`/`downgrade`) it
+/// must replace.
+fn missing_section(path: &std::path::Path, script: &Script, name: &str) -> BodyError {
+    BodyError {
+        message: format!(
+            "{}: no '-- {name}' section, and the file replaces {}'s Python {name}()",
+            path.display(),
+            script.revision
+        ),
+        python_class: "NotImplementedError".into(),
     }
 }
 
@@ -205,21 +223,11 @@ impl BodyRunner for EvalRunner {
                         (downgrade, &o.downgrade, "downgrade"),
                     ] {
                         if needed && section.is_none() {
-                            errors.push(BodyError {
-                                message: format!(
-                                    "{}: no '-- {name}' section, and the file replaces {}'s Python {name}()",
-                                    path.display(),
-                                    script.revision
-                                ),
-                                python_class: "NotImplementedError".into(),
-                            });
+                            errors.push(missing_section(path, script, name));
                         }
                     }
                 }
-                Err(e) => errors.push(BodyError {
-                    message: e.to_string(),
-                    python_class: "SyntaxError".into(),
-                }),
+                Err(e) => errors.push(syntax_error(e)),
             }
         }
         // Every body parsed from its file has been added to the packs by now; the command
@@ -269,21 +277,11 @@ fn run_override(
     upgrade: bool,
     ctx: &mut MigrationContext,
 ) -> Result<(), BodyError> {
-    let o = load_override(path).map_err(|e| BodyError {
-        message: e.to_string(),
-        python_class: "SyntaxError".into(),
-    })?;
+    let o = load_override(path).map_err(syntax_error)?;
     let name = function_name(upgrade);
     let section = if upgrade { o.upgrade } else { o.downgrade };
     let Some(statements) = section else {
-        return Err(BodyError {
-            message: format!(
-                "{}: no '-- {name}' section, and the file replaces {}'s Python {name}()",
-                path.display(),
-                script.revision
-            ),
-            python_class: "NotImplementedError".into(),
-        });
+        return Err(missing_section(path, script, name));
     };
     for st in statements {
         ctx.execute(&st.sql).map_err(|e| BodyError {
