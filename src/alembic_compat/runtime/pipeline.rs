@@ -431,25 +431,17 @@ mod cores {
     impl Split {
         /// Pins the calling thread to its current core and picks another for the worker.
         pub(super) fn take() -> Option<Split> {
-            // SAFETY: `cpu_set_t` is plain data; the calls get its true size and only read
-            // or write it.
-            unsafe {
-                let mut original: libc::cpu_set_t = std::mem::zeroed();
-                let size = std::mem::size_of::<libc::cpu_set_t>();
-                if libc::sched_getaffinity(0, size, &mut original) != 0 {
-                    return None;
-                }
-                let here = usize::try_from(libc::sched_getcpu()).ok()?;
-                let allowed = |c: usize| libc::CPU_ISSET(c, &original);
-                if !allowed(here) {
-                    return None;
-                }
-                let worker = (0..libc::CPU_SETSIZE as usize).find(|&c| c != here && allowed(c))?;
-                if !set_this_thread(&only(here)) {
-                    return None;
-                }
-                Some(Split { original, worker })
+            let original = this_thread()?;
+            // SAFETY: no arguments; it only reports the calling thread's core.
+            let here = usize::try_from(unsafe { libc::sched_getcpu() }).ok()?;
+            if !members(&original).any(|c| c == here) {
+                return None;
             }
+            let worker = members(&original).find(|&c| c != here)?;
+            if !set_this_thread(&only(here)) {
+                return None;
+            }
+            Some(Split { original, worker })
         }
 
         #[cfg(test)]
@@ -494,6 +486,29 @@ mod cores {
         }
 
         pub(super) fn undo(self) {}
+    }
+
+    /// The cores the calling thread may run on.
+    #[cfg(target_os = "linux")]
+    fn this_thread() -> Option<libc::cpu_set_t> {
+        // SAFETY: `cpu_set_t` is plain data; the call gets its true size and only writes it.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            let size = std::mem::size_of::<libc::cpu_set_t>();
+            (libc::sched_getaffinity(0, size, &mut set) == 0).then_some(set)
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn members(set: &libc::cpu_set_t) -> impl Iterator<Item = usize> + '_ {
+        // SAFETY: every index is below CPU_SETSIZE, the set's size.
+        (0..libc::CPU_SETSIZE as usize).filter(move |&c| unsafe { libc::CPU_ISSET(c, set) })
+    }
+
+    /// [`this_thread`]'s cores, listed.
+    #[cfg(all(test, target_os = "linux"))]
+    pub(super) fn of_this_thread() -> Vec<usize> {
+        this_thread().map_or_else(Vec::new, |set| members(&set).collect())
     }
 
     #[cfg(target_os = "linux")]
@@ -821,26 +836,11 @@ mod tests {
         assert!(n < 10 * BATCH as i64, "{n} rows: the queue ran to its end");
     }
 
-    /// The cores the calling thread may run on.
-    #[cfg(target_os = "linux")]
-    fn my_cores() -> Vec<usize> {
-        // SAFETY: plain data of its true size.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            assert_eq!(
-                libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
-                0
-            );
-            (0..libc::CPU_SETSIZE as usize)
-                .filter(|&c| libc::CPU_ISSET(c, &set))
-                .collect()
-        }
-    }
-
     #[cfg(target_os = "linux")]
     #[test]
     fn the_issuer_and_the_worker_keep_to_two_cores_until_the_pipeline_ends() {
-        let before = my_cores();
+        let before = cores::of_this_thread();
+        assert!(!before.is_empty(), "sched_getaffinity failed");
         let conn = open();
         // SAFETY: as in the tests above.
         let mut p = unsafe { Pipeline::start(&conn) }.unwrap();
@@ -853,7 +853,7 @@ mod tests {
             return;
         };
         let worker = split.worker_core();
-        let during = my_cores();
+        let during = cores::of_this_thread();
         assert_eq!(during.len(), 1, "{during:?}");
         assert_ne!(during[0], worker);
         assert!(before.contains(&during[0]) && before.contains(&worker));
@@ -867,6 +867,6 @@ mod tests {
         });
         assert!(pinned, "no worker thread holds to core {worker}");
         drop(p);
-        assert_eq!(my_cores(), before);
+        assert_eq!(cores::of_this_thread(), before);
     }
 }
