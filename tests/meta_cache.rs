@@ -148,17 +148,8 @@ fn reused_listings_follow_added_and_removed_files() {
 /// on every run after, with nothing written, however the earlier runs stored it.
 #[test]
 fn a_stored_verdict_never_lets_a_refused_body_run() {
-    use common::migrate::{observe_db, prepare_project, ProjectSetup};
-    let tmp = tempfile::tempdir().unwrap();
-    let project = tmp.path().join("p");
-    prepare_project(
-        &common::repo_root().join("tests/fixtures/linear"),
-        &project,
-        &ProjectSetup {
-            logging: true,
-            configure_extra: String::new(),
-        },
-    );
+    use common::migrate::{fixture_project, observe_db};
+    let (tmp, project) = fixture_project("linear");
     let cache = tmp.path().join("cache").to_string_lossy().to_string();
     let versions = project.join("alembic/versions");
     for entry in std::fs::read_dir(&versions).unwrap() {

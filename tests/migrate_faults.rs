@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::migrate::{observe_db, prepare_project, ProjectSetup};
+use common::migrate::{fixture_project, observe_db, prepare_project, ProjectSetup};
 use common::{ralembic_bin, repo_root};
 use meshview::alembic_compat::command::{migrate, Ctx, ScriptDirectory};
 use meshview::alembic_compat::config::{Config, ConfigOptions};
@@ -24,22 +24,6 @@ fn project(dir: &Path, configure_extra: &str) {
             configure_extra: configure_extra.into(),
         },
     );
-}
-
-/// A copy of fixture `name` with logging on, in a temporary directory kept while the first
-/// value lives.
-fn fixture_project(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("p");
-    prepare_project(
-        &repo_root().join("tests/fixtures").join(name),
-        &dir,
-        &ProjectSetup {
-            logging: true,
-            configure_extra: String::new(),
-        },
-    );
-    (tmp, dir)
 }
 
 fn ralembic(dir: &Path, args: &[&str]) -> Command {

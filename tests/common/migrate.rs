@@ -60,6 +60,22 @@ pub struct ProjectSetup {
     pub configure_extra: String,
 }
 
+/// A copy of fixture `name` with logging on, in a temporary directory (its `p/`) kept while
+/// the first value lives.
+pub fn fixture_project(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    prepare_project(
+        &repo_root().join("tests/fixtures").join(name),
+        &dir,
+        &ProjectSetup {
+            logging: true,
+            configure_extra: String::new(),
+        },
+    );
+    (tmp, dir)
+}
+
 /// Copies `fixture` to `dst` and applies `setup`.
 pub fn prepare_project(fixture: &Path, dst: &Path, setup: &ProjectSetup) {
     copy_dir(fixture, dst);
