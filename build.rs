@@ -21,14 +21,17 @@ fn main() {
     code_fingerprint();
 }
 
-/// `RALEMBIC_CODE_FINGERPRINT`: a hash of every source file of the library. The caches of
-/// parsed revision files hold what this code derived from them (syntax trees, metadata, the
+/// `RALEMBIC_CODE_FINGERPRINT`: a hash of every source file of the library and of the
+/// locked dependency versions (the parser's pest, the caches' postcard). The caches of parsed
+/// revision files hold what this code derived from them (syntax trees, metadata, the
 /// checker's verdict), so any change to the code must make them misses. Computed here, not
 /// at each start: hashing the parser's sources cost every run about 0.1 ms.
 fn code_fingerprint() {
     let root = Path::new("src/alembic_compat");
+    let lock = Path::new("Cargo.lock");
     println!("cargo:rerun-if-changed={}", root.display());
-    let mut files = Vec::new();
+    println!("cargo:rerun-if-changed={}", lock.display());
+    let mut files = vec![lock.to_path_buf()];
     collect(root, &mut files);
     files.sort();
     let mut h = std::collections::hash_map::DefaultHasher::new();
