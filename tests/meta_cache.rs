@@ -204,3 +204,81 @@ fn a_stored_verdict_never_lets_a_refused_body_run() {
         assert_eq!(observe_db(&db, "alembic_version"), at_base, "{round} run");
     }
 }
+
+/// A pack entry whose stored bytes fail their checksum is read again from its file. When
+/// preflight had trusted the entry's clean verdict, the body read from the file is checked
+/// before it runs: the verdict vouched for the stored bytes, not for whatever the file now
+/// holds. Here the file was edited without changing its size or time (what the packs key
+/// on), to a body the check refuses but whose refused line would never execute.
+#[test]
+fn a_damaged_pack_entry_is_checked_before_its_file_runs() {
+    use common::migrate::{fixture_project, observe_db};
+    let (tmp, project) = fixture_project("linear");
+    let cache_dir = tmp.path().join("cache");
+    let cache = cache_dir.to_string_lossy().to_string();
+    let versions = project.join("alembic/versions");
+    for entry in std::fs::read_dir(&versions).unwrap() {
+        set_mtime(&entry.unwrap().path(), 60);
+    }
+    let db = project.join("test.db");
+    for args in ["upgrade head", "downgrade base"] {
+        let out = run(&project, &cache, args);
+        assert_eq!(
+            out.code,
+            Some(0),
+            "{args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let at_base = observe_db(&db, "alembic_version");
+
+    let victim = versions.join("3983f98c5b1b_index_packets.py");
+    let stored_time = std::fs::metadata(&victim).unwrap().modified().unwrap();
+    let original = std::fs::read_to_string(&victim).unwrap();
+    let mut edited = original.replacen(
+        "def upgrade():\n    pass",
+        "def upgrade():\n    if False:\n        from myapp.models import Packet",
+        1,
+    );
+    // Same size as before: the longdoc gives up what the body gained.
+    let padding = "This revision carries a longer explanation that spans";
+    let grown = edited.len() - original.len();
+    edited = edited.replacen(padding, &padding[grown..], 1);
+    assert_eq!(edited.len(), original.len());
+    std::fs::write(&victim, &edited).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&victim)
+        .unwrap()
+        .set_modified(stored_time)
+        .unwrap();
+
+    // Damage the victim's stored source (kept as plain text beside its tree) in every pack.
+    let mut damaged = 0;
+    for entry in std::fs::read_dir(&cache_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "bodies") {
+            continue;
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        let needle = padding.as_bytes();
+        if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+            bytes[at] ^= 0x20;
+            std::fs::write(&path, bytes).unwrap();
+            damaged += 1;
+        }
+    }
+    assert!(
+        damaged > 0,
+        "the victim's body is in no pack: the test would prove nothing"
+    );
+
+    let out = run(&project, &cache, "upgrade head");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.code, Some(1), "{err}");
+    assert!(
+        err.contains("3983f98c5b1b_index_packets.py:") && err.contains("myapp"),
+        "{err}"
+    );
+    assert_eq!(observe_db(&db, "alembic_version"), at_base);
+}

@@ -118,10 +118,7 @@ impl EvalRunner {
                         .borrow_mut()
                         .add(script, &parsed.0, &parsed.1, found.is_empty());
                 }
-                errors.extend(found.into_iter().map(|e| BodyError {
-                    message: e.to_string(),
-                    python_class: e.python_class().to_string(),
-                }));
+                errors.extend(found.iter().map(refusal));
             }
             Err(e) => errors.push(e),
         }
@@ -133,6 +130,14 @@ fn load(script: &Script, packs: &BodyPacks) -> Result<(Parsed, bool), LoadError>
     match packs.get(script) {
         Some(p) => Ok((p, true)),
         None => script.parse().map(|p| (p, false)),
+    }
+}
+
+/// A construct the static check refuses, as a body error.
+fn refusal(e: &EvalError) -> BodyError {
+    BodyError {
+        message: e.to_string(),
+        python_class: e.python_class().to_string(),
     }
 }
 
@@ -252,8 +257,17 @@ impl BodyRunner for EvalRunner {
         {
             return run_override(&path, script, upgrade, ctx);
         }
-        let (parsed, _) = self.parse(script)?;
+        // Preflight left this body to the pack's verdict when the body was not yet loaded.
+        let trusted_to_pack = !self.parsed.borrow().contains_key(script.path.as_os_str());
+        let (parsed, hit) = self.parse(script)?;
         let (src, module) = &*parsed;
+        if trusted_to_pack && !hit {
+            // The pack's entry failed its checksum, so the body was read from its file and
+            // the verdict no longer vouches for it: checked here, before any of it runs.
+            if let Some(e) = check_module(&script.path, src, module).first() {
+                return Err(refusal(e));
+            }
+        }
         let mut host = ContextHost {
             ctx,
             opts: RenderOptions::default(),
