@@ -198,9 +198,7 @@ impl Pipeline {
             }
             return None;
         };
-        if let Some(split) = &split {
-            split.pin_worker(&worker);
-        }
+        let split = split.and_then(|s| s.pin_worker(&worker));
         Some(Pipeline {
             jobs: Some(jobs),
             done,
@@ -421,6 +419,8 @@ mod cores {
     pub(super) struct Split {
         /// The issuer's cores before the split.
         original: libc::cpu_set_t,
+        /// The issuer's core during the split.
+        issuer: usize,
         worker: usize,
     }
 
@@ -441,7 +441,11 @@ mod cores {
             if !set_this_thread(&only(here)) {
                 return None;
             }
-            Some(Split { original, worker })
+            Some(Split {
+                original,
+                issuer: here,
+                worker,
+            })
         }
 
         #[cfg(test)]
@@ -450,23 +454,26 @@ mod cores {
         }
 
         /// Holds the worker to its core (from here, so it holds before `start` returns).
-        pub(super) fn pin_worker(&self, worker: &std::thread::JoinHandle<()>) {
-            use std::os::unix::thread::JoinHandleExt;
-            let set = only(self.worker);
-            // SAFETY: the thread is alive (its handle is not joined yet); `set` is a valid
-            // `cpu_set_t` of the size passed.
-            unsafe {
-                libc::pthread_setaffinity_np(
-                    worker.as_pthread_t(),
-                    std::mem::size_of::<libc::cpu_set_t>(),
-                    &set,
-                );
+        /// The worker was started on the issuer's one core; if it cannot be moved, the split
+        /// is given up (both threads on that one core would be worse than no split), and
+        /// both get the issuer's original cores.
+        pub(super) fn pin_worker(self, worker: &std::thread::JoinHandle<()>) -> Option<Split> {
+            if set_thread(worker, &only(self.worker)) {
+                return Some(self);
             }
+            set_thread(worker, &self.original);
+            self.undo();
+            None
         }
 
-        /// Gives the calling thread (the issuer) its cores back.
+        /// Gives the calling thread (the issuer) its cores back, unless its cores were
+        /// changed during the split: that change is someone else's, and it stands.
         pub(super) fn undo(self) {
-            set_this_thread(&self.original);
+            let unchanged =
+                this_thread().is_some_and(|now| members(&now).eq(std::iter::once(self.issuer)));
+            if unchanged {
+                set_this_thread(&self.original);
+            }
         }
     }
 
@@ -481,7 +488,7 @@ mod cores {
             match self.0 {}
         }
 
-        pub(super) fn pin_worker(&self, _: &std::thread::JoinHandle<()>) {
+        pub(super) fn pin_worker(self, _: &std::thread::JoinHandle<()>) -> Option<Split> {
             match self.0 {}
         }
 
@@ -525,6 +532,34 @@ mod cores {
     fn set_this_thread(set: &libc::cpu_set_t) -> bool {
         // SAFETY: `set` is a valid `cpu_set_t` of the size passed.
         unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) == 0 }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn set_thread(thread: &std::thread::JoinHandle<()>, set: &libc::cpu_set_t) -> bool {
+        use std::os::unix::thread::JoinHandleExt;
+        // SAFETY: the thread is alive (its handle is not joined yet); `set` is a valid
+        // `cpu_set_t` of the size passed.
+        unsafe {
+            libc::pthread_setaffinity_np(
+                thread.as_pthread_t(),
+                std::mem::size_of::<libc::cpu_set_t>(),
+                set,
+            ) == 0
+        }
+    }
+
+    /// Sets the calling thread's cores to `cores` (all of which it may use).
+    #[cfg(all(test, target_os = "linux"))]
+    pub(super) fn set_this_thread_to(cores: &[usize]) -> bool {
+        // SAFETY: as in `only`; the cores were found in a set.
+        let set = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for &c in cores {
+                libc::CPU_SET(c, &mut set);
+            }
+            set
+        };
+        set_this_thread(&set)
     }
 }
 
@@ -868,5 +903,28 @@ mod tests {
         assert!(pinned, "no worker thread holds to core {worker}");
         drop(p);
         assert_eq!(cores::of_this_thread(), before);
+    }
+
+    /// The issuer's cores are given back when the pipeline ends, unless something else set
+    /// them in the meantime: then that setting stands.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_core_set_changed_during_the_pipeline_is_left_as_it_was_set() {
+        let before = cores::of_this_thread();
+        let conn = open();
+        // SAFETY: as in the tests above.
+        let mut p = unsafe { Pipeline::start(&conn) }.unwrap();
+        insert(&mut p, 1, Literal::Int(1), 1).unwrap();
+        p.settle().unwrap();
+        let Some(split) = &p.split else {
+            assert_eq!(before.len(), 1, "{before:?}: cores to split, not split");
+            return;
+        };
+        // The application moves this thread to the worker's core.
+        let moved = vec![split.worker_core()];
+        assert!(cores::set_this_thread_to(&moved));
+        drop(p);
+        assert_eq!(cores::of_this_thread(), moved);
+        assert!(cores::set_this_thread_to(&before));
     }
 }
