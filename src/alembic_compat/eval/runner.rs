@@ -257,7 +257,7 @@ impl BodyRunner for EvalRunner {
         {
             return run_override(&path, script, upgrade, ctx);
         }
-        // Preflight left this body to the pack's verdict when the body was not yet loaded.
+        // Not loaded yet: preflight, if there was one, left this body to its pack's verdict.
         let trusted_to_pack = !self.parsed.borrow().contains_key(script.path.as_os_str());
         let (parsed, hit) = self.parse(script)?;
         let (src, module) = &*parsed;

@@ -520,10 +520,18 @@ mod cores {
 
     #[cfg(target_os = "linux")]
     fn only(core: usize) -> libc::cpu_set_t {
-        // SAFETY: as above; `core` is below CPU_SETSIZE (it was found in a set).
+        set_of(&[core])
+    }
+
+    /// The set of `cores`, each below CPU_SETSIZE (found in a set).
+    #[cfg(target_os = "linux")]
+    fn set_of(cores: &[usize]) -> libc::cpu_set_t {
+        // SAFETY: as above; `CPU_SET` only writes the bit of a core below CPU_SETSIZE.
         unsafe {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(core, &mut set);
+            for &c in cores {
+                libc::CPU_SET(c, &mut set);
+            }
             set
         }
     }
@@ -551,15 +559,7 @@ mod cores {
     /// Sets the calling thread's cores to `cores` (all of which it may use).
     #[cfg(all(test, target_os = "linux"))]
     pub(super) fn set_this_thread_to(cores: &[usize]) -> bool {
-        // SAFETY: as in `only`; the cores were found in a set.
-        let set = unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            for &c in cores {
-                libc::CPU_SET(c, &mut set);
-            }
-            set
-        };
-        set_this_thread(&set)
+        set_this_thread(&set_of(cores))
     }
 }
 
