@@ -282,3 +282,55 @@ fn a_damaged_pack_entry_is_checked_before_its_file_runs() {
     );
     assert_eq!(observe_db(&db, "alembic_version"), at_base);
 }
+
+/// What an upgrade reads ahead on another thread while it opens the database is what it
+/// would have read in line: the same revisions, the same warnings and errors, reported at
+/// the same point. A read-ahead the command never uses is waited for, not left running.
+#[test]
+fn revisions_read_ahead_are_the_revisions_read_in_line() {
+    use meshview::alembic_compat::command::{Ctx, ScriptDirectory};
+    use meshview::alembic_compat::config::{Config, ConfigOptions};
+    let directory = |dir: &Path| {
+        let opts = ConfigOptions::from_cli(&[], None, Vec::new(), None, dir.to_path_buf()).unwrap();
+        ScriptDirectory::from_config(Config::load(opts).unwrap()).unwrap()
+    };
+    let read = |dir: &Path, ahead: bool| {
+        let sd = directory(dir);
+        if ahead {
+            sd.prefetch_revisions();
+        }
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut ctx = Ctx::new(&mut out, &mut err, false);
+        let got = match sd.revisions(&mut ctx, true) {
+            Ok(r) => format!(
+                "{:?}",
+                r.scripts.iter().map(|s| &s.revision).collect::<Vec<_>>()
+            ),
+            Err(e) => format!("error: {e}"),
+        };
+        drop(ctx);
+        format!("{got}\n{}", String::from_utf8_lossy(&err))
+    };
+    let fixtures = common::repo_root().join("tests/fixtures");
+    for name in [
+        "linear",
+        "merges",
+        "err_duplicate_id",
+        "err_syntax",
+        "err_missing_parent",
+    ] {
+        let dir = fixtures.join(name);
+        let in_line = read(&dir, false);
+        assert!(in_line.len() > 3, "{name}: nothing read: {in_line}");
+        for round in 0..3 {
+            assert_eq!(
+                read(&dir, true),
+                in_line,
+                "{name}, read ahead (round {round})"
+            );
+        }
+    }
+    let unused = directory(&fixtures.join("linear"));
+    unused.prefetch_revisions();
+    drop(unused);
+}

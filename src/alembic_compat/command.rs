@@ -40,7 +40,7 @@ use crate::alembic_compat::revision::{
     py_repr_str, Resolved, RevArg, RevIds, Revision, RevisionError, RevisionMap, RevisionWarning,
     ScriptError, ScriptRevisions,
 };
-use crate::alembic_compat::script::directory::LoadError;
+use crate::alembic_compat::script::directory::{LoadError, Loaded};
 use crate::alembic_compat::script::{load_scripts, DownRevision, Script};
 use format::ScriptView;
 
@@ -231,7 +231,13 @@ pub struct ScriptDirectory {
     pub settings: ScriptSettings,
     pub cwd: PathBuf,
     revisions: OnceCell<Result<Revisions, BuildFailure>>,
+    /// The revision files being read on another thread (see [`prefetch_revisions`]).
+    ///
+    /// [`prefetch_revisions`]: ScriptDirectory::prefetch_revisions
+    prefetched: std::cell::RefCell<Option<Prefetch>>,
 }
+
+type Prefetch = std::thread::JoinHandle<Result<Loaded, Vec<LoadError>>>;
 
 fn rev_ids(d: &DownRevision) -> RevIds {
     match d {
@@ -256,6 +262,17 @@ fn revision_of(s: &Script) -> Revision {
     }
 }
 
+/// A prefetch the command did not need (it failed before reading the revisions) is waited
+/// for: the thread may be writing the metadata cache, and the process ends without
+/// unwinding once the command returns.
+impl Drop for ScriptDirectory {
+    fn drop(&mut self) {
+        if let Some(pending) = self.prefetched.get_mut().take() {
+            let _ = pending.join();
+        }
+    }
+}
+
 impl ScriptDirectory {
     /// `ScriptDirectory.from_config`: settings in Alembic's order, then the directory check.
     pub fn from_config(config: Config) -> Result<Self, Failure> {
@@ -273,6 +290,7 @@ impl ScriptDirectory {
             settings,
             cwd,
             revisions: OnceCell::new(),
+            prefetched: Default::default(),
         })
     }
 
@@ -287,7 +305,9 @@ impl ScriptDirectory {
             .version_dirs(&self.cwd)
             .map_err(BuildFailure::Config)?;
         let t0 = std::time::Instant::now();
-        let loaded = load_scripts(&dirs, self.settings.recursive_version_locations)
+        let prefetched = self.prefetched.take().and_then(|p| p.join().ok());
+        let loaded = prefetched
+            .unwrap_or_else(|| load_scripts(&dirs, self.settings.recursive_version_locations))
             .map_err(BuildFailure::Load)?;
         let t1 = std::time::Instant::now();
         for w in &loaded.warnings {
@@ -329,6 +349,28 @@ impl ScriptDirectory {
             scripts: loaded.scripts,
             map,
         })
+    }
+
+    /// Starts reading the revision files on another thread, for a command that will need
+    /// them after work of its own: an upgrade opens the database and reads its version
+    /// rows first (0.35 ms), while the 200 files of a long history take 0.8 ms to stamp and
+    /// decode. Warnings and errors are still reported where the revisions are first used,
+    /// as before. Nothing is started on one core, or when the revisions are loaded already.
+    pub fn prefetch_revisions(&self) {
+        if self.revisions.get().is_some()
+            || self.prefetched.borrow().is_some()
+            || crate::alembic_compat::cores() < 2
+        {
+            return;
+        }
+        let Ok(dirs) = self.settings.version_dirs(&self.cwd) else {
+            return;
+        };
+        let recursive = self.settings.recursive_version_locations;
+        let started = std::thread::Builder::new()
+            .name("ralembic-scripts".into())
+            .spawn(move || load_scripts(&dirs, recursive));
+        *self.prefetched.borrow_mut() = started.ok();
     }
 
     /// The revisions, loading them on first call. `caught`: whether Alembic reaches the map

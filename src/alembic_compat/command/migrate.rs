@@ -222,6 +222,7 @@ fn run(
     job: Job,
     runner: &dyn BodyRunner,
 ) -> Result<(), Failure> {
+    sd.prefetch_revisions();
     let (opts, log) = environment(sd, job.sql, job.tag)?;
     let mut mctx = if job.sql {
         MigrationContext::offline(opts, log)
