@@ -6,6 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::migrate::observe_db;
 use common::{argv, copy_dir, ralembic_bin, run_tool, CaseEnv, Outcome};
 
 fn run(project: &Path, cache: &str, args: &str) -> Outcome {
@@ -143,37 +144,62 @@ fn reused_listings_follow_added_and_removed_files() {
     assert_cache_agrees(&project, &cache, "file removed from a reused listing");
 }
 
-/// The body packs keep the static check's verdict, so a plan of stored clean bodies runs
-/// without reading them first. A body edited to something the check refuses must be refused
-/// on every run after, with nothing written, however the earlier runs stored it.
-#[test]
-fn a_stored_verdict_never_lets_a_refused_body_run() {
-    use common::migrate::{fixture_project, observe_db};
-    let (tmp, project) = fixture_project("linear");
+/// The linear fixture in a temporary directory, its revision files old enough for the
+/// caches to keep them, and a cache directory beside it.
+struct SettledProject {
+    tmp: tempfile::TempDir,
+    project: PathBuf,
+    /// `RALEMBIC_CACHE_DIR`.
+    cache: String,
+    versions: PathBuf,
+    db: PathBuf,
+}
+
+fn settled_linear_project() -> SettledProject {
+    let (tmp, project) = common::migrate::fixture_project("linear");
     let cache = tmp.path().join("cache").to_string_lossy().to_string();
     let versions = project.join("alembic/versions");
     for entry in std::fs::read_dir(&versions).unwrap() {
         set_mtime(&entry.unwrap().path(), 60);
     }
     let db = project.join("test.db");
-    let ok = |args: &str| {
-        let out = run(&project, &cache, args);
-        assert_eq!(
-            out.code,
-            Some(0),
-            "{args}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    SettledProject {
+        tmp,
+        project,
+        cache,
+        versions,
+        db,
+    }
+}
+
+/// Runs ralembic with `args`, which must succeed.
+fn run_ok(project: &Path, cache: &str, args: &str) {
+    let out = run(project, cache, args);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The body packs keep the static check's verdict, so a plan of stored clean bodies runs
+/// without reading them first. A body edited to something the check refuses must be refused
+/// on every run after, with nothing written, however the earlier runs stored it.
+#[test]
+fn a_stored_verdict_never_lets_a_refused_body_run() {
+    let setup = settled_linear_project();
+    let (project, cache, versions, db) = (&setup.project, &setup.cache, &setup.versions, &setup.db);
+    let ok = |args: &str| run_ok(project, cache, args);
     // The first run stores the bodies; the second runs them from the packs.
     ok("upgrade head");
-    let at_head = observe_db(&db, "alembic_version");
+    let at_head = observe_db(db, "alembic_version");
     ok("downgrade base");
-    let at_base = observe_db(&db, "alembic_version");
+    let at_base = observe_db(db, "alembic_version");
     ok("upgrade head");
-    assert_eq!(observe_db(&db, "alembic_version"), at_head);
+    assert_eq!(observe_db(db, "alembic_version"), at_head);
     assert!(
-        std::fs::read_dir(tmp.path().join("cache"))
+        std::fs::read_dir(setup.tmp.path().join("cache"))
             .unwrap()
             .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "bodies")),
         "no body pack was written: the test would prove nothing"
@@ -190,7 +216,7 @@ fn a_stored_verdict_never_lets_a_refused_body_run() {
     set_mtime(&victim, 30);
     // The first refusal stores the edited body without the verdict; the second reads that.
     for round in ["first", "second"] {
-        let out = run(&project, &cache, "upgrade head");
+        let out = run(project, cache, "upgrade head");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.code, Some(1), "{round} run: {err}");
         assert!(
@@ -201,7 +227,7 @@ fn a_stored_verdict_never_lets_a_refused_body_run() {
             !err.contains("] Running "),
             "{round} run: refused only when it ran: {err}"
         );
-        assert_eq!(observe_db(&db, "alembic_version"), at_base, "{round} run");
+        assert_eq!(observe_db(db, "alembic_version"), at_base, "{round} run");
     }
 }
 
@@ -212,25 +238,13 @@ fn a_stored_verdict_never_lets_a_refused_body_run() {
 /// on), to a body the check refuses but whose refused line would never execute.
 #[test]
 fn a_damaged_pack_entry_is_checked_before_its_file_runs() {
-    use common::migrate::{fixture_project, observe_db};
-    let (tmp, project) = fixture_project("linear");
-    let cache_dir = tmp.path().join("cache");
-    let cache = cache_dir.to_string_lossy().to_string();
-    let versions = project.join("alembic/versions");
-    for entry in std::fs::read_dir(&versions).unwrap() {
-        set_mtime(&entry.unwrap().path(), 60);
-    }
-    let db = project.join("test.db");
+    let setup = settled_linear_project();
+    let (project, cache, versions, db) = (&setup.project, &setup.cache, &setup.versions, &setup.db);
+    let cache_dir = setup.tmp.path().join("cache");
     for args in ["upgrade head", "downgrade base"] {
-        let out = run(&project, &cache, args);
-        assert_eq!(
-            out.code,
-            Some(0),
-            "{args}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_ok(project, cache, args);
     }
-    let at_base = observe_db(&db, "alembic_version");
+    let at_base = observe_db(db, "alembic_version");
 
     let victim = versions.join("3983f98c5b1b_index_packets.py");
     let stored_time = std::fs::metadata(&victim).unwrap().modified().unwrap();
@@ -273,14 +287,14 @@ fn a_damaged_pack_entry_is_checked_before_its_file_runs() {
         "the victim's body is in no pack: the test would prove nothing"
     );
 
-    let out = run(&project, &cache, "upgrade head");
+    let out = run(project, cache, "upgrade head");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.code, Some(1), "{err}");
     assert!(
         err.contains("3983f98c5b1b_index_packets.py:") && err.contains("myapp"),
         "{err}"
     );
-    assert_eq!(observe_db(&db, "alembic_version"), at_base);
+    assert_eq!(observe_db(db, "alembic_version"), at_base);
 }
 
 /// What an upgrade reads ahead on another thread while it opens the database is what it

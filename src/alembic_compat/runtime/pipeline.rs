@@ -871,23 +871,32 @@ mod tests {
         assert!(n < 10 * BATCH as i64, "{n} rows: the queue ran to its end");
     }
 
+    /// A pipeline on `conn` whose worker has run a statement, the calling thread's cores
+    /// before it started, and the worker's core; None where there was only one core to split.
     #[cfg(target_os = "linux")]
-    #[test]
-    fn the_issuer_and_the_worker_keep_to_two_cores_until_the_pipeline_ends() {
+    fn split_pipeline(conn: &rusqlite::Connection) -> Option<(Pipeline, Vec<usize>, usize)> {
         let before = cores::of_this_thread();
         assert!(!before.is_empty(), "sched_getaffinity failed");
-        let conn = open();
         // SAFETY: as in the tests above.
-        let mut p = unsafe { Pipeline::start(&conn) }.unwrap();
+        let mut p = unsafe { Pipeline::start(conn) }.unwrap();
         // Once a statement has run, the worker thread has started and named itself (a new
         // thread sets its own name: looked at too early, it still has its parent's).
         insert(&mut p, 1, Literal::Int(1), 1).unwrap();
         p.settle().unwrap();
-        let Some(split) = &p.split else {
+        let Some(worker) = p.split.as_ref().map(|s| s.worker_core()) else {
             assert_eq!(before.len(), 1, "{before:?}: cores to split, not split");
+            return None;
+        };
+        Some((p, before, worker))
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_issuer_and_the_worker_keep_to_two_cores_until_the_pipeline_ends() {
+        let conn = open();
+        let Some((p, before, worker)) = split_pipeline(&conn) else {
             return;
         };
-        let worker = split.worker_core();
         let during = cores::of_this_thread();
         assert_eq!(during.len(), 1, "{during:?}");
         assert_ne!(during[0], worker);
@@ -910,18 +919,12 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_core_set_changed_during_the_pipeline_is_left_as_it_was_set() {
-        let before = cores::of_this_thread();
         let conn = open();
-        // SAFETY: as in the tests above.
-        let mut p = unsafe { Pipeline::start(&conn) }.unwrap();
-        insert(&mut p, 1, Literal::Int(1), 1).unwrap();
-        p.settle().unwrap();
-        let Some(split) = &p.split else {
-            assert_eq!(before.len(), 1, "{before:?}: cores to split, not split");
+        let Some((p, before, worker)) = split_pipeline(&conn) else {
             return;
         };
         // The application moves this thread to the worker's core.
-        let moved = vec![split.worker_core()];
+        let moved = vec![worker];
         assert!(cores::set_this_thread_to(&moved));
         drop(p);
         assert_eq!(cores::of_this_thread(), moved);
