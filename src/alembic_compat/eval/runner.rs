@@ -257,13 +257,12 @@ impl BodyRunner for EvalRunner {
         {
             return run_override(&path, script, upgrade, ctx);
         }
-        // Not loaded yet: preflight, if there was one, left this body to its pack's verdict.
-        let trusted_to_pack = !self.parsed.borrow().contains_key(script.path.as_os_str());
         let (parsed, hit) = self.parse(script)?;
         let (src, module) = &*parsed;
-        if trusted_to_pack && !hit {
-            // The pack's entry failed its checksum, so the body was read from its file and
-            // the verdict no longer vouches for it: checked here, before any of it runs.
+        if !hit && self.packs.borrow().passed_check(script) {
+            // Preflight left this body to its pack's clean verdict, but the entry failed its
+            // checksum, so the body was read from its file: the verdict no longer vouches
+            // for it, and it is checked here, before any of it runs.
             if let Some(e) = check_module(&script.path, src, module).first() {
                 return Err(refusal(e));
             }
