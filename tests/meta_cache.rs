@@ -147,9 +147,11 @@ fn reused_listings_follow_added_and_removed_files() {
 /// The linear fixture in a temporary directory, its revision files old enough for the
 /// caches to keep them, and a cache directory beside it.
 struct SettledProject {
-    tmp: tempfile::TempDir,
+    /// Holds the directory while the test runs.
+    _tmp: tempfile::TempDir,
     project: PathBuf,
-    /// `RALEMBIC_CACHE_DIR`.
+    cache_dir: PathBuf,
+    /// `cache_dir`, as `RALEMBIC_CACHE_DIR` takes it.
     cache: String,
     versions: PathBuf,
     db: PathBuf,
@@ -157,15 +159,17 @@ struct SettledProject {
 
 fn settled_linear_project() -> SettledProject {
     let (tmp, project) = common::migrate::fixture_project("linear");
-    let cache = tmp.path().join("cache").to_string_lossy().to_string();
+    let cache_dir = tmp.path().join("cache");
+    let cache = cache_dir.to_string_lossy().to_string();
     let versions = project.join("alembic/versions");
     for entry in std::fs::read_dir(&versions).unwrap() {
         set_mtime(&entry.unwrap().path(), 60);
     }
     let db = project.join("test.db");
     SettledProject {
-        tmp,
+        _tmp: tmp,
         project,
+        cache_dir,
         cache,
         versions,
         db,
@@ -199,9 +203,11 @@ fn a_stored_verdict_never_lets_a_refused_body_run() {
     ok("upgrade head");
     assert_eq!(observe_db(db, "alembic_version"), at_head);
     assert!(
-        std::fs::read_dir(setup.tmp.path().join("cache"))
+        std::fs::read_dir(&setup.cache_dir).unwrap().any(|e| e
             .unwrap()
-            .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "bodies")),
+            .path()
+            .extension()
+            .is_some_and(|x| x == "bodies")),
         "no body pack was written: the test would prove nothing"
     );
     ok("downgrade base");
@@ -240,7 +246,7 @@ fn a_stored_verdict_never_lets_a_refused_body_run() {
 fn a_damaged_pack_entry_is_checked_before_its_file_runs() {
     let setup = settled_linear_project();
     let (project, cache, versions, db) = (&setup.project, &setup.cache, &setup.versions, &setup.db);
-    let cache_dir = setup.tmp.path().join("cache");
+    let cache_dir = &setup.cache_dir;
     for args in ["upgrade head", "downgrade base"] {
         run_ok(project, cache, args);
     }
@@ -269,7 +275,7 @@ fn a_damaged_pack_entry_is_checked_before_its_file_runs() {
 
     // Damage the victim's stored source (kept as plain text beside its tree) in every pack.
     let mut damaged = 0;
-    for entry in std::fs::read_dir(&cache_dir).unwrap() {
+    for entry in std::fs::read_dir(cache_dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|x| x != "bodies") {
             continue;

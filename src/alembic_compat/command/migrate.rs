@@ -222,7 +222,10 @@ fn run(
     job: Job,
     runner: &dyn BodyRunner,
 ) -> Result<(), Failure> {
-    sd.prefetch_revisions();
+    if !job.sql {
+        // Read while the database is opened and its version rows read; `--sql` opens none.
+        sd.prefetch_revisions();
+    }
     let (opts, log) = environment(sd, job.sql, job.tag)?;
     let mut mctx = if job.sql {
         MigrationContext::offline(opts, log)
