@@ -197,20 +197,20 @@ impl BodyRunner for EvalRunner {
                     let found = self
                         .overrides
                         .find(&s.path, &s.revision, ctx.dialect_name());
-                    let unchecked = found.is_none() && !packs.passed_check(s);
-                    (s, found, unchecked)
+                    let needs_check = found.is_none() && !packs.passed_check(s);
+                    (s, found, needs_check)
                 })
                 .collect()
         };
         let to_check: Vec<&Script> = scripts
             .iter()
-            .filter(|(_, _, unchecked)| *unchecked)
+            .filter(|(_, _, needs_check)| *needs_check)
             .map(|(s, ..)| *s)
             .collect();
         let mut checks = self.parse_all(&to_check);
-        for (script, path, unchecked) in &scripts {
+        for (script, path, needs_check) in &scripts {
             let Some(path) = path else {
-                if *unchecked {
+                if *needs_check {
                     self.check(script, &mut checks, &mut errors);
                 }
                 continue;
