@@ -463,6 +463,9 @@ fn primary_key_columns(conn: &Connection, table: &str) -> Result<Vec<String>, Dd
     cols
 }
 
+/// SQLAlchemy's pattern for a column declared UNIQUE in its own line of the table's SQL.
+const INLINE_UNIQUE: &str = r#"(?i)(?:(".+?")|(?:[\[`])?([a-z0-9_]+)(?:[\]`])?)[\t ]+[a-z0-9_]+(?:[\t ]+[a-z0-9_]+)*?[\t ]+UNIQUE"#;
+
 /// `get_unique_constraints`: UNIQUE clauses parsed from the table's SQL, kept only when an
 /// automatic index (`sqlite_autoindex_*`) has exactly those columns (each index vouches for
 /// one clause). This is how SQLAlchemy tells a constraint from text that merely looks like
@@ -501,18 +504,21 @@ fn reflect_uniques(
             cols_in_sig(&c[3]),
         ));
     }
-    static INLINE: Pattern = Pattern::needing(
-        r#"(?i)(?:(".+?")|(?:[\[`])?([a-z0-9_]+)(?:[\]`])?)[\t ]+[a-z0-9_]+(?:[\t ]+[a-z0-9_]+)*?[\t ]+UNIQUE"#,
-        &["UNIQUE"],
-    );
+    static INLINE: Pattern = Pattern::needing(INLINE_UNIQUE, &["UNIQUE"]);
     let mut unvouched = auto_sigs.clone();
     for (_, columns) in &parsed {
         if let Some(i) = unvouched.iter().position(|s| s == columns) {
             unvouched.remove(i);
         }
     }
-    let inline = if !unvouched.is_empty() {
-        INLINE.captures_iter(table_sql)
+    // Nothing in the inline pattern matches a newline, so every match lies within one line:
+    // searching line by line finds the same matches, and the needle skips every line that
+    // does not say UNIQUE instead of running the pattern from each byte of the table's SQL.
+    let inline: Vec<_> = if !unvouched.is_empty() {
+        table_sql
+            .split('\n')
+            .flat_map(|line| INLINE.captures_iter(line))
+            .collect()
     } else {
         vec![]
     };
@@ -731,5 +737,41 @@ mod check_tests {
         );
         assert_eq!(matching_paren("(a = '(' AND b = ')')", 0), Some(20));
         assert_eq!(matching_paren("((a)", 0), None);
+    }
+}
+
+#[cfg(test)]
+mod unique_tests {
+    use super::*;
+
+    /// The inline UNIQUE pattern searched line by line finds what a search of the whole
+    /// text finds (Python's `re.finditer` over the table's SQL).
+    #[test]
+    fn inline_uniques_are_found_line_by_line() {
+        let whole = regex::Regex::new(INLINE_UNIQUE).unwrap();
+        let mut found = 0;
+        for sql in [
+            "CREATE TABLE t (\n\tid INTEGER NOT NULL, \n\tcode VARCHAR UNIQUE, \n\tPRIMARY KEY (id)\n)",
+            // A type with arguments is not seen (nor by SQLAlchemy).
+            "CREATE TABLE t (\n\tcode VARCHAR(8) UNIQUE\n)",
+            "CREATE TABLE t (a INT UNIQUE, \"b c\" TEXT NOT NULL UNIQUE, [d] INT UNIQUE)",
+            "CREATE TABLE t (\r\n  a INT\r\n    UNIQUE,\r\n  `b` BIGINT unique\r\n)",
+            "CREATE TABLE t (\n\"x\ny\" INT UNIQUE, CONSTRAINT u UNIQUE (a), z INT\tDEFAULT 1 UNIQUE)",
+            "CREATE TABLE \"ñ\" (\n\tñame INT UNIQUE,\n\tb INT UNIQUE\n)",
+        ] {
+            let expected: Vec<Vec<Option<&str>>> = whole
+                .captures_iter(sql)
+                .map(|c| c.iter().map(|g| g.map(|m| m.as_str())).collect())
+                .collect();
+            static INLINE: Pattern = Pattern::needing(INLINE_UNIQUE, &["UNIQUE"]);
+            let by_line: Vec<Vec<Option<&str>>> = sql
+                .split('\n')
+                .flat_map(|line| INLINE.captures_iter(line))
+                .map(|c| (0..expected.first().map_or(0, |e| e.len())).map(|i| c.get(i).map(|m| m.as_str())).collect())
+                .collect();
+            assert_eq!(by_line, expected, "{sql}");
+            found += expected.len();
+        }
+        assert_eq!(found, 9);
     }
 }
