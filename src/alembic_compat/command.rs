@@ -367,9 +367,10 @@ impl ScriptDirectory {
             return;
         };
         let recursive = self.settings.recursive_version_locations;
-        let started = std::thread::Builder::new()
-            .name("ralembic-scripts".into())
-            .spawn(move || load_scripts(&dirs, recursive));
+        let started = crate::alembic_compat::placement::spawn_elsewhere(
+            std::thread::Builder::new().name("ralembic-scripts".into()),
+            move || load_scripts(&dirs, recursive),
+        );
         *self.prefetched.borrow_mut() = started.ok();
     }
 

@@ -11,6 +11,7 @@ pub mod eval;
 pub mod mako;
 pub mod ops;
 pub mod pattern;
+pub(crate) mod placement;
 pub mod revision;
 pub mod runtime;
 pub mod script;

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use super::context::{split_sqlite_error, RuntimeError};
 use crate::alembic_compat::ops::{Literal, SourcePos};
+use crate::alembic_compat::placement;
 
 /// Statements handed over together: one wake-up of the worker per batch, not per row.
 const BATCH: usize = 64;
@@ -146,7 +147,7 @@ pub struct Pipeline {
     spent: Receiver<Vec<Queued>>,
     worker: Option<JoinHandle<()>>,
     /// Where the issuer and the worker run; undone when the pipeline is dropped.
-    split: Option<cores::Split>,
+    split: Option<placement::Split>,
     shared: Arc<Shared>,
     batch: Vec<Queued>,
     /// Batches sent, and whether any were sent since the last settle.
@@ -185,7 +186,7 @@ impl Pipeline {
         let (recycle, spent) = mpsc::channel::<Vec<Queued>>();
         let shared = Arc::new(Shared::default());
         let seen = Arc::clone(&shared);
-        let split = cores::Split::take();
+        let split = placement::Split::take();
         let worker = std::thread::Builder::new()
             .name("ralembic-statements".into())
             .spawn(move || {
@@ -407,164 +408,6 @@ impl Drop for Pipeline {
         if let Some(split) = self.split.take() {
             split.undo();
         }
-    }
-}
-
-/// Holding the issuer and the worker to two different cores. Left to itself, the scheduler
-/// on the benchmark VM placed the worker on the issuer's core at every wake-up and kept it
-/// there: the worker ran only while the issuer was blocked on a full queue, so the two
-/// halves took turns on one core, with the other idle (measured with `sched_getcpu` on both
-/// sides: one core in every run; the queue filled up, then drained in one 0.6-1 ms burst).
-/// The issuer keeps the core it is on and the worker takes another one it may use; when the
-/// process may use only one core, or the calls fail, nothing is changed. The issuer's own
-/// set of cores is given back when the pipeline ends: a service that migrates at start-up
-/// does not stay pinned.
-mod cores {
-    #[cfg(target_os = "linux")]
-    pub(super) struct Split {
-        /// The issuer's cores before the split.
-        original: libc::cpu_set_t,
-        /// The issuer's core during the split.
-        issuer: usize,
-        worker: usize,
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    pub(super) struct Split(std::convert::Infallible);
-
-    #[cfg(target_os = "linux")]
-    impl Split {
-        /// Pins the calling thread to its current core and picks another for the worker.
-        pub(super) fn take() -> Option<Split> {
-            let original = this_thread()?;
-            // SAFETY: no arguments; it only reports the calling thread's core.
-            let here = usize::try_from(unsafe { libc::sched_getcpu() }).ok()?;
-            if !members(&original).any(|c| c == here) {
-                return None;
-            }
-            let worker = members(&original).find(|&c| c != here)?;
-            if !set_this_thread(&only(here)) {
-                return None;
-            }
-            Some(Split {
-                original,
-                issuer: here,
-                worker,
-            })
-        }
-
-        #[cfg(test)]
-        pub(super) fn worker_core(&self) -> usize {
-            self.worker
-        }
-
-        /// Holds the worker to its core (from here, so it holds before `start` returns).
-        /// The worker was started on the issuer's one core; if it cannot be moved, the split
-        /// is given up (both threads on that one core would be worse than no split), and
-        /// both get the issuer's original cores.
-        pub(super) fn pin_worker(self, worker: &std::thread::JoinHandle<()>) -> Option<Split> {
-            if set_thread(worker, &only(self.worker)) {
-                return Some(self);
-            }
-            set_thread(worker, &self.original);
-            self.undo();
-            None
-        }
-
-        /// Gives the calling thread (the issuer) its cores back, unless its cores were
-        /// changed during the split: that change is someone else's, and it stands.
-        pub(super) fn undo(self) {
-            let unchanged =
-                this_thread().is_some_and(|now| members(&now).eq(std::iter::once(self.issuer)));
-            if unchanged {
-                set_this_thread(&self.original);
-            }
-        }
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    impl Split {
-        pub(super) fn take() -> Option<Split> {
-            None
-        }
-
-        #[cfg(test)]
-        pub(super) fn worker_core(&self) -> usize {
-            match self.0 {}
-        }
-
-        pub(super) fn pin_worker(self, _: &std::thread::JoinHandle<()>) -> Option<Split> {
-            match self.0 {}
-        }
-
-        pub(super) fn undo(self) {}
-    }
-
-    /// The cores the calling thread may run on.
-    #[cfg(target_os = "linux")]
-    fn this_thread() -> Option<libc::cpu_set_t> {
-        // SAFETY: `cpu_set_t` is plain data; the call gets its true size and only writes it.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            let size = std::mem::size_of::<libc::cpu_set_t>();
-            (libc::sched_getaffinity(0, size, &mut set) == 0).then_some(set)
-        }
-    }
-
-    #[cfg(target_os = "linux")]
-    fn members(set: &libc::cpu_set_t) -> impl Iterator<Item = usize> + '_ {
-        // SAFETY: every index is below CPU_SETSIZE, the set's size.
-        (0..libc::CPU_SETSIZE as usize).filter(move |&c| unsafe { libc::CPU_ISSET(c, set) })
-    }
-
-    /// [`this_thread`]'s cores, listed.
-    #[cfg(all(test, target_os = "linux"))]
-    pub(super) fn of_this_thread() -> Vec<usize> {
-        this_thread().map_or_else(Vec::new, |set| members(&set).collect())
-    }
-
-    #[cfg(target_os = "linux")]
-    fn only(core: usize) -> libc::cpu_set_t {
-        set_of(&[core])
-    }
-
-    /// The set of `cores`, each below CPU_SETSIZE (found in a set).
-    #[cfg(target_os = "linux")]
-    fn set_of(cores: &[usize]) -> libc::cpu_set_t {
-        // SAFETY: as above; `CPU_SET` only writes the bit of a core below CPU_SETSIZE.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            for &c in cores {
-                libc::CPU_SET(c, &mut set);
-            }
-            set
-        }
-    }
-
-    #[cfg(target_os = "linux")]
-    fn set_this_thread(set: &libc::cpu_set_t) -> bool {
-        // SAFETY: `set` is a valid `cpu_set_t` of the size passed.
-        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) == 0 }
-    }
-
-    #[cfg(target_os = "linux")]
-    fn set_thread(thread: &std::thread::JoinHandle<()>, set: &libc::cpu_set_t) -> bool {
-        use std::os::unix::thread::JoinHandleExt;
-        // SAFETY: the thread is alive (its handle is not joined yet); `set` is a valid
-        // `cpu_set_t` of the size passed.
-        unsafe {
-            libc::pthread_setaffinity_np(
-                thread.as_pthread_t(),
-                std::mem::size_of::<libc::cpu_set_t>(),
-                set,
-            ) == 0
-        }
-    }
-
-    /// Sets the calling thread's cores to `cores` (all of which it may use).
-    #[cfg(all(test, target_os = "linux"))]
-    pub(super) fn set_this_thread_to(cores: &[usize]) -> bool {
-        set_this_thread(&set_of(cores))
     }
 }
 
@@ -943,7 +786,7 @@ mod tests {
     /// before it started, and the worker's core; None where there was only one core to split.
     #[cfg(target_os = "linux")]
     fn split_pipeline(conn: &rusqlite::Connection) -> Option<(Pipeline, Vec<usize>, usize)> {
-        let before = cores::of_this_thread();
+        let before = placement::of_this_thread();
         assert!(!before.is_empty(), "sched_getaffinity failed");
         // SAFETY: as in the tests above.
         let mut p = unsafe { Pipeline::start(conn) }.unwrap();
@@ -965,7 +808,7 @@ mod tests {
         let Some((p, before, worker)) = split_pipeline(&conn) else {
             return;
         };
-        let during = cores::of_this_thread();
+        let during = placement::of_this_thread();
         assert_eq!(during.len(), 1, "{during:?}");
         assert_ne!(during[0], worker);
         assert!(before.contains(&during[0]) && before.contains(&worker));
@@ -979,7 +822,7 @@ mod tests {
         });
         assert!(pinned, "no worker thread holds to core {worker}");
         drop(p);
-        assert_eq!(cores::of_this_thread(), before);
+        assert_eq!(placement::of_this_thread(), before);
     }
 
     /// The issuer's cores are given back when the pipeline ends, unless something else set
@@ -993,9 +836,9 @@ mod tests {
         };
         // The application moves this thread to the worker's core.
         let moved = vec![worker];
-        assert!(cores::set_this_thread_to(&moved));
+        assert!(placement::set_this_thread_to(&moved));
         drop(p);
-        assert_eq!(cores::of_this_thread(), moved);
-        assert!(cores::set_this_thread_to(&before));
+        assert_eq!(placement::of_this_thread(), moved);
+        assert!(placement::set_this_thread_to(&before));
     }
 }
