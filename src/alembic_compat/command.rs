@@ -300,15 +300,19 @@ impl ScriptDirectory {
     }
 
     fn build(&self, ctx: &mut Ctx) -> Result<Revisions, BuildFailure> {
-        let dirs = self
-            .settings
-            .version_dirs(&self.cwd)
-            .map_err(BuildFailure::Config)?;
         let t0 = std::time::Instant::now();
-        let prefetched = self.prefetched.take().and_then(|p| p.join().ok());
-        let loaded = prefetched
-            .unwrap_or_else(|| load_scripts(&dirs, self.settings.recursive_version_locations))
-            .map_err(BuildFailure::Load)?;
+        // A read-ahead was started only once the version directories were known.
+        let loaded = match self.prefetched.take().and_then(|p| p.join().ok()) {
+            Some(loaded) => loaded,
+            None => {
+                let dirs = self
+                    .settings
+                    .version_dirs(&self.cwd)
+                    .map_err(BuildFailure::Config)?;
+                load_scripts(&dirs, self.settings.recursive_version_locations)
+            }
+        }
+        .map_err(BuildFailure::Load)?;
         let t1 = std::time::Instant::now();
         for w in &loaded.warnings {
             ctx.warn("alembic/script/base.py:142", w);
