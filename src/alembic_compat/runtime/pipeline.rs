@@ -606,6 +606,20 @@ mod tests {
         )
     }
 
+    /// Hands the worker a statement that counts to `n`, to keep it busy for a while.
+    fn occupy_the_worker(p: &mut Pipeline, n: u32) {
+        p.push(
+            format!(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) \
+                 SELECT count(*) FROM c"
+            ),
+            Vec::new(),
+            at(1, 0),
+        )
+        .unwrap();
+        p.send().unwrap();
+    }
+
     fn count_and_sum(conn: &rusqlite::Connection) -> (i64, i64) {
         conn.query_row("SELECT count(*), coalesce(sum(v), 0) FROM t", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -642,16 +656,8 @@ mod tests {
         let conn = open();
         // SAFETY: opened NO_MUTEX above; `conn` is touched only after the last settle.
         let mut p = unsafe { Pipeline::start(&conn) }.unwrap();
-        // Keeps the worker busy far longer than the issuer watches a full queue.
-        p.push(
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) \
-             SELECT count(*) FROM c"
-                .into(),
-            vec![],
-            at(1, 0),
-        )
-        .unwrap();
-        p.send().unwrap();
+        // Far longer than the issuer watches a full queue.
+        occupy_the_worker(&mut p, 300_000);
         let jobs = i64::try_from(QUEUED_BATCHES * 4).unwrap();
         for id in 0..jobs {
             // Each its own job: the queue fills after QUEUED_BATCHES of them. A row's value is
@@ -763,15 +769,7 @@ mod tests {
             let mut p = unsafe { Pipeline::start(&conn) }.unwrap();
             // A slow statement first, so that the rest is still queued when the pipeline
             // is dropped.
-            p.push(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) \
-                 SELECT count(*) FROM n"
-                    .into(),
-                Vec::new(),
-                at(1, 0),
-            )
-            .unwrap();
-            p.send().unwrap();
+            occupy_the_worker(&mut p, 3_000_000);
             // Ten whole batches, all sent while the worker is busy with the first.
             for id in 0..(10 * BATCH as i64) {
                 insert(&mut p, id, Literal::Int(1), 2).unwrap();
