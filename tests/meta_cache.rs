@@ -158,7 +158,21 @@ struct SettledProject {
 }
 
 fn settled_linear_project() -> SettledProject {
-    let (tmp, project) = common::migrate::fixture_project("linear");
+    settled_project("linear", "")
+}
+
+/// [`settled_linear_project`] for any fixture, with extra `context.configure` arguments.
+fn settled_project(fixture: &str, configure_extra: &str) -> SettledProject {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("p");
+    common::migrate::prepare_project(
+        &common::repo_root().join("tests/fixtures").join(fixture),
+        &project,
+        &common::migrate::ProjectSetup {
+            logging: true,
+            configure_extra: configure_extra.to_string(),
+        },
+    );
     let cache_dir = tmp.path().join("cache");
     let cache = cache_dir.to_string_lossy().to_string();
     let versions = project.join("alembic/versions");
@@ -353,4 +367,22 @@ fn revisions_read_ahead_are_the_revisions_read_in_line() {
     let unused = directory(&fixtures.join("linear"));
     unused.prefetch_revisions();
     drop(unused);
+}
+
+/// A body read from a pack is not kept once it has run, so a command that runs it twice
+/// (with `transaction_per_migration`, every body runs in a rehearsal first) reads it from
+/// the pack again, and both runs do what a run from the files does.
+#[test]
+fn bodies_from_the_packs_run_twice_in_one_command() {
+    let setup = settled_project("linear", "transaction_per_migration=True");
+    let (project, cache, db) = (&setup.project, &setup.cache, &setup.db);
+    let ok = |args: &str| run_ok(project, cache, args);
+    // The first run parses the files and stores the bodies; the later ones read the packs.
+    ok("upgrade head");
+    let from_files = observe_db(db, "alembic_version");
+    ok("downgrade base");
+    ok("upgrade head");
+    assert_eq!(observe_db(db, "alembic_version"), from_files);
+    ok("downgrade base");
+    assert_eq!(observe_db(db, "alembic_version").0, Vec::<String>::new());
 }

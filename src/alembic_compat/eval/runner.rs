@@ -258,6 +258,12 @@ impl BodyRunner for EvalRunner {
             return run_override(&path, script, upgrade, ctx);
         }
         let (parsed, hit) = self.parse(script)?;
+        if hit {
+            // Not kept for the rest of the command: a tree from a pack decodes again in
+            // microseconds if it is run twice (a rehearsal), and once this run drops it,
+            // its memory serves the next body's tree instead of fresh pages.
+            self.parsed.borrow_mut().remove(script.path.as_os_str());
+        }
         let (src, module) = &*parsed;
         if !hit && self.packs.borrow().passed_check(script) {
             // Preflight left this body to its pack's clean verdict, but the entry failed its
