@@ -23,7 +23,7 @@
 //! busy handler) is registered on the connection, so none can run on the worker.
 //!
 //! Two cores: on Linux the issuer and the worker are each held to a core of their own while
-//! the pipeline lives (see [`cores`]).
+//! the pipeline lives (see `placement::Split`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
@@ -314,24 +314,15 @@ impl Pipeline {
             return Ok(());
         }
         // The worker is usually done or nearly so: watch its counter before asking it.
-        let started = Instant::now();
-        let mut spins = 0u32;
-        loop {
-            if self.shared.finished.load(Ordering::Acquire) == self.sent {
-                if self.shared.failed.load(Ordering::Acquire) {
-                    break;
-                }
-                self.unsettled = false;
-                self.issued.clear();
-                return Ok(());
-            }
-            spins += 1;
-            if spins % 64 == 0 && started.elapsed() > SPIN {
-                break;
-            }
-            std::hint::spin_loop();
-        }
+        let (shared, sent) = (&self.shared, self.sent);
+        let caught_up = watch(SPIN, || {
+            (shared.finished.load(Ordering::Acquire) == sent).then_some(())
+        });
         self.unsettled = false;
+        if caught_up.is_some() && !self.shared.failed.load(Ordering::Acquire) {
+            self.issued.clear();
+            return Ok(());
+        }
         let answer = match &self.jobs {
             Some(jobs) if jobs.send(Job::Settle).is_ok() => self.done.recv().ok(),
             _ => None,
@@ -533,36 +524,42 @@ fn work(
 /// upgrade spent 0.7 ms of its worker's 10 ms waking the issuer, 400 times). The wait for a
 /// slot is the time the worker takes for one job, usually well under the watch.
 fn hand_over(jobs: &SyncSender<Job>, job: Job) -> bool {
-    let started = Instant::now();
-    let mut job = job;
-    let mut spins = 0u32;
-    loop {
-        match jobs.try_send(job) {
-            Ok(()) => return true,
-            Err(TrySendError::Disconnected(_)) => return false,
-            Err(TrySendError::Full(back)) => job = back,
+    let mut job = Some(job);
+    let sent = watch(SLOT_WATCH, || match jobs.try_send(job.take()?) {
+        Ok(()) => Some(true),
+        Err(TrySendError::Disconnected(_)) => Some(false),
+        Err(TrySendError::Full(back)) => {
+            job = Some(back);
+            None
         }
-        spins += 1;
-        if spins % 64 == 0 && started.elapsed() > SLOT_WATCH {
-            return jobs.send(job).is_ok();
-        }
-        std::hint::spin_loop();
-    }
+    });
+    sent.unwrap_or_else(|| job.is_some_and(|job| jobs.send(job).is_ok()))
 }
 
 /// The next job: watched for a moment before the worker sleeps on the channel.
 fn next_job(inbox: &Receiver<Job>) -> Option<Job> {
+    let polled = watch(SPIN, || match inbox.try_recv() {
+        Ok(job) => Some(Some(job)),
+        Err(TryRecvError::Disconnected) => Some(None),
+        Err(TryRecvError::Empty) => None,
+    });
+    polled.unwrap_or_else(|| inbox.recv().ok())
+}
+
+/// Polls `ready` until it gives an answer, for about `limit` at most; None once the watch is
+/// over (the caller then sleeps). Both threads watch before they sleep, because a handoff
+/// through the kernel costs more than most statements; the clock is read every 64 polls,
+/// since reading it costs more than a poll.
+fn watch<T>(limit: Duration, mut ready: impl FnMut() -> Option<T>) -> Option<T> {
     let started = Instant::now();
-    let mut spins = 0u32;
+    let mut polls = 0u32;
     loop {
-        match inbox.try_recv() {
-            Ok(job) => return Some(job),
-            Err(TryRecvError::Disconnected) => return None,
-            Err(TryRecvError::Empty) => {}
+        if let Some(answer) = ready() {
+            return Some(answer);
         }
-        spins += 1;
-        if spins % 64 == 0 && started.elapsed() > SPIN {
-            return inbox.recv().ok();
+        polls += 1;
+        if polls % 64 == 0 && started.elapsed() > limit {
+            return None;
         }
         std::hint::spin_loop();
     }
