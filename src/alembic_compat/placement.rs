@@ -29,13 +29,7 @@ pub(crate) struct Split(std::convert::Infallible);
 impl Split {
     /// Pins the calling thread to its current core and picks another for the worker.
     pub(crate) fn take() -> Option<Split> {
-        let original = this_thread()?;
-        // SAFETY: no arguments; it only reports the calling thread's core.
-        let here = usize::try_from(unsafe { libc::sched_getcpu() }).ok()?;
-        if !members(&original).any(|c| c == here) {
-            return None;
-        }
-        let worker = members(&original).find(|&c| c != here)?;
+        let (original, here, worker) = another_core()?;
         if !set_this_thread(&only(here)) {
             return None;
         }
@@ -175,7 +169,7 @@ where
     F: FnOnce() -> T + Send + 'static,
 {
     #[cfg(target_os = "linux")]
-    if let Some((original, elsewhere)) = another_core() {
+    if let Some((original, _, elsewhere)) = another_core() {
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::Arc;
         let moved = Arc::new(AtomicBool::new(false));
@@ -196,14 +190,17 @@ where
     builder.spawn(f)
 }
 
-/// The calling thread's cores and one of them it is not running on.
+/// The calling thread's cores, the one of them it runs on, and another one.
 #[cfg(target_os = "linux")]
-fn another_core() -> Option<(libc::cpu_set_t, usize)> {
+fn another_core() -> Option<(libc::cpu_set_t, usize, usize)> {
     let original = this_thread()?;
     // SAFETY: no arguments; it only reports the calling thread's core.
-    let here = usize::try_from(unsafe { libc::sched_getcpu() }).ok();
-    let elsewhere = members(&original).find(|&c| Some(c) != here)?;
-    Some((original, elsewhere))
+    let here = usize::try_from(unsafe { libc::sched_getcpu() }).ok()?;
+    if !members(&original).any(|c| c == here) {
+        return None;
+    }
+    let other = members(&original).find(|&c| c != here)?;
+    Some((original, here, other))
 }
 
 #[cfg(all(test, target_os = "linux"))]
