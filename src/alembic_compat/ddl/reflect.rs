@@ -7,7 +7,7 @@
 use super::sqlite::{quote, ColDef, Computed, ConsDef, IdxDef, TableDef};
 use super::DdlError;
 use crate::alembic_compat::ops::{Autoincrement, Literal, TypeSpec};
-use crate::alembic_compat::pattern::Pattern;
+use crate::alembic_compat::pattern::{Caps, Pattern};
 use rusqlite::Connection;
 
 fn sql_err(e: rusqlite::Error) -> DdlError {
@@ -466,6 +466,18 @@ fn primary_key_columns(conn: &Connection, table: &str) -> Result<Vec<String>, Dd
 /// SQLAlchemy's pattern for a column declared UNIQUE in its own line of the table's SQL.
 const INLINE_UNIQUE: &str = r#"(?i)(?:(".+?")|(?:[\[`])?([a-z0-9_]+)(?:[\]`])?)[\t ]+[a-z0-9_]+(?:[\t ]+[a-z0-9_]+)*?[\t ]+UNIQUE"#;
 
+/// The matches of [`INLINE_UNIQUE`] in a table's SQL, as `re.finditer` over the whole text
+/// finds them. Nothing in the pattern matches a newline, so every match lies within one
+/// line: searching line by line finds the same matches, and the needle skips every line
+/// that does not say UNIQUE instead of running the pattern from each byte of the SQL.
+fn inline_uniques(table_sql: &str) -> Vec<Caps<'_>> {
+    static INLINE: Pattern = Pattern::needing(INLINE_UNIQUE, &["UNIQUE"]);
+    table_sql
+        .split('\n')
+        .flat_map(|line| INLINE.captures_iter(line))
+        .collect()
+}
+
 /// `get_unique_constraints`: UNIQUE clauses parsed from the table's SQL, kept only when an
 /// automatic index (`sqlite_autoindex_*`) has exactly those columns (each index vouches for
 /// one clause). This is how SQLAlchemy tells a constraint from text that merely looks like
@@ -504,21 +516,14 @@ fn reflect_uniques(
             cols_in_sig(&c[3]),
         ));
     }
-    static INLINE: Pattern = Pattern::needing(INLINE_UNIQUE, &["UNIQUE"]);
     let mut unvouched = auto_sigs.clone();
     for (_, columns) in &parsed {
         if let Some(i) = unvouched.iter().position(|s| s == columns) {
             unvouched.remove(i);
         }
     }
-    // Nothing in the inline pattern matches a newline, so every match lies within one line:
-    // searching line by line finds the same matches, and the needle skips every line that
-    // does not say UNIQUE instead of running the pattern from each byte of the table's SQL.
-    let inline: Vec<_> = if !unvouched.is_empty() {
-        table_sql
-            .split('\n')
-            .flat_map(|line| INLINE.captures_iter(line))
-            .collect()
+    let inline = if !unvouched.is_empty() {
+        inline_uniques(table_sql)
     } else {
         vec![]
     };
@@ -744,8 +749,8 @@ mod check_tests {
 mod unique_tests {
     use super::*;
 
-    /// The inline UNIQUE pattern searched line by line finds what a search of the whole
-    /// text finds (Python's `re.finditer` over the table's SQL).
+    /// The inline UNIQUE search, line by line, finds what a search of the whole text finds
+    /// (Python's `re.finditer` over the table's SQL).
     #[test]
     fn inline_uniques_are_found_line_by_line() {
         let whole = regex::Regex::new(INLINE_UNIQUE).unwrap();
@@ -763,11 +768,10 @@ mod unique_tests {
                 .captures_iter(sql)
                 .map(|c| c.iter().map(|g| g.map(|m| m.as_str())).collect())
                 .collect();
-            static INLINE: Pattern = Pattern::needing(INLINE_UNIQUE, &["UNIQUE"]);
-            let by_line: Vec<Vec<Option<&str>>> = sql
-                .split('\n')
-                .flat_map(|line| INLINE.captures_iter(line))
-                .map(|c| (0..expected.first().map_or(0, |e| e.len())).map(|i| c.get(i).map(|m| m.as_str())).collect())
+            let groups = whole.captures_len();
+            let by_line: Vec<Vec<Option<&str>>> = inline_uniques(sql)
+                .iter()
+                .map(|c| (0..groups).map(|i| c.get(i).map(|m| m.as_str())).collect())
                 .collect();
             assert_eq!(by_line, expected, "{sql}");
             found += expected.len();
