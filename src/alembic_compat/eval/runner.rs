@@ -92,23 +92,33 @@ impl EvalRunner {
     }
 
     /// The script's source and tree (true: read from a pack), parsed at most once per
-    /// command.
-    fn parse(&self, script: &Script) -> Result<(Rc<Parsed>, bool), BodyError> {
-        if let Some(p) = self.parsed.borrow().get(script.path.as_os_str()) {
-            return Ok(p.clone());
+    /// command. `to_run`: the body runs now, and a tree from a pack is then not kept for
+    /// the rest of the command: it decodes again in microseconds if the body runs twice (a
+    /// rehearsal), and once the run drops it, its memory serves the next body's tree
+    /// instead of fresh pages.
+    fn parse(&self, script: &Script, to_run: bool) -> Result<(Rc<Parsed>, bool), BodyError> {
+        let key = script.path.as_os_str();
+        let cached = self.parsed.borrow().get(key).cloned();
+        if let Some(parsed) = cached {
+            if to_run && parsed.1 {
+                self.parsed.borrow_mut().remove(key);
+            }
+            return Ok(parsed);
         }
         let (parsed, hit) = load(script, &self.packs.borrow()).map_err(syntax_error)?;
         let parsed = (Rc::new(parsed), hit);
-        self.parsed
-            .borrow_mut()
-            .insert(script.path.as_os_str().to_owned(), parsed.clone());
+        if !(to_run && hit) {
+            self.parsed
+                .borrow_mut()
+                .insert(key.to_owned(), parsed.clone());
+        }
         Ok(parsed)
     }
 
     /// Preflight of one body outside the packs' verdicts: parsed (or its syntax error) and
     /// checked, with the findings of [`parse_all`](Self::parse_all) when it had the file.
     fn check(&self, script: &Script, checks: &mut Checks, errors: &mut Vec<BodyError>) {
-        match self.parse(script) {
+        match self.parse(script, false) {
             Ok((parsed, hit)) => {
                 let found = checks
                     .remove(script.path.as_os_str())
@@ -257,13 +267,7 @@ impl BodyRunner for EvalRunner {
         {
             return run_override(&path, script, upgrade, ctx);
         }
-        let (parsed, hit) = self.parse(script)?;
-        if hit {
-            // Not kept for the rest of the command: a tree from a pack decodes again in
-            // microseconds if it is run twice (a rehearsal), and once this run drops it,
-            // its memory serves the next body's tree instead of fresh pages.
-            self.parsed.borrow_mut().remove(script.path.as_os_str());
-        }
+        let (parsed, hit) = self.parse(script, true)?;
         let (src, module) = &*parsed;
         if !hit && self.packs.borrow().passed_check(script) {
             // Preflight left this body to its pack's clean verdict, but the entry failed its
