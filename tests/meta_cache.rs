@@ -144,7 +144,7 @@ fn reused_listings_follow_added_and_removed_files() {
     assert_cache_agrees(&project, &cache, "file removed from a reused listing");
 }
 
-/// The linear fixture in a temporary directory, its revision files old enough for the
+/// A fixture project in a temporary directory, its revision files old enough for the
 /// caches to keep them, and a cache directory beside it.
 struct SettledProject {
     /// Holds the directory while the test runs.
@@ -157,11 +157,12 @@ struct SettledProject {
     db: PathBuf,
 }
 
+/// The linear fixture, settled.
 fn settled_linear_project() -> SettledProject {
     settled_project("linear", "")
 }
 
-/// [`settled_linear_project`] for any fixture, with extra `context.configure` arguments.
+/// `fixture`, settled, with extra `context.configure` arguments (none when empty).
 fn settled_project(fixture: &str, configure_extra: &str) -> SettledProject {
     let tmp = tempfile::tempdir().unwrap();
     let project = tmp.path().join("p");
