@@ -187,7 +187,7 @@ fn run_fixture(fx: &Fixture) {
     // then the oracle, so that neither side ever races the other on the sqlite file.
     let (dbless, dbful): (Vec<usize>, Vec<usize>) = (0..cases.len()).partition(|&i| !cases[i].db);
     let mut rs: Vec<Option<Outcome>> = vec![None; cases.len()];
-    let pick = |idx: &[usize]| idx.iter().map(|&i| clone_job(&jobs[i])).collect::<Vec<_>>();
+    let pick = |idx: &[usize]| idx.iter().map(|&i| jobs[i].clone()).collect::<Vec<_>>();
     for (i, o) in dbless.iter().zip(run_candidate_many(&pick(&dbless), 2)) {
         rs[*i] = Some(o);
     }
@@ -214,14 +214,6 @@ fn run_fixture(fx: &Fixture) {
         report.record_multi(&label, &py[i], rs[i].as_ref().unwrap(), check);
     }
     report.finish(&format!("differential_readonly[{}]", fx.name));
-}
-
-fn clone_job(j: &BatchJob) -> BatchJob {
-    BatchJob {
-        cwd: j.cwd.clone(),
-        argv: j.argv.clone(),
-        env: j.env.clone(),
-    }
 }
 
 // ---------------------------------------------------------------- fixtures

@@ -208,6 +208,42 @@ pub fn unordered(out: &[u8]) -> Vec<String> {
 /// Hash seeds the oracle runs under (first one is the reference output).
 pub const ORACLE_HASH_SEEDS: &[&str] = &["0", "1", "2", "3"];
 
+/// Further hash seeds, for the jobs `compare_multi` rejects under ORACLE_HASH_SEEDS alone.
+/// In a history with several merges, Alembic's `history` and `branches` order can vary with
+/// PYTHONHASHSEED in ways the first four seeds happen not to show: an extended random_dags
+/// run (DAG_SEED=1795857530, 1,500 histories) failed five histories whose ralembic order
+/// Alembic itself prints under seed 4, 6, 8 or 13.
+pub const MORE_ORACLE_HASH_SEEDS: &[&str] = &[
+    "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19",
+];
+
+/// Runs the oracle again, under MORE_ORACLE_HASH_SEEDS, for each job whose outcome
+/// `compare_multi` rejects, and adds those outcomes to `py` (then compared as for any job
+/// whose order varies with the seed). Only for jobs that leave nothing behind: each runs
+/// again. Returns how many jobs were widened.
+pub fn widen_oracle_seeds(
+    jobs: &[BatchJob],
+    py: &mut [Vec<Outcome>],
+    rs: &[Outcome],
+    check: Check,
+    workdir: &Path,
+) -> usize {
+    let doubtful: Vec<usize> = (0..jobs.len())
+        .filter(|&j| compare_multi(&py[j], &rs[j], check).is_err())
+        .collect();
+    if doubtful.is_empty() {
+        return 0;
+    }
+    let again: Vec<BatchJob> = doubtful.iter().map(|&j| jobs[j].clone()).collect();
+    for seed in MORE_ORACLE_HASH_SEEDS {
+        let outcomes = run_oracle_batch_seeded(&again, 1, workdir, seed);
+        for (&j, o) in doubtful.iter().zip(outcomes) {
+            py[j].push(o);
+        }
+    }
+    doubtful.len()
+}
+
 /// How a case was decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -458,6 +494,7 @@ pub fn json_str(s: &str) -> String {
     out
 }
 
+#[derive(Clone)]
 pub struct BatchJob {
     pub cwd: PathBuf,
     pub argv: Vec<String>,
