@@ -447,9 +447,19 @@ pub fn format_value(v: &Value, spec: &str) -> R<String> {
     if spec.is_empty() {
         return Ok(str_of(v));
     }
-    if let Value::Native(n) = v {
-        if let Some(s) = n.format(spec) {
-            return Ok(s);
+    match v {
+        Value::Native(n) => {
+            if let Some(s) = n.format(spec) {
+                return Ok(s);
+            }
+        }
+        Value::Str(_) | Value::Int(_) | Value::Bool(_) | Value::Float(_) => {}
+        // `object.__format__` takes no format specification.
+        _ => {
+            return Err(type_error(format!(
+                "unsupported format string passed to {}.__format__",
+                v.type_name()
+            )))
         }
     }
     let chars: Vec<char> = spec.chars().collect();
@@ -743,6 +753,24 @@ pub fn percent_format(fmt: &str, args: &Value) -> R<String> {
             // The `0` flag pads to the width after the sign, as the format spec `0` does;
             // any other width is applied below.
             'f' | 'F' | 'e' | 'E' | 'g' | 'G' | 'x' | 'X' | 'o' => {
+                // Python's `%` checks the value's type itself, with a TypeError; the format
+                // spec below would answer with a ValueError.
+                match (conv, as_number(&v)) {
+                    ('x' | 'X' | 'o', Some(Num::Int(_))) => {}
+                    ('x' | 'X' | 'o', _) => {
+                        return Err(type_error(format!(
+                            "%{conv} format: an integer is required, not {}",
+                            v.type_name()
+                        )))
+                    }
+                    (_, Some(_)) => {}
+                    (_, None) => {
+                        return Err(type_error(format!(
+                            "must be real number, not {}",
+                            v.type_name()
+                        )))
+                    }
+                }
                 let flags: String = spec.chars().take_while(|c| "+ #0".contains(*c)).collect();
                 let rest = &spec[flags.len()..];
                 let sign = if flags.contains('+') {
@@ -1078,8 +1106,16 @@ pub fn get_item(v: &Value, k: &Value) -> R<Value> {
         }
         Value::Str(s) => {
             let chars: Vec<char> = s.chars().collect();
-            let i = index_of(chars.len(), k)
-                .map_err(|_| exc("IndexError", "string index out of range"))?;
+            let i = index_of(chars.len(), k).map_err(|_| {
+                if matches!(as_number(k), Some(Num::Int(_))) {
+                    exc("IndexError", "string index out of range")
+                } else {
+                    type_error(format!(
+                        "string indices must be integers, not '{}'",
+                        k.type_name()
+                    ))
+                }
+            })?;
             Ok(Value::str(chars[i].to_string()))
         }
         Value::Bytes(b) => {
@@ -1100,7 +1136,8 @@ pub fn get_item(v: &Value, k: &Value) -> R<Value> {
 }
 
 fn list_index_error(k: &Value, what: &str) -> Unwind {
-    if as_number(k).is_some() {
+    // A float is a number but never an index: `[1][0.0]` is a TypeError, as in Python.
+    if matches!(as_number(k), Some(Num::Int(_))) {
         exc("IndexError", format!("{what} index out of range"))
     } else {
         type_error(format!(
@@ -1311,6 +1348,15 @@ fn overflow() -> Unwind {
 }
 
 pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Value> {
+    // `bool`'s own `&`, `|` and `^` give a bool, as in Python (`True | False` is True).
+    if let (Value::Bool(a), Value::Bool(b)) = (l, r) {
+        match op {
+            BinOp::BitAnd => return Ok(Value::Bool(a & b)),
+            BinOp::BitOr => return Ok(Value::Bool(a | b)),
+            BinOp::BitXor => return Ok(Value::Bool(a ^ b)),
+            _ => {}
+        }
+    }
     if let (Some(x), Some(y)) = (as_number(l), as_number(r)) {
         return num_binop(op, x, y);
     }
@@ -1460,20 +1506,15 @@ fn num_binop(op: BinOp, x: Num, y: Num) -> R<Value> {
             if b == 0.0 {
                 return Err(exc("ZeroDivisionError", "float floor division by zero"));
             }
-            (a / b).floor()
+            float_divmod(a, b).0
         }
         BinOp::Mod => {
             if b == 0.0 {
                 return Err(exc("ZeroDivisionError", "float modulo"));
             }
-            let m = a % b;
-            if m != 0.0 && ((m < 0.0) != (b < 0.0)) {
-                m + b
-            } else {
-                m
-            }
+            float_divmod(a, b).1
         }
-        BinOp::Pow => a.powf(b),
+        BinOp::Pow => float_pow(a, b)?,
         _ => {
             return Err(type_error(format!(
                 "unsupported operand type(s) for {}: 'float'",
@@ -1481,6 +1522,58 @@ fn num_binop(op: BinOp, x: Num, y: Num) -> R<Value> {
             )))
         }
     }))
+}
+
+/// Python's float `//` and `%` (CPython's `float_divmod`): the floor of the exact quotient,
+/// not of the rounded `a / b` (`3.0 // 0.1` is 29.0, as 0.1 is a little more than a tenth),
+/// and a remainder with the divisor's sign, a zero one included (`-0.0 % 3` is 0.0).
+fn float_divmod(a: f64, b: f64) -> (f64, f64) {
+    let mut rem = a % b;
+    let mut div = (a - rem) / b;
+    if rem != 0.0 {
+        if (b < 0.0) != (rem < 0.0) {
+            rem += b;
+            div -= 1.0;
+        }
+    } else {
+        rem = 0.0_f64.copysign(b);
+    }
+    let floor = if div != 0.0 {
+        let f = div.floor();
+        if div - f > 0.5 {
+            f + 1.0
+        } else {
+            f
+        }
+    } else {
+        0.0_f64.copysign(a / b)
+    };
+    (floor, rem)
+}
+
+/// Python's float `**`: the errors Python raises where IEEE arithmetic gives an infinity,
+/// and a refusal where Python's answer is a complex number.
+fn float_pow(a: f64, b: f64) -> R<f64> {
+    if a == 0.0 && b < 0.0 {
+        return Err(exc(
+            "ZeroDivisionError",
+            "0.0 cannot be raised to a negative power",
+        ));
+    }
+    if a < 0.0 && a.is_finite() && b.is_finite() && b.fract() != 0.0 {
+        return Err(unsupported(
+            "a negative number to a fractional power",
+            "its value is a complex number, which ralembic does not model",
+        ));
+    }
+    let r = a.powf(b);
+    if r.is_infinite() && a.is_finite() && b.is_finite() {
+        return Err(exc(
+            "OverflowError",
+            "(34, 'Numerical result out of range')",
+        ));
+    }
+    Ok(r)
 }
 
 // ----- attributes and methods ----------------------------------------------------------------

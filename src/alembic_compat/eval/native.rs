@@ -2320,16 +2320,34 @@ fn json_write(out: &mut String, v: &Value, o: &JsonOpts, level: usize) -> R<()> 
             out.push(']');
         }
         Value::Dict(d) => {
-            let mut items: Vec<(String, Value)> = Vec::new();
-            for (k, val) in d.borrow().iter() {
-                items.push((json_key(k)?, val.clone()));
-            }
-            if items.is_empty() {
+            let mut pairs: Vec<(Value, Value)> = d
+                .borrow()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if pairs.is_empty() {
                 out.push_str("{}");
                 return Ok(());
             }
             if o.sort_keys {
-                items.sort_by(|a, b| a.0.cmp(&b.0));
+                // Python sorts the keys themselves (`1` before `10` before `2` only as
+                // strings), and keys of types that do not compare are a TypeError.
+                let mut unordered = None;
+                pairs.sort_by(|a, b| {
+                    builtins::py_cmp(&a.0, &b.0).unwrap_or_else(|| {
+                        unordered.get_or_insert((a.0.type_name(), b.0.type_name()));
+                        std::cmp::Ordering::Equal
+                    })
+                });
+                if let Some((a, b)) = unordered {
+                    return Err(type_error(format!(
+                        "'<' not supported between instances of '{b}' and '{a}'"
+                    )));
+                }
+            }
+            let mut items: Vec<(String, Value)> = Vec::with_capacity(pairs.len());
+            for (k, val) in pairs {
+                items.push((json_key(&k)?, val));
             }
             out.push('{');
             for (i, (k, val)) in items.iter().enumerate() {
@@ -5400,9 +5418,7 @@ pub fn sql_unary(op: &str, v: &Value) -> R<Value> {
             operand: Box::new(to_sql(v, None)?),
         })),
         Value::Native(n) => match (&**n, op) {
-            (Native::Temporal(Temporal::Delta(d)), "-") => {
-                Ok(Value::native(Native::Temporal(Temporal::Delta(-d))))
-            }
+            (Native::Temporal(Temporal::Delta(d)), "-") => delta_value(-i128::from(*d)),
             _ => Err(type_error(format!(
                 "bad operand type for unary {op}: '{}'",
                 v.type_name()
@@ -5485,17 +5501,21 @@ pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Option<Value>> {
     };
     Ok(match (t(l), t(r), op) {
         (Some(Temporal::DateTime(d)), Some(Temporal::Delta(us)), BinOp::Add | BinOp::Sub) => {
-            let delta = chrono::Duration::microseconds(if op == BinOp::Add { us } else { -us });
+            let us = if op == BinOp::Add {
+                Some(us)
+            } else {
+                us.checked_neg()
+            };
             Some(Value::native(Native::Temporal(Temporal::DateTime(
                 DateTimeValue {
-                    naive: d.naive + delta,
+                    naive: moved_by(d.naive, us)?,
                     offset: d.offset,
                 },
             ))))
         }
         (Some(Temporal::Delta(us)), Some(Temporal::DateTime(d)), BinOp::Add) => Some(
             Value::native(Native::Temporal(Temporal::DateTime(DateTimeValue {
-                naive: d.naive + chrono::Duration::microseconds(us),
+                naive: moved_by(d.naive, Some(us))?,
                 offset: d.offset,
             }))),
         ),
@@ -5529,9 +5549,8 @@ pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Option<Value>> {
             Native::Temporal(Temporal::Delta((a - b).num_days() * 86_400_000_000)),
         )),
         (Some(Temporal::Delta(a)), Some(Temporal::Delta(b)), BinOp::Add | BinOp::Sub) => {
-            Some(Value::native(Native::Temporal(Temporal::Delta(
-                if op == BinOp::Add { a + b } else { a - b },
-            ))))
+            let (a, b) = (i128::from(a), i128::from(b));
+            Some(delta_value(if op == BinOp::Add { a + b } else { a - b })?)
         }
         (Some(Temporal::Delta(a)), None, BinOp::Mult) => delta_scaled(a, r, false)?,
         (None, Some(Temporal::Delta(b)), BinOp::Mult) => delta_scaled(b, l, false)?,
@@ -5582,6 +5601,51 @@ pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Option<Value>> {
     })
 }
 
+/// `naive` moved by `us` microseconds, within Python's years 1-9999 (OverflowError, as
+/// Python's, outside them; chrono's own range is wider and its `+` panics past it).
+fn moved_by(naive: chrono::NaiveDateTime, us: Option<i64>) -> R<chrono::NaiveDateTime> {
+    use chrono::Datelike;
+    us.and_then(|us| naive.checked_add_signed(chrono::Duration::microseconds(us)))
+        .filter(|m| (1..=9999).contains(&m.year()))
+        .ok_or_else(|| exc("OverflowError", "date value out of range"))
+}
+
+/// `date(year, month, day)` with Python's checks and messages.
+fn python_date(year: i64, month: i64, day: i64) -> R<chrono::NaiveDate> {
+    if !(1..=9999).contains(&year) {
+        return Err(exc("ValueError", format!("year {year} is out of range")));
+    }
+    if !(1..=12).contains(&month) {
+        return Err(exc("ValueError", "month must be in 1..12"));
+    }
+    i32::try_from(year)
+        .ok()
+        .zip(u32::try_from(month).ok())
+        .zip(u32::try_from(day).ok())
+        .and_then(|((y, m), d)| chrono::NaiveDate::from_ymd_opt(y, m, d))
+        .ok_or_else(|| exc("ValueError", "day is out of range for month"))
+}
+
+/// A timedelta of `us` microseconds: Python's OverflowError beyond its ±999,999,999 days,
+/// and a refusal between the reach of 64-bit microseconds (about ±106,751,991 days) and
+/// Python's.
+fn delta_value(us: i128) -> R<Value> {
+    let days = us.div_euclid(86_400_000_000);
+    if days.abs() > 999_999_999 {
+        return Err(exc(
+            "OverflowError",
+            format!("days={days}; must have magnitude <= 999999999"),
+        ));
+    }
+    let us = i64::try_from(us).map_err(|_| {
+        unsupported(
+            "a timedelta beyond 106,751,991 days",
+            "ralembic keeps a timedelta in 64-bit microseconds",
+        )
+    })?;
+    Ok(Value::native(Native::Temporal(Temporal::Delta(us))))
+}
+
 /// Python's floor division and modulo (the remainder has the divisor's sign).
 fn floor_divmod(a: i64, b: i64) -> (i64, i64) {
     let (mut q, mut m) = (a / b, a % b);
@@ -5603,9 +5667,9 @@ fn delta_scaled(us: i64, n: &Value, divide: bool) -> R<Option<Value>> {
                 "integer division or modulo by zero",
             ))
         }
-        (Some(Num::Int(k)), false) => us
-            .checked_mul(k)
-            .ok_or_else(|| exc("OverflowError", "date value out of range"))?,
+        (Some(Num::Int(k)), false) => {
+            return delta_value(i128::from(us) * i128::from(k)).map(Some);
+        }
         (Some(Num::Int(k)), true) => {
             // Exactly, half to even.
             let (q, r) = floor_divmod(us, k);
@@ -6355,12 +6419,11 @@ fn temporal_method(
             )?;
             let get = |i: usize, cur: i64| int_arg(b.get(i), cur);
             let n = d.naive;
-            let date = chrono::NaiveDate::from_ymd_opt(
-                i32::try_from(get(0, i64::from(n.year()))?).unwrap_or(0),
-                u32::try_from(get(1, i64::from(n.month()))?).unwrap_or(0),
-                u32::try_from(get(2, i64::from(n.day()))?).unwrap_or(0),
-            )
-            .ok_or_else(|| exc("ValueError", "day is out of range for month"))?;
+            let date = python_date(
+                get(0, i64::from(n.year()))?,
+                get(1, i64::from(n.month()))?,
+                get(2, i64::from(n.day()))?,
+            )?;
             let time = chrono::NaiveTime::from_hms_micro_opt(
                 u32::try_from(get(3, i64::from(n.hour()))?).unwrap_or(99),
                 u32::try_from(get(4, i64::from(n.minute()))?).unwrap_or(99),
@@ -6547,12 +6610,7 @@ fn datetime_call(f: &str, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<V
                 args,
                 kwargs,
             )?;
-            let date = chrono::NaiveDate::from_ymd_opt(
-                i32::try_from(int(b.get(0), 1)?).unwrap_or(0),
-                u32::try_from(int(b.get(1), 1)?).unwrap_or(0),
-                u32::try_from(int(b.get(2), 1)?).unwrap_or(0),
-            )
-            .ok_or_else(|| exc("ValueError", "day is out of range for month"))?;
+            let date = python_date(int(b.get(0), 1)?, int(b.get(1), 1)?, int(b.get(2), 1)?)?;
             if f == "datetime.date" {
                 return Ok(Value::native(Native::Temporal(Temporal::Date(date))));
             }
@@ -6642,17 +6700,47 @@ fn datetime_call(f: &str, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<V
                 args,
                 kwargs,
             )?;
-            let num = |i: usize| b.get(i).and_then(as_number).map(Num::as_f64).unwrap_or(0.0);
-            let us = num(0) * 86_400e6
-                + num(1) * 1e6
-                + num(2)
-                + num(3) * 1e3
-                + num(4) * 60e6
-                + num(5) * 3600e6
-                + num(6) * 7.0 * 86_400e6;
-            Ok(Value::native(Native::Temporal(Temporal::Delta(
-                us.round() as i64
-            ))))
+            // CPython's order and factors (`delta_new`): the components' whole parts are
+            // added exactly, their fractions in a float, rounded half to even at the end.
+            const PARTS: [(usize, &str, i128); 7] = [
+                (2, "microseconds", 1),
+                (3, "milliseconds", 1_000),
+                (1, "seconds", 1_000_000),
+                (4, "minutes", 60_000_000),
+                (5, "hours", 3_600_000_000),
+                (0, "days", 86_400_000_000),
+                (6, "weeks", 604_800_000_000),
+            ];
+            let mut us: i128 = 0;
+            let mut leftover = 0.0_f64;
+            for (i, name, factor) in PARTS {
+                let Some(v) = b.get(i) else { continue };
+                match as_number(v) {
+                    Some(Num::Int(n)) => us += i128::from(n) * factor,
+                    Some(Num::Float(f)) => {
+                        let whole = builtins::float_to_int(f.trunc())?;
+                        us += i128::from(whole) * factor;
+                        let scaled = f.fract() * factor as f64;
+                        us += i128::from(builtins::float_to_int(scaled.trunc())?);
+                        leftover += scaled.fract();
+                    }
+                    None => {
+                        return Err(type_error(format!(
+                            "unsupported type for timedelta {name} component: {}",
+                            v.type_name()
+                        )))
+                    }
+                }
+            }
+            if leftover != 0.0 {
+                let mut whole = leftover.round();
+                if (whole - leftover).abs() == 0.5 {
+                    let odd = (us & 1) as f64;
+                    whole = 2.0 * ((leftover + odd) * 0.5).round() - odd;
+                }
+                us += i128::from(builtins::float_to_int(whole)?);
+            }
+            delta_value(us)
         }
         "datetime.timezone" => {
             let off = match args.first() {
@@ -6701,16 +6789,22 @@ fn datetime_call(f: &str, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<V
             let ts = as_number(args.first().unwrap_or(&Value::None))
                 .ok_or_else(|| type_error("an integer or float is required"))?
                 .as_f64();
-            let us = (ts * 1e6).round() as i64;
+            let us = builtins::round_half_even(ts * 1e6) as i64;
             let utc = chrono::DateTime::from_timestamp_micros(us)
                 .ok_or_else(|| exc("ValueError", "year is out of range"))?
                 .naive_utc();
             let tz = tz_argument(&args, 1, &kwargs)?;
-            Ok(dt(from_utc(
-                utc,
-                tz,
-                f == "datetime.datetime.utcfromtimestamp",
-            )))
+            let local = from_utc(utc, tz, f == "datetime.datetime.utcfromtimestamp");
+            if !(1..=9999).contains(&chrono::Datelike::year(&local.naive)) {
+                return Err(exc(
+                    "ValueError",
+                    format!(
+                        "year {} is out of range",
+                        chrono::Datelike::year(&local.naive)
+                    ),
+                ));
+            }
+            Ok(dt(local))
         }
         "datetime.datetime.strptime" => {
             let s = to_str(args.first().unwrap_or(&Value::None))?;
