@@ -138,14 +138,8 @@ fn python_files(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn mutated_bodies_never_panic_nor_write_half() {
-    let seed = std::env::var("EVAL_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x6576_616c_u64);
-    let cases: usize = std::env::var("EVAL_FUZZ_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
+    let seed = knob("EVAL_FUZZ_SEED", 0x6576_616c_u64);
+    let cases: usize = knob("EVAL_FUZZ_CASES", 100);
     eprintln!("eval_fuzz: EVAL_FUZZ_SEED={seed} EVAL_FUZZ_CASES={cases}");
     let mut rng = Rng(seed);
     let work = tempfile::tempdir().unwrap();

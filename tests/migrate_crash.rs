@@ -143,14 +143,8 @@ fn ralembic(dir: &Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn kill_9_leaves_a_database_that_matches_its_version() {
-    let seed = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x6b69_6c6c_u64);
-    let kills: usize = std::env::var("CRASH_KILLS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+    let seed = knob("CRASH_SEED", 0x6b69_6c6c_u64);
+    let kills: usize = knob("CRASH_KILLS", 200);
     eprintln!("migrate_crash: CRASH_SEED={seed} CRASH_KILLS={kills}");
     let mut rng = Rng(seed);
     let tmp = tempfile::tempdir().unwrap();

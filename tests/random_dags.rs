@@ -295,14 +295,8 @@ fn commands(rng: &mut Rng, h: &History) -> Vec<Vec<String>> {
 
 #[test]
 fn random_histories_agree() {
-    let seed = std::env::var("DAG_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_SEED);
-    let count = std::env::var("DAG_COUNT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_COUNT);
+    let seed = knob("DAG_SEED", DEFAULT_SEED);
+    let count = knob("DAG_COUNT", DEFAULT_COUNT);
     let keep_root = std::env::var_os("DAG_KEEP_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/dag-failures"));

@@ -657,6 +657,15 @@ pub fn os(s: &str) -> OsString {
 }
 
 /// splitmix64: seeded, reproducible randomness for generated test inputs.
+/// A test's knob from the environment (a seed, a count), or its default when the variable
+/// is unset or does not parse.
+pub fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 pub struct Rng(pub u64);
 impl Rng {
     pub fn next(&mut self) -> u64 {
