@@ -324,14 +324,60 @@ pub fn str_repr(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
+            c if !py_printable(c) => {
+                let u = c as u32;
+                if u < 0x100 {
+                    out.push_str(&format!("\\x{u:02x}"));
+                } else if u < 0x10000 {
+                    out.push_str(&format!("\\u{u:04x}"));
+                } else {
+                    out.push_str(&format!("\\U{u:08x}"));
+                }
             }
             c => out.push(c),
         }
     }
     out.push(quote);
     out
+}
+
+/// Python's `str.isprintable` for one character, which decides what `repr` escapes: not
+/// the controls, separators other than the space, format characters, private use and
+/// noncharacters. Unassigned code points, which Python escapes too, are not told apart
+/// (that takes Unicode's tables) and print as they are.
+fn py_printable(c: char) -> bool {
+    let u = c as u32;
+    !(u < 0x20
+        || (0x7f..=0xa0).contains(&u)
+        || u == 0xad
+        || matches!(
+            u,
+            0x0600..=0x0605
+                | 0x061c
+                | 0x06dd
+                | 0x070f
+                | 0x08e2
+                | 0x1680
+                | 0x180e
+                | 0x2000..=0x200f
+                | 0x2028..=0x202f
+                | 0x205f..=0x2064
+                | 0x2066..=0x206f
+                | 0x3000
+                | 0xd800..=0xf8ff
+                | 0xfdd0..=0xfdef
+                | 0xfeff
+                | 0xfff9..=0xfffb
+                | 0x110bd
+                | 0x110cd
+                | 0x13430..=0x13438
+                | 0x1bca0..=0x1bca3
+                | 0x1d173..=0x1d17a
+                | 0xe0001
+                | 0xe0020..=0xe007f
+                | 0xf0000..=0x10ffff
+        )
+        || (u & 0xfffe) == 0xfffe)
 }
 
 pub fn ascii(s: &str) -> String {
@@ -495,9 +541,9 @@ pub fn format_value(v: &Value, spec: &str) -> R<String> {
         width = width * 10 + chars[i].to_digit(10).unwrap_or(0) as usize;
         i += 1;
     }
-    let mut grouping = false;
+    let mut grouping = None;
     if i < chars.len() && (chars[i] == ',' || chars[i] == '_') {
-        grouping = true;
+        grouping = Some(chars[i]);
         i += 1;
     }
     let mut precision = None;
@@ -534,7 +580,11 @@ pub fn format_value(v: &Value, spec: &str) -> R<String> {
                 ));
             };
             let digits = n.unsigned_abs().to_string();
-            (if grouping { group(&digits) } else { digits }, n < 0)
+            let digits = match grouping {
+                Some(sep) => group(&digits, sep, 3),
+                None => digits,
+            };
+            (digits, n < 0)
         }
         (_, Some('x' | 'X' | 'o' | 'b')) => {
             let Some(Num::Int(n)) = as_number(v) else {
@@ -550,6 +600,17 @@ pub fn format_value(v: &Value, spec: &str) -> R<String> {
             if alternate {
                 prefix = p;
             }
+            // `_` groups these digits by four; `,` is only for decimal ones.
+            let s = match grouping {
+                Some('_') => group(&s, '_', 4),
+                Some(sep) => {
+                    return Err(exc(
+                        "ValueError",
+                        format!("Cannot specify '{sep}' with '{}'.", ty.unwrap_or('d')),
+                    ))
+                }
+                None => s,
+            };
             (s, n < 0)
         }
         (_, Some('f' | 'F' | 'e' | 'E' | '%' | 'g' | 'G')) | (Value::Float(_), None) => {
@@ -562,7 +623,22 @@ pub fn format_value(v: &Value, spec: &str) -> R<String> {
             let f = n.as_f64();
             let p = precision.unwrap_or(6);
             let a = f.abs();
+            let upper = matches!(ty, Some('E' | 'F' | 'G'));
             let s = match ty {
+                // Python spells these its own way, whatever the precision.
+                _ if !f.is_finite() => {
+                    let word = if f.is_nan() { "nan" } else { "inf" };
+                    let word = if upper {
+                        word.to_uppercase()
+                    } else {
+                        word.to_string()
+                    };
+                    if ty == Some('%') {
+                        format!("{word}%")
+                    } else {
+                        word
+                    }
+                }
                 Some('f' | 'F') => format!("{a:.p$}"),
                 Some('e') => python_exp(&format!("{a:.p$e}")),
                 Some('E') => python_exp(&format!("{a:.p$e}")).to_uppercase(),
@@ -571,13 +647,12 @@ pub fn format_value(v: &Value, spec: &str) -> R<String> {
                 None if precision.is_none() => float_repr(a),
                 _ => general_float(a, precision, alternate, false, true),
             };
-            let s = if grouping {
-                match s.split_once('.') {
-                    Some((int, frac)) => format!("{}.{frac}", group(int)),
-                    None => group(&s),
-                }
-            } else {
-                s
+            let s = match grouping {
+                Some(sep) => match s.split_once('.') {
+                    Some((int, frac)) => format!("{}.{frac}", group(int, sep, 3)),
+                    None => group(&s, sep, 3),
+                },
+                None => s,
             };
             // -0.0 keeps its sign, as in Python.
             (s, f.is_sign_negative() && !f.is_nan())
@@ -631,11 +706,13 @@ fn python_exp(rust: &str) -> String {
     }
 }
 
-fn group(digits: &str) -> String {
+/// `digits` with `sep` between groups of `size` from the right (the format spec's `,` and
+/// `_`).
+fn group(digits: &str, sep: char, size: usize) -> String {
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
+        if i > 0 && (digits.len() - i) % size == 0 {
+            out.push(sep);
         }
         out.push(c);
     }
@@ -709,7 +786,7 @@ pub fn percent_format(fmt: &str, args: &Value) -> R<String> {
             'd' | 'i' => {
                 let i = match as_number(&v) {
                     Some(Num::Int(i)) => i,
-                    Some(Num::Float(f)) => f.trunc() as i64,
+                    Some(Num::Float(f)) => float_to_int(f.trunc())?,
                     None => {
                         return Err(type_error(format!(
                             "%d format: a real number is required, not {}",
@@ -795,11 +872,17 @@ pub fn percent_format(fmt: &str, args: &Value) -> R<String> {
             }
             'c' => match &v {
                 Value::Str(s) if s.chars().count() == 1 => s.to_string(),
-                Value::Int(i) => u32::try_from(*i)
-                    .ok()
-                    .and_then(char::from_u32)
-                    .map(String::from)
-                    .ok_or_else(|| exc("OverflowError", "%c arg not in range(0x110000)"))?,
+                Value::Int(_) | Value::Bool(_) => {
+                    let code = match as_number(&v) {
+                        Some(Num::Int(i)) => i,
+                        _ => -1,
+                    };
+                    u32::try_from(code)
+                        .ok()
+                        .and_then(char::from_u32)
+                        .map(String::from)
+                        .ok_or_else(|| exc("OverflowError", "%c arg not in range(0x110000)"))?
+                }
                 _ => return Err(type_error("%c requires int or char")),
             },
             'a' | 'u' | 'b' => {
@@ -1329,6 +1412,26 @@ pub fn py_cmp(a: &Value, b: &Value) -> Option<Ordering> {
     }
 }
 
+/// Whether [`py_cmp`]'s None for `a` and `b` comes from a NaN where the order is decided
+/// (then `<`, `<=`, `>` and `>=` are all False, as in Python) rather than from values that
+/// do not order (a TypeError).
+pub fn unordered_by_nan(a: &Value, b: &Value) -> bool {
+    if as_number(a).is_some() && as_number(b).is_some() {
+        return true;
+    }
+    let deciding = |x: &[Value], y: &[Value]| {
+        x.iter()
+            .zip(y)
+            .find(|(p, q)| !py_eq(p, q))
+            .is_some_and(|(p, q)| unordered_by_nan(p, q))
+    };
+    match (a, b) {
+        (Value::List(x), Value::List(y)) => deciding(&x.borrow(), &y.borrow()),
+        (Value::Tuple(x), Value::Tuple(y)) => deciding(x, y),
+        _ => false,
+    }
+}
+
 fn seq_cmp(a: &[Value], b: &[Value]) -> Option<Ordering> {
     for (x, y) in a.iter().zip(b) {
         if !py_eq(x, y) {
@@ -1675,10 +1778,29 @@ pub fn get_attr(interp: &mut Interp<'_>, v: &Value, attr: &str) -> R<Value> {
                 if let Some(m) = table.iter().find(|m| **m == attr) {
                     return Ok(Value::native(Native::Unbound { name: m }));
                 }
+                if *t == "dict" && attr == "fromkeys" {
+                    return Ok(Value::native(Native::Func("dict.fromkeys".into())));
+                }
+                // What an instance would refuse, the type refuses too (`str.maketrans`).
+                let instance = match *t {
+                    "str" => Value::str(""),
+                    "dict" => Value::Dict(Default::default()),
+                    _ => Value::None,
+                };
+                if unmodelled_method(&instance, attr) {
+                    return Err(unsupported(
+                        format!("`{t}.{attr}`"),
+                        format!("not in ralembic's model of {t}"),
+                    ));
+                }
             }
             return native::get_attr(interp, n, v, attr);
         }
         Value::Function(f) if attr == "__name__" => return Ok(Value::str(f.name.as_str())),
+        // A class method, reached through an instance as well.
+        Value::Dict(_) if attr == "fromkeys" => {
+            return Ok(Value::native(Native::Func("dict.fromkeys".into())))
+        }
         _ => {}
     }
     match builtin_method(v, attr) {
@@ -1699,6 +1821,57 @@ pub fn get_attr(interp: &mut Interp<'_>, v: &Value, attr: &str) -> R<Value> {
     }
 }
 
+/// Python's `str.isspace` for one character: Unicode's white space and the four ASCII
+/// separators (`\x1c`-`\x1f`), which Python counts and Rust's `is_whitespace` does not.
+fn py_isspace(c: char) -> bool {
+    c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
+}
+
+/// `str.split()`/`rsplit()` without a separator, as CPython splits: runs of white space
+/// separate, none at the ends; after `maxsplit` splits the rest is kept whole, white space
+/// before it (after it, for `rsplit`) dropped, and an empty rest is no item.
+fn split_whitespace(s: &str, from_right: bool, maxsplit: Option<usize>) -> Vec<String> {
+    let chars: Vec<char> = if from_right {
+        s.chars().rev().collect()
+    } else {
+        s.chars().collect()
+    };
+    let word = |range: &[char]| -> String {
+        if from_right {
+            range.iter().rev().collect()
+        } else {
+            range.iter().collect()
+        }
+    };
+    let mut parts = Vec::new();
+    let mut i = 0;
+    let mut left = maxsplit.unwrap_or(usize::MAX);
+    while left > 0 {
+        while i < chars.len() && py_isspace(chars[i]) {
+            i += 1;
+        }
+        if i == chars.len() {
+            break;
+        }
+        let start = i;
+        while i < chars.len() && !py_isspace(chars[i]) {
+            i += 1;
+        }
+        parts.push(word(&chars[start..i]));
+        left -= 1;
+    }
+    while i < chars.len() && py_isspace(chars[i]) {
+        i += 1;
+    }
+    if i < chars.len() {
+        parts.push(word(&chars[i..]));
+    }
+    if from_right {
+        parts.reverse();
+    }
+    parts
+}
+
 /// Methods of Python's `str`, `list` and `dict` that ralembic leaves out.
 fn unmodelled_method(v: &Value, attr: &str) -> bool {
     let names: &[&str] = match v {
@@ -1714,7 +1887,6 @@ fn unmodelled_method(v: &Value, attr: &str) -> bool {
             "maketrans",
             "translate",
         ],
-        Value::Dict(_) => &["fromkeys"],
         _ => &[],
     };
     names.contains(&attr)
@@ -1991,24 +2163,7 @@ fn str_method(s: &str, name: &str, args: &[Value], kwargs: &[(String, Value)]) -
                 None => -1,
             };
             let parts: Vec<String> = match (&sep, maxsplit) {
-                (None, m) if m < 0 => s.split_whitespace().map(str::to_string).collect(),
-                (None, m) => {
-                    let n = usize::try_from(m).unwrap_or(0) + 1;
-                    if name == "split" {
-                        s.trim_start()
-                            .splitn(n, char::is_whitespace)
-                            .map(str::to_string)
-                            .collect()
-                    } else {
-                        let mut v: Vec<String> = s
-                            .trim_end()
-                            .rsplitn(n, char::is_whitespace)
-                            .map(str::to_string)
-                            .collect();
-                        v.reverse();
-                        v
-                    }
-                }
+                (None, m) => split_whitespace(s, name == "rsplit", usize::try_from(m).ok()),
                 (Some(sep), _) if sep.is_empty() => {
                     return Err(exc("ValueError", "empty separator"))
                 }
@@ -2031,7 +2186,7 @@ fn str_method(s: &str, name: &str, args: &[Value], kwargs: &[(String, Value)]) -
             let set = chars_arg(0)?;
             let pred = |c: char| match &set {
                 Some(set) => set.contains(c),
-                None => c.is_whitespace(),
+                None => py_isspace(c),
             };
             Value::str(match name {
                 "strip" => s.trim_matches(pred),
@@ -2157,7 +2312,7 @@ fn str_method(s: &str, name: &str, args: &[Value], kwargs: &[(String, Value)]) -
         "isdigit" => Value::Bool(!s.is_empty() && s.chars().all(|c| c.is_ascii_digit())),
         "isalpha" => Value::Bool(!s.is_empty() && s.chars().all(char::is_alphabetic)),
         "isalnum" => Value::Bool(!s.is_empty() && s.chars().all(char::is_alphanumeric)),
-        "isspace" => Value::Bool(!s.is_empty() && s.chars().all(char::is_whitespace)),
+        "isspace" => Value::Bool(!s.is_empty() && s.chars().all(py_isspace)),
         "isupper" => {
             Value::Bool(s.chars().any(char::is_uppercase) && !s.chars().any(char::is_lowercase))
         }
@@ -2640,21 +2795,20 @@ pub fn call_builtin(
                 };
                 let better = match &best {
                     None => true,
-                    Some((bk, _)) => {
-                        let o = py_cmp(&k, bk).ok_or_else(|| {
-                            type_error(format!(
+                    Some((bk, _)) => match py_cmp(&k, bk) {
+                        Some(o) if name == "min" => o.is_lt(),
+                        Some(o) => o.is_gt(),
+                        // A NaN is neither less nor greater: the item kept stays.
+                        None if unordered_by_nan(&k, bk) => false,
+                        None => {
+                            return Err(type_error(format!(
                                 "'{}' not supported between instances of '{}' and '{}'",
                                 if name == "min" { "<" } else { ">" },
                                 k.type_name(),
                                 bk.type_name()
-                            ))
-                        })?;
-                        if name == "min" {
-                            o.is_lt()
-                        } else {
-                            o.is_gt()
+                            )))
                         }
-                    }
+                    },
                 };
                 if better {
                     best = Some((k, v));

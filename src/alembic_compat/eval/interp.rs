@@ -1667,6 +1667,11 @@ impl<'h> Interp<'h> {
                 within
                     && (!strict || builtins::iterate(small)?.len() < builtins::iterate(big)?.len())
             }
+            CmpOp::Lt | CmpOp::LtE | CmpOp::Gt | CmpOp::GtE
+                if builtins::py_cmp(l, r).is_none() && builtins::unordered_by_nan(l, r) =>
+            {
+                false
+            }
             CmpOp::Lt | CmpOp::LtE | CmpOp::Gt | CmpOp::GtE => {
                 let ord = builtins::py_cmp(l, r).ok_or_else(|| {
                     type_error(format!(

@@ -2098,6 +2098,15 @@ fn call_function(
         _ if f.starts_with("textwrap.") => {
             super::stdlib::textwrap_call(interp, &f[9..], args, kwargs)
         }
+        "dict.fromkeys" => {
+            let b = bind("fromkeys", &["iterable", "value"], args, kwargs)?;
+            let value = b.get(1).cloned().unwrap_or(Value::None);
+            let pairs = builtins::iterate(b.req(0, "fromkeys", "iterable")?)?
+                .into_iter()
+                .map(|k| Value::tuple(vec![k, value.clone()]))
+                .collect();
+            builtins::call_builtin(interp, "dict", vec![Value::list(pairs)], Vec::new())
+        }
         // An OrderedDict is a dict: every dict keeps insertion order.
         "collections.OrderedDict" => builtins::call_builtin(interp, "dict", args, kwargs),
         "collections.defaultdict" => {
@@ -6789,9 +6798,27 @@ fn datetime_call(f: &str, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<V
             let ts = as_number(args.first().unwrap_or(&Value::None))
                 .ok_or_else(|| type_error("an integer or float is required"))?
                 .as_f64();
+            // Past year 9999 Python's own checks answer, after the C library's: a time_t
+            // overflow, then gmtime's EOVERFLOW past a 32-bit year, then the year's range.
+            if ts.is_nan() {
+                return Err(exc("ValueError", "Invalid value NaN (not a number)"));
+            }
+            if ts.abs() >= 9.223_372_036_854_776e18 {
+                return Err(exc(
+                    "OverflowError",
+                    "timestamp out of range for platform time_t",
+                ));
+            }
+            let year = 1970.0 + ts / 31_556_952.0;
+            if !(-2_147_481_748.0..=2_147_485_547.0).contains(&year) {
+                return Err(exc(
+                    "OSError",
+                    "[Errno 75] Value too large for defined data type",
+                ));
+            }
             let us = builtins::round_half_even(ts * 1e6) as i64;
             let utc = chrono::DateTime::from_timestamp_micros(us)
-                .ok_or_else(|| exc("ValueError", "year is out of range"))?
+                .ok_or_else(|| exc("ValueError", format!("year {year:.0} is out of range")))?
                 .naive_utc();
             let tz = tz_argument(&args, 1, &kwargs)?;
             let local = from_utc(utc, tz, f == "datetime.datetime.utcfromtimestamp");
