@@ -1241,6 +1241,9 @@ impl<'h> Interp<'h> {
             }
             ExprKind::Slice { .. } => return Err(exc("SyntaxError", "slice outside subscript")),
             ExprKind::Call { func, args } => {
+                if let Some(answer) = self.short_circuit(func, args, scope)? {
+                    return Ok(answer);
+                }
                 let f = match &func.kind {
                     ExprKind::Attribute { value, attr } => {
                         let this = self.eval(value, scope)?;
@@ -1399,7 +1402,7 @@ impl<'h> Interp<'h> {
                 let inner = Scope::child(scope);
                 self.comprehension(generators, 0, &inner, &mut |me, s| {
                     out.push(me.eval(elt, s)?);
-                    Ok(())
+                    Ok(true)
                 })?;
                 Value::list(out)
             }
@@ -1408,7 +1411,8 @@ impl<'h> Interp<'h> {
                 let inner = Scope::child(scope);
                 self.comprehension(generators, 0, &inner, &mut |me, s| {
                     let v = me.eval(elt, s)?;
-                    builtins::set_add(&mut out, v)
+                    builtins::set_add(&mut out, v)?;
+                    Ok(true)
                 })?;
                 builtins::new_set(out)
             }
@@ -1424,7 +1428,7 @@ impl<'h> Interp<'h> {
                     builtins::check_hashable(&k)?;
                     let v = me.eval(value, s)?;
                     d.insert(k, v);
-                    Ok(())
+                    Ok(true)
                 })?;
                 Value::Dict(Rc::new(RefCell::new(d)))
             }
@@ -1447,13 +1451,41 @@ impl<'h> Interp<'h> {
         })
     }
 
+    /// `any(x for ...)` and `all(x for ...)` stop at their answer, as Python's do: the
+    /// generator is not run past the item that decides (an item after it that would raise
+    /// does not). None for any other call, or when `any`/`all` is not the builtin.
+    fn short_circuit(&mut self, func: &Expr, args: &[Arg], scope: &Rc<Scope>) -> R<Option<Value>> {
+        let (ExprKind::Name(name), [Arg::Positional(arg)]) = (&func.kind, args) else {
+            return Ok(None);
+        };
+        let ExprKind::GeneratorExp { elt, generators } = &arg.kind else {
+            return Ok(None);
+        };
+        let wanted = match name.as_str() {
+            "any" => true,
+            "all" => false,
+            _ => return Ok(None),
+        };
+        let f = self.load_name(name, scope)?;
+        if !matches!(&f, Value::Native(n) if matches!(**n, Native::Builtin(b) if b == name)) {
+            return Ok(None);
+        }
+        let inner = Scope::child(scope);
+        let mut decided = false;
+        self.comprehension(generators, 0, &inner, &mut |me, s| {
+            decided = me.eval(elt, s)?.truthy() == wanted;
+            Ok(!decided)
+        })?;
+        Ok(Some(Value::Bool(if wanted { decided } else { !decided })))
+    }
+
     fn comprehension(
         &mut self,
         gens: &[Comprehension],
         i: usize,
         scope: &Rc<Scope>,
-        emit: &mut dyn FnMut(&mut Self, &Rc<Scope>) -> R<()>,
-    ) -> R<()> {
+        emit: &mut dyn FnMut(&mut Self, &Rc<Scope>) -> R<bool>,
+    ) -> R<bool> {
         let Some(g) = gens.get(i) else {
             return emit(self, scope);
         };
@@ -1465,9 +1497,11 @@ impl<'h> Interp<'h> {
                     continue 'items;
                 }
             }
-            self.comprehension(gens, i + 1, scope, emit)?;
+            if !self.comprehension(gens, i + 1, scope, emit)? {
+                return Ok(false);
+            }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn eval_elts(&mut self, elts: &[Expr], scope: &Rc<Scope>) -> R<Vec<Value>> {
