@@ -349,6 +349,18 @@ fn expr(rng: &mut Rng, kind: Kind, depth: u32) -> String {
             ("ascii({})", &[Str]),
             ("str({})", &[Bool]),
             ("{}.title().swapcase()", &[Str]),
+            ("re.sub(r'\\d+', '#', {})", &[Str]),
+            ("re.sub(r'([a-z])([A-Z])', r'\\2\\1', {})", &[Str]),
+            ("re.sub(r'\\s+', ' ', {}).strip()", &[Str]),
+            (
+                "re.sub(r'(?i)[aeiou]', lambda m: m.group(0).upper() * 2, {})",
+                &[Str],
+            ),
+            ("re.sub(r'x*', '-', {})", &[Str]),
+            ("re.escape({})", &[Str]),
+            ("'|'.join(re.split(r'[,\\s]+', {}))", &[Str]),
+            ("'|'.join(re.split(r'(,)', {}))", &[Str]),
+            ("re.sub(r'^(\\w+)\\s*(\\w*)', r'\\g<2>:\\g<1>', {})", &[Str]),
         ]),
         List => *rng.pick(&[
             ("sorted({})", &[List][..]),
@@ -379,6 +391,10 @@ fn expr(rng: &mut Rng, kind: Kind, depth: u32) -> String {
             ("sorted({}.split(), key=len)", &[Str]),
             ("json.loads(json.dumps({}))", &[List]),
             ("sorted([{}, {}])", &[DateTime, DateTime]),
+            ("re.findall(r'[a-z]+', {})", &[Str]),
+            ("re.findall(r'(\\w)(\\d)?', {})", &[Str]),
+            ("re.findall(r'.', {}, re.S)", &[Str]),
+            ("[m.span() for m in re.finditer(r'\\w\\b', {})]", &[Str]),
             ("sorted({}, key=str)", &[List]),
             ("list(enumerate({}, start=1))", &[Str]),
             ("[c for c in {} if c.isalpha()]", &[Str]),
@@ -421,6 +437,10 @@ fn expr(rng: &mut Rng, kind: Kind, depth: u32) -> String {
             ("{}.startswith(('a', 'H'))", &[Str]),
             ("{}.isspace()", &[Str]),
             ("bool({})", &[Delta]),
+            ("(re.match(r'\\s*\\d', {}) is None)", &[Str]),
+            ("bool(re.fullmatch(r'[\\w ]*', {}))", &[Str]),
+            ("bool(re.search(r'^b', {}, re.M))", &[Str]),
+            ("bool(re.search(r'd$', {}))", &[Str]),
             ("({} in {})", &[Str, Dict]),
             ("({} not in {})", &[Int, Tuple]),
             ("({} is not None)", &[List]),
@@ -441,6 +461,12 @@ fn expr(rng: &mut Rng, kind: Kind, depth: u32) -> String {
             ("{}.rpartition(' ')", &[Str]),
             ("tuple(sorted({}))", &[Dict]),
             ("({}, {})[::-1]", &[Float, Bool]),
+            ("re.subn(r'[ab]', '', {})", &[Str]),
+            ("re.search(r'(\\w+) (\\w+)', {}).groups()", &[Str]),
+            (
+                "re.match(r'(?P<first>\\w)(?P<rest>.*)', {}).group('rest', 1)",
+                &[Str],
+            ),
         ]),
         Dict => *rng.pick(&[
             ("{{'a': {}, 'b': {}}}", &[Int, Str][..]),
@@ -608,7 +634,7 @@ fn random_expressions() {
             let kind = *rng.pick(&KINDS);
             let depth = 1 + rng.below(3) as u32;
             format!(
-                "import datetime\nimport json\n\n\ndef upgrade():\n    print(repr({}))\n",
+                "import datetime\nimport json\nimport re\n\n\ndef upgrade():\n    print(repr({}))\n",
                 expr(&mut rng, kind, depth)
             )
         })

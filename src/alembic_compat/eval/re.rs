@@ -295,11 +295,12 @@ pub fn module_call(
     }
 }
 
-/// Python's `re.escape`: every character but ASCII letters, digits and `_` is escaped.
+/// `re.escape`: since Python 3.7 only the characters special in a pattern (and white
+/// space), not every other non-alphanumeric one.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if !(c.is_ascii_alphanumeric() || c == '_' || !c.is_ascii()) {
+        if "()[]{}?*+-|^$\\.&~# \t\n\r\x0b\x0c".contains(c) {
             out.push('\\');
         }
         out.push(c);
