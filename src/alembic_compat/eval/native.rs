@@ -5543,16 +5543,23 @@ pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Option<Value>> {
         (Some(Temporal::Date(d)), Some(Temporal::Delta(us)), BinOp::Add | BinOp::Sub) => {
             let days = us.div_euclid(86_400_000_000);
             let days = if op == BinOp::Add { days } else { -days };
-            let moved = d
-                .checked_add_signed(chrono::Duration::days(days))
-                .ok_or_else(|| exc("OverflowError", "date value out of range"))?;
-            Some(Value::native(Native::Temporal(Temporal::Date(moved))))
+            let moved = moved_by(
+                d.and_time(chrono::NaiveTime::MIN),
+                days.checked_mul(86_400_000_000),
+            )?;
+            Some(Value::native(Native::Temporal(Temporal::Date(
+                moved.date(),
+            ))))
         }
         (Some(Temporal::Delta(us)), Some(Temporal::Date(d)), BinOp::Add) => {
-            let moved = d
-                .checked_add_signed(chrono::Duration::days(us.div_euclid(86_400_000_000)))
-                .ok_or_else(|| exc("OverflowError", "date value out of range"))?;
-            Some(Value::native(Native::Temporal(Temporal::Date(moved))))
+            let days = us.div_euclid(86_400_000_000);
+            let moved = moved_by(
+                d.and_time(chrono::NaiveTime::MIN),
+                days.checked_mul(86_400_000_000),
+            )?;
+            Some(Value::native(Native::Temporal(Temporal::Date(
+                moved.date(),
+            ))))
         }
         (Some(Temporal::Date(a)), Some(Temporal::Date(b)), BinOp::Sub) => Some(Value::native(
             Native::Temporal(Temporal::Delta((a - b).num_days() * 86_400_000_000)),
