@@ -322,7 +322,9 @@ fn expr(rng: &mut Rng, kind: Kind, depth: u32) -> String {
             ),
             ("'%3d%%' % {}", &[Float]),
             ("'%+.3e' % {}", &[Float]),
-            ("'%c' % (32 + {} % 0x2f0)", &[Int]),
+            // Printable ASCII: `re`'s `\\w` takes combining marks, Python's does not (docs).
+            ("'%c' % (32 + {} % 0x5f)", &[Int]),
+            ("'%c' % (0xa0 + {} % 0x100)", &[Int]),
             ("'{{0!r:>10}}'.format({})", &[Str]),
             ("'{{:*^12.3f}}'.format({})", &[Float]),
             (

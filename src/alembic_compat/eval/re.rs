@@ -295,6 +295,35 @@ pub fn module_call(
     }
 }
 
+/// The matches Python's `findall`, `finditer`, `split` and `sub` see, in order. The crate's
+/// iterator skips an empty match right after a non-empty one (`x*` finds one match in
+/// "x"); Python, since 3.7, keeps it and only passes over an empty match where the previous
+/// match was the same empty one (`re.sub('x*', '-', 'abxd')` is `-a-b--d-`).
+fn py_captures<'t>(re: &regex::Regex, text: &'t str) -> Vec<regex::Captures<'t>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    let mut empty_at = None;
+    while pos <= text.len() {
+        let Some(c) = re.captures_at(text, pos) else {
+            break;
+        };
+        let Some((start, end)) = c.get(0).map(|m| (m.start(), m.end())) else {
+            break;
+        };
+        if start == end && empty_at == Some(start) {
+            match text[pos..].chars().next() {
+                Some(ch) => pos += ch.len_utf8(),
+                None => break,
+            }
+            continue;
+        }
+        empty_at = (start == end).then_some(end);
+        pos = end;
+        out.push(c);
+    }
+    out
+}
+
 /// `re.escape`: since Python 3.7 only the characters special in a pattern (and white
 /// space), not every other non-alphanumeric one.
 fn escape(s: &str) -> String {
@@ -342,7 +371,7 @@ pub fn pattern_method(
             let text = text_arg(args.first().or(kw("string")), name)?;
             let groups = p.search.captures_len() - 1;
             let mut out = Vec::new();
-            for c in p.search.captures_iter(&text) {
+            for c in py_captures(&p.search, &text) {
                 let g = |i: usize| Value::str(c.get(i).map_or("", |m| m.as_str()));
                 out.push(match groups {
                     0 => g(0),
@@ -354,9 +383,8 @@ pub fn pattern_method(
         }
         "finditer" => {
             let text = text_arg(args.first().or(kw("string")), name)?;
-            let all: Vec<Value> = p
-                .search
-                .captures_iter(&text)
+            let all: Vec<Value> = py_captures(&p.search, &text)
+                .into_iter()
                 .map(|c| found(p, &text, Some(c)))
                 .collect();
             Ok(Value::list(all))
@@ -366,7 +394,7 @@ pub fn pattern_method(
             let maxsplit = int_kw(&kwargs, "maxsplit", args.get(1))?;
             let mut out = Vec::new();
             let mut last = 0;
-            for (n, c) in p.search.captures_iter(&text).enumerate() {
+            for (n, c) in py_captures(&p.search, &text).into_iter().enumerate() {
                 if maxsplit > 0 && n as i64 >= maxsplit {
                     break;
                 }
@@ -388,7 +416,7 @@ pub fn pattern_method(
             let mut out = String::with_capacity(text.len());
             let mut last = 0;
             let mut n = 0i64;
-            for c in p.search.captures_iter(&text) {
+            for c in py_captures(&p.search, &text) {
                 if count > 0 && n >= count {
                     break;
                 }
