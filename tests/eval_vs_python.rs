@@ -322,7 +322,8 @@ fn expr(rng: &mut Rng, kind: Kind, depth: u32) -> String {
             ),
             ("'%3d%%' % {}", &[Float]),
             ("'%+.3e' % {}", &[Float]),
-            // Printable ASCII: `re`'s `\\w` takes combining marks, Python's does not (docs).
+            // Clear of combining marks (from U+0300), which `re`'s `\w` takes and Python's
+            // does not (docs/compatibility.md).
             ("'%c' % (32 + {} % 0x5f)", &[Int]),
             ("'%c' % (0xa0 + {} % 0x100)", &[Int]),
             ("'{{0!r:>10}}'.format({})", &[Str]),
