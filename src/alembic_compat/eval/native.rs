@@ -5540,19 +5540,10 @@ pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Option<Value>> {
             ))))
         }
         // A date moves by whole days: Python uses only the timedelta's days.
-        (Some(Temporal::Date(d)), Some(Temporal::Delta(us)), BinOp::Add | BinOp::Sub) => {
+        (Some(Temporal::Date(d)), Some(Temporal::Delta(us)), BinOp::Add | BinOp::Sub)
+        | (Some(Temporal::Delta(us)), Some(Temporal::Date(d)), BinOp::Add) => {
             let days = us.div_euclid(86_400_000_000);
             let days = if op == BinOp::Add { days } else { -days };
-            let moved = moved_by(
-                d.and_time(chrono::NaiveTime::MIN),
-                days.checked_mul(86_400_000_000),
-            )?;
-            Some(Value::native(Native::Temporal(Temporal::Date(
-                moved.date(),
-            ))))
-        }
-        (Some(Temporal::Delta(us)), Some(Temporal::Date(d)), BinOp::Add) => {
-            let days = us.div_euclid(86_400_000_000);
             let moved = moved_by(
                 d.and_time(chrono::NaiveTime::MIN),
                 days.checked_mul(86_400_000_000),
