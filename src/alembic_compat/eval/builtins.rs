@@ -1412,10 +1412,24 @@ pub fn py_cmp(a: &Value, b: &Value) -> Option<Ordering> {
     }
 }
 
+/// How `a` and `b` order for `<`, `<=`, `>`, `>=`, `min` and `max` (`symbol` is the
+/// operator a TypeError names): None where a NaN decides, which makes each of those False
+/// as in Python; a TypeError for values that do not order.
+pub fn py_order(a: &Value, b: &Value, symbol: &str) -> R<Option<Ordering>> {
+    match py_cmp(a, b) {
+        Some(o) => Ok(Some(o)),
+        None if unordered_by_nan(a, b) => Ok(None),
+        None => Err(type_error(format!(
+            "'{symbol}' not supported between instances of '{}' and '{}'",
+            a.type_name(),
+            b.type_name()
+        ))),
+    }
+}
+
 /// Whether [`py_cmp`]'s None for `a` and `b` comes from a NaN where the order is decided
-/// (then `<`, `<=`, `>` and `>=` are all False, as in Python) rather than from values that
-/// do not order (a TypeError).
-pub fn unordered_by_nan(a: &Value, b: &Value) -> bool {
+/// rather than from values that do not order.
+fn unordered_by_nan(a: &Value, b: &Value) -> bool {
     if as_number(a).is_some() && as_number(b).is_some() {
         return true;
     }
@@ -1782,12 +1796,7 @@ pub fn get_attr(interp: &mut Interp<'_>, v: &Value, attr: &str) -> R<Value> {
                     return Ok(Value::native(Native::Func("dict.fromkeys".into())));
                 }
                 // What an instance would refuse, the type refuses too (`str.maketrans`).
-                let instance = match *t {
-                    "str" => Value::str(""),
-                    "dict" => Value::Dict(Default::default()),
-                    _ => Value::None,
-                };
-                if unmodelled_method(&instance, attr) {
+                if *t == "str" && unmodelled_str_method(attr) {
                     return Err(unsupported(
                         format!("`{t}.{attr}`"),
                         format!("not in ralembic's model of {t}"),
@@ -1810,7 +1819,7 @@ pub fn get_attr(interp: &mut Interp<'_>, v: &Value, attr: &str) -> R<Value> {
         })),
         // A method Python's type has and ralembic does not model is outside the model, not
         // an AttributeError a body's `except` could take for Python's answer.
-        None if unmodelled_method(v, attr) => Err(unsupported(
+        None if matches!(v, Value::Str(_)) && unmodelled_str_method(attr) => Err(unsupported(
             format!("`{}.{attr}()`", v.type_name()),
             format!("not in ralembic's model of {}", v.type_name()),
         )),
@@ -1831,40 +1840,36 @@ fn py_isspace(c: char) -> bool {
 /// separate, none at the ends; after `maxsplit` splits the rest is kept whole, white space
 /// before it (after it, for `rsplit`) dropped, and an empty rest is no item.
 fn split_whitespace(s: &str, from_right: bool, maxsplit: Option<usize>) -> Vec<String> {
-    let chars: Vec<char> = if from_right {
-        s.chars().rev().collect()
-    } else {
-        s.chars().collect()
-    };
-    let word = |range: &[char]| -> String {
-        if from_right {
-            range.iter().rev().collect()
-        } else {
-            range.iter().collect()
-        }
-    };
     let mut parts = Vec::new();
-    let mut i = 0;
+    let mut rest = s;
     let mut left = maxsplit.unwrap_or(usize::MAX);
-    while left > 0 {
-        while i < chars.len() && py_isspace(chars[i]) {
-            i += 1;
-        }
-        if i == chars.len() {
+    loop {
+        rest = if from_right {
+            rest.trim_end_matches(py_isspace)
+        } else {
+            rest.trim_start_matches(py_isspace)
+        };
+        if rest.is_empty() {
             break;
         }
-        let start = i;
-        while i < chars.len() && !py_isspace(chars[i]) {
-            i += 1;
+        if left == 0 {
+            parts.push(rest.to_string());
+            break;
         }
-        parts.push(word(&chars[start..i]));
         left -= 1;
-    }
-    while i < chars.len() && py_isspace(chars[i]) {
-        i += 1;
-    }
-    if i < chars.len() {
-        parts.push(word(&chars[i..]));
+        if from_right {
+            let start = rest
+                .char_indices()
+                .rev()
+                .find(|(_, c)| py_isspace(*c))
+                .map_or(0, |(i, c)| i + c.len_utf8());
+            parts.push(rest[start..].to_string());
+            rest = &rest[..start];
+        } else {
+            let end = rest.find(py_isspace).unwrap_or(rest.len());
+            parts.push(rest[..end].to_string());
+            rest = &rest[end..];
+        }
     }
     if from_right {
         parts.reverse();
@@ -1872,24 +1877,22 @@ fn split_whitespace(s: &str, from_right: bool, maxsplit: Option<usize>) -> Vec<S
     parts
 }
 
-/// Methods of Python's `str`, `list` and `dict` that ralembic leaves out.
-fn unmodelled_method(v: &Value, attr: &str) -> bool {
-    let names: &[&str] = match v {
-        Value::Str(_) => &[
-            "casefold",
-            "expandtabs",
-            "format_map",
-            "isdecimal",
-            "isidentifier",
-            "isnumeric",
-            "isprintable",
-            "istitle",
-            "maketrans",
-            "translate",
-        ],
-        _ => &[],
-    };
-    names.contains(&attr)
+/// Methods of Python's `str` that ralembic leaves out (every `list` and `dict` method is
+/// modelled).
+fn unmodelled_str_method(attr: &str) -> bool {
+    [
+        "casefold",
+        "expandtabs",
+        "format_map",
+        "isdecimal",
+        "isidentifier",
+        "isnumeric",
+        "isprintable",
+        "istitle",
+        "maketrans",
+        "translate",
+    ]
+    .contains(&attr)
 }
 
 /// The part of `s` that `start` and `end` (slice indices, negative from the end, None for
@@ -2795,20 +2798,11 @@ pub fn call_builtin(
                 };
                 let better = match &best {
                     None => true,
-                    Some((bk, _)) => match py_cmp(&k, bk) {
-                        Some(o) if name == "min" => o.is_lt(),
-                        Some(o) => o.is_gt(),
-                        // A NaN is neither less nor greater: the item kept stays.
-                        None if unordered_by_nan(&k, bk) => false,
-                        None => {
-                            return Err(type_error(format!(
-                                "'{}' not supported between instances of '{}' and '{}'",
-                                if name == "min" { "<" } else { ">" },
-                                k.type_name(),
-                                bk.type_name()
-                            )))
-                        }
-                    },
+                    // A NaN is neither less nor greater: the item kept stays.
+                    Some((bk, _)) if name == "min" => {
+                        py_order(&k, bk, "<")?.is_some_and(Ordering::is_lt)
+                    }
+                    Some((bk, _)) => py_order(&k, bk, ">")?.is_some_and(Ordering::is_gt),
                 };
                 if better {
                     best = Some((k, v));

@@ -1701,25 +1701,15 @@ impl<'h> Interp<'h> {
                 within
                     && (!strict || builtins::iterate(small)?.len() < builtins::iterate(big)?.len())
             }
-            CmpOp::Lt | CmpOp::LtE | CmpOp::Gt | CmpOp::GtE
-                if builtins::py_cmp(l, r).is_none() && builtins::unordered_by_nan(l, r) =>
-            {
-                false
-            }
             CmpOp::Lt | CmpOp::LtE | CmpOp::Gt | CmpOp::GtE => {
-                let ord = builtins::py_cmp(l, r).ok_or_else(|| {
-                    type_error(format!(
-                        "'{}' not supported between instances of '{}' and '{}'",
-                        cmp_symbol(op),
-                        l.type_name(),
-                        r.type_name()
-                    ))
-                })?;
-                match op {
-                    CmpOp::Lt => ord.is_lt(),
-                    CmpOp::LtE => ord.is_le(),
-                    CmpOp::Gt => ord.is_gt(),
-                    _ => ord.is_ge(),
+                match builtins::py_order(l, r, cmp_symbol(op))? {
+                    None => false,
+                    Some(ord) => match op {
+                        CmpOp::Lt => ord.is_lt(),
+                        CmpOp::LtE => ord.is_le(),
+                        CmpOp::Gt => ord.is_gt(),
+                        _ => ord.is_ge(),
+                    },
                 }
             }
         }))

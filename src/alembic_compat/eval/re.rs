@@ -299,29 +299,29 @@ pub fn module_call(
 /// iterator skips an empty match right after a non-empty one (`x*` finds one match in
 /// "x"); Python, since 3.7, keeps it and only passes over an empty match where the previous
 /// match was the same empty one (`re.sub('x*', '-', 'abxd')` is `-a-b--d-`).
-fn py_captures<'t>(re: &regex::Regex, text: &'t str) -> Vec<regex::Captures<'t>> {
-    let mut out = Vec::new();
+fn py_captures<'r, 't>(
+    re: &'r regex::Regex,
+    text: &'t str,
+) -> impl Iterator<Item = regex::Captures<'t>> + 'r
+where
+    't: 'r,
+{
     let mut pos = 0;
     let mut empty_at = None;
-    while pos <= text.len() {
-        let Some(c) = re.captures_at(text, pos) else {
-            break;
-        };
-        let Some((start, end)) = c.get(0).map(|m| (m.start(), m.end())) else {
-            break;
-        };
-        if start == end && empty_at == Some(start) {
-            match text[pos..].chars().next() {
-                Some(ch) => pos += ch.len_utf8(),
-                None => break,
+    std::iter::from_fn(move || {
+        while pos <= text.len() {
+            let c = re.captures_at(text, pos)?;
+            let (start, end) = c.get(0).map(|m| (m.start(), m.end()))?;
+            if start == end && empty_at == Some(start) {
+                pos += text[pos..].chars().next()?.len_utf8();
+                continue;
             }
-            continue;
+            empty_at = (start == end).then_some(end);
+            pos = end;
+            return Some(c);
         }
-        empty_at = (start == end).then_some(end);
-        pos = end;
-        out.push(c);
-    }
-    out
+        None
+    })
 }
 
 /// `re.escape`: since Python 3.7 only the characters special in a pattern (and white
@@ -384,7 +384,6 @@ pub fn pattern_method(
         "finditer" => {
             let text = text_arg(args.first().or(kw("string")), name)?;
             let all: Vec<Value> = py_captures(&p.search, &text)
-                .into_iter()
                 .map(|c| found(p, &text, Some(c)))
                 .collect();
             Ok(Value::list(all))
@@ -394,7 +393,7 @@ pub fn pattern_method(
             let maxsplit = int_kw(&kwargs, "maxsplit", args.get(1))?;
             let mut out = Vec::new();
             let mut last = 0;
-            for (n, c) in py_captures(&p.search, &text).into_iter().enumerate() {
+            for (n, c) in py_captures(&p.search, &text).enumerate() {
                 if maxsplit > 0 && n as i64 >= maxsplit {
                     break;
                 }
