@@ -4,8 +4,8 @@ use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::rc::Rc;
 
-use super::interp::{exc, type_error, unsupported, Interp, Unwind, R};
-use super::native::{self, Native};
+use super::interp::{exc, key_error, type_error, unsupported, Interp, Unwind, R};
+use super::native::{self, Native, ViewKind};
 use super::value::{as_number, py_eq, Dict, Num, PySet, Temporal, Value};
 use crate::alembic_compat::script::ast::BinOp;
 
@@ -106,6 +106,7 @@ const EXCEPTIONS: &[(&str, &str)] = &[
     ("IndexError", "LookupError"),
     ("KeyError", "LookupError"),
     ("NameError", "Exception"),
+    ("UnboundLocalError", "NameError"),
     ("NotImplementedError", "RuntimeError"),
     ("RecursionError", "RuntimeError"),
     ("RuntimeError", "Exception"),
@@ -763,7 +764,7 @@ pub fn percent_format(fmt: &str, args: &Value) -> R<String> {
                 .borrow()
                 .get(&Value::str(k.as_str()))
                 .cloned()
-                .ok_or_else(|| exc("KeyError", str_repr(k)))?,
+                .ok_or_else(|| key_error(&Value::str(k.as_str())))?,
             (Some(_), _) => return Err(type_error("format requires a mapping")),
             (None, _) if mapping => args.clone(),
             (None, _) => next
@@ -1043,7 +1044,7 @@ fn format_field_value(
                 "Replacement index out of range for positional args tuple",
             )
         } else {
-            exc("KeyError", str_repr(arg))
+            key_error(&Value::str(arg))
         }
     })?;
     while !rest.is_empty() {
@@ -1087,6 +1088,24 @@ pub fn set_add(set: &mut PySet, v: Value) -> R<()> {
     Ok(())
 }
 
+/// A dict's keys or items view as the set it acts as in comparisons and set operators
+/// (`d.keys() - {'a'}`, `d.keys() == {'a', 'b'}`); None for anything else.
+pub fn view_as_set(v: &Value) -> R<Option<Value>> {
+    match v {
+        Value::Native(n) => match &**n {
+            Native::DictView { kind, .. } if *kind != ViewKind::Values => {
+                let mut set = PySet::default();
+                for item in n.iterate()? {
+                    set_add(&mut set, item)?;
+                }
+                Ok(Some(new_set(set)))
+            }
+            _ => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}
+
 pub fn new_set(set: PySet) -> Value {
     Value::Set(Rc::new(RefCell::new(set)))
 }
@@ -1108,6 +1127,116 @@ pub fn iterate_owned(v: Value) -> R<Vec<Value>> {
             _ => n.iterate(),
         },
         other => iterate(&other),
+    }
+}
+
+/// What a `for` loop or a comprehension walks, as Python's iterators do: a list shared with
+/// the body is read by index, so items the body appends or removes are seen; a dict or set
+/// whose size the body changes stops the loop with RuntimeError. Anything else (and a list
+/// nothing else holds, like a query's rows) is taken whole.
+pub enum LoopItems {
+    Owned(std::vec::IntoIter<Value>),
+    List {
+        list: Rc<RefCell<Vec<Value>>>,
+        next: usize,
+    },
+    /// A dict or one of its views: the keys as they were, each value read when reached.
+    Dict {
+        dict: Rc<RefCell<Dict>>,
+        kind: ViewKind,
+        keys: std::vec::IntoIter<Value>,
+        len: usize,
+    },
+    Set {
+        set: Rc<RefCell<PySet>>,
+        items: std::vec::IntoIter<Value>,
+        len: usize,
+    },
+}
+
+impl LoopItems {
+    pub fn new(v: Value) -> R<LoopItems> {
+        Ok(match v {
+            Value::List(list) if Rc::strong_count(&list) > 1 => LoopItems::List { list, next: 0 },
+            Value::Dict(dict) => LoopItems::dict(dict, ViewKind::Keys),
+            Value::Native(n) if matches!(*n, Native::DictView { .. }) => match &*n {
+                Native::DictView { dict, kind } => LoopItems::dict(dict.clone(), *kind),
+                _ => LoopItems::Owned(n.iterate()?.into_iter()),
+            },
+            Value::Set(set) => {
+                let (items, len) = {
+                    let s = set.borrow();
+                    (s.iter().cloned().collect::<Vec<_>>(), s.len())
+                };
+                LoopItems::Set {
+                    set,
+                    items: items.into_iter(),
+                    len,
+                }
+            }
+            other => LoopItems::Owned(iterate_owned(other)?.into_iter()),
+        })
+    }
+
+    fn dict(dict: Rc<RefCell<Dict>>, kind: ViewKind) -> LoopItems {
+        let (keys, len) = {
+            let d = dict.borrow();
+            (
+                d.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+                d.len(),
+            )
+        };
+        LoopItems::Dict {
+            dict,
+            kind,
+            keys: keys.into_iter(),
+            len,
+        }
+    }
+
+    pub fn next_item(&mut self) -> R<Option<Value>> {
+        Ok(match self {
+            LoopItems::Owned(items) => items.next(),
+            LoopItems::List { list, next } => {
+                let item = list.borrow().get(*next).cloned();
+                *next += 1;
+                item
+            }
+            LoopItems::Dict {
+                dict,
+                kind,
+                keys,
+                len,
+            } => {
+                let d = dict.borrow();
+                if d.len() != *len {
+                    return Err(exc(
+                        "RuntimeError",
+                        "dictionary changed size during iteration",
+                    ));
+                }
+                match keys.next() {
+                    None => None,
+                    Some(k) if *kind == ViewKind::Keys => Some(k),
+                    Some(k) => match d.get(&k) {
+                        Some(v) => Some(kind.item(&k, v)),
+                        // One key removed and another added: the same size, other keys.
+                        None => {
+                            return Err(exc(
+                                "RuntimeError",
+                                "dictionary keys changed during iteration",
+                            ))
+                        }
+                    },
+                }
+            }
+            LoopItems::Set { set, items, len } => {
+                if set.borrow().len() != *len {
+                    return Err(exc("RuntimeError", "Set changed size during iteration"));
+                }
+                items.next()
+            }
+        })
     }
 }
 
@@ -1155,6 +1284,23 @@ pub fn contains(container: &Value, item: &Value) -> R<bool> {
         },
         Value::Dict(d) => d.borrow().get(item).is_some(),
         Value::Set(s) => s.borrow().contains(item),
+        Value::Native(n) if matches!(**n, Native::DictView { .. }) => match &**n {
+            Native::DictView {
+                dict,
+                kind: ViewKind::Keys,
+            } => dict.borrow().get(item).is_some(),
+            Native::DictView {
+                dict,
+                kind: ViewKind::Items,
+            } => match item {
+                Value::Tuple(pair) if pair.len() == 2 => dict
+                    .borrow()
+                    .get(&pair[0])
+                    .is_some_and(|v| py_eq(v, &pair[1])),
+                _ => false,
+            },
+            _ => iterate(container)?.iter().any(|x| py_eq(x, item)),
+        },
         Value::Native(n) => match n.mapping_items() {
             Some(items) => items.iter().any(|(k, _)| py_eq(k, item)),
             None => iterate(container)?.iter().any(|x| py_eq(x, item)),
@@ -1182,11 +1328,13 @@ pub fn get_item(v: &Value, k: &Value) -> R<Value> {
     match v {
         Value::List(l) => {
             let l = l.borrow();
-            Ok(l[index_of(l.len(), k).map_err(|_| list_index_error(k, "list"))?].clone())
+            Ok(l[index_of(l.len(), k)
+                .map_err(|_| list_index_error(k, "list", "list index out of range"))?]
+            .clone())
         }
-        Value::Tuple(t) => {
-            Ok(t[index_of(t.len(), k).map_err(|_| list_index_error(k, "tuple"))?].clone())
-        }
+        Value::Tuple(t) => Ok(t[index_of(t.len(), k)
+            .map_err(|_| list_index_error(k, "tuple", "tuple index out of range"))?]
+        .clone()),
         Value::Str(s) => {
             let chars: Vec<char> = s.chars().collect();
             let i = index_of(chars.len(), k).map_err(|_| {
@@ -1205,11 +1353,7 @@ pub fn get_item(v: &Value, k: &Value) -> R<Value> {
             let i = index_of(b.len(), k)?;
             Ok(Value::Int(i64::from(b[i])))
         }
-        Value::Dict(d) => d
-            .borrow()
-            .get(k)
-            .cloned()
-            .ok_or_else(|| exc("KeyError", repr(k))),
+        Value::Dict(d) => d.borrow().get(k).cloned().ok_or_else(|| key_error(k)),
         Value::Native(n) => n.get_item(k),
         other => Err(type_error(format!(
             "'{}' object is not subscriptable",
@@ -1218,10 +1362,12 @@ pub fn get_item(v: &Value, k: &Value) -> R<Value> {
     }
 }
 
-fn list_index_error(k: &Value, what: &str) -> Unwind {
+/// `k` failed as a position in a `what` (list or tuple): Python's IndexError text depends on
+/// the operation (`out_of_range`); a key that is not an integer is a TypeError.
+fn list_index_error(k: &Value, what: &str, out_of_range: &str) -> Unwind {
     // A float is a number but never an index: `[1][0.0]` is a TypeError, as in Python.
     if matches!(as_number(k), Some(Num::Int(_))) {
-        exc("IndexError", format!("{what} index out of range"))
+        exc("IndexError", out_of_range)
     } else {
         type_error(format!(
             "{what} indices must be integers or slices, not {}",
@@ -1235,7 +1381,7 @@ pub fn set_item(obj: &Value, k: Value, v: Value) -> R<()> {
         Value::List(l) => {
             let mut l = l.borrow_mut();
             let i = index_of(l.len(), &k)
-                .map_err(|_| exc("IndexError", "list assignment index out of range"))?;
+                .map_err(|_| list_index_error(&k, "list", "list assignment index out of range"))?;
             l[i] = v;
             Ok(())
         }
@@ -1297,7 +1443,8 @@ pub fn del_item(obj: &Value, k: &Value) -> R<()> {
     match obj {
         Value::List(l) => {
             let mut l = l.borrow_mut();
-            let i = index_of(l.len(), k)?;
+            let i = index_of(l.len(), k)
+                .map_err(|_| list_index_error(k, "list", "list assignment index out of range"))?;
             l.remove(i);
             Ok(())
         }
@@ -1305,7 +1452,7 @@ pub fn del_item(obj: &Value, k: &Value) -> R<()> {
             .borrow_mut()
             .remove(k)
             .map(|_| ())
-            .ok_or_else(|| exc("KeyError", repr(k))),
+            .ok_or_else(|| key_error(k)),
         other => Err(type_error(format!(
             "'{}' object does not support item deletion",
             other.type_name()
@@ -1476,6 +1623,29 @@ pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Value> {
     }
     if let (Some(x), Some(y)) = (as_number(l), as_number(r)) {
         return num_binop(op, x, y);
+    }
+    if matches!(
+        op,
+        BinOp::BitOr | BinOp::BitAnd | BinOp::Sub | BinOp::BitXor
+    ) {
+        // A keys or items view combines with any iterable, either side, into a set.
+        let (lv, rv) = (view_as_set(l)?, view_as_set(r)?);
+        if lv.is_some() || rv.is_some() {
+            let as_set = |v: &Value, view: Option<Value>| -> R<Value> {
+                match (view, v) {
+                    (Some(set), _) => Ok(set),
+                    (None, Value::Set(_)) => Ok(v.clone()),
+                    (None, other) => {
+                        let mut set = PySet::default();
+                        for x in iterate(other)? {
+                            set_add(&mut set, x)?;
+                        }
+                        Ok(new_set(set))
+                    }
+                }
+            };
+            return binop(op, &as_set(l, lv)?, &as_set(r, rv)?);
+        }
     }
     match (op, l, r) {
         (BinOp::Add, Value::Str(a), Value::Str(b)) => Ok(Value::str(format!("{a}{b}"))),
@@ -2424,7 +2594,13 @@ fn list_method(
                 return Err(exc("IndexError", "pop from empty list"));
             }
             let i = match args.first() {
-                Some(k) => index_of(l.len(), k)?,
+                Some(k) => index_of(l.len(), k).map_err(|_| match as_number(k) {
+                    Some(Num::Int(_)) => exc("IndexError", "pop index out of range"),
+                    _ => type_error(format!(
+                        "'{}' object cannot be interpreted as an integer",
+                        k.type_name()
+                    )),
+                })?,
                 None => l.len() - 1,
             };
             return Ok(l.remove(i));
@@ -2510,21 +2686,25 @@ fn dict_method(
             arg_count("get", &args, 1, 2)?;
             d.borrow().get(&args[0]).cloned().unwrap_or(arg(1))
         }
-        "keys" => Value::list(d.borrow().iter().map(|(k, _)| k.clone()).collect()),
-        "values" => Value::list(d.borrow().iter().map(|(_, v)| v.clone()).collect()),
-        "items" => Value::list(
-            d.borrow()
-                .iter()
-                .map(|(k, v)| Value::tuple(vec![k.clone(), v.clone()]))
-                .collect(),
-        ),
+        "keys" | "values" | "items" => {
+            arg_count(name, &args, 0, 0)?;
+            let kind = match name {
+                "keys" => ViewKind::Keys,
+                "values" => ViewKind::Values,
+                _ => ViewKind::Items,
+            };
+            Value::native(Native::DictView {
+                dict: d.clone(),
+                kind,
+            })
+        }
         // The last item in, as in Python 3.7+.
         "popitem" => {
             arg_count("popitem", &args, 0, 0)?;
             let last = d.borrow_mut().pop_last();
             match last {
                 Some((k, v)) => Value::tuple(vec![k, v]),
-                None => return Err(exc("KeyError", "'popitem(): dictionary is empty'")),
+                None => return Err(key_error(&Value::str("popitem(): dictionary is empty"))),
             }
         }
         "setdefault" => {
@@ -2544,7 +2724,7 @@ fn dict_method(
             match d.borrow_mut().remove(&args[0]) {
                 Some(v) => v,
                 None if args.len() == 2 => arg(1),
-                None => return Err(exc("KeyError", repr(&args[0]))),
+                None => return Err(key_error(&args[0])),
             }
         }
         "update" => {
@@ -2594,13 +2774,13 @@ fn set_method(s: &Rc<RefCell<PySet>>, name: &str, args: Vec<Value>) -> R<Value> 
             arg_count(name, &args, 1, 1)?;
             let removed = s.borrow_mut().remove(&args[0]);
             if removed.is_none() && name == "remove" {
-                return Err(exc("KeyError", repr(&args[0])));
+                return Err(key_error(&args[0]));
             }
             Value::None
         }
         "pop" => match s.borrow_mut().pop_first() {
             Some(v) => v,
-            None => return Err(exc("KeyError", "'pop from an empty set'")),
+            None => return Err(key_error(&Value::str("pop from an empty set"))),
         },
         "clear" => {
             s.borrow_mut().clear();
@@ -2784,7 +2964,7 @@ pub fn call_builtin(
                     Some(d) => Ok(d.clone()),
                     None => Err(exc(
                         "ValueError",
-                        format!("{name}() iterable argument is empty"),
+                        format!("{name}() arg is an empty sequence"),
                     )),
                 };
             }

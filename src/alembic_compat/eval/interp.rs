@@ -6,6 +6,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::builtins;
+use super::locals;
 use super::native::{self, Native};
 use super::value::{as_number, py_eq, Dict, Function, FunctionBody, Num, PySet, Value};
 use super::{DetachedFailure, EvalError, Host};
@@ -42,6 +43,9 @@ pub struct PyExc {
     pub class: String,
     pub message: String,
     pub pos: Option<SourcePos>,
+    /// `e.args` when they are not just `(message,)`: what the body passed to the class, or a
+    /// KeyError's key.
+    pub args: Option<Vec<Value>>,
 }
 
 #[derive(Debug)]
@@ -74,6 +78,17 @@ pub fn exc(class: &str, message: impl Into<String>) -> Unwind {
         class: class.to_string(),
         message: message.into(),
         pos: None,
+        args: None,
+    }))
+}
+
+/// Python's KeyError for a missing `key`: its text is the key's repr, its args the key.
+pub fn key_error(key: &Value) -> Unwind {
+    Unwind::Exc(Box::new(PyExc {
+        class: "KeyError".to_string(),
+        message: builtins::repr(key),
+        pos: None,
+        args: Some(vec![key.clone()]),
     }))
 }
 
@@ -95,6 +110,7 @@ pub fn detached(f: DetachedFailure) -> Unwind {
         class: error.class,
         message: error.message,
         pos: Some(pos),
+        args: None,
     }))
 }
 
@@ -117,6 +133,9 @@ pub struct Scope {
     /// Bumped whenever a name here is bound or deleted: lookups cached against the module's
     /// globals are valid while it is unchanged.
     generation: std::cell::Cell<u64>,
+    /// For a function call's scope, the names its body makes local (see `locals`): one of
+    /// them unbound here is an error, not a lookup further out.
+    locals: Option<Rc<[Rc<str>]>>,
 }
 
 impl Scope {
@@ -192,6 +211,37 @@ impl Scope {
     pub fn get(&self, name: &str) -> Option<Value> {
         self.lookup(name)
     }
+}
+
+/// The error for reading `name` where a function around `scope` makes it local but it is
+/// not bound (yet, or any more): Python's, instead of the global of the same name.
+fn unbound_local(name: &str, scope: &Scope) -> R<()> {
+    let mut s = scope;
+    let mut own = true;
+    while let Some(parent) = &s.parent {
+        if let Some(locals) = &s.locals {
+            if locals.iter().any(|l| **l == *name) {
+                return Err(if own {
+                    exc(
+                        "UnboundLocalError",
+                        format!(
+                            "cannot access local variable '{name}' where it is not associated with a value"
+                        ),
+                    )
+                } else {
+                    exc(
+                        "NameError",
+                        format!(
+                            "cannot access free variable '{name}' where it is not associated with a value in enclosing scope"
+                        ),
+                    )
+                });
+            }
+        }
+        own = false;
+        s = parent;
+    }
+    Ok(())
 }
 
 /// A namespace's variables. A function call's locals are a handful of names, searched in
@@ -325,6 +375,9 @@ pub struct Interp<'h> {
     /// What a name of the source resolved to in the module's globals or the builtins, by the
     /// address of the name's text in the syntax tree (see `load_name`).
     global_names: rustc_hash::FxHashMap<usize, GlobalName>,
+    /// Each `def`'s local names, by the address of its body (a `def` inside a loop runs
+    /// on every pass).
+    local_names: rustc_hash::FxHashMap<usize, Rc<[Rc<str>]>>,
     module_attrs: rustc_hash::FxHashMap<&'static str, rustc_hash::FxHashMap<Box<str>, Value>>,
     /// Attributes of natives that give the same attribute every time (`datetime.fromisoformat`,
     /// `timezone.utc`, `table.c.id`), by the receiver's address: a data loop asks for the
@@ -333,6 +386,8 @@ pub struct Interp<'h> {
     constant_attrs: rustc_hash::FxHashMap<usize, ConstantAttrs>,
     /// Attributes in `constant_attrs`, all receivers together.
     constant_attr_count: usize,
+    /// The exceptions whose `except` handlers are running, innermost last.
+    handling: Vec<PyExc>,
     /// Scopes of finished calls, for the next calls (see `call_scope`).
     spare_scopes: Vec<Rc<Scope>>,
     /// `try` statements running, in all frames: a statement whose failure one of them could
@@ -397,9 +452,11 @@ impl<'h> Interp<'h> {
             yield_points: Vec::new(),
             builtins: Default::default(),
             global_names: Default::default(),
+            local_names: Default::default(),
             module_attrs: Default::default(),
             constant_attrs: Default::default(),
             constant_attr_count: 0,
+            handling: Vec::new(),
             spare_scopes: Vec::new(),
             try_depth: 0,
             unused_value: std::ptr::null(),
@@ -441,6 +498,9 @@ impl<'h> Interp<'h> {
                 return Ok(hit.value.clone());
             }
         }
+        // Whether `name` is local to a function around it depends only on where the name is
+        // written, so a name cached below has passed this check for good.
+        unbound_local(name, scope)?;
         let found = module.vars.borrow().get(name).cloned();
         let value = match found {
             Some(v) => v,
@@ -609,7 +669,21 @@ impl<'h> Interp<'h> {
                 }
             }
             StmtKind::AugAssign { target, op, value } => {
-                let current = self.eval(target, scope)?;
+                // `x[k] op= v` evaluates `x` and `k` once, reads the item, then `v`.
+                let item = match &target.kind {
+                    ExprKind::Subscript { value: obj, index }
+                        if !matches!(index.kind, ExprKind::Slice { .. }) =>
+                    {
+                        let obj = self.eval(obj, scope)?;
+                        let key = self.eval(index, scope)?;
+                        Some((obj, key))
+                    }
+                    _ => None,
+                };
+                let current = match &item {
+                    Some((obj, key)) => self.item(obj, key.clone())?,
+                    None => self.eval(target, scope)?,
+                };
                 let rhs = self.eval(value, scope)?;
                 let new = match (&current, op) {
                     // `l += x` extends the list in place, as Python does.
@@ -620,7 +694,10 @@ impl<'h> Interp<'h> {
                     }
                     _ => self.binop(*op, &current, &rhs)?,
                 };
-                self.assign(target, new, scope)?;
+                match item {
+                    Some((obj, key)) => builtins::set_item(&obj, key, new)?,
+                    None => self.assign(target, new, scope)?,
+                }
             }
             StmtKind::Pass => {}
             StmtKind::Break => return Ok(Flow::Break),
@@ -634,7 +711,10 @@ impl<'h> Interp<'h> {
             }
             StmtKind::Raise { exc: e, .. } => {
                 let Some(e) = e else {
-                    return Err(exc("RuntimeError", "No active exception to reraise"));
+                    return Err(match self.handling.last() {
+                        Some(handled) => Unwind::Exc(Box::new(handled.clone())),
+                        None => exc("RuntimeError", "No active exception to reraise"),
+                    });
                 };
                 let v = self.eval(e, scope)?;
                 return Err(builtins::raise_value(&v));
@@ -722,8 +802,8 @@ impl<'h> Interp<'h> {
                 orelse,
             } => {
                 let it = self.eval(iter, scope)?;
-                let items = builtins::iterate_owned(it)?;
-                for item in items {
+                let mut items = builtins::LoopItems::new(it)?;
+                while let Some(item) = items.next_item()? {
                     self.assign(target, item, scope)?;
                     match self.exec_block(body, scope)? {
                         Flow::Break => return Ok(Flow::Normal),
@@ -761,9 +841,18 @@ impl<'h> Interp<'h> {
                 for d in &def.decorators {
                     decorators.push(self.eval(d, scope)?);
                 }
-                let mut f = self.make_function(&def.name, &def.params, scope, |_| {
-                    FunctionBody::Block(def.body.clone())
-                })?;
+                let locals = self
+                    .local_names
+                    .entry(Arc::as_ptr(&def.body) as usize)
+                    .or_insert_with(|| locals::local_names(&def.params, &def.body))
+                    .clone();
+                let mut f = self.make_function(
+                    &def.name,
+                    &def.params,
+                    scope,
+                    |_| FunctionBody::Block(def.body.clone()),
+                    Some(locals),
+                )?;
                 for (d, expr) in decorators.iter().zip(&def.decorators).rev() {
                     f = self
                         .call(d, vec![f], Vec::new())
@@ -823,7 +912,15 @@ impl<'h> Interp<'h> {
                         Value::native(Native::Exception(Box::new((*e).clone()))),
                     );
                 }
-                return self.exec_block(&h.body, scope);
+                // A bare `raise` in the handler, or in a function it calls, re-raises `e`.
+                self.handling.push(*e);
+                let outcome = self.exec_block(&h.body, scope);
+                self.handling.pop();
+                // Python deletes the name when the handler ends, however it ends.
+                if let Some(name) = &h.name {
+                    scope.unbind(name);
+                }
+                return outcome;
             }
         }
         Err(Unwind::Exc(e))
@@ -1018,6 +1115,7 @@ impl<'h> Interp<'h> {
         params: &Arc<Params>,
         scope: &Rc<Scope>,
         body: impl FnOnce(&mut Self) -> FunctionBody,
+        locals: Option<Rc<[Rc<str>]>>,
     ) -> R<Value> {
         let all: Vec<_> = params.posonly.iter().chain(&params.args).collect();
         let mut defaults = Vec::with_capacity(all.len());
@@ -1042,6 +1140,7 @@ impl<'h> Interp<'h> {
             kw_defaults,
             body: body(self),
             scope: scope.clone(),
+            locals,
         })))
     }
 
@@ -1151,6 +1250,7 @@ impl<'h> Interp<'h> {
         match &target.kind {
             ExprKind::Name(n) => {
                 if !scope.unbind(n) {
+                    unbound_local(n, scope)?;
                     return Err(exc("NameError", format!("name '{n}' is not defined")));
                 }
                 Ok(())
@@ -1221,22 +1321,7 @@ impl<'h> Interp<'h> {
                     builtins::slice(&v, l, u, s)?
                 } else {
                     let k = self.eval(index, scope)?;
-                    // A defaultdict's missing key: the factory's value, stored.
-                    let factory = match &v {
-                        Value::Dict(d) => {
-                            let d = d.borrow();
-                            d.default_factory.clone().filter(|_| d.get(&k).is_none())
-                        }
-                        _ => None,
-                    };
-                    match factory {
-                        Some(f) => {
-                            let made = self.call(&f, Vec::new(), Vec::new())?;
-                            builtins::set_item(&v, k, made.clone())?;
-                            made
-                        }
-                        None => return builtins::get_item(&v, &k),
-                    }
+                    return self.item(&v, k);
                 }
             }
             ExprKind::Slice { .. } => return Err(exc("SyntaxError", "slice outside subscript")),
@@ -1361,7 +1446,13 @@ impl<'h> Interp<'h> {
             }
             ExprKind::Lambda { params, body } => {
                 let body = body.clone();
-                self.make_function("<lambda>", params, scope, |_| FunctionBody::Lambda(body))?
+                self.make_function(
+                    "<lambda>",
+                    params,
+                    scope,
+                    |_| FunctionBody::Lambda(body),
+                    None,
+                )?
             }
             ExprKind::NamedExpr { target, value } => {
                 let v = self.eval(value, scope)?;
@@ -1489,8 +1580,14 @@ impl<'h> Interp<'h> {
         let Some(g) = gens.get(i) else {
             return emit(self, scope);
         };
-        let it = self.eval(&g.iter, scope)?;
-        'items: for item in self.iterate(&it)? {
+        // The first iterable is evaluated where the comprehension is written, the others
+        // inside it, as Python does.
+        let it = match (i, &scope.parent) {
+            (0, Some(outer)) => self.eval(&g.iter, outer)?,
+            _ => self.eval(&g.iter, scope)?,
+        };
+        let mut items = builtins::LoopItems::new(it)?;
+        'items: while let Some(item) = items.next_item()? {
             self.assign(&g.target, item, scope)?;
             for cond in &g.ifs {
                 if !self.eval(cond, scope)?.truthy() {
@@ -1601,7 +1698,7 @@ impl<'h> Interp<'h> {
         if self.depth >= MAX_CALL_DEPTH {
             return Err(exc("RecursionError", "maximum recursion depth exceeded"));
         }
-        let scope = self.call_scope(&func.scope);
+        let scope = self.call_scope(&func.scope, &func.locals);
         if let Err(e) = bind_params(func, args, kwargs, &scope) {
             self.recycle_scope(scope);
             return Err(e);
@@ -1623,17 +1720,19 @@ impl<'h> Interp<'h> {
     /// A fresh scope for a call of a function defined in `parent`: one a finished call left
     /// behind when there is one. A data loop calls its helpers on every row, and each call
     /// allocated a scope and its variables' vector, then freed both.
-    fn call_scope(&mut self, parent: &Rc<Scope>) -> Rc<Scope> {
-        match self.spare_scopes.pop() {
-            Some(mut scope) => {
-                if let Some(s) = Rc::get_mut(&mut scope) {
-                    s.parent = Some(parent.clone());
-                    return scope;
-                }
-                Scope::child(parent)
+    fn call_scope(&mut self, parent: &Rc<Scope>, locals: &Option<Rc<[Rc<str>]>>) -> Rc<Scope> {
+        if let Some(mut scope) = self.spare_scopes.pop() {
+            if let Some(s) = Rc::get_mut(&mut scope) {
+                s.parent = Some(parent.clone());
+                s.locals = locals.clone();
+                return scope;
             }
-            None => Scope::child(parent),
         }
+        Rc::new(Scope {
+            parent: Some(parent.clone()),
+            locals: locals.clone(),
+            ..Scope::default()
+        })
     }
 
     /// Keeps a finished call's scope for the next call, unless something still holds it (a
@@ -1646,6 +1745,7 @@ impl<'h> Interp<'h> {
             return;
         };
         s.parent = None;
+        s.locals = None;
         match s.vars.get_mut() {
             Vars::Few(v) => v.clear(),
             Vars::Many(_) => return,
@@ -1670,6 +1770,26 @@ impl<'h> Interp<'h> {
         builtins::binop(op, l, r)
     }
 
+    /// `v[k]`.
+    fn item(&mut self, v: &Value, k: Value) -> R<Value> {
+        // A defaultdict's missing key: the factory's value, stored.
+        let factory = match v {
+            Value::Dict(d) => {
+                let d = d.borrow();
+                d.default_factory.clone().filter(|_| d.get(&k).is_none())
+            }
+            _ => None,
+        };
+        match factory {
+            Some(f) => {
+                let made = self.call(&f, Vec::new(), Vec::new())?;
+                builtins::set_item(v, k, made.clone())?;
+                Ok(made)
+            }
+            None => builtins::get_item(v, &k),
+        }
+    }
+
     fn compare(&mut self, op: CmpOp, l: &Value, r: &Value) -> R<Value> {
         let sql_side = |v: &Value| matches!(v, Value::Native(n) if n.is_sql());
         // `is` and `is not` are identity in Python, which no SQLAlchemy object can overload:
@@ -1677,6 +1797,27 @@ impl<'h> Interp<'h> {
         let overloadable = !matches!(op, CmpOp::In | CmpOp::NotIn | CmpOp::Is | CmpOp::IsNot);
         if (sql_side(l) || sql_side(r)) && overloadable {
             return native::sql_compare(op, l, r);
+        }
+        if overloadable {
+            // A keys or items view compares with a set or another such view as a set; with
+            // anything else it is only unequal.
+            let (lv, rv) = (builtins::view_as_set(l)?, builtins::view_as_set(r)?);
+            if lv.is_some() || rv.is_some() {
+                let set_like = |v: &Value, view: &Option<Value>| -> Option<Value> {
+                    match (view, v) {
+                        (Some(set), _) => Some(set.clone()),
+                        (None, Value::Set(_)) => Some(v.clone()),
+                        _ => None,
+                    }
+                };
+                match (set_like(l, &lv), set_like(r, &rv)) {
+                    (Some(a), Some(b)) => return self.compare(op, &a, &b),
+                    _ if matches!(op, CmpOp::Eq | CmpOp::NotEq) => {
+                        return Ok(Value::Bool(op == CmpOp::NotEq))
+                    }
+                    _ => {}
+                }
+            }
         }
         Ok(Value::Bool(match op {
             CmpOp::Eq => py_eq(l, r),

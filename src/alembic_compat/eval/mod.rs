@@ -15,6 +15,7 @@ pub mod builtins;
 pub mod check;
 pub mod custom;
 pub mod interp;
+mod locals;
 pub mod native;
 pub mod orm;
 mod re;

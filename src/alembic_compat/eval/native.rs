@@ -8,9 +8,9 @@ use std::cmp::Ordering;
 use std::rc::Rc;
 
 use super::builtins::{self, repr, str_of};
-use super::interp::{detached, exc, type_error, unsupported, Interp, PyExc, Unwind, R};
+use super::interp::{detached, exc, key_error, type_error, unsupported, Interp, PyExc, Unwind, R};
 use super::sql::{self, Rendered, SqlNode, Statement, TableRef};
-use super::value::{as_number, py_eq, DateTimeValue, Num, Temporal, Value};
+use super::value::{as_number, py_eq, DateTimeValue, Dict, Num, Temporal, Value};
 use super::Cell;
 use crate::alembic_compat::ops::{
     self, AlterColumn, Autoincrement, Batch, Column, Constraint, CreateTable, ForeignKey, Index,
@@ -18,6 +18,24 @@ use crate::alembic_compat::ops::{
 };
 use crate::alembic_compat::runtime::{dbapi_parts, DbapiParts};
 use crate::alembic_compat::script::ast::{BinOp, CmpOp};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ViewKind {
+    Keys,
+    Values,
+    Items,
+}
+
+impl ViewKind {
+    /// The item of this view for one of the dict's entries.
+    pub fn item(self, key: &Value, value: &Value) -> Value {
+        match self {
+            ViewKind::Keys => key.clone(),
+            ViewKind::Values => value.clone(),
+            ViewKind::Items => Value::tuple(vec![key.clone(), value.clone()]),
+        }
+    }
+}
 
 #[derive(Debug)]
 pub enum Native {
@@ -111,6 +129,11 @@ pub enum Native {
     Temporal(Temporal),
     Logger(String),
     Environ,
+    /// `d.keys()`, `d.values()`, `d.items()`: live views of the dict, as in Python.
+    DictView {
+        dict: Rc<RefCell<Dict>>,
+        kind: ViewKind,
+    },
     Uuid(String),
     /// Mako's `UNDEFINED`: what a template sees for a name its caller did not pass. Falsy;
     /// rendering it is a NameError (the template renderer checks for it).
@@ -1083,6 +1106,12 @@ impl Native {
             .into(),
             Native::Logger(_) => "Logger".into(),
             Native::Environ => "_Environ".into(),
+            Native::DictView { kind, .. } => match kind {
+                ViewKind::Keys => "dict_keys",
+                ViewKind::Values => "dict_values",
+                ViewKind::Items => "dict_items",
+            }
+            .into(),
             Native::Uuid(_) => "UUID".into(),
             Native::RePattern(_) => "re.Pattern".into(),
             Native::ReMatch(_) => "re.Match".into(),
@@ -1094,6 +1123,7 @@ impl Native {
             Native::Row(r) | Native::Mapping(r) => !r.values.is_empty(),
             Native::Temporal(Temporal::Delta(d)) => *d != 0,
             Native::Undefined => false,
+            Native::DictView { dict, .. } => !dict.borrow().is_empty(),
             _ => true,
         }
     }
@@ -1145,6 +1175,17 @@ impl Native {
                     .join(", ")
             ),
             // A KeyError's text is already its key's repr (`str(KeyError('k'))` is "'k'").
+            Native::Exception(e) if e.args.is_some() => {
+                let args = e.args.as_deref().unwrap_or_default();
+                format!(
+                    "{}({})",
+                    e.class.rsplit('.').next().unwrap_or(&e.class),
+                    args.iter()
+                        .map(builtins::repr)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
             // Raised bare (`raise RuntimeError`): no arguments.
             Native::Exception(e) if e.message.is_empty() => {
                 format!("{}()", e.class.rsplit('.').next().unwrap_or(&e.class))
@@ -1156,6 +1197,15 @@ impl Native {
                 builtins::str_repr(exception_arg(e))
             ),
             Native::Temporal(t) => temporal_repr(t),
+            Native::DictView { dict, kind } => format!(
+                "{}([{}])",
+                self.type_name(),
+                dict.borrow()
+                    .iter()
+                    .map(|(k, v)| repr(&kind.item(k, v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             other => format!("<{}>", other.type_name()),
         }
     }
@@ -1188,6 +1238,7 @@ impl Native {
         match self {
             Native::Row(r) | Native::Mapping(r) => Some(r.values.len()),
             Native::Environ => Some(std::env::vars().count()),
+            Native::DictView { dict, .. } => Some(dict.borrow().len()),
             _ => None,
         }
     }
@@ -1261,6 +1312,9 @@ impl Native {
                 })
                 .collect()),
             Native::Environ => Ok(std::env::vars().map(|(k, _)| Value::str(k)).collect()),
+            Native::DictView { dict, kind } => {
+                Ok(dict.borrow().iter().map(|(k, v)| kind.item(k, v)).collect())
+            }
             _ => Err(type_error(format!(
                 "'{}' object is not iterable",
                 self.type_name()
@@ -1301,7 +1355,7 @@ impl Native {
                     .iter()
                     .position(|c| *c == key)
                     .map(|i| r.values[i].clone())
-                    .ok_or_else(|| exc("KeyError", repr(k)))
+                    .ok_or_else(|| key_error(k))
             }
             Native::TableColumns(t) => {
                 let key = to_str(k)?;
@@ -1311,7 +1365,7 @@ impl Native {
                 let key = to_str(k)?;
                 std::env::var(&key)
                     .map(Value::str)
-                    .map_err(|_| exc("KeyError", repr(k)))
+                    .map_err(|_| key_error(k))
             }
             // `Union[str, None]`, `Sequence[str]`: annotations only.
             Native::Opaque(_) => Ok(Value::native(Native::Opaque("typing".into()))),
@@ -1844,8 +1898,11 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
             _ => Err(no_attr()),
         },
         Native::Exception(e) => match attr {
-            "args" if e.message.is_empty() => Ok(Value::tuple(Vec::new())),
-            "args" => Ok(Value::tuple(vec![Value::str(exception_arg(e))])),
+            "args" => Ok(Value::tuple(match &e.args {
+                Some(args) => args.clone(),
+                None if e.message.is_empty() => Vec::new(),
+                None => vec![Value::str(exception_arg(e))],
+            })),
             "__class__" => Ok(Value::native(Native::TypeOf(n.type_name()))),
             // A caught database error: the driver's exception, the statement and SQLAlchemy's
             // code, from its text.
@@ -1863,6 +1920,7 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
                         class: parts.driver_class.to_string(),
                         message: parts.message.to_string(),
                         pos: e.pos.clone(),
+                        args: None,
                     })))),
                     "statement" => Ok(parts.statement.map_or(Value::None, Value::str)),
                     "params" if !parts.has_params => Ok(Value::tuple(Vec::new())),
@@ -1952,12 +2010,16 @@ pub fn call(
         }
         Native::ExcClass(class) => Ok(Value::native(Native::Exception(Box::new(PyExc {
             class: class.clone(),
-            // str(KeyError(k)) is repr(k), as the interpreter's own KeyErrors already are.
+            // Python's str() of an exception: its one argument's str (a KeyError's repr, as
+            // the interpreter's own KeyErrors), the args tuple's repr for several.
             message: match (class.as_str(), args.as_slice()) {
+                (_, []) => String::new(),
                 ("KeyError", [key]) => repr(key),
-                _ => args.first().map(str_of).unwrap_or_default(),
+                (_, [arg]) => str_of(arg),
+                _ => repr(&Value::tuple(args.clone())),
             },
             pos: None,
+            args: Some(args),
         })))),
         Native::TypeClass { dialect, name } => make_type(dialect, name, args, kwargs),
         Native::TypeSubclass(class) => {

@@ -38,6 +38,9 @@ pub struct Function {
     pub kw_defaults: Vec<Option<Value>>,
     pub body: FunctionBody,
     pub scope: Rc<Scope>,
+    /// The names the body makes local (see `locals`); None for a lambda, whose only locals
+    /// are its parameters, always bound.
+    pub locals: Option<Rc<[Rc<str>]>>,
 }
 
 #[derive(Debug)]
