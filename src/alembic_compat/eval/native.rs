@@ -1000,6 +1000,31 @@ pub fn to_sql(v: &Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
     })
 }
 
+/// The type SQLAlchemy gives a Python value compared with (or combined with) an expression
+/// of type `ty` (`coerce_compared_value`): `ty`, unless the value's own type has another
+/// affinity (`qty == 0.5` binds a float, not an integer); None for the value's own type.
+fn compared<'t>(ty: Option<&'t Rc<TypeSpec>>, v: &Value) -> Option<&'t Rc<TypeSpec>> {
+    use sql::Affinity;
+    let own = match v {
+        Value::Bool(_) => Affinity::Boolean,
+        Value::Int(_) => Affinity::Integer,
+        Value::Float(_) => Affinity::Numeric,
+        Value::Str(_) => Affinity::String,
+        Value::Native(n) => match &**n {
+            Native::Temporal(Temporal::DateTime(_)) => Affinity::DateTime,
+            Native::Temporal(Temporal::Date(_)) => Affinity::Date,
+            Native::Temporal(Temporal::Time(_)) => Affinity::Time,
+            Native::Temporal(Temporal::Delta(_)) => Affinity::Interval,
+            _ => return ty,
+        },
+        _ => return ty,
+    };
+    ty.filter(|t| {
+        let theirs = sql::type_affinity(t);
+        theirs == own || theirs == Affinity::Other
+    })
+}
+
 /// A bound parameter, its value as the column's type binds it.
 fn bind_node(v: &Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
     Ok(SqlNode::Bind {
@@ -3043,9 +3068,11 @@ fn sa_call(
             }))
         }
         "cast" => {
-            let inner = to_sql(args.first().unwrap_or(&Value::None), None)?;
-            let t = to_type(args.get(1).unwrap_or(&Value::None))?;
-            Ok(sql_value(cast(inner, t)))
+            // A Python value cast is bound as the cast's type (`cast(0.5, Integer)` renders
+            // `CAST(0 AS INTEGER)` inline).
+            let t = Rc::new(to_type(args.get(1).unwrap_or(&Value::None))?);
+            let inner = to_sql(args.first().unwrap_or(&Value::None), Some(&t))?;
+            Ok(sql_value(cast(inner, Rc::unwrap_or_clone(t))))
         }
         // `sa.exists()` (then `.where(...)`), `sa.exists(select)`, `sa.exists(column)`.
         "exists" => {
@@ -5305,7 +5332,7 @@ fn sql_method(node: &SqlNode, name: &str, args: Vec<Value>) -> R<Value> {
                 None => {
                     let mut values = Vec::new();
                     for v in builtins::iterate(&list)? {
-                        values.push(to_sql(&v, ty.as_ref())?);
+                        values.push(to_sql(&v, compared(ty.as_ref(), &v))?);
                     }
                     values
                 }
@@ -5377,9 +5404,9 @@ fn sql_method(node: &SqlNode, name: &str, args: Vec<Value>) -> R<Value> {
             left: me,
             op: "BETWEEN".into(),
             right: Box::new(SqlNode::Binary {
-                left: Box::new(to_sql(&arg(0), ty.as_ref())?),
+                left: Box::new(to_sql(&arg(0), compared(ty.as_ref(), &arg(0)))?),
                 op: "AND".into(),
-                right: Box::new(to_sql(&arg(1), ty.as_ref())?),
+                right: Box::new(to_sql(&arg(1), compared(ty.as_ref(), &arg(1)))?),
             }),
         },
         "desc" | "asc" => ordering(node.clone(), name),
@@ -5432,27 +5459,40 @@ fn sql_method(node: &SqlNode, name: &str, args: Vec<Value>) -> R<Value> {
     }))
 }
 
+/// The comparison with its operands swapped: `a < b` is `b > a`.
+fn mirrored(op: CmpOp) -> CmpOp {
+    match op {
+        CmpOp::Lt => CmpOp::Gt,
+        CmpOp::LtE => CmpOp::GtE,
+        CmpOp::Gt => CmpOp::Lt,
+        CmpOp::GtE => CmpOp::LtE,
+        other => other,
+    }
+}
+
 pub fn sql_compare(op: CmpOp, l: &Value, r: &Value) -> R<Value> {
     let (l, r, op) = match l {
         Value::Native(n) if n.is_sql() => (l, r, op),
         // `5 < col` reads as `col > 5`.
-        _ => (
-            r,
-            l,
-            match op {
-                CmpOp::Lt => CmpOp::Gt,
-                CmpOp::LtE => CmpOp::GtE,
-                CmpOp::Gt => CmpOp::Lt,
-                CmpOp::GtE => CmpOp::LtE,
-                other => other,
-            },
-        ),
+        _ => (r, l, mirrored(op)),
     };
     let left = to_sql(l, None)?;
+    // Python asks the right operand first when its class is a subclass of the left one's
+    // (`func.abs(x) < func.max(y)` is `max(y) > abs(x)`): a registered function's class
+    // subclasses the plain `Function`.
+    if let (SqlNode::Func { name: a, .. }, Value::Native(n)) = (&left, r) {
+        if let Native::Sql(right) = &**n {
+            if let SqlNode::Func { name: b, .. } = &**right {
+                if !sql::is_generic_function(a) && sql::is_generic_function(b) {
+                    return sql_compare(mirrored(op), r, l);
+                }
+            }
+        }
+    }
     // SQLAlchemy's `coerce_compared_value`: a value compared with a JSON expression keeps
     // its own type (`doc["k"] == "x"` binds 'x', not '"x"'); only a value no SQL type
     // stands for (a dict, a list) is bound as JSON.
-    let right_type = left.type_().filter(|t| {
+    let right_type = compared(left.type_(), r).filter(|t| {
         type_family(Some(t)) != TypeFamily::Json
             || matches!(r, Value::List(_) | Value::Dict(_) | Value::Tuple(_))
     });
@@ -5526,21 +5566,22 @@ pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Option<Value>> {
         // (`"x" + col` is the column's `__radd__`).
         let (left, right) = if is_sql(l) {
             let left = to_sql(l, None)?;
-            let right = to_sql(r, left.type_())?;
+            let right = to_sql(r, compared(left.type_(), r))?;
             (left, right)
         } else {
             let right = to_sql(r, None)?;
-            (to_sql(l, right.type_())?, right)
+            (to_sql(l, compared(right.type_(), l))?, right)
         };
-        let ty = left.type_().or(right.type_()).cloned();
         let type_is = |t: &Option<Rc<TypeSpec>>, names: &[&str]| {
             t.as_ref()
                 .is_some_and(|t| names.iter().any(|n| t.name.eq_ignore_ascii_case(n)))
         };
-        // String concatenation renders `||` in SQLAlchemy.
-        let is_string = type_is(
-            &ty,
-            &["String", "Text", "Unicode", "UnicodeText", "VARCHAR"],
+        // String concatenation renders `||` in SQLAlchemy. The left side's type decides
+        // (SQLAlchemy's `_adapt_expression`), a Python value's being its own (`'x'` a
+        // String); an untyped left side takes the right side's, `+` being commutative.
+        let is_string = matches!(
+            (sql::string_typed(&left), sql::string_typed(&right)),
+            (Some(true), Some(true) | None) | (None, Some(true))
         );
         const INTEGERS: &[&str] = &["Integer", "BigInteger", "SmallInteger", "INTEGER", "BIGINT"];
         let node = |op: &'static str, left: SqlNode, right: SqlNode| SqlNode::Binary {
@@ -5555,10 +5596,7 @@ pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Option<Value>> {
                 if !(type_is(&left.type_().cloned(), INTEGERS)
                     && type_is(&right.type_().cloned(), INTEGERS)) =>
             {
-                SqlNode::Func {
-                    name: "FLOOR".into(),
-                    args: vec![node("//", left, right)],
-                }
+                node("FLOOR/", left, right)
             }
             _ => node(text, left, right),
         })));

@@ -537,6 +537,13 @@ impl Host for ContextHost<'_> {
                     .into(),
             });
         };
+        if crate::alembic_compat::runtime::pipeline::holds_no_statement(sql_text) {
+            // Python's sqlite3 runs it as a statement with no columns and no rows.
+            return Ok(QueryShape {
+                columns: Vec::new(),
+                rowcount: -1,
+            });
+        }
         let sql_error = |e| statement_error(sql_text, params, e);
         let mut stmt = prepare_statement(conn, sql_text, params)?;
         let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();

@@ -136,7 +136,7 @@ impl SqlNode {
             // Arithmetic and concatenation keep their operands' type (a concatenation
             // concatenates again: `(col + "s") + "t"`).
             SqlNode::Binary { left, op, right }
-                if matches!(&**op, "+" | "-" | "*" | "/" | "//" | "%" | "||") =>
+                if matches!(&**op, "+" | "-" | "*" | "/" | "//" | "FLOOR/" | "%" | "||") =>
             {
                 left.type_().or(right.type_())
             }
@@ -602,6 +602,116 @@ fn generic_function_name(name: &str) -> &str {
         .map_or(name, |g| g)
 }
 
+/// Whether `func.<name>` makes one of SQLAlchemy's registered function classes, each a
+/// subclass of the plain `Function` every other name makes.
+pub fn is_generic_function(name: &str) -> bool {
+    !std::ptr::eq(generic_function_name(name), name)
+}
+
+/// Whether an expression is a string as SQLAlchemy types it (`Some(true)`), of another
+/// type (`Some(false)`), or of none it knows (`None`: NULL, most functions); a literal has
+/// its value's type, a registered function its own or its arguments'.
+pub fn string_typed(n: &SqlNode) -> Option<bool> {
+    match n {
+        SqlNode::Bind { value, type_: None }
+        | SqlNode::Param {
+            value: Some(value),
+            type_: None,
+            ..
+        } => match value {
+            Literal::None => None,
+            Literal::Str(_) => Some(true),
+            _ => Some(false),
+        },
+        SqlNode::Null => None,
+        SqlNode::Label { inner, .. } => string_typed(inner),
+        SqlNode::Func { name, args } => match generic_function_name(name) {
+            "coalesce" | "max" | "min" | "sum" | "pow" => args.iter().find_map(string_typed),
+            "concat" | "aggregate_strings" | "current_user" | "session_user" | "user" => Some(true),
+            g if std::ptr::eq(g, name.as_str()) => None,
+            _ => Some(false),
+        },
+        SqlNode::Binary { left, op, right }
+            if matches!(&**op, "+" | "-" | "*" | "/" | "//" | "FLOOR/" | "%" | "||") =>
+        {
+            string_typed(left).or_else(|| string_typed(right))
+        }
+        _ => n.type_().map(|t| type_affinity(t) == Affinity::String),
+    }
+}
+
+/// SQLAlchemy's `_type_affinity`, for the families a Python value can stand for: a value
+/// next to an expression of another affinity keeps its own type (`coerce_compared_value`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Affinity {
+    Integer,
+    Numeric,
+    String,
+    Boolean,
+    DateTime,
+    Date,
+    Time,
+    Interval,
+    Other,
+}
+
+pub fn type_affinity(t: &TypeSpec) -> Affinity {
+    const NAMES: &[(&str, Affinity)] = &[
+        ("Integer", Affinity::Integer),
+        ("BigInteger", Affinity::Integer),
+        ("SmallInteger", Affinity::Integer),
+        ("INT", Affinity::Integer),
+        ("BIGINT", Affinity::Integer),
+        ("SMALLINT", Affinity::Integer),
+        ("Float", Affinity::Numeric),
+        ("Numeric", Affinity::Numeric),
+        ("REAL", Affinity::Numeric),
+        ("Double", Affinity::Numeric),
+        ("DOUBLE_PRECISION", Affinity::Numeric),
+        ("DECIMAL", Affinity::Numeric),
+        ("String", Affinity::String),
+        ("Text", Affinity::String),
+        ("Unicode", Affinity::String),
+        ("UnicodeText", Affinity::String),
+        ("VARCHAR", Affinity::String),
+        ("CHAR", Affinity::String),
+        ("NCHAR", Affinity::String),
+        ("NVARCHAR", Affinity::String),
+        ("CLOB", Affinity::String),
+        ("Enum", Affinity::String),
+        ("Boolean", Affinity::Boolean),
+        ("DateTime", Affinity::DateTime),
+        ("TIMESTAMP", Affinity::DateTime),
+        ("Date", Affinity::Date),
+        ("Time", Affinity::Time),
+        ("Interval", Affinity::Interval),
+    ];
+    NAMES
+        .iter()
+        .find(|(name, _)| t.name.eq_ignore_ascii_case(name))
+        .map_or(Affinity::Other, |(_, a)| *a)
+}
+
+/// A literal rendered inline (`--sql`) as its SQLAlchemy type's literal processor writes it:
+/// an Integer renders `int(value)` (`0.5` as `0`, `'7'` as `7`), a Float or Numeric
+/// renders `str(value)` (`True` as `True`).
+fn typed_literal_sql(v: &Literal, type_: Option<&Rc<TypeSpec>>) -> String {
+    match (type_.map(|t| type_affinity(t)), v) {
+        (Some(Affinity::Integer), Literal::Float(f)) if f.is_finite() => match f.trunc() {
+            0.0 => "0".to_string(),
+            whole => format!("{whole:.0}"),
+        },
+        (Some(Affinity::Integer), Literal::Str(s)) => match s.trim().parse::<i64>() {
+            Ok(i) => i.to_string(),
+            Err(_) => literal_sql(v),
+        },
+        (Some(Affinity::Numeric), Literal::Bool(b)) => {
+            if *b { "True" } else { "False" }.to_string()
+        }
+        _ => literal_sql(v),
+    }
+}
+
 pub fn literal_sql(v: &Literal) -> String {
     match v {
         Literal::None => "NULL".into(),
@@ -648,7 +758,7 @@ struct Op<'a> {
 impl<'a> Op<'a> {
     fn binary(name: &'a str) -> Op<'a> {
         let prec = match name {
-            "*" | "/" | "//" | "%" => 8,
+            "*" | "/" | "//" | "FLOOR/" | "%" => 8,
             "+" | "-" | "&" | "|" | "^" | "<<" | ">>" => 7,
             "||" | "LIKE" | "NOT LIKE" | "IN" | "NOT IN" | "IS" | "IS NOT" | "=" | "!=" | "<"
             | ">" | "<=" | ">=" | "BETWEEN" | "NOT BETWEEN" => 5,
@@ -762,7 +872,7 @@ fn own_operator(n: &SqlNode) -> Option<Op<'_>> {
 impl Renderer {
     fn bind(&mut self, value: &Literal, type_: Option<&Rc<TypeSpec>>) {
         if self.inline {
-            self.sql.push_str(&literal_sql(value));
+            self.sql.push_str(&typed_literal_sql(value, type_));
         } else {
             self.sql.push('?');
             self.params.push((value.clone(), type_.cloned()));
@@ -852,6 +962,16 @@ impl Renderer {
                 self.sql.push_str(generic_function_name(name));
                 self.sql.push('(');
                 self.node_list(args, Group::Against(Op::COMMA));
+                self.sql.push(')');
+            }
+            // SQLAlchemy's floor division of anything but two integers: still a binary
+            // expression, grouped as one, written as a function.
+            SqlNode::Binary { left, op, right } if &**op == "FLOOR/" => {
+                let me = Op::binary(op);
+                self.sql.push_str("FLOOR(");
+                self.node(left, Group::Against(me));
+                self.sql.push_str(" / ");
+                self.node(right, Group::Against(me));
                 self.sql.push(')');
             }
             SqlNode::Binary { left, op, right } => {
@@ -1184,16 +1304,23 @@ impl Renderer {
                     self.sql.push_str(" ORDER BY ");
                     self.node_list(order_by, Group::Against(Op::COMMA));
                 }
+                // SQLAlchemy's SQLite `limit_clause`: an OFFSET always follows a LIMIT, and
+                // an OFFSET alone gets `LIMIT -1` as a parameter it renders without the
+                // compile's arguments, so even inline (`--sql`) it prints as `:param_1`.
                 if let Some(l) = limit {
-                    self.sql.push_str(" LIMIT ");
+                    self.sql.push_str("\n LIMIT ");
                     self.bind(&Literal::Int(*l), None);
-                }
-                if let Some(o) = offset {
-                    if limit.is_none() {
-                        self.sql.push_str(" LIMIT -1");
+                } else if offset.is_some() {
+                    self.sql.push_str("\n LIMIT ");
+                    if self.inline {
+                        self.sql.push_str(":param_1");
+                    } else {
+                        self.bind(&Literal::Int(-1), None);
                     }
+                }
+                if limit.is_some() || offset.is_some() {
                     self.sql.push_str(" OFFSET ");
-                    self.bind(&Literal::Int(*o), None);
+                    self.bind(&Literal::Int(offset.unwrap_or(0)), None);
                 }
                 self.enclosing.truncate(depth);
             }
@@ -1213,6 +1340,8 @@ impl Renderer {
                 }
                 let order = table_order(table, values);
                 let names: Vec<_> = order.iter().map(|&i| quote_ident(&values[i].0)).collect();
+                // Columns in the values are qualified, as in an UPDATE's.
+                self.qualify = true;
                 self.sql
                     .push_str(&format!(" ({}) VALUES (", names.join(", ")));
                 self.node_list(order.iter().map(|&i| &values[i].1), Group::Always);

@@ -328,6 +328,7 @@ impl MigrationContext {
             conn.execute_batch(pragma)
                 .map_err(|e| RuntimeError::sql(pragma, e))?;
         }
+        register_floor(&conn).map_err(|e| RuntimeError::sql("floor()", e))?;
         Ok(Self::with_target(
             Target::Online {
                 conn,
@@ -411,6 +412,7 @@ impl MigrationContext {
     pub fn execute_counted(&mut self, sql: &str) -> Result<usize, RuntimeError> {
         self.settle_quietly();
         match &self.target {
+            Target::Online { .. } if super::pipeline::holds_no_statement(sql) => Ok(0),
             Target::Online { conn, .. } => {
                 conn.execute(sql, []).map_err(|e| RuntimeError::sql(sql, e))
             }
@@ -446,6 +448,9 @@ impl MigrationContext {
                     .iter()
                     .map(to_sql_value)
                     .collect::<Result<Vec<_>, _>>()?;
+                if super::pipeline::holds_no_statement(sql) {
+                    return Ok(0);
+                }
                 // Cached: `bulk_insert` sends one statement text per row; SQLite re-prepares a
                 // cached statement by itself when the schema has changed since.
                 conn.prepare_cached(sql)
@@ -548,9 +553,12 @@ impl MigrationContext {
                 step: issued.step,
             });
         };
-        let ran = conn
-            .prepare_cached(&sql)
-            .and_then(|mut stmt| run_discarding(&mut stmt, &params));
+        let ran = if super::pipeline::holds_no_statement(&sql) {
+            Ok(0)
+        } else {
+            conn.prepare_cached(&sql)
+                .and_then(|mut stmt| run_discarding(&mut stmt, &params))
+        };
         checked(ran, &sql, issued.one_row.as_deref()).map_err(|error| Failure {
             error,
             params,
@@ -740,6 +748,43 @@ impl MigrationContext {
         }
         Ok(())
     }
+}
+
+/// SQLAlchemy's SQLite dialect gives every connection a `floor()` (Python's `math.floor`),
+/// which its rendering of `a // b` calls; this SQLite, like Python's, has none of its own.
+/// As Python's: an integer for a number, and for anything else (NULL, text) the failure
+/// Python's sqlite3 reports for a function that raised.
+fn register_floor(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::ValueRef;
+    #[derive(Debug)]
+    struct Raised;
+    impl std::fmt::Display for Raised {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("user-defined function raised exception")
+        }
+    }
+    impl std::error::Error for Raised {}
+    conn.create_scalar_function(
+        "floor",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let raised = || rusqlite::Error::UserFunctionError(Box::new(Raised));
+            match ctx.get_raw(0) {
+                ValueRef::Integer(i) => Ok(i),
+                // Beyond 64 bits Python's int does not fit SQLite's integer either.
+                ValueRef::Real(r)
+                    if r.is_finite()
+                        && r.floor() >= -(2f64.powi(63))
+                        && r.floor() < 2f64.powi(63) =>
+                {
+                    Ok(r.floor() as i64)
+                }
+                _ => Err(raised()),
+            }
+        },
+    )
 }
 
 fn quote_always(s: &str) -> String {

@@ -428,6 +428,23 @@ impl rusqlite::ToSql for Param<'_> {
 
 /// Binds `params` and runs `stmt` to its end, dropping what it returns (the rows of a
 /// `RETURNING` or a `SELECT` nobody reads); the rows it changed.
+/// Whether `sql` holds no statement: only white space, comments and semicolons. SQLite
+/// prepares nothing from it, which rusqlite then reports as a failure ("not an error");
+/// Python's sqlite3 runs it as a statement that does nothing.
+pub(crate) fn holds_no_statement(sql: &str) -> bool {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ';');
+        if let Some(comment) = rest.strip_prefix("--") {
+            rest = comment.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(comment) = rest.strip_prefix("/*") {
+            rest = comment.split_once("*/").map_or("", |(_, after)| after);
+        } else {
+            return rest.is_empty();
+        }
+    }
+}
+
 pub(crate) fn run_discarding(
     stmt: &mut rusqlite::Statement<'_>,
     params: &[Literal],
@@ -491,6 +508,7 @@ fn work(
                     }
                     let outcome = match &mut prepared {
                         Some(stmt) => run_discarding(stmt, &q.params),
+                        None if holds_no_statement(&sql) => Ok(0),
                         None => conn.prepare_cached(&sql).and_then(|mut stmt| {
                             let ran = run_discarding(&mut stmt, &q.params);
                             prepared = Some(stmt);
@@ -622,6 +640,16 @@ mod tests {
             Ok((r.get(0)?, r.get(1)?))
         })
         .unwrap()
+    }
+
+    #[test]
+    fn text_of_comments_only_holds_no_statement() {
+        for sql in ["", " ; ", "-- case 0", "/* a */ -- b\n;", "/* open"] {
+            assert!(holds_no_statement(sql), "{sql:?}");
+        }
+        for sql in ["SELECT 1", "-- c\nDELETE FROM t", "/* a */ x"] {
+            assert!(!holds_no_statement(sql), "{sql:?}");
+        }
     }
 
     #[test]
