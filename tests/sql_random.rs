@@ -67,7 +67,7 @@ Create Date: 2026-11-28 12:01:00.000000
 """
 import datetime
 
-from alembic import op
+from alembic import context, op
 import sqlalchemy as sa
 
 revision = "s2"
@@ -87,6 +87,8 @@ t = sa.table(
 
 
 def upgrade():
+    offline = context.is_offline_mode()
+    conn = None if offline else op.get_bind()
 "#;
 
 const STATEMENTS_TAIL: &str = r#"
@@ -367,7 +369,58 @@ impl Gen<'_> {
             ),
         }
     }
+
+    /// Something read back online and printed: rows of every shape, values of every type
+    /// (datetimes, booleans, floats, NULLs), aggregates, row counts.
+    fn read(&mut self) -> String {
+        match self.rng.below(13) {
+            0 => "conn.execute(sa.select(t).order_by(t.c.id)).fetchall()".to_string(),
+            1 => format!(
+                "conn.execute(sa.select(t.c.id, ({}).label('v')).where({}).order_by(t.c.id)).all()",
+                self.sql_num(2),
+                self.cond(1)
+            ),
+            2 => format!(
+                "conn.execute(sa.select(sa.func.count()).select_from(t).where({})).scalar()",
+                self.cond(2)
+            ),
+            3 => "[dict(r._mapping) for r in conn.execute(sa.select(t.c.name, t.c.qty).order_by(t.c.id))]"
+                .to_string(),
+            4 => "conn.execute(sa.text('SELECT id, name, created FROM t WHERE qty > :q ORDER BY id'), {'q': 1}).fetchall()"
+                .to_string(),
+            5 => "conn.execute(sa.select(t.c.created).where(t.c.created.is_not(None)).order_by(t.c.id)).scalars().all()"
+                .to_string(),
+            6 => "conn.execute(sa.select(t.c.flag, sa.func.count(t.c.id)).group_by(t.c.flag).order_by(t.c.flag)).all()"
+                .to_string(),
+            // A sum of integers: SQLite sums floats more exactly since 3.43 (the bundled
+            // one) than the older SQLite Python may link.
+            7 => "conn.execute(sa.select(sa.func.max(t.c.score), sa.func.min(t.c.created), sa.func.sum(t.c.id))).one()"
+                .to_string(),
+            8 => format!(
+                "conn.execute(sa.select(t.c.id).where(t.c.id.in_(sa.select(t.c.id).where({}))).order_by(t.c.id)).scalars().all()",
+                self.cond(2)
+            ),
+            9 => format!(
+                "conn.execute(sa.update(t).where({}).values({})).rowcount",
+                self.cond(2),
+                self.values()
+            ),
+            10 => format!(
+                "conn.execute(sa.select(t.c.id, ({}).label('s')).order_by(t.c.id).limit(2).offset(1)).all()",
+                self.sql_text(2)
+            ),
+            11 => format!(
+                "conn.execute(sa.select(t.c.id, t.c.score).where({}).order_by(t.c.id)).first()",
+                self.cond(2)
+            ),
+            _ => "conn.execute(sa.select(t.c.score, sa.case((t.c.flag, 'yes'), else_='no').label('f')).order_by(t.c.id)).mappings().all()"
+                .to_string(),
+        }
+    }
 }
+
+/// A generated step: a statement for `op.execute`, or something read back and printed.
+const READ: &str = "READ ";
 
 fn write_project(dir: &Path, statements: &[String]) {
     copy_dir(&repo_root().join("tests/fixtures/_override"), dir);
@@ -377,9 +430,14 @@ fn write_project(dir: &Path, statements: &[String]) {
     std::fs::write(versions.join("s1_table.py"), SEED_REVISION).unwrap();
     let mut body = String::from(STATEMENTS_HEAD);
     for (k, s) in statements.iter().enumerate() {
-        body.push_str(&format!(
-            "    op.execute(\"-- case {k}\")\n    op.execute({s})\n"
-        ));
+        match s.strip_prefix(READ) {
+            Some(read) => body.push_str(&format!(
+                "    op.execute(\"-- case {k}\")\n    if not offline: print({read})\n"
+            )),
+            None => body.push_str(&format!(
+                "    op.execute(\"-- case {k}\")\n    op.execute({s})\n"
+            )),
+        }
     }
     body.push_str(STATEMENTS_TAIL);
     std::fs::write(versions.join("s2_statements.py"), body).unwrap();
@@ -436,7 +494,15 @@ fn random_sql_statements_match_sqlalchemy() {
             rng: &mut rng,
             next_id: 100,
         };
-        let mut statements: Vec<String> = (0..30).map(|_| gen.statement()).collect();
+        let mut statements: Vec<String> = (0..30)
+            .map(|_| {
+                if gen.rng.chance(30) {
+                    format!("{READ}{}", gen.read())
+                } else {
+                    gen.statement()
+                }
+            })
+            .collect();
         total += statements.len();
         // Take refused statements out until ralembic runs the rest.
         let rs_dir = work.path().join(format!("rs{round}"));
@@ -503,6 +569,12 @@ fn random_sql_statements_match_sqlalchemy() {
                 String::from_utf8_lossy(&online_rs.stderr)
             ));
             continue;
+        }
+        if online_py.stdout != online_rs.stdout {
+            failures.push(format!(
+                "round {round}, what the reads printed:\n{}",
+                unified_diff(&online_py.stdout, &online_rs.stdout)
+            ));
         }
         let (want, got) = (
             table_rows(&py_dir.join("test.db")),

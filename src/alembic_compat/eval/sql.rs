@@ -625,6 +625,12 @@ pub fn string_typed(n: &SqlNode) -> Option<bool> {
         },
         SqlNode::Null => None,
         SqlNode::Label { inner, .. } => string_typed(inner),
+        // A CASE has the type of its first result that has one.
+        SqlNode::Case { whens, else_, .. } => whens
+            .iter()
+            .map(|(_, then)| then)
+            .chain(else_.as_deref())
+            .find_map(string_typed),
         SqlNode::Func { name, args } => match generic_function_name(name) {
             "coalesce" | "max" | "min" | "sum" | "pow" => args.iter().find_map(string_typed),
             "concat" | "aggregate_strings" | "current_user" | "session_user" | "user" => Some(true),
