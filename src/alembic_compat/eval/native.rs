@@ -5417,7 +5417,7 @@ fn sql_method(node: &SqlNode, name: &str, args: Vec<Value>) -> R<Value> {
         },
         "is_distinct_from" => SqlNode::Binary {
             left: me,
-            op: "IS NOT".into(),
+            op: "IS DISTINCT".into(),
             right: Box::new(to_sql(&arg(0), ty.as_ref())?),
         },
         "cast" => cast(*me, to_type(&arg(0))?),

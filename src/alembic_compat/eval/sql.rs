@@ -317,7 +317,7 @@ impl SqlNode {
 
     /// `sa.and_(...)` / `sa.or_(...)` as SQLAlchemy builds them: `true()` in an AND (false()
     /// in an OR) drops out, `false()` in an AND (`true()` in an OR) is the whole answer, and
-    /// a single remaining clause stands for itself.
+    /// a single remaining clause stands for itself, grouped.
     pub fn conjunction(op: &'static str, clauses: Vec<SqlNode>) -> SqlNode {
         let (continue_on, skip_on) = if op == "AND" {
             (SqlNode::True, SqlNode::False)
@@ -337,6 +337,16 @@ impl SqlNode {
         }
         match items.len() {
             0 if saw_continue => continue_on,
+            // Grouped against the operator, as SQLAlchemy returns it: a clause that binds
+            // looser (`contains`, an OR in an AND) stays in parentheses, and negating it
+            // writes NOT before them rather than inverting its operator.
+            // (EXISTS groups its own SELECT and nothing more.)
+            1 if !matches!(items[0], SqlNode::Exists(_))
+                && own_operator(&items[0])
+                    .is_some_and(|own| Group::Against(Op::binary(op)).groups(own)) =>
+            {
+                SqlNode::Conjunction { op, items }
+            }
             1 => items.pop().unwrap_or(continue_on),
             _ => SqlNode::Conjunction { op, items },
         }
@@ -503,6 +513,12 @@ struct Renderer {
     /// The tables of the statements a subquery is inside: SQLAlchemy correlates them, so
     /// the subquery's FROM leaves them out and its columns name the outer rows.
     enclosing: Vec<Rc<str>>,
+    /// How many anonymous labels of each name (`max_1`, `max_2`) the statement has so far,
+    /// its subqueries included: SQLAlchemy numbers them across the whole compile.
+    anon_counts: Vec<(String, u32)>,
+    /// Set while inline rendering writes values as named parameters anyway, the base of
+    /// their names (see `is_distinct_from`).
+    named_binds: Option<String>,
 }
 
 use crate::alembic_compat::ddl::sqlite::quote as quote_ident;
@@ -512,6 +528,22 @@ use crate::alembic_compat::ddl::sqlite::quote as quote_ident;
 /// second `count(*)` as `count_2`, any other expression `anon_1`, `anon_2`...; a cast is named
 /// as what it casts. Columns, labels and literal text keep their own names. Checked against
 /// SQLAlchemy by the `_ops` fixture's data revision.
+/// `base_N`: the next of SQLAlchemy's anonymous names from `base` in this statement; labels
+/// and parameters share the numbering.
+fn next_anon(counts: &mut Vec<(String, u32)>, base: &str) -> String {
+    let n = match counts.iter_mut().find(|(b, _)| *b == base) {
+        Some((_, n)) => {
+            *n += 1;
+            *n
+        }
+        None => {
+            counts.push((base.to_string(), 1));
+            1
+        }
+    };
+    format!("{base}_{n}")
+}
+
 fn anonymous_label(column: &SqlNode, counts: &mut Vec<(String, u32)>) -> Option<String> {
     let base = match column {
         SqlNode::Column { .. }
@@ -540,17 +572,7 @@ fn anonymous_label(column: &SqlNode, counts: &mut Vec<(String, u32)>) -> Option<
         SqlNode::Unary { .. } => return None,
         _ => "anon".to_string(),
     };
-    let n = match counts.iter_mut().find(|(b, _)| *b == base) {
-        Some((_, n)) => {
-            *n += 1;
-            *n
-        }
-        None => {
-            counts.push((base.clone(), 1));
-            1
-        }
-    };
-    Some(format!("{base}_{n}"))
+    Some(next_anon(counts, &base))
 }
 
 fn is_plain_name(text: &str) -> bool {
@@ -749,6 +771,8 @@ fn opposite(op: &str) -> Option<&'static str> {
         "NOT LIKE" => "LIKE",
         "BETWEEN" => "NOT BETWEEN",
         "NOT BETWEEN" => "BETWEEN",
+        "IS DISTINCT" => "IS NOT DISTINCT",
+        "IS NOT DISTINCT" => "IS DISTINCT",
         _ => return None,
     })
 }
@@ -766,8 +790,9 @@ impl<'a> Op<'a> {
         let prec = match name {
             "*" | "/" | "//" | "FLOOR/" | "%" => 8,
             "+" | "-" | "&" | "|" | "^" | "<<" | ">>" => 7,
-            "||" | "LIKE" | "NOT LIKE" | "IN" | "NOT IN" | "IS" | "IS NOT" | "=" | "!=" | "<"
-            | ">" | "<=" | ">=" | "BETWEEN" | "NOT BETWEEN" => 5,
+            "||" | "LIKE" | "NOT LIKE" | "IN" | "NOT IN" | "IS" | "IS NOT" | "IS DISTINCT"
+            | "IS NOT DISTINCT" | "=" | "!=" | "<" | ">" | "<=" | ">=" | "BETWEEN"
+            | "NOT BETWEEN" => 5,
             "COLLATE" => 4,
             "AND" => 3,
             "OR" => 2,
@@ -877,7 +902,11 @@ fn own_operator(n: &SqlNode) -> Option<Op<'_>> {
 
 impl Renderer {
     fn bind(&mut self, value: &Literal, type_: Option<&Rc<TypeSpec>>) {
-        if self.inline {
+        if let (true, Some(base)) = (self.inline, &self.named_binds) {
+            let name = next_anon(&mut self.anon_counts, &base.clone());
+            self.sql.push(':');
+            self.sql.push_str(&name);
+        } else if self.inline {
             self.sql.push_str(&typed_literal_sql(value, type_));
         } else {
             self.sql.push('?');
@@ -979,6 +1008,30 @@ impl Renderer {
                 self.sql.push_str(" / ");
                 self.node(right, Group::Against(me));
                 self.sql.push(')');
+            }
+            // SQLAlchemy's SQLite compiler writes `is_distinct_from` as IS NOT (and its
+            // negation as IS) without passing on the compile's arguments: even inline, the
+            // values in it are parameters, named after what they are compared with.
+            SqlNode::Binary { left, op, right }
+                if matches!(&**op, "IS DISTINCT" | "IS NOT DISTINCT") =>
+            {
+                let me = Op::binary(op);
+                let base = |n: &SqlNode| match n {
+                    SqlNode::Column { name, .. } => name.to_string(),
+                    SqlNode::Func { name, .. } => generic_function_name(name).to_string(),
+                    _ => "param".to_string(),
+                };
+                let outer = self.named_binds.take();
+                self.named_binds = Some(base(right));
+                self.node(left, Group::Against(me));
+                self.sql.push_str(if &**op == "IS DISTINCT" {
+                    " IS NOT "
+                } else {
+                    " IS "
+                });
+                self.named_binds = Some(base(left));
+                self.node(right, Group::Against(me));
+                self.named_binds = outer;
             }
             SqlNode::Binary { left, op, right } => {
                 let me = Op::binary(op);
@@ -1269,13 +1322,15 @@ impl Renderer {
                 if *distinct {
                     self.sql.push_str("DISTINCT ");
                 }
-                let mut anon_counts: Vec<(String, u32)> = Vec::new();
                 for (i, c) in columns.iter().enumerate() {
                     if i > 0 {
                         self.sql.push_str(", ");
                     }
+                    // Named before what it labels is compiled, as SQLAlchemy's `visit_label`
+                    // does: a subquery inside numbers its labels after it.
+                    let label = anonymous_label(c, &mut self.anon_counts);
                     self.node(c, Group::Never);
-                    if let Some(label) = anonymous_label(c, &mut anon_counts) {
+                    if let Some(label) = label {
                         self.sql.push_str(" AS ");
                         self.sql.push_str(&quote_ident(&label));
                     }
@@ -1319,7 +1374,9 @@ impl Renderer {
                 } else if offset.is_some() {
                     self.sql.push_str("\n LIMIT ");
                     if self.inline {
-                        self.sql.push_str(":param_1");
+                        self.sql.push(':');
+                        self.sql
+                            .push_str(&next_anon(&mut self.anon_counts, "param"));
                     } else {
                         self.bind(&Literal::Int(-1), None);
                     }
