@@ -136,9 +136,20 @@ pub struct Scope {
     /// For a function call's scope, the names its body makes local (see `locals`): one of
     /// them unbound here is an error, not a lookup further out.
     locals: Option<Rc<[Rc<str>]>>,
+    /// A comprehension's own scope: an assignment expression (`:=`) in it binds in the
+    /// function (or module) around it, as in Python.
+    comprehension: bool,
 }
 
 impl Scope {
+    fn comprehension(parent: &Rc<Scope>) -> Rc<Scope> {
+        Rc::new(Scope {
+            parent: Some(parent.clone()),
+            comprehension: true,
+            ..Scope::default()
+        })
+    }
+
     fn child(parent: &Rc<Scope>) -> Rc<Scope> {
         Rc::new(Scope {
             parent: Some(parent.clone()),
@@ -1456,7 +1467,11 @@ impl<'h> Interp<'h> {
             }
             ExprKind::NamedExpr { target, value } => {
                 let v = self.eval(value, scope)?;
-                scope.set(target, v.clone());
+                let mut home = scope;
+                while let (true, Some(parent)) = (home.comprehension, &home.parent) {
+                    home = parent;
+                }
+                home.set(target, v.clone());
                 v
             }
             ExprKind::List(elts) => Value::list(self.eval_elts(elts, scope)?),
@@ -1490,7 +1505,7 @@ impl<'h> Interp<'h> {
             }
             ExprKind::ListComp { elt, generators } | ExprKind::GeneratorExp { elt, generators } => {
                 let mut out = Vec::new();
-                let inner = Scope::child(scope);
+                let inner = Scope::comprehension(scope);
                 self.comprehension(generators, 0, &inner, &mut |me, s| {
                     out.push(me.eval(elt, s)?);
                     Ok(true)
@@ -1499,7 +1514,7 @@ impl<'h> Interp<'h> {
             }
             ExprKind::SetComp { elt, generators } => {
                 let mut out = PySet::default();
-                let inner = Scope::child(scope);
+                let inner = Scope::comprehension(scope);
                 self.comprehension(generators, 0, &inner, &mut |me, s| {
                     let v = me.eval(elt, s)?;
                     builtins::set_add(&mut out, v)?;
@@ -1513,7 +1528,7 @@ impl<'h> Interp<'h> {
                 generators,
             } => {
                 let mut d = Dict::default();
-                let inner = Scope::child(scope);
+                let inner = Scope::comprehension(scope);
                 self.comprehension(generators, 0, &inner, &mut |me, s| {
                     let k = me.eval(key, s)?;
                     builtins::check_hashable(&k)?;
@@ -1561,7 +1576,7 @@ impl<'h> Interp<'h> {
         if !matches!(&f, Value::Native(n) if matches!(**n, Native::Builtin(b) if b == name)) {
             return Ok(None);
         }
-        let inner = Scope::child(scope);
+        let inner = Scope::comprehension(scope);
         let mut decided = false;
         self.comprehension(generators, 0, &inner, &mut |me, s| {
             decided = me.eval(elt, s)?.truthy() == wanted;
