@@ -660,3 +660,64 @@ fn random_sql_statements_match_sqlalchemy() {
         failures.join("\n\n")
     );
 }
+
+const FUNCTIONS_REVISION: &str = r#""""SQLAlchemy's connection functions: floor() and regexp()
+
+Revision ID: f1
+Revises:
+Create Date: 2026-11-28 13:00:00.000000
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "f1"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.execute("CREATE TABLE r (id INTEGER PRIMARY KEY, name TEXT, q REAL)")
+    op.execute("INSERT INTO r (name, q) VALUES ('alpha', 1.5), ('Beta7', -2.5), (NULL, NULL), ('x_y', 3.0)")
+    conn = op.get_bind()
+    print(conn.execute(sa.text(
+        "SELECT id, name REGEXP '^[a-z]+$', name REGEXP '\\d', floor(coalesce(q, 0)), floor(id) FROM r ORDER BY id"
+    )).fetchall())
+    print(conn.execute(sa.text("SELECT count(*) FROM r WHERE name REGEXP '(?i)beta'")).scalar())
+    for sql in ["SELECT 'a' REGEXP '('", "SELECT floor(NULL)", "SELECT floor('x')", "SELECT 5 REGEXP 'a'"]:
+        try:
+            print(conn.execute(sa.text(sql)).fetchall())
+        except sa.exc.OperationalError as e:
+            print(type(e).__name__, str(e).splitlines()[0])
+    print(conn.execute(sa.text("SELECT NULL REGEXP 'a', 'a' REGEXP 'a'")).fetchall())
+
+
+def downgrade():
+    op.execute("DROP TABLE r")
+"#;
+
+/// SQLAlchemy's SQLite dialect gives every connection `floor()` (which its `//` calls) and
+/// `regexp()` (SQLite's REGEXP operator), as Python functions: raw SQL in a revision can use
+/// them, and must get the same answers and failures from ralembic.
+#[test]
+fn connection_functions_match_sqlalchemy() {
+    let work = tempfile::tempdir().unwrap();
+    let mut outs = Vec::new();
+    for (side, bin) in [("py", alembic_bin()), ("rs", ralembic_bin())] {
+        let dir = work.path().join(side);
+        copy_dir(&repo_root().join("tests/fixtures/_override"), &dir);
+        let versions = dir.join("alembic/versions");
+        std::fs::remove_dir_all(&versions).unwrap();
+        std::fs::create_dir_all(&versions).unwrap();
+        std::fs::write(versions.join("f1_functions.py"), FUNCTIONS_REVISION).unwrap();
+        let out = run_tool(&bin, &dir, &argv("upgrade head"), &CaseEnv::default());
+        assert_eq!(
+            out.code,
+            Some(0),
+            "{side}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outs.push(out.stdout);
+    }
+    assert!(outs[0] == outs[1], "{}", unified_diff(&outs[0], &outs[1]));
+}

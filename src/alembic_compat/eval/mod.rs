@@ -18,7 +18,7 @@ pub mod interp;
 mod locals;
 pub mod native;
 pub mod orm;
-mod re;
+pub(crate) mod re;
 pub mod runner;
 pub mod sql;
 mod stdlib;

@@ -79,6 +79,17 @@ pub fn compile(source: &str, flags: i64) -> R<Rc<Pattern>> {
     Ok(p)
 }
 
+/// `re.search(pattern, text) is not None`: SQLite's REGEXP as SQLAlchemy's SQLite dialect
+/// defines it for every connection. Err: why the pattern cannot run (a construct this
+/// module refuses), or None where Python's `re` would raise too (a bad pattern).
+pub fn sql_regexp(pattern: &str, text: &str) -> Result<bool, Option<String>> {
+    match compile(pattern, 0) {
+        Ok(p) => Ok(p.search.is_match(text)),
+        Err(super::interp::Unwind::Unsupported(r)) => Err(Some(format!("{}: {}", r.what, r.why))),
+        Err(_) => Err(None),
+    }
+}
+
 fn regex_of(pattern: &str) -> R<regex::Regex> {
     regex::Regex::new(pattern).map_err(|e| {
         exc(

@@ -329,6 +329,7 @@ impl MigrationContext {
                 .map_err(|e| RuntimeError::sql(pragma, e))?;
         }
         register_floor(&conn).map_err(|e| RuntimeError::sql("floor()", e))?;
+        register_regexp(&conn).map_err(|e| RuntimeError::sql("regexp()", e))?;
         Ok(Self::with_target(
             Target::Online {
                 conn,
@@ -757,20 +758,11 @@ impl MigrationContext {
 fn register_floor(conn: &Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
     use rusqlite::types::ValueRef;
-    #[derive(Debug)]
-    struct Raised;
-    impl std::fmt::Display for Raised {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("user-defined function raised exception")
-        }
-    }
-    impl std::error::Error for Raised {}
     conn.create_scalar_function(
         "floor",
         1,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {
-            let raised = || rusqlite::Error::UserFunctionError(Box::new(Raised));
             match ctx.get_raw(0) {
                 ValueRef::Integer(i) => Ok(i),
                 // Beyond 64 bits Python's int does not fit SQLite's integer either.
@@ -781,8 +773,54 @@ fn register_floor(conn: &Connection) -> rusqlite::Result<()> {
                 {
                     Ok(r.floor() as i64)
                 }
-                _ => Err(raised()),
+                _ => Err(raised(None)),
             }
+        },
+    )
+}
+
+/// The failure Python's sqlite3 reports for a user-defined function that raised.
+#[derive(Debug)]
+struct Raised(String);
+impl std::fmt::Display for Raised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Raised {}
+
+fn raised(text: Option<String>) -> rusqlite::Error {
+    rusqlite::Error::UserFunctionError(Box::new(Raised(
+        text.unwrap_or_else(|| "user-defined function raised exception".into()),
+    )))
+}
+
+/// SQLAlchemy's SQLite dialect also gives every connection `regexp(pattern, text)`, which
+/// SQLite's `text REGEXP pattern` calls: `re.search(pattern, text) is not None`, NULL for a
+/// NULL text. A pattern construct ralembic's `re` does not run fails with its reason.
+fn register_regexp(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::ValueRef;
+    conn.create_scalar_function(
+        "regexp",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let (ValueRef::Text(pattern), text) = (ctx.get_raw(0), ctx.get_raw(1)) else {
+                return Err(raised(None));
+            };
+            let text = match text {
+                ValueRef::Null => return Ok(None),
+                ValueRef::Text(t) => t,
+                _ => return Err(raised(None)),
+            };
+            let (Ok(pattern), Ok(text)) = (std::str::from_utf8(pattern), std::str::from_utf8(text))
+            else {
+                return Err(raised(None));
+            };
+            crate::alembic_compat::eval::re::sql_regexp(pattern, text)
+                .map(Some)
+                .map_err(|why| raised(why.map(|w| format!("REGEXP: {w}"))))
         },
     )
 }
