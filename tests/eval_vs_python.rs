@@ -972,7 +972,7 @@ impl Program<'_> {
         let str_var = self.rng.pick(&n.strs).clone();
         let dict_var = self.rng.pick(&n.dicts).clone();
         let nested = self.indent < 5;
-        let mut form = self.rng.below(52);
+        let mut form = self.rng.below(66);
         // Statements that often raise (pop, remove, del, item assignment, assert) give way
         // to a print most of the time, so that most programs run on.
         if [9, 10, 11, 12, 19, 29].contains(&form) && self.rng.chance(60) {
@@ -1075,6 +1075,27 @@ impl Program<'_> {
                 self.list(n, 1)
             ),
             49 => format!("del {list_var}[{}:{}]", self.int(n, 0), self.int(n, 0)),
+            // What data loops do with rows: map/filter, keys, defaults, parsing, joining.
+            50 => format!("print(','.join(map(str, {})), list(filter(None, {})))", self.list(n, 1), self.list(n, 1)),
+            51 => format!("print(max({dict_var}, key={dict_var}.get, default=None), min({}, default=None))", self.list(n, 1)),
+            52 => format!("print(sorted({}, key=abs), sorted({dict_var}.items(), key=lambda kv: (kv[1], kv[0])))", self.list(n, 1)),
+            53 => format!("print(list(enumerate({}, start=1)), divmod({}, 3))", self.list(n, 0), self.int(n, 1)),
+            54 => format!("print({}.partition('b'), {}.rpartition('a'), {}.startswith(('a', 'x')))", self.str(n, 1), self.str(n, 0), self.str(n, 0)),
+            55 => format!("print([int(p) for p in '1,2,,3'.split(',') if p], '{{}}|{{:>4}}'.format({}, {}))", self.int(n, 0), self.str(n, 0)),
+            56 => format!("print(json.loads(json.dumps({dict_var})) == {dict_var}, json.dumps({}, sort_keys=True))", self.dict(n, 1)),
+            57 => format!("print(round({} / 3, 2), {} ** 2, abs(-{}) // 2)", self.int(n, 1), self.int(n, 0), self.int(n, 0)),
+            58 => {
+                let k = self.fresh("k");
+                format!("for {k} in list({dict_var}):\n{}    if {dict_var}[{k}] % 2: del {dict_var}[{k}]", "    ".repeat(self.indent))
+            }
+            59 => format!("print([(a, b) for a, *b in [[1, 2, 3], [4], {}] if b] if {} else None)", self.list(n, 0), self.bool(n, 0)),
+            60 => format!("print(any(q > {} for q in {}), all(isinstance(q, int) for q in {}))", self.int(n, 0), self.list(n, 0), self.list(n, 0)),
+            61 => format!(
+                "print(datetime.datetime(2024, 1, 1) + datetime.timedelta(days={}), (datetime.date(2024, 3, 1) - datetime.timedelta(days=1)).isoformat())",
+                self.int(n, 1)
+            ),
+            62 => format!("print({{k: v for k, v in {dict_var}.items() if v > {}}}, dict.fromkeys({}, 0))", self.int(n, 0), self.list(n, 0)),
+            63 => format!("print(str({}).zfill(4), '%05.1f' % {}, f\"{{{}:+d}}\")", self.int(n, 0), self.int(n, 0), self.int(n, 0)),
             _ => format!("print(repr({}))", self.any(n)),
         };
         self.line(&code);
@@ -1176,7 +1197,27 @@ impl Program<'_> {
     /// Nested functions and lambdas see their enclosing variables when called, not when
     /// defined; default arguments are evaluated once.
     fn closure(&mut self, n: &Names) {
-        match self.rng.below(3) {
+        match self.rng.below(4) {
+            3 => {
+                // `finally` runs on the way out of a `return`, and its own `return` wins.
+                let f = self.fresh("guarded");
+                let test = self.bool(n, 1);
+                self.line(&format!("def {f}(v):"));
+                self.indent += 1;
+                self.line("try:");
+                self.line("    if v > 2: return 'early'");
+                self.line("    return v // (v - 1)");
+                self.line("except ZeroDivisionError:");
+                self.line("    return 'zero'");
+                self.line("finally:");
+                self.line(&format!(
+                    "    if {}: return 'finally'",
+                    test.replace('\n', " ")
+                ));
+                self.indent -= 1;
+                let arg = self.int(n, 1);
+                self.line(&format!("print({f}({arg}), {f}(1), {f}(5))"));
+            }
             0 => {
                 let f = self.fresh("inner");
                 let free = self.rng.pick(&n.ints).clone();

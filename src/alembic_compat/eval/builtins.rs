@@ -1140,12 +1140,19 @@ pub enum LoopItems {
         list: Rc<RefCell<Vec<Value>>>,
         next: usize,
     },
-    /// A dict or one of its views: the keys as they were, each value read when reached.
+    /// A dict or one of its views, walked as CPython walks its entries: the keys there
+    /// were (those deleted since skipped), then those added since; each value read when
+    /// reached. `remaining`: how many more the walk may yield before a key beyond them
+    /// means the keys changed.
     Dict {
         dict: Rc<RefCell<Dict>>,
         kind: ViewKind,
-        keys: std::vec::IntoIter<Value>,
+        keys: Vec<Value>,
+        next: usize,
         len: usize,
+        remaining: usize,
+        /// The keys added since, once the first keys are walked.
+        added: Option<std::vec::IntoIter<Value>>,
     },
     Set {
         set: Rc<RefCell<PySet>>,
@@ -1189,8 +1196,11 @@ impl LoopItems {
         LoopItems::Dict {
             dict,
             kind,
-            keys: keys.into_iter(),
+            keys,
+            next: 0,
             len,
+            remaining: len,
+            added: None,
         }
     }
 
@@ -1206,7 +1216,10 @@ impl LoopItems {
                 dict,
                 kind,
                 keys,
+                next,
                 len,
+                remaining,
+                added,
             } => {
                 let d = dict.borrow();
                 if d.len() != *len {
@@ -1215,19 +1228,39 @@ impl LoopItems {
                         "dictionary changed size during iteration",
                     ));
                 }
-                match keys.next() {
+                let mut found = None;
+                while let Some(k) = keys.get(*next) {
+                    *next += 1;
+                    if let Some(v) = d.get(k) {
+                        found = Some(kind.item(k, v));
+                        break;
+                    }
+                }
+                if found.is_none() {
+                    let added = added.get_or_insert_with(|| {
+                        let before = PySet::from_values(keys.iter().cloned());
+                        d.iter()
+                            .filter(|(k, _)| !before.contains(k))
+                            .map(|(k, _)| k.clone())
+                            .collect::<Vec<_>>()
+                            .into_iter()
+                    });
+                    found = added
+                        .next()
+                        .and_then(|k| d.get(&k).map(|v| kind.item(&k, v)));
+                }
+                match found {
                     None => None,
-                    Some(k) if *kind == ViewKind::Keys => Some(k),
-                    Some(k) => match d.get(&k) {
-                        Some(v) => Some(kind.item(&k, v)),
-                        // One key removed and another added: the same size, other keys.
-                        None => {
-                            return Err(exc(
-                                "RuntimeError",
-                                "dictionary keys changed during iteration",
-                            ))
-                        }
-                    },
+                    Some(_) if *remaining == 0 => {
+                        return Err(exc(
+                            "RuntimeError",
+                            "dictionary keys changed during iteration",
+                        ))
+                    }
+                    Some(item) => {
+                        *remaining -= 1;
+                        Some(item)
+                    }
                 }
             }
             LoopItems::Set { set, items, len } => {
