@@ -119,27 +119,10 @@ fn module_path(v: Option<Value>) -> Option<&'static str> {
 fn for_each_stmt<'a>(body: &'a [Stmt], f: &mut dyn FnMut(&'a Stmt)) {
     for stmt in body {
         f(stmt);
+        for block in stmt.blocks() {
+            for_each_stmt(block, f);
+        }
         match &stmt.kind {
-            StmtKind::If { body, orelse, .. }
-            | StmtKind::For { body, orelse, .. }
-            | StmtKind::While { body, orelse, .. } => {
-                for_each_stmt(body, f);
-                for_each_stmt(orelse, f);
-            }
-            StmtKind::With { body, .. } => for_each_stmt(body, f),
-            StmtKind::Try {
-                body,
-                handlers,
-                orelse,
-                finalbody,
-            } => {
-                for_each_stmt(body, f);
-                for h in handlers {
-                    for_each_stmt(&h.body, f);
-                }
-                for_each_stmt(orelse, f);
-                for_each_stmt(finalbody, f);
-            }
             StmtKind::FunctionDef(d) => for_each_stmt(&d.body, f),
             StmtKind::ClassDef(c) => for_each_stmt(&c.body, f),
             _ => {}

@@ -67,19 +67,14 @@ impl Names {
     /// Nested `def` and `class` bodies are their own scopes: only their names bind here.
     fn statement(&mut self, stmt: &Stmt) {
         match &stmt.kind {
-            StmtKind::Assign { targets, .. } => {
+            StmtKind::Assign { targets, .. } | StmtKind::Del(targets) => {
                 for t in targets {
                     self.target(t);
                 }
             }
-            StmtKind::AnnAssign { target, .. } | StmtKind::AugAssign { target, .. } => {
-                self.target(target)
-            }
-            StmtKind::Del(targets) => {
-                for t in targets {
-                    self.target(t);
-                }
-            }
+            StmtKind::AnnAssign { target, .. }
+            | StmtKind::AugAssign { target, .. }
+            | StmtKind::For { target, .. } => self.target(target),
             StmtKind::Global(names) | StmtKind::Nonlocal(names) => {
                 self.declared.extend(names.iter().map(|n| n.name.clone()))
             }
@@ -96,53 +91,22 @@ impl Names {
                     self.bind(a.asname.as_deref().unwrap_or(&a.name));
                 }
             }
-            StmtKind::If { body, orelse, .. } | StmtKind::While { body, orelse, .. } => {
-                self.block(body);
-                self.block(orelse);
-            }
-            StmtKind::For {
-                target,
-                body,
-                orelse,
-                ..
-            } => {
-                self.target(target);
-                self.block(body);
-                self.block(orelse);
-            }
-            StmtKind::With { items, body } => {
-                for item in items {
-                    if let Some(t) = &item.target {
-                        self.target(t);
-                    }
+            StmtKind::With { items, .. } => {
+                for t in items.iter().filter_map(|i| i.target.as_ref()) {
+                    self.target(t);
                 }
-                self.block(body);
             }
-            StmtKind::Try {
-                body,
-                handlers,
-                orelse,
-                finalbody,
-            } => {
-                self.block(body);
-                for h in handlers {
-                    if let Some(name) = &h.name {
-                        self.bind(name);
-                    }
-                    self.block(&h.body);
+            StmtKind::Try { handlers, .. } => {
+                for name in handlers.iter().filter_map(|h| h.name.as_ref()) {
+                    self.bind(name);
                 }
-                self.block(orelse);
-                self.block(finalbody);
             }
             StmtKind::FunctionDef(def) => self.bind(&def.name),
             StmtKind::ClassDef(def) => self.bind(&def.name),
-            StmtKind::Expr(_)
-            | StmtKind::Pass
-            | StmtKind::Break
-            | StmtKind::Continue
-            | StmtKind::Return(_)
-            | StmtKind::Raise { .. }
-            | StmtKind::Assert { .. } => {}
+            _ => {}
+        }
+        for block in stmt.blocks() {
+            self.block(block);
         }
     }
 }

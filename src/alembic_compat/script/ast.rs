@@ -50,6 +50,30 @@ pub struct Stmt {
     pub span: Span,
 }
 
+impl Stmt {
+    /// The blocks of statements this one holds in its own scope: the bodies and `else`
+    /// blocks of `if`/`for`/`while`, a `with` body, a `try`'s blocks and handlers. Not a
+    /// nested `def`'s or `class`'s body, which is a scope of its own.
+    pub fn blocks(&self) -> Vec<&[Stmt]> {
+        match &self.kind {
+            StmtKind::If { body, orelse, .. }
+            | StmtKind::For { body, orelse, .. }
+            | StmtKind::While { body, orelse, .. } => vec![body, orelse],
+            StmtKind::With { body, .. } => vec![body],
+            StmtKind::Try {
+                body,
+                handlers,
+                orelse,
+                finalbody,
+            } => std::iter::once(&body[..])
+                .chain(handlers.iter().map(|h| &h.body[..]))
+                .chain([&orelse[..], &finalbody[..]])
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum StmtKind {
     Expr(Expr),
