@@ -133,60 +133,65 @@ fn for_each_stmt<'a>(body: &'a [Stmt], f: &mut dyn FnMut(&'a Stmt)) {
 /// Every expression of every statement, outermost first.
 fn for_each_expr<'a>(body: &'a [Stmt], f: &mut dyn FnMut(&'a Expr)) {
     for_each_stmt(body, &mut |stmt| {
-        let mut top: Vec<&'a Expr> = Vec::new();
-        match &stmt.kind {
-            StmtKind::Expr(e) => top.push(e),
-            StmtKind::Assign { targets, value } => {
-                top.extend(targets.iter());
-                top.push(value);
-            }
-            StmtKind::AnnAssign { target, value, .. } => {
-                top.push(target);
-                top.extend(value.iter());
-            }
-            StmtKind::AugAssign { target, value, .. } => {
-                top.push(target);
-                top.push(value);
-            }
-            StmtKind::Return(Some(e)) => top.push(e),
-            StmtKind::Raise { exc, cause } => {
-                top.extend(exc.iter());
-                top.extend(cause.iter());
-            }
-            StmtKind::Del(es) => top.extend(es.iter()),
-            StmtKind::Assert { test, msg } => {
-                top.push(test);
-                top.extend(msg.iter());
-            }
-            StmtKind::If { test, .. } | StmtKind::While { test, .. } => top.push(test),
-            StmtKind::For { target, iter, .. } => {
-                top.push(target);
-                top.push(iter);
-            }
-            StmtKind::With { items, .. } => {
-                for i in items {
-                    top.push(&i.context);
-                    top.extend(i.target.iter());
-                }
-            }
-            StmtKind::Try { handlers, .. } => {
-                for h in handlers {
-                    top.extend(h.typ.iter());
-                }
-            }
-            StmtKind::FunctionDef(d) => {
-                top.extend(d.decorators.iter());
-                let p = &d.params;
-                for param in p.posonly.iter().chain(&p.args).chain(&p.kwonly) {
-                    top.extend(param.default.iter());
-                }
-            }
-            _ => {}
-        }
-        for e in top {
+        for e in stmt_exprs(stmt) {
             walk_expr(e, f);
         }
     });
+}
+
+/// The expressions a statement holds itself, not those of the statements inside it.
+pub(crate) fn stmt_exprs(stmt: &Stmt) -> Vec<&Expr> {
+    let mut top: Vec<&Expr> = Vec::new();
+    match &stmt.kind {
+        StmtKind::Expr(e) => top.push(e),
+        StmtKind::Assign { targets, value } => {
+            top.extend(targets.iter());
+            top.push(value);
+        }
+        StmtKind::AnnAssign { target, value, .. } => {
+            top.push(target);
+            top.extend(value.iter());
+        }
+        StmtKind::AugAssign { target, value, .. } => {
+            top.push(target);
+            top.push(value);
+        }
+        StmtKind::Return(Some(e)) => top.push(e),
+        StmtKind::Raise { exc, cause } => {
+            top.extend(exc.iter());
+            top.extend(cause.iter());
+        }
+        StmtKind::Del(es) => top.extend(es.iter()),
+        StmtKind::Assert { test, msg } => {
+            top.push(test);
+            top.extend(msg.iter());
+        }
+        StmtKind::If { test, .. } | StmtKind::While { test, .. } => top.push(test),
+        StmtKind::For { target, iter, .. } => {
+            top.push(target);
+            top.push(iter);
+        }
+        StmtKind::With { items, .. } => {
+            for i in items {
+                top.push(&i.context);
+                top.extend(i.target.iter());
+            }
+        }
+        StmtKind::Try { handlers, .. } => {
+            for h in handlers {
+                top.extend(h.typ.iter());
+            }
+        }
+        StmtKind::FunctionDef(d) => {
+            top.extend(d.decorators.iter());
+            let p = &d.params;
+            for param in p.posonly.iter().chain(&p.args).chain(&p.kwonly) {
+                top.extend(param.default.iter());
+            }
+        }
+        _ => {}
+    }
+    top
 }
 
 /// Calls `f` on `e` and every expression inside it.

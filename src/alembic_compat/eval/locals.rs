@@ -105,6 +105,14 @@ impl Names {
             StmtKind::ClassDef(def) => self.bind(&def.name),
             _ => {}
         }
+        // `(name := value)` binds in the function, from inside a comprehension too.
+        for e in super::check::stmt_exprs(stmt) {
+            super::check::walk_expr(e, &mut |x| {
+                if let ExprKind::NamedExpr { target, .. } = &x.kind {
+                    self.bind(target);
+                }
+            });
+        }
         for block in stmt.blocks() {
             self.block(block);
         }
@@ -132,10 +140,13 @@ mod tests {
         let src = "def f(a, *b, c=1, **d):\n    global G\n    G = 1\n    x, (y, *z) = 1, (2, 3)\n    \
                    for i in []: pass\n    with open() as w: pass\n    try: pass\n    except E as e: pass\n    \
                    import os.path\n    from m import n as k\n    def g(): h = 1\n    del q\n    t.u = 1\n    v[0] = 1\n    \
-                   r += 1\n    s: int\n";
+                   r += 1\n    s: int\n    if (m := 1) and [n for n in [] if (p := n)]: pass\n";
         assert_eq!(
             locals_of(src),
-            ["a", "b", "c", "d", "x", "y", "z", "i", "w", "e", "os", "k", "g", "q", "r", "s"]
+            [
+                "a", "b", "c", "d", "x", "y", "z", "i", "w", "e", "os", "k", "g", "q", "r", "s",
+                "m", "p"
+            ]
         );
     }
 }
