@@ -1908,6 +1908,12 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
             "get" | "keys" | "items" | "values" => Ok(bound(n, attr)),
             _ => Err(no_attr()),
         },
+        // A dict view's own attributes: `isdisjoint` and `mapping` (not modelled).
+        Native::DictView { kind, .. } => match attr {
+            "isdisjoint" if *kind != ViewKind::Values => Ok(bound(n, attr)),
+            "mapping" => Err(unsupported("`.mapping` of a dict view", "not modelled")),
+            _ => Err(no_attr()),
+        },
         Native::RePattern(p) => match super::re::pattern_attr(p, attr) {
             Some(v) => Ok(v),
             None if super::re::PATTERN_METHODS.contains(&attr) => Ok(bound(n, attr)),
@@ -4956,6 +4962,22 @@ fn call_bound(
         Native::Environ => {
             let items = this.mapping_items().unwrap_or_default();
             builtins::call_method(interp, leak_name(name), &Value::dict(items), args, kwargs)
+        }
+        Native::DictView { .. } => {
+            if !kwargs.is_empty() || args.len() != 1 {
+                return Err(type_error(format!(
+                    "{}.isdisjoint() takes exactly one argument ({} given)",
+                    this.type_name(),
+                    args.len() + kwargs.len()
+                )));
+            }
+            let view = Value::Native(this.clone());
+            for item in builtins::iterate(&args[0])? {
+                if builtins::contains(&view, &item)? {
+                    return Ok(Value::Bool(false));
+                }
+            }
+            Ok(Value::Bool(true))
         }
         Native::Logger(logger) => {
             if name == "setLevel" {
