@@ -1151,6 +1151,8 @@ pub enum LoopItems {
         next: usize,
         len: usize,
         remaining: usize,
+        /// `Dict::keys_added` when the walk began.
+        added_before: u64,
         /// The keys added since, once the first keys are walked.
         added: Option<std::vec::IntoIter<Value>>,
     },
@@ -1186,11 +1188,12 @@ impl LoopItems {
     }
 
     fn dict(dict: Rc<RefCell<Dict>>, kind: ViewKind) -> LoopItems {
-        let (keys, len) = {
+        let (keys, len, added_before) = {
             let d = dict.borrow();
             (
                 d.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
                 d.len(),
+                d.keys_added(),
             )
         };
         LoopItems::Dict {
@@ -1200,6 +1203,7 @@ impl LoopItems {
             next: 0,
             len,
             remaining: len,
+            added_before,
             added: None,
         }
     }
@@ -1219,6 +1223,7 @@ impl LoopItems {
                 next,
                 len,
                 remaining,
+                added_before,
                 added,
             } => {
                 let d = dict.borrow();
@@ -1236,7 +1241,8 @@ impl LoopItems {
                         break;
                     }
                 }
-                if found.is_none() {
+                // Keys added while the loop ran come after the ones it began with.
+                if found.is_none() && d.keys_added() != *added_before {
                     let added = added.get_or_insert_with(|| {
                         let before = PySet::from_values(keys.iter().cloned());
                         d.iter()

@@ -1598,7 +1598,7 @@ impl<'h> Interp<'h> {
         // The first iterable is evaluated where the comprehension is written, the others
         // inside it, as Python does.
         let it = match (i, &scope.parent) {
-            (0, Some(outer)) => self.eval(&g.iter, outer)?,
+            (0, Some(outer)) if scope.comprehension => self.eval(&g.iter, outer)?,
             _ => self.eval(&g.iter, scope)?,
         };
         let mut items = builtins::LoopItems::new(it)?;

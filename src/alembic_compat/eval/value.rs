@@ -85,7 +85,12 @@ impl Dict {
         self.items.pop_last()
     }
     pub fn clear(&mut self) {
-        self.items = Slots::default();
+        self.items.clear();
+    }
+    /// How many keys have been added to this dict, ever: a loop over it that ends with the
+    /// same count had no key added while it ran.
+    pub fn keys_added(&self) -> u64 {
+        self.items.added
     }
 }
 
@@ -134,7 +139,7 @@ impl PySet {
         self.items.take(i)
     }
     pub fn clear(&mut self) {
-        self.items = Slots::default();
+        self.items.clear();
     }
 }
 
@@ -163,6 +168,8 @@ struct Slots<T> {
     slots: Vec<Option<T>>,
     live: usize,
     index: KeyIndex,
+    /// Items ever pushed, `clear` included.
+    added: u64,
 }
 
 impl<T> Default for Slots<T> {
@@ -171,6 +178,7 @@ impl<T> Default for Slots<T> {
             slots: Vec::new(),
             live: 0,
             index: KeyIndex::default(),
+            added: 0,
         }
     }
 }
@@ -192,8 +200,15 @@ impl<T: Keyed> Slots<T> {
         let i = self.position(key)?;
         self.slots[i].as_mut()
     }
+    fn clear(&mut self) {
+        *self = Slots {
+            added: self.added,
+            ..Slots::default()
+        };
+    }
     /// Appends an item whose key is not there yet.
     fn push(&mut self, item: T) {
+        self.added += 1;
         self.index.added(item.key(), self.slots.len());
         self.slots.push(Some(item));
         self.live += 1;
