@@ -689,7 +689,7 @@ def upgrade():
             print(conn.execute(sa.text(sql)).fetchall())
         except sa.exc.OperationalError as e:
             print(type(e).__name__, str(e).splitlines()[0])
-    print(conn.execute(sa.text("SELECT NULL REGEXP 'a', 'a' REGEXP 'a'")).fetchall())
+    print(conn.execute(sa.text("SELECT NULL REGEXP 'a', 'a' REGEXP 'a', NULL REGEXP NULL")).fetchall())
 
 
 def downgrade():

@@ -5594,32 +5594,29 @@ pub fn binop(op: BinOp, l: &Value, r: &Value) -> R<Option<Value>> {
             let right = to_sql(r, None)?;
             (to_sql(l, compared(right.type_(), l))?, right)
         };
-        let type_is = |t: &Option<Rc<TypeSpec>>, names: &[&str]| {
-            t.as_ref()
-                .is_some_and(|t| names.iter().any(|n| t.name.eq_ignore_ascii_case(n)))
-        };
-        // String concatenation renders `||` in SQLAlchemy. The left side's type decides
-        // (SQLAlchemy's `_adapt_expression`), a Python value's being its own (`'x'` a
-        // String); an untyped left side takes the right side's, `+` being commutative.
-        let is_string = matches!(
-            (sql::string_typed(&left), sql::string_typed(&right)),
-            (Some(true), Some(true) | None) | (None, Some(true))
-        );
-        const INTEGERS: &[&str] = &["Integer", "BigInteger", "SmallInteger", "INTEGER", "BIGINT"];
         let node = |op: &'static str, left: SqlNode, right: SqlNode| SqlNode::Binary {
             left: Box::new(left),
             op: op.into(),
             right: Box::new(right),
         };
+        let integer = |n: &SqlNode| {
+            n.type_()
+                .is_some_and(|t| sql::type_affinity(t) == sql::Affinity::Integer)
+        };
         return Ok(Some(sql_value(match op {
-            BinOp::Add if is_string => node("||", left, right),
-            // SQLite divides integers as floor division does; anything else is floored.
-            BinOp::FloorDiv
-                if !(type_is(&left.type_().cloned(), INTEGERS)
-                    && type_is(&right.type_().cloned(), INTEGERS)) =>
+            // String concatenation renders `||` in SQLAlchemy. The left side's type decides
+            // (SQLAlchemy's `_adapt_expression`), a Python value's being its own (`'x'` a
+            // String); an untyped left side takes the right side's, `+` being commutative.
+            BinOp::Add
+                if matches!(
+                    (sql::string_typed(&left), sql::string_typed(&right)),
+                    (Some(true), Some(true) | None) | (None, Some(true))
+                ) =>
             {
-                node("FLOOR/", left, right)
+                node("||", left, right)
             }
+            // SQLite divides integers as floor division does; anything else is floored.
+            BinOp::FloorDiv if !(integer(&left) && integer(&right)) => node("FLOOR/", left, right),
             _ => node(text, left, right),
         })));
     }

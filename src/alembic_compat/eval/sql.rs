@@ -127,9 +127,7 @@ impl SqlNode {
             // SQLAlchemy's functions of the argument's type (`ReturnTypeFromArgs`):
             // `coalesce(name, '') + 'x'` concatenates.
             SqlNode::Func { name, args }
-                if ["coalesce", "max", "min", "sum"]
-                    .iter()
-                    .any(|f| f.eq_ignore_ascii_case(name)) =>
+                if RETURN_TYPE_FROM_ARGS.contains(&generic_function_name(name)) =>
             {
                 args.iter().find_map(SqlNode::type_)
             }
@@ -624,6 +622,10 @@ fn generic_function_name(name: &str) -> &str {
         .map_or(name, |g| g)
 }
 
+/// SQLAlchemy's registered functions whose type is their first typed argument's
+/// (`ReturnTypeFromArgs`).
+const RETURN_TYPE_FROM_ARGS: &[&str] = &["coalesce", "max", "min", "sum", "pow"];
+
 /// Whether `func.<name>` makes one of SQLAlchemy's registered function classes, each a
 /// subclass of the plain `Function` every other name makes.
 pub fn is_generic_function(name: &str) -> bool {
@@ -654,7 +656,7 @@ pub fn string_typed(n: &SqlNode) -> Option<bool> {
             .chain(else_.as_deref())
             .find_map(string_typed),
         SqlNode::Func { name, args } => match generic_function_name(name) {
-            "coalesce" | "max" | "min" | "sum" | "pow" => args.iter().find_map(string_typed),
+            g if RETURN_TYPE_FROM_ARGS.contains(&g) => args.iter().find_map(string_typed),
             "concat" | "aggregate_strings" | "current_user" | "session_user" | "user" => Some(true),
             g if std::ptr::eq(g, name.as_str()) => None,
             _ => Some(false),
@@ -684,7 +686,9 @@ pub enum Affinity {
 }
 
 pub fn type_affinity(t: &TypeSpec) -> Affinity {
+    // The names revision files write most come first: a data loop asks on every row.
     const NAMES: &[(&str, Affinity)] = &[
+        ("String", Affinity::String),
         ("Integer", Affinity::Integer),
         ("BigInteger", Affinity::Integer),
         ("SmallInteger", Affinity::Integer),
@@ -697,7 +701,6 @@ pub fn type_affinity(t: &TypeSpec) -> Affinity {
         ("Double", Affinity::Numeric),
         ("DOUBLE_PRECISION", Affinity::Numeric),
         ("DECIMAL", Affinity::Numeric),
-        ("String", Affinity::String),
         ("Text", Affinity::String),
         ("Unicode", Affinity::String),
         ("UnicodeText", Affinity::String),
@@ -903,7 +906,7 @@ fn own_operator(n: &SqlNode) -> Option<Op<'_>> {
 impl Renderer {
     fn bind(&mut self, value: &Literal, type_: Option<&Rc<TypeSpec>>) {
         if let (true, Some(base)) = (self.inline, &self.named_binds) {
-            let name = next_anon(&mut self.anon_counts, &base.clone());
+            let name = next_anon(&mut self.anon_counts, base);
             self.sql.push(':');
             self.sql.push_str(&name);
         } else if self.inline {

@@ -806,13 +806,14 @@ fn register_regexp(conn: &Connection) -> rusqlite::Result<()> {
         2,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {
-            let (ValueRef::Text(pattern), text) = (ctx.get_raw(0), ctx.get_raw(1)) else {
-                return Err(raised(None));
-            };
-            let text = match text {
+            // A NULL text answers NULL before the pattern is looked at, as in SQLAlchemy's.
+            let text = match ctx.get_raw(1) {
                 ValueRef::Null => return Ok(None),
                 ValueRef::Text(t) => t,
                 _ => return Err(raised(None)),
+            };
+            let ValueRef::Text(pattern) = ctx.get_raw(0) else {
+                return Err(raised(None));
             };
             let (Ok(pattern), Ok(text)) = (std::str::from_utf8(pattern), std::str::from_utf8(text))
             else {
