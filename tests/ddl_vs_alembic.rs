@@ -213,10 +213,7 @@ fn run_offline(ops: &[Op], opts: &RenderOptions) -> (String, J) {
                 Ok(plan) => (plan.statements, None),
                 Err(e) => (vec![], Some(e)),
             },
-            Op::BulkInsert { table, rows, .. } => match bulk_insert_offline(table, rows) {
-                Ok(s) => (s, None),
-                Err(e) => (vec![], Some(e)),
-            },
+            Op::BulkInsert { table, rows, .. } => bulk_insert_offline(table, rows),
             other => render_op_steps(other, opts),
         };
         for s in stmts {

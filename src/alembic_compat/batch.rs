@@ -6,8 +6,8 @@
 use super::ddl::reflect::reflect_table;
 use super::ddl::sqlite::{
     self, affinity, column_implicit, cons_def, default_text, idx_def, quote, render_create_index,
-    render_create_table, render_type, table_def, type_bound_ck, Affinity, ColDef, ConsDef,
-    Conventions, IdxDef, TableDef,
+    render_create_table, render_type, schema_type_name, table_def, type_bound_ck, Affinity, ColDef,
+    ConsDef, Conventions, IdxDef, TableDef,
 };
 use super::ddl::{render_op_steps, DdlError, RenderOptions};
 use super::ops::{Batch, Constraint, Op, Recreate, ServerDefault};
@@ -36,7 +36,12 @@ pub fn batch_statements_offline(batch: &Batch, opts: &RenderOptions) -> Result<B
 pub struct BatchSql {
     pub statements: Vec<String>,
     pub copy: Option<CopyStep>,
+    /// Alembic's `UserWarning`s about the block (an unnamed reflected CHECK left out).
+    pub warnings: Vec<String>,
 }
+
+/// Where Alembic 1.20 warns about an unnamed CHECK it leaves out of a recreated table.
+pub const UNNAMED_CHECK_WARNING_ORIGIN: &str = "alembic/operations/batch.py:298";
 
 /// The copy (`INSERT INTO _alembic_tmp_<t> ... SELECT`) is `statements[at]`, the old table's
 /// `DROP TABLE` the one after it. When either fails, Alembic runs `drop_new` (the new
@@ -52,6 +57,7 @@ impl From<Vec<String>> for BatchSql {
         BatchSql {
             statements,
             copy: None,
+            warnings: Vec::new(),
         }
     }
 }
@@ -303,6 +309,16 @@ struct Apply<'a> {
     unnamed: Vec<ConsDef>,
     indexes: Vec<IdxDef>,
     new_indexes: Vec<IdxDef>,
+    warnings: Vec<String>,
+}
+
+/// Alembic keeps named constraints in a dict: a second constraint of the same name replaces
+/// the first (in its place).
+fn put_named(named: &mut Vec<(String, ConsDef)>, name: String, c: ConsDef) {
+    match named.iter_mut().find(|(k, _)| *k == name) {
+        Some(slot) => slot.1 = c,
+        None => named.push((name, c)),
+    }
 }
 
 impl<'a> Apply<'a> {
@@ -336,15 +352,32 @@ impl<'a> Apply<'a> {
             .collect();
         let mut named = vec![];
         let mut unnamed = vec![];
+        let mut warnings = vec![];
+        // Any CheckConstraint in table_args is taken to restate the reflected unnamed ones.
+        let checks_restated = batch
+            .table_args
+            .iter()
+            .any(|c| matches!(c, Constraint::Check { .. }));
         for c in &table.constraints {
             match c {
                 ConsDef::Check {
                     type_bound: Some(_),
                     ..
                 } => {}
-                ConsDef::Check { name: None, .. } if reflected => {}
+                // Reflection cannot tell which column or type it belongs to.
+                ConsDef::Check { name: None, .. } if reflected => {
+                    if !checks_restated {
+                        warnings.push(format!(
+                            "Unnamed CHECK constraint on reflected table '{}' is being omitted \
+                             from the table recreate; pass the constraint explicitly using \
+                             batch_alter_table.table_args.  Naming CHECK constraints avoids \
+                             this going forward.",
+                            table.name
+                        ));
+                    }
+                }
                 c => match c.name() {
-                    Some(n) => named.push((n.to_string(), c.clone())),
+                    Some(n) => put_named(&mut named, n.to_string(), c.clone()),
                     None => unnamed.push(c.clone()),
                 },
             }
@@ -386,7 +419,7 @@ impl<'a> Apply<'a> {
                     | ConsDef::Check { name: n, .. } => *n = name.clone(),
                 }
                 match name {
-                    Some(n) => named.push((n, c)),
+                    Some(n) => put_named(&mut named, n, c),
                     None => unnamed.push(c),
                 }
             }
@@ -404,6 +437,7 @@ impl<'a> Apply<'a> {
             named,
             unnamed,
             new_indexes: vec![],
+            warnings,
         })
     }
 
@@ -419,8 +453,7 @@ impl<'a> Apply<'a> {
         match c.name() {
             Some(n) => {
                 let n = n.to_string();
-                self.named.retain(|(k, _)| *k != n);
-                self.named.push((n, c));
+                put_named(&mut self.named, n, c);
                 Ok(())
             }
             None => Err(DdlError::Value("Constraint must have a name".into())),
@@ -471,7 +504,14 @@ impl<'a> Apply<'a> {
                     self.new_indexes.push(i);
                 }
             }
-            Op::DropColumn { column, .. } => {
+            Op::DropColumn {
+                column,
+                existing_type,
+                ..
+            } => {
+                if let Some(name) = existing_type.as_ref().and_then(schema_type_name) {
+                    self.named.retain(|(k, _)| k != name);
+                }
                 self.table.pk_columns.retain(|c| c != column);
                 self.columns.retain(|(k, _)| k != column);
                 self.transfers.retain(|(k, _)| k != column);
@@ -515,6 +555,14 @@ impl<'a> Apply<'a> {
                     let c = self.col(&a.column)?;
                     c.type_ = Some(t.clone());
                     c.type_events = false;
+                }
+                // A rename forgets the named constraint of the existing Boolean or Enum type,
+                // as Alembic's does (it would name the old column).
+                if let (Some(_), Some(name)) = (
+                    &a.new_column_name,
+                    a.existing_type.as_ref().and_then(schema_type_name),
+                ) {
+                    self.named.retain(|(k, _)| k != name);
                 }
                 let c = self.col(&a.column)?;
                 if let Some(n) = &a.new_column_name {
@@ -652,8 +700,9 @@ impl<'a> Apply<'a> {
         }
     }
 
-    /// Alembic's `topological.sort(pairs, col_by_idx, deterministic_order=True)`: repeatedly
-    /// take, in current order, the first column with no pending predecessor.
+    /// Alembic's `topological.sort(pairs, col_by_idx, deterministic_order=True)`, which sorts
+    /// in rounds: each round takes, in current order, every column with no predecessor left
+    /// from before the round.
     fn reorder(&mut self) {
         let order: Vec<String> = self.columns.iter().map(|(k, _)| k.clone()).collect();
         let mut pairs: Vec<(String, String)> = vec![];
@@ -677,11 +726,17 @@ impl<'a> Apply<'a> {
         let mut remaining = order.clone();
         let mut sorted = vec![];
         while !remaining.is_empty() {
-            let pick = remaining
+            let (ready, waiting): (Vec<String>, Vec<String>) = remaining
                 .iter()
-                .position(|c| !pairs.iter().any(|(a, b)| b == c && remaining.contains(a)))
-                .unwrap_or(0);
-            sorted.push(remaining.remove(pick));
+                .cloned()
+                .partition(|c| !pairs.iter().any(|(a, b)| b == c && remaining.contains(a)));
+            if ready.is_empty() {
+                // A cycle (SQLAlchemy raises CircularDependencyError): keep the order.
+                sorted.append(&mut remaining);
+                break;
+            }
+            sorted.extend(ready);
+            remaining = waiting;
         }
         let mut cols = std::mem::take(&mut self.columns);
         let mut trs = std::mem::take(&mut self.transfers);
@@ -846,6 +901,7 @@ impl<'a> Apply<'a> {
             BatchSql {
                 statements: out,
                 copy: Some(copy),
+                warnings: std::mem::take(&mut self.warnings),
             },
             failure,
         )
@@ -867,6 +923,7 @@ mod tests {
                 at: 1,
                 drop_new: "\nDROP TABLE _alembic_tmp_t".to_string(),
             }),
+            warnings: Vec::new(),
         }
     }
 

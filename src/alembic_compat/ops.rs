@@ -349,6 +349,9 @@ pub enum Op {
         schema: Option<String>,
         column: String,
         if_exists: bool,
+        /// `existing_type=` (batch mode forgets the named CHECK of a Boolean or Enum).
+        #[serde(default)]
+        existing_type: Option<TypeSpec>,
     },
     AlterColumn(AlterColumn),
     CreateIndex(Index),

@@ -15,7 +15,7 @@ pub mod log;
 pub mod pipeline;
 mod sql;
 
-pub use body::{BodyError, BodyRunner, PassOnlyRunner, PlannedStep};
+pub use body::{BodyError, BodyRunner, PassOnlyRunner, PlannedStep, COMMAND_ERROR};
 pub(crate) use context::{
     dbapi_message, dbapi_parts, split_sqlite_error, sqlalchemy_class, DbapiParts,
 };

@@ -347,6 +347,7 @@ fn drop_column(table: &TableDef, col: &ColDef) -> AutoOp {
         schema: None,
         column: col.name.clone(),
         if_exists: false,
+        existing_type: None,
     })
 }
 

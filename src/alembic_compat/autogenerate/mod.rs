@@ -20,8 +20,8 @@ pub mod repr;
 
 use rusqlite::Connection;
 
-use crate::alembic_compat::ddl::reflect::{check_constraints, reflect_table};
-use crate::alembic_compat::ddl::sqlite::{ConsDef, TableDef};
+use crate::alembic_compat::ddl::reflect::reflect_table;
+use crate::alembic_compat::ddl::sqlite::TableDef;
 use crate::alembic_compat::ddl::DdlError;
 use crate::alembic_compat::pattern::Pattern;
 
@@ -68,7 +68,7 @@ fn table_options(sql: &str) -> (bool, bool) {
 }
 
 /// Every table of `conn` reflected, in name order, with all its CHECK constraints (as a
-/// SQLAlchemy `Table` reflects them; batch reflection keeps only the named ones).
+/// SQLAlchemy `Table` reflects them).
 pub fn reflect_schema(conn: &Connection) -> Result<Vec<TableDef>, AutogenError> {
     let mut out = vec![];
     for name in table_names(conn)? {
@@ -83,18 +83,6 @@ pub fn reflect_schema(conn: &Connection) -> Result<Vec<TableDef>, AutogenError> 
         let (with_rowid, strict) = table_options(&sql);
         t.with_rowid = with_rowid;
         t.strict = strict;
-        t.constraints
-            .retain(|c| !matches!(c, ConsDef::Check { .. }));
-        t.constraints
-            .extend(
-                check_constraints(&sql)
-                    .into_iter()
-                    .map(|(name, sql)| ConsDef::Check {
-                        name,
-                        sql,
-                        type_bound: None,
-                    }),
-            );
         out.push(t);
     }
     Ok(out)

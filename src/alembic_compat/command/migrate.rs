@@ -18,7 +18,7 @@ use crate::alembic_compat::runtime::log::AlembicLog;
 use crate::alembic_compat::runtime::pipeline::Failure as QueuedFailure;
 use crate::alembic_compat::runtime::{
     BodyError, BodyRunner, ContextOptions, HeadMaintainer, MigrationContext, PlannedStep,
-    RuntimeError, Step, DEFAULT_LOCK_TIMEOUT,
+    RuntimeError, Step, COMMAND_ERROR, DEFAULT_LOCK_TIMEOUT,
 };
 use crate::alembic_compat::script::Script;
 
@@ -391,11 +391,17 @@ fn drive(
         // are still queued: if one fails, Alembic would not have got this far).
         flush_settled(mctx, ctx);
         let outcome: Result<(), Failure> = match script {
-            Some(s) => runner
-                .run(s, step.is_upgrade(), mctx)
-                .map_err(|e| Failure::Python {
-                    lines: vec![e.to_string()],
-                }),
+            Some(s) => runner.run(s, step.is_upgrade(), mctx).map_err(|e| {
+                // Alembic's command line reports a CommandError as `FAILED:` wherever it
+                // was raised, a revision body included (batch mode in --sql, ...).
+                if e.python_class == COMMAND_ERROR {
+                    Failure::Command(e.unlocated().to_string())
+                } else {
+                    Failure::Python {
+                        lines: vec![e.to_string()],
+                    }
+                }
+            }),
             None => Ok(()),
         }
         .and_then(|()| {
@@ -418,6 +424,11 @@ fn drive(
         }
         match outcome {
             Ok(()) => {}
+            Err(e @ Failure::Command(_)) if script.is_some() => {
+                mctx.rollback();
+                flush(mctx, ctx);
+                return Err(e);
+            }
             Err(e @ (Failure::Command(_) | Failure::Quiet(_))) => return Err(e),
             Err(Failure::Python { lines }) => {
                 mctx.rollback();
@@ -554,7 +565,7 @@ fn rehearse(
     // The real run prints and logs all this again; a failed rehearsal is what the user sees.
     if failure.is_none() {
         let _ = mctx.take_stdout();
-        let _ = mctx.take_stderr();
+        mctx.discard_stderr();
     }
     mctx.execute("ROLLBACK TO SAVEPOINT ralembic_rehearsal")
         .and_then(|()| mctx.execute("RELEASE SAVEPOINT ralembic_rehearsal"))

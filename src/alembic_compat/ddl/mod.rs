@@ -80,7 +80,7 @@ impl DdlError {
             DdlError::Compile(_) => "sqlalchemy.exc.CompileError",
             DdlError::UnsupportedCompilation(_) => "sqlalchemy.exc.UnsupportedCompilationError",
             DdlError::Argument(_) => "sqlalchemy.exc.ArgumentError",
-            DdlError::Command(_) => "alembic.util.exc.CommandError",
+            DdlError::Command(_) => crate::alembic_compat::runtime::COMMAND_ERROR,
             DdlError::Value(_) => "ValueError",
             DdlError::NoSuchTable(_) => "sqlalchemy.exc.NoSuchTableError",
             DdlError::Key(_) => "KeyError",
@@ -118,11 +118,12 @@ pub fn bulk_insert_sql(
     sqlite::bulk_insert_sql(table, rows, multiinsert)
 }
 
-/// `op.bulk_insert` in `--sql` mode: one INSERT per row with literal values.
+/// `op.bulk_insert` in `--sql` mode: one INSERT per row with literal values. SQLAlchemy
+/// renders row by row, so a row it cannot render comes after the rows before it.
 pub fn bulk_insert_offline(
     table: &TableClause,
     rows: &[Vec<(String, Literal)>],
-) -> Result<Vec<String>, DdlError> {
+) -> (Vec<String>, Option<DdlError>) {
     sqlite::bulk_insert_offline(table, rows)
 }
 

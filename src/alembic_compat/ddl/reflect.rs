@@ -119,24 +119,6 @@ fn unquote(s: &str) -> String {
     }
 }
 
-/// The part of `s` after an opening parenthesis up to its matching close.
-fn balanced(s: &str) -> Option<&str> {
-    let mut depth = 1;
-    for (i, ch) in s.char_indices() {
-        match ch {
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(&s[..i]);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
 /// SQLite declares a generated column's type as, e.g., `INTEGER GENERATED ALWAYS`;
 /// SQLAlchemy removes both words wherever they are, ignoring case.
 pub(crate) fn generated_type(declared: &str) -> String {
@@ -547,28 +529,17 @@ fn reflect_uniques(
     Ok(out)
 }
 
-/// Named CHECKs only: an unnamed reflected CHECK is dropped by batch mode anyway.
+/// The table's CHECKs as a reflected SQLAlchemy `Table` holds them, named or not: batch
+/// mode keeps the named ones and leaves out (with a warning) the unnamed.
 fn reflect_checks(table_sql: &str) -> Vec<ConsDef> {
-    let mut out = vec![];
-    static CHECK: Pattern = Pattern::starting(
-        r#"(?i)CONSTRAINT\s+(?:"((?:[^"]|"")+)"|(\w+))\s+CHECK\s*\("#,
-        &["CONSTRAINT", "CHECK"],
-        &["CONSTRAINT"],
-    );
-    for c in CHECK.captures_iter(table_sql) {
-        let end = c.get(0).map_or(0, |m| m.end());
-        if let Some(body) = balanced(&table_sql[end..]) {
-            out.push(ConsDef::Check {
-                name: c
-                    .get(1)
-                    .or(c.get(2))
-                    .map(|m| m.as_str().replace("\"\"", "\"")),
-                sql: body.trim().to_string(),
-                type_bound: None,
-            });
-        }
-    }
-    out
+    check_constraints(table_sql)
+        .into_iter()
+        .map(|(name, sql)| ConsDef::Check {
+            name,
+            sql,
+            type_bound: None,
+        })
+        .collect()
 }
 
 /// `find_matching_paren`: the index of the `)` closing the `(` at `open`, skipping
@@ -607,7 +578,7 @@ fn matching_paren(text: &str, open: usize) -> Option<usize> {
 
 /// SQLAlchemy's `get_check_constraints`: every CHECK of the table's SQL, named or not, as
 /// (name, SQL text), sorted by name with the unnamed last. Autogenerate renders these in a
-/// created or dropped table; [`reflect_table`] keeps only named ones (what batch needs).
+/// created or dropped table, and [`reflect_table`] gives them to batch mode.
 pub fn check_constraints(table_sql: &str) -> Vec<(Option<String>, String)> {
     static CHECK: Pattern = Pattern::starting(
         r#"(?i)(?:CONSTRAINT\s+("(?:[^"]|"")+"|'(?:[^']|'')+'|\[(?:[^\]]|\]\])+\]|`(?:[^`]|``)+`|\S+)\s+)?CHECK\s*\("#,

@@ -10,6 +10,45 @@ use crate::alembic_compat::ops::{
 };
 use crate::alembic_compat::pattern::Pattern;
 
+/// Alembic's `UserWarning` (origin, message) when `op.add_column` outside batch mode leaves
+/// out the CHECK a Boolean or Enum column brings: SQLite cannot ALTER it in.
+pub const IMPLICIT_CONSTRAINT_WARNING: (&str, &str) = (
+    "alembic/ddl/sqlite.py:84",
+    "Skipping unsupported ALTER for creation of implicit constraint. Please refer to the \
+     batch mode feature which allows for SQLite migrations using a copy-and-move strategy.",
+);
+
+/// Whether `op` is an `add_column` whose type brings a CHECK (see
+/// [`IMPLICIT_CONSTRAINT_WARNING`]).
+pub fn skips_implicit_constraint(op: &Op, opts: &RenderOptions) -> bool {
+    let Op::AddColumn {
+        table,
+        schema,
+        column,
+        ..
+    } = op
+    else {
+        return false;
+    };
+    let ct = CreateTable {
+        name: table.clone(),
+        schema: schema.clone(),
+        columns: vec![column.clone()],
+        ..Default::default()
+    };
+    table_def(&ct, opts).is_ok_and(|t| {
+        t.constraints.iter().any(|k| {
+            matches!(
+                k,
+                ConsDef::Check {
+                    type_bound: Some(_),
+                    ..
+                }
+            )
+        })
+    })
+}
+
 const NO_CONSTRAINT_ALTER: &str = "No support for ALTER of constraints in SQLite dialect. \
 Please refer to the batch mode feature which allows for SQLite migrations using a \
 copy-and-move strategy.";
@@ -213,15 +252,36 @@ pub fn literal_sql(l: &Literal) -> String {
         Literal::Int(i) => i.to_string(),
         Literal::Float(f) => py_float(*f),
         Literal::Str(s) => string_literal(s),
-        Literal::Bytes(b) => {
-            let hex: String = b.iter().map(|x| format!("{x:02X}")).collect();
-            format!("X'{hex}'")
-        }
+        Literal::Bytes(b) => bytes_literal(b),
         Literal::List(items) => format!(
             "({})",
             items.iter().map(literal_sql).collect::<Vec<_>>().join(", ")
         ),
         Literal::Type(t) => t.name.clone(),
+    }
+}
+
+/// Bytes as SQLAlchemy's LargeBinary literal processor writes them on SQLite: decoded as
+/// UTF-8 into a string literal (see [`check_bytes_literal`] for what it cannot decode).
+pub fn bytes_literal(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => string_literal(s),
+        Err(_) => format!(
+            "X'{}'",
+            b.iter().map(|x| format!("{x:02X}")).collect::<String>()
+        ),
+    }
+}
+
+/// SQLAlchemy's CompileError for bytes that are not UTF-8, which its literal processor
+/// cannot decode.
+pub fn check_bytes_literal(l: &Literal) -> Result<(), DdlError> {
+    match l {
+        Literal::Bytes(b) if std::str::from_utf8(b).is_err() => Err(DdlError::Compile(format!(
+            "Could not render literal value \"{}\" with datatype BLOB; see parent stack trace for more detail.",
+            crate::alembic_compat::eval::builtins::bytes_repr(b)
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -546,6 +606,15 @@ pub fn affinity(t: Option<&TypeSpec>) -> Affinity {
 
 /// The CHECK a `Boolean(create_constraint=True)` / `Enum(create_constraint=True)` adds, and
 /// its name (the type's `name=`).
+/// The `name` of a Boolean or Enum type (SQLAlchemy's `SchemaType`, whose CHECK is named so),
+/// whether or not it creates its constraint.
+pub fn schema_type_name(t: &TypeSpec) -> Option<&str> {
+    match t.name.as_str() {
+        "Boolean" | "BOOLEAN" | "Enum" | "ENUM" => str_kw(t, "name"),
+        _ => None,
+    }
+}
+
 fn type_bound_check(col: &str, t: &TypeSpec) -> Option<(Option<String>, String)> {
     let name = str_kw(t, "name").map(str::to_string);
     match t.name.as_str() {
@@ -1632,6 +1701,7 @@ pub fn render_op_steps(op: &Op, opts: &RenderOptions) -> (Vec<String>, Option<Dd
             schema,
             column,
             if_exists,
+            ..
         } => (
             vec![format!(
                 "{} DROP COLUMN {}{}",
@@ -1766,23 +1836,23 @@ pub fn bulk_insert_sql(
 pub fn bulk_insert_offline(
     table: &TableClause,
     rows: &[Vec<(String, Literal)>],
-) -> Result<Vec<String>, DdlError> {
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let cols = insert_columns(table, r);
-            let vals: Vec<String> = cols
-                .iter()
-                .map(|c| {
-                    r.iter()
-                        .find(|(k, _)| k == c)
-                        .map(|(_, v)| literal_sql(v))
-                        .unwrap_or_else(|| "NULL".into())
-                })
-                .collect();
-            insert_text(table, &cols, &vals)
-        })
-        .collect())
+) -> (Vec<String>, Option<DdlError>) {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let cols = insert_columns(table, r);
+        let vals: Result<Vec<String>, DdlError> = cols
+            .iter()
+            .map(|c| match r.iter().find(|(k, _)| k == c) {
+                Some((_, v)) => check_bytes_literal(v).map(|()| literal_sql(v)),
+                None => Ok("NULL".into()),
+            })
+            .collect();
+        match vals {
+            Ok(vals) => out.push(insert_text(table, &cols, &vals)),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+    (out, None)
 }
 
 #[cfg(test)]

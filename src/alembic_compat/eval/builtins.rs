@@ -286,7 +286,7 @@ pub fn repr(v: &Value) -> String {
     }
 }
 
-fn bytes_repr(b: &[u8]) -> String {
+pub(crate) fn bytes_repr(b: &[u8]) -> String {
     let mut out = String::from("b'");
     for &c in b {
         match c {

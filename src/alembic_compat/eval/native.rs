@@ -3655,6 +3655,14 @@ fn apply(interp: &mut Interp<'_>, op: Op) -> R<Value> {
     Ok(Value::None)
 }
 
+/// An optional type argument (`existing_type=`): None when absent or None.
+fn opt_type(v: Option<&Value>) -> R<Option<TypeSpec>> {
+    match v {
+        None | Some(Value::None) => Ok(None),
+        Some(v) => Ok(Some(to_type(v)?)),
+    }
+}
+
 fn op_call(
     interp: &mut Interp<'_>,
     batch: Option<&Rc<RefCell<Batch>>>,
@@ -3753,6 +3761,12 @@ fn op_call(
             ct.kwargs = b.extra_literals()?;
             let table = ct.name.clone();
             let schema = ct.schema.clone();
+            // The Table Alembic returns: bulk_insert binds its rows by these types.
+            let columns: Vec<(Rc<str>, sql::SqlType)> = ct
+                .columns
+                .iter()
+                .map(|c| (c.name.as_str().into(), c.type_.clone().map(Rc::new)))
+                .collect();
             apply(interp, Op::CreateTable(ct))?;
             for mut i in indexes {
                 i.table = table.clone();
@@ -3762,7 +3776,7 @@ fn op_call(
             return Ok(Value::native(Native::Table(Rc::new(TableRef {
                 name: table.into(),
                 schema,
-                columns: Rc::default(),
+                columns: Rc::new(columns),
                 joins: Vec::new(),
             }))));
         }
@@ -3825,7 +3839,14 @@ fn op_call(
         "drop_column" => {
             let b = bind(
                 name,
-                &["table_name", "column_name", "schema", "if_exists", "**"],
+                &[
+                    "table_name",
+                    "column_name",
+                    "schema",
+                    "if_exists",
+                    "existing_type",
+                    "**",
+                ],
                 args,
                 kwargs,
             )?;
@@ -3834,6 +3855,7 @@ fn op_call(
                 schema: b.opt_str(2)?.or(schema_of_batch.clone()),
                 column: to_str(b.req(1, name, "column_name")?)?,
                 if_exists: b.flag(3),
+                existing_type: opt_type(b.get(4))?,
             }
         }
         "alter_column" => {
@@ -3864,12 +3886,6 @@ fn op_call(
                 match v {
                     None => Ok(None),
                     Some(v) => Ok(Some(to_server_default(v)?)),
-                }
-            };
-            let opt_type = |v: Option<&Value>| -> R<Option<TypeSpec>> {
-                match v {
-                    None | Some(Value::None) => Ok(None),
-                    Some(v) => Ok(Some(to_type(v)?)),
                 }
             };
             let opt_bool = |v: Option<&Value>| match v {
@@ -4130,6 +4146,7 @@ fn op_call(
                 _ => return Err(type_error("bulk_insert() takes a sa.table()")),
             };
             let mut rows = Vec::new();
+            let offline = interp.host.is_offline();
             for r in builtins::iterate(b.req(1, name, "rows")?)? {
                 let mut row = Vec::new();
                 for (k, v) in builtins::mapping_items(&r)? {
@@ -4140,14 +4157,29 @@ fn op_call(
                         .and_then(|(_, t)| t.as_ref());
                     // In --sql mode SQLAlchemy renders values as literals: None is NULL
                     // whatever the type, and it has no literal for a JSON value.
-                    let literal = match (interp.host.is_offline(), &v) {
-                        (true, Value::None) => Literal::None,
+                    let literal = match (offline, &v) {
+                        (true, Value::None) => Ok(Literal::None),
                         (true, _) if type_family(ty) == TypeFamily::Json => {
-                            return Err(json_literal_error(&v))
+                            Err(json_literal_error(&v))
                         }
-                        _ => bind_literal(&v, ty)?,
+                        _ => bind_literal(&v, ty),
                     };
-                    row.push((to_str(&k)?, literal));
+                    match literal {
+                        Ok(literal) => row.push((to_str(&k)?, literal)),
+                        // Offline, SQLAlchemy renders (and prints) row by row.
+                        Err(e) if offline && !rows.is_empty() => {
+                            apply(
+                                interp,
+                                Op::BulkInsert {
+                                    table,
+                                    rows,
+                                    multiinsert: true,
+                                },
+                            )?;
+                            return Err(e);
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 rows.push(row);
             }

@@ -431,6 +431,15 @@ impl ContextHost<'_> {
         self.run_all(rest)
     }
 
+    /// The warnings Alembic gives for `op` whatever the run (once each: a deferred op that
+    /// is then applied in line asks twice).
+    fn warn_about(&mut self, op: &Op) {
+        if ddl::sqlite::skips_implicit_constraint(op, &self.opts) {
+            let (origin, message) = ddl::sqlite::IMPLICIT_CONSTRAINT_WARNING;
+            self.ctx.log.warn(origin, message);
+        }
+    }
+
     fn bulk_insert(
         &mut self,
         table: &ops::TableClause,
@@ -438,8 +447,9 @@ impl ContextHost<'_> {
         multiinsert: bool,
     ) -> Result<(), HostError> {
         if self.ctx.is_offline() {
-            let statements = ddl::bulk_insert_offline(table, rows).map_err(ddl_error)?;
-            return self.run_all(&statements);
+            let (statements, failure) = ddl::bulk_insert_offline(table, rows);
+            self.run_all(&statements)?;
+            return failure.map_or(Ok(()), |e| Err(ddl_error(e)));
         }
         for (sql_text, param_rows) in ddl::bulk_insert_sql(table, rows, multiinsert) {
             for params in param_rows {
@@ -459,6 +469,7 @@ impl Host for ContextHost<'_> {
 
     fn apply(&mut self, op: &Op, _pos: &SourcePos, uncatchable: bool) -> Result<(), HostError> {
         self.settle_pipeline()?;
+        self.warn_about(op);
         match op {
             Op::Batch(b) => {
                 let plan = match self.ctx.connection() {
@@ -466,6 +477,9 @@ impl Host for ContextHost<'_> {
                     None => batch::batch_statements_offline(b, &self.opts),
                 }
                 .map_err(ddl_error)?;
+                for w in &plan.warnings {
+                    self.ctx.log.warn(batch::UNNAMED_CHECK_WARNING_ORIGIN, w);
+                }
                 self.run_batch(&plan, uncatchable)
             }
             Op::BulkInsert {
@@ -653,6 +667,7 @@ impl Host for ContextHost<'_> {
         if !self.ctx.defers_operations() {
             return Ok(false);
         }
+        self.warn_about(op);
         let statements: Vec<(String, Vec<Literal>)> = match op {
             Op::Batch(_) | Op::Execute(_) => return Ok(false),
             Op::BulkInsert {

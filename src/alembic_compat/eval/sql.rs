@@ -750,10 +750,7 @@ pub fn literal_sql(v: &Literal) -> String {
         Literal::Int(i) => i.to_string(),
         Literal::Float(f) => crate::alembic_compat::eval::builtins::float_repr(*f),
         Literal::Str(s) => format!("'{}'", s.replace('\'', "''")),
-        Literal::Bytes(b) => format!(
-            "X'{}'",
-            b.iter().map(|c| format!("{c:02X}")).collect::<String>()
-        ),
+        Literal::Bytes(b) => crate::alembic_compat::ddl::sqlite::bytes_literal(b),
         Literal::List(items) => items.iter().map(literal_sql).collect::<Vec<_>>().join(", "),
         Literal::Type(t) => t.name.clone(),
     }

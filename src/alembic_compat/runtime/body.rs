@@ -20,6 +20,39 @@ pub struct BodyError {
     pub python_class: String,
 }
 
+/// The class Alembic's command line reports as `FAILED: <message>` (exit 255), not as a
+/// traceback.
+pub const COMMAND_ERROR: &str = "alembic.util.exc.CommandError";
+
+impl BodyError {
+    /// The message without the `path:line:col: ` it starts with, when it does.
+    pub fn unlocated(&self) -> &str {
+        let m = &self.message;
+        // The position ends at the first `:<digits>:<digits>: `.
+        let bytes = m.as_bytes();
+        let mut i = 0;
+        while let Some(off) = m[i..].find(':') {
+            let at = i + off;
+            let digits = |from: usize| {
+                bytes[from..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count()
+            };
+            let line = digits(at + 1);
+            if line > 0 && bytes.get(at + 1 + line) == Some(&b':') {
+                let col_at = at + 2 + line;
+                let col = digits(col_at);
+                if col > 0 && m[col_at + col..].starts_with(": ") {
+                    return &m[col_at + col + 2..];
+                }
+            }
+            i = at + 1;
+        }
+        m
+    }
+}
+
 impl fmt::Display for BodyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.python_class, self.message)
@@ -136,5 +169,24 @@ impl BodyRunner for PassOnlyRunner {
         _ctx: &mut MigrationContext,
     ) -> Result<(), BodyError> {
         self.check(script, upgrade)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlocated_drops_the_position_only() {
+        let e = |m: &str| BodyError {
+            message: m.into(),
+            python_class: COMMAND_ERROR.into(),
+        };
+        assert_eq!(e("/p/a:b.py:24:9: No: 3:4: x").unlocated(), "No: 3:4: x");
+        assert_eq!(
+            e("no position: 1:2 here").unlocated(),
+            "no position: 1:2 here"
+        );
+        assert_eq!(e("a.py:12:x: y").unlocated(), "a.py:12:x: y");
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::body::COMMAND_ERROR;
 use super::log::AlembicLog;
 use super::pipeline::{checked, run_discarding, Failure, Issued, Pipeline, QueuedError};
 use super::sql::VersionTable;
@@ -181,7 +182,7 @@ impl RuntimeError {
             }
             RuntimeError::Url(_) => "sqlalchemy.exc.ArgumentError",
             RuntimeError::Parameter(_) => "sqlalchemy.exc.ArgumentError",
-            RuntimeError::Command(_) => "alembic.util.exc.CommandError",
+            RuntimeError::Command(_) => COMMAND_ERROR,
             RuntimeError::Python { class, .. } => class,
         }
     }
@@ -487,6 +488,13 @@ impl MigrationContext {
     pub fn take_stderr(&mut self) -> String {
         self.marks.clear();
         self.log.take()
+    }
+
+    /// Forgets what was logged since the last take, as if it had never been logged (a
+    /// warning given there is given again).
+    pub fn discard_stderr(&mut self) {
+        self.marks.clear();
+        self.log.truncate_buffered(0);
     }
 
     // ------------------------------------------------------------------ queued statements

@@ -85,6 +85,9 @@ struct Logger {
 pub struct AlembicLog {
     loggers: Vec<Logger>,
     buf: String,
+    /// Warnings written so far, and where in `buf` each began (None once taken; see
+    /// [`warn`](Self::warn)).
+    warned: Vec<(String, Option<usize>)>,
 }
 
 impl AlembicLog {
@@ -145,6 +148,7 @@ impl AlembicLog {
         AlembicLog {
             loggers,
             buf: String::new(),
+            warned: Vec::new(),
         }
     }
 
@@ -217,6 +221,19 @@ impl AlembicLog {
         );
     }
 
+    /// `warnings.warn(msg, UserWarning)` from Alembic's `origin` (`file:line`), as Python's
+    /// default filter shows it whatever the logging setup: on stderr, once per message. A
+    /// warning whose line is taken back by [`truncate_buffered`](Self::truncate_buffered)
+    /// was never shown.
+    pub fn warn(&mut self, origin: &str, msg: &str) {
+        let line = format!("{origin}: UserWarning: {msg}\n");
+        if self.warned.iter().any(|(w, _)| *w == line) {
+            return;
+        }
+        self.warned.push((line.clone(), Some(self.buf.len())));
+        self.buf.push_str(&line);
+    }
+
     /// The length of the lines logged since the last [`take`](Self::take).
     pub fn buffered_len(&self) -> usize {
         self.buf.len()
@@ -225,10 +242,15 @@ impl AlembicLog {
     /// Forgets the lines logged after the first `len` bytes.
     pub fn truncate_buffered(&mut self, len: usize) {
         self.buf.truncate(len);
+        self.warned.retain(|(_, at)| at.map_or(true, |at| at < len));
     }
 
     /// The lines logged since the last call.
     pub fn take(&mut self) -> String {
+        // What was taken stays shown.
+        for (_, at) in &mut self.warned {
+            *at = None;
+        }
         std::mem::take(&mut self.buf)
     }
 }
@@ -461,6 +483,22 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn warnings_show_once_unless_taken_back() {
+        let mut log = AlembicLog::disabled();
+        log.warn("a.py:1", "careful");
+        log.warn("a.py:1", "careful");
+        assert_eq!(log.take(), "a.py:1: UserWarning: careful\n");
+        log.warn("a.py:1", "careful");
+        assert_eq!(log.take(), "");
+        // A rehearsal's output is taken back, and its warnings with it.
+        let at = log.buffered_len();
+        log.warn("b.py:2", "again");
+        log.truncate_buffered(at);
+        log.warn("b.py:2", "again");
+        assert_eq!(log.take(), "b.py:2: UserWarning: again\n");
     }
 
     #[test]
