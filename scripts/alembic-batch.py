@@ -19,7 +19,9 @@ script calls.  It only saves the ~0.5 s interpreter start per call.  To stay fai
   * revision files are not cached between jobs (Alembic loads them without sys.modules) and
     no bytecode is written;
   * logging is reset before every job to what a fresh interpreter has (env.py's fileConfig
-    would otherwise stay in force for later jobs, and decide which log lines they print).
+    would otherwise stay in force for later jobs, and decide which log lines they print);
+  * so are the warnings already shown: Python shows a warning once per place, and a job
+    must show what a fresh process would, even if an earlier job gave the same warning.
 Run it with stdin redirected from /dev/null: Alembic sizes its message wrapping from the
 terminal on fd 0, as the real CLI would in the tests.
 """
@@ -29,6 +31,7 @@ import os
 import shutil
 import sys
 import traceback
+import warnings
 
 sys.dont_write_bytecode = True
 sys.argv[0] = "alembic"  # argparse takes prog from here, as with the console script
@@ -76,6 +79,8 @@ def main():
         os.environ.update(job.get("env", {}))
         sys.path[:] = base_path
         reset_logging()
+        # Forgets every module's record of the warnings it has shown.
+        warnings._filters_mutated()
         os.chdir(job["cwd"])
         sys.stdout.flush()
         sys.stderr.flush()
