@@ -518,7 +518,6 @@ impl<'a> Apply<'a> {
                 self.existing_ordering.retain(|k| k != column);
             }
             Op::AlterColumn(a) => {
-                let tq = quote(&tname);
                 // Operations.alter_column drops the constraints the existing type brings
                 // (the batch ignores one it does not have) and, after the change, adds the
                 // new type's: a named one with the named constraints, another after them.
@@ -543,12 +542,11 @@ impl<'a> Apply<'a> {
                         if let Some((_, tr)) =
                             self.transfers.iter_mut().find(|(k, _)| *k == a.column)
                         {
-                            if tr.expr.is_some() {
-                                tr.expr = Some(format!(
-                                    "CAST({tq}.{} AS {rendered}) AS {}",
-                                    quote(&a.column),
-                                    quote(&a.column)
-                                ));
+                            // A second change in the block casts the first one's result.
+                            if let Some(e) = &tr.expr {
+                                let label = format!(" AS {}", quote(&a.column));
+                                let inner = e.strip_suffix(&label).unwrap_or(e);
+                                tr.expr = Some(format!("CAST({inner} AS {rendered}){label}"));
                             }
                         }
                     }
