@@ -482,11 +482,12 @@ class FOp:
             }
         )
 
-    def drop_column(self, *args, schema=None, if_exists=None):
+    def drop_column(self, *args, schema=None, if_exists=None, existing_type=None):
         table, (col,) = self._t(args)
-        self.sink.append(
-            {"DropColumn": {"table": table, "schema": schema, "column": col, "if_exists": bool(if_exists)}}
-        )
+        op = {"table": table, "schema": schema, "column": col, "if_exists": bool(if_exists)}
+        if existing_type is not None:
+            op["existing_type"] = existing_type.to_json()
+        self.sink.append({"DropColumn": op})
 
     def alter_column(self, *args, **kw):
         table, (col,) = self._t(args)

@@ -509,8 +509,10 @@ impl<'a> Apply<'a> {
                 existing_type,
                 ..
             } => {
-                if let Some(name) = existing_type.as_ref().and_then(schema_type_name) {
-                    self.named.retain(|(k, _)| k != name);
+                if let Some(t) = existing_type {
+                    if let Some(name) = schema_type_name(t)? {
+                        self.named.retain(|(k, _)| k != name);
+                    }
                 }
                 self.table.pk_columns.retain(|c| c != column);
                 self.columns.retain(|(k, _)| k != column);
@@ -546,7 +548,8 @@ impl<'a> Apply<'a> {
                             if let Some(e) = &tr.expr {
                                 let label = format!(" AS {}", quote(&a.column));
                                 let inner = e.strip_suffix(&label).unwrap_or(e);
-                                tr.expr = Some(format!("CAST({inner} AS {rendered}){label}"));
+                                let (ty, collate) = sqlite::cast_type_parts(&rendered);
+                                tr.expr = Some(format!("CAST({inner} AS {ty}){collate}{label}"));
                             }
                         }
                     }
@@ -556,11 +559,10 @@ impl<'a> Apply<'a> {
                 }
                 // A rename forgets the named constraint of the existing Boolean or Enum type,
                 // as Alembic's does (it would name the old column).
-                if let (Some(_), Some(name)) = (
-                    &a.new_column_name,
-                    a.existing_type.as_ref().and_then(schema_type_name),
-                ) {
-                    self.named.retain(|(k, _)| k != name);
+                if let (Some(_), Some(t)) = (&a.new_column_name, &a.existing_type) {
+                    if let Some(name) = schema_type_name(t)? {
+                        self.named.retain(|(k, _)| k != name);
+                    }
                 }
                 let c = self.col(&a.column)?;
                 if let Some(n) = &a.new_column_name {

@@ -42,6 +42,9 @@ pub enum DdlError {
     /// Python `KeyError` (its `str()` is the quoted key).
     #[error("{0}")]
     Key(String),
+    /// Python `AttributeError` (Alembic asking an Interval for the `name` it lacks).
+    #[error("{0}")]
+    Attribute(String),
     /// SQLAlchemy's `InvalidRequestError` (a naming convention that needs a constraint's name
     /// for an unnamed constraint).
     #[error("{0}")]
@@ -68,6 +71,7 @@ impl DdlError {
             DdlError::Value(_) => "ValueError",
             DdlError::NoSuchTable(_) => "NoSuchTableError",
             DdlError::Key(_) => "KeyError",
+            DdlError::Attribute(_) => "AttributeError",
             DdlError::InvalidRequest(_) => "InvalidRequestError",
             DdlError::Sqlite(_) => "OperationalError",
         }
@@ -84,6 +88,7 @@ impl DdlError {
             DdlError::Value(_) => "ValueError",
             DdlError::NoSuchTable(_) => "sqlalchemy.exc.NoSuchTableError",
             DdlError::Key(_) => "KeyError",
+            DdlError::Attribute(_) => "AttributeError",
             DdlError::InvalidRequest(_) => "sqlalchemy.exc.InvalidRequestError",
             DdlError::Sqlite(_) => "sqlalchemy.exc.OperationalError",
         }

@@ -277,12 +277,30 @@ pub fn bytes_literal(b: &[u8]) -> String {
 /// cannot decode.
 pub fn check_bytes_literal(l: &Literal) -> Result<(), DdlError> {
     match l {
-        Literal::Bytes(b) if std::str::from_utf8(b).is_err() => Err(DdlError::Compile(format!(
-            "Could not render literal value \"{}\" with datatype BLOB; see parent stack trace for more detail.",
-            crate::alembic_compat::eval::builtins::bytes_repr(b)
-        ))),
+        Literal::Bytes(b) if std::str::from_utf8(b).is_err() => {
+            Err(DdlError::Compile(unrenderable_literal(
+                &crate::alembic_compat::eval::builtins::bytes_repr(b),
+                "BLOB",
+            )))
+        }
         _ => Ok(()),
     }
+}
+
+/// A rendered type as SQLAlchemy's `visit_cast` splits it: what goes inside `CAST(x AS ...)`
+/// and the `COLLATE ...` it moves after the parenthesis (SQLite takes none inside).
+pub fn cast_type_parts(rendered: &str) -> (&str, &str) {
+    match rendered.find(" COLLATE ") {
+        Some(at) => rendered.split_at(at),
+        None => (rendered, ""),
+    }
+}
+
+/// SQLAlchemy's CompileError text for a value its type's literal processor fails on.
+pub fn unrenderable_literal(repr: &str, datatype: &str) -> String {
+    format!(
+        "Could not render literal value \"{repr}\" with datatype {datatype}; see parent stack trace for more detail."
+    )
 }
 
 /// ANSI functions SQLAlchemy renders without parentheses.
@@ -607,11 +625,21 @@ pub fn affinity(t: Option<&TypeSpec>) -> Affinity {
 /// The CHECK a `Boolean(create_constraint=True)` / `Enum(create_constraint=True)` adds, and
 /// its name (the type's `name=`).
 /// The `name` of a Boolean or Enum type (SQLAlchemy's `SchemaType`, whose CHECK is named so),
-/// whether or not it creates its constraint.
-pub fn schema_type_name(t: &TypeSpec) -> Option<&str> {
+/// whether or not it creates its constraint, as Alembic's batch mode asks for it. Interval
+/// and PickleType are schema event targets too, but their `name` goes to the type they wrap,
+/// which has none: Python's AttributeError.
+pub fn schema_type_name(t: &TypeSpec) -> Result<Option<&str>, DdlError> {
     match t.name.as_str() {
-        "Boolean" | "BOOLEAN" | "Enum" | "ENUM" => str_kw(t, "name"),
-        _ => None,
+        "Boolean" | "BOOLEAN" | "Enum" | "ENUM" => Ok(str_kw(t, "name")),
+        "Interval" | "PickleType" => Err(DdlError::Attribute(format!(
+            "'{}' object has no attribute 'name'",
+            if t.name == "Interval" {
+                "DateTime"
+            } else {
+                "LargeBinary"
+            }
+        ))),
+        _ => Ok(None),
     }
 }
 

@@ -4162,6 +4162,14 @@ fn op_call(
                         (true, _) if type_family(ty) == TypeFamily::Json => {
                             Err(json_literal_error(&v))
                         }
+                        // Interval's literal is its DateTime's, which takes no timedelta.
+                        (true, _) if type_family(ty) == TypeFamily::Interval => Err(exc(
+                            "sqlalchemy.exc.CompileError",
+                            crate::alembic_compat::ddl::sqlite::unrenderable_literal(
+                                &repr(&v),
+                                "DATETIME",
+                            ),
+                        )),
                         _ => bind_literal(&v, ty),
                     };
                     match literal {

@@ -1173,11 +1173,13 @@ impl Renderer {
             SqlNode::Cast {
                 inner, type_name, ..
             } => {
+                let (ty, collate) = crate::alembic_compat::ddl::sqlite::cast_type_parts(type_name);
                 self.sql.push_str("CAST(");
                 self.node(inner, Group::Never);
                 self.sql.push_str(" AS ");
-                self.sql.push_str(type_name);
+                self.sql.push_str(ty);
                 self.sql.push(')');
+                self.sql.push_str(collate);
             }
             SqlNode::JsonGet {
                 target,
