@@ -23,7 +23,6 @@ use rusqlite::Connection;
 use crate::alembic_compat::ddl::reflect::reflect_table;
 use crate::alembic_compat::ddl::sqlite::TableDef;
 use crate::alembic_compat::ddl::DdlError;
-use crate::alembic_compat::pattern::Pattern;
 
 pub use compare::{compare, Change, Entry, Options};
 
@@ -57,33 +56,12 @@ fn table_names(conn: &Connection) -> Result<Vec<String>, AutogenError> {
     Ok(names)
 }
 
-/// `get_table_options`: (with rowid, strict) from the end of the CREATE TABLE text.
-fn table_options(sql: &str) -> (bool, bool) {
-    static RE: Pattern = Pattern::new(r"(?i)\)(?:\s*,?\s*(?:WITHOUT\s+ROWID|STRICT))*\s*$");
-    let Some(m) = RE.captures(sql.trim()).and_then(|c| c.get(0)) else {
-        return (true, false);
-    };
-    let tail = m.as_str().to_uppercase();
-    (!tail.contains("ROWID"), tail.contains("STRICT"))
-}
-
-/// Every table of `conn` reflected, in name order, with all its CHECK constraints (as a
-/// SQLAlchemy `Table` reflects them).
+/// Every table of `conn` reflected, in name order, with all its CHECK constraints and its
+/// table options (as a SQLAlchemy `Table` reflects them).
 pub fn reflect_schema(conn: &Connection) -> Result<Vec<TableDef>, AutogenError> {
     let mut out = vec![];
     for name in table_names(conn)? {
-        let mut t = reflect_table(conn, &name)?;
-        let sql: String = conn
-            .query_row(
-                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                [&name],
-                |r| r.get(0),
-            )
-            .map_err(|e| AutogenError::Sqlite(e.to_string()))?;
-        let (with_rowid, strict) = table_options(&sql);
-        t.with_rowid = with_rowid;
-        t.strict = strict;
-        out.push(t);
+        out.push(reflect_table(conn, &name)?);
     }
     Ok(out)
 }
@@ -103,6 +81,7 @@ pub fn schema_from_sql(path: &str, sql: &str) -> Result<Vec<TableDef>, AutogenEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alembic_compat::ddl::reflect::table_options;
 
     #[test]
     fn schema_from_sql_reflects_tables_in_name_order() {

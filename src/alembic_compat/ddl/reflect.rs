@@ -245,6 +245,8 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
     let listed = index_list(conn, &qname)?;
     constraints.extend(reflect_uniques(conn, &listed, &table_sql)?);
     constraints.extend(reflect_checks(&table_sql));
+    // A reflected Table carries these options, and batch mode gives them to the new table.
+    let (with_rowid, strict) = table_options(&table_sql);
     let mut t = TableDef {
         name: name.to_string(),
         schema: None,
@@ -254,8 +256,8 @@ pub fn reflect_table(conn: &Connection, name: &str) -> Result<TableDef, DdlError
         constraints,
         indexes: reflect_indexes(conn, listed)?,
         autoincrement: false,
-        with_rowid: true,
-        strict: false,
+        with_rowid,
+        strict,
         prefixes: vec![],
         if_not_exists: false,
         pk_on_conflict: None,
@@ -527,6 +529,16 @@ fn reflect_uniques(
         }
     }
     Ok(out)
+}
+
+/// `get_table_options`: (with rowid, strict) from the end of the CREATE TABLE text.
+pub fn table_options(sql: &str) -> (bool, bool) {
+    static RE: Pattern = Pattern::new(r"(?i)\)(?:\s*,?\s*(?:WITHOUT\s+ROWID|STRICT))*\s*$");
+    let Some(m) = RE.captures(sql.trim()).and_then(|c| c.get(0)) else {
+        return (true, false);
+    };
+    let tail = m.as_str().to_uppercase();
+    (!tail.contains("ROWID"), tail.contains("STRICT"))
 }
 
 /// The table's CHECKs as a reflected SQLAlchemy `Table` holds them, named or not: batch

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::body::COMMAND_ERROR;
 use super::log::AlembicLog;
-use super::pipeline::{checked, run_discarding, Failure, Issued, Pipeline, QueuedError};
+use super::pipeline::{checked, Failure, Issued, Pipeline, QueuedError};
 use super::sql::VersionTable;
 use crate::alembic_compat::config::{parse_sqlite_url, SqliteDatabase, UrlError};
 use crate::alembic_compat::ops::Literal;
@@ -455,9 +455,14 @@ impl MigrationContext {
                 }
                 // Cached: `bulk_insert` sends one statement text per row; SQLite re-prepares a
                 // cached statement by itself when the schema has changed since.
-                conn.prepare_cached(sql)
-                    .and_then(|mut stmt| stmt.execute(rusqlite::params_from_iter(values)))
-                    .map_err(|e| RuntimeError::sql(sql, e))
+                let params = rusqlite::params_from_iter(values);
+                if super::pipeline::cacheable(sql) {
+                    conn.prepare_cached(sql)
+                        .and_then(|mut stmt| stmt.execute(params))
+                } else {
+                    conn.prepare(sql).and_then(|mut stmt| stmt.execute(params))
+                }
+                .map_err(|e| RuntimeError::sql(sql, e))
             }
             Target::Offline => {
                 let inlined = inline_params(sql, params)?;
@@ -562,12 +567,7 @@ impl MigrationContext {
                 step: issued.step,
             });
         };
-        let ran = if super::pipeline::holds_no_statement(&sql) {
-            Ok(0)
-        } else {
-            conn.prepare_cached(&sql)
-                .and_then(|mut stmt| run_discarding(&mut stmt, &params))
-        };
+        let ran = super::pipeline::run_once(conn, &sql, &params);
         checked(ran, &sql, issued.one_row.as_deref()).map_err(|error| Failure {
             error,
             params,

@@ -426,8 +426,6 @@ impl rusqlite::ToSql for Param<'_> {
     }
 }
 
-/// Binds `params` and runs `stmt` to its end, dropping what it returns (the rows of a
-/// `RETURNING` or a `SELECT` nobody reads); the rows it changed.
 /// Whether `sql` holds no statement: only white space, comments and semicolons. SQLite
 /// prepares nothing from it, which rusqlite then reports as a failure ("not an error");
 /// Python's sqlite3 runs it as a statement that does nothing.
@@ -445,6 +443,33 @@ pub(crate) fn holds_no_statement(sql: &str) -> bool {
     }
 }
 
+/// Whether `sql` may go through rusqlite's statement cache, which prepares the text trimmed.
+/// SQLite stores a CREATE TABLE that ends in table options (WITHOUT ROWID, STRICT) up to the
+/// end of the text it was given, trailing new lines included, as SQLAlchemy sends them.
+pub(crate) fn cacheable(sql: &str) -> bool {
+    sql.trim().len() == sql.len()
+}
+
+/// Prepares `sql` (through the cache when [`cacheable`]) and runs it with `params` as
+/// [`run_discarding`] does; a text with no statement changes nothing.
+pub(crate) fn run_once(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: &[Literal],
+) -> rusqlite::Result<usize> {
+    if holds_no_statement(sql) {
+        Ok(0)
+    } else if cacheable(sql) {
+        conn.prepare_cached(sql)
+            .and_then(|mut stmt| run_discarding(&mut stmt, params))
+    } else {
+        conn.prepare(sql)
+            .and_then(|mut stmt| run_discarding(&mut stmt, params))
+    }
+}
+
+/// Binds `params` and runs `stmt` to its end, dropping what it returns (the rows of a
+/// `RETURNING` or a `SELECT` nobody reads); the rows it changed.
 pub(crate) fn run_discarding(
     stmt: &mut rusqlite::Statement<'_>,
     params: &[Literal],
@@ -508,7 +533,9 @@ fn work(
                     }
                     let outcome = match &mut prepared {
                         Some(stmt) => run_discarding(stmt, &q.params),
-                        None if holds_no_statement(&sql) => Ok(0),
+                        None if holds_no_statement(&sql) || !cacheable(&sql) => {
+                            run_once(conn, &sql, &q.params)
+                        }
                         None => conn.prepare_cached(&sql).and_then(|mut stmt| {
                             let ran = run_discarding(&mut stmt, &q.params);
                             prepared = Some(stmt);
@@ -749,6 +776,26 @@ mod tests {
             count_and_sum(&conn),
             (300, (0..300).map(|i| i * 2).sum::<i64>() + 100)
         );
+    }
+
+    /// SQLite keeps a WITHOUT ROWID table's text to the end of what it was given; rusqlite's
+    /// statement cache would trim it.
+    #[test]
+    fn table_text_is_stored_as_sent() {
+        let conn = open();
+        let sql = "\nCREATE TABLE w (\n\tid INTEGER NOT NULL, \n\tPRIMARY KEY (id)\n)\n WITHOUT ROWID\n\n";
+        {
+            // SAFETY: opened NO_MUTEX above; `conn` is touched only after the last settle.
+            let mut p = unsafe { Pipeline::start(&conn) }.unwrap();
+            p.push(sql.into(), Vec::new(), at(1, 0)).unwrap();
+            p.settle().unwrap();
+        }
+        let stored: String = conn
+            .query_row("SELECT sql FROM sqlite_master WHERE name = 'w'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(stored, sql.trim_start());
     }
 
     #[test]
