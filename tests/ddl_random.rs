@@ -219,7 +219,15 @@ impl Col {
     }
 
     fn def(&self) -> String {
-        let mut s = format!("sa.Column(\"{}\", {}", self.name, TYPES[self.ty].0);
+        self.def_with("")
+    }
+
+    /// `sa.Column(...)` with `positional` (`, sa.CheckConstraint(...)`) after the type.
+    fn def_with(&self, positional: &str) -> String {
+        let mut s = format!(
+            "sa.Column(\"{}\", {}{positional}",
+            self.name, TYPES[self.ty].0
+        );
         if !self.nullable {
             s.push_str(", nullable=False");
         }
@@ -460,7 +468,18 @@ impl Gen<'_> {
                     partial: None,
                 });
             }
-            lines.push(format!("        {},", c.def()));
+            let mut def = c.def();
+            if c.kind() == Kind::Int && self.rng.chance(15) {
+                // A column-level CHECK (the values stay within it); SQLite's DROP COLUMN
+                // refuses a column a CHECK names.
+                let ck = self.fresh("ck_");
+                def = c.def_with(&format!(
+                    ", sa.CheckConstraint('{} > -5000', name=\"{ck}\")",
+                    quote_sql(&c.name)
+                ));
+                c.keep = true;
+            }
+            lines.push(format!("        {def},"));
             table.cols.push(c);
         }
         let mut constraints = Vec::new();
@@ -477,7 +496,12 @@ impl Gen<'_> {
             if self.rng.chance(70) {
                 let uq = self.fresh("uq_");
                 constraints.push(format!(
-                    "        sa.UniqueConstraint(\"id\", \"{col}\", name=\"{uq}\"),"
+                    "        sa.UniqueConstraint(\"id\", \"{col}\", name=\"{uq}\"{}),",
+                    if self.rng.chance(20) {
+                        ", sqlite_on_conflict=\"REPLACE\""
+                    } else {
+                        ""
+                    }
                 ));
                 table.uniques.push((uq, col));
             } else {
@@ -490,9 +514,13 @@ impl Gen<'_> {
                 let refcol = self.fresh("ref");
                 let target_name = self.tables[target].name.clone();
                 let fk = self.fresh("fk_");
-                let ondelete =
-                    self.rng
-                        .pick(&["", ", ondelete=\"CASCADE\"", ", onupdate=\"SET NULL\""]);
+                let ondelete = self.rng.pick(&[
+                    "",
+                    ", ondelete=\"CASCADE\"",
+                    ", onupdate=\"SET NULL\"",
+                    ", onupdate=\"CASCADE\", deferrable=True, initially=\"DEFERRED\"",
+                    ", ondelete=\"SET NULL\", onupdate=\"RESTRICT\"",
+                ]);
                 table.cols.push(Col {
                     name: refcol.clone(),
                     ty: 0,
@@ -526,6 +554,8 @@ impl Gen<'_> {
         lines.extend(constraints);
         if autoinc {
             lines.push("        sqlite_autoincrement=True,".into());
+        } else if self.rng.chance(5) {
+            lines.push("        sqlite_with_rowid=False,".into());
         }
         lines.push("    )".into());
         self.tables.push(table);
