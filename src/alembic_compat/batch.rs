@@ -472,7 +472,7 @@ impl<'a> Apply<'a> {
                 insert_after,
                 ..
             } => {
-                self.setup_add_ordering(&column.name, insert_before.clone(), insert_after.clone());
+                self.setup_add_ordering(&column.name, insert_before.clone(), insert_after.clone())?;
                 let ct = super::ops::CreateTable {
                     name: tname.clone(),
                     columns: vec![column.clone()],
@@ -509,6 +509,14 @@ impl<'a> Apply<'a> {
                 existing_type,
                 ..
             } => {
+                // Python's errors from `del self.columns[name]` and
+                // `existing_ordering.remove(name)` (a column this block added).
+                if !self.columns.iter().any(|(k, _)| k == column) {
+                    return Err(DdlError::Key(format!("'{column}'")));
+                }
+                if !self.existing_ordering.contains(column) {
+                    return Err(DdlError::Value("list.remove(x): x not in list".into()));
+                }
                 if let Some(t) = existing_type {
                     if let Some(name) = schema_type_name(t)? {
                         self.named.retain(|(k, _)| k != name);
@@ -545,12 +553,15 @@ impl<'a> Apply<'a> {
                             self.transfers.iter_mut().find(|(k, _)| *k == a.column)
                         {
                             // A second change in the block casts the first one's result.
-                            if let Some(e) = &tr.expr {
-                                let label = format!(" AS {}", quote(&a.column));
-                                let inner = e.strip_suffix(&label).unwrap_or(e);
-                                let (ty, collate) = sqlite::cast_type_parts(&rendered);
-                                tr.expr = Some(format!("CAST({inner} AS {ty}){collate}{label}"));
-                            }
+                            // A column the block added has nothing to cast: Python's
+                            // KeyError on its transfer's missing "expr".
+                            let Some(e) = &tr.expr else {
+                                return Err(DdlError::Key("'expr'".into()));
+                            };
+                            let label = format!(" AS {}", quote(&a.column));
+                            let inner = e.strip_suffix(&label).unwrap_or(e);
+                            let (ty, collate) = sqlite::cast_type_parts(&rendered);
+                            tr.expr = Some(format!("CAST({inner} AS {ty}){collate}{label}"));
                         }
                     }
                     let c = self.col(&a.column)?;
@@ -651,33 +662,43 @@ impl<'a> Apply<'a> {
         Ok(())
     }
 
+    /// Alembic's `_setup_dependencies_for_add_column`. Placing a column next to one the block
+    /// added looks that one up in a dict built from the ordering pairs (the last pair wins),
+    /// which fails with Python's KeyError when it has no pair on that side.
     fn setup_add_ordering(
         &mut self,
         colname: &str,
         mut before: Option<String>,
         mut after: Option<String>,
-    ) {
+    ) -> Result<(), DdlError> {
         let idx = |n: &str| self.existing_ordering.iter().position(|x| x == n);
+        let key_error = |k: &str| DdlError::Key(format!("'{k}'"));
         if self.batch.partial_reordering.is_empty() {
             if let (Some(a), None) = (&after, &before) {
                 before = match idx(a) {
                     Some(i) => self.existing_ordering.get(i + 1).cloned(),
-                    None => self
-                        .add_col_ordering
-                        .iter()
-                        .find(|(x, _)| x == a)
-                        .map(|(_, y)| y.clone()),
+                    None => Some(
+                        self.add_col_ordering
+                            .iter()
+                            .rev()
+                            .find(|(x, _)| x == a)
+                            .map(|(_, y)| y.clone())
+                            .ok_or_else(|| key_error(a))?,
+                    ),
                 };
             }
             if let (Some(b), None) = (&before, &after) {
                 after = match idx(b) {
                     Some(i) if i > 0 => self.existing_ordering.get(i - 1).cloned(),
                     Some(_) => None,
-                    None => self
-                        .add_col_ordering
-                        .iter()
-                        .find(|(_, y)| y == b)
-                        .map(|(x, _)| x.clone()),
+                    None => Some(
+                        self.add_col_ordering
+                            .iter()
+                            .rev()
+                            .find(|(_, y)| y == b)
+                            .map(|(x, _)| x.clone())
+                            .ok_or_else(|| key_error(b))?,
+                    ),
                 };
             }
         }
@@ -698,6 +719,7 @@ impl<'a> Apply<'a> {
                     .push((last.clone(), colname.to_string()));
             }
         }
+        Ok(())
     }
 
     /// Alembic's `topological.sort(pairs, col_by_idx, deterministic_order=True)`, which sorts
