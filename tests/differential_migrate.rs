@@ -422,6 +422,21 @@ fn migrations_match_alembic() {
                 "downgrade base",
             ],
         ),
+        // env.py's target_metadata carries a naming convention, built in place: the
+        // constraints and indexes a revision leaves unnamed get its names.
+        sequence(
+            w,
+            "_naming",
+            "naming",
+            &ProjectSetup::default(),
+            "alembic_version",
+            &[
+                "upgrade head --sql",
+                "upgrade head",
+                "downgrade base",
+                "upgrade head",
+            ],
+        ),
         meshview_sequence(w),
         // SQL that fails after DDL and a batch copy ran: Alembic keeps what it did, ralembic
         // rolls the unit back (the whole run, then just the failing revision).

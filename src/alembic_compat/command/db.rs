@@ -30,6 +30,10 @@ pub struct EnvSettings {
     /// not given, or not a literal, e.g. a callable).
     pub compare_type: Option<bool>,
     pub compare_server_default: Option<bool>,
+    /// `target_metadata`'s naming convention, when env.py builds it in place:
+    /// `MetaData(naming_convention={...})` with string keys and templates, directly or
+    /// through module-level names. Empty otherwise (SQLAlchemy's default).
+    pub naming_convention: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -42,12 +46,15 @@ struct ConfigureCall {
     render_as_batch: Option<bool>,
     compare_type: Option<bool>,
     compare_server_default: Option<bool>,
+    target_metadata: Option<Expr>,
 }
 
 #[derive(Default)]
 struct Found {
     calls: Vec<ConfigureCall>,
     file_config: bool,
+    /// `name = value` assignments anywhere in env.py, in order (the last of a name wins).
+    globals: Vec<(String, Expr)>,
 }
 
 fn is_file_config(func: &Expr) -> bool {
@@ -74,6 +81,7 @@ fn visit_expr(e: &Expr, found: &mut Found) {
                 if let Arg::Keyword { name, value } = a {
                     match (name.as_str(), &value.kind) {
                         ("connection", _) => call.online = true,
+                        ("target_metadata", _) => call.target_metadata = Some(value.clone()),
                         ("version_table", ExprKind::Constant(Constant::Str(s))) => {
                             call.table = Some(s.clone())
                         }
@@ -104,11 +112,83 @@ fn visit_expr(e: &Expr, found: &mut Found) {
     }
 }
 
+/// The naming convention of a `MetaData(naming_convention={...})` expression, following
+/// names assigned in env.py; None when it is anything else (an application's
+/// `Base.metadata`).
+fn literal_naming_convention(
+    e: &Expr,
+    globals: &[(String, Expr)],
+    depth: u8,
+) -> Option<Vec<(String, String)>> {
+    let resolve = |e: &Expr| -> Option<Expr> {
+        match &e.kind {
+            ExprKind::Name(n) if depth < 8 => globals
+                .iter()
+                .rev()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.clone()),
+            _ => Some(e.clone()),
+        }
+    };
+    let e = resolve(e)?;
+    if let ExprKind::Name(_) = &e.kind {
+        return literal_naming_convention(&e, globals, depth + 1);
+    }
+    let ExprKind::Call { func, args } = &e.kind else {
+        return None;
+    };
+    let is_metadata = match &func.kind {
+        ExprKind::Name(n) => n == "MetaData",
+        ExprKind::Attribute { attr, .. } => attr == "MetaData",
+        _ => false,
+    };
+    if !is_metadata {
+        return None;
+    }
+    let mut dict = None;
+    for a in args {
+        if let Arg::Keyword { name, value } = a {
+            if name == "naming_convention" {
+                dict = Some(value.clone());
+            }
+        }
+    }
+    let Some(mut dict) = dict else {
+        return Some(Vec::new());
+    };
+    for _ in 0..8 {
+        match &dict.kind {
+            ExprKind::Name(_) => dict = resolve(&dict)?,
+            _ => break,
+        }
+    }
+    let ExprKind::Dict(items) = &dict.kind else {
+        return None;
+    };
+    let mut out = Vec::new();
+    for (k, v) in items {
+        match (k.as_ref().map(|k| &k.kind), &v.kind) {
+            (Some(ExprKind::Constant(Constant::Str(k))), ExprKind::Constant(Constant::Str(v))) => {
+                out.push((k.clone(), v.clone()))
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
 fn visit_stmts(body: &[Stmt], calls: &mut Found) {
     for s in body {
         match &s.kind {
             StmtKind::Expr(e) => visit_expr(e, calls),
-            StmtKind::Assign { value, .. } => visit_expr(value, calls),
+            StmtKind::Assign { targets, value } => {
+                for t in targets {
+                    if let ExprKind::Name(n) = &t.kind {
+                        calls.globals.push((n.clone(), value.clone()));
+                    }
+                }
+                visit_expr(value, calls)
+            }
             StmtKind::If { body, orelse, .. }
             | StmtKind::For { body, orelse, .. }
             | StmtKind::While { body, orelse, .. } => {
@@ -176,6 +256,11 @@ pub fn env_settings(path: &str, source: &str, offline: bool) -> EnvSettings {
         env.render_as_batch = c.render_as_batch.unwrap_or(false);
         env.compare_type = c.compare_type;
         env.compare_server_default = c.compare_server_default;
+        env.naming_convention = c
+            .target_metadata
+            .as_ref()
+            .and_then(|m| literal_naming_convention(m, &found.globals, 0))
+            .unwrap_or_default();
     }
     env
 }
@@ -287,6 +372,33 @@ fn read_heads(conn: &Connection, vt: &VersionTable) -> rusqlite::Result<Vec<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn naming_convention_is_read_when_built_in_place() {
+        let conv = |src: &str| env_settings("env.py", src, false).naming_convention;
+        let direct = "import sqlalchemy as sa\nmd = sa.MetaData(naming_convention={'ix': 'ix_%(column_0_label)s', 'uq': 'uq_%(table_name)s'})\ncontext.configure(connection=c, target_metadata=md)\n";
+        assert_eq!(
+            conv(direct),
+            [
+                ("ix".to_string(), "ix_%(column_0_label)s".to_string()),
+                ("uq".to_string(), "uq_%(table_name)s".to_string())
+            ]
+        );
+        let named = "N = {'pk': 'pk_%(table_name)s'}\ntarget_metadata = MetaData(naming_convention=N)\ndef run():\n    context.configure(connection=c, target_metadata=target_metadata)\n";
+        assert_eq!(
+            conv(named),
+            [("pk".to_string(), "pk_%(table_name)s".to_string())]
+        );
+        // An application's metadata, a key that is a class, no convention: the default.
+        for src in [
+            "from app import Base\ncontext.configure(connection=c, target_metadata=Base.metadata)\n",
+            "md = MetaData(naming_convention={sa.Index: 'ix_%(column_0_label)s'})\ncontext.configure(connection=c, target_metadata=md)\n",
+            "context.configure(connection=c, target_metadata=MetaData())\n",
+            "context.configure(connection=c, target_metadata=None)\n",
+        ] {
+            assert!(conv(src).is_empty(), "{src}");
+        }
+    }
 
     #[test]
     fn configure_kwargs_prefer_online() {

@@ -212,6 +212,7 @@ pub(super) fn environment(
         x_arguments: sd.config.x_arguments().to_vec(),
         tag: tag.map(str::to_string),
         lock_timeout: lock_timeout(),
+        naming_convention: env.naming_convention,
     };
     Ok((opts, log))
 }

@@ -277,9 +277,12 @@ impl BodyRunner for EvalRunner {
                 return Err(refusal(e));
             }
         }
+        let opts = RenderOptions {
+            naming_convention: ctx.naming_convention().to_vec(),
+        };
         let mut host = ContextHost {
             ctx,
-            opts: RenderOptions::default(),
+            opts,
             unobserved: 0,
             queued_data: false,
         };

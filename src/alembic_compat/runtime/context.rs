@@ -245,6 +245,8 @@ pub struct ContextOptions {
     pub tag: Option<String>,
     /// How long to wait for another writer's lock.
     pub lock_timeout: Duration,
+    /// `target_metadata.naming_convention`, as far as env.py shows it (see `EnvSettings`).
+    pub naming_convention: Vec<(String, String)>,
 }
 
 impl Default for ContextOptions {
@@ -256,6 +258,7 @@ impl Default for ContextOptions {
             x_arguments: Vec::new(),
             tag: None,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            naming_convention: Vec::new(),
         }
     }
 }
@@ -393,6 +396,12 @@ impl MigrationContext {
 
     pub fn transaction_per_migration(&self) -> bool {
         self.opts.transaction_per_migration
+    }
+
+    /// The naming convention operations render with (`op.create_table`'s unnamed
+    /// constraints, `op.f`-less index names).
+    pub fn naming_convention(&self) -> &[(String, String)] {
+        &self.opts.naming_convention
     }
 
     pub fn dialect_name(&self) -> &'static str {
