@@ -308,6 +308,9 @@ struct Gen<'r> {
     /// Columns the block renames, by their new names: Alembic keys a block's columns by
     /// their old names, so an index or constraint on the new name fails or is left out.
     batch_renamed: Vec<String>,
+    /// Columns whose constraint the block drops: its undoing re-creates the constraint by
+    /// the column's name, which a rename later in the block would leave unknown.
+    batch_named: Vec<String>,
     /// The batch block being written may place added columns.
     placing: bool,
     /// A history for `--sql` as a whole: no batch blocks, only values with literals.
@@ -320,7 +323,24 @@ struct Revision {
     downgrade: Vec<String>,
 }
 
-impl Gen<'_> {
+impl<'r> Gen<'r> {
+    fn new(rng: &'r mut Rng, offline: bool) -> Self {
+        Gen {
+            rng,
+            tables: Vec::new(),
+            serial: 0,
+            batch_added: Vec::new(),
+            batch_renamed: Vec::new(),
+            batch_named: Vec::new(),
+            placing: false,
+            offline,
+        }
+    }
+
+    fn history(mut self, revisions: usize) -> Vec<Revision> {
+        (0..revisions).map(|_| self.revision()).collect()
+    }
+
     fn fresh(&mut self, prefix: &str) -> String {
         self.serial += 1;
         format!("{prefix}{}", self.serial)
@@ -789,6 +809,7 @@ impl Gen<'_> {
         let mut down = Vec::new();
         self.batch_added.clear();
         self.batch_renamed.clear();
+        self.batch_named.clear();
         for _ in 0..1 + self.rng.below(3) {
             self.batch_op(t, &mut up, &mut down);
         }
@@ -913,7 +934,8 @@ impl Gen<'_> {
             4 if has_col
                 && self.tables[t].cols[k].uses == 0
                 && !self.tables[t].cols[k].keep
-                && !self.batch_added.contains(&self.tables[t].cols[k].name) =>
+                && !self.batch_added.contains(&self.tables[t].cols[k].name)
+                && !self.batch_named.contains(&self.tables[t].cols[k].name) =>
             {
                 let table = self.tables[t].clone();
                 let new = self.column_name(&table);
@@ -980,6 +1002,7 @@ impl Gen<'_> {
             7 if !self.tables[t].uniques.is_empty() => {
                 let u = self.rng.below(self.tables[t].uniques.len());
                 let (uq, col) = self.tables[t].uniques.remove(u);
+                self.batch_named.push(col.clone());
                 up.push(format!(
                     "        batch_op.drop_constraint(\"{uq}\", type_=\"unique\")"
                 ));
@@ -1136,7 +1159,15 @@ fn index_runs_sorted(o: &Observation) -> Observation {
     sorted
 }
 
-fn write_history(dir: &Path, revisions: &[Revision], configure_extra: &str) {
+/// A naming convention for env.py's `target_metadata`: it names the UNIQUE, FOREIGN KEY and
+/// PRIMARY KEY constraints the generator leaves unnamed (not CHECKs: an unnamed Boolean's
+/// would need a name).
+const CONVENTION: &str = "MetaData(naming_convention={\"ix\": \"ix_%(column_0_label)s\", \
+    \"uq\": \"uq_%(table_name)s_%(column_0_name)s\", \
+    \"fk\": \"fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s\", \
+    \"pk\": \"pk_%(table_name)s\"})";
+
+fn write_history(dir: &Path, revisions: &[Revision], configure_extra: &str, convention: bool) {
     prepare_project(
         &repo_root().join("tests/fixtures/_ops"),
         dir,
@@ -1145,6 +1176,16 @@ fn write_history(dir: &Path, revisions: &[Revision], configure_extra: &str) {
             configure_extra: configure_extra.to_string(),
         },
     );
+    if convention {
+        let env = dir.join("alembic/env.py");
+        let text = std::fs::read_to_string(&env).unwrap();
+        assert!(text.contains("target_metadata = None"));
+        let text = text.replace(
+            "target_metadata = None",
+            &format!("from sqlalchemy import MetaData\ntarget_metadata = {CONVENTION}"),
+        );
+        std::fs::write(&env, text).unwrap();
+    }
     let versions = dir.join("alembic/versions");
     std::fs::remove_dir_all(&versions).unwrap();
     std::fs::create_dir_all(&versions).unwrap();
@@ -1189,18 +1230,11 @@ fn random_schema_changes_match_alembic() {
     // evaluated), in one transaction and in one per revision.
     for p in 0..=projects {
         let n = if p < projects { revisions } else { long };
-        let mut gen = Gen {
-            rng: &mut rng,
-            tables: Vec::new(),
-            serial: 0,
-            batch_added: Vec::new(),
-            batch_renamed: Vec::new(),
-            placing: false,
-            offline: false,
-        };
-        let history: Vec<Revision> = (0..n).map(|_| gen.revision()).collect();
+        let history = Gen::new(&mut rng, false).history(n);
         let project = work.path().join("projects").join(format!("p{p}"));
-        write_history(&project, &history, "");
+        // Every third history names what it leaves unnamed by env.py's convention.
+        let convention = p % 3 == 1;
+        write_history(&project, &history, "", convention);
         if p < projects {
             let mut steps = vec!["upgrade +1"; n];
             steps.extend(vec!["downgrade -1"; n]);
@@ -1209,7 +1243,12 @@ fn random_schema_changes_match_alembic() {
             let whole = ["upgrade head", "downgrade base"];
             seqs.push(sequence(format!("p{p} (long)"), &project, &whole));
             let per_migration = work.path().join("projects").join(format!("p{p}-each"));
-            write_history(&per_migration, &history, "transaction_per_migration=True");
+            write_history(
+                &per_migration,
+                &history,
+                "transaction_per_migration=True",
+                convention,
+            );
             seqs.push(sequence(
                 format!("p{p} (long, a transaction per migration)"),
                 &per_migration,
@@ -1223,18 +1262,9 @@ fn random_schema_changes_match_alembic() {
         ));
         if p < projects {
             // The same kinds of history without batch blocks, printed whole both ways.
-            let mut gen = Gen {
-                rng: &mut rng,
-                tables: Vec::new(),
-                serial: 0,
-                batch_added: Vec::new(),
-                batch_renamed: Vec::new(),
-                placing: false,
-                offline: true,
-            };
-            let history: Vec<Revision> = (0..n).map(|_| gen.revision()).collect();
+            let history = Gen::new(&mut rng, true).history(n);
             let project = work.path().join("projects").join(format!("p{p}-sql"));
-            write_history(&project, &history, "");
+            write_history(&project, &history, "", convention);
             seqs.push(sequence(
                 format!("p{p}-sql --sql"),
                 &project,

@@ -156,7 +156,10 @@ pub fn observe_db(db: &Path, version_table: &str) -> (Vec<String>, Vec<String>) 
                 for i in 0..n {
                     let cell = r.get_ref(i)?;
                     cells.push(match cell {
-                        rusqlite::types::ValueRef::Text(t) if is_recent_timestamp(t) => {
+                        // A type change may have cast it to a BLOB.
+                        rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t)
+                            if is_recent_timestamp(t) =>
+                        {
                             "<CURRENT_TIMESTAMP>".to_string()
                         }
                         _ => format!("{cell:?}"),
