@@ -211,6 +211,8 @@ struct Col {
     index: bool,
     /// `comment=` (SQLite has no comments; nothing is rendered).
     comment: bool,
+    /// A column CHECK compares it with a number: a type change would make it compare as text.
+    checked: bool,
 }
 
 impl Col {
@@ -308,6 +310,8 @@ struct Gen<'r> {
     /// Columns the block renames, by their new names: Alembic keys a block's columns by
     /// their old names, so an index or constraint on the new name fails or is left out.
     batch_renamed: Vec<String>,
+    /// Names the block renamed columns away from (see `column_name`).
+    batch_vacated: Vec<String>,
     /// Columns whose constraint the block drops: its undoing re-creates the constraint by
     /// the column's name, which a rename later in the block would leave unknown.
     batch_named: Vec<String>,
@@ -332,6 +336,7 @@ impl<'r> Gen<'r> {
             batch_added: Vec::new(),
             batch_renamed: Vec::new(),
             batch_named: Vec::new(),
+            batch_vacated: Vec::new(),
             placing: false,
             offline,
         }
@@ -349,7 +354,8 @@ impl<'r> Gen<'r> {
     fn column_name(&mut self, table: &Table) -> String {
         if self.rng.chance(25) {
             let name = self.rng.pick(SPECIAL_NAMES).to_string();
-            if !table.cols.iter().any(|c| c.name == name) {
+            // A name the block renamed away is still its column's key in the block.
+            if !table.cols.iter().any(|c| c.name == name) && !self.batch_vacated.contains(&name) {
                 return name;
             }
         }
@@ -379,6 +385,7 @@ impl<'r> Gen<'r> {
             keep: false,
             index: false,
             comment: self.rng.chance(10),
+            checked: false,
         }
     }
 
@@ -452,6 +459,7 @@ impl<'r> Gen<'r> {
                 keep: true,
                 index: false,
                 comment: false,
+                checked: false,
             }],
             max_id: 0,
             uniques: Vec::new(),
@@ -498,6 +506,7 @@ impl<'r> Gen<'r> {
                     quote_sql(&c.name)
                 ));
                 c.keep = true;
+                c.checked = true;
             }
             lines.push(format!("        {def},"));
             table.cols.push(c);
@@ -551,6 +560,7 @@ impl<'r> Gen<'r> {
                     keep: true,
                     index: false,
                     comment: false,
+                    checked: false,
                 });
                 if self.rng.chance(40) {
                     // Inline: an unnamed FOREIGN KEY.
@@ -810,6 +820,7 @@ impl<'r> Gen<'r> {
         self.batch_added.clear();
         self.batch_renamed.clear();
         self.batch_named.clear();
+        self.batch_vacated.clear();
         for _ in 0..1 + self.rng.below(3) {
             self.batch_op(t, &mut up, &mut down);
         }
@@ -885,6 +896,7 @@ impl<'r> Gen<'r> {
                 if to == c.ty
                     || checks_values(to)
                     || checks_values(c.ty)
+                    || c.checked
                     || c.uses > 0 && self.rng.chance(50)
                     || self.batch_added.contains(&c.name)
                 {
@@ -954,6 +966,7 @@ impl<'r> Gen<'r> {
                 ));
                 self.tables[t].cols[k].name = new.clone();
                 self.batch_renamed.push(new);
+                self.batch_vacated.push(old);
             }
             5 if has_col => {
                 let c = self.tables[t].cols[k].clone();
