@@ -423,9 +423,10 @@ impl MigrationContext {
     pub fn execute_counted(&mut self, sql: &str) -> Result<usize, RuntimeError> {
         self.settle_quietly();
         match &self.target {
-            Target::Online { .. } if super::pipeline::holds_no_statement(sql) => Ok(0),
+            // Rows a statement returns (`op.execute("PRAGMA table_info(t)")`) are dropped,
+            // as Alembic's execute drops them.
             Target::Online { conn, .. } => {
-                conn.execute(sql, []).map_err(|e| RuntimeError::sql(sql, e))
+                super::pipeline::run_once(conn, sql, &[]).map_err(|e| RuntimeError::sql(sql, e))
             }
             Target::Offline => {
                 let text = sql.replace('\t', "    ");
@@ -455,23 +456,12 @@ impl MigrationContext {
         self.settle_quietly();
         match &self.target {
             Target::Online { conn, .. } => {
-                let values = params
-                    .iter()
-                    .map(to_sql_value)
-                    .collect::<Result<Vec<_>, _>>()?;
-                if super::pipeline::holds_no_statement(sql) {
-                    return Ok(0);
+                for p in params {
+                    check_bindable(p)?;
                 }
                 // Cached: `bulk_insert` sends one statement text per row; SQLite re-prepares a
                 // cached statement by itself when the schema has changed since.
-                let params = rusqlite::params_from_iter(values);
-                if super::pipeline::cacheable(sql) {
-                    conn.prepare_cached(sql)
-                        .and_then(|mut stmt| stmt.execute(params))
-                } else {
-                    conn.prepare(sql).and_then(|mut stmt| stmt.execute(params))
-                }
-                .map_err(|e| RuntimeError::sql(sql, e))
+                super::pipeline::run_once(conn, sql, params).map_err(|e| RuntimeError::sql(sql, e))
             }
             Target::Offline => {
                 let inlined = inline_params(sql, params)?;
@@ -861,17 +851,17 @@ fn query_strings(conn: &Connection, sql: &str, col: usize) -> Result<Vec<String>
     Ok(out)
 }
 
-fn to_sql_value(l: &Literal) -> Result<rusqlite::types::Value, RuntimeError> {
-    use rusqlite::types::Value;
-    Ok(match l {
-        Literal::None => Value::Null,
-        Literal::Bool(b) => Value::Integer(i64::from(*b)),
-        Literal::Int(i) => Value::Integer(*i),
-        Literal::Float(f) => Value::Real(*f),
-        Literal::Str(s) => Value::Text(s.clone()),
-        Literal::Bytes(b) => Value::Blob(b.clone()),
-        other => return Err(RuntimeError::Parameter(format!("{other:?}"))),
-    })
+/// Refuses a value SQLite cannot bind (a list, a type), with our message.
+fn check_bindable(l: &Literal) -> Result<(), RuntimeError> {
+    match l {
+        Literal::None
+        | Literal::Bool(_)
+        | Literal::Int(_)
+        | Literal::Float(_)
+        | Literal::Str(_)
+        | Literal::Bytes(_) => Ok(()),
+        other => Err(RuntimeError::Parameter(format!("{other:?}"))),
+    }
 }
 
 /// SQLite literal text for a value (`literal_binds`).
