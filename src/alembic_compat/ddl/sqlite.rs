@@ -20,33 +20,9 @@ pub const IMPLICIT_CONSTRAINT_WARNING: (&str, &str) = (
 
 /// Whether `op` is an `add_column` whose type brings a CHECK (see
 /// [`IMPLICIT_CONSTRAINT_WARNING`]).
-pub fn skips_implicit_constraint(op: &Op, opts: &RenderOptions) -> bool {
-    let Op::AddColumn {
-        table,
-        schema,
-        column,
-        ..
-    } = op
-    else {
-        return false;
-    };
-    let ct = CreateTable {
-        name: table.clone(),
-        schema: schema.clone(),
-        columns: vec![column.clone()],
-        ..Default::default()
-    };
-    table_def(&ct, opts).is_ok_and(|t| {
-        t.constraints.iter().any(|k| {
-            matches!(
-                k,
-                ConsDef::Check {
-                    type_bound: Some(_),
-                    ..
-                }
-            )
-        })
-    })
+pub fn skips_implicit_constraint(op: &Op) -> bool {
+    matches!(op, Op::AddColumn { column, .. }
+        if column.type_.as_ref().is_some_and(|t| type_bound_check(&column.name, t).is_some()))
 }
 
 const NO_CONSTRAINT_ALTER: &str = "No support for ALTER of constraints in SQLite dialect. \
@@ -622,8 +598,6 @@ pub fn affinity(t: Option<&TypeSpec>) -> Affinity {
     }
 }
 
-/// The CHECK a `Boolean(create_constraint=True)` / `Enum(create_constraint=True)` adds, and
-/// its name (the type's `name=`).
 /// The `name` of a Boolean or Enum type (SQLAlchemy's `SchemaType`, whose CHECK is named so),
 /// whether or not it creates its constraint, as Alembic's batch mode asks for it. Interval
 /// and PickleType are schema event targets too, but their `name` goes to the type they wrap,
@@ -643,6 +617,8 @@ pub fn schema_type_name(t: &TypeSpec) -> Result<Option<&str>, DdlError> {
     }
 }
 
+/// The CHECK a `Boolean(create_constraint=True)` / `Enum(create_constraint=True)` adds, and
+/// its name (the type's `name=`).
 fn type_bound_check(col: &str, t: &TypeSpec) -> Option<(Option<String>, String)> {
     let name = str_kw(t, "name").map(str::to_string);
     match t.name.as_str() {

@@ -437,7 +437,7 @@ impl ContextHost<'_> {
     /// The warnings Alembic gives for `op` whatever the run (once each: a deferred op that
     /// is then applied in line asks twice).
     fn warn_about(&mut self, op: &Op) {
-        if ddl::sqlite::skips_implicit_constraint(op, &self.opts) {
+        if ddl::sqlite::skips_implicit_constraint(op) {
             let (origin, message) = ddl::sqlite::IMPLICIT_CONSTRAINT_WARNING;
             self.ctx.log.warn(origin, message);
         }
