@@ -213,6 +213,8 @@ struct Col {
     comment: bool,
     /// A column CHECK compares it with a number: a type change would make it compare as text.
     checked: bool,
+    /// A FOREIGN KEY names it (a `reflect_args` column replacing it drops that).
+    fk: bool,
 }
 
 impl Col {
@@ -317,6 +319,9 @@ struct Gen<'r> {
     batch_named: Vec<String>,
     /// The batch block being written may place added columns.
     placing: bool,
+    /// Columns the block placed (insert_before/after): a `partial_reordering` naming them
+    /// could make a cycle, SQLAlchemy's CircularDependencyError (tests/fixtures/_ddl).
+    batch_placed: Vec<String>,
     /// A history for `--sql` as a whole: no batch blocks, only values with literals.
     offline: bool,
 }
@@ -338,6 +343,7 @@ impl<'r> Gen<'r> {
             batch_named: Vec::new(),
             batch_vacated: Vec::new(),
             placing: false,
+            batch_placed: Vec::new(),
             offline,
         }
     }
@@ -386,6 +392,7 @@ impl<'r> Gen<'r> {
             index: false,
             comment: self.rng.chance(10),
             checked: false,
+            fk: false,
         }
     }
 
@@ -460,6 +467,7 @@ impl<'r> Gen<'r> {
                 index: false,
                 comment: false,
                 checked: false,
+                fk: false,
             }],
             max_id: 0,
             uniques: Vec::new(),
@@ -561,6 +569,7 @@ impl<'r> Gen<'r> {
                     index: false,
                     comment: false,
                     checked: false,
+                    fk: true,
                 });
                 if self.rng.chance(40) {
                     // Inline: an unnamed FOREIGN KEY.
@@ -815,20 +824,35 @@ impl<'r> Gen<'r> {
         }
         // Alembic places a column (insert_before/after) only when told to recreate.
         self.placing = recreate.contains("\"always\"");
+        let start = self.tables[t].clone();
         let mut up = Vec::new();
         let mut down = Vec::new();
         self.batch_added.clear();
         self.batch_renamed.clear();
         self.batch_named.clear();
         self.batch_vacated.clear();
+        self.batch_placed.clear();
         for _ in 0..1 + self.rng.below(3) {
             self.batch_op(t, &mut up, &mut down);
         }
         if up.is_empty() {
             return;
         }
+        // The recreating block's own arguments, on the way up only.
+        let mut extra = String::new();
+        if self.placing {
+            if self.rng.chance(25) {
+                extra.push_str(&self.partial_reordering(t));
+            }
+            if self.rng.chance(20) {
+                extra.push_str(&self.reflect_args(&start));
+            }
+            if self.rng.chance(20) {
+                extra.push_str(&self.table_args(t, &mut down));
+            }
+        }
         rev.upgrade.push(format!(
-            "    with op.batch_alter_table(\"{name}\"{recreate}) as batch_op:"
+            "    with op.batch_alter_table(\"{name}\"{recreate}{extra}) as batch_op:"
         ));
         rev.upgrade.extend(up);
         down.reverse();
@@ -838,6 +862,104 @@ impl<'r> Gen<'r> {
             format!("    with op.batch_alter_table(\"{name}\"{recreate}) as batch_op:"),
         );
         rev.downgrade.push(down.join("\n"));
+    }
+
+    /// `partial_reordering`: tuples of the block's column keys (a renamed column is known by
+    /// its old name), in an order of their own. Columns no tuple names are placed by
+    /// SQLAlchemy's topological sort alone.
+    fn partial_reordering(&mut self, t: usize) -> String {
+        let mut keys: Vec<String> = self.tables[t]
+            .cols
+            .iter()
+            .filter(|c| !self.batch_placed.contains(&c.name))
+            .map(
+                |c| match self.batch_renamed.iter().position(|n| *n == c.name) {
+                    Some(i) => self.batch_vacated[i].clone(),
+                    None => c.name.clone(),
+                },
+            )
+            .collect();
+        let mut tuples = Vec::new();
+        for _ in 0..1 + self.rng.below(2) {
+            let mut tuple = Vec::new();
+            for _ in 0..2 + self.rng.below(2) {
+                if keys.is_empty() {
+                    break;
+                }
+                let k = self.rng.below(keys.len());
+                tuple.push(format!("\"{}\"", keys.remove(k)));
+            }
+            if tuple.len() >= 2 {
+                tuples.push(format!("({})", tuple.join(", ")));
+            }
+        }
+        if tuples.is_empty() {
+            return String::new();
+        }
+        format!(", partial_reordering=[{}]", tuples.join(", "))
+    }
+
+    /// `reflect_args`: columns as the model knows them, which replace the reflected ones
+    /// (their types, which reflection cannot tell: a Uuid, an Enum, a Boolean's CHECK).
+    fn reflect_args(&mut self, start: &Table) -> String {
+        let mut cols = Vec::new();
+        for _ in 0..1 + self.rng.below(2) {
+            let Some(c) = start
+                .cols
+                .get(1 + self.rng.below(start.cols.len().max(2) - 1))
+            else {
+                break;
+            };
+            if c.fk {
+                continue;
+            }
+            let mut c = c.clone();
+            c.index = false;
+            c.comment = false;
+            let def = c.def();
+            if !cols.contains(&def) {
+                cols.push(def);
+            }
+        }
+        if cols.is_empty() {
+            return String::new();
+        }
+        format!(", reflect_args=[{}]", cols.join(", "))
+    }
+
+    /// `table_args`: a CHECK (named or not) or a named UNIQUE the new table gets; the
+    /// downgrade drops the UNIQUE (a CHECK stays, for both tools alike).
+    fn table_args(&mut self, t: usize, down: &mut Vec<String>) -> String {
+        let table = &self.tables[t];
+        let candidates: Vec<usize> = (1..table.cols.len())
+            .filter(|&k| {
+                let c = &table.cols[k];
+                !self.batch_added.contains(&c.name)
+                    && !self.batch_renamed.contains(&c.name)
+                    && !table.uniques.iter().any(|(_, u)| *u == c.name)
+            })
+            .collect();
+        let arg = match self.rng.below(3) {
+            0 if !candidates.is_empty() => {
+                let k = *self.rng.pick(&candidates);
+                let uq = self.fresh("uq_");
+                let table = &mut self.tables[t];
+                let col = table.cols[k].name.clone();
+                table.cols[k].uses += 1;
+                table.uniques.push((uq.clone(), col.clone()));
+                down.insert(
+                    0,
+                    format!("        batch_op.drop_constraint(\"{uq}\", type_=\"unique\")"),
+                );
+                format!("sa.UniqueConstraint(\"id\", \"{col}\", name=\"{uq}\")")
+            }
+            1 => "sa.CheckConstraint(\"id >= 0\")".to_string(),
+            _ => {
+                let ck = self.fresh("ck_");
+                format!("sa.CheckConstraint(\"id > 0\", name=\"{ck}\")")
+            }
+        };
+        format!(", table_args=({arg},)")
     }
 
     fn batch_op(&mut self, t: usize, up: &mut Vec<String>, down: &mut Vec<String>) {
@@ -864,6 +986,9 @@ impl<'r> Gen<'r> {
                     2 if has_col => format!(", insert_after=\"{}\"", table.cols[k].name),
                     _ => String::new(),
                 };
+                if !place.is_empty() {
+                    self.batch_placed.push(c.name.clone());
+                }
                 up.push(format!("        batch_op.add_column({}{place})", c.def()));
                 // Its type's named CHECK goes with it only when the drop names the type.
                 let existing = if checks_values(c.ty) {
@@ -1071,6 +1196,7 @@ impl<'r> Gen<'r> {
                 c.nulls = table.max_id > 0;
                 c.uses = 1;
                 c.keep = true;
+                c.fk = true;
                 up.push(format!("        batch_op.add_column({})", c.def()));
                 up.push(format!(
                     "        batch_op.create_foreign_key(\"{fk}\", \"{target_name}\", [\"{}\"], [\"id\"])",

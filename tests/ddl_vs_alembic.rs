@@ -32,11 +32,21 @@ fn oracle() -> J {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Addresses, and the columns of a CircularDependencyError, which Python lists in its set
+/// order (PYTHONHASHSEED's) and ralembic sorted.
 fn norm(s: &str) -> String {
-    regex::Regex::new("0x[0-9a-f]+")
+    let s = regex::Regex::new("0x[0-9a-f]+")
         .unwrap()
         .replace_all(s, "0xADDR")
-        .into_owned()
+        .into_owned();
+    match s.strip_prefix("Circular dependency detected. (") {
+        Some(rest) => {
+            let mut names: Vec<&str> = rest.trim_end_matches(')').split(", ").collect();
+            names.sort_unstable();
+            format!("Circular dependency detected. ({})", names.join(", "))
+        }
+        None => s,
+    }
 }
 
 fn lit_value(l: &Literal) -> Value {

@@ -11,6 +11,7 @@ use super::ddl::sqlite::{
 };
 use super::ddl::{render_op_steps, DdlError, RenderOptions};
 use super::ops::{Batch, Constraint, Op, Recreate, ServerDefault};
+use super::revision::py_repr_str;
 
 pub fn batch_statements(
     conn: &rusqlite::Connection,
@@ -250,7 +251,9 @@ pub fn batch_steps(
 
 /// `reflect_args`: columns given to the reflected `Table`, as SQLAlchemy adds them after
 /// reflecting. One named as a reflected column replaces it in its place (type, nullability,
-/// default and the constraints its type brings); another is appended.
+/// default and the constraints its type brings), and the reflected FOREIGN KEYs on the
+/// column it replaces go with that column, as SQLAlchemy drops a replaced column's foreign
+/// keys; another is appended.
 fn with_reflect_args(
     mut table: TableDef,
     columns: &[super::ops::Column],
@@ -275,6 +278,9 @@ fn with_reflect_args(
                         new.name, table.name
                     )));
                 }
+                table.constraints.retain(|c| {
+                    !matches!(c, ConsDef::ForeignKey { columns, .. } if columns.contains(&new.name))
+                });
                 table.columns[i] = new;
             }
             None => {
@@ -288,6 +294,40 @@ fn with_reflect_args(
         table.indexes.append(&mut def.indexes);
     }
     Ok(table)
+}
+
+/// SQLAlchemy's CircularDependencyError, naming every column on a cycle of `pairs`
+/// (before, after). Python lists them in its set order, which follows PYTHONHASHSEED; we
+/// list them sorted.
+fn circular_dependency(pairs: &[(String, String)]) -> DdlError {
+    let reaches = |from: &str, to: &str| {
+        let mut seen: Vec<&str> = vec![];
+        let mut todo = vec![from];
+        while let Some(n) = todo.pop() {
+            for (a, b) in pairs {
+                if a == n && !seen.contains(&b.as_str()) {
+                    if b == to {
+                        return true;
+                    }
+                    seen.push(b);
+                    todo.push(b);
+                }
+            }
+        }
+        false
+    };
+    let mut on_cycle: Vec<&str> = pairs
+        .iter()
+        .map(|(a, _)| a.as_str())
+        .filter(|a| reaches(a, a))
+        .collect();
+    on_cycle.sort_unstable();
+    on_cycle.dedup();
+    let names: Vec<String> = on_cycle.iter().map(|n| py_repr_str(n)).collect();
+    DdlError::CircularDependency(format!(
+        "Circular dependency detected. ({})",
+        names.join(", ")
+    ))
 }
 
 struct Transfer {
@@ -672,7 +712,7 @@ impl<'a> Apply<'a> {
         mut after: Option<String>,
     ) -> Result<(), DdlError> {
         let idx = |n: &str| self.existing_ordering.iter().position(|x| x == n);
-        let key_error = |k: &str| DdlError::Key(format!("'{k}'"));
+        let key_error = |k: &str| DdlError::Key(py_repr_str(k));
         if self.batch.partial_reordering.is_empty() {
             if let (Some(a), None) = (&after, &before) {
                 before = match idx(a) {
@@ -724,8 +764,8 @@ impl<'a> Apply<'a> {
 
     /// Alembic's `topological.sort(pairs, col_by_idx, deterministic_order=True)`, which sorts
     /// in rounds: each round takes, in current order, every column with no predecessor left
-    /// from before the round.
-    fn reorder(&mut self) {
+    /// from before the round. A cycle is SQLAlchemy's CircularDependencyError.
+    fn reorder(&mut self) -> Result<(), DdlError> {
         let order: Vec<String> = self.columns.iter().map(|(k, _)| k.clone()).collect();
         let mut pairs: Vec<(String, String)> = vec![];
         if !self.batch.partial_reordering.is_empty() {
@@ -744,7 +784,9 @@ impl<'a> Apply<'a> {
             }
         }
         pairs.extend(self.add_col_ordering.iter().cloned());
-        pairs.retain(|(a, b)| a != b && order.contains(a) && order.contains(b));
+        pairs.retain(|(a, b)| a != b);
+        let all_pairs = pairs.clone();
+        pairs.retain(|(a, b)| order.contains(a) && order.contains(b));
         let mut remaining = order.clone();
         let mut sorted = vec![];
         while !remaining.is_empty() {
@@ -753,9 +795,7 @@ impl<'a> Apply<'a> {
                 .cloned()
                 .partition(|c| !pairs.iter().any(|(a, b)| b == c && remaining.contains(a)));
             if ready.is_empty() {
-                // A cycle (SQLAlchemy raises CircularDependencyError): keep the order.
-                sorted.append(&mut remaining);
-                break;
+                return Err(circular_dependency(&all_pairs));
             }
             sorted.extend(ready);
             remaining = waiting;
@@ -770,11 +810,14 @@ impl<'a> Apply<'a> {
                 self.transfers.push(trs.remove(p));
             }
         }
+        Ok(())
     }
 
     fn create(mut self) -> (BatchSql, Option<DdlError>) {
         if !self.batch.partial_reordering.is_empty() || !self.add_col_ordering.is_empty() {
-            self.reorder();
+            if let Err(e) = self.reorder() {
+                return (BatchSql::default(), Some(e));
+            }
         }
         let conv = Conventions {
             pairs: &self.opts.naming_convention,

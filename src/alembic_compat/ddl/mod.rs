@@ -49,6 +49,10 @@ pub enum DdlError {
     /// for an unnamed constraint).
     #[error("{0}")]
     InvalidRequest(String),
+    /// SQLAlchemy's `CircularDependencyError` (batch columns whose placements, by
+    /// `insert_before`/`insert_after` and `partial_reordering`, form a cycle).
+    #[error("{0}")]
+    CircularDependency(String),
     /// SQLAlchemy's `NoSuchTableError` (batch on a table that does not exist).
     #[error("{0}")]
     NoSuchTable(String),
@@ -73,6 +77,7 @@ impl DdlError {
             DdlError::Key(_) => "KeyError",
             DdlError::Attribute(_) => "AttributeError",
             DdlError::InvalidRequest(_) => "InvalidRequestError",
+            DdlError::CircularDependency(_) => "CircularDependencyError",
             DdlError::Sqlite(_) => "OperationalError",
         }
     }
@@ -90,6 +95,7 @@ impl DdlError {
             DdlError::Key(_) => "KeyError",
             DdlError::Attribute(_) => "AttributeError",
             DdlError::InvalidRequest(_) => "sqlalchemy.exc.InvalidRequestError",
+            DdlError::CircularDependency(_) => "sqlalchemy.exc.CircularDependencyError",
             DdlError::Sqlite(_) => "sqlalchemy.exc.OperationalError",
         }
     }
