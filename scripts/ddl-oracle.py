@@ -373,6 +373,38 @@ class FConstraint:
 class FTable:
     def __init__(self, name, meta, *items, **kw):
         self.name, self.items, self.kw = name, items, kw
+        self.naming_convention = getattr(meta, "naming_convention", {})
+
+    def definition_json(self):
+        return {
+            "create": create_table_json(self.name, self.items, self.kw),
+            "indexes": [i.to_json(self.name) for i in self.items if isinstance(i, FIndex)],
+            "naming_convention": list(self.naming_convention.items()),
+        }
+
+
+class FMetaData:
+    def __init__(self, naming_convention=None):
+        self.naming_convention = naming_convention or {}
+
+
+class FIndex:
+    def __init__(self, name, *cols, unique=False, **kw):
+        self.name, self.cols, self.unique, self.kw = name, cols, unique, kw
+
+    def to_json(self, table):
+        kw = dict(self.kw)
+        where = kw.pop("sqlite_where", None)
+        return {
+            "name": name_json(self.name),
+            "table": table,
+            "schema": None,
+            "keys": index_keys(self.cols),
+            "unique": bool(self.unique),
+            "if_not_exists": False,
+            "sqlite_where": None if where is None else expr(where),
+            "kwargs": [[k, lit(v)] for k, v in kw.items()],
+        }
 
 
 def create_table_json(name, items, kw):
@@ -407,7 +439,8 @@ class FSa:
             "Identity": FIdentity,
             "ForeignKey": FForeignKey,
             "Table": FTable,
-            "MetaData": lambda **k: None,
+            "MetaData": FMetaData,
+            "Index": FIndex,
             "text": lambda s: FExpr({"Text": s}),
             "column": lambda n, t=None: FColumnClause(n, t),
             "literal_column": lambda s: FExpr({"Text": s}),
@@ -629,9 +662,7 @@ class FOp:
                     "schema": schema,
                     "recreate": recreate.capitalize(),
                     "partial_reordering": [list(x) for x in (partial_reordering or [])],
-                    "copy_from": None
-                    if copy_from is None
-                    else create_table_json(copy_from.name, copy_from.items, copy_from.kw),
+                    "copy_from": None if copy_from is None else copy_from.definition_json(),
                     "table_args": [c.to_json() for c in table_args],
                     "table_kwargs": [[k, lit(v)] for k, v in table_kwargs.items()],
                     "reflect_args": [c.to_json() for c in reflect_args],

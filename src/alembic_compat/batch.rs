@@ -213,10 +213,23 @@ pub fn batch_steps(
         return (out.into(), None);
     }
     let (table, reflected) = match (&batch.copy_from, conn) {
-        (Some(ct), _) => match table_def(ct, opts) {
-            Ok(t) => (t, false),
-            Err(e) => return (BatchSql::default(), Some(e)),
-        },
+        (Some(copy), _) => {
+            let own = RenderOptions {
+                naming_convention: copy.naming_convention.clone(),
+            };
+            let def = table_def(&copy.create, &own).and_then(|mut t| {
+                for i in &copy.indexes {
+                    let mut i = i.clone();
+                    i.table = copy.create.name.clone();
+                    t.indexes.push(idx_def(&i, &own)?);
+                }
+                Ok(t)
+            });
+            match def {
+                Ok(t) => (t, false),
+                Err(e) => return (BatchSql::default(), Some(e)),
+            }
+        }
         (None, None) => {
             return (
                 BatchSql::default(),

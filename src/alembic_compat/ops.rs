@@ -288,12 +288,25 @@ pub struct Batch {
     pub schema: Option<String>,
     pub recreate: Recreate,
     pub partial_reordering: Vec<Vec<String>>,
-    pub copy_from: Option<CreateTable>,
+    pub copy_from: Option<TableDefinition>,
     pub table_args: Vec<Constraint>,
     pub table_kwargs: Vec<(String, Literal)>,
     pub reflect_args: Vec<Column>,
     pub naming_convention: Vec<(String, String)>,
     pub ops: Vec<(Op, SourcePos)>,
+}
+
+/// A complete `sa.Table(name, metadata, *items)` built in a body (not autoloaded): what
+/// `batch_alter_table(copy_from=...)` copies from instead of reflecting.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TableDefinition {
+    pub create: CreateTable,
+    /// Its `sa.Index` items: Alembic re-creates them after the copy.
+    pub indexes: Vec<Index>,
+    /// Its MetaData's `naming_convention` (the Table's own, not env.py's), which names
+    /// what it leaves unnamed.
+    pub naming_convention: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]

@@ -54,6 +54,8 @@ pub enum Native {
     Module(&'static str),
     /// `typing` names and other annotations-only objects: inert.
     Opaque(String),
+    /// `sa.MetaData(naming_convention=...)`: its conventions, for a `sa.Table` built on it.
+    MetaData(Rc<Vec<(String, String)>>),
     /// A module-level function or class, named `module.attr`.
     Func(String),
     /// A method of a native object.
@@ -1090,6 +1092,7 @@ impl Native {
             Native::Exception(e) => e.class.rsplit('.').next().unwrap_or(&e.class).to_string(),
             Native::Module(_) => "module".into(),
             Native::Opaque(_) => "typing".into(),
+            Native::MetaData(_) => "MetaData".into(),
             Native::Undefined => "Undefined".into(),
             Native::Type(t) => match &t.custom {
                 Some(c) => c.class_name.clone(),
@@ -1752,7 +1755,10 @@ pub fn get_attr(interp: &mut Interp<'_>, n: &Rc<Native>, _v: &Value, attr: &str)
     };
     match &**n {
         Native::Module(m) => interp.module_attr(m, attr, || module_attr(n, attr)),
-        Native::Opaque(_) => Ok(Value::native(Native::Opaque(attr.to_string()))),
+        // What a body does with a MetaData besides building tables on it is not modelled.
+        Native::Opaque(_) | Native::MetaData(_) => {
+            Ok(Value::native(Native::Opaque(attr.to_string())))
+        }
         // `type(e).__name__`, `SomeError.__name__`: the class's own name.
         Native::TypeOf(name) | Native::ExcClass(name)
             if attr == "__name__" || attr == "__qualname__" =>
@@ -2925,6 +2931,7 @@ fn sa_call(
                 schema: b.opt_str(2)?,
                 columns: Rc::new(columns),
                 joins: Vec::new(),
+                definition: None,
             }))))
         }
         "column" => {
@@ -3127,7 +3134,21 @@ fn sa_call(
                 "only the migration connection can be inspected",
             )),
         },
-        "MetaData" => Ok(Value::native(Native::Opaque("MetaData".into()))),
+        "MetaData" => {
+            let b = bind(
+                name,
+                &["schema", "quote_schema", "naming_convention", "info"],
+                args,
+                kwargs,
+            )?;
+            let mut convention = Vec::new();
+            if let Some(c) = b.given(2) {
+                for (k, v) in builtins::mapping_items(c)? {
+                    convention.push((to_str(&k)?, to_str(&v)?));
+                }
+            }
+            Ok(Value::native(Native::MetaData(Rc::new(convention))))
+        }
         "Table" => table_object(interp, args, kwargs),
         "join" | "outerjoin" => {
             let b = bind(
@@ -3228,7 +3249,9 @@ pub(super) fn join_to(
 
 /// `sa.Table(name, metadata, *columns, autoload_with=conn)`: used in revision bodies as a
 /// table to read and write rows of, so it becomes what `sa.table()` gives, its columns
-/// reflected from the database when it is autoloaded.
+/// reflected from the database when it is autoloaded. One that is not autoloaded also
+/// keeps its whole definition (columns, constraints, indexes, dialect keywords) for
+/// `batch_alter_table(copy_from=...)`.
 fn table_object(
     interp: &mut Interp<'_>,
     args: Vec<Value>,
@@ -3255,17 +3278,42 @@ fn table_object(
         ));
     }
     let mut columns = Vec::new();
+    let mut definition = ops::TableDefinition {
+        create: CreateTable {
+            name: name.clone(),
+            ..CreateTable::default()
+        },
+        indexes: Vec::new(),
+        naming_convention: match b.get(1) {
+            Some(Value::Native(n)) => match &**n {
+                Native::MetaData(c) => (**c).clone(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        },
+    };
     for item in &b.rest {
-        if let Value::Native(n) = item {
-            if let Native::Column(c) = &**n {
-                columns.push((
-                    Rc::<str>::from(c.name.as_str()),
-                    c.type_.clone().map(Rc::new),
-                ));
-            }
+        match item {
+            Value::Native(n) => match &**n {
+                Native::Column(c) => {
+                    columns.push((
+                        Rc::<str>::from(c.name.as_str()),
+                        c.type_.clone().map(Rc::new),
+                    ));
+                    definition.create.columns.push((**c).clone());
+                }
+                Native::Constraint(c) => definition.create.constraints.push((**c).clone()),
+                Native::Index(i) => definition.indexes.push((**i).clone()),
+                _ => return Err(schema_item_expected(item)),
+            },
+            _ => return Err(schema_item_expected(item)),
         }
     }
-    if b.get(4).is_some_and(|v| !matches!(v, Value::None)) {
+    let autoload = b.get(4).is_some_and(|v| !matches!(v, Value::None));
+    if !autoload {
+        definition.create.kwargs = b.extra_literals()?;
+    }
+    if autoload {
         let reflected = inspector_call(
             interp,
             "get_columns",
@@ -3292,7 +3340,20 @@ fn table_object(
         schema: None,
         columns: Rc::new(columns),
         joins: Vec::new(),
+        definition: (!autoload).then(|| Rc::new(definition)),
     }))))
+}
+
+/// SQLAlchemy's answer to an item of `sa.Table(...)`/`op.create_table(...)` that is no
+/// column, constraint or index.
+fn schema_item_expected(item: &Value) -> Unwind {
+    exc(
+        "sqlalchemy.exc.ArgumentError",
+        format!(
+            "'SchemaItem' object, such as a 'Column' or a 'Constraint' expected, got {}",
+            repr(item)
+        ),
+    )
 }
 
 fn collect_from(node: &SqlNode, from: &mut Vec<TableRef>) {
@@ -3306,6 +3367,7 @@ fn collect_from(node: &SqlNode, from: &mut Vec<TableRef>) {
                     schema: None,
                     columns: Rc::default(),
                     joins: Vec::new(),
+                    definition: None,
                 },
             )
         }
@@ -3743,19 +3805,9 @@ fn op_call(
                         Native::Column(c) => ct.columns.push((**c).clone()),
                         Native::Constraint(c) => ct.constraints.push((**c).clone()),
                         Native::Index(i) => indexes.push(i.clone()),
-                        _ => {
-                            return Err(exc(
-                                "sqlalchemy.exc.ArgumentError",
-                                format!("'SchemaItem' object, such as a 'Column' or a 'Constraint' expected, got {}", repr(item)),
-                            ))
-                        }
+                        _ => return Err(schema_item_expected(item)),
                     },
-                    _ => {
-                        return Err(exc(
-                            "sqlalchemy.exc.ArgumentError",
-                            format!("'SchemaItem' object, such as a 'Column' or a 'Constraint' expected, got {}", repr(item)),
-                        ))
-                    }
+                    _ => return Err(schema_item_expected(item)),
                 }
             }
             ct.kwargs = b.extra_literals()?;
@@ -3778,6 +3830,7 @@ fn op_call(
                 schema,
                 columns: Rc::new(columns),
                 joins: Vec::new(),
+                definition: None,
             }))));
         }
         "drop_table" => {
@@ -4249,12 +4302,24 @@ fn batch_alter_table(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Value>
             partial_reordering.push(to_str_list(&group)?);
         }
     }
-    if b.get(4).is_some_and(|v| !matches!(v, Value::None)) {
-        return Err(unsupported(
-            "`copy_from=` in batch_alter_table",
-            "pass the table's definition with reflect_args instead",
-        ));
-    }
+    let copy_from = match b.get(4) {
+        None | Some(Value::None) => None,
+        Some(v) => match v {
+            Value::Native(n) => match &**n {
+                Native::Table(t) => match &t.definition {
+                    Some(d) => Some((**d).clone()),
+                    None => {
+                        return Err(unsupported(
+                            "`copy_from=` with an autoloaded or `sa.table()` table",
+                            "pass a complete `sa.Table(name, metadata, *columns)`",
+                        ))
+                    }
+                },
+                _ => return Err(type_error("copy_from takes a sa.Table")),
+            },
+            _ => return Err(type_error("copy_from takes a sa.Table")),
+        },
+    };
     let mut table_args = Vec::new();
     if let Some(t) = b.get(5) {
         for c in builtins::iterate(t)? {
@@ -4296,7 +4361,7 @@ fn batch_alter_table(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Value>
         schema: b.opt_str(1)?,
         recreate,
         partial_reordering,
-        copy_from: None,
+        copy_from,
         table_args,
         table_kwargs,
         reflect_args,

@@ -148,6 +148,7 @@ pub fn define_model(name: &str, vars: Vec<(String, Value)>) -> R<Value> {
             schema: None,
             columns: Rc::new(columns),
             joins: Vec::new(),
+            definition: None,
         },
         attrs,
         pk,

@@ -395,6 +395,8 @@ pub struct TableRef {
     pub columns: Rc<Vec<(Rc<str>, SqlType)>>,
     /// Tables joined to this one, in order (`a.join(b, ...).outerjoin(c, ...)`).
     pub joins: Vec<Join>,
+    /// The whole definition of a `sa.Table(...)` that was not autoloaded, for `copy_from=`.
+    pub definition: Option<Rc<crate::alembic_compat::ops::TableDefinition>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
