@@ -284,7 +284,10 @@ class FColumn:
         kw = dict(self.kw)
         ai = kw.pop("autoincrement", "auto")
         sd = kw.pop("server_default", None)
-        kw.pop("default", None)  # Python-side default: never in DDL
+        # Python-side default: never in DDL; a batch copy fills it in (a callable's answer).
+        pd = kw.pop("default", None)
+        if pd is not None:
+            pd = {"Sql": expr(pd)} if isinstance(pd, FExpr) else {"Bound": lit(pd() if callable(pd) else pd)}
         out = {
             "name": self.name,
             "type_": self.type.to_json() if self.type is not None else None,
@@ -305,6 +308,7 @@ class FColumn:
             "computed": None
             if self.computed is None
             else {"sqltext": expr(self.computed.sqltext), "persisted": self.computed.persisted},
+            "python_default": pd,
         }
         return out
 

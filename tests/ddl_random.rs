@@ -166,6 +166,23 @@ fn value(rng: &mut Rng, kind: Kind) -> String {
 
 /// A server default for a column of this kind; `constant`: one SQLite's ALTER TABLE ADD
 /// COLUMN accepts.
+/// A Python-side `default=` for a kind of column: constants, callables and SQL expressions.
+fn python_default(rng: &mut Rng, kind: Kind) -> Option<&'static str> {
+    let pick: &[&'static str] = match kind {
+        Kind::Int => &["5", "lambda: 7", "sa.text('40 + 2')"],
+        Kind::Str => &["'dflt'", "sa.func.lower('ABC')", "str"],
+        Kind::Bool => &["True", "False"],
+        Kind::DateTime => &["datetime.datetime(2021, 2, 3, 4, 5, 6)"],
+        Kind::Date => &["datetime.date(2020, 1, 1)"],
+        Kind::Float => &["1.5"],
+        Kind::Numeric => &["2.25"],
+        Kind::Json => &["dict", "lambda: [1, 'a']"],
+        Kind::Uuid => &["uuid.UUID('12345678-1234-5678-1234-567812345678')"],
+        _ => return None,
+    };
+    Some(*rng.pick(pick))
+}
+
 fn server_default(rng: &mut Rng, kind: Kind, constant: bool) -> Option<String> {
     let choices: &[&str] = match kind {
         Kind::Int => &["'0'", "sa.text('7')", "'-1'", "sa.text('(1 + 2)')"],
@@ -219,6 +236,9 @@ struct Col {
     fk: bool,
     /// `sa.Computed(...)`: a generated column, never written to, altered, renamed or dropped.
     computed: Option<&'static str>,
+    /// A Python-side `default=` (never in DDL): rows inserted through the Table that
+    /// `op.create_table` returns get it.
+    py_default: Option<&'static str>,
 }
 
 impl Col {
@@ -248,6 +268,9 @@ impl Col {
         }
         if self.comment {
             s.push_str(", comment=\"a note\"");
+        }
+        if let Some(d) = self.py_default {
+            let _ = write!(s, ", default={d}");
         }
         s.push(')');
         s
@@ -410,6 +433,11 @@ impl<'r> Gen<'r> {
             checked: false,
             fk: false,
             computed: None,
+            py_default: if self.rng.chance(15) {
+                python_default(self.rng, TYPES[ty].1)
+            } else {
+                None
+            },
         }
     }
 
@@ -489,6 +517,7 @@ impl<'r> Gen<'r> {
                 checked: false,
                 fk: false,
                 computed: None,
+                py_default: None,
             }],
             max_id: 0,
             uniques: Vec::new(),
@@ -523,6 +552,7 @@ impl<'r> Gen<'r> {
                 c.default = None;
                 c.nullable = true;
                 c.keep = true;
+                c.py_default = None;
                 c.computed = Some(*self.rng.pick(&[
                     "sa.Computed(\"id * 2\")",
                     "sa.Computed(\"id + 1\", persisted=True)",
@@ -605,6 +635,7 @@ impl<'r> Gen<'r> {
                     checked: false,
                     fk: true,
                     computed: None,
+                    py_default: None,
                 });
                 let fk_name = (!self.rng.chance(40)).then(|| fk.clone());
                 table.fks.push((
@@ -1108,6 +1139,7 @@ impl<'r> Gen<'r> {
                 col.ty = to;
                 // Its default may no longer suit the type; the CAST keeps data valid.
                 col.keep = true;
+                col.py_default = None;
             }
             3 if has_col => {
                 let c = self.tables[t].cols[k].clone();
@@ -1262,6 +1294,7 @@ impl<'r> Gen<'r> {
                 c.uses = 1;
                 c.keep = true;
                 c.fk = true;
+                c.py_default = None;
                 up.push(format!("        batch_op.add_column({})", c.def()));
                 up.push(format!(
                     "        batch_op.create_foreign_key(\"{fk}\", \"{target_name}\", [\"{}\"], [\"id\"])",
@@ -1335,7 +1368,12 @@ fn copy_from(table: &Table) -> String {
         }
         let mut c = c.clone();
         c.index = false;
-        args.push(c.def());
+        // A Boolean's or Enum's CHECK: the table may not have it (`op.add_column` skips it),
+        // and a copy that adds it would make SQLite refuse to drop the column later.
+        args.push(
+            c.def()
+                .replace("create_constraint=True", "create_constraint=False"),
+        );
     }
     for (uq, col) in &table.uniques {
         args.push(format!(

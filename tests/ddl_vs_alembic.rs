@@ -164,9 +164,19 @@ fn run_online(
         let (stmts, err): (Vec<Bound>, Option<DdlError>) = match op {
             Op::Batch(b) => {
                 let (plan, e) = batch_steps(Some(&conn), b, opts);
+                let at = plan.copy.as_ref().map(|c| c.at);
                 copy = plan.copy.map(|c| (c.at, c.drop_new));
+                // The copy binds the added columns' Python-side defaults, once.
+                let copy_params = plan.copy_params;
                 (
-                    plan.statements.into_iter().map(|s| (s, vec![])).collect(),
+                    plan.statements
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, s)| match Some(i) == at && !copy_params.is_empty() {
+                            true => (s, vec![copy_params.clone()]),
+                            false => (s, vec![]),
+                        })
+                        .collect(),
                     e,
                 )
             }

@@ -10,7 +10,7 @@ use super::ddl::sqlite::{
     ConsDef, Conventions, IdxDef, TableDef,
 };
 use super::ddl::{render_op_steps, DdlError, RenderOptions};
-use super::ops::{Batch, Constraint, Op, Recreate, ServerDefault};
+use super::ops::{Batch, Constraint, Op, PythonDefault, Recreate, ServerDefault};
 use super::revision::py_repr_str;
 
 pub fn batch_statements(
@@ -37,6 +37,9 @@ pub fn batch_statements_offline(batch: &Batch, opts: &RenderOptions) -> Result<B
 pub struct BatchSql {
     pub statements: Vec<String>,
     pub copy: Option<CopyStep>,
+    /// The copy's bound values: the Python-side defaults of columns the block adds, which
+    /// SQLAlchemy's INSERT ... SELECT fills in (empty in `--sql` mode, where it renders them).
+    pub copy_params: Vec<super::ops::Literal>,
     /// Alembic's `UserWarning`s about the block (an unnamed reflected CHECK left out).
     pub warnings: Vec<String>,
 }
@@ -58,6 +61,7 @@ impl From<Vec<String>> for BatchSql {
         BatchSql {
             statements,
             copy: None,
+            copy_params: Vec::new(),
             warnings: Vec::new(),
         }
     }
@@ -250,7 +254,7 @@ pub fn batch_steps(
             Err(e) => return (BatchSql::default(), Some(e)),
         },
     };
-    let mut apply = match Apply::new(table, reflected, batch, opts) {
+    let mut apply = match Apply::new(table, reflected, batch, opts, conn.is_none()) {
         Ok(apply) => apply,
         Err(e) => return (BatchSql::default(), Some(e)),
     };
@@ -309,6 +313,98 @@ fn with_reflect_args(
     Ok(table)
 }
 
+/// The labels SQLAlchemy gives the defaults a batch copy selects: `anon_<n>` for a bound
+/// value, `<function>_<n>` for a function, none for `sa.text`.
+#[derive(Default)]
+struct CopyLabels {
+    anon: usize,
+    functions: Vec<(String, usize)>,
+}
+
+impl CopyLabels {
+    fn anon(&mut self) -> String {
+        self.anon += 1;
+        format!("anon_{}", self.anon)
+    }
+
+    /// The SELECT item for a default; online, a bound value's `?` and its parameter.
+    fn select_item(
+        &mut self,
+        d: &PythonDefault,
+        offline: bool,
+        params: &mut Vec<super::ops::Literal>,
+    ) -> String {
+        use super::ops::{Literal, SqlExpr};
+        let mut bound = |labels: &mut Self, value: &Literal, shown: String| {
+            let label = labels.anon();
+            if offline {
+                format!("{shown} AS {label}")
+            } else {
+                params.push(value.clone());
+                format!("? AS {label}")
+            }
+        };
+        match d {
+            // Offline SQLAlchemy renders a default it would compute in Python as NULL.
+            PythonDefault::Value(_) => bound(self, &Literal::None, "NULL".into()),
+            PythonDefault::Bound(v) => bound(self, v, "NULL".into()),
+            PythonDefault::Sql(SqlExpr::Literal(v)) => bound(self, v, sqlite::literal_sql(v)),
+            PythonDefault::Sql(SqlExpr::Text(t)) => t.clone(),
+            PythonDefault::Sql(e @ SqlExpr::Func { name, .. }) => {
+                // Online its arguments are bound, as SQLAlchemy binds them.
+                let e = if offline {
+                    e.clone()
+                } else {
+                    bind_literals(e, params)
+                };
+                let n = match self.functions.iter_mut().find(|(f, _)| f == name) {
+                    Some((_, n)) => {
+                        *n += 1;
+                        *n
+                    }
+                    None => {
+                        self.functions.push((name.clone(), 1));
+                        1
+                    }
+                };
+                format!("{} AS {name}_{n}", sqlite::render_expr(&e))
+            }
+            PythonDefault::Sql(e) => format!("{} AS {}", sqlite::render_expr(e), self.anon()),
+        }
+    }
+}
+
+/// `e` with each literal a `?` placeholder, its value added to `params` in rendering order.
+fn bind_literals(
+    e: &super::ops::SqlExpr,
+    params: &mut Vec<super::ops::Literal>,
+) -> super::ops::SqlExpr {
+    use super::ops::SqlExpr;
+    match e {
+        SqlExpr::Literal(v) => {
+            params.push(v.clone());
+            SqlExpr::Text("?".into())
+        }
+        SqlExpr::Func { name, args } => SqlExpr::Func {
+            name: name.clone(),
+            args: args.iter().map(|a| bind_literals(a, params)).collect(),
+        },
+        SqlExpr::Binary { left, op, right } => {
+            let left = Box::new(bind_literals(left, params));
+            SqlExpr::Binary {
+                left,
+                op: op.clone(),
+                right: Box::new(bind_literals(right, params)),
+            }
+        }
+        SqlExpr::Unary { op, operand } => SqlExpr::Unary {
+            op: op.clone(),
+            operand: Box::new(bind_literals(operand, params)),
+        },
+        other => other.clone(),
+    }
+}
+
 /// SQLAlchemy's CircularDependencyError, naming every column on a cycle of `pairs`
 /// (before, after). Python lists them in its set order, which follows PYTHONHASHSEED; we
 /// list them sorted.
@@ -346,11 +442,15 @@ fn circular_dependency(pairs: &[(String, String)]) -> DdlError {
 struct Transfer {
     /// The SELECT expression, `None` for a column the block adds.
     expr: Option<String>,
+    /// An added column's Python-side default, which the copy fills in.
+    default: Option<PythonDefault>,
 }
 
 struct Apply<'a> {
     table: TableDef,
     opts: &'a RenderOptions,
+    /// `--sql` mode: the copy's Python-side defaults render instead of binding.
+    offline: bool,
     batch: &'a Batch,
     temp: String,
     /// (key = original name, column)
@@ -380,6 +480,7 @@ impl<'a> Apply<'a> {
         reflected: bool,
         batch: &'a Batch,
         opts: &'a RenderOptions,
+        offline: bool,
     ) -> Result<Self, DdlError> {
         let temp: String = format!("_alembic_tmp_{}", table.name)
             .chars()
@@ -399,6 +500,7 @@ impl<'a> Apply<'a> {
                     c.name.clone(),
                     Transfer {
                         expr: Some(format!("{tq}.{}", quote(&c.name))),
+                        default: None,
                     },
                 )
             })
@@ -491,6 +593,7 @@ impl<'a> Apply<'a> {
             unnamed,
             new_indexes: vec![],
             warnings,
+            offline,
         })
     }
 
@@ -536,8 +639,13 @@ impl<'a> Apply<'a> {
                     c.type_events = false;
                     self.columns.push((c.name.clone(), c));
                 }
-                self.transfers
-                    .push((column.name.clone(), Transfer { expr: None }));
+                self.transfers.push((
+                    column.name.clone(),
+                    Transfer {
+                        expr: None,
+                        default: column.python_default.clone(),
+                    },
+                ));
                 // Operations.add_column then sends the column's constraints and index here.
                 for k in column_implicit(column, &tname, &conv)? {
                     if matches!(
@@ -915,19 +1023,26 @@ impl<'a> Apply<'a> {
                 sqlite::format_table(&self.temp, self.table.schema.as_deref())
             ),
         };
+        let mut names: Vec<String> = moved
+            .iter()
+            .map(|(k, _)| quote(&key_to_name(k)).into_owned())
+            .collect();
+        let mut exprs: Vec<String> = moved.iter().map(|(_, e)| e.to_string()).collect();
+        let (mut copy_params, mut labels) = (vec![], CopyLabels::default());
+        // SQLAlchemy's INSERT ... SELECT fills in, after the selected columns, the columns
+        // with a Python-side default, in the new table's order.
+        for (k, t) in &self.transfers {
+            let (None, Some(d)) = (&t.expr, &t.default) else {
+                continue;
+            };
+            names.push(quote(&key_to_name(k)).into_owned());
+            exprs.push(labels.select_item(d, self.offline, &mut copy_params));
+        }
         out.push(format!(
             "{COPY_PREFIX}{} ({}) SELECT {} \nFROM {}",
             quote(&self.temp),
-            moved
-                .iter()
-                .map(|(k, _)| quote(&key_to_name(k)).into_owned())
-                .collect::<Vec<_>>()
-                .join(", "),
-            moved
-                .iter()
-                .map(|(_, e)| e.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            names.join(", "),
+            exprs.join(", "),
             sqlite::format_table(&tname, self.table.schema.as_deref())
         ));
         out.push(format!(
@@ -979,6 +1094,7 @@ impl<'a> Apply<'a> {
             BatchSql {
                 statements: out,
                 copy: Some(copy),
+                copy_params,
                 warnings: std::mem::take(&mut self.warnings),
             },
             failure,
@@ -1001,6 +1117,7 @@ mod tests {
                 at: 1,
                 drop_new: "\nDROP TABLE _alembic_tmp_t".to_string(),
             }),
+            copy_params: Vec::new(),
             warnings: Vec::new(),
         }
     }

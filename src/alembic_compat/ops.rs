@@ -170,6 +170,22 @@ pub struct Column {
     pub kwargs: Vec<(String, Literal)>,
     /// `sa.Computed(sqltext, persisted=)` given to the column.
     pub computed: Option<ComputedSpec>,
+    /// `default=` (Python-side, never in DDL): what an INSERT through a Table that has the
+    /// column fills in when it is given no value, a batch copy included.
+    pub python_default: Option<PythonDefault>,
+}
+
+/// A column's Python-side `default=`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PythonDefault {
+    /// A constant or a callable, kept by the evaluator that read it (an index into its
+    /// list): bound by the column's type, the callable called for each row.
+    Value(usize),
+    /// Such a value, bound by the column's type (a callable's answer), for the engine: a
+    /// batch copy binds it once for every row.
+    Bound(Literal),
+    /// A SQL expression (`sa.text`, `sa.func.now()`): rendered into the INSERT.
+    Sql(SqlExpr),
 }
 
 /// `sa.Computed`: a generated column's expression and whether it is stored.
@@ -235,6 +251,9 @@ pub struct TableClause {
     pub name: String,
     pub schema: Option<String>,
     pub columns: Vec<(String, Option<TypeSpec>)>,
+    /// Columns whose Python-side `default=` is a SQL expression: an INSERT that is given no
+    /// value for one renders the expression in its VALUES, as SQLAlchemy does.
+    pub sql_defaults: Vec<(String, SqlExpr)>,
 }
 
 /// `op.alter_column(...)`. `Option<Option<_>>` fields: outer `None` = not given,

@@ -1772,11 +1772,15 @@ pub fn render_op_steps(op: &Op, opts: &RenderOptions) -> (Vec<String>, Option<Dd
     }
 }
 
-fn insert_columns(table: &TableClause, row: &[(String, Literal)]) -> Vec<String> {
+/// The INSERT's columns: the row's, and those whose SQL default fills them, in the table's
+/// order (then any the table does not list).
+pub fn insert_columns(table: &TableClause, row: &[(String, Literal)]) -> Vec<String> {
+    let given = |n: &str| row.iter().any(|(k, _)| k == n);
+    let defaulted = |n: &str| table.sql_defaults.iter().any(|(k, _)| k == n);
     let mut cols: Vec<String> = table
         .columns
         .iter()
-        .filter(|(n, _)| row.iter().any(|(k, _)| k == n))
+        .filter(|(n, _)| given(n) || defaulted(n))
         .map(|(n, _)| n.clone())
         .collect();
     for (k, _) in row {
@@ -1785,6 +1789,22 @@ fn insert_columns(table: &TableClause, row: &[(String, Literal)]) -> Vec<String>
         }
     }
     cols
+}
+
+/// The SQL default that fills `col`, when the row gives it no value.
+fn sql_default<'t>(
+    table: &'t TableClause,
+    row: &[(String, Literal)],
+    col: &str,
+) -> Option<&'t SqlExpr> {
+    if row.iter().any(|(k, _)| k == col) {
+        return None;
+    }
+    table
+        .sql_defaults
+        .iter()
+        .find(|(k, _)| k == col)
+        .map(|(_, e)| e)
 }
 
 fn bind_value(l: &Literal) -> Literal {
@@ -1803,6 +1823,7 @@ fn insert_text(table: &TableClause, cols: &[String], values: &[String]) -> Strin
     )
 }
 
+/// Online: qmark placeholders, and the SQL defaults' expressions where the row gives nothing.
 pub fn bulk_insert_sql(
     table: &TableClause,
     rows: &[Vec<(String, Literal)>],
@@ -1811,28 +1832,41 @@ pub fn bulk_insert_sql(
     let Some(first) = rows.first() else {
         return vec![];
     };
-    let param_row = |cols: &[String], row: &[(String, Literal)]| -> Vec<Literal> {
-        cols.iter()
-            .map(|c| {
-                row.iter()
-                    .find(|(k, _)| k == c)
-                    .map(|(_, v)| bind_value(v))
-                    .unwrap_or(Literal::None)
+    // One statement for `shape`'s columns; the rows' values for its placeholders.
+    let statement = |shape: &[(String, Literal)], rows: &[Vec<(String, Literal)>]| {
+        let cols = insert_columns(table, shape);
+        let mut bound = Vec::new();
+        let values: Vec<String> = cols
+            .iter()
+            .map(|c| match sql_default(table, shape, c) {
+                Some(e) => render_expr(e),
+                None => {
+                    bound.push(c);
+                    "?".to_string()
+                }
             })
-            .collect()
+            .collect();
+        let params = rows
+            .iter()
+            .map(|r| {
+                bound
+                    .iter()
+                    .map(|c| {
+                        r.iter()
+                            .find(|(k, _)| k == *c)
+                            .map(|(_, v)| bind_value(v))
+                            .unwrap_or(Literal::None)
+                    })
+                    .collect()
+            })
+            .collect();
+        (insert_text(table, &cols, &values), params)
     };
     if multiinsert {
-        let cols = insert_columns(table, first);
-        let qs = vec!["?".to_string(); cols.len()];
-        let params = rows.iter().map(|r| param_row(&cols, r)).collect();
-        vec![(insert_text(table, &cols, &qs), params)]
+        vec![statement(first, rows)]
     } else {
         rows.iter()
-            .map(|r| {
-                let cols = insert_columns(table, r);
-                let qs = vec!["?".to_string(); cols.len()];
-                (insert_text(table, &cols, &qs), vec![param_row(&cols, r)])
-            })
+            .map(|r| statement(r, std::slice::from_ref(r)))
             .collect()
     }
 }
@@ -1848,7 +1882,7 @@ pub fn bulk_insert_offline(
             .iter()
             .map(|c| match r.iter().find(|(k, _)| k == c) {
                 Some((_, v)) => check_bytes_literal(v).map(|()| literal_sql(v)),
-                None => Ok("NULL".into()),
+                None => Ok(sql_default(table, r, c).map_or_else(|| "NULL".into(), render_expr)),
             })
             .collect();
         match vals {

@@ -412,6 +412,9 @@ pub struct Interp<'h> {
     pub result_unused: bool,
     /// The last position `pos` computed: a loop asks for the same one on every row.
     last_pos: RefCell<Option<(u32, SourcePos)>>,
+    /// Columns' Python-side `default=` constants and callables, which an INSERT through
+    /// their Table fills in (`ops::PythonDefault::Value` indexes this).
+    pub python_defaults: Vec<Value>,
 }
 
 /// Spare scopes kept at most: about the depth of helper calls a loop body nests.
@@ -473,6 +476,7 @@ impl<'h> Interp<'h> {
             unused_value: std::ptr::null(),
             result_unused: false,
             last_pos: RefCell::new(None),
+            python_defaults: Vec::new(),
         }
     }
 

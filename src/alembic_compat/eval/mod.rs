@@ -38,6 +38,11 @@ pub use interp::run_revision_function;
 /// MigrationContext; tests implement it on a bare SQLite connection.
 pub trait Host {
     fn is_offline(&self) -> bool;
+    /// env.py's `target_metadata.naming_convention`: the MetaData `op.create_table` builds
+    /// its Table on.
+    fn naming_convention(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// Renders and executes (or, offline, prints) one operation. `uncatchable`: no `try`
     /// of the body could catch its failure, so a failure ends the unit (and rolls it back).
     fn apply(&mut self, op: &Op, pos: &SourcePos, uncatchable: bool) -> Result<(), HostError>;

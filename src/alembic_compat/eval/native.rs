@@ -957,7 +957,18 @@ fn to_server_default(v: &Value) -> R<Option<ServerDefault>> {
 pub fn to_sql_owned(mut v: Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
     if let Value::Native(n) = &mut v {
         if let Some(Native::Sql(node)) = Rc::get_mut(n) {
-            return Ok(std::mem::replace(&mut **node, SqlNode::Null));
+            let mut node = std::mem::replace(&mut **node, SqlNode::Null);
+            // As in `to_sql`: a bindparam without a type takes the one of its place.
+            if let (
+                SqlNode::Param {
+                    type_: t @ None, ..
+                },
+                Some(hint),
+            ) = (&mut node, type_)
+            {
+                *t = Some(hint.clone());
+            }
+            return Ok(node);
         }
     }
     to_sql(&v, type_)
@@ -1027,10 +1038,18 @@ fn compared<'t>(ty: Option<&'t Rc<TypeSpec>>, v: &Value) -> Option<&'t Rc<TypeSp
     })
 }
 
-/// A bound parameter, its value as the column's type binds it.
+/// A bound parameter, its value as the column's type binds it. A value compared with a
+/// column whose type does not process it takes its own type, as `coerce_compared_value`
+/// does: a date or datetime binds as SQLAlchemy's DateTime and Date bind them.
 fn bind_node(v: &Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
+    let value = match (v, type_family(type_.map(|t| &**t))) {
+        (Value::Native(n), TypeFamily::Plain) if matches!(&**n, Native::Temporal(_)) => {
+            to_literal(v)?
+        }
+        _ => bind_literal(v, type_.map(|t| &**t))?,
+    };
     Ok(SqlNode::Bind {
-        value: bind_literal(v, type_.map(|t| &**t))?,
+        value,
         type_: type_.cloned(),
     })
 }
@@ -1039,9 +1058,15 @@ fn bind_node(v: &Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
 /// SQLAlchemy binds None too (`v=?`, stored as the type stores None: JSON's `null`), where
 /// elsewhere None is SQL NULL (`coalesce(x, NULL)`, `IS NULL`).
 fn value_sql(v: Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
-    match v {
+    match &v {
         Value::None => bind_node(&v, type_),
-        v => to_sql_owned(v, type_),
+        // Assigned, it keeps the column's type (no coercion): one that does not process a
+        // date or datetime leaves it to sqlite3's adapters.
+        Value::Native(n) if matches!(&**n, Native::Temporal(_)) => Ok(SqlNode::Bind {
+            value: bind_literal(&v, type_.map(|t| &**t))?,
+            type_: type_.cloned(),
+        }),
+        _ => to_sql_owned(v, type_),
     }
 }
 
@@ -2690,7 +2715,7 @@ fn sa_call(
 ) -> R<Value> {
     match name {
         "Column" => Ok(Value::native(Native::Column(Box::new(make_column(
-            args, kwargs,
+            interp, args, kwargs,
         )?)))),
         "ForeignKey" => {
             let b = bind(
@@ -2754,9 +2779,11 @@ fn sa_call(
                 Some(t) => Some(Rc::new(to_type(t)?)),
                 None => None,
             };
-            let value = match b.get(1) {
-                Some(v) => Some(bind_literal(v, type_.as_deref())?),
-                None => None,
+            // Without a type SQLAlchemy takes the value's (a datetime as its DateTime binds it).
+            let value = match (b.get(1), type_.as_deref()) {
+                (Some(v), Some(t)) => Some(bind_literal(v, Some(t))?),
+                (Some(v), None) => Some(to_literal(v)?),
+                (None, _) => None,
             };
             Ok(sql_value(SqlNode::Param {
                 key: to_str(b.req(0, "bindparam", "key")?)?,
@@ -3512,6 +3539,168 @@ fn ordering(node: SqlNode, name: &str) -> SqlNode {
 }
 
 /// A DDL expression argument: a string is raw SQL text (as CheckConstraint takes it).
+/// A column's `default=`: a SQL expression is kept as one; a constant or a callable is kept
+/// by the interpreter, for the INSERTs that fill it in.
+fn python_default(interp: &mut Interp<'_>, v: Value) -> R<Option<ops::PythonDefault>> {
+    if matches!(v, Value::None) {
+        return Ok(None);
+    }
+    if let Value::Native(n) = &v {
+        if n.as_stmt().is_some() || n.as_sql().is_some() {
+            return Ok(Some(ops::PythonDefault::Sql(ddl_expr(&v)?)));
+        }
+    }
+    interp.python_defaults.push(v);
+    Ok(Some(ops::PythonDefault::Value(
+        interp.python_defaults.len() - 1,
+    )))
+}
+
+/// The Python-side defaults of a Table's columns (none for a `sa.table()`).
+fn python_defaults_of(t: &TableRef) -> Vec<(String, ops::PythonDefault)> {
+    t.definition
+        .iter()
+        .flat_map(|d| &d.create.columns)
+        .filter_map(|c| Some((c.name.clone(), c.python_default.clone()?)))
+        .collect()
+}
+
+/// Adds to `row` the columns an INSERT of `keys` leaves to their Python-side defaults: a
+/// constant bound by the column's type, a callable's answer for this row. In `--sql` mode
+/// SQLAlchemy renders such a bound default as NULL (a SQL default is the table's, rendered
+/// by the engine).
+fn fill_python_defaults(
+    interp: &mut Interp<'_>,
+    table: &TableClause,
+    defaults: &[(String, ops::PythonDefault)],
+    keys: &[String],
+    offline: bool,
+    row: &mut Vec<(String, Literal)>,
+) -> R<()> {
+    for (c, d) in defaults {
+        let ops::PythonDefault::Value(i) = d else {
+            continue;
+        };
+        if keys.contains(c) {
+            continue;
+        }
+        if offline {
+            row.push((c.clone(), Literal::None));
+            continue;
+        }
+        let ty = table
+            .columns
+            .iter()
+            .find(|(n, _)| n == c)
+            .and_then(|(_, t)| t.as_ref());
+        row.push((c.clone(), python_default_value(interp, *i, ty)?));
+    }
+    Ok(())
+}
+
+/// A kept Python-side default's value for one use, bound by the column's type: the
+/// constant, or what the callable answers now.
+fn python_default_value(interp: &mut Interp<'_>, i: usize, ty: Option<&TypeSpec>) -> R<Literal> {
+    let Some(v) = interp.python_defaults.get(i).cloned() else {
+        return Ok(Literal::None);
+    };
+    let v = if is_default_callable(&v) {
+        if let Value::Function(f) = &v {
+            let required = f.defaults.iter().filter(|d| d.is_none()).count();
+            if required > 0 {
+                return Err(unsupported(
+                    "a column default function that takes the execution context",
+                    "the context SQLAlchemy passes it is not modelled",
+                ));
+            }
+        }
+        interp.call(&v, Vec::new(), Vec::new())?
+    } else {
+        v
+    };
+    bind_literal(&v, ty)
+}
+
+/// An executemany's later rows must give every key of the first (its statement's), or
+/// SQLAlchemy raises before running anything.
+fn check_parameter_groups(
+    table: &TableClause,
+    given: &[Value],
+    rows: &[Vec<(String, Literal)>],
+) -> R<()> {
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let sql = crate::alembic_compat::ddl::bulk_insert_sql(table, std::slice::from_ref(first), true);
+    let Some((sql, _)) = sql.first() else {
+        return Ok(());
+    };
+    let wanted: Vec<String> = crate::alembic_compat::ddl::sqlite::insert_columns(table, first)
+        .into_iter()
+        .filter(|c| given.first().is_some_and(|g| dict_has(g, c)))
+        .collect();
+    for (group, g) in given.iter().enumerate().skip(1) {
+        if let Some(missing) = wanted.iter().find(|c| !dict_has(g, c)) {
+            return Err(exc(
+                "sqlalchemy.exc.StatementError",
+                format!(
+                    "(sqlalchemy.exc.InvalidRequestError) A value is required for bind \
+                     parameter {}, in parameter group {group}\n[SQL: {sql}]\n\
+                     [parameters: {}]\n(Background on this error at: \
+                     https://sqlalche.me/e/21/cd3x)",
+                    builtins::str_repr(missing),
+                    parameter_sets_repr(given)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn dict_has(row: &Value, key: &str) -> bool {
+    builtins::mapping_items(row)
+        .map(|items| items.iter().any(|(k, _)| k.as_str() == Some(key)))
+        .unwrap_or(false)
+}
+
+/// How SQLAlchemy's StatementError shows an executemany's dicts (`_repr_param_list`): a
+/// list of each dict's repr cut to 300 characters, and past 100 dicts the first and last 50.
+fn parameter_sets_repr(sets: &[Value]) -> String {
+    let shown = |sets: &[Value]| -> String {
+        let items: Vec<String> = sets
+            .iter()
+            .map(|set| super::runner::truncated(repr(set)))
+            .collect();
+        items.join(", ")
+    };
+    if sets.len() <= 100 {
+        return format!("[{}]", shown(sets));
+    }
+    format!(
+        "[{} ... {} parameters truncated ... {}]",
+        shown(&sets[..50]),
+        sets.len() - 100,
+        shown(&sets[sets.len() - 50..])
+    )
+}
+
+/// Whether SQLAlchemy would call a `default=` rather than bind it.
+fn is_default_callable(v: &Value) -> bool {
+    match v {
+        Value::Function(_) => true,
+        Value::Native(n) => matches!(
+            &**n,
+            Native::Builtin(_)
+                | Native::Func(_)
+                | Native::Bound { .. }
+                | Native::Method { .. }
+                | Native::Unbound { .. }
+                | Native::TypeOf(_)
+        ),
+        _ => false,
+    }
+}
+
 fn ddl_expr(v: &Value) -> R<ops::SqlExpr> {
     Ok(match v {
         Value::Str(s) => ops::SqlExpr::Text(s.to_string()),
@@ -3560,7 +3749,11 @@ fn column_spec(v: &Value) -> R<String> {
     }
 }
 
-fn make_column(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Column> {
+fn make_column(
+    interp: &mut Interp<'_>,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> R<Column> {
     let mut col = Column::default();
     let mut named = false;
     let mut identity = false;
@@ -3637,9 +3830,9 @@ fn make_column(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> R<Column> {
                     other => Some(to_str(&other)?),
                 }
             }
+            "default" | "insert_default" => col.python_default = python_default(interp, v)?,
             // Python-side only: never rendered.
-            "default" | "onupdate" | "info" | "doc" | "key" | "quote" | "system"
-            | "insert_default" | "sort_order" => {}
+            "onupdate" | "info" | "doc" | "key" | "quote" | "system" | "sort_order" => {}
             // Not rendered in DDL; only Identity minds it.
             "server_onupdate" => server_onupdate |= !matches!(v, Value::None),
             other if other.contains('_') && !other.starts_with('_') => match to_literal(&v) {
@@ -3819,10 +4012,18 @@ fn op_call(
                 .iter()
                 .map(|c| (c.name.as_str().into(), c.type_.clone().map(Rc::new)))
                 .collect();
+            // Alembic returns the Table it built (on env.py's MetaData): its columns'
+            // Python-side defaults fill the rows bulk_insert is given.
+            let mut definition = ops::TableDefinition {
+                create: ct.clone(),
+                indexes: Vec::new(),
+                naming_convention: interp.host.naming_convention(),
+            };
             apply(interp, Op::CreateTable(ct))?;
             for mut i in indexes {
                 i.table = table.clone();
                 i.schema = schema.clone();
+                definition.indexes.push((*i).clone());
                 apply(interp, Op::CreateIndex(*i))?;
             }
             return Ok(Value::native(Native::Table(Rc::new(TableRef {
@@ -3830,7 +4031,7 @@ fn op_call(
                 schema,
                 columns: Rc::new(columns),
                 joins: Vec::new(),
-                definition: None,
+                definition: Some(Rc::new(definition)),
             }))));
         }
         "drop_table" => {
@@ -3873,13 +4074,22 @@ fn op_call(
                 args,
                 kwargs,
             )?;
-            let column = match b.req(1, name, "column")? {
+            let mut column = match b.req(1, name, "column")? {
                 Value::Native(n) => match &**n {
                     Native::Column(c) => (**c).clone(),
                     _ => return Err(type_error("add_column() takes a sa.Column")),
                 },
                 _ => return Err(type_error("add_column() takes a sa.Column")),
             };
+            // A batch copy fills the column with its Python-side default, computed once.
+            if let Some(ops::PythonDefault::Value(i)) = column.python_default {
+                let value = if interp.host.is_offline() {
+                    Literal::None
+                } else {
+                    python_default_value(interp, i, column.type_.as_ref())?
+                };
+                column.python_default = Some(ops::PythonDefault::Bound(value));
+            }
             Op::AddColumn {
                 table: to_str(b.req(0, name, "table_name")?)?,
                 schema: b.opt_str(2)?.or(schema_of_batch.clone()),
@@ -4183,26 +4393,44 @@ fn op_call(
         }
         "bulk_insert" => {
             let b = bind(name, &["table", "rows", "multiinsert"], args, kwargs)?;
-            let table = match b.req(0, name, "table")? {
+            let multiinsert = b.get(2).map_or(true, Value::truthy);
+            let (mut table, defaults) = match b.req(0, name, "table")? {
                 Value::Native(n) => match &**n {
-                    Native::Table(t) => TableClause {
-                        name: t.name.to_string(),
-                        schema: t.schema.clone(),
-                        columns: t
-                            .columns
-                            .iter()
-                            .map(|(n, ty)| (n.to_string(), ty.as_deref().cloned()))
-                            .collect(),
-                    },
+                    Native::Table(t) => (
+                        TableClause {
+                            name: t.name.to_string(),
+                            schema: t.schema.clone(),
+                            columns: t
+                                .columns
+                                .iter()
+                                .map(|(n, ty)| (n.to_string(), ty.as_deref().cloned()))
+                                .collect(),
+                            sql_defaults: Vec::new(),
+                        },
+                        python_defaults_of(t),
+                    ),
                     _ => return Err(type_error("bulk_insert() takes a sa.table()")),
                 },
                 _ => return Err(type_error("bulk_insert() takes a sa.table()")),
             };
-            let mut rows = Vec::new();
+            for (c, d) in &defaults {
+                if let ops::PythonDefault::Sql(e) = d {
+                    table.sql_defaults.push((c.clone(), e.clone()));
+                }
+            }
             let offline = interp.host.is_offline();
-            for r in builtins::iterate(b.req(1, name, "rows")?)? {
+            let given: Vec<Value> = builtins::iterate(b.req(1, name, "rows")?)?;
+            // Online, one executemany: SQLAlchemy compiles it from the first row's keys.
+            let statement_keys =
+                |row: &[(String, Literal)], first: &Option<Vec<String>>| match first {
+                    Some(keys) if multiinsert && !offline => keys.clone(),
+                    _ => row.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+                };
+            let mut first_keys: Option<Vec<String>> = None;
+            let mut rows = Vec::new();
+            for r in &given {
                 let mut row = Vec::new();
-                for (k, v) in builtins::mapping_items(&r)? {
+                for (k, v) in builtins::mapping_items(r)? {
                     let ty = table
                         .columns
                         .iter()
@@ -4242,12 +4470,22 @@ fn op_call(
                         Err(e) => return Err(e),
                     }
                 }
+                let keys = statement_keys(&row, &first_keys);
+                if first_keys.is_none() {
+                    first_keys = Some(keys.clone());
+                }
+                // A key the first row lacks is not in the executemany's statement.
+                row.retain(|(k, _)| keys.contains(k));
+                fill_python_defaults(interp, &table, &defaults, &keys, offline, &mut row)?;
                 rows.push(row);
+            }
+            if multiinsert && !offline {
+                check_parameter_groups(&table, &given, &rows)?;
             }
             Op::BulkInsert {
                 table,
                 rows,
-                multiinsert: b.get(2).map_or(true, Value::truthy),
+                multiinsert,
             }
         }
         other => {
@@ -4407,12 +4645,20 @@ pub fn exit(interp: &mut Interp<'_>, manager: &Value, ok: bool) -> R<()> {
 /// value, None included (as `null`, unless the type says `none_as_null=True`); Boolean
 /// stores 0/1; Uuid its 32 hex digits; Interval the datetime `1970-01-01 + value`.
 fn bind_literal(v: &Value, type_: Option<&TypeSpec>) -> R<Literal> {
-    let Some(t) = type_ else { return to_literal(v) };
+    use TypeFamily as F;
     let native = match v {
         Value::Native(n) => Some(&**n),
         _ => None,
     };
-    use TypeFamily as F;
+    // No SQLAlchemy type processes it (none given, or an Integer or String): Python's
+    // sqlite3 binds a date or datetime by its own adapters, `isoformat(" ")` (no
+    // microseconds when there are none, the UTC offset kept).
+    if let Some(Native::Temporal(t @ (Temporal::DateTime(_) | Temporal::Date(_)))) = native {
+        if type_family(type_) == F::Plain {
+            return Ok(Literal::Str(temporal_str(t)));
+        }
+    }
+    let Some(t) = type_ else { return to_literal(v) };
     Ok(match (type_family(type_), v, native) {
         (F::Json, Value::None, _) if type_flag(t, "none_as_null", false) => Literal::None,
         (F::Json, _, _) => Literal::Str(json_dumps(v)?),
@@ -4772,6 +5018,14 @@ fn unbound_error(key: &str, sql: &str) -> Unwind {
     )
 }
 
+/// The type a text()'s `bindparam(key, type_=...)` gave a parameter that has no value yet.
+fn text_param_type(params: &[(String, Literal)], key: &str) -> Option<TypeSpec> {
+    params.iter().find_map(|(n, l)| match l {
+        Literal::Type(t) if n == key => Some((**t).clone()),
+        _ => None,
+    })
+}
+
 /// Execute parameters as the columns' values of an INSERT or UPDATE, or a text()'s
 /// parameters.
 fn set_values(stmt: &Statement, set: &[(String, Value)]) -> R<Statement> {
@@ -4779,8 +5033,11 @@ fn set_values(stmt: &Statement, set: &[(String, Value)]) -> R<Statement> {
         Statement::Text { sql, params } => {
             let mut p = params.clone();
             for (k, v) in set {
+                // Untyped unless a `bindparam()` gave it a type: sqlite3's adapters then
+                // bind a date or datetime.
+                let value = bind_literal(v, text_param_type(&p, k).as_ref())?;
                 p.retain(|(n, _)| n != k);
-                p.push((k.clone(), to_literal(v)?));
+                p.push((k.clone(), value));
             }
             Statement::Text {
                 sql: sql.clone(),
@@ -4997,7 +5254,7 @@ fn call_bound(
                 let mut bound = Vec::new();
                 if let Some(p) = args.get(1) {
                     for v in builtins::iterate(p)? {
-                        bound.push(to_literal(&v)?);
+                        bound.push(bind_literal(&v, None)?);
                     }
                 }
                 interp.settle()?;
@@ -5259,23 +5516,33 @@ fn stmt_apply(
 ) -> R<Value> {
     match (name, &mut s) {
         ("bindparams", Statement::Text { params, .. }) => {
-            // `bindparams(sa.bindparam("x", 5))`: a parameter object with its value.
+            // `bindparams(sa.bindparam("x", 5))`: a parameter object with its value, or
+            // with only a type, which the value given later is bound by.
             for a in &args {
-                if let Some(SqlNode::Param {
-                    key,
-                    value: Some(v),
-                    ..
-                }) = match a {
+                let param = match a {
                     Value::Native(n) => n.as_sql(),
                     _ => None,
-                } {
-                    params.retain(|(n, _)| n != key);
-                    params.push((key.clone(), v.clone()));
-                }
+                };
+                let Some(SqlNode::Param { key, value, type_ }) = param else {
+                    continue;
+                };
+                let entry = match (value, type_) {
+                    (Some(v), _) => v.clone(),
+                    (None, Some(t)) => Literal::Type(Box::new((**t).clone())),
+                    (None, None) => continue,
+                };
+                params.retain(|(n, _)| n != key);
+                params.push((key.clone(), entry));
             }
+            // A value given here types the parameter by itself (a datetime as SQLAlchemy's
+            // DateTime binds it), unless a `bindparam()` gave it a type.
             for (k, v) in kwargs {
+                let value = match text_param_type(params, &k) {
+                    Some(t) => bind_literal(&v, Some(&t))?,
+                    None => to_literal(&v)?,
+                };
                 params.retain(|(n, _)| *n != k);
-                params.push((k, to_literal(&v)?));
+                params.push((k, value));
             }
         }
         ("columns", Statement::Text { .. }) => {}

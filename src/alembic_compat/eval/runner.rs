@@ -415,12 +415,16 @@ impl ContextHost<'_> {
                 .ctx
                 .connection()
                 .is_some_and(|conn| !conn.is_autocommit());
+        let params = &plan.copy_params;
         let copied = match rolls_back
             .then(|| plan.copy_without_statement_journal())
             .flatten()
         {
-            Some(quick) => self.ctx.execute(&quick).map_err(|e| e.shown_as(insert)),
-            None => self.ctx.execute(insert),
+            Some(quick) => self
+                .ctx
+                .execute_with_params(&quick, params)
+                .map_err(|e| e.shown_as(insert)),
+            None => self.ctx.execute_with_params(insert, params),
         };
         let (drop_old, rest) = match after.split_first() {
             Some((d, rest)) => (Some(d), rest),
@@ -466,6 +470,10 @@ impl ContextHost<'_> {
 }
 
 impl Host for ContextHost<'_> {
+    fn naming_convention(&self) -> Vec<(String, String)> {
+        self.opts.naming_convention.clone()
+    }
+
     fn is_offline(&self) -> bool {
         self.ctx.is_offline()
     }
@@ -769,7 +777,7 @@ fn literal_repr(l: &Literal) -> String {
 
 /// SQLAlchemy's `_repr_base.trunc`: a repr longer than 300 characters keeps its first and last
 /// 150.
-fn truncated(repr: String) -> String {
+pub(super) fn truncated(repr: String) -> String {
     const MAX: usize = 300;
     let n = repr.chars().count();
     if n <= MAX {

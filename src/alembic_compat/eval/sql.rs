@@ -1232,7 +1232,11 @@ impl Renderer {
                 if end > next && !sql[end..].starts_with(':') {
                     self.sql.push_str(&sql[copied..i]);
                     let name = &sql[next..end];
-                    match params.iter().find(|(n, _)| n == name) {
+                    // A `Literal::Type` is a typed `bindparam()` still waiting for its value.
+                    let given = params
+                        .iter()
+                        .find(|(n, v)| n == name && !matches!(v, Literal::Type(_)));
+                    match given {
                         Some((_, v)) => self.bind(v, None),
                         // An unbound parameter: SQLAlchemy's StatementError when the
                         // statement runs; offline, a literal NULL (with a warning).
