@@ -3556,6 +3556,43 @@ fn python_default(interp: &mut Interp<'_>, v: Value) -> R<Option<ops::PythonDefa
     )))
 }
 
+/// SQLAlchemy's CompileError for a value `--sql` mode cannot render as a literal of its
+/// column's type: any value of a column without a type (NullType has no literal), a JSON
+/// value, an Interval's timedelta (its literal is its DateTime's), a date or datetime for a
+/// type that does not take one.
+fn offline_unrenderable(v: &Value, ty: Option<&TypeSpec>) -> Option<Unwind> {
+    let compile_error = |m: String| Some(exc("sqlalchemy.exc.CompileError", m));
+    let Some(t) = ty else {
+        return compile_error(format!(
+            "No literal value renderer is available for literal value \"{}\" with datatype NULL",
+            repr(v)
+        ));
+    };
+    let family = type_family(ty);
+    let datatype = match family {
+        TypeFamily::Json => return Some(json_literal_error(v)),
+        TypeFamily::Interval => "DATETIME".to_string(),
+        TypeFamily::Plain => match v {
+            Value::Native(n)
+                if matches!(
+                    &**n,
+                    Native::Temporal(Temporal::DateTime(_) | Temporal::Date(_))
+                ) =>
+            {
+                crate::alembic_compat::ddl::sqlite::render_type(t)
+                    .map(|(sql, _)| sql)
+                    .unwrap_or_else(|_| t.name.to_uppercase())
+            }
+            _ => return None,
+        },
+        _ => return None,
+    };
+    compile_error(crate::alembic_compat::ddl::sqlite::unrenderable_literal(
+        &repr(v),
+        &datatype,
+    ))
+}
+
 /// The Python-side defaults of a Table's columns (none for a `sa.table()`).
 fn python_defaults_of(t: &TableRef) -> Vec<(String, ops::PythonDefault)> {
     t.definition
@@ -4437,20 +4474,13 @@ fn op_call(
                         .find(|(c, _)| Some(c.as_str()) == k.as_str())
                         .and_then(|(_, t)| t.as_ref());
                     // In --sql mode SQLAlchemy renders values as literals: None is NULL
-                    // whatever the type, and it has no literal for a JSON value.
+                    // whatever the type; some values it has no literal for.
                     let literal = match (offline, &v) {
                         (true, Value::None) => Ok(Literal::None),
-                        (true, _) if type_family(ty) == TypeFamily::Json => {
-                            Err(json_literal_error(&v))
-                        }
-                        // Interval's literal is its DateTime's, which takes no timedelta.
-                        (true, _) if type_family(ty) == TypeFamily::Interval => Err(exc(
-                            "sqlalchemy.exc.CompileError",
-                            crate::alembic_compat::ddl::sqlite::unrenderable_literal(
-                                &repr(&v),
-                                "DATETIME",
-                            ),
-                        )),
+                        (true, _) => match offline_unrenderable(&v, ty) {
+                            Some(e) => Err(e),
+                            None => bind_literal(&v, ty),
+                        },
                         _ => bind_literal(&v, ty),
                     };
                     match literal {
