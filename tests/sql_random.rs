@@ -36,6 +36,7 @@ def upgrade():
         sa.Column("qty", sa.Integer()),
         sa.Column("flag", sa.Boolean()),
         sa.Column("created", sa.DateTime()),
+        sa.Column("note", sa.Text()),
     )
     op.bulk_insert(
         t,
@@ -50,7 +51,7 @@ def upgrade():
             {"id": 5, "name": "a%b_c", "score": 2.5, "qty": None, "flag": False,
              "created": datetime.datetime(2020, 2, 29, 12)},
             {"id": 6, "name": "", "score": 0.0, "qty": 1, "flag": True,
-             "created": datetime.datetime(2024, 1, 2, 3, 4, 5, 6)},
+             "created": datetime.datetime(2024, 1, 2, 3, 4, 5, 6), "note": "2025-05-06 07:08:09"},
         ],
     )
 
@@ -83,7 +84,17 @@ t = sa.table(
     sa.column("qty", sa.Integer()),
     sa.column("flag", sa.Boolean()),
     sa.column("created", sa.DateTime()),
+    # No type: values assigned to it are bound as Python's sqlite3 binds them, and have no
+    # literal in --sql; values compared with it take their own types.
+    sa.column("note"),
 )
+
+
+def attempt(statement):
+    try:
+        op.execute(statement)
+    except sa.exc.CompileError as e:
+        print("refused:", e)
 
 
 def upgrade():
@@ -280,7 +291,50 @@ impl Gen<'_> {
             28 => format!("sa.exists(sa.select(t.c.id).where({}))", self.cond(1)),
             29 => "t.c.name.collate('NOCASE') == 'BETA'".to_string(),
             30 => format!("sa.or_({}, sa.false())", self.cond(d)),
+            // `<` with True is SQLAlchemy's ArgumentError (tests/fixtures/_sqltext).
+            21 => format!(
+                "t.c.note {} {}",
+                self.rng.pick(&["==", "!=", "<"]),
+                self.untyped_value().replace("True", "1")
+            ),
             _ => format!("({}) & ({})", self.cond(d), self.cond(d)),
+        }
+    }
+
+    /// A value for the column without a type: dates and datetimes (naive and aware) bind
+    /// differently there.
+    fn untyped_value(&mut self) -> String {
+        self.rng
+            .pick(&[
+                "'n'",
+                "7",
+                "2.5",
+                "True",
+                "datetime.datetime(2025, 5, 6, 7, 8, 9)",
+                "datetime.datetime(2025, 5, 6, 7, 8, 9, 10, tzinfo=datetime.timezone.utc)",
+                "datetime.date(2020, 1, 1)",
+            ])
+            .to_string()
+    }
+
+    /// A statement assigning the column without a type: online only (in --sql SQLAlchemy
+    /// has no literal for it, and the revision prints the CompileError both tools raise).
+    fn untyped_statement(&mut self) -> String {
+        let v = self.untyped_value();
+        match self.rng.below(4) {
+            0 => format!("sa.update(t).where({}).values(note={v})", self.cond(1)),
+            1 => {
+                self.next_id += 1;
+                format!("sa.insert(t).values(id={}, note={v})", self.next_id)
+            }
+            2 => format!(
+                "sa.text('UPDATE t SET note = :v WHERE id = :i').bindparams(v={v}, i={})",
+                1 + self.rng.below(6)
+            ),
+            _ => format!(
+                "sa.update(t).where(t.c.id == sa.bindparam('i', {})).values(note=sa.bindparam('v', {v}))",
+                1 + self.rng.below(6)
+            ),
         }
     }
 
@@ -467,6 +521,8 @@ impl Gen<'_> {
 
 /// A generated step: a statement for `op.execute`, or something read back and printed.
 const READ: &str = "READ ";
+/// A statement whose `--sql` rendering may be SQLAlchemy's CompileError, printed.
+const TRY: &str = "TRY ";
 
 fn write_project(dir: &Path, statements: &[String]) {
     copy_dir(&repo_root().join("tests/fixtures/_override"), dir);
@@ -476,11 +532,14 @@ fn write_project(dir: &Path, statements: &[String]) {
     std::fs::write(versions.join("s1_table.py"), SEED_REVISION).unwrap();
     let mut body = String::from(STATEMENTS_HEAD);
     for (k, s) in statements.iter().enumerate() {
-        match s.strip_prefix(READ) {
-            Some(read) => body.push_str(&format!(
+        match (s.strip_prefix(READ), s.strip_prefix(TRY)) {
+            (Some(read), _) => body.push_str(&format!(
                 "    op.execute(\"-- case {k}\")\n    if not offline: print({read})\n"
             )),
-            None => body.push_str(&format!(
+            (_, Some(stmt)) => body.push_str(&format!(
+                "    op.execute(\"-- case {k}\")\n    attempt({stmt})\n"
+            )),
+            _ => body.push_str(&format!(
                 "    op.execute(\"-- case {k}\")\n    op.execute({s})\n"
             )),
         }
@@ -507,12 +566,12 @@ fn table_rows(db: &Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(db).unwrap();
     // A failed run rolls back to before the table, in both tools.
     let Ok(mut stmt) = conn.prepare(
-        "SELECT id, quote(name), quote(score), quote(qty), quote(flag), quote(created) FROM t ORDER BY id",
+        "SELECT id, quote(name), quote(score), quote(qty), quote(flag), quote(created), quote(note) FROM t ORDER BY id",
     ) else {
         return vec!["no table t".to_string()];
     };
     stmt.query_map([], |r| {
-        Ok((0..6)
+        Ok((0..7)
             .map(|i| {
                 r.get::<_, rusqlite::types::Value>(i)
                     .map(|v| format!("{v:?}"))
@@ -544,6 +603,8 @@ fn random_sql_statements_match_sqlalchemy() {
             .map(|_| {
                 if gen.rng.chance(30) {
                     format!("{READ}{}", gen.read())
+                } else if gen.rng.chance(12) {
+                    format!("{TRY}{}", gen.untyped_statement())
                 } else {
                     gen.statement()
                 }

@@ -1058,6 +1058,31 @@ fn bind_node(v: &Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
 /// SQLAlchemy binds None too (`v=?`, stored as the type stores None: JSON's `null`), where
 /// elsewhere None is SQL NULL (`coalesce(x, NULL)`, `IS NULL`).
 fn value_sql(v: Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
+    if type_.is_none() && !matches!(v, Value::None) {
+        // A column without a type: its NullType binds the value online and has no literal
+        // for `--sql` (marked here, with the value's repr for SQLAlchemy's message).
+        let shown = repr(&v);
+        return Ok(match value_sql_typed(v, None)? {
+            SqlNode::Bind { value, type_: None } => SqlNode::Bind {
+                value,
+                type_: Some(Rc::new(TypeSpec {
+                    dialect: None,
+                    name: NULL_TYPE.into(),
+                    args: vec![Literal::Str(shown)],
+                    kwargs: Vec::new(),
+                    custom: None,
+                })),
+            },
+            other => other,
+        });
+    }
+    value_sql_typed(v, type_)
+}
+
+/// The marker type of a value assigned to a column without a type.
+const NULL_TYPE: &str = "NullType";
+
+fn value_sql_typed(v: Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
     match &v {
         Value::None => bind_node(&v, type_),
         // Assigned, it keeps the column's type (no coercion): one that does not process a
@@ -2607,12 +2632,28 @@ fn json_str(s: &str) -> String {
 }
 
 /// A statement about to be rendered with literal values: a JSON column's None is NULL,
-/// any other JSON value SQLAlchemy cannot render (its CompileError).
-fn offline_json_literals(s: &Statement) -> R<Statement> {
+/// any other JSON value SQLAlchemy cannot render (its CompileError), nor any value assigned
+/// to a column without a type.
+fn offline_literals(s: &Statement) -> R<Statement> {
     let mut s = s.clone();
     let mut failed = None;
     s.walk_mut(&mut |n| {
         if let SqlNode::Bind { value, type_ } = n {
+            if let Some(t) = type_.as_deref().filter(|t| t.name == NULL_TYPE) {
+                let shown = match t.args.first() {
+                    Some(Literal::Str(shown)) => shown.clone(),
+                    _ => sql::literal_sql(value),
+                };
+                failed.get_or_insert_with(|| {
+                    exc(
+                        "sqlalchemy.exc.CompileError",
+                        format!(
+                            "No literal value renderer is available for literal value \"{shown}\" with datatype NULL"
+                        ),
+                    )
+                });
+                return;
+            }
             if type_family(type_.as_deref()) != TypeFamily::Json {
                 return;
             }
@@ -4811,7 +4852,7 @@ fn op_execute(interp: &mut Interp<'_>, stmt: &Value) -> R<Value> {
             ),
             (Some(s), _) => {
                 if interp.host.is_offline() {
-                    let s = &offline_json_literals(s)?;
+                    let s = &offline_literals(s)?;
                     let r = sql::render(s, true);
                     apply(interp, Op::Execute(ops::Statement::Compiled(r.sql)))
                 } else if interp.may_defer() {
@@ -5922,6 +5963,15 @@ pub fn sql_compare(op: CmpOp, l: &Value, r: &Value) -> R<Value> {
     });
     let right = to_sql(r, right_type)?;
     let null_right = matches!(right, SqlNode::Null);
+    let constant_right = matches!(r, Value::None | Value::Bool(_))
+        || matches!(right, SqlNode::Null | SqlNode::True | SqlNode::False);
+    if constant_right && matches!(op, CmpOp::Lt | CmpOp::LtE | CmpOp::Gt | CmpOp::GtE) {
+        return Err(exc(
+            "sqlalchemy.exc.ArgumentError",
+            "Only '=', '!=', 'is_()', 'is_not()', 'is_distinct_from()', \
+             'is_not_distinct_from()' operators can be used with None/True/False",
+        ));
+    }
     let text = match op {
         CmpOp::Eq if null_right => "IS",
         CmpOp::NotEq if null_right => "IS NOT",
