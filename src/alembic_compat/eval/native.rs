@@ -3579,7 +3579,6 @@ fn ordering(node: SqlNode, name: &str) -> SqlNode {
     }
 }
 
-/// A DDL expression argument: a string is raw SQL text (as CheckConstraint takes it).
 /// A column's `default=`: a SQL expression is kept as one; a constant or a callable is kept
 /// by the interpreter, for the INSERTs that fill it in.
 fn python_default(interp: &mut Interp<'_>, v: Value) -> R<Option<ops::PythonDefault>> {
@@ -3779,6 +3778,7 @@ fn is_default_callable(v: &Value) -> bool {
     }
 }
 
+/// A DDL expression argument: a string is raw SQL text (as CheckConstraint takes it).
 fn ddl_expr(v: &Value) -> R<ops::SqlExpr> {
     Ok(match v {
         Value::Str(s) => ops::SqlExpr::Text(s.to_string()),
