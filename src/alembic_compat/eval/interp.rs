@@ -755,11 +755,20 @@ impl<'h> Interp<'h> {
             }
             StmtKind::Assert { test, msg } => {
                 if !self.eval(test, scope)?.truthy() {
-                    let m = match msg {
-                        Some(m) => builtins::str_of(&self.eval(m, scope)?),
-                        None => String::new(),
-                    };
-                    return Err(exc("AssertionError", m));
+                    // `assert x, msg` raises AssertionError(msg): its args hold msg itself,
+                    // an empty string included.
+                    return Err(match msg {
+                        Some(m) => {
+                            let m = self.eval(m, scope)?;
+                            Unwind::Exc(Box::new(PyExc {
+                                class: "AssertionError".to_string(),
+                                message: builtins::str_of(&m),
+                                pos: None,
+                                args: Some(vec![m]),
+                            }))
+                        }
+                        None => exc("AssertionError", ""),
+                    });
                 }
             }
             StmtKind::Import(aliases) => {
