@@ -5813,30 +5813,29 @@ fn sql_method(node: &SqlNode, name: &str, args: Vec<Value>) -> R<Value> {
             op: if name == "is_" { "IS" } else { "IS NOT" }.into(),
             right: Box::new(to_sql(&arg(0), ty.as_ref())?),
         },
-        "like" | "ilike" | "not_like" | "notlike" | "not_ilike" | "notilike" => SqlNode::Binary {
-            left: if name.ends_with("ilike") {
-                Box::new(SqlNode::Func {
-                    name: "lower".into(),
-                    args: vec![node.clone()],
-                })
-            } else {
-                me
-            },
-            op: if name.starts_with("not") {
-                "NOT LIKE"
-            } else {
-                "LIKE"
-            }
-            .into(),
-            right: Box::new(if name.ends_with("ilike") {
-                SqlNode::Func {
-                    name: "lower".into(),
-                    args: vec![to_sql(&arg(0), None)?],
+        "like" | "ilike" | "not_like" | "notlike" | "not_ilike" | "notilike" => {
+            let pattern = to_sql(&arg(0), None)?;
+            refuse_constant_operand(&arg(0), &pattern)?;
+            let lower = |n: SqlNode| SqlNode::Func {
+                name: "lower".into(),
+                args: vec![n],
+            };
+            let ilike = name.ends_with("ilike");
+            SqlNode::Binary {
+                left: if ilike {
+                    Box::new(lower(node.clone()))
+                } else {
+                    me
+                },
+                op: if name.starts_with("not") {
+                    "NOT LIKE"
+                } else {
+                    "LIKE"
                 }
-            } else {
-                to_sql(&arg(0), None)?
-            }),
-        },
+                .into(),
+                right: Box::new(if ilike { lower(pattern) } else { pattern }),
+            }
+        }
         "startswith" | "endswith" | "contains" => {
             let pattern = match name {
                 "startswith" => SqlNode::Binary {
@@ -5963,14 +5962,8 @@ pub fn sql_compare(op: CmpOp, l: &Value, r: &Value) -> R<Value> {
     });
     let right = to_sql(r, right_type)?;
     let null_right = matches!(right, SqlNode::Null);
-    let constant_right = matches!(r, Value::None | Value::Bool(_))
-        || matches!(right, SqlNode::Null | SqlNode::True | SqlNode::False);
-    if constant_right && matches!(op, CmpOp::Lt | CmpOp::LtE | CmpOp::Gt | CmpOp::GtE) {
-        return Err(exc(
-            "sqlalchemy.exc.ArgumentError",
-            "Only '=', '!=', 'is_()', 'is_not()', 'is_distinct_from()', \
-             'is_not_distinct_from()' operators can be used with None/True/False",
-        ));
+    if matches!(op, CmpOp::Lt | CmpOp::LtE | CmpOp::Gt | CmpOp::GtE) {
+        refuse_constant_operand(r, &right)?;
     }
     let text = match op {
         CmpOp::Eq if null_right => "IS",
@@ -5990,6 +5983,22 @@ pub fn sql_compare(op: CmpOp, l: &Value, r: &Value) -> R<Value> {
         op: text.into(),
         right: Box::new(right),
     }))
+}
+
+/// SQLAlchemy's `_boolean_compare`: None, True and False (or `sa.null()`, `sa.true()`,
+/// `sa.false()`) go only with `==`, `!=`, `is_()` and their kin; `<`, `like()` and the
+/// like are its ArgumentError.
+fn refuse_constant_operand(v: &Value, node: &SqlNode) -> R<()> {
+    if matches!(v, Value::None | Value::Bool(_))
+        || matches!(node, SqlNode::Null | SqlNode::True | SqlNode::False)
+    {
+        return Err(exc(
+            "sqlalchemy.exc.ArgumentError",
+            "Only '=', '!=', 'is_()', 'is_not()', 'is_distinct_from()', \
+             'is_not_distinct_from()' operators can be used with None/True/False",
+        ));
+    }
+    Ok(())
 }
 
 pub fn sql_not(v: &Value) -> R<Value> {
