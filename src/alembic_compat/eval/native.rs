@@ -1042,16 +1042,39 @@ fn compared<'t>(ty: Option<&'t Rc<TypeSpec>>, v: &Value) -> Option<&'t Rc<TypeSp
 /// column whose type does not process it takes its own type, as `coerce_compared_value`
 /// does: a date or datetime binds as SQLAlchemy's DateTime and Date bind them.
 fn bind_node(v: &Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
-    let value = match (v, type_family(type_.map(|t| &**t))) {
-        (Value::Native(n), TypeFamily::Plain) if matches!(&**n, Native::Temporal(_)) => {
-            to_literal(v)?
-        }
+    let value = match type_family(type_.map(|t| &**t)) {
+        TypeFamily::Plain => inferred_literal(v)?,
         _ => bind_literal(v, type_.map(|t| &**t))?,
     };
     Ok(SqlNode::Bind {
         value,
         type_: type_.cloned(),
     })
+}
+
+/// A value bound as SQLAlchemy binds it when the type comes from the value itself
+/// (`_resolve_value_to_type`): a UUID as its Uuid type (32 hex digits), a timedelta as
+/// Interval, a date, datetime or time as theirs; anything else as it is.
+fn inferred_literal(v: &Value) -> R<Literal> {
+    let family = match v {
+        Value::Native(n) => match &**n {
+            Native::Uuid(_) => "Uuid",
+            Native::Temporal(Temporal::Delta(_)) => "Interval",
+            Native::Temporal(Temporal::DateTime(_)) => "DateTime",
+            Native::Temporal(Temporal::Date(_)) => "Date",
+            Native::Temporal(Temporal::Time(_)) => "Time",
+            _ => return to_literal(v),
+        },
+        _ => return to_literal(v),
+    };
+    let t = TypeSpec {
+        dialect: None,
+        name: family.into(),
+        args: Vec::new(),
+        kwargs: Vec::new(),
+        custom: None,
+    };
+    bind_literal(v, Some(&t))
 }
 
 /// A value given to `values()` or as an execute parameter of an insert or update. There
@@ -2823,7 +2846,7 @@ fn sa_call(
             // Without a type SQLAlchemy takes the value's (a datetime as its DateTime binds it).
             let value = match (b.get(1), type_.as_deref()) {
                 (Some(v), Some(t)) => Some(bind_literal(v, Some(t))?),
-                (Some(v), None) => Some(to_literal(v)?),
+                (Some(v), None) => Some(inferred_literal(v)?),
                 (None, _) => None,
             };
             Ok(sql_value(SqlNode::Param {
@@ -3098,8 +3121,12 @@ fn sa_call(
                 Some(t) => Some(Rc::new(to_type(t)?)),
                 None => None,
             };
+            let v = args.first().unwrap_or(&Value::None);
             Ok(sql_value(SqlNode::Bind {
-                value: to_literal(args.first().unwrap_or(&Value::None))?,
+                value: match type_.as_deref() {
+                    Some(t) => bind_literal(v, Some(t))?,
+                    None => inferred_literal(v)?,
+                },
                 type_,
             }))
         }
@@ -5610,7 +5637,7 @@ fn stmt_apply(
             for (k, v) in kwargs {
                 let value = match text_param_type(params, &k) {
                     Some(t) => bind_literal(&v, Some(&t))?,
-                    None => to_literal(&v)?,
+                    None => inferred_literal(&v)?,
                 };
                 params.retain(|(n, _)| *n != k);
                 params.push((k, value));
