@@ -355,7 +355,7 @@ impl CopyLabels {
                 let e = if offline {
                     e.clone()
                 } else {
-                    bind_literals(e, params)
+                    sqlite::bind_literals(e, params)
                 };
                 let n = match self.functions.iter_mut().find(|(f, _)| f == name) {
                     Some((_, n)) => {
@@ -371,37 +371,6 @@ impl CopyLabels {
             }
             PythonDefault::Sql(e) => format!("{} AS {}", sqlite::render_expr(e), self.anon()),
         }
-    }
-}
-
-/// `e` with each literal a `?` placeholder, its value added to `params` in rendering order.
-fn bind_literals(
-    e: &super::ops::SqlExpr,
-    params: &mut Vec<super::ops::Literal>,
-) -> super::ops::SqlExpr {
-    use super::ops::SqlExpr;
-    match e {
-        SqlExpr::Literal(v) => {
-            params.push(v.clone());
-            SqlExpr::Text("?".into())
-        }
-        SqlExpr::Func { name, args } => SqlExpr::Func {
-            name: name.clone(),
-            args: args.iter().map(|a| bind_literals(a, params)).collect(),
-        },
-        SqlExpr::Binary { left, op, right } => {
-            let left = Box::new(bind_literals(left, params));
-            SqlExpr::Binary {
-                left,
-                op: op.clone(),
-                right: Box::new(bind_literals(right, params)),
-            }
-        }
-        SqlExpr::Unary { op, operand } => SqlExpr::Unary {
-            op: op.clone(),
-            operand: Box::new(bind_literals(operand, params)),
-        },
-        other => other.clone(),
     }
 }
 

@@ -1791,6 +1791,33 @@ pub fn insert_columns(table: &TableClause, row: &[(String, Literal)]) -> Vec<Str
     cols
 }
 
+/// `e` with each literal a `?` placeholder, its value added to `params` in rendering order.
+pub fn bind_literals(e: &SqlExpr, params: &mut Vec<Literal>) -> SqlExpr {
+    match e {
+        SqlExpr::Literal(v) => {
+            params.push(v.clone());
+            SqlExpr::Text("?".into())
+        }
+        SqlExpr::Func { name, args } => SqlExpr::Func {
+            name: name.clone(),
+            args: args.iter().map(|a| bind_literals(a, params)).collect(),
+        },
+        SqlExpr::Binary { left, op, right } => {
+            let left = Box::new(bind_literals(left, params));
+            SqlExpr::Binary {
+                left,
+                op: op.clone(),
+                right: Box::new(bind_literals(right, params)),
+            }
+        }
+        SqlExpr::Unary { op, operand } => SqlExpr::Unary {
+            op: op.clone(),
+            operand: Box::new(bind_literals(operand, params)),
+        },
+        other => other.clone(),
+    }
+}
+
 /// The SQL default that fills `col`, when the row gives it no value.
 fn sql_default<'t>(
     table: &'t TableClause,
@@ -1832,16 +1859,27 @@ pub fn bulk_insert_sql(
     let Some(first) = rows.first() else {
         return vec![];
     };
+    // Where each placeholder's value comes from: the row's column, or a SQL default's own
+    // argument (bound, as SQLAlchemy binds it: `lower(?)`).
+    enum Slot<'c> {
+        Row(&'c str),
+        Fixed(Literal),
+    }
     // One statement for `shape`'s columns; the rows' values for its placeholders.
     let statement = |shape: &[(String, Literal)], rows: &[Vec<(String, Literal)>]| {
         let cols = insert_columns(table, shape);
-        let mut bound = Vec::new();
+        let mut slots = Vec::new();
         let values: Vec<String> = cols
             .iter()
             .map(|c| match sql_default(table, shape, c) {
-                Some(e) => render_expr(e),
+                Some(e) => {
+                    let mut fixed = Vec::new();
+                    let text = render_expr(&bind_literals(e, &mut fixed));
+                    slots.extend(fixed.into_iter().map(Slot::Fixed));
+                    text
+                }
                 None => {
-                    bound.push(c);
+                    slots.push(Slot::Row(c));
                     "?".to_string()
                 }
             })
@@ -1849,13 +1887,15 @@ pub fn bulk_insert_sql(
         let params = rows
             .iter()
             .map(|r| {
-                bound
+                slots
                     .iter()
-                    .map(|c| {
-                        r.iter()
-                            .find(|(k, _)| k == *c)
+                    .map(|slot| match slot {
+                        Slot::Row(c) => r
+                            .iter()
+                            .find(|(k, _)| k == c)
                             .map(|(_, v)| bind_value(v))
-                            .unwrap_or(Literal::None)
+                            .unwrap_or(Literal::None),
+                        Slot::Fixed(v) => bind_value(v),
                     })
                     .collect()
             })
