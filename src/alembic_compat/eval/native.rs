@@ -3725,46 +3725,36 @@ fn python_default_value(interp: &mut Interp<'_>, i: usize, ty: Option<&TypeSpec>
     bind_literal(&v, ty)
 }
 
-/// An executemany's later rows must give every key of the first (its statement's), or
-/// SQLAlchemy raises before running anything.
-fn check_parameter_groups(
+/// SQLAlchemy's StatementError for row `group` of an executemany lacking one of `keys`, the
+/// first row's (its statement's): raised before anything runs, naming the first missing
+/// column in the statement's order.
+fn missing_parameter(
     table: &TableClause,
+    first: &Vec<(String, Literal)>,
+    keys: &[String],
+    row: &[(String, Literal)],
+    group: usize,
     given: &[Value],
-    rows: &[Vec<(String, Literal)>],
-) -> R<()> {
-    let Some(first) = rows.first() else {
-        return Ok(());
-    };
-    let sql = crate::alembic_compat::ddl::bulk_insert_sql(table, std::slice::from_ref(first), true);
-    let Some((sql, _)) = sql.first() else {
-        return Ok(());
-    };
-    let wanted: Vec<String> = crate::alembic_compat::ddl::sqlite::insert_columns(table, first)
+) -> Unwind {
+    let sql = crate::alembic_compat::ddl::bulk_insert_sql(table, std::slice::from_ref(first), true)
         .into_iter()
-        .filter(|c| given.first().is_some_and(|g| dict_has(g, c)))
-        .collect();
-    for (group, g) in given.iter().enumerate().skip(1) {
-        if let Some(missing) = wanted.iter().find(|c| !dict_has(g, c)) {
-            return Err(exc(
-                "sqlalchemy.exc.StatementError",
-                format!(
-                    "(sqlalchemy.exc.InvalidRequestError) A value is required for bind \
-                     parameter {}, in parameter group {group}\n[SQL: {sql}]\n\
-                     [parameters: {}]\n(Background on this error at: \
-                     https://sqlalche.me/e/21/cd3x)",
-                    builtins::str_repr(missing),
-                    parameter_sets_repr(given)
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn dict_has(row: &Value, key: &str) -> bool {
-    builtins::mapping_items(row)
-        .map(|items| items.iter().any(|(k, _)| k.as_str() == Some(key)))
-        .unwrap_or(false)
+        .next()
+        .map(|(sql, _)| sql)
+        .unwrap_or_default();
+    let missing = crate::alembic_compat::ddl::sqlite::insert_columns(table, first)
+        .into_iter()
+        .find(|c| keys.contains(c) && !row.iter().any(|(k, _)| k == c))
+        .unwrap_or_default();
+    exc(
+        "sqlalchemy.exc.StatementError",
+        format!(
+            "(sqlalchemy.exc.InvalidRequestError) A value is required for bind parameter {}, \
+             in parameter group {group}\n[SQL: {sql}]\n[parameters: {}]\n(Background on this \
+             error at: https://sqlalche.me/e/21/cd3x)",
+            builtins::str_repr(&missing),
+            parameter_sets_repr(given)
+        ),
+    )
 }
 
 /// How SQLAlchemy's StatementError shows an executemany's dicts (`_repr_param_list`): a
@@ -4186,8 +4176,11 @@ fn op_call(
                 },
                 _ => return Err(type_error("add_column() takes a sa.Column")),
             };
-            // A batch copy fills the column with its Python-side default, computed once.
-            if let Some(ops::PythonDefault::Value(i)) = column.python_default {
+            // A batch copy fills the column with its Python-side default, computed once
+            // (outside a batch nothing reads it, and a callable is never called).
+            if let (Some(ops::PythonDefault::Value(i)), true) =
+                (column.python_default.clone(), batch.is_some())
+            {
                 let value = if interp.host.is_offline() {
                     Literal::None
                 } else {
@@ -4569,6 +4562,19 @@ fn op_call(
                     }
                 }
                 let keys = statement_keys(&row, &first_keys);
+                // Every later row of an executemany must give the statement's keys.
+                if let Some(first) = rows.first().filter(|_| multiinsert && !offline) {
+                    if keys.iter().any(|k| !row.iter().any(|(c, _)| c == k)) {
+                        return Err(missing_parameter(
+                            &table,
+                            first,
+                            &keys,
+                            &row,
+                            rows.len(),
+                            &given,
+                        ));
+                    }
+                }
                 if first_keys.is_none() {
                     first_keys = Some(keys.clone());
                 }
@@ -4576,9 +4582,6 @@ fn op_call(
                 row.retain(|(k, _)| keys.contains(k));
                 fill_python_defaults(interp, &table, &defaults, &keys, offline, &mut row)?;
                 rows.push(row);
-            }
-            if multiinsert && !offline {
-                check_parameter_groups(&table, &given, &rows)?;
             }
             Op::BulkInsert {
                 table,
