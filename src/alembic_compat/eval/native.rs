@@ -1083,15 +1083,15 @@ fn inferred_literal(v: &Value) -> R<Literal> {
 fn value_sql(v: Value, type_: Option<&Rc<TypeSpec>>) -> R<SqlNode> {
     if type_.is_none() && !matches!(v, Value::None) {
         // A column without a type: its NullType binds the value online and has no literal
-        // for `--sql` (marked here, with the value's repr for SQLAlchemy's message).
-        let shown = repr(&v);
-        return Ok(match value_sql_typed(v, None)? {
+        // for `--sql` (marked here, with the value's repr for SQLAlchemy's message; a SQL
+        // expression assigned is no bound value and goes unmarked).
+        return Ok(match value_sql_typed(v.clone(), None)? {
             SqlNode::Bind { value, type_: None } => SqlNode::Bind {
                 value,
                 type_: Some(Rc::new(TypeSpec {
                     dialect: None,
                     name: NULL_TYPE.into(),
-                    args: vec![Literal::Str(shown)],
+                    args: vec![Literal::Str(repr(&v))],
                     kwargs: Vec::new(),
                     custom: None,
                 })),
